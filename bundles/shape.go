@@ -1,0 +1,309 @@
+package bundles
+
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/resource"
+)
+
+// ShapeOptions are the inputs of Shape: one cluster's identity and its resources.
+type ShapeOptions struct {
+	// ClusterName is the name of the cluster whose decisions the bundle serves.
+	ClusterName string
+	// MaxClockSkew bounds how far in the future a certificate's valid_after may be.
+	// Zero means one minute.
+	MaxClockSkew time.Duration
+	// Resources are the cluster's roles, trusted clusters, remote clusters, certificate
+	// authorities and locks. Other kinds are ignored.
+	Resources []resource.Resource
+}
+
+// DefaultMaxClockSkew is the clock skew allowed when ShapeOptions.MaxClockSkew is zero.
+const DefaultMaxClockSkew = time.Minute
+
+// Shape turns a cluster's resources into the bundle's data document, {"tether": {...}},
+// in the shape docs/ARCHITECTURE.md describes: names as object keys, role_map remotes
+// compiled to full-match regexes, templates parsed, so that Rego does lookups.
+//
+// The result contains only JSON types (map[string]any, []any, string, bool, int64).
+func Shape(opts ShapeOptions) (map[string]any, error) {
+	if opts.ClusterName == "" {
+		return nil, fmt.Errorf("shaping policy data: cluster name is required")
+	}
+	skew := opts.MaxClockSkew
+	if skew == 0 {
+		skew = DefaultMaxClockSkew
+	}
+	if skew < 0 {
+		return nil, fmt.Errorf("shaping policy data: max clock skew %v is negative", skew)
+	}
+	s := shaper{
+		cluster:   opts.ClusterName,
+		roles:     map[string]any{},
+		trusted:   map[string]any{},
+		remotes:   map[string]any{},
+		cas:       map[string]any{},
+		locks:     []any{},
+		disabled:  map[string]bool{},
+		seenNames: map[string]string{},
+	}
+	// Trust state decides which CAs are active, so read trusted clusters first.
+	for _, r := range opts.Resources {
+		if tc, ok := r.(*resource.TrustedCluster); ok && !tc.Spec.Enabled {
+			s.disabled[tc.Metadata.Name] = true
+		}
+	}
+	for _, r := range opts.Resources {
+		if err := s.add(r); err != nil {
+			return nil, fmt.Errorf("shaping policy data: %w", err)
+		}
+	}
+	return map[string]any{"tether": map[string]any{
+		"cluster": map[string]any{
+			"name":              opts.ClusterName,
+			"max_clock_skew_ns": int64(skew),
+		},
+		"cas":              s.cas,
+		"roles":            s.roles,
+		"trusted_clusters": s.trusted,
+		"remote_clusters":  s.remotes,
+		"locks":            s.locks,
+	}}, nil
+}
+
+type shaper struct {
+	cluster   string
+	roles     map[string]any
+	trusted   map[string]any
+	remotes   map[string]any
+	cas       map[string]any
+	locks     []any
+	disabled  map[string]bool   // trusted clusters with enabled: false
+	seenNames map[string]string // "kind/name" -> first seen, to refuse duplicates
+}
+
+func (s *shaper) add(r resource.Resource) error {
+	md := r.GetMetadata()
+	key := r.GetKind() + "/" + md.Name
+	if r.GetKind() == "cert_authority" {
+		// One cluster has several CAs (user, host, tls) under the same name.
+		key = fmt.Sprintf("%s/%s/%s", r.GetKind(), md.Name, r.(*resource.CertAuthority).Spec.Type)
+	}
+	if _, dup := s.seenNames[key]; dup {
+		return fmt.Errorf("%s %q is defined twice", r.GetKind(), md.Name)
+	}
+	s.seenNames[key] = key
+	switch v := r.(type) {
+	case *resource.Role:
+		role, err := shapeRole(v)
+		if err != nil {
+			return fmt.Errorf("role %q: %w", md.Name, err)
+		}
+		s.roles[md.Name] = role
+	case *resource.TrustedCluster:
+		if md.Name == s.cluster {
+			return fmt.Errorf("trusted_cluster %q has this cluster's own name", md.Name)
+		}
+		tc, err := shapeTrustedCluster(v)
+		if err != nil {
+			return fmt.Errorf("trusted_cluster %q: %w", md.Name, err)
+		}
+		s.trusted[md.Name] = tc
+	case *resource.RemoteCluster:
+		s.remotes[md.Name] = map[string]any{"labels": stringMap(md.Labels)}
+	case *resource.CertAuthority:
+		return s.addCA(v)
+	case *resource.Lock:
+		s.locks = append(s.locks, shapeLock(v))
+	}
+	return nil
+}
+
+func (s *shaper) addCA(ca *resource.CertAuthority) error {
+	cluster := ca.Spec.ClusterName
+	if cluster == "" {
+		cluster = ca.Metadata.Name
+	}
+	// A CA of another cluster is active only while this cluster trusts it; a CA of a
+	// cluster that is neither this one nor a trusted or remote cluster is shipped inactive.
+	active := !s.disabled[cluster]
+	add := func(keys []resource.SSHKeyPair) error {
+		for i, k := range keys {
+			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.PublicKey))
+			if err != nil {
+				return fmt.Errorf("cert_authority %s/%s: ssh key %d: %w", cluster, ca.Spec.Type, i, err)
+			}
+			s.cas[ssh.FingerprintSHA256(pub)] = map[string]any{
+				"cluster": cluster,
+				"type":    ca.Spec.Type,
+				"active":  active,
+			}
+		}
+		return nil
+	}
+	if err := add(ca.Spec.ActiveKeys.SSH); err != nil {
+		return err
+	}
+	// Keys kept trusted during a rotation verify certificates but never sign.
+	return add(ca.Spec.AdditionalTrustedKeys.SSH)
+}
+
+func shapeLock(l *resource.Lock) map[string]any {
+	target := map[string]any{}
+	for k, v := range map[string]string{
+		"user":           l.Spec.Target.User,
+		"role":           l.Spec.Target.Role,
+		"login":          l.Spec.Target.Login,
+		"node":           l.Spec.Target.Node,
+		"remote_cluster": l.Spec.Target.RemoteCluster,
+	} {
+		if v != "" {
+			target[k] = v
+		}
+	}
+	var expires int64
+	switch {
+	case l.Spec.Expires != nil:
+		expires = l.Spec.Expires.UnixNano()
+	case l.Metadata.Expires != nil:
+		expires = l.Metadata.Expires.UnixNano()
+	}
+	return map[string]any{
+		"name":       l.Metadata.Name,
+		"target":     target,
+		"message":    l.Spec.Message,
+		"expires_ns": expires,
+	}
+}
+
+func shapeTrustedCluster(tc *resource.TrustedCluster) (map[string]any, error) {
+	rules := make([]any, 0, len(tc.Spec.RoleMap))
+	exact := map[string]any{}
+	patterns := []any{}
+	for i, m := range tc.Spec.RoleMap {
+		locals := make([]any, len(m.Local))
+		for j, l := range m.Local {
+			locals[j] = l
+		}
+		rules = append(rules, map[string]any{"remote": m.Remote, "local": locals})
+		re, literal, err := resource.CompileRoleMapRemote(m.Remote)
+		if err != nil {
+			return nil, fmt.Errorf("role_map[%d]: %w", i, err)
+		}
+		if literal {
+			expanded := make([]any, 0, len(m.Local))
+			for _, l := range m.Local {
+				expanded = append(expanded, resource.ExpandLiteralLocal(m.Remote, l))
+			}
+			if _, dup := exact[m.Remote]; dup {
+				return nil, fmt.Errorf("role_map[%d]: remote %q is mapped twice", i, m.Remote)
+			}
+			exact[m.Remote] = map[string]any{"rule": int64(i), "local": expanded}
+			continue
+		}
+		patterns = append(patterns, map[string]any{"rule": int64(i), "regex": re, "local": locals})
+	}
+	return map[string]any{
+		"enabled":        tc.Spec.Enabled,
+		"role_map_rules": rules,
+		"role_map":       map[string]any{"exact": exact, "patterns": patterns},
+	}, nil
+}
+
+func shapeRole(r *resource.Role) (map[string]any, error) {
+	allow, err := shapeConditions(r.Spec.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("allow: %w", err)
+	}
+	deny, err := shapeConditions(r.Spec.Deny)
+	if err != nil {
+		return nil, fmt.Errorf("deny: %w", err)
+	}
+	connectors := make([]any, len(r.Spec.Options.RequireConnectors))
+	for i, c := range r.Spec.Options.RequireConnectors {
+		connectors[i] = c
+	}
+	return map[string]any{
+		"allow": allow,
+		"deny":  deny,
+		"options": map[string]any{
+			"max_session_ttl_ns":  int64(r.Spec.Options.MaxSessionTTL),
+			"require_session_mfa": r.Spec.Options.RequireSessionMFA,
+			"max_cert_age_ns":     int64(r.Spec.Options.MaxCertAge),
+			"require_connectors":  connectors,
+		},
+	}, nil
+}
+
+func shapeConditions(c resource.RoleConditions) (map[string]any, error) {
+	logins, err := shapeTemplates(c.Logins)
+	if err != nil {
+		return nil, fmt.Errorf("logins: %w", err)
+	}
+	nodes, err := shapeSelector(c.NodeLabels)
+	if err != nil {
+		return nil, fmt.Errorf("node_labels: %w", err)
+	}
+	clusters, err := shapeSelector(c.ClusterLabels)
+	if err != nil {
+		return nil, fmt.Errorf("cluster_labels: %w", err)
+	}
+	return map[string]any{"logins": logins, "node_labels": nodes, "cluster_labels": clusters}, nil
+}
+
+// shapeSelector turns role labels into {"wildcard": bool, "keys": {k: {"values": [T]}}}.
+func shapeSelector(l resource.Labels) (map[string]any, error) {
+	keys := map[string]any{}
+	wildcard := false
+	for k, vs := range l {
+		if k == "*" {
+			// Validation allows '*' only with the value '*': it selects everything.
+			wildcard = true
+			continue
+		}
+		values, err := shapeTemplates(vs)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
+		keys[k] = map[string]any{"values": values}
+	}
+	if wildcard {
+		return map[string]any{"wildcard": true, "keys": map[string]any{}}, nil
+	}
+	return map[string]any{"wildcard": false, "keys": keys}, nil
+}
+
+func shapeTemplates(values []string) ([]any, error) {
+	out := make([]any, 0, len(values))
+	for _, v := range values {
+		t, err := resource.ParseTemplate(v)
+		if err != nil {
+			return nil, err
+		}
+		if t.IsLiteral {
+			out = append(out, map[string]any{"lit": t.Literal})
+			continue
+		}
+		out = append(out, map[string]any{
+			"prefix": t.Prefix,
+			"suffix": t.Suffix,
+			"ns":     t.Namespace,
+			"trait":  t.Trait,
+			"fn":     t.Func,
+			"re":     t.Regex,
+			"repl":   t.Replacement,
+		})
+	}
+	return out, nil
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

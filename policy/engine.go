@@ -1,0 +1,408 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/resolver"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/tetherproject/tether/bundles"
+	regolib "github.com/tetherproject/tether/rego"
+)
+
+// The queries the engine prepares for every bundle revision.
+const (
+	// DecisionQuery is the public contract: what `opa eval` and operators run.
+	DecisionQuery = "data.tether.authz.decision"
+	identityQuery = "data.tether.identity.of(input)"
+	accessQuery   = "data.tether.access.request_decision(data.tether.stage.identity)"
+)
+
+// Decision is the result of data.tether.authz.decision.
+type Decision struct {
+	Allow   bool
+	Roles   []string
+	Reasons []string
+	// ExpiresAt is the next instant at which a time-based rule could change this decision;
+	// zero when none can. For cert.issue it is the latest valid_before the roles permit.
+	ExpiresAt time.Time
+	// Revision is the bundle revision the decision was made with.
+	Revision string
+	// Cached is true when the decision came from the decision cache.
+	Cached bool
+}
+
+// Logger receives every decision the engine makes, cache hits included. It must not block.
+type Logger interface {
+	LogDecision(in *Input, d *Decision)
+}
+
+// Options configure an Engine. Zero values work.
+type Options struct {
+	// CacheSize bounds the decision cache (entries); 0 means 100,000; negative disables it.
+	CacheSize int
+	// IdentityCacheSize bounds the per-certificate identity cache; 0 means 10,000.
+	IdentityCacheSize int
+	// Logger, if set, receives every decision.
+	Logger Logger
+}
+
+// Engine evaluates Tether's policy in-process. It is safe for concurrent use; Load swaps
+// in a new bundle revision atomically while decisions continue.
+type Engine struct {
+	cur       atomic.Pointer[prepared]
+	decisions *lru.Cache[key, *cachedDecision]
+	ids       *lru.Cache[key, *identity]
+	logger    Logger
+}
+
+// prepared holds one bundle revision's compiled queries.
+type prepared struct {
+	revision string
+	// timeDependent is set when an operator module reads input.now or the clock: such a
+	// bundle's decisions are not cached, since the cache key leaves now out.
+	timeDependent bool
+	plain         rego.PreparedEvalQuery
+	identity      rego.PreparedEvalQuery
+	access        rego.PreparedEvalQuery
+	compiler      *ast.Compiler
+	store         storage.Store
+}
+
+type identity struct {
+	cert  ast.Value // the certificate as an input value
+	value ast.Value // data.tether.identity.of(...)
+}
+
+type cachedDecision struct {
+	d           Decision
+	evaluatedAt time.Time
+}
+
+// ErrNoBundle is returned by decisions asked before any bundle was loaded.
+var ErrNoBundle = errors.New("policy: no bundle loaded")
+
+// New returns an engine with no bundle; Load one before asking for decisions.
+func New(opts Options) (*Engine, error) {
+	e := &Engine{logger: opts.Logger}
+	size := opts.CacheSize
+	if size == 0 {
+		size = 100_000
+	}
+	if size > 0 {
+		c, err := lru.New[key, *cachedDecision](size)
+		if err != nil {
+			return nil, fmt.Errorf("creating decision cache: %w", err)
+		}
+		e.decisions = c
+	}
+	idSize := opts.IdentityCacheSize
+	if idSize <= 0 {
+		idSize = 10_000
+	}
+	ids, err := lru.New[key, *identity](idSize)
+	if err != nil {
+		return nil, fmt.Errorf("creating identity cache: %w", err)
+	}
+	e.ids = ids
+	return e, nil
+}
+
+// Revision returns the revision of the loaded bundle, or "" before the first Load.
+func (e *Engine) Revision() string {
+	if p := e.cur.Load(); p != nil {
+		return p.revision
+	}
+	return ""
+}
+
+// Load compiles a bundle and makes it the one decisions use. Decisions already running
+// finish on the previous revision; every decision that starts after Load returns uses
+// the new one. On error the previous bundle stays in place.
+func (e *Engine) Load(ctx context.Context, b *bundles.Bundle) error {
+	p, err := prepare(ctx, b)
+	if err != nil {
+		return err
+	}
+	e.cur.Store(p)
+	return nil
+}
+
+func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
+	modules := make(map[string]*ast.Module, len(b.Modules))
+	timeDependent := false
+	for _, m := range b.Modules {
+		parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
+		}
+		modules[m.Path] = parsed
+		// The library keys its cache entries by expires_at; only operators' modules may
+		// read the clock in ways the engine cannot see.
+		if !strings.HasPrefix(m.Path, regolib.Prefix) && readsClock(parsed) {
+			timeDependent = true
+		}
+	}
+	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	if compiler.Compile(modules); compiler.Failed() {
+		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, compiler.Errors)
+	}
+	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	p := &prepared{revision: b.Revision, timeDependent: timeDependent, compiler: compiler, store: store}
+	for _, q := range []struct {
+		query string
+		dst   *rego.PreparedEvalQuery
+	}{
+		{DecisionQuery, &p.plain},
+		{identityQuery, &p.identity},
+		{accessQuery, &p.access},
+	} {
+		pq, err := rego.New(
+			rego.Query(q.query),
+			rego.Compiler(compiler),
+			rego.Store(store),
+			rego.Resolver(stageIdentityRef, stageIdentity{}),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("loading bundle %s: preparing %s: %w", b.Revision, q.query, err)
+		}
+		*q.dst = pq
+	}
+	return p, nil
+}
+
+// readsClock reports whether a module reads input.now or calls a clock builtin.
+func readsClock(m *ast.Module) bool {
+	found := false
+	ast.WalkTerms(m, func(t *ast.Term) bool {
+		switch v := t.Value.(type) {
+		case ast.Ref:
+			if v.HasPrefix(ast.MustParseRef("input.now")) || v.Equal(ast.MustParseRef("time.now_ns")) {
+				found = true
+			}
+		case ast.Call:
+			if r, ok := v[0].Value.(ast.Ref); ok && r.Equal(ast.MustParseRef("time.now_ns")) {
+				found = true
+			}
+		}
+		return found
+	})
+	return found
+}
+
+// Decide returns the decision for in, from the decision cache when a fresh evaluation
+// would give the same answer, and otherwise from the staged evaluation.
+func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
+	p := e.cur.Load()
+	if p == nil {
+		return Decision{}, ErrNoBundle
+	}
+	// A cached decision was made for an input that encodes identically and passed
+	// validation then, so only misses are validated.
+	useCache := e.decisions != nil && !p.timeDependent
+	var k key
+	if useCache {
+		k = decisionKey(p.revision, in)
+		if c, ok := e.decisions.Get(k); ok && c.validAt(in.Now) {
+			d := c.d
+			d.Cached = true
+			e.log(in, &d)
+			return d, nil
+		}
+	}
+	if err := in.Validate(); err != nil {
+		return Decision{}, err
+	}
+	d, err := e.staged(ctx, p, in)
+	if err != nil {
+		return Decision{}, err
+	}
+	if useCache {
+		e.decisions.Add(k, &cachedDecision{d: d, evaluatedAt: in.Now})
+	}
+	e.log(in, &d)
+	return d, nil
+}
+
+// validAt reports whether a cached decision is what a fresh evaluation at now gives: the
+// decision holds from when it was made until its expires_at.
+func (c *cachedDecision) validAt(now time.Time) bool {
+	if now.Before(c.evaluatedAt) {
+		return false
+	}
+	return c.d.ExpiresAt.IsZero() || now.Before(c.d.ExpiresAt)
+}
+
+func (e *Engine) log(in *Input, d *Decision) {
+	if e.logger != nil {
+		e.logger.LogDecision(in, d)
+	}
+}
+
+// staged evaluates identity (cached per certificate) then access.
+func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, error) {
+	id, err := e.identity(ctx, p, in)
+	if err != nil {
+		return Decision{}, err
+	}
+	v, err := evalValue(context.WithValue(ctx, stageIdentityKey{}, id.value), p.access, in.valueWithCert(id.cert))
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluating access: %w", err)
+	}
+	return decisionFrom(v, p.revision)
+}
+
+func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
+	k := identityKey(p.revision, in.Cluster, &in.Cert)
+	if id, ok := e.ids.Get(k); ok {
+		return id, nil
+	}
+	cert := in.Cert.Value()
+	v, err := evalValue(ctx, p.identity, identityInput(in.Cluster, cert))
+	if err != nil {
+		return nil, fmt.Errorf("evaluating identity: %w", err)
+	}
+	id := &identity{cert: cert, value: v}
+	e.ids.Add(k, id)
+	return id, nil
+}
+
+// DecidePlain evaluates the public query data.tether.authz.decision in one go, without
+// stages or caches: the reference the staged path is tested against.
+func (e *Engine) DecidePlain(ctx context.Context, in *Input) (Decision, error) {
+	p := e.cur.Load()
+	if p == nil {
+		return Decision{}, ErrNoBundle
+	}
+	if err := in.Validate(); err != nil {
+		return Decision{}, err
+	}
+	v, err := evalValue(ctx, p.plain, in.Value())
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluating %s: %w", DecisionQuery, err)
+	}
+	return decisionFrom(v, p.revision)
+}
+
+// Identity returns the identity stage's view of a certificate, as JSON, for explanations.
+func (e *Engine) Identity(ctx context.Context, in *Input) (any, error) {
+	p := e.cur.Load()
+	if p == nil {
+		return nil, ErrNoBundle
+	}
+	id, err := e.identity(ctx, p, in)
+	if err != nil {
+		return nil, err
+	}
+	return ast.JSON(id.value)
+}
+
+// Query evaluates any query against the loaded bundle, for tools such as
+// `tetherctl policy explain`. It is not a decision: no cache, no log.
+func (e *Engine) Query(ctx context.Context, query string, input ast.Value) (any, error) {
+	p := e.cur.Load()
+	if p == nil {
+		return nil, ErrNoBundle
+	}
+	pq, err := rego.New(rego.Query(query), rego.Compiler(p.compiler), rego.Store(p.store)).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("preparing %s: %w", query, err)
+	}
+	v, err := evalValue(ctx, pq, input)
+	if err != nil {
+		return nil, fmt.Errorf("evaluating %s: %w", query, err)
+	}
+	return ast.JSON(v)
+}
+
+// The access stage reads the cached identity at data.tether.stage.identity, resolved
+// from the evaluation's context, so that its input is the request document itself.
+var stageIdentityRef = ast.MustParseRef("data.tether.stage.identity")
+
+type stageIdentityKey struct{}
+
+type stageIdentity struct{}
+
+func (stageIdentity) Eval(ctx context.Context, _ resolver.Input) (resolver.Result, error) {
+	v, ok := ctx.Value(stageIdentityKey{}).(ast.Value)
+	if !ok {
+		return resolver.Result{}, fmt.Errorf("no identity in this evaluation's context")
+	}
+	return resolver.Result{Value: v}, nil
+}
+
+func asTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+// evalValue runs a prepared query on an input and returns its single value.
+func evalValue(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value) (ast.Value, error) {
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(asTerm))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, fmt.Errorf("policy returned no decision (is the Tether library in the bundle?)")
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("policy returned %T, want a term", rs[0].Expressions[0].Value)
+	}
+	return t.Value, nil
+}
+
+// decisionFrom reads the decision object without a JSON round trip.
+func decisionFrom(v ast.Value, revision string) (Decision, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return Decision{}, fmt.Errorf("decision is %s, want an object", ast.ValueName(v))
+	}
+	d := Decision{Revision: revision}
+	allow, ok := obj.Get(ast.InternedTerm("allow")).Value.(ast.Boolean)
+	if !ok {
+		return Decision{}, fmt.Errorf("decision.allow is not a boolean")
+	}
+	d.Allow = bool(allow)
+	var err error
+	if d.Roles, err = stringsOf(obj, "roles"); err != nil {
+		return Decision{}, err
+	}
+	if d.Reasons, err = stringsOf(obj, "reasons"); err != nil {
+		return Decision{}, err
+	}
+	if t := obj.Get(ast.InternedTerm("expires_at")); t != nil {
+		if s, ok := t.Value.(ast.String); ok {
+			if d.ExpiresAt, err = time.Parse(time.RFC3339Nano, string(s)); err != nil {
+				return Decision{}, fmt.Errorf("decision.expires_at: %w", err)
+			}
+		}
+	}
+	return d, nil
+}
+
+func stringsOf(obj ast.Object, field string) ([]string, error) {
+	t := obj.Get(ast.InternedTerm(field))
+	if t == nil {
+		return nil, nil
+	}
+	arr, ok := t.Value.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("decision.%s is not an array", field)
+	}
+	out := make([]string, 0, arr.Len())
+	for i := 0; i < arr.Len(); i++ {
+		s, ok := arr.Elem(i).Value.(ast.String)
+		if !ok {
+			return nil, fmt.Errorf("decision.%s[%d] is not a string", field, i)
+		}
+		out = append(out, string(s))
+	}
+	return out, nil
+}

@@ -1,0 +1,309 @@
+package policy
+
+import (
+	"context"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetherproject/tether/bundles"
+	"github.com/tetherproject/tether/resource"
+)
+
+// TestStagedEqualsPublicQuery is the differential test: on thousands of random requests,
+// the engine's staged and cached path gives exactly what the public query
+// data.tether.authz.decision gives, reasons and expiry included.
+func TestStagedEqualsPublicQuery(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{IdentityCacheSize: 64})
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 3000
+	if testing.Short() {
+		n = 500
+	}
+	// The lookup path of an allowed session must agree with the full rules.
+	p := e.cur.Load()
+	full, err := rego.New(rego.Query("data.tether.access.decide_full(data.tether.stage.identity, input)"),
+		rego.Compiler(p.compiler), rego.Store(p.store), rego.Resolver(stageIdentityRef, stageIdentity{})).PrepareForEval(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := 0
+	for i := 0; i < n; i++ {
+		in := f.randomInput(r)
+		id, err := e.identity(ctx, p, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fv, err := evalValue(context.WithValue(ctx, stageIdentityKey{}, id.value), full, in.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fullDecision, err := decisionFrom(fv, p.revision)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := e.DecidePlain(ctx, in)
+		if err != nil {
+			t.Fatalf("request %d: plain: %v", i, err)
+		}
+		// Twice: once evaluated, once (usually) from the cache.
+		for round := 0; round < 2; round++ {
+			fast, err := e.Decide(ctx, in)
+			if err != nil {
+				t.Fatalf("request %d: staged: %v", i, err)
+			}
+			fast.Cached = false
+			if !reflect.DeepEqual(plain, fast) {
+				t.Fatalf("request %d round %d differs:\ninput: %+v\nplain:  %+v\nstaged: %+v", i, round, in, plain, fast)
+			}
+		}
+		if !reflect.DeepEqual(plain, fullDecision) {
+			t.Fatalf("request %d: decide and decide_full differ:\ninput: %+v\ndecide:      %+v\ndecide_full: %+v", i, in, plain, fullDecision)
+		}
+		if plain.Allow {
+			allowed++
+		}
+		if !plain.Allow && len(plain.Reasons) == 0 {
+			t.Fatalf("request %d denied without a reason: %+v", i, in)
+		}
+	}
+	// The fixture must exercise both answers, or the comparison proves little.
+	if allowed < n/20 || allowed > n*19/20 {
+		t.Fatalf("fixture allowed %d of %d requests; want a mix", allowed, n)
+	}
+	t.Logf("%d requests, %d allowed", n, allowed)
+}
+
+func TestSeedGuideDecisions(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	ctx := context.Background()
+	tests := []struct {
+		name       string
+		roles      []string
+		login      string
+		labels     map[string]string
+		allow      bool
+		wantRoles  []string
+		wantReason string
+	}{
+		{"access maps to visitor on any node", []string{"access"}, "visitor", map[string]string{"env": "prod"}, true, []string{"visitor"}, `role "visitor" allows login "visitor"`},
+		{"full-access maps to stage-access, allowed on stage", []string{"full-access"}, "visitor", map[string]string{"env": "stage"}, true, []string{"stage-access"}, `role "stage-access" allows login "visitor" on node "ip-172-3-2-205"`},
+		{"full-access maps to stage-access, denied on prod", []string{"full-access"}, "visitor", map[string]string{"env": "prod"}, false, []string{"stage-access"},
+			`user alice@root.example.com is not authorized to login as visitor@leaf.example.com: no role's node_labels match node "ip-172-3-2-205"`},
+		{"unmapped root role grants nothing", []string{"editor"}, "visitor", map[string]string{"env": "stage"}, false, []string{}, `no roles mapped for user with remote roles ["editor"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &Input{
+				Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+				Cert:  f.rootCert("alice", tt.roles, []string{"visitor"}),
+				Login: tt.login,
+				Node:  &Node{Name: "ip-172-3-2-205", Labels: tt.labels},
+			}
+			d, err := e.Decide(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allow != tt.allow {
+				t.Fatalf("allow = %v, want %v; reasons %q", d.Allow, tt.allow, d.Reasons)
+			}
+			if !reflect.DeepEqual(d.Roles, tt.wantRoles) {
+				t.Fatalf("roles = %q, want %q", d.Roles, tt.wantRoles)
+			}
+			if !containsSubstring(d.Reasons, tt.wantReason) {
+				t.Fatalf("reasons %q lack %q", d.Reasons, tt.wantReason)
+			}
+		})
+	}
+}
+
+func containsSubstring(ss []string, sub string) bool {
+	for _, s := range ss {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCacheNeverOutlivesCertificate: a cached allow stops at valid_before.
+func TestCacheNeverOutlivesCertificate(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	ctx := context.Background()
+	in := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
+		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
+	d, err := e.Decide(ctx, in)
+	if err != nil || !d.Allow {
+		t.Fatalf("first decision: %+v, %v", d, err)
+	}
+	if !d.ExpiresAt.Equal(in.Cert.ValidBefore) {
+		t.Fatalf("expires_at = %v, want valid_before %v", d.ExpiresAt, in.Cert.ValidBefore)
+	}
+	d, _ = e.Decide(ctx, in)
+	if !d.Cached || !d.Allow {
+		t.Fatalf("second decision should be a cached allow: %+v", d)
+	}
+	in.Now = in.Cert.ValidBefore
+	d, _ = e.Decide(ctx, in)
+	if d.Cached || d.Allow {
+		t.Fatalf("at valid_before the decision must be re-evaluated and denied: %+v", d)
+	}
+	// A request dated before the cached one is not served from the cache either.
+	in.Now = in.Cert.ValidAfter.Add(-time.Hour)
+	d, _ = e.Decide(ctx, in)
+	if d.Cached || d.Allow {
+		t.Fatalf("before valid_after: %+v", d)
+	}
+}
+
+// TestCacheRespectsCertificateAge: a role's max_cert_age bounds a cached allow.
+func TestCacheRespectsCertificateAge(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	ctx := context.Background()
+	// r-exact-... maps to role-0xx; role-043 has max_cert_age 2h; map it via g-13-043.
+	in := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"g-13-043"}, []string{"login-1"}), Login: "login-1",
+		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage-1", "team": "team-3"}}}
+	d, err := e.Decide(ctx, in)
+	if err != nil || !d.Allow {
+		t.Fatalf("first decision: %+v, %v", d, err)
+	}
+	wantExpiry := in.Cert.ValidAfter.Add(2 * time.Hour)
+	if !d.ExpiresAt.Equal(wantExpiry) {
+		t.Fatalf("expires_at = %v, want %v (valid_after + max_cert_age)", d.ExpiresAt, wantExpiry)
+	}
+	in.Now = wantExpiry.Add(time.Second)
+	d, _ = e.Decide(ctx, in)
+	if d.Cached || d.Allow {
+		t.Fatalf("past max_cert_age: %+v", d)
+	}
+}
+
+// TestTimeDependentOperatorModuleIsNotCached: an operator rule that reads input.now makes
+// every decision of that bundle uncached, since the cache key leaves now out.
+func TestTimeDependentOperatorModuleIsNotCached(t *testing.T) {
+	f := newFixture(t)
+	f.operator = `package tether.custom
+
+deny contains "no access in the evening" if time.clock(time.parse_rfc3339_ns(input.now))[0] >= 18
+`
+	e := f.engine(t, Options{})
+	ctx := context.Background()
+	in := &Input{Action: ActionSSHSession, Cluster: leafName, Now: time.Date(2026, 11, 23, 17, 59, 0, 0, time.UTC),
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
+		Node: &Node{Name: "n1", Labels: map[string]string{}}}
+	in.Cert.ValidAfter = in.Now.Add(-time.Hour)
+	if d, _ := e.Decide(ctx, in); !d.Allow {
+		t.Fatalf("17:59 should be allowed: %+v", d)
+	}
+	in.Now = in.Now.Add(2 * time.Minute)
+	if d, _ := e.Decide(ctx, in); d.Allow || d.Cached {
+		t.Fatalf("18:01 should be denied, fresh: %+v", d)
+	}
+}
+
+// TestSwapHasNoFailedOrStaleDecisions loads new revisions while decisions run: every
+// decision succeeds, and once Load returns no decision carries an older revision.
+func TestSwapHasNoFailedOrStaleDecisions(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	ctx := context.Background()
+	res, err := resource.Parse([]byte(f.yaml), "fixture.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revs []*bundles.Bundle
+	for i := 0; i < 4; i++ {
+		b, err := bundles.ForCluster(bundles.ClusterOptions{
+			ShapeOptions: bundles.ShapeOptions{ClusterName: leafName, Resources: res},
+			Revision:     "rev-" + string(rune('a'+i)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, b)
+	}
+	var stop atomic.Bool
+	var loaded atomic.Value // revision whose Load has returned
+	loaded.Store(e.Revision())
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, 9))
+			for !stop.Load() {
+				before := loaded.Load().(string)
+				d, err := e.Decide(ctx, f.randomInput(r))
+				if err != nil {
+					t.Errorf("decision failed during swap: %v", err)
+					failures.Add(1)
+					return
+				}
+				if revisionIndex(d.Revision) < revisionIndex(before) {
+					t.Errorf("stale decision: revision %s after %s was loaded", d.Revision, before)
+					return
+				}
+			}
+		}(uint64(w))
+	}
+	for _, b := range revs {
+		if err := e.Load(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		loaded.Store(b.Revision)
+		time.Sleep(20 * time.Millisecond) // let decisions run on this revision
+	}
+	stop.Store(true)
+	wg.Wait()
+}
+
+func revisionIndex(rev string) int {
+	if strings.HasPrefix(rev, "rev-") {
+		return int(rev[4]-'a') + 1
+	}
+	return 0
+}
+
+func TestInputValidation(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	base := func() *Input {
+		return &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+			Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor"}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Input)
+		want   string
+	}{
+		{"missing action", func(in *Input) { in.Action = "" }, "action is required"},
+		{"missing now", func(in *Input) { in.Now = time.Time{} }, "now is required"},
+		{"non-UTF-8 login", func(in *Input) { in.Login = "vis\xffitor" }, "not valid UTF-8"},
+		{"oversize string", func(in *Input) { in.Login = strings.Repeat("a", 5000) }, "more than"},
+		{"too many principals", func(in *Input) { in.Cert.Principals = make([]string, 5000) }, "strings, more than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := base()
+			tt.mutate(in)
+			_, err := e.Decide(context.Background(), in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,250 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"time"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Actions a decision can be asked for.
+const (
+	ActionSSHSession   = "ssh.session"
+	ActionNodeList     = "node.list"
+	ActionClusterRoute = "cluster.route"
+	ActionClusterList  = "cluster.list"
+	ActionCertIssue    = "cert.issue"
+)
+
+// Input is the decision input document of docs/ARCHITECTURE.md. Zero-valued optional
+// fields are omitted from the document rather than sent as null.
+type Input struct {
+	Action        string
+	Cluster       string
+	Now           time.Time
+	Cert          Cert
+	Login         string
+	Node          *Node
+	RemoteCluster *RemoteCluster
+}
+
+// Cert is what a verified user certificate says, plus who signed it.
+type Cert struct {
+	Type           string // "user" or "host"
+	SigningCA      SigningCA
+	Username       string
+	KeyID          string
+	Principals     []string
+	Roles          []string
+	Traits         map[string][]string
+	ValidAfter     time.Time
+	ValidBefore    time.Time
+	RouteToCluster string
+	IssuedVia      string
+	MFAVerified    bool
+}
+
+// SigningCA names the certificate authority whose key signed a certificate.
+type SigningCA struct {
+	Cluster     string
+	Fingerprint string // SHA256:... of the signing public key
+}
+
+// Node is the server a request is for.
+type Node struct {
+	Name   string
+	Labels map[string]string
+}
+
+// RemoteCluster is the leaf cluster a request is for (on the root).
+type RemoteCluster struct {
+	Name   string
+	Labels map[string]string
+}
+
+// Limits on what an input may hold; anything larger is refused before Rego runs.
+const (
+	maxInputStrings   = 4096
+	maxInputStringLen = 4096
+)
+
+// Validate refuses inputs Rego must never see: missing action or time, non-UTF-8 text,
+// and oversize collections.
+func (in *Input) Validate() error {
+	if in.Action == "" {
+		return fmt.Errorf("decision input: action is required")
+	}
+	if in.Now.IsZero() {
+		return fmt.Errorf("decision input: now is required")
+	}
+	n := 0
+	var bad error
+	check := func(field, s string) {
+		n++
+		switch {
+		case bad != nil:
+		case !utf8.ValidString(s):
+			bad = fmt.Errorf("decision input: %s is not valid UTF-8", field)
+		case len(s) > maxInputStringLen:
+			bad = fmt.Errorf("decision input: %s is %d bytes, more than %d", field, len(s), maxInputStringLen)
+		}
+	}
+	in.walkStrings(check)
+	if bad != nil {
+		return bad
+	}
+	if n > maxInputStrings {
+		return fmt.Errorf("decision input: %d strings, more than %d", n, maxInputStrings)
+	}
+	return nil
+}
+
+func (in *Input) walkStrings(f func(field, s string)) {
+	f("action", in.Action)
+	f("cluster", in.Cluster)
+	f("login", in.Login)
+	c := &in.Cert
+	f("cert.type", c.Type)
+	f("cert.signing_ca.cluster", c.SigningCA.Cluster)
+	f("cert.signing_ca.fingerprint", c.SigningCA.Fingerprint)
+	f("cert.username", c.Username)
+	f("cert.key_id", c.KeyID)
+	f("cert.route_to_cluster", c.RouteToCluster)
+	f("cert.issued_via", c.IssuedVia)
+	for _, s := range c.Principals {
+		f("cert.principals", s)
+	}
+	for _, s := range c.Roles {
+		f("cert.roles", s)
+	}
+	for k, vs := range c.Traits {
+		f("cert.traits key", k)
+		for _, v := range vs {
+			f("cert.traits."+k, v)
+		}
+	}
+	if in.Node != nil {
+		f("node.name", in.Node.Name)
+		for k, v := range in.Node.Labels {
+			f("node.labels key", k)
+			f("node.labels."+k, v)
+		}
+	}
+	if in.RemoteCluster != nil {
+		f("remote_cluster.name", in.RemoteCluster.Name)
+		for k, v := range in.RemoteCluster.Labels {
+			f("remote_cluster.labels key", k)
+			f("remote_cluster.labels."+k, v)
+		}
+	}
+}
+
+// timeString formats times as the input document does: RFC 3339, UTC, nanoseconds when set.
+func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// CertValue is the certificate part of the input as a Rego value.
+func (c *Cert) Value() ast.Value {
+	o := ast.NewObject()
+	put := func(k string, v ast.Value) { o.Insert(ast.InternedTerm(k), ast.NewTerm(v)) }
+	putStr := func(k, v string) {
+		if v != "" {
+			put(k, ast.String(v))
+		}
+	}
+	putStr("type", c.Type)
+	if c.SigningCA != (SigningCA{}) {
+		ca := ast.NewObject()
+		ca.Insert(ast.InternedTerm("cluster"), ast.StringTerm(c.SigningCA.Cluster))
+		ca.Insert(ast.InternedTerm("fingerprint"), ast.StringTerm(c.SigningCA.Fingerprint))
+		put("signing_ca", ca)
+	}
+	putStr("username", c.Username)
+	putStr("key_id", c.KeyID)
+	put("principals", stringArray(c.Principals))
+	put("roles", stringArray(c.Roles))
+	tr := ast.NewObject()
+	for _, k := range sortedKeys(c.Traits) {
+		tr.Insert(ast.StringTerm(k), ast.NewTerm(stringArray(c.Traits[k])))
+	}
+	put("traits", tr)
+	if !c.ValidAfter.IsZero() {
+		put("valid_after", ast.String(timeString(c.ValidAfter)))
+	}
+	if !c.ValidBefore.IsZero() {
+		put("valid_before", ast.String(timeString(c.ValidBefore)))
+	}
+	putStr("route_to_cluster", c.RouteToCluster)
+	putStr("issued_via", c.IssuedVia)
+	put("mfa_verified", ast.Boolean(c.MFAVerified))
+	return o
+}
+
+// Value is the whole input document as a Rego value. cert may be a cached c.Value().
+func (in *Input) Value() ast.Value { return in.valueWithCert(in.Cert.Value()) }
+
+func (in *Input) valueWithCert(cert ast.Value) ast.Value {
+	o := ast.NewObject()
+	o.Insert(ast.InternedTerm("action"), ast.StringTerm(in.Action))
+	o.Insert(ast.InternedTerm("cluster"), ast.StringTerm(in.Cluster))
+	o.Insert(ast.InternedTerm("now"), ast.StringTerm(timeString(in.Now)))
+	o.Insert(ast.InternedTerm("cert"), ast.NewTerm(cert))
+	if in.Login != "" {
+		o.Insert(ast.InternedTerm("login"), ast.StringTerm(in.Login))
+	}
+	if in.Node != nil {
+		o.Insert(ast.InternedTerm("node"), ast.NewTerm(namedLabels(in.Node.Name, in.Node.Labels)))
+	}
+	if in.RemoteCluster != nil {
+		o.Insert(ast.InternedTerm("remote_cluster"), ast.NewTerm(namedLabels(in.RemoteCluster.Name, in.RemoteCluster.Labels)))
+	}
+	return o
+}
+
+// identityInput is what the identity stage sees: the certificate and the cluster.
+func identityInput(cluster string, cert ast.Value) ast.Value {
+	o := ast.NewObject()
+	o.Insert(ast.InternedTerm("cert"), ast.NewTerm(cert))
+	o.Insert(ast.InternedTerm("cluster"), ast.StringTerm(cluster))
+	return o
+}
+
+func namedLabels(name string, labels map[string]string) ast.Value {
+	o := ast.NewObject()
+	o.Insert(ast.InternedTerm("name"), ast.StringTerm(name))
+	l := ast.NewObject()
+	for _, k := range sortedKeys(labels) {
+		l.Insert(ast.StringTerm(k), ast.StringTerm(labels[k]))
+	}
+	o.Insert(ast.InternedTerm("labels"), ast.NewTerm(l))
+	return o
+}
+
+func stringArray(ss []string) ast.Value {
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = ast.StringTerm(s)
+	}
+	return ast.NewArray(terms...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// JSON returns the input document as plain JSON-compatible Go values, for decision logs,
+// `opa eval` and explanations.
+func (in *Input) JSON() (map[string]any, error) {
+	v, err := ast.JSON(in.Value())
+	if err != nil {
+		return nil, err
+	}
+	m, _ := v.(map[string]any)
+	return m, nil
+}

@@ -1,0 +1,425 @@
+# The access stage: the per-request rules, given an identity from tether.identity.
+#
+# decide(id, inp) returns the decision document {allow, roles, reasons, expires_at}.
+# Deny is checked before allow and is greedy; locks and operators' deny rules beat every
+# allow. A denial always carries at least one reason a person can act on.
+#
+# The rules are written twice on purpose, from one set of predicates: `allowed` is the
+# verdict as a handful of lookups (the path every request takes), and `problems` lists
+# every rule a request breaks, in words (evaluated only for denials). A request is
+# allowed exactly when it has no problems; the engine's differential test checks that
+# equivalence on thousands of random requests, and the unit tests check each rule.
+package tether.access
+
+import data.tether.certs
+import data.tether.labels
+
+# decide decides the request document inp for the identity id.
+decide(id, inp) := d if {
+	d := request_decision(id) with input as inp
+}
+
+# request_decision decides the request that is the input document. The engine calls it
+# with the identity it cached for the request's certificate.
+request_decision(id) := session_decision(id) if action(input) == "ssh.session"
+
+request_decision(id) := decide_full(id, input) if action(input) != "ssh.session"
+
+# session_decision decides an ssh.session with lookups into the identity and no function
+# calls on the common paths (OPA spends microseconds per call, and this runs for every
+# session). It gives exactly what decide_full gives, reasons included; decide_full is the
+# plain statement of the rules, and a differential test holds the two equal.
+session_decision(id) := {
+	"allow": count(problems) == 0,
+	"roles": id.roles,
+	"reasons": array.concat([allow_reasons | count(problems) == 0], [problems])[0],
+	"expires_at": array.concat([time.format(b) | b := later[0]], [null])[0],
+} if {
+	now := time.parse_rfc3339_ns(input.now)
+	login := object.get(input, "login", "")
+	name := object.get(input, ["node", "name"], "")
+	node_labels := object.get(input, ["node", "labels"], {})
+
+	# Roles that allow this login on this node (the login is a principal and not denied).
+	grants := [g.role |
+		some g in object.get(id.login_grants, login, [])
+		count([1 | some k, re in g.node; regex.match(re, node_labels[k])]) == count(g.node)
+	]
+	denied_by := [d.role |
+		some d in id.deny_nodes
+		count([1 | some k, re in d.node; regex.match(re, node_labels[k])]) == count(d.node)
+	]
+
+	# What is wrong with the login and the node; with a grant, only a deny selector can be.
+	node_denials := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, r]) | some r in denied_by]
+	invisible := [sprintf("no role's node_labels match node %q", [name]) |
+		count(grants) == 0
+		count([1 |
+			some n in id.allow_nodes
+			count([1 | some k, re in n; regex.match(re, node_labels[k])]) == count(n)
+		]) == 0
+	]
+	details := array.concat(
+		array.concat(
+			[sprintf("login %q is not a principal of the certificate", [login]) | count(grants) == 0; not id.principals[login]],
+			[sprintf("login %q is denied by role %q", [login, r]) | count(grants) == 0; some r in object.get(id.login_denials, login, [])],
+		),
+		array.concat(
+			array.concat(node_denials, invisible),
+			[sprintf("no role allows login %q on node %q (roles %v)", [login, name, id.roles]) |
+				count(grants) == 0
+				count(node_denials) == 0
+				count(invisible) == 0
+				count([1 |
+					some n in object.get(id.login_nodes, login, [])
+					count([1 | some k, re in n; regex.match(re, node_labels[k])]) == count(n)
+				]) == 0
+			],
+		),
+	)
+
+	problems := array.concat(
+		array.concat(
+			array.concat(id.static_problems, array.concat([id.not_yet_valid_msg | now < id.not_before_ns], [id.expired_msg | now >= id.valid_before_ns])),
+			array.concat(
+				id.requirement_problems,
+				[sprintf("role %q accepts certificates at most %ds old; this one is %ds old", [r, ns / 1000000000, (now - id.valid_after_ns) / 1000000000]) |
+					now > id.age_deadline_ns
+					some req in id.requirements.max_age
+					[r, ns] := req
+					now - id.valid_after_ns > ns
+				],
+			),
+		),
+		array.concat(
+			[concat("", [id.session_prefix, login, "@", data.tether.cluster.name, ": ", d]) | some d in details],
+			array.concat(
+				[lock_message(l) | some l in id.locks; lock_applies(l, input, now)],
+				[sprintf("denied by operator policy: %s", [m]) | some m in data.tether.custom.deny],
+			),
+		),
+	)
+	allow_reasons := array.concat([sprintf("role %q allows login %q on node %q", [r, login, name]) | some r in grants], id.notes)
+	later := [b | some b in id.bounds; b > now]
+}
+
+session_decision(id) := invalid_now(id, input) if not now_ns(input)
+
+# decide_full decides any request and lists every rule a denied request breaks.
+decide_full(id, inp) := {
+	"allow": ok,
+	"roles": id.roles,
+	"reasons": reasons(ok, grants, id, inp, now),
+	"expires_at": expires_at(id, inp, now),
+} if {
+	now := now_ns(inp)
+	grants := granted_by(id, inp)
+	ok := allowed(id, inp, now, grants)
+}
+
+# An input without a usable clock is denied rather than left undefined.
+decide_full(id, inp) := invalid_now(id, inp) if not now_ns(inp)
+
+invalid_now(id, inp) := {
+	"allow": false,
+	"roles": id.roles,
+	"reasons": [sprintf("input.now must be an RFC 3339 time, got %v", [object.get(inp, "now", null)])],
+	"expires_at": null,
+}
+
+now_ns(inp) := time.parse_rfc3339_ns(inp.now)
+
+action(inp) := object.get(inp, "action", "")
+
+known_actions := {"ssh.session", "node.list", "cluster.route", "cluster.list", "cert.issue"}
+
+# Actions whose verdict takes the lookup path; the others are decided from their problems.
+lookup_actions := {"ssh.session", "node.list", "cluster.route", "cluster.list"}
+
+node_labels(inp) := object.get(inp, ["node", "labels"], {})
+
+node_name(inp) := object.get(inp, ["node", "name"], "")
+
+# ---- the verdict -------------------------------------------------------------------------
+
+allowed(id, inp, now, grants) if {
+	action(inp) in lookup_actions
+	count(id.static_problems) == 0
+	now >= id.not_before_ns
+	now < id.valid_before_ns
+	count(grants) > 0
+	not action_denied(id, inp)
+	requirements_met(id, inp, now)
+	not locked(id, inp, now)
+	count(custom_denies(inp)) == 0
+} else := false if {
+	action(inp) in lookup_actions
+} else := count(problems(id, inp, now)) == 0
+
+# granted_by names what grants the action; empty when nothing does.
+granted_by(id, inp) := [sprintf("role %q allows login %q on node %q", [g.role, login, node_name(inp)]) |
+	some g in object.get(id.login_grants, login, [])
+	labels.matches_keys(g.node, node_labels(inp))
+] if {
+	action(inp) == "ssh.session"
+	login := object.get(inp, "login", "")
+}
+
+granted_by(id, inp) := [sprintf("role %q selects node %q", [g.role, node_name(inp)]) |
+	some g in id.allow
+	labels.matches(g.node, node_labels(inp))
+] if action(inp) == "node.list"
+
+granted_by(id, inp) := ["cluster has no labels and no role restricts clusters by labels"] if {
+	action(inp) in {"cluster.route", "cluster.list"}
+	rc := data.tether.remote_clusters[object.get(inp, ["remote_cluster", "name"], "")]
+	cluster_open(id, object.get(rc, "labels", {}))
+}
+
+granted_by(id, inp) := [sprintf("role %q selects cluster %q", [g.role, name]) |
+	some g in id.allow
+	labels.matches(g.cluster, rc_labels)
+] if {
+	action(inp) in {"cluster.route", "cluster.list"}
+	name := object.get(inp, ["remote_cluster", "name"], "")
+	rc_labels := object.get(data.tether.remote_clusters[name], "labels", {})
+	not cluster_open(id, rc_labels)
+}
+
+granted_by(_, inp) := [] if {
+	action(inp) in {"cluster.route", "cluster.list"}
+	not data.tether.remote_clusters[object.get(inp, ["remote_cluster", "name"], "")]
+}
+
+granted_by(id, inp) := [sprintf("roles %v allow the certificate", [id.roles])] if action(inp) == "cert.issue"
+
+granted_by(_, inp) := [] if not action(inp) in known_actions
+
+# action_denied: a deny selector of some role selects the node or cluster.
+action_denied(id, inp) if {
+	action(inp) in {"ssh.session", "node.list"}
+	some d in id.deny_nodes
+	labels.matches_deny(d.node, node_labels(inp))
+}
+
+action_denied(id, inp) if {
+	action(inp) in {"cluster.route", "cluster.list"}
+	rc := data.tether.remote_clusters[object.get(inp, ["remote_cluster", "name"], "")]
+	some d in id.deny
+	labels.matches_deny(d.cluster, object.get(rc, "labels", {}))
+}
+
+requirements_met(_, inp, _) if not action(inp) in requirement_actions
+
+requirements_met(id, inp, now) if {
+	action(inp) in requirement_actions
+	count(id.requirement_problems) == 0
+	age_ok(id, now)
+}
+
+age_ok(id, _) if id.max_age_deadline_ns == 0
+
+age_ok(id, now) if now <= id.max_age_deadline_ns
+
+locked(id, inp, now) if {
+	some l in id.locks
+	lock_applies(l, inp, now)
+}
+
+# ---- the problems, in words ------------------------------------------------------------
+
+problems(id, inp, now) := array.concat(
+	array.concat(common_problems(id, inp, now), action_problems(id, inp)),
+	array.concat(lock_problems(id, inp, now), custom_problems(inp)),
+)
+
+# Certificate trust, validity and role problems apply to every action but cert.issue,
+# whose certificate does not exist yet.
+common_problems(id, inp, now) := array.concat(
+	id.static_problems,
+	array.concat(
+		certs.time_problems(id.valid_after_ns, id.valid_before_ns, now),
+		requirement_problems(id, inp, now),
+	),
+) if action(inp) != "cert.issue"
+
+common_problems(id, inp, _) := id.role_problems if action(inp) == "cert.issue"
+
+action_problems(_, inp) := [sprintf("unknown action %q", [action(inp)])] if not action(inp) in known_actions
+
+action_problems(id, inp) := session_problems(id, inp) if action(inp) == "ssh.session"
+
+action_problems(id, inp) := node_problems(id, object.get(inp, "node", {})) if action(inp) == "node.list"
+
+action_problems(id, inp) := cluster_problems(id, inp) if action(inp) in {"cluster.route", "cluster.list"}
+
+action_problems(id, inp) := issue_problems(id, inp) if action(inp) == "cert.issue"
+
+# ssh.session: usable logins = cert principals ∩ roles' logins − denied logins, on a node
+# that some role's node_labels select and no role's deny.node_labels select.
+session_problems(id, inp) := [sprintf("user %s@%s is not authorized to login as %s@%s: %s", [id.user, id.origin, login, data.tether.cluster.name, p]) |
+	some p in session_details(id, login, node)
+] if {
+	login := object.get(inp, "login", "")
+	node := object.get(inp, "node", {})
+}
+
+session_details(id, login, node) := array.concat(
+	array.concat(
+		[sprintf("login %q is not a principal of the certificate", [login]) | not id.principals[login]],
+		[sprintf("login %q is denied by role %q", [login, d.role]) | some d in id.deny; d.logins[login]],
+	),
+	array.concat(
+		node_problems(id, node),
+		[sprintf("no role allows login %q on node %q (roles %v)", [login, object.get(node, "name", ""), id.roles]) |
+			count(node_problems(id, node)) == 0
+			not login_granted(id, login, node)
+		],
+	),
+)
+
+login_granted(id, login, node) if {
+	some g in id.allow
+	g.logins[login]
+	labels.matches(g.node, object.get(node, "labels", {}))
+}
+
+# node.list (and the node part of ssh.session): deny.node_labels first, then allow.
+node_problems(id, node) := array.concat(
+	[sprintf("node %q is denied by role %q (deny.node_labels)", [object.get(node, "name", ""), d.role]) |
+		some d in id.deny
+		labels.matches_deny(d.node, object.get(node, "labels", {}))
+	],
+	[sprintf("no role's node_labels match node %q", [object.get(node, "name", "")]) | not node_visible(id, node)],
+)
+
+node_visible(id, node) if {
+	some g in id.allow
+	labels.matches(g.node, object.get(node, "labels", {}))
+}
+
+# cluster.route and cluster.list: cluster_labels of the roles against the labels the root's
+# admins set on the remote_cluster (never what the leaf sends). A cluster the user may not
+# see is reported as not found.
+cluster_problems(_, inp) := [sprintf("cluster %q not found", [name])] if {
+	name := object.get(inp, ["remote_cluster", "name"], "")
+	not data.tether.remote_clusters[name]
+}
+
+cluster_problems(id, inp) := [sprintf("cluster %q not found: %s", [name, why]) | some why in cluster_hidden(id, rc_labels)] if {
+	name := object.get(inp, ["remote_cluster", "name"], "")
+	rc_labels := object.get(data.tether.remote_clusters[name], "labels", {})
+}
+
+cluster_hidden(id, rc_labels) := [] if cluster_open(id, rc_labels)
+
+cluster_hidden(id, rc_labels) := array.concat(
+	[sprintf("its labels are denied by role %q", [d.role]) | some d in id.deny; labels.matches_deny(d.cluster, rc_labels)],
+	["no role's cluster_labels match its labels" | not cluster_allowed(id, rc_labels)],
+) if {
+	not cluster_open(id, rc_labels)
+}
+
+# If no role has any cluster_labels and the cluster has none, it is visible.
+cluster_open(id, rc_labels) if {
+	count(rc_labels) == 0
+	not any_cluster_labels(id)
+}
+
+any_cluster_labels(id) if {
+	some g in array.concat(id.allow, id.deny)
+	g.has_cluster_labels
+}
+
+cluster_allowed(id, rc_labels) if {
+	some g in id.allow
+	labels.matches(g.cluster, rc_labels)
+}
+
+# cert.issue: every requested role must exist and every principal must be a login the
+# roles allow (and none denies).
+issue_problems(id, inp) := array.concat(
+	[sprintf("role %q does not exist", [r]) | some r in object.get(inp, ["cert", "roles"], []); not data.tether.roles[r]],
+	[sprintf("roles %v do not allow login %q", [id.roles, p]) | some p in object.get(inp, ["cert", "principals"], []); not id.login_grants[p]],
+)
+
+# ---- per-role requirements (ssh.session and cluster.route) ---------------------------
+
+requirement_actions := {"ssh.session", "cluster.route"}
+
+requirement_problems(id, inp, now) := array.concat(
+	id.requirement_problems,
+	[sprintf("role %q accepts certificates at most %ds old; this one is %ds old", [r, ns / 1000000000, (now - id.valid_after_ns) / 1000000000]) |
+		some req in id.requirements.max_age
+		[r, ns] := req
+		now - id.valid_after_ns > ns
+	],
+) if action(inp) in requirement_actions
+
+requirement_problems(_, inp, _) := [] if not action(inp) in requirement_actions
+
+# ---- locks -----------------------------------------------------------------------------
+
+lock_problems(id, inp, now) := [lock_message(l) | some l in id.locks; lock_applies(l, inp, now)]
+
+# The identity holds the locks whose user / role / remote_cluster targets it meets; the
+# request decides their login and node targets. Every target field must match.
+lock_applies(l, inp, now) if {
+	lock_live(l, now)
+	every k, v in l.target {
+		request_target(k, v, inp)
+	}
+}
+
+lock_live(l, _) if object.get(l, "expires_ns", 0) == 0
+
+lock_live(l, now) if object.get(l, "expires_ns", 0) > now
+
+request_target("login", v, inp) if v == object.get(inp, "login", "")
+
+request_target("node", v, inp) if v == node_name(inp)
+
+request_target(k, _, _) if not k in {"login", "node"}
+
+lock_message(l) := sprintf("locked by lock %q: %s", [l.name, l.message]) if l.message != ""
+
+lock_message(l) := sprintf("locked by lock %q", [l.name]) if object.get(l, "message", "") == ""
+
+# ---- operators' modules ------------------------------------------------------------------
+
+custom_problems(inp) := [sprintf("denied by operator policy: %s", [m]) | some m in custom_denies(inp)]
+
+custom_denies(inp) := d if {
+	d := data.tether.custom.deny with input as inp
+}
+
+# ---- reasons and expiry ------------------------------------------------------------------
+
+# An allow names what grants it and any notes (such as a mapped role skipped because it
+# does not exist here); a denial lists every rule the request breaks.
+reasons(true, grants, id, _, _) := array.concat(grants, id.notes)
+
+reasons(false, _, id, inp, now) := problems(id, inp, now)
+
+# expires_at is the next instant at which a time-based rule could change this decision
+# (validity window, certificate age, a lock's expiry), or null when none can. A cached
+# decision must not be served past it. For cert.issue it is the latest valid_before the
+# roles' max_session_ttl permits.
+expires_at(id, inp, now) := next_bound(id, now) if action(inp) != "cert.issue"
+
+expires_at(id, inp, now) := time.format(min(issue_caps(id, now))) if action(inp) == "cert.issue"
+
+next_bound(id, now) := time.format(later[0]) if {
+	later := [b | some b in id.bounds; b > now]
+	count(later) > 0
+} else := null
+
+# Teleport's default max_session_ttl is 30 hours.
+default_max_session_ttl_ns := (30 * 3600) * 1000000000
+
+issue_caps(id, now) := {c |
+	some c in array.concat(
+		[b | b := id.valid_before_ns; b > 0],
+		[t | some ns in array.concat(id.requirements.max_session_ttl_ns, [default_max_session_ttl_ns]); t := now + ns],
+	)
+}

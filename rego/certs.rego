@@ -1,0 +1,65 @@
+# Certificate checks that are rules rather than cryptography.
+#
+# Go verifies the signature before Rego runs and reports the fingerprint of the key that
+# signed (input.cert.signing_ca.fingerprint). These rules decide whether that key is a CA
+# this cluster trusts for user certificates right now, and whether the certificate is
+# inside its validity window.
+package tether.certs
+
+# trust_problems lists why a certificate's signer is not trusted here (empty when trusted).
+# The order is fixed so reasons read the same every time.
+trust_problems(cert) := array.concat(type_problems(cert), signer_problems(cert))
+
+type_problems(cert) := [] if cert.type == "user"
+
+type_problems(cert) := [sprintf("certificate is a %s certificate, not a user certificate", [object.get(cert, "type", "untyped")])] if {
+	object.get(cert, "type", "") != "user"
+}
+
+signer_problems(cert) := [sprintf("certificate is signed by an unknown certificate authority %s claiming cluster %q", [fp, claimed])] if {
+	fp := object.get(cert, ["signing_ca", "fingerprint"], "")
+	claimed := object.get(cert, ["signing_ca", "cluster"], "")
+	not data.tether.cas[fp]
+}
+
+signer_problems(cert) := ca_problems(ca, object.get(cert, ["signing_ca", "cluster"], "")) if {
+	ca := data.tether.cas[cert.signing_ca.fingerprint]
+}
+
+ca_problems(ca, claimed) := [msg |
+	some check in [
+		[ca.type != "user", sprintf("certificate is signed by the %s certificate authority of %s, not its user certificate authority", [ca.type, ca.cluster])],
+		[ca.cluster != claimed, sprintf("certificate claims cluster %q but its certificate authority belongs to %q", [claimed, ca.cluster])],
+		[not_active(ca), sprintf("the certificate authority of %s is not active here (trust disabled or key rotated out)", [ca.cluster])],
+		[trust_disabled(ca.cluster), sprintf("trust with cluster %s is disabled", [ca.cluster])],
+	]
+	check[0]
+	msg := check[1]
+]
+
+not_active(ca) if not ca.active
+
+not_active(ca) := false if ca.active
+
+# trust_disabled: a CA of another cluster is only trusted while the trust is enabled.
+trust_disabled(cluster) := false if cluster == data.tether.cluster.name
+
+trust_disabled(cluster) := false if {
+	cluster != data.tether.cluster.name
+	data.tether.trusted_clusters[cluster].enabled == true
+}
+
+trust_disabled(cluster) if {
+	cluster != data.tether.cluster.name
+	not data.tether.trusted_clusters[cluster].enabled
+}
+
+# max_clock_skew_ns bounds how early a certificate may be used; issuers backdate valid_after.
+max_clock_skew_ns := object.get(data.tether.cluster, "max_clock_skew_ns", 60000000000)
+
+# time_problems lists why a certificate is not valid at now_ns. valid_after may be up to
+# the maximum clock skew in the future; valid_before is exclusive and gets no skew.
+time_problems(after_ns, before_ns, now_ns) := array.concat(
+	[msg | now_ns + max_clock_skew_ns < after_ns; msg := sprintf("certificate is not valid before %s", [time.format(after_ns)])],
+	[msg | now_ns >= before_ns; msg := sprintf("certificate expired at %s", [time.format(before_ns)])],
+)

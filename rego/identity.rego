@@ -1,0 +1,251 @@
+# The identity stage: everything about a decision that depends only on the certificate
+# (and the bundle), not on the request: is the signer trusted, which local roles the
+# certificate gets, its traits, and the role conditions expanded with those traits.
+#
+# The engine evaluates it once per certificate and bundle revision and reuses it for every
+# request that certificate makes; the public query data.tether.authz.decision computes it
+# inline. Both call the same functions, so they cannot disagree.
+package tether.identity
+
+import data.tether.certs
+import data.tether.labels
+import data.tether.rolemap
+import data.tether.templates
+
+# of(inp) builds the identity of inp.cert as seen by this cluster: what the certificate
+# is (base) plus the same facts arranged for the per-request stage to look up.
+of(inp) := object.union(b, lookups(b)) if b := base(inp)
+
+base(inp) := {
+	"user": object.get(cert, "username", ""),
+	"origin": origin,
+	"local": origin == data.tether.cluster.name,
+	"problems": problems,
+	"cert_roles": object.get(cert, "roles", []),
+	"roles": roles,
+	"notes": array.concat(mapped.notes, missing_notes(mapped.roles)),
+	"traits": tr,
+	"principals": {p: true | some p in object.get(cert, "principals", [])},
+	"mfa_verified": object.get(cert, "mfa_verified", false) == true,
+	"issued_via": object.get(cert, "issued_via", ""),
+	"valid_after_ns": parse_time(object.get(cert, "valid_after", "")),
+	"valid_before_ns": parse_time(object.get(cert, "valid_before", "")),
+	"allow": [grant(r, data.tether.roles[r], tr) | some r in roles],
+	"deny": [restriction(r, data.tether.roles[r], tr) | some r in roles],
+	"requirements": requirements(roles),
+	"locks": identity_locks(object.get(cert, "username", ""), origin, roles, object.get(cert, "roles", [])),
+} if {
+	cert := object.get(inp, "cert", {})
+	origin := object.get(cert, ["signing_ca", "cluster"], "")
+	problems := array.concat(cluster_problems(inp), certs.trust_problems(cert))
+	mapped := mapped_roles(cert, origin)
+	roles := with_grants(existing(mapped.roles), inp)
+	tr := traits(cert, origin)
+}
+
+# lookups arranges an identity for per-request checks that are lookups, not loops:
+# the usable logins (principals ∩ roles' logins − denied logins) with the node selectors
+# of the roles that allow each, the deny selectors that select anything, the problems that
+# do not depend on the request, and the instants at which a time-based rule flips.
+lookups(b) := {
+	"login_grants": {login: gs |
+		some login, _ in b.principals
+		not denied_login(b, login)
+		gs := [{"role": g.role, "node": res} | some g in b.allow; g.logins[login]; res := labels.key_regexes(g.node)]
+		count(gs) > 0
+	},
+	"deny_nodes": [{"role": d.role, "node": res} | some d in b.deny; res := labels.deny_key_regexes(d.node)],
+	"allow_nodes": [res | some g in b.allow; res := labels.key_regexes(g.node)],
+	"login_nodes": {login: [res | some g in b.allow; g.logins[login]; res := labels.key_regexes(g.node)] |
+		some g0 in b.allow
+		some login, _ in g0.logins
+	},
+	"login_denials": {login: [d.role | some d in b.deny; d.logins[login]] |
+		some d0 in b.deny
+		some login, _ in d0.logins
+	},
+	"session_prefix": sprintf("user %s@%s is not authorized to login as ", [b.user, b.origin]),
+	"not_yet_valid_msg": sprintf("certificate is not valid before %s", [time.format(b.valid_after_ns)]),
+	"expired_msg": sprintf("certificate expired at %s", [time.format(b.valid_before_ns)]),
+	"clean": count(array.concat(b.problems, role_problems(b))) == 0,
+	"requirements_met": count(static_requirement_problems(b)) == 0,
+	"age_deadline_ns": age_deadline(b),
+	"not_before_ns": b.valid_after_ns - certs.max_clock_skew_ns,
+	"role_problems": role_problems(b),
+	"static_problems": array.concat(b.problems, role_problems(b)),
+	"requirement_problems": static_requirement_problems(b),
+	"max_age_deadline_ns": max_age_deadline(b),
+	"bounds": sort({t |
+		some t in array.concat(
+			[b.valid_after_ns - certs.max_clock_skew_ns, b.valid_before_ns],
+			array.concat(
+				[d | some req in b.requirements.max_age; d := b.valid_after_ns + req[1]],
+				[l.expires_ns | some l in b.locks; l.expires_ns > 0],
+			),
+		)
+	}),
+}
+
+denied_login(b, login) if {
+	some d in b.deny
+	d.logins[login]
+}
+
+# A certificate that ends up with no local roles is denied, with the notes that explain why
+# (nothing mapped, a role_map that is invalid, mapped roles missing here).
+role_problems(b) := [] if count(b.roles) > 0
+
+role_problems(b) := b.notes if {
+	count(b.roles) == 0
+	count(b.notes) > 0
+}
+
+role_problems(b) := ["the certificate grants no roles on this cluster"] if {
+	count(b.roles) == 0
+	count(b.notes) == 0
+}
+
+# The per-role demands that need no clock: MFA and the issuing connector.
+static_requirement_problems(b) := array.concat(
+	[sprintf("role %q requires MFA: the certificate was not issued with MFA", [r]) | some r in b.requirements.mfa; not b.mfa_verified],
+	[sprintf("role %q requires a certificate issued via one of %v; this one was issued via %q", [r, cs, b.issued_via]) |
+		some req in b.requirements.connectors
+		[r, cs] := req
+		not b.issued_via in cs
+	],
+)
+
+# age_deadline is max_age_deadline with "never" as a number a clock cannot reach.
+age_deadline(b) := 9223372036854775807 if max_age_deadline(b) == 0
+
+age_deadline(b) := max_age_deadline(b) if max_age_deadline(b) != 0
+
+# max_cert_age: the certificate is too old from the earliest deadline of its roles on.
+max_age_deadline(b) := 0 if count(b.requirements.max_age) == 0
+
+max_age_deadline(b) := min({d | some req in b.requirements.max_age; d := b.valid_after_ns + req[1]}) if {
+	count(b.requirements.max_age) > 0
+}
+
+cluster_problems(inp) := [] if object.get(inp, "cluster", "") == data.tether.cluster.name
+
+cluster_problems(inp) := [sprintf("decision asked for cluster %q but this policy bundle belongs to %q", [object.get(inp, "cluster", ""), data.tether.cluster.name])] if {
+	object.get(inp, "cluster", "") != data.tether.cluster.name
+}
+
+parse_time(s) := time.parse_rfc3339_ns(s) if s != ""
+
+parse_time(s) := 0 if s == ""
+
+# A certificate of this cluster carries local role names; one from a trusted cluster
+# carries that cluster's role names, which role_map translates.
+mapped_roles(cert, origin) := {"roles": object.get(cert, "roles", []), "notes": []} if {
+	origin == data.tether.cluster.name
+}
+
+mapped_roles(cert, origin) := {"roles": out, "notes": notes} if {
+	origin != data.tether.cluster.name
+	tc := object.get(data.tether.trusted_clusters, origin, {})
+	rules := object.get(tc, "role_map_rules", [])
+	errs := rolemap.errors(rules)
+	remote := rolemap.remote_roles(object.get(cert, "roles", []))
+	out := mapped_if_valid(tc, remote, errs)
+	notes := array.concat(
+		[sprintf("role_map of trusted cluster %s is invalid: %s", [origin, e]) | some e in errs],
+		[sprintf("no roles mapped for user with remote roles %v", [remote]) | count(out) == 0],
+	)
+}
+
+mapped_if_valid(tc, remote, errs) := rolemap.map_roles(tc.role_map, remote) if {
+	count(errs) == 0
+	tc.role_map
+}
+
+mapped_if_valid(_, _, errs) := [] if count(errs) > 0
+
+mapped_if_valid(tc, _, _) := [] if not tc.role_map
+
+existing(names) := [n | some n in names; data.tether.roles[n]]
+
+# Tether: a mapped role that does not exist here is skipped with a note instead of
+# failing every access (Teleport issue #7356).
+missing_notes(names) := [sprintf("role %q does not exist on cluster %s; skipped", [n, data.tether.cluster.name]) |
+	some n in names
+	not data.tether.roles[n]
+]
+
+# Operators' modules may grant extra local roles (package tether.custom, rule grants).
+# They see only the certificate and the cluster, in every evaluation path, so the identity
+# can be cached per certificate.
+with_grants(roles, inp) := array.concat(roles, sort([g |
+	some g in custom_grants(inp)
+	data.tether.roles[g]
+	not g in roles
+]))
+
+custom_grants(inp) := g if {
+	g := data.tether.custom.grants with input as {"cert": object.get(inp, "cert", {}), "cluster": object.get(inp, "cluster", "")}
+}
+
+# For a certificate from a trusted cluster, the logins trait is replaced by its principals.
+traits(cert, origin) := object.get(cert, "traits", {}) if origin == data.tether.cluster.name
+
+traits(cert, origin) := object.union(object.get(cert, "traits", {}), {"logins": object.get(cert, "principals", [])}) if {
+	origin != data.tether.cluster.name
+}
+
+# grant: what a role allows, expanded with the traits.
+grant(name, role, tr) := {
+	"role": name,
+	"logins": {l: true | some l in templates.expand_all(object.get(role, ["allow", "logins"], []), tr); valid_login(l)},
+	"node": labels.compile(object.get(role, ["allow", "node_labels"], {}), tr),
+	"cluster": labels.compile(object.get(role, ["allow", "cluster_labels"], {}), tr),
+	"has_cluster_labels": labels.selects(object.get(role, ["allow", "cluster_labels"], {})),
+}
+
+# restriction: what a role denies, expanded with the traits.
+restriction(name, role, tr) := {
+	"role": name,
+	"logins": {l: true | some l in templates.expand_all(object.get(role, ["deny", "logins"], []), tr)},
+	"node": labels.compile(object.get(role, ["deny", "node_labels"], {}), tr),
+	"cluster": labels.compile(object.get(role, ["deny", "cluster_labels"], {}), tr),
+	"has_cluster_labels": labels.selects(object.get(role, ["deny", "cluster_labels"], {})),
+}
+
+# Logins must be valid Unix user names; an expanded trait that is not one is dropped.
+valid_login(l) if regex.match(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,31}$`, l)
+
+# requirements: per-role demands on the certificate (Tether hardening against a
+# compromised identity provider).
+requirements(roles) := {
+	"mfa": [r | some r in roles; object.get(data.tether.roles[r], ["options", "require_session_mfa"], false) == true],
+	"max_age": [[r, ns] | some r in roles; ns := object.get(data.tether.roles[r], ["options", "max_cert_age_ns"], 0); ns > 0],
+	"connectors": [[r, cs] | some r in roles; cs := object.get(data.tether.roles[r], ["options", "require_connectors"], []); count(cs) > 0],
+	"max_session_ttl_ns": [ns | some r in roles; ns := object.get(data.tether.roles[r], ["options", "max_session_ttl_ns"], 0); ns > 0],
+}
+
+# identity_locks: the locks whose user / role / remote_cluster targets this identity meets.
+# The per-request stage checks their login and node targets and their expiry.
+identity_locks(user, origin, roles, cert_roles) := [l |
+	some l in all_locks
+	every k, v in l.target {
+		identity_target(k, v, user, origin, roles, cert_roles)
+	}
+]
+
+# all_locks reads the locks base document; a bundle without locks has none.
+default all_locks := []
+
+all_locks := data.tether.locks
+
+identity_target("user", v, user, _, _, _) if v == user
+
+identity_target("role", v, _, _, roles, _) if v in roles
+
+identity_target("role", v, _, _, _, cert_roles) if v in cert_roles
+
+identity_target("remote_cluster", v, _, origin, _, _) if v == origin
+
+identity_target("login", _, _, _, _, _)
+
+identity_target("node", _, _, _, _, _)

@@ -1,0 +1,218 @@
+# The identity stage (docs/ARCHITECTURE.md "Evaluation stages"): what a certificate is on
+# this cluster — its local roles, traits, role conditions and the locks it may meet.
+package tether.identity_test
+
+import data.tether.fixtures_test as fx
+
+# id is the identity of cert on the leaf of the seed guide.
+id(cert) := fx.identity_of(fx.leaf_world, {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": cert})
+
+test_local_certificate_keeps_its_roles if {
+	i := id(fx.bob_cert)
+	i.local
+	i.origin == fx.leaf
+	i.roles == ["admin"]
+	i.notes == []
+	i.problems == []
+}
+
+test_local_certificate_roles_are_not_mapped if {
+	# "access" is a root role name; a leaf-signed certificate carries leaf role names.
+	i := id(fx.put(fx.bob_cert, "roles", ["access", "admin"]))
+	i.roles == ["admin"]
+}
+
+test_remote_certificate_roles_are_mapped if {
+	i := id(fx.alice(["access"]))
+	not i.local
+	i.origin == fx.root
+	i.cert_roles == ["access"]
+	i.roles == ["visitor"]
+	id(fx.alice(["full-access"])).roles == ["stage-access"]
+	id(fx.alice(["team-auditor"])).roles == ["auditor"]
+}
+
+test_remote_roles_map_in_role_map_order if {
+	id(fx.alice(["full-access", "access"])).roles == ["visitor", "stage-access"]
+}
+
+test_remote_role_no_rule_maps_grants_nothing if {
+	i := id(fx.alice(["editor"]))
+	i.roles == []
+	i.notes == [`no roles mapped for user with remote roles ["editor"]`]
+}
+
+test_certificate_without_roles_maps_as_the_empty_role if {
+	i := id(fx.alice([]))
+	i.roles == []
+	i.notes == [`no roles mapped for user with remote roles [""]`]
+}
+
+# Tether (Teleport issue #7356): a mapped role missing here is skipped, not fatal.
+test_missing_mapped_role_is_skipped_with_a_note if {
+	i := id(fx.alice(["access", "ghost"]))
+	i.roles == ["visitor"]
+	i.notes == [sprintf("role \"ghost-role\" does not exist on cluster %s; skipped", [fx.leaf])]
+}
+
+test_only_missing_mapped_roles_leave_no_roles if {
+	i := id(fx.alice(["ghost"]))
+	i.roles == []
+	i.notes == [sprintf("role \"ghost-role\" does not exist on cluster %s; skipped", [fx.leaf])]
+}
+
+test_invalid_role_map_maps_nothing_and_says_why if {
+	i := id(fx.signed_by(fx.alice(["access"]), fx.broken_root, "SHA256:broken-root-user"))
+	i.roles == []
+	i.notes == [
+		sprintf(`role_map of trusted cluster %s is invalid: role_map[0]: local[0] must not be "*": a wildcard would grant every local role`, [fx.broken_root]),
+		`no roles mapped for user with remote roles ["access"]`,
+	]
+}
+
+test_certificate_of_an_unknown_cluster_maps_nothing if {
+	i := id(fx.signed_by(fx.alice(["access"]), fx.stranger, "SHA256:stranger-user"))
+	i.roles == []
+}
+
+# ---- traits ------------------------------------------------------------------------------
+
+test_remote_certificate_logins_trait_is_its_principals if {
+	cert := fx.put(fx.put(fx.alice_cert, "principals", ["visitor", "ubuntu"]), "traits", {"logins": ["root"], "groups": ["sre"]})
+	id(cert).traits == {"logins": ["visitor", "ubuntu"], "groups": ["sre"]}
+}
+
+test_remote_certificate_gets_a_logins_trait_from_its_principals if {
+	id(object.remove(fx.alice_cert, ["traits"])).traits == {"logins": ["visitor"]}
+}
+
+test_local_certificate_keeps_its_traits if {
+	id(fx.put(fx.bob_cert, "traits", {"logins": ["bob", "deploy"]})).traits == {"logins": ["bob", "deploy"]}
+}
+
+test_templates_expand_with_the_replaced_traits if {
+	i := id(fx.put(fx.alice(["full-access"]), "principals", ["visitor", "ubuntu"]))
+	i.allow[0].logins == {"visitor": true, "ubuntu": true}
+}
+
+test_logins_that_are_not_unix_user_names_are_dropped if {
+	cert := fx.put(fx.alice(["full-access"]), "principals", ["visitor", "bad login", "-dash", "x/y", concat("", ["a" | some _ in numbers.range(1, 33)])])
+	id(cert).allow[0].logins == {"visitor": true}
+}
+
+test_deny_logins_expand_with_the_traits if {
+	w := fx.with_roles(fx.leaf_world, {"visitor": fx.role({"deny_logins": [fx.internal("groups")]})})
+	i := fx.identity_of(w, {"cluster": fx.leaf, "cert": fx.alice(["access"])})
+	i.deny[0].logins == {"sre": true}
+}
+
+# ---- what the identity carries -------------------------------------------------------------
+
+test_identity_carries_the_certificate_facts if {
+	i := id(fx.put(fx.alice_cert, "mfa_verified", true))
+	i.user == "alice"
+	i.principals == {"visitor": true}
+	i.mfa_verified
+	i.issued_via == "oidc/okta"
+	i.valid_after_ns == fx.now_ns - (45 * fx.minute)
+	i.valid_before_ns == (fx.now_ns + (12 * fx.hour)) - (44 * fx.minute)
+}
+
+test_identity_defaults_for_absent_fields if {
+	i := id({"type": "user", "signing_ca": {"cluster": fx.leaf, "fingerprint": "SHA256:leaf-user"}})
+	i.user == ""
+	i.principals == {}
+	not i.mfa_verified
+	i.issued_via == ""
+	i.valid_after_ns == 0
+	i.valid_before_ns == 0
+	i.roles == []
+	i.notes == []
+}
+
+test_identity_problems_include_trust_problems if {
+	id(fx.signed_by(fx.alice_cert, fx.root, "SHA256:forged")).problems == [sprintf("certificate is signed by an unknown certificate authority SHA256:forged claiming cluster %q", [fx.root])]
+}
+
+test_identity_problems_include_a_cluster_mismatch if {
+	i := fx.identity_of(fx.leaf_world, {"cluster": "leaf-west.example.com", "cert": fx.alice_cert})
+	i.problems == [sprintf("decision asked for cluster %q but this policy bundle belongs to %q", ["leaf-west.example.com", fx.leaf])]
+}
+
+test_grants_describe_each_roles_allow_conditions if {
+	i := fx.identity_of(fx.root_world, {"cluster": fx.root, "cert": fx.root_alice(["access", "demo-cluster-access"])})
+	[g.role | some g in i.allow] == ["access", "demo-cluster-access"]
+	i.allow[0].logins == {"visitor": true, "ubuntu": true}
+	i.allow[0].node.wildcard
+	not i.allow[0].has_cluster_labels
+	i.allow[1].has_cluster_labels
+	i.allow[1].cluster.keys.env.exact == {"demo": true}
+}
+
+test_requirements_collect_each_roles_options if {
+	cert := fx.alice(["access", "mfa", "short-lived", "okta"])
+	i := id(cert)
+	i.requirements.mfa == ["mfa-required"]
+	i.requirements.max_age == [["short-lived", fx.hour]]
+	i.requirements.connectors == [["okta-only", ["oidc/okta"]]]
+	i.requirements.max_session_ttl_ns == []
+}
+
+test_requirements_collect_max_session_ttls if {
+	i := fx.identity_of(fx.root_world, {"cluster": fx.root, "cert": fx.root_alice(["access", "ttl-8h", "ttl-2h"])})
+	i.requirements.max_session_ttl_ns == [8 * fx.hour, 2 * fx.hour]
+}
+
+# ---- operators' grants ---------------------------------------------------------------------
+
+test_custom_grants_add_existing_roles_only if {
+	i := id(fx.alice(["access"])) with data.tether.custom.grants as {"auditor", "no-such-role", "visitor"}
+	i.roles == ["visitor", "auditor"]
+}
+
+test_custom_grants_come_after_mapped_roles_in_order if {
+	i := id(fx.alice(["access"])) with data.tether.custom.grants as {"okta-only", "auditor"}
+	i.roles == ["visitor", "auditor", "okta-only"]
+}
+
+test_custom_grants_give_roles_to_a_certificate_nothing_maps if {
+	i := id(fx.alice(["editor"])) with data.tether.custom.grants as {"auditor"}
+	i.roles == ["auditor"]
+}
+
+test_no_custom_module_grants_nothing if {
+	id(fx.alice(["access"])).roles == ["visitor"]
+}
+
+# ---- locks -------------------------------------------------------------------------------
+
+test_identity_locks_are_those_its_user_roles_and_origin_meet if {
+	locks := [
+		fx.lock("user", {"user": "alice"}, "", 0),
+		fx.lock("other-user", {"user": "bob"}, "", 0),
+		fx.lock("local-role", {"role": "visitor"}, "", 0),
+		fx.lock("remote-role", {"role": "access"}, "", 0),
+		fx.lock("other-role", {"role": "auditor"}, "", 0),
+		fx.lock("origin", {"remote_cluster": fx.root}, "", 0),
+		fx.lock("other-origin", {"remote_cluster": fx.off_root}, "", 0),
+		fx.lock("login", {"login": "visitor"}, "", 0),
+		fx.lock("node", {"node": "mongodb.prod.example.com"}, "", 0),
+		fx.lock("user-and-login", {"user": "alice", "login": "root"}, "", 0),
+		fx.lock("other-user-and-login", {"user": "bob", "login": "root"}, "", 0),
+	]
+	i := fx.identity_of(fx.with_locks(fx.leaf_world, locks), {"cluster": fx.leaf, "cert": fx.alice(["access"])})
+	[l.name | some l in i.locks] == ["user", "local-role", "remote-role", "origin", "login", "node", "user-and-login"]
+}
+
+test_identity_locks_are_empty_without_locks if {
+	w := object.remove(fx.leaf_world, ["locks"])
+	i := identity_without_locks(w)
+	i.locks == []
+}
+
+identity_without_locks(w) := i if {
+	i := data.tether.identity.of({"cluster": fx.leaf, "cert": fx.alice_cert}) with data.tether.cluster as w.cluster
+		with data.tether.cas as w.cas
+		with data.tether.trusted_clusters as w.trusted_clusters
+		with data.tether.roles as w.roles
+}

@@ -1,0 +1,147 @@
+# Label selectors: node_labels and cluster_labels.
+#
+# A shaped selector is {"wildcard": bool, "keys": {KEY: {"values": [template...]}}}.
+# An empty selector matches nothing; {'*': '*'} matches everything; otherwise every key
+# must exist on the resource and its value must match one of the key's values: '*'
+# (anything), a glob such as 'stage-*', a full-match '^regex$', or an exact string.
+package tether.labels
+
+import data.tether.templates
+
+# compile expands a selector's templates with the traits into a matcher:
+# {"wildcard": bool, "keys": {KEY: {"any": bool, "exact": {v: true}, "regex": "..."}}}.
+# A missing trait expands to nothing, so that key matches no value.
+compile(sel, _) := {"wildcard": true, "keys": {}} if sel.wildcard
+
+compile(sel, traits) := {"wildcard": false, "keys": {k: value_matcher(s.values, traits) | some k, s in object.get(sel, "keys", {})}} if {
+	not sel.wildcard
+}
+
+value_matcher(ts, traits) := {
+	"any": "*" in vals,
+	"exact": {v: true | some v in vals; not is_pattern(v)},
+	"regex": join_patterns({pattern(v) | some v in vals; is_pattern(v); v != "*"}),
+	"invalid": count({v | some v in vals; is_pattern(v); not regex.is_valid(pattern(v))}) > 0,
+} if {
+	vals := templates.expand_all(ts, traits)
+}
+
+is_regex(v) if {
+	startswith(v, "^")
+	endswith(v, "$")
+}
+
+is_pattern(v) if is_regex(v)
+
+is_pattern(v) if contains(v, "*")
+
+# pattern turns a value into a regex body; the caller anchors it for a full match.
+pattern(v) := v if is_regex(v)
+
+pattern(v) := concat(".*", [quote(p) | some p in split(v, "*")]) if {
+	not is_regex(v)
+	contains(v, "*")
+}
+
+quote(s) := regex.replace(s, `([\\.+*?()|\[\]{}^$])`, `\$1`)
+
+join_patterns(ps) := "" if count(ps) == 0
+
+join_patterns(ps) := concat("", ["^(?:", concat("|", [concat("", ["(?:", p, ")"]) | some p in ps; regex.is_valid(p)]), ")$"]) if {
+	count(ps) > 0
+}
+
+# matches reports whether a compiled matcher selects a resource with these labels.
+matches(m, _) if m.wildcard
+
+matches(m, labels) if {
+	not m.wildcard
+	count(m.keys) > 0
+	every k, vm in m.keys {
+		value_ok(vm, labels[k])
+	}
+}
+
+value_ok(vm, _) if vm.any
+
+value_ok(vm, v) if vm.exact[v]
+
+value_ok(vm, v) if {
+	vm.regex != ""
+	regex.match(vm.regex, v)
+}
+
+# matches_deny is matches for deny selectors: a value whose pattern became an invalid
+# regex after template expansion counts as a match, so a broken deny fails closed.
+matches_deny(m, labels) if matches(m, labels)
+
+matches_deny(m, labels) if {
+	not m.wildcard
+	count(m.keys) > 0
+	every k, vm in m.keys {
+		deny_value_ok(vm, labels[k])
+	}
+}
+
+deny_value_ok(vm, v) if value_ok(vm, v)
+
+deny_value_ok(vm, _) if vm.invalid
+
+# empty reports whether a shaped selector selects nothing at all (no keys, no wildcard).
+empty(sel) if {
+	not sel.wildcard
+	count(object.get(sel, "keys", {})) == 0
+}
+
+# selects is true when a shaped selector selects anything at all.
+selects(sel) := false if empty(sel)
+
+selects(sel) if not empty(sel)
+
+# selects_compiled is true when a compiled matcher can select anything.
+selects_compiled(m) if m.wildcard
+
+selects_compiled(m) if count(m.keys) > 0
+
+# key_regexes turns a compiled matcher into one full-match regex per key,
+# {KEY: "^(?:...)$"}, so a request checks a selector with one regex per key and no
+# function calls: every key must exist and its value match its regex. {} is the
+# wildcard. Undefined when the selector can match nothing (no keys, or a key that no
+# value can satisfy). A value pattern that became an invalid regex is dropped (allow).
+key_regexes(m) := {} if m.wildcard
+
+key_regexes(m) := res if {
+	not m.wildcard
+	count(m.keys) > 0
+	res := {k: re | some k, vm in m.keys; re := key_regex(vm)}
+	count(res) == count(m.keys)
+}
+
+key_regex(vm) := `^(?s:.*)$` if vm.any
+
+key_regex(vm) := concat("", ["^(?:", concat("|", alts), ")$"]) if {
+	not vm.any
+	alts := array.concat(
+		sort([quote(v) | some v, _ in vm.exact]),
+		[concat("", ["(?:", vm.regex, ")"]) | vm.regex != ""],
+	)
+	count(alts) > 0
+}
+
+# deny_key_regexes is key_regexes for deny selectors: a value pattern that became an
+# invalid regex after template expansion matches any value, so a broken deny fails closed.
+deny_key_regexes(m) := {} if m.wildcard
+
+deny_key_regexes(m) := res if {
+	not m.wildcard
+	count(m.keys) > 0
+	res := {k: re | some k, vm in m.keys; re := deny_key_regex(vm)}
+	count(res) == count(m.keys)
+}
+
+deny_key_regex(vm) := `^(?s:.*)$` if vm.invalid
+
+deny_key_regex(vm) := key_regex(vm) if not vm.invalid
+
+# matches_keys: the request-time check of key_regexes / deny_key_regexes.
+matches_keys(res, labels) if count([1 | some k, re in res; regex.match(re, labels[k])]) == count(res)

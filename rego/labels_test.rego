@@ -1,0 +1,191 @@
+# Label selectors (DESIGN §3a "Labels"): an empty selector matches nothing, {'*': '*'}
+# matches everything, otherwise every key must exist and its value match one listed value:
+# '*', a glob, a ^regex$ (full match) or an exact string. Values may be templates.
+package tether.labels_test
+
+import data.tether.fixtures_test as fx
+import data.tether.labels
+
+traits := {"envs": ["stage", "qa"], "team": ["db"], "bad": ["("]}
+
+# selects reports whether a shaped selector, compiled with traits, selects a resource.
+selects(s, lbls) if labels.matches(labels.compile(s, traits), lbls)
+
+# deny_selects is selects for a deny selector.
+deny_selects(s, lbls) if labels.matches_deny(labels.compile(s, traits), lbls)
+
+test_empty_selector_matches_nothing if {
+	not selects(fx.nothing, {"env": "prod"})
+	not selects(fx.nothing, {})
+	not selects({}, {"env": "prod"})
+	not deny_selects(fx.nothing, {"env": "prod"})
+}
+
+test_wildcard_matches_everything if {
+	selects(fx.wildcard, {"env": "prod"})
+	selects(fx.wildcard, {})
+	deny_selects(fx.wildcard, {})
+}
+
+test_every_key_must_exist_on_the_resource if {
+	s := fx.sel({"env": ["*"], "team": ["*"]})
+	selects(s, {"env": "prod", "team": "db"})
+	not selects(s, {"env": "prod"})
+}
+
+test_every_key_must_match if {
+	s := fx.sel({"env": ["prod"], "team": ["db"]})
+	selects(s, {"env": "prod", "team": "db", "region": "eu"})
+	not selects(s, {"env": "prod", "team": "web"})
+}
+
+test_exact_value_matches_only_itself if {
+	s := fx.sel({"env": ["prod"]})
+	selects(s, {"env": "prod"})
+	not selects(s, {"env": "prod-1"})
+	not selects(s, {"env": "Prod"})
+}
+
+test_star_value_matches_any_value_of_a_present_key if {
+	s := fx.sel({"env": ["*"]})
+	selects(s, {"env": "anything"})
+	selects(s, {"env": ""})
+	not selects(s, {"region": "eu"})
+}
+
+test_any_listed_value_may_match if {
+	s := fx.sel({"env": ["dev", "stage-*", "^qa-[0-9]+$"]})
+	selects(s, {"env": "dev"})
+	selects(s, {"env": "stage-2"})
+	selects(s, {"env": "qa-17"})
+	not selects(s, {"env": "qa-x"})
+	not selects(s, {"env": "prod"})
+}
+
+test_glob_matches_the_whole_value if {
+	s := fx.sel({"env": ["stage-*"]})
+	selects(s, {"env": "stage-1"})
+	selects(s, {"env": "stage-"})
+	not selects(s, {"env": "prestage-1"})
+	not selects(s, {"env": "stage"})
+}
+
+test_glob_star_may_be_anywhere if {
+	s := fx.sel({"host": ["db-*.example.com"]})
+	selects(s, {"host": "db-1.example.com"})
+	not selects(s, {"host": "db-1.example.org"})
+}
+
+test_regex_value_must_match_the_whole_value if {
+	s := fx.sel({"env": ["^prod$"]})
+	selects(s, {"env": "prod"})
+	not selects(s, {"env": "prod-1"})
+	not selects(s, {"env": "preprod"})
+}
+
+test_regex_alternation_must_match_the_whole_value if {
+	s := fx.sel({"env": ["^dev|ops$"]})
+	selects(s, {"env": "dev"})
+	selects(s, {"env": "ops"})
+	not selects(s, {"env": "devops"})
+	not selects(s, {"env": "dev-1"})
+}
+
+test_regex_meta_characters_in_globs_are_literal if {
+	s := fx.sel({"name": ["a.b*"]})
+	selects(s, {"name": "a.b1"})
+	not selects(s, {"name": "axb1"})
+	t := fx.sel({"name": ["a+(b)?[c]|d*"]})
+	selects(t, {"name": "a+(b)?[c]|d-1"})
+	not selects(t, {"name": "aab"})
+}
+
+test_value_with_caret_but_no_dollar_is_not_a_regex if {
+	s := fx.sel({"env": ["^prod"]})
+	selects(s, {"env": "^prod"})
+	not selects(s, {"env": "prod"})
+}
+
+test_templates_in_values_expand_with_the_traits if {
+	s := fx.tsel({"env": [fx.internal("envs")]})
+	selects(s, {"env": "stage"})
+	selects(s, {"env": "qa"})
+	not selects(s, {"env": "prod"})
+}
+
+test_template_values_may_become_globs if {
+	s := fx.tsel({"team": [object.union(fx.internal("team"), {"suffix": "-*"})]})
+	selects(s, {"team": "db-primary"})
+	not selects(s, {"team": "web-primary"})
+}
+
+test_missing_trait_matches_nothing if {
+	s := fx.tsel({"env": [fx.internal("missing")]})
+	not selects(s, {"env": "prod"})
+	not selects(s, {"env": ""})
+	not deny_selects(s, {"env": "prod"})
+	not deny_selects(s, {"env": ""})
+}
+
+test_missing_trait_leaves_other_values_of_the_key if {
+	s := fx.tsel({"env": [fx.internal("missing"), fx.lit("prod")]})
+	selects(s, {"env": "prod"})
+}
+
+# A deny value whose pattern is no longer a valid regex once its template is expanded
+# (here "^{{internal.bad}}$" becomes "^($") counts as a match: a broken deny fails closed.
+test_matches_deny_fails_closed_on_an_invalid_expanded_regex if {
+	s := fx.tsel({"env": [object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})]})
+	deny_selects(s, {"env": "prod"})
+	not selects(s, {"env": "prod"})
+}
+
+test_matches_deny_with_an_invalid_regex_still_needs_the_key if {
+	s := fx.tsel({"env": [object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})]})
+	not deny_selects(s, {"region": "eu"})
+}
+
+test_matches_deny_with_an_invalid_regex_still_needs_the_other_keys_to_match if {
+	s := fx.tsel({
+		"env": [object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})],
+		"team": [fx.lit("db")],
+	})
+	deny_selects(s, {"env": "prod", "team": "db"})
+	not deny_selects(s, {"env": "prod", "team": "web"})
+}
+
+test_matches_deny_is_matches_for_valid_values if {
+	s := fx.sel({"env": ["prod", "^stage-[0-9]$"]})
+	deny_selects(s, {"env": "prod"})
+	deny_selects(s, {"env": "stage-1"})
+	not deny_selects(s, {"env": "dev"})
+}
+
+test_compile_expands_values_into_a_lookup_and_one_full_match_regex if {
+	m := labels.compile(fx.sel({"env": ["stage", "stage-*", "^qa$"]}), traits)
+	m == {"wildcard": false, "keys": {"env": {
+		"any": false,
+		"exact": {"stage": true},
+		"regex": "^(?:(?:^qa$)|(?:stage-.*))$",
+		"invalid": false,
+	}}}
+}
+
+test_compile_without_patterns_has_no_regex if {
+	m := labels.compile(fx.sel({"env": ["*", "prod"]}), traits)
+	m.keys.env == {"any": true, "exact": {"prod": true}, "regex": "", "invalid": false}
+}
+
+test_compile_of_wildcard_is_wildcard if {
+	labels.compile(fx.wildcard, traits) == {"wildcard": true, "keys": {}}
+}
+
+test_selects_is_false_for_an_empty_selector if {
+	labels.selects(fx.nothing) == false
+	labels.selects({}) == false
+}
+
+test_selects_is_true_for_wildcard_and_for_keys if {
+	labels.selects(fx.wildcard)
+	labels.selects(fx.sel({"env": ["demo"]}))
+}
