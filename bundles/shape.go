@@ -47,13 +47,13 @@ func Shape(opts ShapeOptions) (map[string]any, error) {
 		remotes:   map[string]any{},
 		cas:       map[string]any{},
 		locks:     []any{},
-		disabled:  map[string]bool{},
+		enabled:   map[string]bool{},
 		seenNames: map[string]string{},
 	}
 	// Trust state decides which CAs are active, so read trusted clusters first.
 	for _, r := range opts.Resources {
-		if tc, ok := r.(*resource.TrustedCluster); ok && !tc.Spec.Enabled {
-			s.disabled[tc.Metadata.Name] = true
+		if tc, ok := r.(*resource.TrustedCluster); ok && tc.Spec.Enabled {
+			s.enabled[tc.Metadata.Name] = true
 		}
 	}
 	for _, r := range opts.Resources {
@@ -81,7 +81,7 @@ type shaper struct {
 	remotes   map[string]any
 	cas       map[string]any
 	locks     []any
-	disabled  map[string]bool   // trusted clusters with enabled: false
+	enabled   map[string]bool   // trusted clusters with enabled: true
 	seenNames map[string]string // "kind/name" -> first seen, to refuse duplicates
 }
 
@@ -128,8 +128,8 @@ func (s *shaper) addCA(ca *resource.CertAuthority) error {
 		cluster = ca.Metadata.Name
 	}
 	// A CA of another cluster is active only while this cluster trusts it; a CA of a
-	// cluster that is neither this one nor a trusted or remote cluster is shipped inactive.
-	active := !s.disabled[cluster]
+	// cluster that is neither this one nor a trusted cluster is shipped inactive.
+	active := cluster == s.cluster || s.enabled[cluster]
 	add := func(keys []resource.SSHKeyPair) error {
 		for i, k := range keys {
 			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.PublicKey))

@@ -191,7 +191,7 @@ func (v *Vector) check() error {
 	if v.Input.Kind != yaml.MappingNode {
 		return errors.New("input must be a mapping (the decision input document)")
 	}
-	doc, err := InputJSON(&v.Input)
+	doc, err := inputDocument(&v.Input)
 	if err != nil {
 		return err
 	}
@@ -201,9 +201,9 @@ func (v *Vector) check() error {
 	return nil
 }
 
-// InputJSON converts a YAML input document to the JSON policy.ParseInputJSON reads.
+// inputDocument converts a YAML input document to the JSON policy.ParseInputJSON reads.
 // Timestamps stay strings (yaml.v3 keeps them as written when decoding into any).
-func InputJSON(n *yaml.Node) ([]byte, error) {
+func inputDocument(n *yaml.Node) ([]byte, error) {
 	var doc any
 	if err := n.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("input: %w", err)

@@ -166,12 +166,11 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		{identityQuery, &p.identity},
 		{accessQuery, &p.access},
 	} {
-		pq, err := rego.New(
-			rego.Query(q.query),
-			rego.Compiler(compiler),
-			rego.Store(store),
-			rego.Resolver(stageIdentityRef, stageIdentity{}),
-		).PrepareForEval(ctx)
+		opts := []func(*rego.Rego){rego.Query(q.query), rego.Compiler(compiler), rego.Store(store)}
+		if q.dst == &p.access {
+			opts = append(opts, rego.Resolver(stageIdentityRef, stageIdentity{}))
+		}
+		pq, err := rego.New(opts...).PrepareForEval(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("loading bundle %s: preparing %s: %w", b.Revision, q.query, err)
 		}
@@ -208,7 +207,9 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	}
 	// A cached decision was made for an input that encodes identically and passed
 	// validation then, so only misses are validated.
-	useCache := e.decisions != nil && !p.timeDependent
+	// cert.issue caps the certificate at now + max_session_ttl, so its answer moves with
+	// now, which the cache key leaves out.
+	useCache := e.decisions != nil && !p.timeDependent && in.Action != ActionCertIssue
 	var k key
 	if useCache {
 		k = decisionKey(p.revision, in)

@@ -180,11 +180,16 @@ func TestCacheRespectsCertificateAge(t *testing.T) {
 	if err != nil || !d.Allow {
 		t.Fatalf("first decision: %+v, %v", d, err)
 	}
-	wantExpiry := in.Cert.ValidAfter.Add(2 * time.Hour)
+	// A certificate exactly max_cert_age old is accepted; the answer flips 1ns later.
+	wantExpiry := in.Cert.ValidAfter.Add(2*time.Hour + time.Nanosecond)
 	if !d.ExpiresAt.Equal(wantExpiry) {
-		t.Fatalf("expires_at = %v, want %v (valid_after + max_cert_age)", d.ExpiresAt, wantExpiry)
+		t.Fatalf("expires_at = %v, want %v (valid_after + max_cert_age + 1ns)", d.ExpiresAt, wantExpiry)
 	}
-	in.Now = wantExpiry.Add(time.Second)
+	in.Now = wantExpiry.Add(-time.Nanosecond)
+	if d, _ = e.Decide(ctx, in); !d.Allow || !d.Cached {
+		t.Fatalf("at exactly max_cert_age the cached allow still holds: %+v", d)
+	}
+	in.Now = wantExpiry
 	d, _ = e.Decide(ctx, in)
 	if d.Cached || d.Allow {
 		t.Fatalf("past max_cert_age: %+v", d)
@@ -303,6 +308,59 @@ func TestInputValidation(t *testing.T) {
 			_, err := e.Decide(context.Background(), in)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTrustChangesTakeEffectAtOnce is DESIGN §5 invariants 3 and 5 through the engine,
+// cache included: disabling the trust or adding a lock is a new bundle revision, and the
+// very next decision denies, however recently the same request was allowed.
+func TestTrustChangesTakeEffectAtOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	in := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
+		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
+	tests := []struct {
+		name   string
+		change func(yaml string) string
+		reason string
+	}{
+		{"trust disabled", func(y string) string {
+			return strings.Replace(y, "spec:\n  enabled: true", "spec:\n  enabled: false", 1)
+		}, "trust with cluster root.example.com is disabled"},
+		{"user locked", func(y string) string {
+			return y + "---\nkind: lock\nversion: v2\nmetadata: {name: incident-42}\nspec:\n  target: {user: alice}\n  message: credentials leaked\n"
+		}, `locked by lock "incident-42": credentials leaked`},
+		{"root cluster locked", func(y string) string {
+			return y + "---\nkind: lock\nversion: v2\nmetadata: {name: cut-root}\nspec:\n  target: {remote_cluster: root.example.com}\n"
+		}, `locked by lock "cut-root"`},
+		{"trust removed", func(y string) string {
+			i := strings.Index(y, "---\nkind: trusted_cluster")
+			j := strings.Index(y[i+4:], "---\n") + i + 4
+			return y[:i] + y[j:]
+		}, "cluster root.example.com is not a trusted cluster of this one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := f.engine(t, Options{})
+			for i := 0; i < 2; i++ {
+				if d, err := e.Decide(ctx, in); err != nil || !d.Allow {
+					t.Fatalf("before the change: %+v %v", d, err)
+				}
+			}
+			changed := *f
+			changed.yaml = tt.change(f.yaml)
+			if err := e.Load(ctx, changed.bundle(t)); err != nil {
+				t.Fatal(err)
+			}
+			d, err := e.Decide(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allow || d.Cached || !containsSubstring(d.Reasons, tt.reason) {
+				t.Fatalf("after the change: %+v, want a fresh denial saying %q", d, tt.reason)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 	"unicode/utf8"
@@ -64,6 +65,13 @@ type RemoteCluster struct {
 	Labels map[string]string
 }
 
+// Policy times are nanoseconds since 1970 in an int64 (Rego's time builtins), which spans
+// these instants.
+var (
+	minTime = time.Unix(0, math.MinInt64).UTC()
+	maxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
 // Limits on what an input may hold; anything larger is refused before Rego runs.
 const (
 	maxInputStrings   = 4096
@@ -78,6 +86,14 @@ func (in *Input) Validate() error {
 	}
 	if in.Now.IsZero() {
 		return fmt.Errorf("decision input: now is required")
+	}
+	for _, t := range []struct {
+		field string
+		t     time.Time
+	}{{"now", in.Now}, {"cert.valid_after", in.Cert.ValidAfter}, {"cert.valid_before", in.Cert.ValidBefore}} {
+		if !t.t.IsZero() && (t.t.Before(minTime) || t.t.After(maxTime)) {
+			return fmt.Errorf("decision input: %s %s is outside the years 1678 to 2262 that policy times can hold", t.field, t.t.Format(time.RFC3339))
+		}
 	}
 	n := 0
 	var bad error

@@ -12,6 +12,7 @@
 package tether.access
 
 import data.tether.certs
+import data.tether.identity
 import data.tether.labels
 
 # decide decides the request document inp for the identity id.
@@ -199,7 +200,7 @@ granted_by(_, inp) := [] if not action(inp) in known_actions
 action_denied(id, inp) if {
 	action(inp) in {"ssh.session", "node.list"}
 	some d in id.deny_nodes
-	labels.matches_deny(d.node, node_labels(inp))
+	labels.matches_keys(d.node, node_labels(inp))
 }
 
 action_denied(id, inp) if {
@@ -243,7 +244,7 @@ common_problems(id, inp, now) := array.concat(
 	),
 ) if action(inp) != "cert.issue"
 
-common_problems(id, inp, _) := id.role_problems if action(inp) == "cert.issue"
+common_problems(id, inp, _) := array.concat(id.cluster_problems, id.role_problems) if action(inp) == "cert.issue"
 
 action_problems(_, inp) := [sprintf("unknown action %q", [action(inp)])] if not action(inp) in known_actions
 
@@ -340,8 +341,16 @@ cluster_allowed(id, rc_labels) if {
 # roles allow (and none denies).
 issue_problems(id, inp) := array.concat(
 	[sprintf("role %q does not exist", [r]) | some r in object.get(inp, ["cert", "roles"], []); not data.tether.roles[r]],
-	[sprintf("roles %v do not allow login %q", [id.roles, p]) | some p in object.get(inp, ["cert", "principals"], []); not id.login_grants[p]],
+	[sprintf("roles %v do not allow login %q", [id.roles, p]) | some p in object.get(inp, ["cert", "principals"], []); not issuable(id, p)],
 )
+
+# A certificate may name a login some role allows and no role denies; node labels decide
+# access to a node, not what a certificate may carry.
+issuable(id, login) if {
+	some g in id.allow
+	g.logins[login]
+	not id.login_denials[login]
+}
 
 # ---- per-role requirements (ssh.session and cluster.route) ---------------------------
 
@@ -414,12 +423,14 @@ next_bound(id, now) := time.format(later[0]) if {
 	count(later) > 0
 } else := null
 
-# Teleport's default max_session_ttl is 30 hours.
-default_max_session_ttl_ns := (30 * 3600) * 1000000000
-
+# The certificate lives at most the shortest max_session_ttl of its roles (Teleport's 30
+# hours for a role that sets none, and when there are no roles).
 issue_caps(id, now) := {c |
 	some c in array.concat(
 		[b | b := id.valid_before_ns; b > 0],
-		[t | some ns in array.concat(id.requirements.max_session_ttl_ns, [default_max_session_ttl_ns]); t := now + ns],
+		[t |
+			some ns in array.concat(id.requirements.max_session_ttl_ns, [identity.default_max_session_ttl_ns | count(id.requirements.max_session_ttl_ns) == 0])
+			t := now + ns
+		],
 	)
 }

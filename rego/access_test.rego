@@ -104,6 +104,14 @@ test_deny_node_labels_wildcard_denies_every_node if {
 	}
 }
 
+test_star_node_label_value_needs_the_key if {
+	w := fx.with_roles(fx.leaf_world, {"visitor": fx.role({"logins": [fx.lit("visitor")], "node_labels": fx.sel({"env": ["*"]})})})
+	fx.decision(w, fx.ssh(fx.alice(["access"]), "visitor", fx.prod_node)).allow
+	d := fx.decision(w, fx.ssh(fx.alice(["access"]), "visitor", fx.node("bare", {})))
+	not d.allow
+	d.reasons == [fx.denied_as("alice", fx.root, "visitor", `no role's node_labels match node "bare"`)]
+}
+
 test_deny_node_labels_deny_every_login if {
 	w := fx.with_roles(fx.leaf_world, {"no-prod": fx.role({"deny_node_labels": fx.sel({"env": ["prod"]}), "logins": [fx.lit("ubuntu")], "node_labels": fx.wildcard})})
 	cert := fx.put(fx.alice(["access", "no-prod"]), "principals", ["visitor", "ubuntu"])
@@ -347,7 +355,9 @@ test_max_cert_age_allows_a_certificate_exactly_that_old if {
 test_max_cert_age_becomes_expires_at if {
 	# Alice's certificate is 45 minutes old: the 1h limit comes before valid_before.
 	d := leaf_decision(fx.ssh(fx.alice(["short-lived"]), "visitor", fx.stage_node))
-	d.expires_at == fx.at(15 * fx.minute)
+
+	# A certificate exactly an hour old is still accepted; the answer flips 1ns later.
+	d.expires_at == fx.at((15 * fx.minute) + 1)
 }
 
 test_require_connectors_allows_a_listed_connector if {
@@ -407,6 +417,19 @@ test_invalid_now_is_denied if {
 	d.reasons == ["input.now must be an RFC 3339 time, got yesterday"]
 	d.expires_at == null
 	not leaf_decision(fx.put(alice_on_stage, "now", 1764000000)).allow
+}
+
+test_missing_now_is_denied_for_every_action if {
+	every inp in [
+		fx.list_nodes(fx.alice(["access"]), fx.stage_node),
+		fx.issue(["access"], ["visitor"]),
+		fx.route(fx.root_alice(["all-clusters"]), fx.leaf),
+	] {
+		d := fx.decision(fx.root_world, object.remove(inp, ["now"]))
+		not d.allow
+		d.reasons == ["input.now must be an RFC 3339 time, got null"]
+		d.expires_at == null
+	}
 }
 
 # ---- node.list --------------------------------------------------------------------------------
@@ -497,6 +520,15 @@ test_cluster_route_checks_requirements if {
 	root_decision(fx.route(fx.put(fx.root_alice(["all-clusters", "mfa"]), "mfa_verified", true), fx.leaf)).allow
 }
 
+test_cluster_route_checks_max_cert_age if {
+	w := fx.with_roles(fx.root_world, {"young": fx.role({"cluster_labels": fx.wildcard, "options": {"max_cert_age_ns": fx.hour}})})
+	fx.decision(w, fx.route(fx.root_alice(["young"]), fx.leaf)).allow
+	old := fx.put(fx.root_alice(["young"]), "valid_after", fx.at(-2 * fx.hour))
+	d := fx.decision(w, fx.route(old, fx.leaf))
+	not d.allow
+	d.reasons == [`role "young" accepts certificates at most 3600s old; this one is 7200s old`]
+}
+
 test_cluster_list_does_not_check_requirements if {
 	root_decision(fx.list_clusters(fx.root_alice(["all-clusters", "mfa"]), fx.leaf)).allow
 }
@@ -581,4 +613,10 @@ test_expires_at_is_the_earliest_bound if {
 test_expires_at_is_null_when_no_rule_can_change_the_answer if {
 	cert := fx.put(fx.alice(["access"]), "valid_before", fx.at(0 - fx.second))
 	leaf_decision(fx.ssh(cert, "visitor", fx.stage_node)).expires_at == null
+	leaf_decision(fx.list_nodes(cert, fx.stage_node)).expires_at == null
+}
+
+test_expires_at_of_other_actions_is_the_next_bound_too if {
+	leaf_decision(fx.list_nodes(fx.alice(["access"]), fx.stage_node)).expires_at == fx.alice_cert.valid_before
+	root_decision(fx.route(fx.root_alice(["all-clusters"]), fx.leaf)).expires_at == fx.alice_cert.valid_before
 }

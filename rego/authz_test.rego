@@ -1,17 +1,21 @@
 # The public entry point (DESIGN §3): data.tether.authz.decision is exactly the two stages
 # the engine evaluates, identity then access, and allow is its verdict alone.
 #
-# The access stage computes a verdict (lookups) and, for a denial, the rules the request
-# breaks (problems) separately; the tables below check that they agree on requests that
-# take every branch: allowed exactly when no rule is broken, and a denial's reasons are
-# the broken rules. Tables are kept small so each test stays well inside opa test's timeout.
+# The access stage decides ssh.session with lookups (session_decision) and every action
+# with the plain rules (decide_full), whose verdict (allowed) and reasons (problems) are
+# computed apart; the tables below check that all of them agree on requests that take
+# every branch: the same decision, allowed exactly when no rule is broken, and a denial's
+# reasons are the broken rules. Tables are kept small so each test stays well inside opa test's timeout.
 package tether.authz_test
 
 import data.tether.fixtures_test as fx
 
-# agree reports whether the verdict and the reasons of a decision agree with the problems.
+# agree reports whether a decision is the one the plain statement of the rules gives
+# (access.decide_full; the public query has its own path for ssh.session) and whether its
+# verdict and reasons agree with the problems.
 agree(w, inp) if {
 	d := fx.decision(w, inp)
+	d == fx.decide_full(w, inp)
 	ps := fx.problems(w, inp)
 	clean := count(ps) == 0
 	d.allow == clean

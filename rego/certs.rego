@@ -31,6 +31,7 @@ ca_problems(ca, claimed) := [msg |
 		[ca.type != "user", sprintf("certificate is signed by the %s certificate authority of %s, not its user certificate authority", [ca.type, ca.cluster])],
 		[ca.cluster != claimed, sprintf("certificate claims cluster %q but its certificate authority belongs to %q", [claimed, ca.cluster])],
 		[not_active(ca), sprintf("the certificate authority of %s is not active here (trust disabled or key rotated out)", [ca.cluster])],
+		[untrusted(ca.cluster), sprintf("cluster %s is not a trusted cluster of this one", [ca.cluster])],
 		[trust_disabled(ca.cluster), sprintf("trust with cluster %s is disabled", [ca.cluster])],
 	]
 	check[0]
@@ -51,7 +52,23 @@ trust_disabled(cluster) := false if {
 
 trust_disabled(cluster) if {
 	cluster != data.tether.cluster.name
+	data.tether.trusted_clusters[cluster]
 	not data.tether.trusted_clusters[cluster].enabled
+}
+
+trust_disabled(cluster) := false if {
+	cluster != data.tether.cluster.name
+	not data.tether.trusted_clusters[cluster]
+}
+
+# untrusted: a CA of a cluster that is neither this one nor a trusted cluster.
+untrusted(cluster) := false if cluster == data.tether.cluster.name
+
+untrusted(cluster) := false if data.tether.trusted_clusters[cluster]
+
+untrusted(cluster) if {
+	cluster != data.tether.cluster.name
+	not data.tether.trusted_clusters[cluster]
 }
 
 # max_clock_skew_ns bounds how early a certificate may be used; issuers backdate valid_after.

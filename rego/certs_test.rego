@@ -59,7 +59,7 @@ test_disabled_trust_rejects_an_active_ca if {
 }
 
 test_ca_of_a_cluster_without_trust_is_rejected if {
-	problems(fx.signed_by(fx.alice_cert, fx.stranger, "SHA256:stranger-user")) == [sprintf("trust with cluster %s is disabled", [fx.stranger])]
+	problems(fx.signed_by(fx.alice_cert, fx.stranger, "SHA256:stranger-user")) == [sprintf("cluster %s is not a trusted cluster of this one", [fx.stranger])]
 }
 
 test_type_problems_come_before_signer_problems if {

@@ -374,3 +374,15 @@ problems(world, inp) := ps if {
 		with data.tether.remote_clusters as w.remote_clusters
 		with data.tether.locks as w.locks
 }
+
+# decide_full evaluates the access stage's plain statement of the rules, access.decide_full,
+# which the public query uses for every action but ssh.session.
+decide_full(world, inp) := d if {
+	w := object.union(empty_world, world)
+	d := access.decide_full(identity.of(inp), inp) with data.tether.cluster as w.cluster
+		with data.tether.cas as w.cas
+		with data.tether.trusted_clusters as w.trusted_clusters
+		with data.tether.roles as w.roles
+		with data.tether.remote_clusters as w.remote_clusters
+		with data.tether.locks as w.locks
+}

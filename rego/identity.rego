@@ -21,6 +21,7 @@ base(inp) := {
 	"origin": origin,
 	"local": origin == data.tether.cluster.name,
 	"problems": problems,
+	"cluster_problems": cluster_problems(inp),
 	"cert_roles": object.get(cert, "roles", []),
 	"roles": roles,
 	"notes": array.concat(mapped.notes, missing_notes(mapped.roles)),
@@ -79,7 +80,8 @@ lookups(b) := {
 		some t in array.concat(
 			[b.valid_after_ns - certs.max_clock_skew_ns, b.valid_before_ns],
 			array.concat(
-				[d | some req in b.requirements.max_age; d := b.valid_after_ns + req[1]],
+				# max_cert_age allows a certificate exactly that old: it flips 1ns later.
+				[d | some req in b.requirements.max_age; d := (b.valid_after_ns + req[1]) + 1],
 				[l.expires_ns | some l in b.locks; l.expires_ns > 0],
 			),
 		)
@@ -212,8 +214,9 @@ restriction(name, role, tr) := {
 	"has_cluster_labels": labels.selects(object.get(role, ["deny", "cluster_labels"], {})),
 }
 
-# Logins must be valid Unix user names; an expanded trait that is not one is dropped.
-valid_login(l) if regex.match(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,31}$`, l)
+# Logins must be valid Unix user names (the portable rule resource.IsValidLogin states);
+# an expanded trait that is not one is dropped.
+valid_login(l) if regex.match(`^[A-Za-z_](?:[A-Za-z0-9_.-]{0,31}|[A-Za-z0-9_.-]{0,30}[$])$`, l)
 
 # requirements: per-role demands on the certificate (Tether hardening against a
 # compromised identity provider).
@@ -221,8 +224,16 @@ requirements(roles) := {
 	"mfa": [r | some r in roles; object.get(data.tether.roles[r], ["options", "require_session_mfa"], false) == true],
 	"max_age": [[r, ns] | some r in roles; ns := object.get(data.tether.roles[r], ["options", "max_cert_age_ns"], 0); ns > 0],
 	"connectors": [[r, cs] | some r in roles; cs := object.get(data.tether.roles[r], ["options", "require_connectors"], []); count(cs) > 0],
-	"max_session_ttl_ns": [ns | some r in roles; ns := object.get(data.tether.roles[r], ["options", "max_session_ttl_ns"], 0); ns > 0],
+	"max_session_ttl_ns": [role_ttl(r) | some r in roles],
 }
+
+# role_ttl is a role's max_session_ttl, Teleport's 30 hours when it sets none.
+role_ttl(r) := ns if {
+	ns := object.get(data.tether.roles[r], ["options", "max_session_ttl_ns"], 0)
+	ns > 0
+} else := default_max_session_ttl_ns
+
+default_max_session_ttl_ns := (30 * 3600) * 1000000000
 
 # identity_locks: the locks whose user / role / remote_cluster targets this identity meets.
 # The per-request stage checks their login and node targets and their expiry.

@@ -155,12 +155,17 @@ test_requirements_collect_each_roles_options if {
 	i.requirements.mfa == ["mfa-required"]
 	i.requirements.max_age == [["short-lived", fx.hour]]
 	i.requirements.connectors == [["okta-only", ["oidc/okta"]]]
-	i.requirements.max_session_ttl_ns == []
+
+	# One TTL per role: Teleport's 30 hours for roles that set none.
+	count(i.requirements.max_session_ttl_ns) == count(i.roles)
+	every ttl in i.requirements.max_session_ttl_ns {
+		ttl == 30 * fx.hour
+	}
 }
 
 test_requirements_collect_max_session_ttls if {
 	i := fx.identity_of(fx.root_world, {"cluster": fx.root, "cert": fx.root_alice(["access", "ttl-8h", "ttl-2h"])})
-	i.requirements.max_session_ttl_ns == [8 * fx.hour, 2 * fx.hour]
+	i.requirements.max_session_ttl_ns == [30 * fx.hour, 8 * fx.hour, 2 * fx.hour]
 }
 
 # ---- operators' grants ---------------------------------------------------------------------

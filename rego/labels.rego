@@ -20,7 +20,7 @@ compile(sel, traits) := {"wildcard": false, "keys": {k: value_matcher(s.values, 
 value_matcher(ts, traits) := {
 	"any": "*" in vals,
 	"exact": {v: true | some v in vals; not is_pattern(v)},
-	"regex": join_patterns({pattern(v) | some v in vals; is_pattern(v); v != "*"}),
+	"regex": join_patterns({p | some v in vals; is_pattern(v); v != "*"; p := pattern(v); regex.is_valid(p)}),
 	"invalid": count({v | some v in vals; is_pattern(v); not regex.is_valid(pattern(v))}) > 0,
 } if {
 	vals := templates.expand_all(ts, traits)
@@ -47,7 +47,7 @@ quote(s) := regex.replace(s, `([\\.+*?()|\[\]{}^$])`, `\$1`)
 
 join_patterns(ps) := "" if count(ps) == 0
 
-join_patterns(ps) := concat("", ["^(?:", concat("|", [concat("", ["(?:", p, ")"]) | some p in ps; regex.is_valid(p)]), ")$"]) if {
+join_patterns(ps) := concat("", ["^(?:", concat("|", [concat("", ["(?:", p, ")"]) | some p in ps]), ")$"]) if {
 	count(ps) > 0
 }
 

@@ -189,3 +189,101 @@ test_selects_is_true_for_wildcard_and_for_keys if {
 	labels.selects(fx.wildcard)
 	labels.selects(fx.sel({"env": ["demo"]}))
 }
+
+test_selects_compiled_is_true_when_a_compiled_matcher_can_select if {
+	labels.selects_compiled(labels.compile(fx.wildcard, traits))
+	labels.selects_compiled(labels.compile(fx.sel({"env": ["prod"]}), traits))
+	not labels.selects_compiled(labels.compile(fx.nothing, traits))
+}
+
+# ---- the per-request form: one full-match regex per key --------------------------------
+
+bad_regex := object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})
+
+table_selectors := [
+	fx.nothing,
+	fx.wildcard,
+	fx.sel({"env": ["*"]}),
+	fx.sel({"env": ["*", "prod"]}),
+	fx.sel({"env": ["prod"]}),
+	fx.sel({"env": ["dev", "stage-*", "^qa-[0-9]+$"]}),
+	fx.sel({"env": ["prod"], "team": ["db"]}),
+	fx.sel({"env": ["^dev|ops$"]}),
+	fx.sel({"name": ["a.b*"]}),
+	fx.sel({"env": ["a|b", "(x)"]}),
+	fx.tsel({"env": [fx.internal("envs")]}),
+	fx.tsel({"env": [fx.internal("missing")]}),
+	fx.tsel({"env": [bad_regex]}),
+	fx.tsel({"env": [bad_regex], "team": [fx.lit("db")]}),
+]
+
+table_labels := [
+	{},
+	{"env": ""},
+	{"env": "prod"},
+	{"env": "prod-1"},
+	{"env": "stage-2"},
+	{"env": "qa-17"},
+	{"env": "dev"},
+	{"env": "devops"},
+	{"env": "qa"},
+	{"env": "prod", "team": "db"},
+	{"env": "prod", "team": "web"},
+	{"name": "a.b1"},
+	{"name": "axb1"},
+	{"env": "a|b"},
+	{"env": "a"},
+	{"env": "(x)"},
+	{"env": "stage-\nline"},
+]
+
+# Each form as a boolean, so the two can be compared.
+slow_matches(m, lbls) if labels.matches(m, lbls)
+
+else := false
+
+fast_matches(m, lbls) if labels.matches_keys(labels.key_regexes(m), lbls)
+
+else := false
+
+slow_matches_deny(m, lbls) if labels.matches_deny(m, lbls)
+
+else := false
+
+fast_matches_deny(m, lbls) if labels.matches_keys(labels.deny_key_regexes(m), lbls)
+
+else := false
+
+test_key_regexes_select_what_matches_selects if {
+	every s in table_selectors {
+		m := labels.compile(s, traits)
+		every lbls in table_labels {
+			slow_matches(m, lbls) == fast_matches(m, lbls)
+		}
+	}
+}
+
+test_the_label_table_holds_matches_and_misses if {
+	results := {slow_matches(labels.compile(s, traits), lbls) | some s in table_selectors; some lbls in table_labels}
+	results == {true, false}
+}
+
+test_deny_key_regexes_select_what_matches_deny_selects if {
+	every s in table_selectors {
+		m := labels.compile(s, traits)
+		every lbls in table_labels {
+			slow_matches_deny(m, lbls) == fast_matches_deny(m, lbls)
+		}
+	}
+}
+
+test_key_regexes_of_a_selector_that_matches_nothing_are_undefined if {
+	not labels.key_regexes(labels.compile(fx.nothing, traits))
+	not labels.key_regexes(labels.compile(fx.tsel({"env": [fx.internal("missing")]}), traits))
+	not labels.deny_key_regexes(labels.compile(fx.nothing, traits))
+}
+
+test_key_regexes_of_wildcard_check_no_key if {
+	labels.key_regexes(labels.compile(fx.wildcard, traits)) == {}
+	labels.deny_key_regexes(labels.compile(fx.wildcard, traits)) == {}
+}

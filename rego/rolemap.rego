@@ -17,7 +17,7 @@ errors(rules) := ((((empty_remote(rules) | empty_local(rules)) | empty_local_ent
 
 empty_remote(rules) := {sprintf("role_map[%d]: remote must not be empty", [i]) |
 	some i, r in rules
-	object.get(r, "remote", "") == ""
+	trim_space(object.get(r, "remote", "")) == ""
 }
 
 empty_local(rules) := {sprintf("role_map[%d]: local must list at least one role", [i]) |
@@ -28,7 +28,7 @@ empty_local(rules) := {sprintf("role_map[%d]: local must list at least one role"
 empty_local_entry(rules) := {sprintf("role_map[%d]: local[%d] must not be empty", [i, j]) |
 	some i, r in rules
 	some j, l in object.get(r, "local", [])
-	l == ""
+	trim_space(l) == ""
 }
 
 star_local(rules) := {sprintf("role_map[%d]: local[%d] must not be \"*\": a wildcard would grant every local role", [i, j]) |
@@ -46,7 +46,14 @@ duplicate_remote(rules) := {sprintf("role_map[%d]: remote %q is already mapped b
 bad_regex(rules) := {sprintf("role_map[%d]: remote %q is not a valid RE2 regular expression", [i, r.remote]) |
 	some i, r in rules
 	is_regex(r.remote)
-	not regex.is_valid(concat("", ["^(?:", r.remote, ")$"]))
+	not valid_regex_remote(r.remote)
+}
+
+# A regex remote must compile as written and as Tether evaluates it, ^(?:remote)$: a
+# remote such as ^a)|(b$ compiles only once wrapped, and would then match inside names.
+valid_regex_remote(remote) if {
+	regex.is_valid(remote)
+	regex.is_valid(concat("", ["^(?:", remote, ")$"]))
 }
 
 # is_regex: a remote that starts with ^ and ends with $ is an RE2 regex; anything else is

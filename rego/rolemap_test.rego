@@ -61,6 +61,14 @@ test_empty_local_entry_is_rejected if {
 	rolemap.errors([rule("access", ["visitor", ""])]) == {"role_map[0]: local[1] must not be empty"}
 }
 
+test_blank_remote_is_rejected if {
+	rolemap.errors([rule("  ", ["visitor"])]) == {"role_map[0]: remote must not be empty"}
+}
+
+test_blank_local_entry_is_rejected if {
+	rolemap.errors([rule("access", ["\t "])]) == {"role_map[0]: local[0] must not be empty"}
+}
+
 test_local_of_exactly_star_is_rejected if {
 	rolemap.errors([rule("access", ["visitor", "*"])]) == {`role_map[0]: local[1] must not be "*": a wildcard would grant every local role`}
 }
@@ -83,6 +91,11 @@ test_regex_remote_that_does_not_compile_is_rejected if {
 
 test_regex_remote_must_be_re2 if {
 	rolemap.errors([rule("^(?=x)y$", ["a"])]) == {`role_map[0]: remote "^(?=x)y$" is not a valid RE2 regular expression`}
+}
+
+# ^a)|(b$ is not a regex, but ^(?:^a)|(b$)$ is: it must compile as written too.
+test_regex_remote_must_compile_as_written if {
+	rolemap.errors([rule("^a)|(b$", ["x"])]) == {`role_map[0]: remote "^a)|(b$" is not a valid RE2 regular expression`}
 }
 
 test_glob_with_regex_syntax_is_literal_and_valid if {

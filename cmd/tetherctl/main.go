@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func main() {
+func rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "tetherctl",
 		Short:         "Administer a Tether cluster",
@@ -18,7 +18,11 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(policyCommand())
-	if err := root.Execute(); err != nil {
+	return root
+}
+
+func main() {
+	if err := rootCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ERROR:", err)
 		os.Exit(1)
 	}

@@ -136,7 +136,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("Upload.URL: %w", err))
 		case pu.Scheme != "http" && pu.Scheme != "https", pu.Host == "":
-			errs = append(errs, fmt.Errorf("Upload.URL %q: want http(s)://host/...", pu.Redacted()))
+			errs = append(errs, fmt.Errorf("Upload.URL %q: want an http or https URL with a host, such as https://audit.example.com/v1", pu.Redacted()))
 		}
 	}
 	if len(errs) > 0 {

@@ -30,17 +30,25 @@
 // completed write, or a 2xx answer), otherwise it is retried with exponential
 // backoff and jitter, keeping its events and its place in the order.
 //
-// While a sink is failing or slower than the decisions, batches go to an
-// on-disk spool (one segment file per batch, per sink, 0600) bounded by
-// [Config].MaxSpoolBytes, and are delivered in order once the sink recovers,
-// also after a restart: [New] picks up what a previous process left in the
-// spool. Only when both the in-memory buffer and the spool are full is an event
-// dropped, the newest one, and counted by [Sink.Dropped]; nothing is lost
-// without being counted and logged.
+// While a sink is failing, or holds BufferSize events in memory because it
+// is slower than the decisions, its batches go to an on-disk spool (a
+// directory per sink of segment files, 0600, each synced before it counts)
+// bounded by [Config].MaxSpoolBytes, and are delivered in order once the sink
+// recovers, also after a restart: [New] picks up what a previous process left
+// in the spool. An event is dropped only when its sink's queue is full, that
+// is when memory and spool are both full, or when decisions arrive faster
+// than the sink's goroutine can encode and spool them for longer than the
+// queue can absorb. Log then drops the new event and counts it in
+// [Sink.Dropped], and the sink reports the count in its log: nothing is lost
+// without being counted.
 //
 // [Logger.Close] stops intake and delivers what is left until its context is
 // done; whatever is still undelivered then goes to the spool for the next
-// start. Delivery is exactly once and in order while the process lives; a crash
-// between a delivery and the removal of its spool segment may deliver that
-// batch again after the restart (at least once across crashes).
+// start.
+//
+// Delivery is exactly once and in order while the process lives and across a
+// Close and a New. A crash (no Close) loses what was only in memory: the queue
+// and the batches not yet spooled, which while a sink is failing is at most
+// the batch being filled; and it may deliver again a batch whose delivery
+// completed just before the crash, whose segment was not yet removed.
 package decisionlog

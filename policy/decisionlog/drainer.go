@@ -209,13 +209,15 @@ func (d *drainer) dispatch() {
 		d.next()
 	}
 	switch {
-	case d.inflight != nil && d.retryC == nil:
-		s.jobs <- job{events: d.inflight.events}
-		d.busy = true
 	case d.syncDue && d.dirty:
+		// Before the next batch: under constant load there always is
+		// one, and the file must still be synced every FlushInterval.
 		s.jobs <- job{sync: true}
 		d.busy = true
 		d.syncDue, d.dirty = false, false
+	case d.inflight != nil && d.retryC == nil:
+		s.jobs <- job{events: d.inflight.events}
+		d.busy = true
 	}
 }
 

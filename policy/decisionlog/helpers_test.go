@@ -161,12 +161,6 @@ func (c *collector) received() []Event {
 	return append([]Event(nil), c.events...)
 }
 
-func (c *collector) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.events)
-}
-
 func alwaysOK(int) int { return http.StatusOK }
 
 // checkOrderedOnce fails unless got's decision IDs appear in want's order,

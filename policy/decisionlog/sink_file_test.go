@@ -127,6 +127,11 @@ func TestConsoleSink(t *testing.T) {
 		t.Errorf("console got %v, want 50 events in order", ids)
 	}
 
+	l.Log(testEvent(50))
+	if d := sinkNamed(t, l, "console").Dropped(); d != 1 {
+		t.Errorf("Log after Close: Dropped() = %d, want 1", d)
+	}
+
 	def, err := New(Config{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -177,5 +182,33 @@ func TestConsoleSinkPartialWrites(t *testing.T) {
 	}
 	if !slices.Equal(ids, eventIDs(200)) || w.calls < 3 {
 		t.Errorf("got %d events in %d writes, want 200 in order", len(ids), w.calls)
+	}
+}
+
+// TestUnencodableEvent: an event that cannot be encoded as JSON is dropped,
+// counted and reported, and the events around it are delivered.
+func TestUnencodableEvent(t *testing.T) {
+	t.Parallel()
+	var out, diag bytes.Buffer
+	l, err := New(Config{Console: &out, Logger: slogTo(&diag)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Log(testEvent(0))
+	l.Log(Event{DecisionID: "bad", Input: map[string]any{"c": make(chan int)}})
+	l.Log(testEvent(1))
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ev := range readEvents(t, out.Bytes()) {
+		ids = append(ids, ev.DecisionID)
+	}
+	s := sinkNamed(t, l, "console")
+	if !slices.Equal(ids, eventIDs(2)) || s.Dropped() != 1 || s.Delivered() != 2 {
+		t.Errorf("got %v, dropped %d, delivered %d; want 2 events and 1 dropped", ids, s.Dropped(), s.Delivered())
+	}
+	if !bytes.Contains(diag.Bytes(), []byte("decision_id=bad")) {
+		t.Errorf("the drop was not reported with its decision ID:\n%s", diag.String())
 	}
 }

@@ -1,7 +1,13 @@
 package decisionlog
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -208,5 +214,63 @@ func TestCloseGivesUpOnWedgedServer(t *testing.T) {
 	s := sinkNamed(t, l, "http")
 	if s.Dropped() != 0 || s.Spooled() != 10 {
 		t.Errorf("dropped %d, spooled %d; want 0, 10", s.Dropped(), s.Spooled())
+	}
+}
+
+// TestHTTPChunk: every request body fits the size limit, except that an
+// event too large to fit alone is sent alone rather than dropped.
+func TestHTTPChunk(t *testing.T) {
+	t.Parallel()
+	random := func(i, size int) []byte {
+		// Hex of a hash chain: JSON that barely compresses.
+		b := []byte(fmt.Sprintf(`{"decision_id":"d-%06d","input":"`, i))
+		h := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		for len(b) < size {
+			b = hex.AppendEncode(b, h[:])
+			h = sha256.Sum256(h[:])
+		}
+		return append(b, `"}`...)
+	}
+	tests := []struct {
+		name   string
+		events [][]byte
+		limit  int
+	}{
+		{name: "many_small_events", events: segmentEvents(3000), limit: 2048},
+		{name: "one_event_over_the_limit_goes_alone", events: [][]byte{random(0, 100), random(1, 5000), random(2, 100)}, limit: 1024},
+		{name: "incompressible_events", events: func() (ev [][]byte) {
+			for i := range 200 {
+				ev = append(ev, random(i, 300))
+			}
+			return ev
+		}(), limit: 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newHTTPSink(Config{Upload: UploadConfig{URL: "http://127.0.0.1:1", Resource: "/logs", SizeLimitBytes: tt.limit}})
+			var got [][]byte
+			for len(got) < len(tt.events) {
+				n, body := s.chunk(tt.events[len(got):])
+				if len(body) > tt.limit && n != 1 {
+					t.Fatalf("a %d-event body of %d bytes exceeds the %d-byte limit", n, len(body), tt.limit)
+				}
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var arr []json.RawMessage
+				if err := json.NewDecoder(zr).Decode(&arr); err != nil || len(arr) != n {
+					t.Fatalf("body holds %d events (%v), chunk says %d", len(arr), err, n)
+				}
+				for _, e := range arr {
+					got = append(got, e)
+				}
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], tt.events[i]) {
+					t.Fatalf("event %d changed on the way", i)
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// repoRoot finds the repository (the folder with go.mod) from the test's directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+func opaBinary(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(repoRoot(t), "bin", "opa")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the real opa CLI is missing at %s: run `make tools`", p)
+	}
+	return p
+}
+
+// run executes tetherctl in-process with args and returns its output.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := rootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// seedCase is one of the trusted-clusters guide's decisions on the leaf.
+type seedCase struct {
+	input  string
+	allow  bool
+	roles  []string
+	reason string
+}
+
+var seedCases = []seedCase{
+	{"myuser-access-visitor.json", true, []string{"visitor"}, `role "visitor" allows login "visitor" on node "ip-172-3-2-205"`},
+	{"alice-stage.json", true, []string{"stage-access"}, `role "stage-access" allows login "visitor" on node "mongodb-stage"`},
+	{"alice-prod.json", false, []string{"stage-access"},
+		`user alice@rootcluster.example.com is not authorized to login as visitor@leafcluster.example.com: no role's node_labels match node "mongodb-prod"`},
+}
+
+// TestPolicyEvalSeedGuide: `tetherctl policy eval` answers the guide's questions offline,
+// with the mapped roles and readable reasons.
+func TestPolicyEvalSeedGuide(t *testing.T) {
+	seed := filepath.Join(repoRoot(t), "examples", "seed-guide")
+	for _, c := range seedCases {
+		t.Run(c.input, func(t *testing.T) {
+			out, err := run(t, "policy", "eval", "-r", filepath.Join(seed, "leaf.yaml"), "-i", filepath.Join(seed, "inputs", c.input))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var d decisionJSON
+			if err := json.Unmarshal([]byte(out), &d); err != nil {
+				t.Fatalf("output is not a decision: %v\n%s", err, out)
+			}
+			if d.Allow != c.allow || !reflect.DeepEqual(d.Roles, c.roles) {
+				t.Fatalf("got allow=%v roles=%v, want %v %v\n%s", d.Allow, d.Roles, c.allow, c.roles, out)
+			}
+			if len(d.Reasons) == 0 || d.Reasons[0] != c.reason {
+				t.Fatalf("reasons %q, want first %q", d.Reasons, c.reason)
+			}
+		})
+	}
+}
+
+// TestBuiltBundleEvaluatesIdenticallyUnderOPA: a bundle written by `tetherctl policy build`
+// gives, under the real `opa eval -b`, exactly the decision Tether makes in-process.
+func TestBuiltBundleEvaluatesIdenticallyUnderOPA(t *testing.T) {
+	opa := opaBinary(t)
+	root := repoRoot(t)
+	seed := filepath.Join(root, "examples", "seed-guide")
+	dir := t.TempDir()
+	for _, layout := range []string{"tar", "dir"} {
+		t.Run(layout, func(t *testing.T) {
+			target := filepath.Join(dir, "leaf."+layout)
+			args := []string{"policy", "build", "--cluster", "leafcluster.example.com", "-r", filepath.Join(seed, "leaf.yaml")}
+			if layout == "tar" {
+				target += ".tar.gz"
+				args = append(args, "-o", target)
+			} else {
+				args = append(args, "--dir", target)
+			}
+			if out, err := run(t, args...); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			inputs, _ := filepath.Glob(filepath.Join(seed, "inputs", "*.json"))
+			if len(inputs) < 3 {
+				t.Fatalf("seed inputs missing: %v", inputs)
+			}
+			for _, in := range inputs {
+				tether, err := run(t, "policy", "eval", "-b", target, "-i", in)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, tether)
+				}
+				var td decisionJSON
+				if err := json.Unmarshal([]byte(tether), &td); err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(opa, "eval", "-b", target, "-i", in, "--format=json", "data.tether.authz.decision")
+				raw, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("opa eval: %v\n%s", err, raw)
+				}
+				var res struct {
+					Result []struct {
+						Expressions []struct {
+							Value decisionJSON `json:"value"`
+						} `json:"expressions"`
+					} `json:"result"`
+				}
+				if err := json.Unmarshal(raw, &res); err != nil || len(res.Result) != 1 {
+					t.Fatalf("opa output: %v\n%s", err, raw)
+				}
+				od := res.Result[0].Expressions[0].Value
+				od.Revision = td.Revision // opa's result carries no revision
+				if !reflect.DeepEqual(td, od) {
+					t.Fatalf("%s: tether and opa disagree\ntether: %+v\nopa:    %+v", filepath.Base(in), td, od)
+				}
+			}
+		})
+	}
+}
+
+func TestPolicyExplainSeedGuide(t *testing.T) {
+	seed := filepath.Join(repoRoot(t), "examples", "seed-guide")
+	out, err := run(t, "policy", "explain", "-r", filepath.Join(seed, "leaf.yaml"), "-i", filepath.Join(seed, "inputs", "alice-prod.json"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"DENIED: ssh.session as visitor@mongodb-prod",
+		`"full-access" → ["stage-access"]`,
+		`no role's node_labels match node "mongodb-prod"`,
+		"signed by a certificate authority this cluster trusts",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPolicyTestRunsLibraryAndOperatorTests(t *testing.T) {
+	mods := t.TempDir()
+	os.WriteFile(filepath.Join(mods, "fridays.rego"), []byte(`package tether.custom
+
+deny contains "no prod logins on fridays" if {
+	input.node.labels.env == "prod"
+	time.weekday(time.parse_rfc3339_ns(input.now)) == "Friday"
+}
+`), 0o644)
+	os.WriteFile(filepath.Join(mods, "fridays_test.rego"), []byte(`package tether.custom_test
+
+import data.tether.custom
+
+test_friday_prod_denied if {
+	"no prod logins on fridays" in custom.deny with input as {"now": "2026-11-27T10:00:00Z", "node": {"labels": {"env": "prod"}}}
+}
+
+test_thursday_prod_allowed if {
+	count(custom.deny) == 0 with input as {"now": "2026-11-26T10:00:00Z", "node": {"labels": {"env": "prod"}}}
+}
+`), 0o644)
+	out, err := run(t, "policy", "test", "--modules", mods)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "PASS:") {
+		t.Fatalf("no summary: %s", out)
+	}
+	// A failing operator test fails the command.
+	os.WriteFile(filepath.Join(mods, "broken_test.rego"), []byte("package tether.custom_test\n\ntest_wrong if {\n\tfalse\n}\n"), 0o644)
+	if out, err := run(t, "policy", "test", "--modules", mods); err == nil {
+		t.Fatalf("a failing operator test must fail the command:\n%s", out)
+	}
+}
+
+func TestPolicyBadInput(t *testing.T) {
+	root := repoRoot(t)
+	seed := filepath.Join(root, "examples", "seed-guide")
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("kind: role\nversion: v5\nmetadata:\n  name: x\nspec:\n  allwo:\n    logins: [a]\n"), 0o644)
+	outsider := filepath.Join(dir, "mods")
+	os.MkdirAll(outsider, 0o755)
+	os.WriteFile(filepath.Join(outsider, "evil.rego"), []byte("package tether.access\n\nallowed := true\n"), 0o644)
+	badInput := filepath.Join(dir, "in.json")
+	os.WriteFile(badInput, []byte(`{"action": "ssh.session", "now": "yesterday"}`), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown field", []string{"policy", "eval", "--cluster", "c", "-r", bad, "-i", filepath.Join(seed, "inputs", "alice-prod.json")}, `unknown field "allwo"`},
+		{"operator module outside tether.custom", []string{"policy", "build", "--cluster", "c", "-r", filepath.Join(seed, "leaf.yaml"), "--modules", outsider, "-o", filepath.Join(dir, "b.tar.gz")}, "outside tether.custom"},
+		{"bad input time", []string{"policy", "eval", "-r", filepath.Join(seed, "leaf.yaml"), "-i", badInput}, "not an RFC 3339 time"},
+		{"missing cluster", []string{"policy", "build", "-r", filepath.Join(seed, "leaf.yaml"), "-o", filepath.Join(dir, "b.tar.gz")}, "--cluster is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := run(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q\n%s", err, tt.want, out)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.tar.gz")); err == nil {
+		t.Fatal("a failed build left a bundle behind")
+	}
+}

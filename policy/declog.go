@@ -1,0 +1,58 @@
+package policy
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/tetherproject/tether/policy/decisionlog"
+)
+
+// DecisionLogPath is the path decision-log events carry: the public query's.
+const DecisionLogPath = "tether/authz/decision"
+
+// NewDecisionLog adapts a decision-log Logger to the engine: every decision becomes one
+// event in OPA's shape. The event's input and result are turned into JSON on the
+// logger's own goroutine, never on the decision path.
+func NewDecisionLog(l *decisionlog.Logger) Logger { return logAdapter{l} }
+
+type logAdapter struct{ l *decisionlog.Logger }
+
+func (a logAdapter) LogDecision(in *Input, d *Decision) {
+	cp := *in
+	a.l.Log(decisionlog.Event{
+		Path:      DecisionLogPath,
+		Input:     lazyInput{&cp},
+		Result:    DecisionJSON(*d),
+		Bundles:   map[string]decisionlog.BundleInfo{"tether": {Revision: d.Revision}},
+		Timestamp: time.Now(),
+		Metrics:   map[string]any{"tether_decision_cached": d.Cached},
+	})
+}
+
+type lazyInput struct{ in *Input }
+
+func (l lazyInput) MarshalJSON() ([]byte, error) {
+	m, err := l.in.JSON()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// DecisionJSON is a decision as the public query returns it:
+// {"allow", "roles", "reasons", "expires_at"} (expires_at null when unset).
+func DecisionJSON(d Decision) map[string]any {
+	roles := d.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	reasons := d.Reasons
+	if reasons == nil {
+		reasons = []string{}
+	}
+	var expires any
+	if !d.ExpiresAt.IsZero() {
+		expires = d.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	return map[string]any{"allow": d.Allow, "roles": roles, "reasons": reasons, "expires_at": expires}
+}

@@ -1,0 +1,75 @@
+package policy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tetherproject/tether/policy/decisionlog"
+)
+
+// TestEveryDecisionIsLogged: misses and cache hits alike reach the decision log in OPA's
+// event shape, with the revision, the input and the result, and secrets masked.
+func TestEveryDecisionIsLogged(t *testing.T) {
+	f := newFixture(t)
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	dl, err := decisionlog.New(decisionlog.Config{Cluster: leafName, FilePath: path, SpoolDir: t.TempDir(),
+		Masks: []decisionlog.MaskRule{{Op: "remove", Path: "/input/cert/traits/email"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.engine(t, Options{Logger: NewDecisionLog(dl)})
+	ctx := context.Background()
+	in := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
+		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
+	for i := 0; i < 3; i++ {
+		if _, err := e.Decide(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := dl.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	var events []map[string]any
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("bad event line %q: %v", sc.Text(), err)
+		}
+		events = append(events, ev)
+	}
+	if len(events) != 3 {
+		t.Fatalf("%d events, want 3 (one per decision, cache hits included)", len(events))
+	}
+	ev := events[2]
+	if ev["path"] != DecisionLogPath || ev["decision_id"] == "" {
+		t.Fatalf("event shape: %v", ev)
+	}
+	if rev := ev["bundles"].(map[string]any)["tether"].(map[string]any)["revision"]; rev != e.Revision() {
+		t.Fatalf("revision %v, want %s", rev, e.Revision())
+	}
+	if ev["result"].(map[string]any)["allow"] != true {
+		t.Fatalf("result %v", ev["result"])
+	}
+	traits := ev["input"].(map[string]any)["cert"].(map[string]any)["traits"].(map[string]any)
+	if _, ok := traits["email"]; ok {
+		t.Fatalf("masked trait still logged: %v", traits)
+	}
+	if ev["metrics"].(map[string]any)["tether_decision_cached"] != true {
+		t.Fatalf("third decision should be logged as cached: %v", ev["metrics"])
+	}
+}
