@@ -12,8 +12,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# tools builds every tool the tests need into ./bin (the real opa CLI at go.mod's version).
+# tools installs or builds every tool the tests need: the real opa CLI at go.mod's
+# version into ./bin, and redis-server, sshd and ssh from Debian's packages if missing.
 tools: $(BIN)/opa
+	scripts/install-tools.sh
 
 $(BIN)/opa: go.mod
 	@mkdir -p $(BIN)
@@ -46,7 +48,7 @@ FUZZTIME ?= 20s
 fuzz:
 	scripts/fuzz-all.sh $(FUZZTIME)
 
-demo: build
+demo: $(BIN)/opa build
 	scripts/demo.sh
 
 clean:

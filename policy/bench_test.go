@@ -96,7 +96,20 @@ func BenchmarkDecisionFigures(b *testing.B) {
 	for _, in := range pool { // warm the identities
 		must(e.Decide(ctx, in))
 	}
-	miss := measure(n, func(i int) { must(e.Decide(ctx, reqs[i])) })
+	allowedReq := make([]bool, len(reqs))
+	miss := measure(n, func(i int) {
+		d, err := e.Decide(ctx, reqs[i])
+		must(d, err)
+		allowedReq[i] = d.Allow
+	})
+	var missAllow, missDeny latencies
+	for i, l := range miss {
+		if allowedReq[i] {
+			missAllow = append(missAllow, l)
+		} else {
+			missDeny = append(missDeny, l)
+		}
+	}
 
 	cold := measure(n/4, func(i int) {
 		in := *reqs[i]
@@ -138,6 +151,8 @@ func BenchmarkDecisionFigures(b *testing.B) {
 	row("naive: public query data.tether.authz.decision", naive, fmt.Sprintf("%.1f× floor", us(naive.pct(0.5))/us(floor.pct(0.5))))
 	row("cache miss, identity warm", miss, fmt.Sprintf("target ≤ 50 / ≤ 100; %.1f× faster than naive; %.1f× floor",
 		us(naive.pct(0.5))/us(miss.pct(0.5)), us(miss.pct(0.5))/us(floor.pct(0.5))))
+	row(fmt.Sprintf("  of which allowed (%d)", len(missAllow)), missAllow, "")
+	row(fmt.Sprintf("  of which denied (%d)", len(missDeny)), missDeny, "")
 	row("cache miss, identity cold (new certificate)", cold, "")
 	row("cache hit", hit, "target ≤ 1")
 	fmt.Fprintf(w, "%-46s %10.0f %10s %s\n", "cached decisions per second, one core", perSec, "", "target ≥ 500000")
