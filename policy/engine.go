@@ -54,6 +54,12 @@ type Options struct {
 	IdentityCacheSize int
 	// Logger, if set, receives every decision.
 	Logger Logger
+	// ResidualCacheSize bounds the per-certificate residuals of the allowed-session fast
+	// path; 0 means 10,000; negative disables residuals.
+	ResidualCacheSize int
+	// SyncResiduals builds a certificate's residual before its first decision instead of
+	// in the background (for tests that must exercise the residual deterministically).
+	SyncResiduals bool
 }
 
 // Engine evaluates Tether's policy in-process. It is safe for concurrent use; Load swaps
@@ -62,7 +68,23 @@ type Engine struct {
 	cur       atomic.Pointer[prepared]
 	decisions *lru.Cache[key, *cachedDecision]
 	ids       *lru.Cache[key, *identity]
+	residuals *residuals
 	logger    Logger
+	stats     stats
+}
+
+type stats struct{ cacheHits, residualHits, generic atomic.Int64 }
+
+// Stats counts how the engine's decisions were made.
+type Stats struct {
+	CacheHits    int64 // served from the decision cache
+	ResidualHits int64 // allowed sessions answered by a certificate's residual
+	Generic      int64 // evaluated by the generic access stage
+}
+
+// Stats returns the counts of how decisions were made since New.
+func (e *Engine) Stats() Stats {
+	return Stats{CacheHits: e.stats.cacheHits.Load(), ResidualHits: e.stats.residualHits.Load(), Generic: e.stats.generic.Load()}
 }
 
 // prepared holds one bundle revision's compiled queries.
@@ -114,7 +136,25 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("creating identity cache: %w", err)
 	}
 	e.ids = ids
+	if opts.ResidualCacheSize >= 0 {
+		size := opts.ResidualCacheSize
+		if size == 0 {
+			size = 10_000
+		}
+		if e.residuals, err = newResiduals(size, opts.SyncResiduals); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// Close stops the engine's background work (residual builds). Decisions after Close still
+// work, without new residuals.
+func (e *Engine) Close() {
+	if e.residuals != nil {
+		e.residuals.close()
+		e.residuals.sync = false
+	}
 }
 
 // Revision returns the revision of the loaded bundle, or "" before the first Load.
@@ -216,6 +256,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 		if c, ok := e.decisions.Get(k); ok && c.validAt(in.Now) {
 			d := c.d
 			d.Cached = true
+			e.stats.cacheHits.Add(1)
 			e.log(in, &d)
 			return d, nil
 		}
@@ -249,13 +290,28 @@ func (e *Engine) log(in *Input, d *Decision) {
 	}
 }
 
-// staged evaluates identity (cached per certificate) then access.
+// staged evaluates identity (cached per certificate), then the certificate's residual if it
+// has one, then the generic access stage.
 func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, error) {
-	id, err := e.identity(ctx, p, in)
+	k, id, err := e.identityEntry(ctx, p, in)
 	if err != nil {
 		return Decision{}, err
 	}
-	v, err := evalValue(context.WithValue(ctx, stageIdentityKey{}, id.value), p.access, in.valueWithCert(id.cert))
+	input := in.valueWithCert(id.cert)
+	if e.residuals != nil && in.Action == ActionSSHSession {
+		if res := e.residuals.get(ctx, p, k, id); res != nil && res.ok {
+			v, ok, err := res.eval(ctx, input)
+			if err != nil {
+				return Decision{}, fmt.Errorf("evaluating residual: %w", err)
+			}
+			if ok {
+				e.stats.residualHits.Add(1)
+				return decisionFrom(v, p.revision)
+			}
+		}
+	}
+	e.stats.generic.Add(1)
+	v, err := evalValue(context.WithValue(ctx, stageIdentityKey{}, id.value), p.access, input)
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluating access: %w", err)
 	}
@@ -263,18 +319,23 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, 
 }
 
 func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
+	_, id, err := e.identityEntry(ctx, p, in)
+	return id, err
+}
+
+func (e *Engine) identityEntry(ctx context.Context, p *prepared, in *Input) (key, *identity, error) {
 	k := identityKey(p.revision, in.Cluster, &in.Cert)
 	if id, ok := e.ids.Get(k); ok {
-		return id, nil
+		return k, id, nil
 	}
 	cert := in.Cert.Value()
 	v, err := evalValue(ctx, p.identity, identityInput(in.Cluster, cert))
 	if err != nil {
-		return nil, fmt.Errorf("evaluating identity: %w", err)
+		return k, nil, fmt.Errorf("evaluating identity: %w", err)
 	}
 	id := &identity{cert: cert, value: v}
 	e.ids.Add(k, id)
-	return id, nil
+	return k, id, nil
 }
 
 // DecidePlain evaluates the public query data.tether.authz.decision in one go, without

@@ -21,7 +21,7 @@ import (
 // data.tether.authz.decision gives, reasons and expiry included.
 func TestStagedEqualsPublicQuery(t *testing.T) {
 	f := newFixture(t)
-	e := f.engine(t, Options{IdentityCacheSize: 64})
+	e := f.engine(t, Options{IdentityCacheSize: 64, SyncResiduals: true})
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(1, 2))
 	n := 3000
@@ -79,7 +79,11 @@ func TestStagedEqualsPublicQuery(t *testing.T) {
 	if allowed < n/20 || allowed > n*19/20 {
 		t.Fatalf("fixture allowed %d of %d requests; want a mix", allowed, n)
 	}
-	t.Logf("%d requests, %d allowed", n, allowed)
+	st := e.Stats()
+	if st.ResidualHits == 0 || st.Generic == 0 || st.CacheHits == 0 {
+		t.Fatalf("every path must be exercised: %+v", st)
+	}
+	t.Logf("%d requests, %d allowed; %+v", n, allowed, st)
 }
 
 func TestSeedGuideDecisions(t *testing.T) {

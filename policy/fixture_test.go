@@ -198,6 +198,7 @@ func (f *fixture) engine(t testing.TB, opts Options) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.Close)
 	if err := e.Load(context.Background(), f.bundle(t)); err != nil {
 		t.Fatal(err)
 	}

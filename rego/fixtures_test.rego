@@ -11,6 +11,7 @@ package tether.fixtures_test
 import data.tether.access
 import data.tether.authz
 import data.tether.certs
+import data.tether.fastpath
 import data.tether.identity
 
 # ---- clusters, names and time ------------------------------------------------------------
@@ -380,6 +381,21 @@ problems(world, inp) := ps if {
 decide_full(world, inp) := d if {
 	w := object.union(empty_world, world)
 	d := access.decide_full(identity.of(inp), inp) with data.tether.cluster as w.cluster
+		with data.tether.cas as w.cas
+		with data.tether.trusted_clusters as w.trusted_clusters
+		with data.tether.roles as w.roles
+		with data.tether.remote_clusters as w.remote_clusters
+		with data.tether.locks as w.locks
+}
+
+# fastpath evaluates data.tether.fastpath.result in world, with the identity where the
+# engine's partial evaluation puts it.
+fastpath(world, inp) := r if {
+	w := object.union(empty_world, world)
+	id := identity_of(world, inp)
+	r := fastpath.result with input as inp
+		with data.tether.stage.identity as id
+		with data.tether.cluster as w.cluster
 		with data.tether.cas as w.cas
 		with data.tether.trusted_clusters as w.trusted_clusters
 		with data.tether.roles as w.roles

@@ -68,8 +68,12 @@ lookups(b) := {
 	"session_prefix": sprintf("user %s@%s is not authorized to login as ", [b.user, b.origin]),
 	"not_yet_valid_msg": sprintf("certificate is not valid before %s", [time.format(b.valid_after_ns)]),
 	"expired_msg": sprintf("certificate expired at %s", [time.format(b.valid_before_ns)]),
+	"valid_before": time.format(b.valid_before_ns),
 	"clean": count(array.concat(b.problems, role_problems(b))) == 0,
 	"requirements_met": count(static_requirement_problems(b)) == 0,
+	# plain: nothing about this certificate can stand in the way of a session but the
+	# request itself (no static problems, requirements, certificate age limit or locks).
+	"plain": ((count(array.concat(array.concat(b.problems, role_problems(b)), static_requirement_problems(b))) + count(b.requirements.max_age)) + count(b.locks)) == 0,
 	"age_deadline_ns": age_deadline(b),
 	"not_before_ns": b.valid_after_ns - certs.max_clock_skew_ns,
 	"role_problems": role_problems(b),
