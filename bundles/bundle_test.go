@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetherproject/tether/internal/testenv"
+
 	"github.com/tetherproject/tether/bundles"
 )
 
@@ -309,29 +311,8 @@ func TestRoundTrip(t *testing.T) {
 	})
 }
 
-// rwOPA returns the path of the repository's bin/opa, or skips the test.
-func rwOPA(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's working directory")
-		}
-		dir = parent
-	}
-	opa := filepath.Join(dir, "bin", "opa")
-	if _, err := os.Stat(opa); err != nil {
-		t.Skipf("%s not found; run `make tools` to build the opa CLI these tests check against", opa)
-	}
-	return opa
-}
+// rwOPA returns the path of the repository's bin/opa (built by `make tools`).
+func rwOPA(t *testing.T) string { return testenv.OPA(t) }
 
 // rwRunOPA runs the opa CLI and returns its combined output.
 func rwRunOPA(t *testing.T, args ...string) (string, error) {

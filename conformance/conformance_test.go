@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tetherproject/tether/internal/testenv"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 )
@@ -194,7 +195,7 @@ func fingerprint(t *testing.T, authorized string) string {
 // TestSeedGuideMatchesExamples keeps the seed guide's vectors on the same resources and
 // inputs as examples/seed-guide, which the documentation runs by hand.
 func TestSeedGuideMatchesExamples(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.Root(t)
 	var seed *File
 	for _, f := range loadFiles(t) {
 		if f.Name == "seed_guide" {
@@ -291,11 +292,8 @@ type opaResult struct {
 // TestEmittedRegoPassesWithRealOPA emits every vector as a Rego test and runs them with
 // the real opa binary next to the library's own tests.
 func TestEmittedRegoPassesWithRealOPA(t *testing.T) {
-	root := repoRoot(t)
-	opa := filepath.Join(root, "bin", "opa")
-	if _, err := os.Stat(opa); err != nil {
-		t.Fatalf("the real opa binary is missing (%v): run `make tools` in %s to build bin/opa", err, root)
-	}
+	root := testenv.Root(t)
+	opa := testenv.OPA(t)
 	dir := t.TempDir()
 	if err := EmitRego(dir); err != nil {
 		t.Fatal(err)
@@ -363,23 +361,4 @@ func TestEmittedRegoPassesWithRealOPA(t *testing.T) {
 		return
 	}
 	t.Logf("opa test: %d emitted tests passed, %d known bugs skipped, %d vectors", passed, skipped, len(want))
-}
-
-// repoRoot walks up from the package directory to the folder holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package directory")
-		}
-		dir = parent
-	}
 }

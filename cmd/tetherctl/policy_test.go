@@ -10,35 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tetherproject/tether/internal/testenv"
 )
-
-// repoRoot finds the repository (the folder with go.mod) from the test's directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func opaBinary(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "bin", "opa")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the real opa CLI is missing at %s: run `make tools`", p)
-	}
-	return p
-}
 
 // run executes tetherctl in-process with args and returns its output.
 func run(t *testing.T, args ...string) (string, error) {
@@ -70,7 +44,7 @@ var seedCases = []seedCase{
 // TestPolicyEvalSeedGuide: `tetherctl policy eval` answers the guide's questions offline,
 // with the mapped roles and readable reasons.
 func TestPolicyEvalSeedGuide(t *testing.T) {
-	seed := filepath.Join(repoRoot(t), "examples", "seed-guide")
+	seed := filepath.Join(testenv.Root(t), "examples", "seed-guide")
 	for _, c := range seedCases {
 		t.Run(c.input, func(t *testing.T) {
 			out, err := run(t, "policy", "eval", "-r", filepath.Join(seed, "leaf.yaml"), "-i", filepath.Join(seed, "inputs", c.input))
@@ -94,8 +68,8 @@ func TestPolicyEvalSeedGuide(t *testing.T) {
 // TestBuiltBundleEvaluatesIdenticallyUnderOPA: a bundle written by `tetherctl policy build`
 // gives, under the real `opa eval -b`, exactly the decision Tether makes in-process.
 func TestBuiltBundleEvaluatesIdenticallyUnderOPA(t *testing.T) {
-	opa := opaBinary(t)
-	root := repoRoot(t)
+	opa := testenv.OPA(t)
+	root := testenv.Root(t)
 	seed := filepath.Join(root, "examples", "seed-guide")
 	dir := t.TempDir()
 	for _, layout := range []string{"tar", "dir"} {
@@ -150,7 +124,7 @@ func TestBuiltBundleEvaluatesIdenticallyUnderOPA(t *testing.T) {
 }
 
 func TestPolicyExplainSeedGuide(t *testing.T) {
-	seed := filepath.Join(repoRoot(t), "examples", "seed-guide")
+	seed := filepath.Join(testenv.Root(t), "examples", "seed-guide")
 	out, err := run(t, "policy", "explain", "-r", filepath.Join(seed, "leaf.yaml"), "-i", filepath.Join(seed, "inputs", "alice-prod.json"))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -203,7 +177,7 @@ test_thursday_prod_allowed if {
 }
 
 func TestPolicyBadInput(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.Root(t)
 	seed := filepath.Join(root, "examples", "seed-guide")
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
