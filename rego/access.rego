@@ -68,7 +68,13 @@ session_decision(id) := {
 session_detailed(id) := {
 	"allow": count(problems) == 0,
 	"roles": id.roles,
-	"reasons": array.concat([allow_reasons | count(problems) == 0], [problems])[0],
+	"reasons": array.concat(
+		[r |
+			count(problems) == 0
+			r := array.concat(sort([sprintf("role %q allows login %q on node %q", [g, login, name]) | some g in grants]), id.notes)
+		],
+		[problems],
+	)[0],
 	"expires_at": array.concat([time.format(b) | b := later[0]], [null])[0],
 } if {
 	now := time.parse_rfc3339_ns(input.now)
@@ -79,21 +85,27 @@ session_detailed(id) := {
 	# Roles that allow this login on this node (the login is a principal and not denied).
 	grants := {g.role |
 		some g in object.get(id.login_grants, login, [])
-		count([1 | some k, re in g.node; regex.match(re, node_labels[k])]) == count(g.node)
+		every k, re in g.node {
+			regex.match(re, node_labels[k])
+		}
 	}
 	denied_by := [d.role |
 		some d in id.deny_nodes
-		count([1 | some k, re in d.node; regex.match(re, node_labels[k])]) == count(d.node)
+		every k, re in d.node {
+			regex.match(re, node_labels[k])
+		}
 	]
 
 	# What is wrong with the login and the node; with a grant, only a deny selector can be.
 	node_denials := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, r]) | some r in denied_by]
 	invisible := [sprintf("no role's node_labels match node %q", [name]) |
 		count(grants) == 0
-		count([1 |
+		[1 |
 			some n in id.allow_nodes
-			count([1 | some k, re in n; regex.match(re, node_labels[k])]) == count(n)
-		]) == 0
+			every k, re in n {
+				regex.match(re, node_labels[k])
+			}
+		] == []
 	]
 	details := array.concat(
 		array.concat(
@@ -106,10 +118,12 @@ session_detailed(id) := {
 				count(grants) == 0
 				count(node_denials) == 0
 				count(invisible) == 0
-				count([1 |
+				[1 |
 					some n in object.get(id.login_nodes, login, [])
-					count([1 | some k, re in n; regex.match(re, node_labels[k])]) == count(n)
-				]) == 0
+					every k, re in n {
+						regex.match(re, node_labels[k])
+					}
+				] == []
 			],
 		),
 	)
@@ -135,7 +149,6 @@ session_detailed(id) := {
 			),
 		),
 	)
-	allow_reasons := array.concat(sort([sprintf("role %q allows login %q on node %q", [r, login, name]) | some r in grants]), id.notes)
 	later := [b | some b in id.bounds; b > now]
 }
 
