@@ -30,7 +30,7 @@ test: tools build test-go test-rego
 test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -race -short -timeout 20m ./policy/... ./bundles/... ./state/...
+	$(GO) test -count=1 -race -short -timeout 20m ./policy/... ./bundles/... ./state/... ./ca/...
 
 test-rego: tools
 	$(BIN)/opa check --strict rego/
@@ -44,6 +44,7 @@ test-rego: tools
 bench: tools
 	GOGC=400 $(GO) test -run '^$$' -bench 'DecisionFigures' -benchtime 1x -timeout 30m ./policy/ -args -tether.report
 	$(GO) test -run '^$$' -bench 'BenchmarkStore' -benchtime 2000x -timeout 10m ./state/
+	$(GO) test -run '^$$' -bench 'BenchmarkIssueUser|BenchmarkVerifyUser' -benchtime 2s -timeout 10m ./ca/
 
 # fuzz runs every fuzz target for FUZZTIME each.
 FUZZTIME ?= 20s
