@@ -12,7 +12,7 @@ type TrustedCluster struct {
 // TrustedClusterSpec says how to reach the root cluster and how its roles map to local ones.
 type TrustedClusterSpec struct {
 	// Enabled turns the trust on; when false the root's CAs are set aside and the tunnel stops.
-	Enabled bool `yaml:"enabled,omitempty"`
+	Enabled bool `yaml:"enabled"`
 	// Token is the invitation token issued by the root cluster. It is a secret.
 	Token string `yaml:"token"`
 	// TunnelAddr is the root's reverse tunnel address, host:port.

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tetherproject/tether/gateway/adminclient"
+	"github.com/tetherproject/tether/resource"
+)
+
+func usersCommand() *cobra.Command {
+	var conn connFlags
+	cmd := &cobra.Command{Use: "users", Short: "Manage local users of a running cluster"}
+	conn.register(cmd)
+
+	var roles, logins string
+	add := &cobra.Command{
+		Use:   "add NAME --roles a,b [--logins x,y]",
+		Short: "Create a user",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			u := &resource.User{Kind: resource.KindUser, Version: "v2", Metadata: resource.Metadata{Name: args[0]}}
+			u.Spec.Roles = splitList(roles)
+			if l := splitList(logins); len(l) > 0 {
+				u.Spec.Traits = map[string][]string{"logins": l}
+			}
+			if err := putUser(cmd, c, u, false); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "User %q has been created\n", args[0])
+			return nil
+		},
+	}
+	add.Flags().StringVar(&roles, "roles", "", "the user's roles, comma-separated")
+	add.Flags().StringVar(&logins, "logins", "", "the user's logins trait, comma-separated")
+	_ = add.MarkFlagRequired("roles")
+
+	var setRoles, setLogins string
+	update := &cobra.Command{
+		Use:   "update NAME [--set-roles a,b] [--set-logins x,y]",
+		Short: "Change a user's roles or logins",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("set-roles") && !cmd.Flags().Changed("set-logins") {
+				return fmt.Errorf("nothing to update: give --set-roles or --set-logins")
+			}
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			u, err := getUser(cmd, c, args[0])
+			if err != nil {
+				return err
+			}
+			var changes []string
+			if cmd.Flags().Changed("set-roles") {
+				u.Spec.Roles = splitList(setRoles)
+				changes = append(changes, "New roles: "+strings.Join(u.Spec.Roles, ","))
+			}
+			if cmd.Flags().Changed("set-logins") {
+				if u.Spec.Traits == nil {
+					u.Spec.Traits = map[string][]string{}
+				}
+				u.Spec.Traits["logins"] = splitList(setLogins)
+				changes = append(changes, "New logins: "+strings.Join(u.Spec.Traits["logins"], ","))
+			}
+			if err := putUser(cmd, c, u, true); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "User %s has been updated:\n", args[0])
+			for _, ch := range changes {
+				fmt.Fprintf(cmd.OutOrStdout(), "\t%s\n", ch)
+			}
+			return nil
+		},
+	}
+	update.Flags().StringVar(&setRoles, "set-roles", "", "replace the user's roles, comma-separated")
+	update.Flags().StringVar(&setLogins, "set-logins", "", "replace the user's logins trait, comma-separated")
+
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			docs, err := c.Get(ctxOf(cmd), resource.KindUser, "", false)
+			if err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, d := range docs {
+				rs, err := resource.Parse([]byte(d), "user")
+				if err != nil {
+					return err
+				}
+				u := rs[0].(*resource.User)
+				rows = append(rows, []string{u.Metadata.Name, strings.Join(u.Spec.Roles, ",")})
+			}
+			printTable(cmd.OutOrStdout(), []string{"User", "Roles"}, rows)
+			return nil
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Delete a user",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Delete(ctxOf(cmd), resource.KindUser, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "User %q has been deleted\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(add, update, ls, rm)
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func getUser(cmd *cobra.Command, c *adminclient.Client, name string) (*resource.User, error) {
+	docs, err := c.Get(ctxOf(cmd), resource.KindUser, name, true)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := resource.Parse([]byte(docs[0]), "user/"+name)
+	if err != nil {
+		return nil, err
+	}
+	return rs[0].(*resource.User), nil
+}
+
+func putUser(cmd *cobra.Command, c *adminclient.Client, u *resource.User, force bool) error {
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	data, err := resource.Marshal(u)
+	if err != nil {
+		return err
+	}
+	_, err = c.Create(ctxOf(cmd), data, "user/"+u.Metadata.Name, force)
+	return err
+}

@@ -1,0 +1,167 @@
+// Package adminclient is tetherctl's side of a cluster's admin API (package web): an
+// HTTPS client that authenticates with the admin identity and verifies the server
+// against the cluster's TLS CA from the same identity file.
+package adminclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/gateway/web"
+)
+
+// DefaultTimeout bounds one admin call. Creating a trusted_cluster waits for the
+// handshake with the root, so it is longer than the root's own trust timeout.
+const DefaultTimeout = 60 * time.Second
+
+// Client calls one cluster's admin API.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for the auth server at addr (host:port; empty: the identity's).
+func New(id *identity.Identity, addr string) (*Client, error) {
+	if addr == "" {
+		addr = id.AuthServer
+	}
+	if addr == "" {
+		return nil, fmt.Errorf("no auth server address: give --auth-server host:port")
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("auth server %q: want host:port", addr)
+	}
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			RootCAs:      id.RootCAs,
+			Certificates: []tls.Certificate{id.Cert},
+			ServerName:   host,
+		},
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: DefaultTimeout,
+	}
+	return &Client{base: "https://" + addr, http: &http.Client{Transport: tr, Timeout: DefaultTimeout}}, nil
+}
+
+// Error is a non-2xx answer.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling the auth server: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading the auth server's answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e trust.ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+		}
+		return &Error{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decoding the auth server's answer: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, body, "application/json", out)
+}
+
+// Create sends a resource file (one or more YAML documents); source names it in errors.
+func (c *Client) Create(ctx context.Context, data []byte, source string, force bool) ([]string, error) {
+	q := url.Values{"source": {source}}
+	if force {
+		q.Set("force", "true")
+	}
+	var out web.MessagesResponse
+	err := c.do(ctx, http.MethodPost, "/v1/admin/resources?"+q.Encode(), bytes.NewReader(data), "application/yaml", &out)
+	return out.Messages, err
+}
+
+// Get returns resources of kind (canonical, e.g. remote_cluster), or the one named name,
+// each as a YAML document.
+func (c *Client) Get(ctx context.Context, kind, name string, withSecrets bool) ([]string, error) {
+	p := "/v1/admin/resources/" + url.PathEscape(kind)
+	if name != "" {
+		p += "/" + url.PathEscape(name)
+	}
+	if withSecrets {
+		p += "?secrets=true"
+	}
+	var out web.ResourcesResponse
+	err := c.doJSON(ctx, http.MethodGet, p, nil, &out)
+	return out.Resources, err
+}
+
+// Delete removes a resource.
+func (c *Client) Delete(ctx context.Context, kind, name string) (string, error) {
+	var out web.MessagesResponse
+	err := c.doJSON(ctx, http.MethodDelete, "/v1/admin/resources/"+url.PathEscape(kind)+"/"+url.PathEscape(name), nil, &out)
+	return strings.Join(out.Messages, "\n"), err
+}
+
+// SetRemoteClusterLabels replaces a remote cluster's labels.
+func (c *Client) SetRemoteClusterLabels(ctx context.Context, name string, labels map[string]string) error {
+	return c.doJSON(ctx, http.MethodPut, "/v1/admin/remoteclusters/"+url.PathEscape(name)+"/labels", web.LabelsRequest{Labels: labels}, nil)
+}
+
+// AddToken creates a token.
+func (c *Client) AddToken(ctx context.Context, req web.TokenRequest) (web.TokenResponse, error) {
+	var out web.TokenResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/admin/tokens", req, &out)
+	return out, err
+}
+
+// ListTokens lists live tokens (by prefix).
+func (c *Client) ListTokens(ctx context.Context) ([]web.TokenListItem, error) {
+	var out []web.TokenListItem
+	err := c.doJSON(ctx, http.MethodGet, "/v1/admin/tokens", nil, &out)
+	return out, err
+}
+
+// DeleteToken removes a token by value or listed prefix.
+func (c *Client) DeleteToken(ctx context.Context, token string) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/admin/tokens/delete", web.TokenDeleteRequest{Token: token}, nil)
+}

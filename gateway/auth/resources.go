@@ -1,0 +1,365 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tetherproject/tether/resource"
+	"github.com/tetherproject/tether/state"
+)
+
+// SecretMask stands in for a secret (a trusted_cluster's token, an OIDC client secret) in
+// resources read without --with-secrets. Creating a resource with the mask where the
+// stored one has a secret keeps the stored secret, so `get > file; edit; create -f file`
+// works without ever printing it.
+const SecretMask = "********"
+
+func resourceKey(kind, name string) string { return resourcesPrefix + kind + "/" + name }
+
+func caKey(cluster, typ string) string {
+	return resourcesPrefix + resource.KindCertAuthority + "/" + cluster + "/" + typ
+}
+
+func decodeOne(it state.Item) (resource.Resource, error) {
+	rs, err := resource.Parse(it.Value, it.Key)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 {
+		return nil, fmt.Errorf("%s: want one resource, found %d", it.Key, len(rs))
+	}
+	return rs[0], nil
+}
+
+func (s *Service) put(ctx context.Context, key string, r resource.Resource) error {
+	data, err := resource.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Store.Put(ctx, state.Item{Key: key, Value: data}); err != nil {
+		return fmt.Errorf("storing %s %q: %w", r.GetKind(), r.GetMetadata().Name, err)
+	}
+	return nil
+}
+
+// get reads one resource; a missing one is ErrNotFound.
+func (s *Service) get(ctx context.Context, key string) (resource.Resource, error) {
+	it, err := s.cfg.Store.Get(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeOne(it)
+}
+
+func (s *Service) list(ctx context.Context, prefix string) ([]resource.Resource, error) {
+	items, err := s.cfg.Store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]resource.Resource, 0, len(items))
+	for _, it := range items {
+		r, err := decodeOne(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *Service) exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.cfg.Store.Get(ctx, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, state.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// Create stores resources, all of one file, in order. Without force, a resource that
+// already exists is an error naming it and nothing is written. It returns one line per
+// resource for the admin ("role 'visitor' has been created").
+func (s *Service) Create(ctx context.Context, rs []resource.Resource, force bool) ([]string, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	exists := make([]bool, len(rs))
+	for i, r := range rs {
+		name := r.GetMetadata().Name
+		switch r.(type) {
+		case *resource.RemoteCluster:
+			return nil, errorf(ErrBadRequest, "remote_cluster %q: remote clusters are created by the trust handshake; set their labels with tetherctl update rc/%s --set-labels", name, name)
+		case *resource.CertAuthority:
+			return nil, errorf(ErrBadRequest, "cert_authority %q: certificate authorities are created at first start and exchanged by the trust handshake, not created by hand", name)
+		case *resource.Token:
+			continue
+		}
+		ok, err := s.exists(ctx, resourceKey(r.GetKind(), name))
+		if err != nil {
+			return nil, err
+		}
+		if ok && !force {
+			return nil, errorf(ErrAlreadyExists, "%s %q already exists; use create --force to overwrite it", r.GetKind(), name)
+		}
+		exists[i] = ok
+	}
+	var msgs []string
+	policyChanged := false
+	for i, r := range rs {
+		msg, err := s.createOne(ctx, r, rs, exists[i])
+		if err != nil {
+			if policyChanged {
+				_ = s.rebuildAfter(ctx)
+			}
+			return msgs, err
+		}
+		msgs = append(msgs, msg)
+		policyChanged = policyChanged || policyKind(r.GetKind())
+	}
+	if policyChanged {
+		if err := s.rebuildAfter(ctx); err != nil {
+			return msgs, err
+		}
+	}
+	return msgs, nil
+}
+
+func created(kind, name string, existed bool) string {
+	if existed {
+		return fmt.Sprintf("%s %q has been updated", kind, name)
+	}
+	return fmt.Sprintf("%s %q has been created", kind, name)
+}
+
+func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []resource.Resource, existed bool) (string, error) {
+	name := r.GetMetadata().Name
+	switch v := r.(type) {
+	case *resource.Token:
+		if err := s.storeTokenResource(ctx, v); err != nil {
+			return "", err
+		}
+		return "token has been created", nil
+	case *resource.TrustedCluster:
+		if err := s.upsertTrustedCluster(ctx, v, existed); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("trusted cluster %q has been %s", name, map[bool]string{true: "updated", false: "created"}[existed]), nil
+	case *resource.User:
+		if err := s.checkRolesExist(ctx, v.Spec.Roles, batch); err != nil {
+			return "", fmt.Errorf("user %q: %w", name, err)
+		}
+	case *resource.OIDCConnector:
+		if v.Spec.ClientSecret == SecretMask {
+			old, err := s.get(ctx, resourceKey(resource.KindOIDC, name))
+			if err != nil {
+				return "", errorf(ErrBadRequest, "oidc %q: client_secret is the mask %q and there is no stored secret to keep", name, SecretMask)
+			}
+			v.Spec.ClientSecret = old.(*resource.OIDCConnector).Spec.ClientSecret
+		}
+	}
+	if err := s.put(ctx, resourceKey(r.GetKind(), name), r); err != nil {
+		return "", err
+	}
+	s.log.Info("resource stored", "kind", r.GetKind(), "name", name)
+	return created(r.GetKind(), name, existed), nil
+}
+
+// checkRolesExist requires every name to be a stored role or a role created in the same
+// batch.
+func (s *Service) checkRolesExist(ctx context.Context, names []string, batch []resource.Resource) error {
+	for _, n := range names {
+		inBatch := false
+		for _, r := range batch {
+			if r.GetKind() == resource.KindRole && r.GetMetadata().Name == n {
+				inBatch = true
+			}
+		}
+		if inBatch {
+			continue
+		}
+		ok, err := s.exists(ctx, resourceKey(resource.KindRole, n))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrBadRequest, "role %q does not exist on cluster %s; create it first", n, s.cfg.ClusterName)
+		}
+	}
+	return nil
+}
+
+// Get returns the resources of kind, or the one named name, oldest key first. Secrets are
+// replaced by SecretMask (or left out: CA private keys) unless withSecrets. Tokens are
+// listed by the prefix ListTokens shows: their values are not stored.
+func (s *Service) Get(ctx context.Context, kind, name string, withSecrets bool) ([]resource.Resource, error) {
+	var out []resource.Resource
+	switch kind {
+	case resource.KindToken:
+		toks, err := s.ListTokens(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range toks {
+			if name != "" && !t.Matches(name) {
+				continue
+			}
+			out = append(out, t.Resource())
+		}
+	case resource.KindCertAuthority:
+		if name == "" || name == s.cfg.ClusterName {
+			own, err := s.cfg.CA.Resources(withSecrets)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range own {
+				out = append(out, c)
+			}
+		}
+		prefix := resourcesPrefix + resource.KindCertAuthority + "/"
+		if name != "" {
+			prefix += name + "/"
+		}
+		others, err := s.list(ctx, prefix)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range others {
+			if r.(*resource.CertAuthority).Spec.ClusterName != s.cfg.ClusterName {
+				out = append(out, r)
+			}
+		}
+	default:
+		if _, ok := kindNames[kind]; !ok {
+			return nil, errorf(ErrBadRequest, "unknown kind %q", kind)
+		}
+		if name != "" {
+			r, err := s.get(ctx, resourceKey(kind, name))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		} else {
+			rs, err := s.list(ctx, resourcesPrefix+kind+"/")
+			if err != nil {
+				return nil, err
+			}
+			out = rs
+		}
+	}
+	if name != "" && len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	if !withSecrets {
+		for _, r := range out {
+			switch v := r.(type) {
+			case *resource.TrustedCluster:
+				v.Spec.Token = SecretMask
+			case *resource.OIDCConnector:
+				if v.Spec.ClientSecret != "" {
+					v.Spec.ClientSecret = SecretMask
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// kindNames are the kinds stored under resources/<kind>/<name>.
+var kindNames = map[string]struct{}{
+	resource.KindRole: {}, resource.KindUser: {}, resource.KindTrustedCluster: {},
+	resource.KindRemoteCluster: {}, resource.KindNode: {}, resource.KindLock: {}, resource.KindOIDC: {},
+}
+
+// Delete removes one resource. Removing a trusted_cluster (on a leaf) also removes the
+// root's CAs; removing a remote_cluster (on a root) also removes the leaf's CAs.
+func (s *Service) Delete(ctx context.Context, kind, name string) (string, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	switch kind {
+	case resource.KindToken:
+		if err := s.DeleteToken(ctx, name); err != nil {
+			return "", err
+		}
+		return "token has been deleted", nil
+	case resource.KindCertAuthority:
+		return "", errorf(ErrBadRequest, "certificate authorities are removed with the trust: tetherctl rm trusted_cluster/NAME on a leaf, rm rc/NAME on a root")
+	}
+	if _, ok := kindNames[kind]; !ok {
+		return "", errorf(ErrBadRequest, "unknown kind %q", kind)
+	}
+	if kind == resource.KindRemoteCluster {
+		s.trustMu.Lock()
+		defer s.trustMu.Unlock()
+	}
+	err := s.cfg.Store.Delete(ctx, resourceKey(kind, name))
+	if errors.Is(err, state.ErrNotFound) {
+		return "", errorf(ErrNotFound, "%s %q not found", kind, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	if kind == resource.KindTrustedCluster || kind == resource.KindRemoteCluster {
+		if err := s.deleteCAs(ctx, name); err != nil {
+			_ = s.rebuildAfter(ctx)
+			return "", err
+		}
+	}
+	s.log.Info("resource deleted", "kind", kind, "name", name)
+	if policyKind(kind) {
+		if err := s.rebuildAfter(ctx); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%s %q has been deleted", kind, name), nil
+}
+
+func (s *Service) deleteCAs(ctx context.Context, cluster string) error {
+	if cluster == s.cfg.ClusterName {
+		return nil
+	}
+	items, err := s.cfg.Store.List(ctx, resourcesPrefix+resource.KindCertAuthority+"/"+cluster+"/")
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if err := s.cfg.Store.Delete(ctx, it.Key); err != nil && !errors.Is(err, state.ErrNotFound) {
+			return fmt.Errorf("deleting the CAs of %s: %w", cluster, err)
+		}
+	}
+	return nil
+}
+
+// SetRemoteClusterLabels replaces a remote cluster's labels. Only root admins call it;
+// nothing a leaf sends reaches it.
+func (s *Service) SetRemoteClusterLabels(ctx context.Context, name string, labels map[string]string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	r, err := s.get(ctx, resourceKey(resource.KindRemoteCluster, name))
+	if err != nil {
+		return fmt.Errorf("remote cluster %q: %w", name, err)
+	}
+	rc := r.(*resource.RemoteCluster)
+	rc.Metadata.Labels = labels
+	if len(labels) == 0 {
+		rc.Metadata.Labels = nil
+	}
+	if err := rc.Validate(); err != nil {
+		return errorf(ErrBadRequest, "%v", err)
+	}
+	if err := s.put(ctx, resourceKey(resource.KindRemoteCluster, name), rc); err != nil {
+		return err
+	}
+	s.log.Info("remote cluster labels set", "name", name, "labels", labels)
+	return s.rebuildAfter(ctx)
+}
+
+func secretEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+func isLiteralLocal(local string) bool { return !strings.Contains(local, "$") }

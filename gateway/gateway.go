@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/tetherproject/tether/bundles"
+	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/config"
+	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/gateway/web"
+	"github.com/tetherproject/tether/policy"
+	"github.com/tetherproject/tether/policy/decisionlog"
+	"github.com/tetherproject/tether/state"
+)
+
+// adminIdentityTTL is how long an admin identity is valid (ca caps TLS certificates at
+// a day); it is re-issued at start and whenever less than a quarter is left.
+const adminIdentityTTL = ca.MaxTLSTTL
+
+// Gateway is a running cluster. Create it with New, run it with Run.
+type Gateway struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    state.Store
+	engine   *policy.Engine
+	declog   *decisionlog.Logger
+	auth     *auth.Service
+	web      *web.Server
+	listener net.Listener
+}
+
+// New prepares the cluster described by cfg: CAs (created at first start, keys 0600 under
+// data_dir/ca), the store, the engine with the first bundle, the admin identity, and the
+// web API's listener (bound, so Addr is known before Run).
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{cfg: cfg, log: log.With("cluster", cfg.ClusterName)}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data_dir: %w", err)
+	}
+	cluster, created, err := ca.LoadOrCreateCluster(filepath.Join(cfg.DataDir, "ca"), cfg.ClusterName, ca.Algorithm(cfg.CAAlgorithm))
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		g.log.Info("created the cluster's certificate authorities", "dir", filepath.Join(cfg.DataDir, "ca"))
+	}
+	if g.store, err = openStore(cfg, g.log); err != nil {
+		return nil, err
+	}
+	var logger policy.Logger
+	if dl := cfg.Policy.DecisionLog; dl.File != "" || dl.Console || dl.UploadURL != "" {
+		dcfg := decisionlog.Config{Cluster: cfg.ClusterName, FilePath: dl.File, SpoolDir: dl.SpoolDir, Logger: g.log}
+		if dcfg.SpoolDir == "" {
+			dcfg.SpoolDir = filepath.Join(cfg.DataDir, "decision-spool")
+		}
+		if dl.Console {
+			dcfg.Console = os.Stdout
+		}
+		dcfg.Upload.URL = dl.UploadURL
+		if g.declog, err = decisionlog.New(dcfg); err != nil {
+			return nil, fmt.Errorf("starting the decision log: %w", err)
+		}
+		logger = policy.NewDecisionLog(g.declog)
+	}
+	if g.engine, err = policy.New(policy.Options{Logger: logger}); err != nil {
+		return nil, err
+	}
+	var modules []bundles.Module
+	if cfg.Policy.ModulesDir != "" {
+		if modules, _, err = bundles.ReadOperatorModules(cfg.Policy.ModulesDir); err != nil {
+			return nil, err
+		}
+	}
+	tc := trust.Client{Insecure: cfg.Insecure, Timeout: cfg.TrustTimeout}
+	if cfg.Insecure {
+		g.log.Warn("INSECURE: this cluster accepts ANY TLS certificate from root clusters when establishing trust (--insecure); use it for testing only and give a root_ca_file instead")
+	}
+	if cfg.RootCAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		data, err := os.ReadFile(cfg.RootCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("root_ca_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("root_ca_file %s: no PEM certificates", cfg.RootCAFile)
+		}
+		tc.RootCAs = pool
+	}
+	g.auth, err = auth.New(ctx, auth.Config{
+		ClusterName:     cfg.ClusterName,
+		CA:              cluster,
+		Store:           g.store,
+		Engine:          g.engine,
+		OperatorModules: modules,
+		MaxClockSkew:    cfg.MaxClockSkew,
+		Trust:           tc,
+		Logger:          g.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if g.listener, err = net.Listen("tcp", cfg.Proxy.WebListenAddr); err != nil {
+		return nil, fmt.Errorf("listening on proxy.web_listen_addr: %w", err)
+	}
+	listenHost, listenPort, _ := net.SplitHostPort(g.listener.Addr().String())
+	// A listen port of 0 (tests) makes a public address with port 0 mean the bound port.
+	for _, a := range []*string{&cfg.Proxy.PublicAddr, &cfg.Proxy.TunnelPublicAddr} {
+		if h, p, err := net.SplitHostPort(*a); err == nil && p == "0" {
+			*a = net.JoinHostPort(h, listenPort)
+		}
+	}
+	g.web = web.New(web.Config{
+		Auth:             g.auth,
+		PublicAddr:       cfg.Proxy.PublicAddr,
+		TunnelPublicAddr: cfg.Proxy.TunnelPublicAddr,
+		ServerNames:      []string{listenHost, "localhost", "127.0.0.1", "::1"},
+		Logger:           g.log,
+	})
+	if err := g.renewAdminIdentity(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+var badNamespace = regexp.MustCompile(`[^A-Za-z0-9._:-]`)
+
+func openStore(cfg *config.Config, log *slog.Logger) (state.Store, error) {
+	if cfg.Storage.Type == config.StorageRedis {
+		r := cfg.Storage.Redis
+		ns := r.Namespace
+		if ns == "" {
+			ns = badNamespace.ReplaceAllString(cfg.ClusterName, "_")
+		}
+		return state.NewRedis(state.RedisConfig{
+			Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB,
+			Namespace: ns, MinReplicas: r.MinReplicas, Logger: log,
+		})
+	}
+	return state.OpenEmbedded(state.EmbeddedConfig{Dir: filepath.Join(cfg.DataDir, "state"), Logger: log})
+}
+
+// AdminIdentityPath is where the admin identity is written.
+func (g *Gateway) AdminIdentityPath() string { return filepath.Join(g.cfg.DataDir, identity.FileName) }
+
+func (g *Gateway) renewAdminIdentity() error {
+	path := g.AdminIdentityPath()
+	if !identity.NeedsRenewal(path, adminIdentityTTL/4, time.Now()) {
+		return nil
+	}
+	data, err := identity.Issue(g.auth.CA(), g.Addr(), adminIdentityTTL)
+	if err != nil {
+		return err
+	}
+	if err := identity.WriteFile(path, data); err != nil {
+		return fmt.Errorf("writing the admin identity: %w", err)
+	}
+	g.log.Info("wrote the admin identity", "path", path)
+	return nil
+}
+
+// Addr is the web API's address as tetherctl should dial it: the listener's port on the
+// listen host, or 127.0.0.1 when listening on all addresses.
+func (g *Gateway) Addr() string {
+	host, port, _ := net.SplitHostPort(g.listener.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Auth returns the cluster's auth service.
+func (g *Gateway) Auth() *auth.Service { return g.auth }
+
+// Run serves until ctx ends, then releases everything.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- g.web.Serve(ctx, g.listener) }()
+	go func() { errc <- g.auth.Run(ctx) }()
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := g.renewAdminIdentity(); err != nil {
+					g.log.Error("renewing the admin identity", "err", err)
+				}
+			}
+		}
+	}()
+	g.log.Info("tetherd running", "web", g.listener.Addr().String(), "public_addr", g.cfg.Proxy.PublicAddr)
+	var first error
+	for range 2 {
+		err := <-errc
+		if err != nil && !errors.Is(err, context.Canceled) && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+func (g *Gateway) close() {
+	if g.listener != nil {
+		g.listener.Close()
+	}
+	if g.engine != nil {
+		g.engine.Close()
+	}
+	if g.declog != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = g.declog.Close(ctx)
+		cancel()
+	}
+	if g.store != nil {
+		g.store.Close()
+	}
+}

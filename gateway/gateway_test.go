@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherproject/tether/gateway/config"
+	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/policy"
+	"github.com/tetherproject/tether/resource"
+)
+
+func load(t *testing.T, dir string) *config.Config {
+	t.Helper()
+	p := filepath.Join(dir, "tether.yaml")
+	if err := os.WriteFile(p, []byte("cluster_name: root.example.com\ndata_dir: "+filepath.Join(dir, "data")+"\nproxy:\n  web_listen_addr: 127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func run(t *testing.T, cfg *config.Config, f func(g *Gateway)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	f(g)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFirstStartAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := load(t, dir)
+	var fingerprint string
+	run(t, cfg, func(g *Gateway) {
+		fi, err := os.Stat(g.AdminIdentityPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("admin identity mode %v", fi.Mode().Perm())
+		}
+		id, err := identity.Load(g.AdminIdentityPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !identity.IsAdmin(id.Leaf, "root.example.com") || id.AuthServer != g.Addr() {
+			t.Fatalf("identity: cn=%s uris=%v server=%s", id.Leaf.Subject.CommonName, id.Leaf.URIs, id.AuthServer)
+		}
+		err = filepath.WalkDir(filepath.Join(cfg.DataDir, "ca"), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || filepath.Ext(p) == ".pub" || filepath.Ext(p) == ".crt" {
+				return err
+			}
+			fi, err := d.Info()
+			if err == nil && fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v", p, fi.Mode().Perm())
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fingerprint = g.Auth().CA().User.TrustedKeys()[0].Fingerprint()
+		rs, err := resource.Parse([]byte("kind: role\nversion: v5\nmetadata: {name: access}\nspec: {}\n"), "r.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Auth().Create(context.Background(), rs, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// A restart keeps the CAs and the resources.
+	run(t, load(t, dir), func(g *Gateway) {
+		if fp := g.Auth().CA().User.TrustedKeys()[0].Fingerprint(); fp != fingerprint {
+			t.Fatalf("user CA changed across a restart: %s != %s", fp, fingerprint)
+		}
+		if _, err := g.Auth().Get(context.Background(), resource.KindRole, "access", false); err != nil {
+			t.Fatalf("role lost across a restart: %v", err)
+		}
+	})
+}
+
+func TestDecisionLogFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := load(t, dir)
+	cfg.Policy.DecisionLog.File = filepath.Join(dir, "decisions.jsonl")
+	run(t, cfg, func(g *Gateway) {
+		_, err := g.Auth().Engine().Decide(context.Background(), &policy.Input{
+			Action: policy.ActionSSHSession, Cluster: cfg.ClusterName, Now: time.Now(), Login: "x",
+			Cert: policy.Cert{Type: "user", Username: "bob", Principals: []string{"x"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Run closed the decision log, which flushes it.
+	data, err := os.ReadFile(cfg.Policy.DecisionLog.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"decision_id"`) || !strings.Contains(string(data), `"bob"`) {
+		t.Fatalf("decision log:\n%s", data)
+	}
+}

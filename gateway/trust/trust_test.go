@@ -1,0 +1,179 @@
+package trust
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherproject/tether/ca"
+)
+
+func hostCA(t testing.TB, name string) CA {
+	t.Helper()
+	c, err := ca.NewCluster(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Host.Resource(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return FromResource(r)
+}
+
+func TestDecodeValidateRequest(t *testing.T) {
+	good := hostCA(t, "leaf.example.com")
+	user := good
+	user.Type = "user"
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	valid := enc(ValidateRequest{Token: "abc123", CAs: []CA{good}})
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"valid", valid, ""},
+		{"empty_body", "", "empty or truncated"},
+		{"truncated_body", valid[:len(valid)/2], "truncated"},
+		{"trailing_data", valid + "{}", "data after"},
+		{"unknown_field", `{"token":"abc","certificate_authorities":[],"labels":{"env":"prod"}}`, "unknown field"},
+		{"private_key_field", strings.Replace(valid, `"ssh_public_keys"`, `"private_key":"x","ssh_public_keys"`, 1), "unknown field"},
+		{"missing_token", enc(ValidateRequest{CAs: []CA{good}}), "token is required"},
+		{"oversize_token", enc(ValidateRequest{Token: strings.Repeat("a", MaxTokenSize+1), CAs: []CA{good}}), "longer than"},
+		{"token_with_newline", enc(ValidateRequest{Token: "ab\nc", CAs: []CA{good}}), "printable ASCII"},
+		{"no_ca", enc(ValidateRequest{Token: "abc"}), "exactly one"},
+		{"two_cas", enc(ValidateRequest{Token: "abc", CAs: []CA{good, good}}), "exactly one"},
+		{"user_ca_instead_of_host", enc(ValidateRequest{Token: "abc", CAs: []CA{user}}), `type "user"`},
+		{"garbage_key", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "leaf", SSHPublicKeys: []string{"ssh-ed25519 AAAAnotbase64"}}}}), "ssh"},
+		{"no_keys", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "leaf"}}}), "no SSH public keys"},
+		{"bad_cluster_name", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "a b", SSHPublicKeys: good.SSHPublicKeys}}}), "whitespace"},
+		{"oversize_body", `{"token":"` + strings.Repeat("a", MaxBodySize) + `"}`, "larger than"},
+		{"not_json", "token=abc", "decoding"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, r, err := DecodeValidateRequest(strings.NewReader(tc.body))
+			if tc.want == "" {
+				if err != nil || r.Spec.ClusterName != "leaf.example.com" || r.Spec.Type != "host" {
+					t.Fatalf("got %v, %+v", err, r)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeValidateResponse(t *testing.T) {
+	host := hostCA(t, "root.example.com")
+	c, _ := ca.NewCluster("root.example.com", "")
+	ur, _ := c.User.Resource(false)
+	user := FromResource(ur)
+	other := hostCA(t, "evil.example.com")
+	enc := func(cas ...CA) string { b, _ := json.Marshal(ValidateResponse{CAs: cas}); return string(b) }
+	for _, tc := range []struct{ name, body, want string }{
+		{"valid", enc(host, user), ""},
+		{"wrong_cluster_name", enc(other, user), `cluster "evil.example.com"`},
+		{"missing_user_ca", enc(host), "lacks"},
+		{"duplicate", enc(host, host, user), "two host"},
+		{"garbage", "<html>hello</html>", "decoding"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cas, err := DecodeValidateResponse(strings.NewReader(tc.body), "root.example.com")
+			if tc.want == "" {
+				if err != nil || len(cas) != 2 {
+					t.Fatalf("got %v %d", err, len(cas))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestClientAgainstBadRoots(t *testing.T) {
+	req := ValidateRequest{Token: "abc", CAs: []CA{hostCA(t, "leaf")}}
+	serve := func(h http.HandlerFunc) *httptest.Server {
+		s := httptest.NewTLSServer(h)
+		t.Cleanup(s.Close)
+		return s
+	}
+	addr := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "https://") }
+	t.Run("self_signed_root_is_refused_without_insecure", func(t *testing.T) {
+		s := serve(func(w http.ResponseWriter, r *http.Request) {})
+		_, err := Client{Timeout: 5 * time.Second}.Validate(context.Background(), addr(s), "root", req)
+		if err == nil || !strings.Contains(err.Error(), "misconfigured HTTP/TLS certificate") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("garbage_answer", func(t *testing.T) {
+		s := serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("\x00\x01garbage")) })
+		_, err := Client{Insecure: true, Timeout: 5 * time.Second}.Validate(context.Background(), addr(s), "root", req)
+		if err == nil || !strings.Contains(err.Error(), "decoding body") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("oversize_answer", func(t *testing.T) {
+		s := serve(func(w http.ResponseWriter, r *http.Request) { w.Write(bytes.Repeat([]byte(" "), MaxBodySize+10)) })
+		_, err := Client{Insecure: true, Timeout: 5 * time.Second}.Validate(context.Background(), addr(s), "root", req)
+		if err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("hanging_root_times_out", func(t *testing.T) {
+		release := make(chan struct{})
+		s := serve(func(w http.ResponseWriter, r *http.Request) { <-release })
+		defer close(release)
+		start := time.Now()
+		_, err := Client{Insecure: true, Timeout: 300 * time.Millisecond}.Validate(context.Background(), addr(s), "root", req)
+		if err == nil || time.Since(start) > 5*time.Second {
+			t.Fatalf("got %v after %v", err, time.Since(start))
+		}
+	})
+	t.Run("rejected_token", func(t *testing.T) {
+		s := serve(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			json.NewEncoder(w).Encode(ErrorResponse{Error: RejectedTokenMessage})
+		})
+		_, err := Client{Insecure: true, Timeout: 5 * time.Second}.Validate(context.Background(), addr(s), "root", req)
+		if !errors.Is(err, ErrTokenRejected) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func FuzzDecodeValidateRequest(f *testing.F) {
+	good, _ := json.Marshal(ValidateRequest{Token: "abc123", CAs: []CA{hostCA(f, "leaf.example.com")}})
+	f.Add(good)
+	f.Add([]byte(`{"token":"x","certificate_authorities":[{"type":"host","cluster_name":"l","ssh_public_keys":["ssh-ed25519 AAAA"]}]}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, r, err := DecodeValidateRequest(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		// Whatever is accepted is a well-formed host CA with a usable token.
+		if checkToken(req.Token) != nil || r.Spec.Type != "host" || len(r.Spec.ActiveKeys.SSH) == 0 {
+			t.Fatalf("accepted a bad request: %+v", req)
+		}
+		if _, err := ca.TrustedKeysOf(r); err != nil {
+			t.Fatalf("accepted keys that do not parse: %v", err)
+		}
+		for _, k := range append(r.Spec.ActiveKeys.SSH, r.Spec.AdditionalTrustedKeys.SSH...) {
+			if k.PrivateKey != "" {
+				t.Fatal("accepted a private key")
+			}
+		}
+	})
+}

@@ -1,0 +1,448 @@
+// Package web is a cluster's HTTPS web API on the proxy address:
+//
+//	GET  /webapi/ping                       cluster name, proxy addresses, version (public)
+//	POST /webapi/trustedclusters/validate   the root's side of the trust handshake (public; token-authenticated)
+//	     /v1/admin/...                      the admin API tetherctl uses (mutual TLS, admin identity only)
+//
+// Admin routes:
+//
+//	POST   /v1/admin/resources[?force=true]       body: resource YAML (one or more documents)
+//	GET    /v1/admin/resources/{kind}[/{name}]    ?secrets=true for secrets
+//	DELETE /v1/admin/resources/{kind}/{name}
+//	PUT    /v1/admin/remoteclusters/{name}/labels body: {"labels": {...}}
+//	POST   /v1/admin/tokens                        body: {"roles": [...], "ttl": "5m", "labels": {...}}
+//	GET    /v1/admin/tokens
+//	POST   /v1/admin/tokens/delete                 body: {"token": "..."} (a token never goes in a URL)
+//
+// Errors are {"error": "..."} with a status that says what kind: 400 bad input, 401 no or
+// unknown client certificate, 403 not an admin or a rejected token, 404, 409 exists,
+// 413 too large.
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/resource"
+)
+
+// Version is reported by /webapi/ping.
+var Version = "0.1.0-dev"
+
+// Config configures a Server.
+type Config struct {
+	Auth *auth.Service
+	// PublicAddr and TunnelPublicAddr are what /webapi/ping advertises.
+	PublicAddr, TunnelPublicAddr string
+	// ServerNames are extra DNS names or IPs for the server certificate (the listen
+	// host, localhost, ...); the public address's host is always included.
+	ServerNames []string
+	Logger      *slog.Logger
+}
+
+// Server is the web API.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+
+	mu   sync.Mutex
+	cert *tls.Certificate
+}
+
+// PingResponse is /webapi/ping's answer, the shape the seed guide's jq lines read.
+type PingResponse struct {
+	ClusterName   string    `json:"cluster_name"`
+	Proxy         PingProxy `json:"proxy"`
+	ServerVersion string    `json:"server_version"`
+}
+
+// PingProxy is the proxy part of PingResponse.
+type PingProxy struct {
+	SSH               PingSSH `json:"ssh"`
+	TLSRoutingEnabled bool    `json:"tls_routing_enabled"`
+}
+
+// PingSSH holds the proxy's public addresses.
+type PingSSH struct {
+	PublicAddr          string `json:"public_addr"`
+	SSHTunnelPublicAddr string `json:"ssh_tunnel_public_addr"`
+}
+
+// TokenRequest is the body of POST /v1/admin/tokens.
+type TokenRequest struct {
+	Roles  []string          `json:"roles"`
+	TTL    string            `json:"ttl,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// TokenResponse answers POST /v1/admin/tokens: the only time the token is shown.
+type TokenResponse struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
+// TokenListItem is one row of GET /v1/admin/tokens.
+type TokenListItem struct {
+	Token   string            `json:"token"` // display prefix, e.g. "abcd…"
+	Roles   []string          `json:"roles"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Expires time.Time         `json:"expires"`
+}
+
+// TokenDeleteRequest is the body of POST /v1/admin/tokens/delete.
+type TokenDeleteRequest struct {
+	Token string `json:"token"`
+}
+
+// LabelsRequest is the body of PUT /v1/admin/remoteclusters/{name}/labels.
+type LabelsRequest struct {
+	Labels map[string]string `json:"labels"`
+}
+
+// ResourcesResponse answers GET /v1/admin/resources: each resource as one YAML document.
+type ResourcesResponse struct {
+	Resources []string `json:"resources"`
+}
+
+// MessagesResponse answers writes with a line per change.
+type MessagesResponse struct {
+	Messages []string `json:"messages"`
+}
+
+// New returns the web API of cfg.Auth's cluster.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /webapi/ping", s.ping)
+	s.mux.HandleFunc("POST "+trust.ValidatePath, s.validate)
+	s.mux.Handle("POST /v1/admin/resources", s.admin(s.createResources))
+	s.mux.Handle("GET /v1/admin/resources/{kind}", s.admin(s.getResources))
+	s.mux.Handle("GET /v1/admin/resources/{kind}/{name...}", s.admin(s.getResources))
+	s.mux.Handle("DELETE /v1/admin/resources/{kind}/{name...}", s.admin(s.deleteResource))
+	s.mux.Handle("PUT /v1/admin/remoteclusters/{name}/labels", s.admin(s.setLabels))
+	s.mux.Handle("POST /v1/admin/tokens", s.admin(s.addToken))
+	s.mux.Handle("GET /v1/admin/tokens", s.admin(s.listTokens))
+	s.mux.Handle("POST /v1/admin/tokens/delete", s.admin(s.deleteToken))
+	return s
+}
+
+// Handler returns the API's handler (for tests that bring their own listener).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// TLSConfig is the server side: a certificate from the cluster's TLS CA for the public
+// address, renewed before it expires, and client certificates verified against the same
+// CA when given (the admin routes require one).
+func (s *Server) TLSConfig() *tls.Config {
+	pool := s.cfg.Auth.CA().TLS.CertPool()
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: s.certificate,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      pool,
+	}
+}
+
+func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cert != nil && time.Until(s.cert.Leaf.NotAfter) > ca.MaxTLSTTL/4 {
+		return s.cert, nil
+	}
+	key, err := ca.GenerateKey(ca.Ed25519)
+	if err != nil {
+		return nil, err
+	}
+	var dns []string
+	var ips []net.IP
+	hosts := append([]string{hostOf(s.cfg.PublicAddr)}, s.cfg.ServerNames...)
+	for _, h := range hosts {
+		if h == "" {
+			continue
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if !ip.IsUnspecified() {
+				ips = append(ips, ip)
+			}
+		} else {
+			dns = append(dns, h)
+		}
+	}
+	cluster := s.cfg.Auth.ClusterName()
+	leaf, err := s.cfg.Auth.CA().TLS.IssueTLS(ca.TLSCertRequest{
+		PublicKey:   key.Public(),
+		CommonName:  hostOf(s.cfg.PublicAddr),
+		DNSNames:    dns,
+		IPAddresses: ips,
+		URIs:        []*url.URL{ca.ClusterURI(cluster)},
+		Server:      true,
+		TTL:         ca.MaxTLSTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+	return s.cert, nil
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+// Serve runs the HTTPS server on l until ctx ends, then shuts it down.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.mux,
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(l, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-errc
+		return nil
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, trust.ErrorResponse{Error: msg})
+}
+
+// fail answers err with the status its kind calls for.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, auth.ErrTokenRejected):
+		status = http.StatusForbidden
+	case errors.Is(err, auth.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, auth.ErrAlreadyExists):
+		status = http.StatusConflict
+	case errors.Is(err, auth.ErrBadRequest):
+		status = http.StatusBadRequest
+	}
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "err", err)
+	}
+	writeError(w, status, err.Error())
+}
+
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, PingResponse{
+		ClusterName: s.cfg.Auth.ClusterName(),
+		Proxy: PingProxy{SSH: PingSSH{
+			PublicAddr:          s.cfg.PublicAddr,
+			SSHTunnelPublicAddr: s.cfg.TunnelPublicAddr,
+		}},
+		ServerVersion: Version,
+	})
+}
+
+func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
+	body := http.MaxBytesReader(w, r.Body, trust.MaxBodySize)
+	req, hostCA, err := trust.DecodeValidateRequest(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", trust.MaxBodySize))
+			return
+		}
+		s.log.Info("malformed trust request", "remote", r.RemoteAddr, "err", err)
+		writeError(w, http.StatusBadRequest, "malformed trust request: "+err.Error())
+		return
+	}
+	resp, err := s.cfg.Auth.ValidateTrustedCluster(r.Context(), req.Token, hostCA)
+	if err != nil {
+		if errors.Is(err, auth.ErrTokenRejected) {
+			s.log.Warn("trust request with a rejected token", "remote", r.RemoteAddr, "leaf", hostCA.Spec.ClusterName)
+			writeError(w, http.StatusForbidden, trust.RejectedTokenMessage)
+			return
+		}
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// admin wraps a handler for the admin routes: the client must present a certificate of
+// this cluster's TLS CA (else 401) that is an admin's (else 403).
+func (s *Server) admin(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+			writeError(w, http.StatusUnauthorized, "the admin API needs the cluster's admin identity (tetherctl --data-dir, or -i identity-file)")
+			return
+		}
+		if !identity.IsAdmin(r.TLS.VerifiedChains[0][0], s.cfg.Auth.ClusterName()) {
+			writeError(w, http.StatusForbidden, "this certificate is not an admin identity of "+s.cfg.Auth.ClusterName())
+			return
+		}
+		h(w, r)
+	})
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: decoding request: %v", auth.ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (s *Server) createResources(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, resource.MaxInputSize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("resource file is larger than %d bytes", resource.MaxInputSize))
+		return
+	}
+	source := r.URL.Query().Get("source")
+	if source == "" {
+		source = "<input>"
+	}
+	rs, err := resource.Parse(data, source)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(rs) == 0 {
+		writeError(w, http.StatusBadRequest, source+": no resources")
+		return
+	}
+	msgs, err := s.cfg.Auth.Create(r.Context(), rs, r.URL.Query().Get("force") == "true")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, MessagesResponse{Messages: msgs})
+}
+
+func (s *Server) getResources(w http.ResponseWriter, r *http.Request) {
+	rs, err := s.cfg.Auth.Get(r.Context(), r.PathValue("kind"), r.PathValue("name"), r.URL.Query().Get("secrets") == "true")
+	if err != nil {
+		if errors.Is(err, auth.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("%s %q not found", r.PathValue("kind"), r.PathValue("name")))
+			return
+		}
+		s.fail(w, err)
+		return
+	}
+	out := ResourcesResponse{Resources: []string{}}
+	for _, res := range rs {
+		doc, err := resource.Marshal(res)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		out.Resources = append(out.Resources, string(doc))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.cfg.Auth.Delete(r.Context(), r.PathValue("kind"), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, MessagesResponse{Messages: []string{msg}})
+}
+
+func (s *Server) setLabels(w http.ResponseWriter, r *http.Request) {
+	var req LabelsRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	name := r.PathValue("name")
+	if err := s.cfg.Auth.SetRemoteClusterLabels(r.Context(), name, req.Labels); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, MessagesResponse{Messages: []string{fmt.Sprintf("remote cluster %q has been updated", name)}})
+}
+
+func (s *Server) addToken(w http.ResponseWriter, r *http.Request) {
+	var req TokenRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(req.TTL); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl %q: %v", req.TTL, err))
+			return
+		}
+	}
+	token, info, err := s.cfg.Auth.AddToken(r.Context(), req.Roles, ttl, req.Labels)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, TokenResponse{Token: token, Expires: info.Expires})
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	toks, err := s.cfg.Auth.ListTokens(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := []TokenListItem{}
+	for _, t := range toks {
+		out = append(out, TokenListItem{Token: t.Display(), Roles: t.Roles, Labels: t.Labels, Expires: t.Expires})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
+	var req TokenDeleteRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if err := s.cfg.Auth.DeleteToken(r.Context(), req.Token); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, MessagesResponse{Messages: []string{"Token has been deleted"}})
+}
