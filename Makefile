@@ -5,7 +5,7 @@ BIN := $(CURDIR)/bin
 OPA_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/open-policy-agent/opa)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build tools test test-go test-rego bench demo fuzz lint clean
+.PHONY: all build tools test test-go test-rego bench demo demo-offline fuzz lint clean
 
 all: build
 
@@ -51,8 +51,11 @@ FUZZTIME ?= 20s
 fuzz:
 	scripts/fuzz-all.sh $(FUZZTIME)
 
-demo: $(BIN)/opa build
+demo: tools build
 	scripts/demo.sh
+
+demo-offline: $(BIN)/opa build
+	scripts/demo-offline.sh
 
 clean:
 	rm -rf $(BIN)

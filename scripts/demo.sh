@@ -1,21 +1,199 @@
 #!/usr/bin/env bash
-# The main job, as far as Tether has come: the seed guide's policy, offline.
-# Builds the leaf's bundle, asks the guide's three questions with tetherctl, and checks that
-# the real opa gives the same answers from the same bundle.
+# The main job: a root and a leaf cluster on this machine, joined by trust with the
+# trusted-clusters guide's own steps (tetherctl in place of tctl), then the guide's access
+# questions answered by the leaf's policy, before and after the leaf disables the trust.
+#
+# What is not here yet: the reverse tunnel, `tether login` / `tether ssh` and a node
+# (later issues); the decisions are asked of the leaf's policy offline instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=./bin
-seed=examples/seed-guide
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+bin=$PWD/bin
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
 
-echo "== Building the leaf's policy bundle (resources + Tether's Rego library)"
-$bin/tetherctl policy build --cluster leafcluster.example.com -r $seed/leaf.yaml -o "$out/leaf.tar.gz"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
-for q in myuser-access-visitor alice-stage alice-prod; do
-	echo
-	echo "== $q: tetherctl policy explain"
-	$bin/tetherctl policy explain -b "$out/leaf.tar.gz" -i $seed/inputs/$q.json
-	echo "-- the same question to the real opa: opa eval -b leaf.tar.gz data.tether.authz.decision"
-	$bin/opa eval -b "$out/leaf.tar.gz" -i $seed/inputs/$q.json --format=pretty 'data.tether.authz.decision.allow'
-done
+# start NAME DIR: runs tetherd for cluster NAME on a free 127.0.0.1 port; prints the port.
+start() {
+	local name=$1 dir=$work/$2 extra=${3:-} port
+	mkdir -p "$dir"
+	for _ in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 30000))
+		cat > "$dir/tether.yaml" <<EOF
+cluster_name: $name
+data_dir: $dir/data
+proxy:
+  web_listen_addr: 127.0.0.1:$port
+  public_addr: 127.0.0.1:$port
+$extra
+EOF
+		"$bin/tetherd" start -c "$dir/tether.yaml" > "$dir/tetherd.log" 2>&1 &
+		local pid=$!
+		for _ in $(seq 1 100); do
+			if [ -f "$dir/data/admin-identity.pem" ] && curl -sk --max-time 1 "https://127.0.0.1:$port/webapi/ping" > /dev/null 2>&1; then
+				pids+=("$pid")
+				echo "$port"
+				return 0
+			fi
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$pid" 2>/dev/null || true
+	done
+	echo "tetherd for $name did not start; its log:" >&2
+	cat "$dir/tetherd.log" >&2
+	return 1
+}
+
+root=rootcluster.example.com
+leaf=leafcluster.example.com
+root_port=$(start $root root)
+root_tls_ca=$(ls "$work"/root/data/ca/tls/*.crt | head -n 1)
+leaf_port=$(start $leaf leaf "root_ca_file: $root_tls_ca")
+rootctl() { "$bin/tetherctl" --data-dir "$work/root/data" "$@"; }
+leafctl() { "$bin/tetherctl" --data-dir "$work/leaf/data" "$@"; }
+echo "root $root on https://127.0.0.1:$root_port, leaf $leaf on https://127.0.0.1:$leaf_port"
+
+step "Step 1/6 (leaf): the visitor role, and stage-access for Alice's full-access"
+cat > "$work/visitor.yaml" <<'EOF'
+kind: role
+version: v5
+metadata:
+  name: visitor
+spec:
+  allow:
+    logins: [visitor]
+    node_labels:
+      '*': '*'
+---
+kind: role
+version: v5
+metadata:
+  name: stage-access
+spec:
+  allow:
+    logins: ['{{internal.logins}}']
+    node_labels: {env: stage}
+  deny:
+    logins: [root]
+EOF
+run leafctl create "$work/visitor.yaml"
+
+step "Step 2/6 (root): users with the visitor login (and the root's access / full-access roles)"
+cat > "$work/root-roles.yaml" <<'EOF'
+kind: role
+version: v5
+metadata:
+  name: access
+spec:
+  allow:
+    logins: ['{{internal.logins}}']
+    node_labels:
+      '*': '*'
+---
+kind: role
+version: v5
+metadata:
+  name: full-access
+spec:
+  allow:
+    logins: ['{{internal.logins}}']
+    node_labels:
+      '*': '*'
+EOF
+run rootctl create "$work/root-roles.yaml"
+run rootctl users add myuser --roles access --logins visitor,ubuntu,root
+run rootctl users add alice --roles full-access --logins visitor
+run rootctl get user/myuser
+
+step "Step 3/6 (root): the invitation token, and the addresses for trusted_cluster.yaml"
+token=$(rootctl tokens add --type=trusted_cluster --ttl=5m | tee /dev/stderr | sed -n 's/^The cluster invite token: //p')
+run rootctl tokens ls
+printf '$ curl https://PROXY/webapi/ping | jq .proxy.ssh.public_addr\n'
+curl -sk "https://127.0.0.1:$root_port/webapi/ping"
+echo
+
+step "Step 4/6 (leaf): create the trusted cluster"
+cat > "$work/trusted_cluster.yaml" <<EOF
+kind: trusted_cluster
+version: v2
+metadata:
+  name: $root
+spec:
+  enabled: true
+  token: $token
+  tunnel_addr: 127.0.0.1:$root_port
+  web_proxy_addr: 127.0.0.1:$root_port
+  role_map:
+    - remote: "access"
+      local: ["visitor"]
+    - remote: "full-access"
+      local: ["stage-access"]
+EOF
+run leafctl create "$work/trusted_cluster.yaml"
+run rootctl get rc
+
+step "Step 5/6 (root): label the leaf; only root admins can"
+run rootctl update rc/$leaf --set-labels=env=demo
+cat > "$work/demo-cluster-access.yaml" <<'EOF'
+kind: role
+version: v5
+metadata:
+  name: demo-cluster-access
+spec:
+  allow:
+    cluster_labels:
+      'env': 'demo'
+EOF
+run rootctl create "$work/demo-cluster-access.yaml"
+run rootctl get rc
+
+step "Step 6/6 (leaf): the guide's access questions, asked of the leaf's policy"
+leafctl get role > "$work/leaf-resources.yaml"
+echo "---" >> "$work/leaf-resources.yaml"
+leafctl get trusted_cluster >> "$work/leaf-resources.yaml"
+echo "---" >> "$work/leaf-resources.yaml"
+leafctl get cas >> "$work/leaf-resources.yaml"
+# The root's user CA as the leaf stored it: its fingerprint is what a root-signed
+# certificate's signature resolves to.
+root_user_key=$(rootctl get cas | awk '/^kind:/{k=""} /type: user/{k="user"} k=="user" && /public_key:/{sub(/.*public_key: */, ""); print; exit}')
+fingerprint=$(ssh-keygen -lf <(echo "$root_user_key") | awk '{print $2}')
+ask() { # ask USER ROLE NODE ENV
+	cat > "$work/input.json" <<EOF
+{"action": "ssh.session", "cluster": "$leaf", "now": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "cert": {"type": "user", "signing_ca": {"cluster": "$root", "fingerprint": "$fingerprint"},
+          "username": "$1", "principals": ["visitor", "ubuntu", "root"], "roles": ["$2"],
+          "traits": {"logins": ["visitor", "ubuntu", "root"]},
+          "valid_after": "$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)", "valid_before": "$(date -u -d '+12 hours' +%Y-%m-%dT%H:%M:%SZ)"},
+ "login": "visitor", "node": {"name": "$3", "labels": {"env": "$4"}}}
+EOF
+	printf '$ tetherctl policy eval --cluster %s -r leaf-resources.yaml -i input.json   # %s (%s) as visitor@%s\n' "$leaf" "$1" "$2" "$3"
+	"$bin/tetherctl" policy eval --cluster $leaf -r "$work/leaf-resources.yaml" -i "$work/input.json"
+}
+ask myuser access ip-172-3-2-205 prod
+ask alice full-access mongodb-stage stage
+ask alice full-access mongodb-prod prod
+
+step "Temporarily disable the trust (leaf): root-signed certificates stop working at once"
+leafctl get trusted_cluster/$root --with-secrets | sed 's/enabled: true/enabled: false/' > "$work/tc-disabled.yaml"
+run leafctl create --force "$work/tc-disabled.yaml"
+leafctl get role > "$work/leaf-resources.yaml"
+echo "---" >> "$work/leaf-resources.yaml"
+leafctl get trusted_cluster >> "$work/leaf-resources.yaml"
+echo "---" >> "$work/leaf-resources.yaml"
+leafctl get cas >> "$work/leaf-resources.yaml"
+ask myuser access ip-172-3-2-205 prod
+
+step "Remove the trust: rm trusted_cluster on the leaf, rm rc on the root"
+run leafctl rm trusted_cluster/$root
+run rootctl rm rc/$leaf
+run rootctl get rc
+echo
+echo "Demo done: two clusters joined, labelled, used, disabled and parted by the guide's commands."
