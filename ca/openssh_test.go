@@ -2,7 +2,6 @@ package ca_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto"
 	"encoding/pem"
@@ -14,9 +13,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/internal/testenv"
 
 	"golang.org/x/crypto/ssh"
 
@@ -199,7 +199,7 @@ type sshdConfig struct {
 
 type sshdServer struct {
 	port int
-	log  *syncBuffer
+	log  *testenv.Buffer
 }
 
 // startSSHD runs sshd in the foreground (-D), logging to stderr (-e), on a spare
@@ -232,7 +232,7 @@ StrictModes no
 PidFile none
 LogLevel VERBOSE
 `, port, cfg.HostKey, cfg.HostCertificate, cfg.TrustedUserCAKeys))
-		log := &syncBuffer{}
+		log := &testenv.Buffer{}
 		cmd := exec.Command(sshdPath, "-D", "-e", "-f", conf)
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
@@ -350,22 +350,4 @@ func runSSH(sshPath string, port int, login, key, knownHosts string, alg ca.Algo
 		"127.0.0.1", "true")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// syncBuffer is a bytes.Buffer safe for sshd's output goroutine and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

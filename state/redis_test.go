@@ -1,7 +1,6 @@
 package state_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherproject/tether/internal/testenv"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tetherproject/tether/state"
@@ -23,24 +24,6 @@ func rawClient(t *testing.T, addr string) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// lockedBuffer collects log output written from the store's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func eventually(t *testing.T, timeout time.Duration, cond func() error) {
@@ -102,7 +85,7 @@ func seen(evs []state.Event, typ state.EventType, key string) bool {
 func TestRedisRestartLosesNothing(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Config{AppendFsync: "always"})
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	ns := uniqueNamespace(t)
 	s := newRedis(t, srv.Addr(), state.RedisConfig{Namespace: ns, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	other := newRedis(t, srv.Addr(), state.RedisConfig{Namespace: ns}) // another gateway replica
@@ -192,7 +175,7 @@ func TestRedisWatchRelistsAfterLostSubscription(t *testing.T) {
 	t.Parallel()
 	srv := sharedRedis(t)
 	ns := uniqueNamespace(t)
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	s := newRedis(t, srv.Addr(), state.RedisConfig{Namespace: ns, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	other := newRedis(t, srv.Addr(), state.RedisConfig{Namespace: ns})
 	ctx := context.Background()

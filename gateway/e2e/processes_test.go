@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -13,10 +12,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/internal/testenv"
 )
 
 // moduleRoot is the repository root, two levels up from this package.
@@ -51,25 +51,7 @@ func freePort(t *testing.T) int {
 
 type proc struct {
 	name, dataDir, addr string
-	stderr              *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer the process's output goroutine and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	stderr              *testenv.Buffer
 }
 
 func startTetherd(t *testing.T, bin, name string, args ...string) *proc {
@@ -80,7 +62,7 @@ func startTetherd(t *testing.T, bin, name string, args ...string) *proc {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("cluster_name: %s\ndata_dir: %s/data\nproxy:\n  web_listen_addr: %s\n", name, dir, addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{name: name, dataDir: filepath.Join(dir, "data"), addr: addr, stderr: &syncBuffer{}}
+	p := &proc{name: name, dataDir: filepath.Join(dir, "data"), addr: addr, stderr: &testenv.Buffer{}}
 	cmd := exec.Command(bin, append([]string{"start", "-c", cfg}, args...)...)
 	cmd.Stderr = p.stderr
 	cmd.Stdout = p.stderr

@@ -5,9 +5,11 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -55,4 +57,24 @@ func Command(t testing.TB, name string) string {
 	}
 	t.Fatalf("%s is not installed: run `make tools`", name)
 	return ""
+}
+
+// Buffer collects output that a process's or a store's goroutines write while the test
+// reads it: a bytes.Buffer behind a mutex.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
