@@ -20,7 +20,8 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-# start NAME DIR: runs tetherd for cluster NAME on a free 127.0.0.1 port; prints the port.
+# start NAME DIR [EXTRA]: runs tetherd for cluster NAME on a free 127.0.0.1 port, writes the
+# port to DIR/port. It runs in this shell (not a subshell) so cleanup can stop and reap it.
 start() {
 	local name=$1 dir=$work/$2 extra=${3:-} port
 	mkdir -p "$dir"
@@ -39,7 +40,7 @@ EOF
 		for _ in $(seq 1 100); do
 			if [ -f "$dir/data/admin-identity.pem" ] && curl -sk --max-time 1 "https://127.0.0.1:$port/webapi/ping" > /dev/null 2>&1; then
 				pids+=("$pid")
-				echo "$port"
+				echo "$port" > "$dir/port"
 				return 0
 			fi
 			kill -0 "$pid" 2>/dev/null || break
@@ -54,9 +55,11 @@ EOF
 
 root=rootcluster.example.com
 leaf=leafcluster.example.com
-root_port=$(start $root root)
+start $root root
+root_port=$(cat "$work/root/port")
 root_tls_ca=$(ls "$work"/root/data/ca/tls/*.crt | head -n 1)
-leaf_port=$(start $leaf leaf "root_ca_file: $root_tls_ca")
+start $leaf leaf "root_ca_file: $root_tls_ca"
+leaf_port=$(cat "$work/leaf/port")
 rootctl() { "$bin/tetherctl" --data-dir "$work/root/data" "$@"; }
 leafctl() { "$bin/tetherctl" --data-dir "$work/leaf/data" "$@"; }
 echo "root $root on https://127.0.0.1:$root_port, leaf $leaf on https://127.0.0.1:$leaf_port"
