@@ -43,6 +43,7 @@ test-rego: tools
 # fewer collections trim the decision latency's tail.
 bench: tools
 	GOGC=400 $(GO) test -run '^$$' -bench 'DecisionFigures' -benchtime 1x -timeout 30m ./policy/ -args -tether.report
+	GOGC=400 $(GO) test -run '^$$' -bench 'DecideHit' -benchtime 2s ./policy/
 	$(GO) test -run '^$$' -bench 'BenchmarkStore' -benchtime 2000x -timeout 10m ./state/
 	$(GO) test -run '^$$' -bench 'BenchmarkIssueUser|BenchmarkVerifyUser' -benchtime 2s -timeout 10m ./ca/
 

@@ -257,7 +257,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 			d := c.d
 			d.Cached = true
 			e.stats.cacheHits.Add(1)
-			e.log(in, &d)
+			e.log(in, d)
 			return d, nil
 		}
 	}
@@ -271,7 +271,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if useCache {
 		e.decisions.Add(k, &cachedDecision{d: d, evaluatedAt: in.Now})
 	}
-	e.log(in, &d)
+	e.log(in, d)
 	return d, nil
 }
 
@@ -284,9 +284,12 @@ func (c *cachedDecision) validAt(now time.Time) bool {
 	return c.d.ExpiresAt.IsZero() || now.Before(c.d.ExpiresAt)
 }
 
-func (e *Engine) log(in *Input, d *Decision) {
+// log hands a decision to the logger. The copy is made only when there is one, so an
+// engine without a logger allocates nothing per cached decision.
+func (e *Engine) log(in *Input, d Decision) {
 	if e.logger != nil {
-		e.logger.LogDecision(in, d)
+		logged := d
+		e.logger.LogDecision(in, &logged)
 	}
 }
 

@@ -81,10 +81,13 @@ func (e *encoder) cert(c *Cert) {
 
 func (e *encoder) sum() key { return sha256.Sum256(e.b) }
 
-func withEncoder(f func(e *encoder)) key {
+func getEncoder() *encoder {
 	e := encoders.Get().(*encoder)
 	e.b = e.b[:0]
-	f(e)
+	return e
+}
+
+func (e *encoder) done() key {
 	k := e.sum()
 	encoders.Put(e)
 	return k
@@ -92,7 +95,8 @@ func withEncoder(f func(e *encoder)) key {
 
 // decisionKey identifies a decision: the bundle revision and the whole input except now.
 func decisionKey(revision string, in *Input) key {
-	return withEncoder(func(e *encoder) {
+	e := getEncoder()
+	{
 		e.str("decision/v1")
 		e.str(revision)
 		e.str(in.Action)
@@ -109,15 +113,16 @@ func decisionKey(revision string, in *Input) key {
 			e.str(in.RemoteCluster.Name)
 			e.labels(in.RemoteCluster.Labels)
 		}
-	})
+	}
+	return e.done()
 }
 
 // identityKey identifies an identity: the bundle revision, the cluster and the certificate.
 func identityKey(revision, cluster string, c *Cert) key {
-	return withEncoder(func(e *encoder) {
-		e.str("identity/v1")
-		e.str(revision)
-		e.str(cluster)
-		e.cert(c)
-	})
+	e := getEncoder()
+	e.str("identity/v1")
+	e.str(revision)
+	e.str(cluster)
+	e.cert(c)
+	return e.done()
 }
