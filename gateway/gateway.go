@@ -121,6 +121,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if err != nil {
 		return nil, err
 	}
+	if created {
+		if err := createPresets(ctx, g.auth); err != nil {
+			return nil, err
+		}
+	}
 	if g.listener, err = net.Listen("tcp", cfg.Proxy.WebListenAddr); err != nil {
 		return nil, fmt.Errorf("listening on proxy.web_listen_addr: %w", err)
 	}

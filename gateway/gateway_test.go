@@ -62,6 +62,10 @@ func TestFirstStartAndRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Like Teleport, a new cluster has the preset access role.
+		if rs, err := g.auth.Get(context.Background(), "role", "access", false); err != nil || len(rs) != 1 {
+			t.Fatalf("preset role access: %v %v", rs, err)
+		}
 		if !identity.IsAdmin(id.Leaf, "root.example.com") || id.AuthServer != g.Addr() {
 			t.Fatalf("identity: cn=%s uris=%v server=%s", id.Leaf.Subject.CommonName, id.Leaf.URIs, id.AuthServer)
 		}

@@ -89,18 +89,9 @@ spec:
 EOF
 run leafctl create "$work/visitor.yaml"
 
-step "Step 2/6 (root): users with the visitor login (and the root's access / full-access roles)"
+step "Step 2/6 (root): users with the visitor login (access is a preset role; full-access is Alice's)"
+run rootctl get role/access
 cat > "$work/root-roles.yaml" <<'EOF'
-kind: role
-version: v5
-metadata:
-  name: access
-spec:
-  allow:
-    logins: ['{{internal.logins}}']
-    node_labels:
-      '*': '*'
----
 kind: role
 version: v5
 metadata:
@@ -117,7 +108,10 @@ run rootctl users add alice --roles full-access --logins visitor
 run rootctl get user/myuser
 
 step "Step 3/6 (root): the invitation token, and the addresses for trusted_cluster.yaml"
-token=$(rootctl tokens add --type=trusted_cluster --ttl=5m | tee /dev/stderr | sed -n 's/^The cluster invite token: //p')
+printf '$ rootctl tokens add --type=trusted_cluster --ttl=5m\n'
+added=$(rootctl tokens add --type=trusted_cluster --ttl=5m)
+echo "$added"
+token=$(echo "$added" | sed -n 's/^The cluster invite token: //p')
 run rootctl tokens ls
 printf '$ curl https://PROXY/webapi/ping | jq .proxy.ssh.public_addr\n'
 curl -sk "https://127.0.0.1:$root_port/webapi/ping"
@@ -166,7 +160,8 @@ echo "---" >> "$work/leaf-resources.yaml"
 leafctl get cas >> "$work/leaf-resources.yaml"
 # The root's user CA as the leaf stored it: its fingerprint is what a root-signed
 # certificate's signature resolves to.
-root_user_key=$(rootctl get cas | awk '/^kind:/{k=""} /type: user/{k="user"} k=="user" && /public_key:/{sub(/.*public_key: */, ""); print; exit}')
+root_cas=$(rootctl get cas)
+root_user_key=$(echo "$root_cas" | awk '/^kind:/{k=""} /type: user/{k="user"} k=="user" && /public_key:/{sub(/.*public_key: */, ""); print; exit}')
 fingerprint=$(ssh-keygen -lf <(echo "$root_user_key") | awk '{print $2}')
 ask() { # ask USER ROLE NODE ENV
 	cat > "$work/input.json" <<EOF

@@ -186,8 +186,9 @@ func TestSeedGuideTrustLifecycle(t *testing.T) {
 
 	// Step 1 (leaf): the visitor role.
 	leaf.mustCtl(t, "create", writeFile(t, "visitor.yaml", "kind: role\nversion: v5\nmetadata:\n  name: visitor\nspec:\n  allow:\n    logins: [visitor]\n    node_labels:\n      '*': '*'\n"))
-	// Step 2 (root): a user with the access role and the visitor login.
-	root.mustCtl(t, "create", writeFile(t, "access.yaml", "kind: role\nversion: v5\nmetadata:\n  name: access\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels:\n      '*': '*'\n"))
+	// Step 2 (root): a user with the access role (preset, as in Teleport) and the visitor login.
+	root.mustCtl(t, "get", "role/access")
+	root.mustCtl(t, "create", "-f", writeFile(t, "access.yaml", "kind: role\nversion: v5\nmetadata:\n  name: access\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels:\n      '*': '*'\n"))
 	root.mustCtl(t, "users", "add", "alice", "--roles", "access", "--logins", "ubuntu")
 	userYAML := root.mustCtl(t, "get", "user/alice")
 	userYAML = strings.Replace(userYAML, "- ubuntu", "- visitor\n      - ubuntu", 1)
@@ -376,7 +377,7 @@ func postJSON(t *testing.T, url string, body []byte) int {
 
 func TestAdminCommands(t *testing.T) {
 	root := startCluster(t, "root.example.com", "")
-	root.mustCtl(t, "create", writeFile(t, "roles.yaml", "kind: role\nversion: v5\nmetadata: {name: access}\nspec: {}\n---\nkind: role\nversion: v5\nmetadata: {name: demo-cluster-access}\nspec: {allow: {cluster_labels: {env: demo}}}\n"))
+	root.mustCtl(t, "create", "-f", writeFile(t, "roles.yaml", "kind: role\nversion: v5\nmetadata: {name: access}\nspec: {}\n---\nkind: role\nversion: v5\nmetadata: {name: demo-cluster-access}\nspec: {allow: {cluster_labels: {env: demo}}}\n"))
 
 	t.Run("unknown_field_names_field_and_line", func(t *testing.T) {
 		_, err := root.ctl(t, "create", writeFile(t, "bad.yaml", "kind: role\nversion: v5\nmetadata: {name: x}\nspec:\n  allwo: {}\n"))
