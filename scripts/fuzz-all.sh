@@ -6,6 +6,6 @@ t=${1:-20s}
 for pkg in $(go list ./...); do
 	for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
 		echo "== $pkg $f ($t)"
-		go test "$pkg" -run '^$' -fuzz "^$f\$" -fuzztime "$t"
+		go test "$pkg" -run '^$' -fuzz "^$f\$" -fuzztime "$t" -fuzzminimizetime 5s
 	done
 done
