@@ -83,7 +83,7 @@ func TestFirstStartAndRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		fingerprint = g.Auth().CA().User.TrustedKeys()[0].Fingerprint()
-		rs, err := resource.Parse([]byte("kind: role\nversion: v5\nmetadata: {name: access}\nspec: {}\n"), "r.yaml")
+		rs, err := resource.Parse([]byte("kind: role\nversion: v5\nmetadata: {name: ops}\nspec: {}\n"), "r.yaml")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestFirstStartAndRestart(t *testing.T) {
 		if fp := g.Auth().CA().User.TrustedKeys()[0].Fingerprint(); fp != fingerprint {
 			t.Fatalf("user CA changed across a restart: %s != %s", fp, fingerprint)
 		}
-		if _, err := g.Auth().Get(context.Background(), resource.KindRole, "access", false); err != nil {
+		if _, err := g.Auth().Get(context.Background(), resource.KindRole, "ops", false); err != nil {
 			t.Fatalf("role lost across a restart: %v", err)
 		}
 	})
