@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system tools Tether's tests talk to for real: redis-server, OpenSSH's sshd
-# and ssh. Uses Debian's apt when a tool is missing; does nothing when all are present.
+# and ssh (and curl, for the demo). Uses Debian's apt when a tool is missing; does nothing when all are present.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v curl >/dev/null 2>&1 || missing+=(curl) # the demo reads /webapi/ping as the guide does
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
