@@ -301,7 +301,9 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, 
 		return Decision{}, err
 	}
 	input := in.valueWithCert(id.cert)
-	if e.residuals != nil && in.Action == ActionSSHSession {
+	// The residual only ever allows a login the identity grants somewhere; for any other
+	// login it is undefined, so it is not asked.
+	if e.residuals != nil && in.Action == ActionSSHSession && grantsLogin(id.value, in.Login) {
 		if res := e.residuals.get(ctx, p, k, id); res != nil && res.ok {
 			v, ok, err := res.eval(ctx, input)
 			if err != nil {
@@ -339,6 +341,20 @@ func (e *Engine) identityEntry(ctx context.Context, p *prepared, in *Input) (key
 	id := &identity{cert: cert, value: v}
 	e.ids.Add(k, id)
 	return k, id, nil
+}
+
+// grantsLogin reports whether the identity's login_grants has the login.
+func grantsLogin(id ast.Value, login string) bool {
+	obj, ok := id.(ast.Object)
+	if !ok {
+		return false
+	}
+	lg := obj.Get(ast.InternedTerm("login_grants"))
+	if lg == nil {
+		return false
+	}
+	grants, ok := lg.Value.(ast.Object)
+	return ok && grants.Get(ast.StringTerm(login)) != nil
 }
 
 // DecidePlain evaluates the public query data.tether.authz.decision in one go, without
