@@ -153,7 +153,6 @@ func New(opts Options) (*Engine, error) {
 func (e *Engine) Close() {
 	if e.residuals != nil {
 		e.residuals.close()
-		e.residuals.sync = false
 	}
 }
 
