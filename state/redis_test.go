@@ -18,40 +18,13 @@ import (
 
 	"github.com/tetherproject/tether/state"
 	"github.com/tetherproject/tether/state/redistest"
+	"github.com/tetherproject/tether/state/storetest"
 )
 
 func rawClient(t *testing.T, addr string) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func list(t *testing.T, s state.Store) []string {
-	t.Helper()
-	items, err := s.List(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, it := range items {
-		out = append(out, fmt.Sprintf("%s=%s@%d", it.Key, it.Value, it.Revision))
-	}
-	return out
 }
 
 // collect reads events until have reports it has what it needs.
@@ -110,7 +83,7 @@ func TestRedisRestartLosesNothing(t *testing.T) {
 	if err := s.Delete(ctx, "roles/r39"); err != nil {
 		t.Fatal(err)
 	}
-	before := list(t, s)
+	before := storetest.Snapshot(t, s)
 	collect(t, w, 10*time.Second, func(evs []state.Event) bool { return len(evs) == 42 })
 
 	srv.Kill()
@@ -141,8 +114,8 @@ func TestRedisRestartLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same Store recovers by itself.
-	eventually(t, 10*time.Second, func() error { _, err := s.Get(ctx, "roles/r01"); return err })
-	if after := list(t, s); !slices.Equal(after, before) {
+	testenv.Eventually(t, 10*time.Second, func() error { _, err := s.Get(ctx, "roles/r01"); return err })
+	if after := storetest.Snapshot(t, s); !slices.Equal(after, before) {
 		t.Fatalf("after restart:\n%q\nwant\n%q", after, before)
 	}
 	// Another replica's writes right after the restart: the watcher gets
@@ -227,7 +200,7 @@ func TestRedisWatchRelistsAfterLostSubscription(t *testing.T) {
 			t.Fatalf("unchanged item reported after the re-list: %+v", ev)
 		}
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(logs.String(), "subscription restored") {
 			return errors.New("no log line about the restored subscription")
 		}
@@ -320,7 +293,7 @@ func TestRedisMinReplicas(t *testing.T) {
 	replica := redistest.Start(t, redistest.Config{ReplicaOf: primary.Addr()})
 	ctx := context.Background()
 	raw := rawClient(t, primary.Addr())
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		info, err := raw.Info(ctx, "replication").Result()
 		if err != nil {
 			return err
@@ -400,7 +373,7 @@ func TestRedisKeyLayout(t *testing.T) {
 	if string(ev.Item.Value) != "B" {
 		t.Fatalf("namespace %s saw %q", nsB, ev.Item.Value)
 	}
-	if got := list(t, a); !slices.Equal(got, []string{"roles/x=A@1"}) {
+	if got := storetest.Snapshot(t, a); !slices.Equal(got, []string{"roles/x=A@1"}) {
 		t.Fatalf("namespace a lists %q", got)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherproject/tether/internal/testenv"
+
 	"github.com/tetherproject/tether/state"
 )
 
@@ -23,7 +25,6 @@ import (
 const (
 	eventTimeout  = 10 * time.Second
 	expiryTimeout = 10 * time.Second
-	pollEvery     = 10 * time.Millisecond
 	shortTTL      = 300 * time.Millisecond
 )
 
@@ -97,23 +98,22 @@ func wantErr(t *testing.T, err error, target error) {
 	}
 }
 
-func item(key, value string) state.Item { return state.Item{Key: key, Value: []byte(value)} }
-
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+// Snapshot lists everything a store holds as key=value@revision lines, in key order, for
+// comparing a store before and after a fault.
+func Snapshot(t *testing.T, s state.Store) []string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(pollEvery)
+	items, err := s.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
 	}
+	var out []string
+	for _, it := range items {
+		out = append(out, fmt.Sprintf("%s=%s@%d", it.Key, it.Value, it.Revision))
+	}
+	return out
 }
+
+func item(key, value string) state.Item { return state.Item{Key: key, Value: []byte(value)} }
 
 // next returns the watcher's next event or fails the test.
 func next(t *testing.T, w state.Watcher) state.Event {
@@ -334,7 +334,7 @@ func testExpiry(t *testing.T, s state.Store) {
 	if err == nil && !g.Expires.Equal(p.Expires) {
 		t.Fatalf("Get Expires %v, Put returned %v", g.Expires, p.Expires)
 	}
-	eventually(t, expiryTimeout, func() error {
+	testenv.Eventually(t, expiryTimeout, func() error {
 		if _, err := s.Get(ctx, "hb/1"); !errors.Is(err, state.ErrNotFound) {
 			return fmt.Errorf("get after expiry: %v", err)
 		}
@@ -365,11 +365,11 @@ func testExpiredRecreate(t *testing.T, s state.Store) {
 	ctx := ctxT(t)
 	must(s.Create(ctx, state.Item{Key: "lease", Value: []byte("a"), Expires: time.Now().Add(shortTTL)}))(t)
 	must(s.Create(ctx, state.Item{Key: "lease2", Value: []byte("a"), Expires: time.Now().Add(shortTTL)}))(t)
-	eventually(t, expiryTimeout, func() error {
+	testenv.Eventually(t, expiryTimeout, func() error {
 		_, err := s.Create(ctx, item("lease", "b"))
 		return err
 	})
-	eventually(t, expiryTimeout, func() error {
+	testenv.Eventually(t, expiryTimeout, func() error {
 		_, err := s.CompareAndSwap(ctx, state.Item{Key: "lease2"}, item("lease2", "b"))
 		return err
 	})
@@ -806,7 +806,7 @@ func testHeartbeats(t *testing.T, s state.Store) {
 	if g := must(state.GetHeartbeat(ctx, s, state.HeartbeatNode, "n1"))(t); g.Revision != again.Revision {
 		t.Fatalf("GetHeartbeat %+v", g)
 	}
-	eventually(t, expiryTimeout, func() error {
+	testenv.Eventually(t, expiryTimeout, func() error {
 		if got := names(state.HeartbeatNode); !slices.Equal(got, []string{"n1", "n2"}) {
 			return fmt.Errorf("node heartbeats %q", got)
 		}
@@ -852,7 +852,7 @@ func testTunnels(t *testing.T, s state.Store) {
 
 	// An unrenewed claim expires and another proxy takes over.
 	must(state.ClaimTunnel(ctx, s, "leaf2", "proxy-a", shortTTL))(t)
-	eventually(t, expiryTimeout, func() error {
+	testenv.Eventually(t, expiryTimeout, func() error {
 		_, err := state.ClaimTunnel(ctx, s, "leaf2", "proxy-c", time.Minute)
 		return err
 	})
@@ -904,7 +904,7 @@ func testSessions(t *testing.T, s state.Store) {
 	if s1.Revision == 0 || s1.Expires.IsZero() || s1.User != "alice" {
 		t.Fatalf("PutSession returned %+v", s1)
 	}
-	eventually(t, expiryTimeout, func() error {
+	testenv.Eventually(t, expiryTimeout, func() error {
 		var ids []string
 		for _, x := range must(state.ListSessions(ctx, s))(t) {
 			ids = append(ids, x.ID)
