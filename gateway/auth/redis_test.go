@@ -3,11 +3,14 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/internal/testenv"
 
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/policy"
@@ -99,11 +102,10 @@ func TestReplicasShareResourcesThroughRedis(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testenv.Eventually(t, 15*time.Second, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("waiting for %s", what)
+	})
 }
