@@ -13,16 +13,19 @@ import (
 type ShapeOptions struct {
 	// ClusterName is the name of the cluster whose decisions the bundle serves.
 	ClusterName string
-	// MaxClockSkew bounds how far in the future a certificate's valid_after may be.
-	// Zero means one minute.
+	// MaxClockSkew is how far in the future a certificate's valid_after may be and the
+	// certificate still be accepted. Zero, the default, accepts none: a certificate is not
+	// valid before its valid_after, as in Teleport and OpenSSH (Tether's issuers backdate
+	// valid_after by a minute instead). Only the cluster's max_clock_skew sets it.
 	MaxClockSkew time.Duration
 	// Resources are the cluster's roles, trusted clusters, remote clusters, certificate
 	// authorities and locks. Other kinds are ignored.
 	Resources []resource.Resource
 }
 
-// DefaultMaxClockSkew is the clock skew allowed when ShapeOptions.MaxClockSkew is zero.
-const DefaultMaxClockSkew = time.Minute
+// DefaultMaxClockSkew is the clock skew a cluster allows unless its configuration says
+// otherwise: none.
+const DefaultMaxClockSkew time.Duration = 0
 
 // Shape turns a cluster's resources into the bundle's data document, {"tether": {...}},
 // in the shape docs/ARCHITECTURE.md describes: names as object keys, role_map remotes
@@ -34,9 +37,6 @@ func Shape(opts ShapeOptions) (map[string]any, error) {
 		return nil, fmt.Errorf("shaping policy data: cluster name is required")
 	}
 	skew := opts.MaxClockSkew
-	if skew == 0 {
-		skew = DefaultMaxClockSkew
-	}
 	if skew < 0 {
 		return nil, fmt.Errorf("shaping policy data: max clock skew %v is negative", skew)
 	}

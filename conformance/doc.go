@@ -10,6 +10,7 @@
 // is one YAML document, decoded strictly: an unknown field anywhere is an error.
 //
 //	cluster: leaf.example.com     # required: the cluster whose decisions are asked
+//	max_clock_skew: 1m            # optional: the cluster's explicit skew (default none)
 //	resources: |                  # required: multi-document resource YAML, as resource.Parse
 //	  kind: role                  #   reads it (roles, trusted_cluster with role_map,
 //	  ...                         #   remote_cluster with labels, cert_authority, lock)

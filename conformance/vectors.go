@@ -32,6 +32,9 @@ type File struct {
 	Name string `yaml:"-"`
 	// Cluster is the name of the cluster whose decisions the vectors ask for.
 	Cluster string `yaml:"cluster"`
+	// MaxClockSkew is the cluster's explicit max_clock_skew (a Go duration such as "1m");
+	// empty means the default, none.
+	MaxClockSkew string `yaml:"max_clock_skew"`
 	// Resources is a multi-document YAML string of resources, as resource.Parse reads it.
 	Resources string `yaml:"resources"`
 	// ForeignKeys are SSH public keys (authorized_keys format) of CAs the cluster does not
@@ -141,6 +144,9 @@ func ParseFile(name string, data []byte) (*File, error) {
 	if f.Cluster == "" {
 		return nil, fmt.Errorf("%s: cluster is required", src)
 	}
+	if _, err := f.clockSkew(); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
 	if _, err := f.ParseResources(); err != nil {
 		return nil, err
 	}
@@ -231,16 +237,32 @@ func (f *File) Bundle() (*bundles.Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	skew, err := f.clockSkew()
+	if err != nil {
+		return nil, err
+	}
 	mods := make([]bundles.Module, len(f.Modules))
 	for i, m := range f.Modules {
 		mods[i] = bundles.Module{Path: m.Name, Raw: []byte(m.Rego)}
 	}
 	b, err := bundles.ForCluster(bundles.ClusterOptions{
-		ShapeOptions:    bundles.ShapeOptions{ClusterName: f.Cluster, Resources: rs},
+		ShapeOptions:    bundles.ShapeOptions{ClusterName: f.Cluster, MaxClockSkew: skew, Resources: rs},
 		OperatorModules: mods,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("vectors/%s.yaml: building the bundle: %w", f.Name, err)
 	}
 	return b, nil
+}
+
+// clockSkew parses MaxClockSkew; empty is zero.
+func (f *File) clockSkew() (time.Duration, error) {
+	if f.MaxClockSkew == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(f.MaxClockSkew)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("max_clock_skew %q: want a non-negative Go duration such as 1m", f.MaxClockSkew)
+	}
+	return d, nil
 }

@@ -215,9 +215,20 @@ test_not_yet_valid_certificate_is_denied if {
 	d.reasons == [sprintf("certificate is not valid before %s", [fx.at(2 * fx.minute)])]
 }
 
-test_certificate_valid_within_the_skew_is_allowed if {
+test_certificate_is_not_valid_before_valid_after if {
+	cert := fx.put(fx.alice(["access"]), "valid_after", fx.at(1))
+	d := leaf_decision(fx.ssh(cert, "visitor", fx.stage_node))
+	not d.allow
+	d.reasons == [sprintf("certificate is not valid before %s", [fx.at(1)])]
+	d.expires_at == fx.at(1)
+	leaf_decision(fx.ssh(fx.put(cert, "valid_after", fx.now), "visitor", fx.stage_node)).allow
+}
+
+test_certificate_valid_within_an_explicit_skew_is_allowed if {
 	cert := fx.put(fx.alice(["access"]), "valid_after", fx.at(fx.minute))
-	leaf_decision(fx.ssh(cert, "visitor", fx.stage_node)).allow
+	w := object.union(fx.leaf_world, {"cluster": {"max_clock_skew_ns": fx.minute}})
+	fx.decision(w, fx.ssh(cert, "visitor", fx.stage_node)).allow
+	fx.staged(w, fx.ssh(cert, "visitor", fx.stage_node)) == fx.decision(w, fx.ssh(cert, "visitor", fx.stage_node))
 }
 
 test_cluster_mismatch_is_denied if {
@@ -602,7 +613,7 @@ test_expires_at_of_a_not_yet_valid_certificate_is_when_it_becomes_valid if {
 	cert := fx.put(fx.alice(["access"]), "valid_after", fx.at(5 * fx.minute))
 	d := leaf_decision(fx.ssh(cert, "visitor", fx.stage_node))
 	not d.allow
-	d.expires_at == fx.at(4 * fx.minute)
+	d.expires_at == fx.at(5 * fx.minute)
 }
 
 test_expires_at_is_the_earliest_bound if {

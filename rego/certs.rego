@@ -71,11 +71,15 @@ untrusted(cluster) if {
 	not data.tether.trusted_clusters[cluster]
 }
 
-# max_clock_skew_ns bounds how early a certificate may be used; issuers backdate valid_after.
-max_clock_skew_ns := object.get(data.tether.cluster, "max_clock_skew_ns", 60000000000)
+# max_clock_skew_ns is how early a certificate may be used: the cluster's explicit
+# max_clock_skew, zero unless configured. A certificate is not valid before its valid_after
+# (Teleport and OpenSSH apply no tolerance there; Tether's issuers backdate valid_after by
+# a minute instead).
+max_clock_skew_ns := object.get(data.tether.cluster, "max_clock_skew_ns", 0)
 
-# time_problems lists why a certificate is not valid at now_ns. valid_after may be up to
-# the maximum clock skew in the future; valid_before is exclusive and gets no skew.
+# time_problems lists why a certificate is not valid at now_ns. valid_after is inclusive
+# (minus the cluster's explicit skew, zero by default); valid_before is exclusive and gets
+# no skew.
 time_problems(after_ns, before_ns, now_ns) := array.concat(
 	[msg | now_ns + max_clock_skew_ns < after_ns; msg := sprintf("certificate is not valid before %s", [time.format(after_ns)])],
 	[msg | now_ns >= before_ns; msg := sprintf("certificate expired at %s", [time.format(before_ns)])],

@@ -79,14 +79,26 @@ test_certificate_inside_its_window_is_valid if {
 	fx.time_problems(fx.leaf_world, after_ns, before_ns, fx.now_ns) == []
 }
 
-test_not_yet_valid_beyond_the_skew_is_rejected if {
-	after := (fx.now_ns + fx.minute) + 1
+test_not_valid_before_valid_after if {
+	after := fx.now_ns + 1
 	fx.time_problems(fx.leaf_world, after, before_ns, fx.now_ns) == [sprintf("certificate is not valid before %s", [time.format(after)])]
 }
 
-test_not_yet_valid_within_the_skew_is_accepted if {
-	fx.time_problems(fx.leaf_world, fx.now_ns + fx.minute, before_ns, fx.now_ns) == []
-	fx.time_problems(fx.leaf_world, fx.now_ns + 1, before_ns, fx.now_ns) == []
+test_valid_from_valid_after_inclusive if {
+	fx.time_problems(fx.leaf_world, fx.now_ns, before_ns, fx.now_ns) == []
+}
+
+# With an explicit cluster max_clock_skew, valid_after may be that far in the future.
+skewed_world := object.union(fx.leaf_world, {"cluster": {"max_clock_skew_ns": fx.minute}})
+
+test_explicit_skew_accepts_valid_after_within_it if {
+	fx.time_problems(skewed_world, fx.now_ns + fx.minute, before_ns, fx.now_ns) == []
+	fx.time_problems(skewed_world, fx.now_ns + 1, before_ns, fx.now_ns) == []
+}
+
+test_explicit_skew_rejects_valid_after_beyond_it if {
+	after := (fx.now_ns + fx.minute) + 1
+	fx.time_problems(skewed_world, after, before_ns, fx.now_ns) == [sprintf("certificate is not valid before %s", [time.format(after)])]
 }
 
 test_expired_certificate_is_rejected if {
@@ -102,14 +114,12 @@ test_expiry_gets_no_skew if {
 	fx.time_problems(fx.leaf_world, after_ns, fx.now_ns - 1, fx.now_ns) != []
 }
 
-test_skew_is_the_clusters if {
-	w := object.union(fx.leaf_world, {"cluster": {"max_clock_skew_ns": 0}})
-	fx.time_problems(w, fx.now_ns + 1, before_ns, fx.now_ns) == [sprintf("certificate is not valid before %s", [time.format(fx.now_ns + 1)])]
-	fx.time_problems(w, fx.now_ns, before_ns, fx.now_ns) == []
+test_expiry_gets_no_skew_even_when_configured if {
+	fx.time_problems(skewed_world, after_ns, fx.now_ns - 1, fx.now_ns) != []
 }
 
-test_default_skew_is_one_minute if {
-	certs.max_clock_skew_ns == fx.minute with data.tether.cluster as {"name": fx.leaf}
+test_default_skew_is_zero if {
+	certs.max_clock_skew_ns == 0 with data.tether.cluster as {"name": fx.leaf}
 }
 
 test_a_certificate_can_be_both_early_and_expired if {

@@ -162,7 +162,7 @@ ca(cluster, type, active) := {"cluster": cluster, "type": type, "active": active
 
 # The leaf of the seed guide: it trusts the root, and decides ssh.session and node.list.
 leaf_world := {
-	"cluster": {"name": leaf, "max_clock_skew_ns": minute},
+	"cluster": {"name": leaf},
 	"cas": {
 		"SHA256:leaf-user": ca(leaf, "user", true),
 		"SHA256:leaf-host": ca(leaf, "host", true),
@@ -185,7 +185,7 @@ leaf_world := {
 
 # The root of the seed guide: it decides cluster.list, cluster.route and cert.issue.
 root_world := {
-	"cluster": {"name": root, "max_clock_skew_ns": minute},
+	"cluster": {"name": root},
 	"cas": {
 		"SHA256:root-user": ca(root, "user", true),
 		"SHA256:root-host": ca(root, "host", true),

@@ -55,7 +55,7 @@ type Config struct {
 	Engine *policy.Engine
 	// OperatorModules are added to every bundle.
 	OperatorModules []bundles.Module
-	// MaxClockSkew goes into the bundle; zero means bundles.DefaultMaxClockSkew.
+	// MaxClockSkew goes into the bundle (config max_clock_skew); zero accepts no skew.
 	MaxClockSkew time.Duration
 	// Trust is the client this cluster, as a leaf, calls roots with.
 	Trust trust.Client

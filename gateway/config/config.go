@@ -23,7 +23,9 @@ type Config struct {
 	DataDir string `mapstructure:"data_dir"`
 	// CAAlgorithm is "ed25519" (default) or "ecdsa-p256"; used when the CAs are created.
 	CAAlgorithm string `mapstructure:"ca_algorithm"`
-	// MaxClockSkew bounds how far in the future a certificate's valid_after may be.
+	// MaxClockSkew is how far in the future a certificate's valid_after may be and the
+	// certificate still be accepted. Zero (the default) accepts none, as Teleport and
+	// OpenSSH do; Tether's issuers backdate valid_after by a minute instead.
 	MaxClockSkew time.Duration `mapstructure:"max_clock_skew"`
 	// Insecure makes this cluster, as a leaf, accept any TLS certificate from a root's web
 	// proxy. For tests with self-signed roots only.
@@ -108,7 +110,7 @@ var defaults = map[string]any{
 	"cluster_name":                   "",
 	"data_dir":                       "/var/lib/tether",
 	"ca_algorithm":                   "ed25519",
-	"max_clock_skew":                 "1m",
+	"max_clock_skew":                 "0s",
 	"insecure":                       false,
 	"root_ca_file":                   "",
 	"trust_timeout":                  "30s",
@@ -230,8 +232,11 @@ data_dir: /var/lib/tether
 # Key algorithm of the CAs created at first start: ed25519 or ecdsa-p256.
 ca_algorithm: ed25519
 
-# How far in the future a certificate's valid_after may be.
-max_clock_skew: 1m
+# How far in the future a certificate's valid_after may be and the certificate still be
+# accepted. 0s (the default): a certificate is not valid before its valid_after, as in
+# Teleport and OpenSSH; Tether's issuers already backdate valid_after by a minute. Raise it
+# only for clients whose clocks run behind the issuer's.
+max_clock_skew: 0s
 
 # As a leaf: accept ANY TLS certificate from a root's web proxy when establishing trust.
 # For testing with self-signed roots only; prefer root_ca_file.

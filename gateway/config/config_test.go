@@ -22,7 +22,7 @@ func TestSampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ClusterName != "root.example.com" || c.Storage.Type != StorageEmbedded || c.MaxClockSkew != time.Minute || c.Proxy.TunnelPublicAddr != "root.example.com:3024" {
+	if c.ClusterName != "root.example.com" || c.Storage.Type != StorageEmbedded || c.MaxClockSkew != 0 || c.Proxy.TunnelPublicAddr != "root.example.com:3024" {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -61,5 +61,30 @@ func TestDefaultsAndErrors(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMaxClockSkew: a certificate is not valid before its valid_after unless the cluster's
+// configuration says otherwise; the skew is zero by default and only an explicit key sets it.
+func TestMaxClockSkew(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"default_is_zero", "cluster_name: a\n", 0},
+		{"explicit_skew", "cluster_name: a\nmax_clock_skew: 90s\n", 90 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(write(t, tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.MaxClockSkew != tc.want {
+				t.Fatalf("max_clock_skew = %v, want %v", c.MaxClockSkew, tc.want)
+			}
+		})
+	}
+	if _, err := Load(write(t, "cluster_name: a\nmax_clock_skew: -1s\n")); err == nil || !strings.Contains(err.Error(), "max_clock_skew") {
+		t.Fatalf("negative skew: got %v", err)
 	}
 }
