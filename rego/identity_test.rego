@@ -100,6 +100,19 @@ test_logins_that_are_not_unix_user_names_are_dropped if {
 	id(cert).allow[0].logins == {"visitor": true}
 }
 
+# Tether (issue 7, point 9): a login that comes from a trait is a literal name. An identity
+# provider asserting "*" (or a regex) as a login gets no wildcard login: it is not a valid
+# Unix name, so it is dropped, and no other login matches it.
+test_trait_login_star_is_no_wildcard_login if {
+	cert := fx.put(fx.put(fx.bob_cert, "roles", ["admin-by-trait"]), "traits", {"logins": ["*", "^.*$", ".*"]})
+	w := fx.with_roles(fx.leaf_world, {"admin-by-trait": fx.role({"logins": [fx.internal("logins")], "node_labels": fx.wildcard})})
+	i := fx.identity_of(w, {"cluster": fx.leaf, "cert": fx.put(cert, "principals", ["*", "root", "bob"])})
+	i.allow[0].logins == {}
+	every login in ["*", "root", "bob", "^.*$"] {
+		not fx.decision(w, fx.ssh(fx.put(cert, "principals", ["*", "root", "bob", "^.*$"]), login, fx.prod_node)).allow
+	}
+}
+
 test_deny_logins_expand_with_the_traits if {
 	w := fx.with_roles(fx.leaf_world, {"visitor": fx.role({"deny_logins": [fx.internal("groups")]})})
 	i := fx.identity_of(w, {"cluster": fx.leaf, "cert": fx.alice(["access"])})

@@ -11,6 +11,11 @@ import data.tether.templates
 # compile expands a selector's templates with the traits into a matcher:
 # {"wildcard": bool, "keys": {KEY: {"any": bool, "exact": {v: true}, "regex": "..."}}}.
 # A missing trait expands to nothing, so that key matches no value.
+#
+# Tether: only values the role's author wrote ({"lit": ...}) are patterns ('*', globs,
+# ^regex$). A value that comes out of a template is a trait value, asserted by an identity
+# provider, and is matched as literal text: it lands in "exact", never in "any" or "regex",
+# so a trait "*" or "^.*$" selects only a label whose value is exactly that text.
 compile(sel, _) := {"wildcard": true, "keys": {}} if sel.wildcard
 
 compile(sel, traits) := {"wildcard": false, "keys": {k: value_matcher(s.values, traits) | some k, s in object.get(sel, "keys", {})}} if {
@@ -18,12 +23,14 @@ compile(sel, traits) := {"wildcard": false, "keys": {k: value_matcher(s.values, 
 }
 
 value_matcher(ts, traits) := {
-	"any": "*" in vals,
-	"exact": {v: true | some v in vals; not is_pattern(v)},
-	"regex": join_patterns({p | some v in vals; is_pattern(v); v != "*"; p := pattern(v); regex.is_valid(p)}),
-	"invalid": count({v | some v in vals; is_pattern(v); not regex.is_valid(pattern(v))}) > 0,
+	"any": "*" in lits,
+	"exact": {v: true | some v in (exact_lits | trait_values)},
+	"regex": join_patterns({p | some v in lits; is_pattern(v); v != "*"; p := pattern(v); regex.is_valid(p)}),
+	"invalid": count({v | some v in lits; is_pattern(v); not regex.is_valid(pattern(v))}) > 0,
 } if {
-	vals := templates.expand_all(ts, traits)
+	lits := {l | some t in ts; l := object.get(t, "lit", null); is_string(l)}
+	exact_lits := {v | some v in lits; not is_pattern(v)}
+	trait_values := templates.expand_all([t | some t in ts; not is_string(object.get(t, "lit", null))], traits)
 }
 
 is_regex(v) if {
@@ -71,8 +78,9 @@ value_ok(vm, v) if {
 	regex.match(vm.regex, v)
 }
 
-# matches_deny is matches for deny selectors: a value whose pattern became an invalid
-# regex after template expansion counts as a match, so a broken deny fails closed.
+# matches_deny is matches for deny selectors: a literal value whose pattern is not a valid
+# regex (role validation refuses one; a bundle built otherwise may hold one) counts as a
+# match, so a broken deny fails closed.
 matches_deny(m, labels) if matches(m, labels)
 
 matches_deny(m, labels) if {
@@ -107,7 +115,7 @@ selects_compiled(m) if count(m.keys) > 0
 # {KEY: "^(?:...)$"}, so a request checks a selector with one regex per key and no
 # function calls: every key must exist and its value match its regex. {} is the
 # wildcard. Undefined when the selector can match nothing (no keys, or a key that no
-# value can satisfy). A value pattern that became an invalid regex is dropped (allow).
+# value can satisfy). A value pattern that is not a valid regex is dropped (allow).
 key_regexes(m) := {} if m.wildcard
 
 key_regexes(m) := res if {
@@ -128,8 +136,8 @@ key_regex(vm) := concat("", ["^(?:", concat("|", alts), ")$"]) if {
 	count(alts) > 0
 }
 
-# deny_key_regexes is key_regexes for deny selectors: a value pattern that became an
-# invalid regex after template expansion matches any value, so a broken deny fails closed.
+# deny_key_regexes is key_regexes for deny selectors: a value pattern that is not a valid
+# regex matches any value, so a broken deny fails closed.
 deny_key_regexes(m) := {} if m.wildcard
 
 deny_key_regexes(m) := res if {

@@ -6,7 +6,7 @@ package tether.labels_test
 import data.tether.fixtures_test as fx
 import data.tether.labels
 
-traits := {"envs": ["stage", "qa"], "team": ["db"], "bad": ["("]}
+traits := {"envs": ["stage", "qa"], "team": ["db"], "bad": ["("], "globs": ["*", "^.*$", "a|b"]}
 
 # selects reports whether a shaped selector, compiled with traits, selects a resource.
 selects(s, lbls) if labels.matches(labels.compile(s, traits), lbls)
@@ -113,10 +113,82 @@ test_templates_in_values_expand_with_the_traits if {
 	not selects(s, {"env": "prod"})
 }
 
-test_template_values_may_become_globs if {
+# Tether: the text a template gives is literal, the author's prefix and suffix included.
+test_template_values_are_literal_text_even_with_a_glob_suffix if {
 	s := fx.tsel({"team": [object.union(fx.internal("team"), {"suffix": "-*"})]})
-	selects(s, {"team": "db-primary"})
-	not selects(s, {"team": "web-primary"})
+	selects(s, {"team": "db-*"})
+	not selects(s, {"team": "db-primary"})
+}
+
+# ---- Tether: trait values are literals (issue 7, point 9) -----------------------------------
+#
+# An identity provider that asserts "*" or "^.*$" for a trait used in a selector gets a
+# selector for exactly that text, not every resource. The attacker's tests first.
+
+attacker_traits(v) := {"env": [v]}
+
+test_trait_star_is_not_a_wildcard if {
+	s := fx.tsel({"env": [fx.external("env")]})
+	m := labels.compile(s, attacker_traits("*"))
+	not labels.matches(m, {"env": "prod"})
+	not labels.matches_keys(labels.key_regexes(m), {"env": "prod"})
+	labels.matches(m, {"env": "*"})
+	m.keys.env == {"any": false, "exact": {"*": true}, "regex": "", "invalid": false}
+}
+
+test_trait_regex_is_not_a_regex if {
+	s := fx.tsel({"env": [fx.external("env")]})
+	m := labels.compile(s, attacker_traits("^.*$"))
+	not labels.matches(m, {"env": "prod"})
+	not labels.matches_keys(labels.key_regexes(m), {"env": "prod"})
+	labels.matches(m, {"env": "^.*$"})
+	m.keys.env.regex == ""
+}
+
+test_trait_glob_is_not_a_glob if {
+	s := fx.tsel({"env": [fx.external("env")]})
+	m := labels.compile(s, attacker_traits("pro*"))
+	not labels.matches(m, {"env": "prod"})
+	labels.matches(m, {"env": "pro*"})
+}
+
+test_trait_values_are_literal_in_deny_selectors_too if {
+	s := fx.tsel({"env": [fx.external("env")]})
+	m := labels.compile(s, attacker_traits("*"))
+	not labels.matches_deny(m, {"env": "prod"})
+	not labels.matches_keys(labels.deny_key_regexes(m), {"env": "prod"})
+}
+
+test_author_literal_values_keep_pattern_semantics_beside_trait_values if {
+	s := fx.tsel({"env": [fx.external("env"), fx.lit("stage-*"), fx.lit("^qa-[0-9]$")]})
+	m := labels.compile(s, attacker_traits("*"))
+	labels.matches(m, {"env": "stage-1"})
+	labels.matches(m, {"env": "qa-7"})
+	labels.matches(m, {"env": "*"})
+	not labels.matches(m, {"env": "prod"})
+}
+
+test_trait_star_in_node_labels_reaches_no_prod_node if {
+	w := fx.with_roles(fx.leaf_world, {"by-env": fx.role({"logins": [fx.lit("visitor")], "node_labels": fx.tsel({"env": [fx.external("env")]})})})
+	every v in ["*", "^.*$", "^(?s:.*)$", "p*", ".*"] {
+		cert := fx.put(fx.put(fx.alice(["access"]), "roles", ["by-env"]), "traits", {"env": [v]})
+		cert2 := object.union(cert, {"signing_ca": {"cluster": fx.leaf, "fingerprint": "SHA256:leaf-user"}})
+		inp := fx.ssh(cert2, "visitor", fx.prod_node)
+		d := fx.decision(w, inp)
+		not d.allow
+		d == fx.decide_full(w, inp)
+		d == fx.staged(w, inp)
+		not fx.fastpath(w, inp)
+	}
+}
+
+test_trait_value_reaches_the_node_with_exactly_that_label if {
+	w := fx.with_roles(fx.leaf_world, {"by-env": fx.role({"logins": [fx.lit("visitor")], "node_labels": fx.tsel({"env": [fx.external("env")]})})})
+	cert := object.union(fx.put(fx.put(fx.alice(["by-env"]), "roles", ["by-env"]), "traits", {"env": ["prod"]}), {"signing_ca": {"cluster": fx.leaf, "fingerprint": "SHA256:leaf-user"}})
+	inp := fx.ssh(cert, "visitor", fx.prod_node)
+	fx.decision(w, inp).allow
+	fx.decision(w, inp) == fx.decide_full(w, inp)
+	fx.fastpath(w, inp) == fx.decision(w, inp)
 }
 
 test_missing_trait_matches_nothing if {
@@ -132,26 +204,38 @@ test_missing_trait_leaves_other_values_of_the_key if {
 	selects(s, {"env": "prod"})
 }
 
-# A deny value whose pattern is no longer a valid regex once its template is expanded
-# (here "^{{internal.bad}}$" becomes "^($") counts as a match: a broken deny fails closed.
-test_matches_deny_fails_closed_on_an_invalid_expanded_regex if {
-	s := fx.tsel({"env": [object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})]})
+# A literal deny value whose pattern is not a valid regex (role validation refuses one; a
+# bundle built by other means may hold one) counts as a match: a broken deny fails closed.
+literal_bad_regex := fx.lit("^($")
+
+test_matches_deny_fails_closed_on_an_invalid_regex if {
+	s := fx.tsel({"env": [literal_bad_regex]})
 	deny_selects(s, {"env": "prod"})
 	not selects(s, {"env": "prod"})
 }
 
 test_matches_deny_with_an_invalid_regex_still_needs_the_key if {
-	s := fx.tsel({"env": [object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})]})
+	s := fx.tsel({"env": [literal_bad_regex]})
 	not deny_selects(s, {"region": "eu"})
 }
 
 test_matches_deny_with_an_invalid_regex_still_needs_the_other_keys_to_match if {
 	s := fx.tsel({
-		"env": [object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})],
+		"env": [literal_bad_regex],
 		"team": [fx.lit("db")],
 	})
 	deny_selects(s, {"env": "prod", "team": "db"})
 	not deny_selects(s, {"env": "prod", "team": "web"})
+}
+
+# A template that looks like a broken regex once expanded ("^{{internal.bad}}$" with bad
+# "(" gives "^($") is literal text, neither a broken pattern nor a match for other values.
+test_expanded_template_that_looks_like_a_broken_regex_is_literal if {
+	s := fx.tsel({"env": [object.union(fx.internal("bad"), {"prefix": "^", "suffix": "$"})]})
+	not deny_selects(s, {"env": "prod"})
+	not selects(s, {"env": "prod"})
+	selects(s, {"env": "^($"})
+	deny_selects(s, {"env": "^($"})
 }
 
 test_matches_deny_is_matches_for_valid_values if {
@@ -215,6 +299,10 @@ table_selectors := [
 	fx.tsel({"env": [fx.internal("missing")]}),
 	fx.tsel({"env": [bad_regex]}),
 	fx.tsel({"env": [bad_regex], "team": [fx.lit("db")]}),
+	fx.tsel({"env": [literal_bad_regex]}),
+	fx.tsel({"env": [literal_bad_regex], "team": [fx.lit("db")]}),
+	fx.tsel({"env": [fx.internal("globs")]}),
+	fx.tsel({"env": [fx.internal("globs"), fx.lit("stage-*")]}),
 ]
 
 table_labels := [
@@ -235,6 +323,9 @@ table_labels := [
 	{"env": "a"},
 	{"env": "(x)"},
 	{"env": "stage-\nline"},
+	{"env": "*"},
+	{"env": "^.*$"},
+	{"env": "^($"},
 ]
 
 # Each form as a boolean, so the two can be compared.
