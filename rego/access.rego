@@ -386,12 +386,40 @@ cluster_allowed(id, rc_labels) if {
 	labels.matches(g.cluster, rc_labels)
 }
 
-# cert.issue: every requested role must exist and every principal must be a login the
-# roles allow (and none denies).
+# cert.issue: every requested role must exist, every principal must be a login the roles
+# allow (and none denies), and a route_to_cluster must name this cluster or a remote
+# cluster the roles may see.
 issue_problems(id, inp) := array.concat(
-	[sprintf("role %q does not exist", [r]) | some r in object.get(inp, ["cert", "roles"], []); not data.tether.roles[r]],
-	[sprintf("roles %v do not allow login %q", [id.roles, p]) | some p in object.get(inp, ["cert", "principals"], []); not issuable(id, p)],
+	array.concat(
+		[sprintf("role %q does not exist", [r]) | some r in object.get(inp, ["cert", "roles"], []); not data.tether.roles[r]],
+		[sprintf("roles %v do not allow login %q", [id.roles, p]) | some p in object.get(inp, ["cert", "principals"], []); not issuable(id, p)],
+	),
+	route_problems(id, object.get(inp, ["cert", "route_to_cluster"], "")),
 )
+
+# route_problems: a certificate routed to a cluster is issued only when that cluster is
+# this one, or a remote cluster that exists and that the roles' cluster_labels let the user
+# see (the rule of cluster.route). Missing and hidden read the same, byte for byte, so the
+# answer never tells whether a hidden leaf exists.
+route_problems(_, route) := [] if route == ""
+
+route_problems(_, route) := [] if route == data.tether.cluster.name
+
+route_problems(id, route) := [sprintf("remote cluster %q not found", [route])] if {
+	route != ""
+	route != data.tether.cluster.name
+	not route_visible(id, route)
+}
+
+route_problems(id, route) := [] if {
+	route != data.tether.cluster.name
+	route_visible(id, route)
+}
+
+route_visible(id, name) if {
+	rc := data.tether.remote_clusters[name]
+	count(cluster_hidden(id, object.get(rc, "labels", {}))) == 0
+}
 
 # A certificate may name a login some role allows and no role denies; node labels decide
 # access to a node, not what a certificate may carry.

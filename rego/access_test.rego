@@ -545,6 +545,58 @@ test_cluster_list_does_not_check_requirements if {
 
 # ---- cert.issue (on the root) -------------------------------------------------------------
 
+# ---- cert.issue with route_to_cluster (issue 7, point 8) ----------------------------------
+
+routed(roles, cluster) := fx.put(fx.issue(roles, ["visitor"]), "cert", fx.put(fx.issue(roles, ["visitor"]).cert, "route_to_cluster", cluster))
+
+# A leaf the roles may not see and a leaf that does not exist give the same answer, byte for
+# byte: the reasons never tell whether a hidden leaf exists.
+test_issue_routed_to_a_hidden_cluster_reads_as_missing if {
+	# "access" has no cluster_labels and the leaf has env=demo: hidden.
+	hidden := root_decision(routed(["access"], fx.leaf))
+	not hidden.allow
+	hidden.reasons == [sprintf("remote cluster %q not found", [fx.leaf])]
+	w := object.union(fx.root_world, {"remote_clusters": {"leaf-west.example.com": {"labels": {}}}})
+	missing := fx.decision(w, routed(["access"], fx.leaf))
+	not missing.allow
+	missing.reasons == hidden.reasons
+	missing == hidden
+}
+
+test_issue_routed_to_a_cluster_denied_by_cluster_labels_reads_as_missing if {
+	d := root_decision(routed(["demo-cluster-access", "access", "no-demo"], fx.leaf))
+	not d.allow
+	d.reasons == [sprintf("remote cluster %q not found", [fx.leaf])]
+}
+
+test_issue_routed_to_an_unknown_cluster_is_denied if {
+	d := root_decision(routed(["all-clusters", "access"], "ghost.example.com"))
+	not d.allow
+	d.reasons == [`remote cluster "ghost.example.com" not found`]
+}
+
+test_issue_routed_to_a_visible_cluster_is_allowed if {
+	root_decision(routed(["demo-cluster-access", "access"], fx.leaf)).allow
+	root_decision(routed(["all-clusters", "access"], fx.leaf)).allow
+
+	# No role restricts clusters by labels and the cluster has none: visible.
+	root_decision(routed(["access"], "leaf-west.example.com")).allow
+}
+
+test_issue_routed_to_this_cluster_is_allowed if {
+	root_decision(routed(["access"], fx.root)).allow
+}
+
+test_issue_without_route_is_not_checked_against_clusters if {
+	root_decision(routed(["access"], "")).allow
+}
+
+test_issue_route_reasons_add_to_the_other_problems if {
+	inp := fx.put(routed(["access"], "ghost.example.com"), "cert", fx.put(routed(["access"], "ghost.example.com").cert, "principals", ["root"]))
+	d := root_decision(inp)
+	d.reasons == [`roles ["access"] do not allow login "root"`, `remote cluster "ghost.example.com" not found`]
+}
+
 test_issue_with_existing_roles_and_allowed_logins_is_allowed if {
 	d := root_decision(fx.issue(["access"], ["visitor", "ubuntu"]))
 	d.allow
