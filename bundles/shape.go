@@ -287,6 +287,15 @@ func shapeTemplates(values []string) ([]any, error) {
 			out = append(out, map[string]any{"lit": t.Literal})
 			continue
 		}
+		if t.IsConst {
+			// A template of a string literal does not depend on the user: it ships as
+			// the literals it gives (none when regexp.replace does not match or
+			// email.local does not parse), which are the role author's own values.
+			for _, v := range t.Expand(nil) {
+				out = append(out, map[string]any{"lit": v})
+			}
+			continue
+		}
 		out = append(out, map[string]any{
 			"prefix": t.Prefix,
 			"suffix": t.Suffix,

@@ -1,6 +1,7 @@
 package bundles
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -32,5 +33,34 @@ func TestShapeClockSkew(t *testing.T) {
 	}
 	if _, err := Shape(ShapeOptions{ClusterName: "leaf.example.com", MaxClockSkew: -time.Second}); err == nil || !strings.Contains(err.Error(), "negative") {
 		t.Fatalf("negative skew: got %v", err)
+	}
+}
+
+// TestShapeFoldsLiteralExpressions: a template of a string literal does not depend on the
+// user, so it ships as the literals it gives (the role author's own values).
+func TestShapeFoldsLiteralExpressions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, value string
+		want        []any
+	}{
+		{"string_literal", `{{"ubuntu"}}`, []any{map[string]any{"lit": "ubuntu"}}},
+		{"string_literal_affixes", `a-{{"b"}}-c`, []any{map[string]any{"lit": "a-b-c"}}},
+		{"regexp_replace_of_a_literal", `{{regexp.replace("team-db", "^team-(.*)$", "$1")}}`, []any{map[string]any{"lit": "db"}}},
+		{"regexp_replace_of_a_literal_that_does_not_match", `{{regexp.replace("db", "^team-(.*)$", "$1")}}`, []any{}},
+		{"email_local_of_a_literal", `{{email.local("Alice <alice@example.com>")}}`, []any{map[string]any{"lit": "alice"}}},
+		{"trait_expression_is_not_folded", `{{external.team}}`, []any{map[string]any{
+			"prefix": "", "suffix": "", "ns": "external", "trait": "team", "fn": "", "re": "", "repl": ""}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := shapeTemplates([]string{tc.value})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("shapeTemplates(%q) = %#v, want %#v", tc.value, got, tc.want)
+			}
+		})
 	}
 }

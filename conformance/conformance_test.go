@@ -24,7 +24,8 @@ import (
 
 // The vector files DESIGN §3a's rules are spread over, one per concern.
 var wantFiles = []string{
-	"certs", "clock_skew", "cluster_labels", "labels", "locks", "logins", "operator", "rolemap", "route_to_cluster", "seed_guide", "templates", "trait_literals",
+	"certs", "clock_skew", "cluster_labels", "labels", "locks", "logins", "operator", "rolemap", "route_to_cluster", "seed_guide",
+	"template_rules", "templates", "trait_literals",
 }
 
 func loadFiles(t *testing.T) []*File {
@@ -123,6 +124,26 @@ func (w *Want) check(d policy.Decision) []string {
 		}
 	}
 	return problems
+}
+
+// TestRejectedResources: the resources each file lists under rejected do not load, with
+// the error the rule gives.
+func TestRejectedResources(t *testing.T) {
+	t.Parallel()
+	for _, f := range loadFiles(t) {
+		for _, r := range f.Rejected {
+			t.Run(f.Name+"/"+r.Name, func(t *testing.T) {
+				t.Parallel()
+				rs, err := resource.Parse([]byte(r.Resources), f.Name+"#rejected/"+r.Name)
+				if err == nil {
+					t.Fatalf("loaded %d resources, want an error containing %q", len(rs), r.Error)
+				}
+				if !strings.Contains(err.Error(), r.Error) {
+					t.Fatalf("error %q, want it to contain %q", err, r.Error)
+				}
+			})
+		}
+	}
 }
 
 // TestVectorFiles checks the set of files and the size of the suite.

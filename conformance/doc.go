@@ -21,6 +21,11 @@
 //	    rego: |
 //	      package tether.custom
 //	      deny contains msg if { ... }
+//	rejected:                     # optional: resources that must NOT load (rules checked
+//	  - name: unknown_namespace   #   at create, before any decision); checked in Go by
+//	    resources: |              #   TestRejectedResources, not emitted as Rego
+//	      kind: role ...
+//	    error: unknown namespace  #   a substring of resource.Parse's error
 //	anchors:                      # optional, never read: a place for YAML anchors
 //	  cert: &cert {type: user, ...}
 //	vectors:                      # required, at least one

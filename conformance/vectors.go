@@ -42,10 +42,24 @@ type File struct {
 	ForeignKeys []string `yaml:"foreign_keys"`
 	// Modules are operators' Rego modules (package tether.custom or below).
 	Modules []Module `yaml:"modules"`
+	// Rejected are resources the cluster must refuse to load (rules checked when a
+	// resource is created, before any decision); Go checks them, Rego never sees them.
+	Rejected []Rejected `yaml:"rejected"`
 	// Anchors is never read; it is a place to define YAML anchors the vectors share.
 	Anchors yaml.Node `yaml:"anchors"`
 	// Vectors are the decisions, in the order they run.
 	Vectors []Vector `yaml:"vectors"`
+}
+
+// Rejected is a resource document that resource.Parse must refuse.
+type Rejected struct {
+	// Name is a lower-case snake_case identifier, unique among the file's rejected
+	// resources, named like the rule it proves.
+	Name string `yaml:"name"`
+	// Resources is the YAML that must not load.
+	Resources string `yaml:"resources"`
+	// Error is a substring of the error resource.Parse must return.
+	Error string `yaml:"error"`
 }
 
 // Module is one operator Rego module of a vector file.
@@ -157,6 +171,18 @@ func ParseFile(name string, data []byte) (*File, error) {
 		if strings.TrimSpace(m.Rego) == "" {
 			return nil, fmt.Errorf("%s: modules[%d] (%s): rego is required", src, i, m.Name)
 		}
+	}
+	rejected := map[string]bool{}
+	for i, r := range f.Rejected {
+		switch {
+		case !vectorName.MatchString(r.Name):
+			return nil, fmt.Errorf("%s: rejected[%d]: name must be a lower-case snake_case identifier", src, i)
+		case rejected[r.Name]:
+			return nil, fmt.Errorf("%s: rejected[%d]: name %q is used twice", src, i, r.Name)
+		case strings.TrimSpace(r.Resources) == "" || r.Error == "":
+			return nil, fmt.Errorf("%s: rejected[%d] %q: resources and error are required", src, i, r.Name)
+		}
+		rejected[r.Name] = true
 	}
 	if len(f.Vectors) == 0 {
 		return nil, fmt.Errorf("%s: no vectors", src)

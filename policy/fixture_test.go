@@ -81,7 +81,7 @@ spec:
     logins: [login-%d, "{{internal.logins}}", "{{email.local(external.email)}}"]
     node_labels:
       env: ["stage-*", "dev", "^qa-[0-9]+$"]
-      team: ["team-%d", "{{internal.team}}"]
+      team: ["team-%d", "{{external.team}}"]
   deny:
     logins: [login-denied-%d]
 `, i, i%7, i%10, i%5)

@@ -50,9 +50,51 @@ test_email_local_keeps_the_local_part if {
 	templates.expand(email_local("email"), traits) == {"alice"}
 }
 
-test_email_local_drops_values_that_are_not_addresses if {
+# Teleport: one value that does not parse as an address voids the whole expression.
+test_email_local_one_value_that_is_not_an_address_voids_the_expression if {
 	t := email_local("emails")
-	templates.expand(t, {"emails": ["bob", "a@b@c", "@example.com", "carol@", "dave@example.com"]}) == {"dave"}
+	every bad in ["bob", "a@b@c", "@example.com", "carol@", "", "Dave <dave@example.com", "a b@example.com"] {
+		templates.expand(t, {"emails": ["dave@example.com", bad]}) == set()
+	}
+	templates.expand(t, {"emails": ["dave@example.com", "erin@example.com"]}) == {"dave", "erin"}
+}
+
+test_email_local_of_a_missing_trait_is_empty if {
+	templates.expand(email_local("nosuch"), traits) == set()
+}
+
+# The forms email.local accepts (templates.rego documents the grammar), each with the local
+# part net/mail gives.
+test_email_local_accepted_forms if {
+	every raw, want in {
+		"alice@example.com": "alice",
+		"alice.smith+tag@mail.example.com": "alice.smith+tag",
+		"Alice <alice@example.com>": "alice",
+		"Alice Smith <alice@example.com>": "alice",
+		"Alice<alice@example.com>": "alice",
+		"<alice@example.com>": "alice",
+		`"Smith, Alice" <alice@example.com>`: "alice",
+		`"Alice \"A\" Smith" <alice@example.com>`: "alice",
+		"  alice@example.com \t": "alice",
+		"*@example.com": "*",
+		"^.*$@example.com": "^.*$",
+		"J. R. Bob <bob@x>": "bob",
+	} {
+		templates.email_local_part(raw) == want
+	}
+}
+
+test_email_local_refused_forms if {
+	every raw in [
+		"", "alice", "alice@", "@example.com", "a@b@c", ".alice@example.com", "alice.@example.com",
+		"al..ice@example.com", "alice@example..com", "alice@[127.0.0.1]", `"alice"@example.com`,
+		"alice@example.com (Alice)", "Alice <alice@example.com", "Alice alice@example.com>",
+		"Alice < alice@example.com>", "Alice <alice@example.com >", "a@b.c <x@y.z>", "Group: a@b.c;",
+		"=?utf-8?q?Alice?= <alice@example.com>", "Al(ice) <alice@example.com>", "alice@example.com\n",
+		"ålice@example.com", "Alice, Bob <bob@example.com>", "alice example.com",
+	] {
+		not templates.email_local_part(raw)
+	}
 }
 
 test_email_local_keeps_prefix_and_suffix if {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -78,6 +79,7 @@ func FuzzParseTemplate(f *testing.F) {
 		"{{email.local(external.email)}}", `{{regexp.replace(internal.a, "^(.*)$", "$1")}}`,
 		"{{internal.a}}{{internal.b}}", "{{", "}}", "{{}}", `{{internal["\x7b"]}}`, "{{external[`raw`]}}",
 		" \t{{internal.x}} \n", `{{regexp.replace(internal.a, "\u00e9", "\\")}}`,
+		`{{"x"}}`, `{{regexp.replace("a", "(a)", "$1")}}`, `{{email.local("a@b.c")}}`, "{{internal.jwt}}",
 	} {
 		f.Add(s)
 	}
@@ -92,8 +94,15 @@ func FuzzParseTemplate(f *testing.F) {
 			}
 			return
 		}
-		if tpl.Namespace != NamespaceInternal && tpl.Namespace != NamespaceExternal || tpl.Trait == "" {
+		switch {
+		case tpl.IsConst:
+			if tpl.Namespace != "" || tpl.Trait != "" {
+				t.Fatalf("constant template with a trait %#v from %q", tpl, s)
+			}
+		case tpl.Namespace != NamespaceInternal && tpl.Namespace != NamespaceExternal || tpl.Trait == "":
 			t.Fatalf("bad template %#v from %q", tpl, s)
+		case tpl.Namespace == NamespaceInternal && !slices.Contains(InternalTraits, tpl.Trait):
+			t.Fatalf("internal.%s is not one of Teleport's internal traits, from %q", tpl.Trait, s)
 		}
 		if tpl.Func == FuncRegexpReplace {
 			if _, err := regexp.Compile(tpl.Regex); err != nil {

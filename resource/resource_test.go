@@ -99,7 +99,7 @@ func TestParseAllKinds(t *testing.T) {
 	if got, want := role.Spec.Allow.NodeLabels, (Labels{"env": {"stage", "qa-*"}, "region": {"^eu-(west|central)-[0-9]$"}}); !reflect.DeepEqual(got, want) {
 		t.Errorf("node_labels = %v, want %v", got, want)
 	}
-	if role.Spec.Allow.Logins[1] != `ops-{{internal["team-name"]}}` {
+	if role.Spec.Allow.Logins[1] != `ops-{{external["team-name"]}}` {
 		t.Errorf("logins[1] = %q", role.Spec.Allow.Logins[1])
 	}
 	if got, want := role.Spec.Deny.NodeLabels, (Labels{"pci": {"true"}}); !reflect.DeepEqual(got, want) {
@@ -528,15 +528,37 @@ func TestValidationRules(t *testing.T) {
 		{"role_login_leading_digit", role("  deny: {logins: [1root]}\n"), `spec.deny.logins[0]: "1root" is not a valid Unix login name`},
 		{"role_login_empty", role("  allow: {logins: ['']}\n"), `spec.allow.logins[0]: "" is not a valid Unix login name`},
 		{"role_login_template", role("  allow: {logins: ['{{internal.logins}}', 'ad-{{external[\"x y\"]}}', '{{email.local(external.email)}}']}\n"), ""},
-		{"role_login_template_affixes", role("  allow: {logins: ['ops-{{internal.team}}.x$']}\n"), ""},
-		{"role_login_template_bad_prefix", role("  allow: {logins: ['a b-{{internal.team}}']}\n"),
-			`spec.allow.logins[0]: template "a b-{{internal.team}}": the text around {{...}} may only contain letters, digits, '_', '.' and '-'`},
-		{"role_login_template_bad_suffix", role("  allow: {logins: ['{{internal.team}}@corp']}\n"),
-			`spec.allow.logins[0]: template "{{internal.team}}@corp": the text around`},
+		{"role_login_template_affixes", role("  allow: {logins: ['ops-{{external.team}}.x$']}\n"), ""},
+		{"role_login_template_bad_prefix", role("  allow: {logins: ['a b-{{external.team}}']}\n"),
+			`spec.allow.logins[0]: template "a b-{{external.team}}": the text around {{...}} may only contain letters, digits, '_', '.' and '-'`},
+		{"role_login_template_bad_suffix", role("  allow: {logins: ['{{external.team}}@corp']}\n"),
+			`spec.allow.logins[0]: template "{{external.team}}@corp": the text around`},
 		{"role_login_bad_template", role("  allow: {logins: ['{{internal.logins}']}\n"),
 			`spec.allow.logins[0]: template "{{internal.logins}": unbalanced braces`},
 		{"role_login_unknown_namespace", role("  allow: {logins: ['{{traits.logins}}']}\n"),
 			`spec.allow.logins[0]: template "{{traits.logins}}": unknown namespace "traits": use internal or external`},
+		// Issue 7, point 6: internal.NAME only for Teleport's internal traits, refused at create with the list.
+		{"role_login_internal_unknown_trait", role("  allow: {logins: ['{{internal.team}}']}\n"),
+			`spec.allow.logins[0]: template "{{internal.team}}": "team" is not an internal trait: internal.NAME takes one of logins, windows_logins, kubernetes_users, kubernetes_groups, db_users, db_names, db_roles, aws_role_arns, azure_identities, gcp_service_accounts, host_user_uid, host_user_gid, github_orgs, jwt`},
+		{"role_label_internal_unknown_trait", role("  deny: {node_labels: {env: '{{internal.env}}'}}\n"),
+			`spec.deny.node_labels.env[0]: template "{{internal.env}}": "env" is not an internal trait`},
+		{"role_login_internal_teleport_traits", role("  allow: {logins: ['{{internal.logins}}', '{{internal.windows_logins}}', '{{internal.db_users}}', 'u{{internal.host_user_uid}}']}\n"), ""},
+		{"role_login_unknown_namespace_foo", role("  allow: {logins: ['{{foo.bar}}']}\n"), `unknown namespace "foo": use internal or external`},
+		// Literal expressions are the author's own values.
+		{"role_login_string_literal", role("  allow: {logins: ['{{\"ubuntu\"}}', 'x-{{\"y\"}}']}\n"), ""},
+		{"role_login_string_literal_invalid_login", role("  allow: {logins: ['{{\"bad login\"}}']}\n"),
+			`spec.allow.logins[0]: template "{{\"bad login\"}}" gives "bad login", which is not a valid Unix login name`},
+		{"role_login_regexp_replace_literal", role("  allow: {logins: ['{{regexp.replace(\"team-db\", \"^team-(.*)$\", \"$1\")}}']}\n"), ""},
+		{"role_login_email_local_literal", role("  allow: {logins: ['{{email.local(\"Alice <alice@example.com>\")}}']}\n"), ""},
+		{"role_label_string_literal_regex_checked", role("  allow: {node_labels: {env: '{{\"^(prod$\"}}'}}\n"),
+			`template "{{\"^(prod$\"}}" gives "^(prod$": "^(prod$" is not a valid regular expression`},
+		{"role_label_string_literal_glob", role("  allow: {node_labels: {env: '{{\"prod-*\"}}'}}\n"), ""},
+		// Tether: the text around a trait is literal too; a pattern there would silently be text.
+		{"role_label_template_glob_suffix_refused", role("  deny: {node_labels: {team: '{{external.team}}-*'}}\n"),
+			`spec.deny.node_labels.team[0]: template "{{external.team}}-*": a value that comes from a trait is matched as literal text`},
+		{"role_label_template_regex_affixes_refused", role("  allow: {cluster_labels: {team: '^{{external.team}}$'}}\n"),
+			`a value that comes from a trait is matched as literal text`},
+		{"role_label_template_literal_affixes", role("  allow: {node_labels: {team: 'team-{{external.team}}'}}\n"), ""},
 		{"role_label_key_empty", role("  allow: {node_labels: {'': x}}\n"), `spec.allow.node_labels: label keys must not be empty`},
 		{"role_label_wildcard_key_needs_wildcard_value", role("  allow:\n    node_labels: {'*': prod}\n"),
 			`t.yaml:6:24: role "r": spec.allow.node_labels["*"]: the key '*' may only have the value '*'`},
@@ -547,11 +569,11 @@ func TestValidationRules(t *testing.T) {
 			`t.yaml:7:17: role "r": spec.allow.node_labels.env[1]: "^(prod$" is not a valid regular expression: missing closing )`},
 		{"role_label_regex_valid", role("  allow: {node_labels: {env: '^(prod|stage)-[0-9]+$'}}\n"), ""},
 		{"role_label_glob_not_regex", role("  allow: {node_labels: {env: '(prod*'}}\n"), ""},
-		{"role_label_template", role("  allow: {node_labels: {team: '{{internal.team}}'}}\n"), ""},
-		{"role_label_template_invalid", role("  allow: {cluster_labels: {team: '{{internal.team}}{{internal.x}}'}}\n"),
-			`spec.allow.cluster_labels.team[0]: template "{{internal.team}}{{internal.x}}": only one {{...}} expression is allowed`},
-		{"role_label_template_in_key", role("  deny: {node_labels: {'{{internal.k}}': x}}\n"),
-			`spec.deny.node_labels["{{internal.k}}"]: templates are only supported in label values, not in keys`},
+		{"role_label_template", role("  allow: {node_labels: {team: '{{external.team}}'}}\n"), ""},
+		{"role_label_template_invalid", role("  allow: {cluster_labels: {team: '{{external.team}}{{external.x}}'}}\n"),
+			`spec.allow.cluster_labels.team[0]: template "{{external.team}}{{external.x}}": only one {{...}} expression is allowed`},
+		{"role_label_template_in_key", role("  deny: {node_labels: {'{{external.k}}': x}}\n"),
+			`spec.deny.node_labels["{{external.k}}"]: templates are only supported in label values, not in keys`},
 		{"role_negative_session_ttl", role("  options: {max_session_ttl: -1h}\n"),
 			`t.yaml:5:30: role "r": spec.options.max_session_ttl: must not be negative, got -1h0m0s`},
 		{"role_negative_cert_age", role("  options: {max_cert_age: -5m}\n"), `spec.options.max_cert_age: must not be negative, got -5m0s`},

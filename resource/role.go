@@ -99,6 +99,15 @@ func checkLogin(l string) error {
 		if err != nil {
 			return err
 		}
+		if t.IsConst {
+			// A template of a string literal gives fixed logins: each must be one.
+			for _, v := range t.Expand(nil) {
+				if !IsValidLogin(v) {
+					return fmt.Errorf("template %q gives %q, which is not a valid Unix login name", l, v)
+				}
+			}
+			return nil
+		}
 		// The prefix and suffix are copied into every login the template gives, so they
 		// must be made of login characters or no expansion could ever be used.
 		if !isLoginText(t.Prefix, false) || !isLoginText(t.Suffix, true) {
@@ -159,7 +168,7 @@ func isLoginText(s string, suffix bool) bool {
 // Labels is a label selector: each key maps to the values it accepts. In YAML a key's values
 // are one string or a list of strings. A value is '*' (any), a glob with '*', a regular
 // expression written ^...$ (matched against the whole value), or a template such as
-// "{{internal.env}}". The key '*' is only allowed with the single value '*', which matches
+// "{{external.env}}". The key '*' is only allowed with the single value '*', which matches
 // everything; an empty selector matches nothing.
 type Labels map[string][]string
 
@@ -209,8 +218,29 @@ func (l Labels) check(res string, p path) error {
 
 func checkLabelValue(v string) error {
 	if hasTemplateBraces(v) {
-		_, err := ParseTemplate(v)
-		return err
+		t, err := ParseTemplate(v)
+		if err != nil {
+			return err
+		}
+		if t.IsConst {
+			// A template of a string literal gives fixed values, which are the role
+			// author's own: patterns like any literal value.
+			for _, c := range t.Expand(nil) {
+				if err := checkLabelValue(c); err != nil {
+					return fmt.Errorf("template %q gives %q: %w", v, c, err)
+				}
+			}
+			return nil
+		}
+		// Tether: what a template gives is matched as literal text, the text around the
+		// expression included. A '*' or ^...$ there would silently be text too (and a deny
+		// selector would deny less than it reads), so it is refused.
+		if strings.Contains(t.Prefix, "*") || strings.Contains(t.Suffix, "*") ||
+			strings.HasPrefix(t.Prefix, "^") && strings.HasSuffix(t.Suffix, "$") {
+			return fmt.Errorf("template %q: a value that comes from a trait is matched as literal text, so '*' or ^...$ "+
+				"around {{...}} would not be a pattern; list the pattern as a separate value", v)
+		}
+		return nil
 	}
 	if IsLabelRegex(v) {
 		if _, err := regexp.Compile(v); err != nil {

@@ -3,7 +3,9 @@ package resource
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -11,7 +13,8 @@ import (
 )
 
 // Template is a parsed role login or label value: either a literal, or
-// prefix{{expr}}suffix where expr reads one trait of the user, optionally through a function.
+// prefix{{expr}}suffix where expr reads one trait of the user (or a string literal),
+// optionally through a function.
 type Template struct {
 	// Literal is the whole value when IsLiteral is true.
 	Literal   string
@@ -20,10 +23,17 @@ type Template struct {
 	// Prefix and Suffix surround the expression. As in Teleport, leading whitespace of the
 	// prefix and trailing whitespace of the suffix are dropped.
 	Prefix, Suffix string
-	// Namespace is "internal" or "external"; both read the same trait map.
+	// Namespace is "internal" or "external"; both read the same trait map. Empty when the
+	// expression reads the string literal Const instead of a trait.
 	Namespace string
-	// Trait is the trait's name, for example "logins".
+	// Trait is the trait's name, for example "logins". For the internal namespace it is
+	// one of InternalTraits.
 	Trait string
+	// Const is the string literal the expression reads when IsConst is true: {{"x"}},
+	// {{regexp.replace("x", "re", "repl")}}, {{email.local("a@b.c")}}. Such a template does
+	// not depend on the user; Expand(nil) gives its values.
+	Const   string
+	IsConst bool
 	// Func is "", "email_local" (email.local) or "regexp_replace" (regexp.replace).
 	Func string
 	// Regex and Replacement are regexp.replace's pattern and replacement.
@@ -38,6 +48,14 @@ const (
 	FuncRegexpReplace = "regexp_replace"
 )
 
+// InternalTraits are the trait names the internal namespace accepts: Teleport's internal
+// traits. {{internal.NAME}} with any other NAME is refused (use external.NAME).
+var InternalTraits = []string{
+	"logins", "windows_logins", "kubernetes_users", "kubernetes_groups",
+	"db_users", "db_names", "db_roles", "aws_role_arns", "azure_identities",
+	"gcp_service_accounts", "host_user_uid", "host_user_gid", "github_orgs", "jwt",
+}
+
 // ParseTemplate parses a role login or label value. A value with neither "{{" nor "}}" is a
 // literal. Otherwise it must be prefix{{expr}}suffix with exactly one expression and no other
 // '{' or '}' anywhere (Teleport's rule; write \x7b and \x7d inside a quoted string for literal
@@ -45,10 +63,13 @@ const (
 //
 //	internal.NAME                 external.NAME
 //	internal["NAME"]              external["NAME"]
+//	"string"
 //	email.local(VAR)              regexp.replace(VAR, "re", "replacement")
 //
-// where VAR is one of the first four forms and strings are Go string literals ("..." with Go
-// escapes, or `...`). The regular expression must compile (RE2).
+// where VAR is one of the first five forms and strings are Go string literals ("..." with Go
+// escapes, or `...`). The regular expression must compile (RE2). internal.NAME accepts only
+// Teleport's internal trait names (InternalTraits). Any other namespace is refused (Tether:
+// Teleport reads an unknown namespace as external).
 func ParseTemplate(s string) (Template, error) {
 	open := strings.Index(s, "{{")
 	closing := strings.Index(s, "}}")
@@ -82,7 +103,10 @@ func (t Template) String() string {
 		return t.Literal
 	}
 	v := t.Namespace + "." + t.Trait
-	if !isIdent(t.Trait) {
+	switch {
+	case t.IsConst:
+		v = quoteTemplateString(t.Const)
+	case !isIdent(t.Trait):
 		v = t.Namespace + "[" + quoteTemplateString(t.Trait) + "]"
 	}
 	switch t.Func {
@@ -220,8 +244,15 @@ func parseExpr(expr string) (Template, error) {
 		return Template{}, errors.New("empty expression: write for example {{internal.logins}}")
 	}
 	first := p.next()
+	if first.kind == tokString {
+		t := Template{Const: first.text, IsConst: true}
+		if tok := p.next(); tok.kind != tokEOF {
+			return Template{}, fmt.Errorf("unexpected %s after the expression", describeToken(tok))
+		}
+		return t, nil
+	}
 	if first.kind != tokIdent {
-		return Template{}, fmt.Errorf("expected internal, external, email.local or regexp.replace, found %s", describeToken(first))
+		return Template{}, fmt.Errorf("expected internal, external, a \"string\", email.local or regexp.replace, found %s", describeToken(first))
 	}
 	var t Template
 	if first.text == NamespaceInternal || first.text == NamespaceExternal {
@@ -276,6 +307,10 @@ func (p *exprParser) variable(ns string) (Template, error) {
 	if t.Trait == "" {
 		return Template{}, errors.New("trait name must not be empty")
 	}
+	if ns == NamespaceInternal && !slices.Contains(InternalTraits, t.Trait) {
+		return Template{}, fmt.Errorf("%q is not an internal trait: internal.NAME takes one of %s; read other traits with external.NAME",
+			t.Trait, strings.Join(InternalTraits, ", "))
+	}
 	return t, nil
 }
 
@@ -291,12 +326,17 @@ func (p *exprParser) call(fn string) (Template, error) {
 		return Template{}, fmt.Errorf("unsupported function %s: use email.local or regexp.replace", fn)
 	}
 	ns := p.next()
-	if ns.kind != tokIdent || (ns.text != NamespaceInternal && ns.text != NamespaceExternal) {
-		return Template{}, fmt.Errorf("%s: first argument must be internal.NAME or external.NAME, found %s", fn, describeToken(ns))
-	}
-	t, err := p.variable(ns.text)
-	if err != nil {
-		return Template{}, fmt.Errorf("%s: %w", fn, err)
+	var t Template
+	switch {
+	case ns.kind == tokString:
+		t = Template{Const: ns.text, IsConst: true}
+	case ns.kind == tokIdent && (ns.text == NamespaceInternal || ns.text == NamespaceExternal):
+		var err error
+		if t, err = p.variable(ns.text); err != nil {
+			return Template{}, fmt.Errorf("%s: %w", fn, err)
+		}
+	default:
+		return Template{}, fmt.Errorf("%s: first argument must be internal.NAME, external.NAME or a \"string\", found %s", fn, describeToken(ns))
 	}
 	var strs []string
 	for range nargs - 1 {
@@ -334,4 +374,64 @@ func isIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// Expand returns the values the template gives a user with these traits, in order, as
+// Teleport computes them: a literal gives itself; an expression gives prefix+v+suffix for
+// each value v of its trait (or its string literal) that its function keeps. A missing
+// trait gives nothing. regexp.replace drops values its expression does not match.
+// email.local keeps the local part of each value parsed as an RFC 5322 address
+// (net/mail.ParseAddress; "Name <a@b.c>" gives "a"), and one value that does not parse
+// voids the whole expression: it then gives nothing.
+//
+// The policy expands templates in Rego (rego/templates.rego); Go uses Expand for templates
+// that do not depend on the user (IsConst) and as the reference the Rego is tested against.
+func (t Template) Expand(traits map[string][]string) []string {
+	if t.IsLiteral {
+		return []string{t.Literal}
+	}
+	in := traits[t.Trait]
+	if t.IsConst {
+		in = []string{t.Const}
+	}
+	var re *regexp.Regexp
+	if t.Func == FuncRegexpReplace {
+		var err error
+		if re, err = regexp.Compile(t.Regex); err != nil {
+			return nil // ParseTemplate refuses such a template
+		}
+	}
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		switch t.Func {
+		case FuncEmailLocal:
+			local, ok := EmailLocal(v)
+			if !ok {
+				return nil
+			}
+			v = local
+		case FuncRegexpReplace:
+			if !re.MatchString(v) {
+				continue
+			}
+			v = re.ReplaceAllString(v, t.Replacement)
+		}
+		out = append(out, t.Prefix+v+t.Suffix)
+	}
+	return out
+}
+
+// EmailLocal returns the local part of an RFC 5322 address as Teleport's email.local
+// computes it: the value is parsed with net/mail.ParseAddress and the part of the address
+// before its first '@' is kept. ok is false for an empty value or one that does not parse.
+func EmailLocal(v string) (local string, ok bool) {
+	if v == "" {
+		return "", false
+	}
+	addr, err := mail.ParseAddress(v)
+	if err != nil {
+		return "", false
+	}
+	local, _, ok = strings.Cut(addr.Address, "@")
+	return local, ok
 }
