@@ -178,12 +178,12 @@ func (r *Redis) wrap(ctx context.Context, op string, err error) error {
 // the server, or returns "" for other errors.
 func tlsProblem(err error, usingTLS bool) string {
 	var (
-		unknownCA  x509.UnknownAuthorityError
-		hostname   x509.HostnameError
-		invalid    x509.CertificateInvalidError
-		verify     *tls.CertificateVerificationError
-		recordHdr  tls.RecordHeaderError
-		opErr      *net.OpError
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		recordHdr tls.RecordHeaderError
+		opErr     *net.OpError
 	)
 	switch {
 	case errors.As(err, &unknownCA):

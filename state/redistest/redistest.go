@@ -55,8 +55,8 @@ type Server struct {
 	cfg     Config
 	port    int
 	tlsPort int
-	dir    string
-	ownDir bool
+	dir     string
+	ownDir  bool
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
