@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		ServerNames:      []string{listenHost, "localhost", "127.0.0.1", "::1"},
 		Logger:           g.log,
 	})
+	g.web.HandleStatus(web.StatusInfo{CADir: filepath.Join(cfg.DataDir, "ca")})
 	if err := g.renewAdminIdentity(); err != nil {
 		return nil, err
 	}
