@@ -1,8 +1,13 @@
 package main
 
 import (
+	"compress/gzip"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"golang.org/x/crypto/ssh"
 	"gopkg.in/yaml.v3"
+
+	"github.com/tetherproject/tether/ca"
 
 	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/internal/testenv"
@@ -261,5 +270,105 @@ func TestTetherdUsesRedisTLS(t *testing.T) {
 	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(srv.Port()), "--scan", "--pattern", "tether/*role/over-tls").Output()
 	if err != nil || !strings.Contains(string(out), "over-tls") {
 		t.Fatalf("the role is not on the TLS-only server: %v %q", err, out)
+	}
+}
+
+// TestLeafPinsTheFileStatusNames: the TLS CA file `tetherctl status` names on the root is
+// what a leaf's root_ca_file needs to join without --insecure; a leaf pinning another
+// cluster's CA is refused at the TLS handshake and nothing is joined.
+func TestLeafPinsTheFileStatusNames(t *testing.T) {
+	root := startCluster(t, "root.example.com", "")
+	var st web.StatusResponse
+	if err := json.Unmarshal([]byte(root.mustCtl(t, "status", "--format", "json")), &st); err != nil || len(st.TLSCAFiles) != 1 {
+		t.Fatalf("status: %v %+v", err, st)
+	}
+	stranger := startCluster(t, "stranger.example.com", "")
+	var other web.StatusResponse
+	if err := json.Unmarshal([]byte(stranger.mustCtl(t, "status", "--format", "json")), &other); err != nil || len(other.TLSCAFiles) != 1 {
+		t.Fatalf("status: %v %+v", err, other)
+	}
+	visitor := "kind: role\nversion: v5\nmetadata: {name: visitor}\nspec: {allow: {logins: [visitor], node_labels: {'*': '*'}}}\n"
+
+	wrong := startCluster(t, "wrong.example.com", "root_ca_file: "+other.TLSCAFiles[0]+"\n")
+	wrong.mustCtl(t, "create", writeFile(t, "v.yaml", visitor))
+	_, err := wrong.ctl(t, "create", writeFile(t, "tc.yaml", trustedClusterYAML(root, addToken(t, root), true)))
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a leaf pinning another cluster's CA joined: %v", err)
+	}
+	if out := root.mustCtl(t, "get", "rc", "--format", "text"); strings.Contains(out, "wrong.example.com") {
+		t.Fatalf("the refused leaf is a remote cluster:\n%s", out)
+	}
+
+	leaf := startCluster(t, "leaf.example.com", "root_ca_file: "+st.TLSCAFiles[0]+"\n")
+	leaf.mustCtl(t, "create", writeFile(t, "v.yaml", visitor))
+	leaf.mustCtl(t, "create", writeFile(t, "tc.yaml", trustedClusterYAML(root, addToken(t, root), true)))
+	if out := root.mustCtl(t, "status"); !strings.Contains(out, "Remote clusters  0 online, 1 offline") {
+		t.Fatalf("root status after the join:\n%s", out)
+	}
+	if out := root.mustCtl(t, "get", "rc", "--format", "text"); !regexp.MustCompile(`(?m)^leaf\.example\.com offline`).MatchString(out) {
+		t.Fatalf("get rc --format text:\n%s", out)
+	}
+}
+
+// TestTetherdUploadsDecisionLogsSecurely: with upload_token_file, upload_ca_file and masks
+// in tether.yaml, tetherd's decisions reach an HTTPS collector whose certificate only the
+// CA file vouches for, with the token from the file, and the configured mask applied.
+func TestTetherdUploadsDecisionLogsSecurely(t *testing.T) {
+	type upload struct {
+		auth   string
+		events []map[string]any
+	}
+	got := make(chan upload, 100)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		var evs []map[string]any
+		if err := json.NewDecoder(zr).Decode(&evs); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		got <- upload{auth: r.Header.Get("Authorization"), events: evs}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	caFile := writeFile(t, "collector-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("decision-log-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := startCluster(t, "root.example.com", "")
+	leaf := startCluster(t, "leaf.example.com", "policy:\n  decision_log:\n    upload_url: "+srv.URL+"\n    upload_token_file: "+tokenFile+
+		"\n    upload_ca_file: "+caFile+"\n    masks:\n      - path: /input/node/labels\n")
+	if _, err := decideOnLeaf(t, leaf, rootUserCert(t, root)); err == nil {
+		t.Fatal("a stranger's certificate verified")
+	}
+	// A certificate the leaf's own user CA signed reaches the engine.
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ssh.NewPublicKey(pub)
+	cert, err := leaf.gw.Auth().CA().User.IssueUser(ca.UserCertRequest{PublicKey: key, Username: "alice", Logins: []string{"visitor"}, Roles: []string{"access"}, TTL: time.Hour, MaxTTL: 8 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decideOnLeaf(t, leaf, cert); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case u := <-got:
+		if u.auth != "Bearer decision-log-secret" {
+			t.Fatalf("Authorization %q", u.auth)
+		}
+		in, _ := u.events[0]["input"].(map[string]any)
+		node, _ := in["node"].(map[string]any)
+		if in == nil || node == nil || node["labels"] != nil || node["name"] != "ip-172-3-2-205" {
+			t.Fatalf("event input %v: want node labels erased by the configured mask", in)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no decision log upload within 20s")
 	}
 }
