@@ -76,6 +76,8 @@ func TestUnknownCommandsFail(t *testing.T) {
 		{[]string{"get", "role", "user"}, "accepts 1 arg(s), received 2"},
 		{[]string{"tokens", "ls", "extra"}, "unknown command"},
 		{[]string{"get", "--bogus", "role"}, "unknown flag: --bogus"},
+		{[]string{"help", "tokens", "bogus"}, "unknown help topic"},
+		{[]string{"help", "bogus"}, "unknown help topic"},
 	} {
 		out, err := run(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -83,8 +85,10 @@ func TestUnknownCommandsFail(t *testing.T) {
 		}
 	}
 	// Asking for help is not an error.
-	if out, err := run(t, "tokens", "--help"); err != nil || !strings.Contains(out, "Available Commands") {
-		t.Errorf("tokens --help: %v %q", err, out)
+	for _, args := range [][]string{{"tokens", "--help"}, {"help", "tokens"}} {
+		if out, err := run(t, args...); err != nil || !strings.Contains(out, "Available Commands") {
+			t.Errorf("%v: %v %q", args, err, out)
+		}
 	}
 }
 
@@ -147,6 +151,15 @@ func TestAdminToolOnACluster(t *testing.T) {
 			if !strings.Contains(out, kind) {
 				t.Errorf("get all lacks %s", kind)
 			}
+		}
+		out = root.mustCtl(t, "get", "all", "--format", "text")
+		for _, want := range []string{"Role ", "User ", "Cluster          Type Keys", "root.example.com user 1 active, 0 additional", "root.example.com tls  1 active, 0 additional"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("get all --format text lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "Name Status") || strings.Contains(out, "Host Name Address") {
+			t.Errorf("get all --format text shows empty kinds:\n%s", out)
 		}
 		if _, err := root.ctl(t, "get", "role,,user"); err == nil || !strings.Contains(err.Error(), "empty item") {
 			t.Errorf("get role,,user: %v", err)

@@ -37,12 +37,19 @@ func printTables(w io.Writer, groups []kindDocs) error {
 			byKind[g.kind] = append(byKind[g.kind], rs...)
 		}
 	}
-	for i, kind := range order {
-		if i > 0 {
+	printed := 0
+	for _, kind := range order {
+		// One kind asked for is shown even when empty (its header says there are none);
+		// in a list or get all, empty kinds are left out.
+		if len(order) > 1 && len(byKind[kind]) == 0 {
+			continue
+		}
+		if printed > 0 {
 			fmt.Fprintln(w)
 		}
 		header, rows := table(kind, byKind[kind], time.Now())
 		printTable(w, header, rows)
+		printed++
 	}
 	return nil
 }
@@ -92,6 +99,24 @@ func table(kind string, rs []resource.Resource, now time.Time) ([]string, [][]st
 			rows = append(rows, []string{host, n.Metadata.Name, addr, labelList(n.Metadata.Labels)})
 		}
 		return []string{"Host", "Name", "Address", "Labels"}, rows
+	case resource.KindTrustedCluster:
+		for _, r := range rs {
+			tc := r.(*resource.TrustedCluster)
+			var maps []string
+			for _, m := range tc.Spec.RoleMap {
+				maps = append(maps, m.Remote+"->"+strings.Join(m.Local, "+"))
+			}
+			rows = append(rows, []string{tc.Metadata.Name, fmt.Sprint(tc.Spec.Enabled), tc.Spec.WebProxyAddr, strings.Join(maps, ",")})
+		}
+		return []string{"Name", "Enabled", "Web Proxy Address", "Role Map"}, rows
+	case resource.KindCertAuthority:
+		for _, r := range rs {
+			c := r.(*resource.CertAuthority)
+			keys := len(c.Spec.ActiveKeys.SSH) + len(c.Spec.ActiveKeys.TLS)
+			extra := len(c.Spec.AdditionalTrustedKeys.SSH) + len(c.Spec.AdditionalTrustedKeys.TLS)
+			rows = append(rows, []string{c.Spec.ClusterName, c.Spec.Type, fmt.Sprintf("%d active, %d additional", keys, extra)})
+		}
+		return []string{"Cluster", "Type", "Keys"}, rows
 	case resource.KindToken:
 		for _, r := range rs {
 			t := r.(*resource.Token)

@@ -26,8 +26,25 @@ func rootCommand() *cobra.Command {
 	root.AddCommand(policyCommand())
 	root.AddCommand(tokensCommand(), createCommand(), getCommand(), rmCommand(), updateCommand(), usersCommand())
 	root.AddCommand(versionCommand(), statusCommand())
+	root.SetHelpCommand(helpCommand())
 	requireSubcommands(root)
 	return root
+}
+
+// helpCommand is cobra's help command, except that an unknown topic is an error.
+func helpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				return fmt.Errorf("unknown help topic %q: see tetherctl --help", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	}
 }
 
 // requireSubcommands makes every command that only groups subcommands (tetherctl itself,
