@@ -142,3 +142,21 @@ func TestSecureConnectionSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestSampleDocumentsSecureConnections: tetherd configure shows every Redis TLS and
+// decision-log upload key, with a comment, and the sample still loads.
+func TestSampleDocumentsSecureConnections(t *testing.T) {
+	for _, key := range []string{"tls:", "enabled:", "# ca_file:", "# cert_file:", "# key_file:", "# server_name:",
+		"# upload_token_file:", "# upload_ca_file:", "# upload_cert_file:", "# upload_key_file:", "# masks:"} {
+		i := strings.Index(Sample, key)
+		if i < 0 {
+			t.Errorf("the sample lacks %q", key)
+			continue
+		}
+		// The line before the key is a comment explaining it.
+		before := strings.Split(strings.TrimRight(Sample[:i], " "), "\n")
+		if prev := strings.TrimSpace(before[len(before)-2]); !strings.HasPrefix(prev, "#") && key != "enabled:" {
+			t.Errorf("%q has no comment above it (%q)", key, prev)
+		}
+	}
+}
