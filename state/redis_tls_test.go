@@ -51,7 +51,7 @@ func TestRedisTLS(t *testing.T) {
 
 	open := func(t *testing.T, addr string, tc *tls.Config) *state.Redis {
 		t.Helper()
-		r, err := state.NewRedis(state.RedisConfig{Addr: addr, Namespace: "tls-test", TLS: tc, DialTimeout: 2 * time.Second})
+		r, err := state.NewRedis(state.RedisConfig{Addr: addr, Namespace: "tls-test", TLS: tc, DialTimeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
