@@ -87,4 +87,32 @@ func TestStatusRoute(t *testing.T) {
 			t.Fatalf("TLS CA status %+v", tlsCA)
 		}
 	}
+
+	// During a rotation the phase shows, both keys are listed (signing first) and both
+	// CA files are named: a leaf must pin both.
+	if err := c.TLS.Rotate(ca.Init); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(caDir); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.client(clientCert(t, c, true)).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out StatusResponse
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCA := out.CAs[2]
+	certs := c.TLS.CACerts()
+	if tlsCA.Phase != "init" || len(tlsCA.Fingerprints) != 2 || tlsCA.Fingerprints[0] != auth.TLSCAPin(certs[0].RawSubjectPublicKeyInfo) ||
+		len(out.TLSCAFiles) != 2 || strings.Count(out.TLSCAPEM, "BEGIN CERTIFICATE") != 2 {
+		t.Fatalf("status during a rotation: %+v files %v", tlsCA, out.TLSCAFiles)
+	}
+	if out.CAs[0].Phase != "standby" || len(out.CAs[0].Fingerprints) != 1 {
+		t.Fatalf("user CA during the TLS CA's rotation: %+v", out.CAs[0])
+	}
 }
