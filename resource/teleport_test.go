@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestTeleportImport: what Teleport's tctl get prints for role (v6, v7), user,
+// TestTeleportImport: what Teleport's tctl get prints for role (v5, v6, v7), user,
 // trusted_cluster and token is accepted; the fields Tether has no use for are reported in
 // one warning, each with its line, and change nothing Tether decides on.
 func TestTeleportImport(t *testing.T) {
@@ -21,8 +21,8 @@ func TestTeleportImport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if len(rs) != 5 {
-		t.Fatalf("got %d resources, want 5", len(rs))
+	if len(rs) != 6 {
+		t.Fatalf("got %d resources, want 6", len(rs))
 	}
 	if warn == nil {
 		t.Fatal("no warning for the ignored Teleport fields")
@@ -44,7 +44,7 @@ func TestTeleportImport(t *testing.T) {
 		`role "dev" spec.options.cert_format`, `role "dev" spec.options.desktop_clipboard`, `role "dev" spec.options.idp`,
 		`role "auditor" spec.options.client_idle_timeout`, `role "auditor" spec.options.disconnect_expired_cert`,
 		`user "alice" spec.created_by`, `user "alice" spec.status`, `user "alice" spec.expires`, `user "alice" status`,
-		`user "alice" spec.saml_identities`, `trusted_cluster "root.example.com" metadata.revision`, `token metadata.id`,
+		`user "alice" spec.saml_identities`, `trusted_cluster "root.example.com" metadata.revision`, `token metadata.id`, `role "ops-v5" spec.allow.rules`,
 	} {
 		if !got[want] {
 			t.Errorf("warning does not list %s", want)
@@ -67,6 +67,10 @@ func TestTeleportImport(t *testing.T) {
 	}
 	if tok := rs[4].(*Token); tok.Spec.Roles[0] != TokenRoleTrustedCluster {
 		t.Errorf("token decoded as %+v", tok)
+	}
+	if ops := rs[5].(*Role); ops.Version != "v5" || !ops.Spec.Options.RequireSessionMFA ||
+		!reflect.DeepEqual(ops.Spec.Deny.NodeLabels, Labels{"env": {"prod"}}) {
+		t.Errorf("role ops-v5 decoded as %+v", ops)
 	}
 	// What Tether stores carries none of them: the marshaled form parses with no warning.
 	for _, r := range rs {
