@@ -67,15 +67,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		return nil, err
 	}
 	var logger policy.Logger
-	if dl := cfg.Policy.DecisionLog; dl.File != "" || dl.Console || dl.UploadURL != "" {
-		dcfg := decisionlog.Config{Cluster: cfg.ClusterName, FilePath: dl.File, SpoolDir: dl.SpoolDir, Logger: g.log}
-		if dcfg.SpoolDir == "" {
-			dcfg.SpoolDir = filepath.Join(cfg.DataDir, "decision-spool")
-		}
-		if dl.Console {
-			dcfg.Console = os.Stdout
-		}
-		dcfg.Upload.URL = dl.UploadURL
+	if dcfg, ok := cfg.DecisionLogConfig(); ok {
+		dcfg.Logger = g.log
 		if g.declog, err = decisionlog.New(dcfg); err != nil {
 			return nil, fmt.Errorf("starting the decision log: %w", err)
 		}
@@ -143,6 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		ServerNames:      []string{listenHost, "localhost", "127.0.0.1", "::1"},
 		Logger:           g.log,
 	})
+	g.web.HandleStatus(web.StatusInfo{CADir: filepath.Join(cfg.DataDir, "ca")})
 	if err := g.renewAdminIdentity(); err != nil {
 		return nil, err
 	}
@@ -158,8 +152,12 @@ func openStore(cfg *config.Config, log *slog.Logger) (state.Store, error) {
 		if ns == "" {
 			ns = badNamespace.ReplaceAllString(cfg.ClusterName, "_")
 		}
+		tlsConfig, err := r.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
 		return state.NewRedis(state.RedisConfig{
-			Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB,
+			Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, TLS: tlsConfig,
 			Namespace: ns, MinReplicas: r.MinReplicas, Logger: log,
 		})
 	}

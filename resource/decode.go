@@ -46,7 +46,29 @@ func (e *decodeError) Error() string { return e.err.Error() }
 // expansion of an alias, so that a small file of nested aliases cannot take unbounded time.
 type decoder struct {
 	res    string
+	kind   string
 	budget int
+	// errs collects a document's errors: decoding goes on after a bad field so that one
+	// run reports every problem of a file.
+	errs []error
+	// ignored collects the Teleport fields accepted and not used.
+	ignored []IgnoredField
+}
+
+// maxErrors bounds the errors one input reports.
+const maxErrors = 100
+
+// keep records a field's error and lets decoding go on, unless the budget is spent or
+// enough errors were found, when it returns err to stop.
+func (d *decoder) keep(err error) error {
+	if err == nil {
+		return nil
+	}
+	if d.budget < 0 || len(d.errs) >= maxErrors {
+		return err
+	}
+	d.errs = append(d.errs, err)
+	return nil
 }
 
 func (d *decoder) errAt(n *yaml.Node, p path, format string, args ...any) error {
@@ -293,12 +315,32 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, p path) error {
 		what = "a mapping of " + strings.Join(fieldNames(fields), ", ")
 	}
 	return d.pairs(n, p, what, func(k string, kn, vn *yaml.Node) error {
-		i, ok := fields[k]
-		if !ok {
-			return d.unknownField(kn, p, k, fields)
+		if i, ok := fields[k]; ok {
+			return d.keep(d.decode(vn, v.Field(i), p.with(k)))
 		}
-		return d.decode(vn, v.Field(i), p.with(k))
+		return d.keep(d.foreignField(kn, vn, p, k, fields))
 	})
+}
+
+// foreignField handles a field the type does not have: a Teleport field that can be
+// ignored is noted, one that cannot is refused with the reason, anything else is an
+// unknown field.
+func (d *decoder) foreignField(kn, vn *yaml.Node, p path, k string, fields map[string]int) error {
+	fp := p.with(k)
+	why, at, atPath, ok, err := d.teleportField(fp, vn)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return d.unknownField(kn, p, k, fields)
+	case why != "":
+		if at == vn {
+			at = kn
+		}
+		return d.errAt(at, atPath, "Teleport field that Tether cannot honour: %s", why)
+	}
+	d.ignored = append(d.ignored, IgnoredField{Line: kn.Line, Resource: d.res, Field: fp.String()})
+	return nil
 }
 
 func (d *decoder) unknownField(kn *yaml.Node, p path, k string, fields map[string]int) error {

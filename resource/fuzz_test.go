@@ -12,7 +12,7 @@ import (
 )
 
 func FuzzParse(f *testing.F) {
-	for _, file := range []string{"testdata/guide.yaml", "testdata/all-kinds.yaml"} {
+	for _, file := range []string{"testdata/guide.yaml", "testdata/all-kinds.yaml", "testdata/teleport-tctl-get.yaml"} {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			f.Fatal(err)

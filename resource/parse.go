@@ -22,39 +22,89 @@ const MaxInputSize = 4 << 20
 // Parse decodes and validates every resource document in data, a YAML stream of one or more
 // documents separated by ---. source names the input in errors (usually the file name).
 // Empty documents are skipped. Either every document decodes and validates and all are
-// returned, in order, or the first problem is returned as a *ParseError and no resources.
+// returned, in order, or the problems are returned and no resources: one *ParseError, or
+// ParseErrors when there are several (every bad field of every document, and each
+// document's first validation error).
+//
+// Fields that Teleport's tctl prints and Tether has no use for are accepted; see
+// ParseWithWarnings to hear about them.
 func Parse(data []byte, source string) ([]Resource, error) {
+	rs, _, err := ParseWithWarnings(data, source)
+	return rs, err
+}
+
+// ParseWithWarnings is Parse that also returns, when there are any and the input parsed,
+// the Teleport fields it ignored, as one warning listing them with their lines.
+func ParseWithWarnings(data []byte, source string) ([]Resource, *Warning, error) {
 	if source == "" {
 		source = "<input>"
 	}
 	if len(data) > MaxInputSize {
-		return nil, &ParseError{Source: source, Err: fmt.Errorf(
+		return nil, nil, &ParseError{Source: source, Err: fmt.Errorf(
 			"input is %d bytes, more than the limit of %d (4 MiB): split it into several files", len(data), MaxInputSize)}
 	}
 	if !utf8.Valid(data) {
 		line, col := firstInvalidUTF8(data)
-		return nil, &ParseError{Source: source, Line: line, Column: col,
+		return nil, nil, &ParseError{Source: source, Line: line, Column: col,
 			Err: errors.New("input is not valid UTF-8: save the file as UTF-8")}
 	}
-	var rs []Resource
+	var (
+		rs   []Resource
+		errs ParseErrors
+	)
 	d := &decoder{budget: 2*len(data) + 1024}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
+	for len(errs) < maxErrors && d.budget >= 0 {
 		var doc yaml.Node
 		if err := decodeNode(dec, &doc); err == io.EOF {
 			break
 		} else if err != nil {
-			return nil, yamlError(source, data, err)
+			errs = append(errs, yamlError(source, data, err).(*ParseError))
+			break
 		}
-		r, err := d.document(&doc)
-		if err != nil {
-			return nil, locate(source, &doc, err)
+		r, derrs := d.document(&doc)
+		for _, err := range derrs {
+			errs = append(errs, locate(source, &doc, err))
 		}
-		if r != nil {
+		if r != nil && len(derrs) == 0 {
 			rs = append(rs, r)
 		}
 	}
-	return rs, nil
+	switch len(errs) {
+	case 0:
+	case 1:
+		return nil, nil, errs[0]
+	default:
+		return nil, nil, errs
+	}
+	if len(d.ignored) == 0 {
+		return rs, nil, nil
+	}
+	sortIgnored(d.ignored)
+	return rs, &Warning{Source: source, Fields: d.ignored}, nil
+}
+
+// ParseErrors are several problems of one input, in the order found.
+type ParseErrors []*ParseError
+
+// Error lists the problems, one per line.
+func (e ParseErrors) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems:", len(e))
+	for _, pe := range e {
+		b.WriteString("\n  ")
+		b.WriteString(pe.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the problems, for errors.As and errors.Is.
+func (e ParseErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, pe := range e {
+		out[i] = pe
+	}
+	return out
 }
 
 // decodeNode reads the next document. yaml.v3 reports its errors by panicking and recovering
@@ -83,8 +133,21 @@ func ParseFile(path string) ([]Resource, error) {
 	return Parse(data, path)
 }
 
-// document decodes and validates one document; it returns nil for an empty one.
-func (d *decoder) document(doc *yaml.Node) (Resource, error) {
+// document decodes and validates one document; it returns nil for an empty one, and every
+// problem found.
+func (d *decoder) document(doc *yaml.Node) (Resource, []error) {
+	d.errs, d.kind = nil, ""
+	r, err := d.documentOne(doc)
+	if err != nil {
+		d.errs = append(d.errs, err)
+	}
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	return r, nil
+}
+
+func (d *decoder) documentOne(doc *yaml.Node) (Resource, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, nil
 	}
@@ -115,7 +178,7 @@ func (d *decoder) document(doc *yaml.Node) (Resource, error) {
 	if nn := lookupKey(lookupKey(top, "metadata"), "name"); nn != nil && nn.Kind == yaml.ScalarNode {
 		name = nn.Value
 	}
-	d.res = describe(info.kind, name)
+	d.res, d.kind = describe(info.kind, name), info.kind
 	vn := lookupKey(top, "version")
 	supported := strings.Join(info.versions, ", ")
 	switch {
@@ -131,6 +194,9 @@ func (d *decoder) document(doc *yaml.Node) (Resource, error) {
 	if err := d.decode(top, reflect.ValueOf(r).Elem(), nil); err != nil {
 		return nil, err
 	}
+	if len(d.errs) > 0 {
+		return nil, nil
+	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,7 +204,7 @@ func (d *decoder) document(doc *yaml.Node) (Resource, error) {
 }
 
 // locate turns a decoding or validation error into a *ParseError with a line.
-func locate(source string, doc *yaml.Node, err error) error {
+func locate(source string, doc *yaml.Node, err error) *ParseError {
 	var de *decodeError
 	if errors.As(err, &de) {
 		return &ParseError{Source: source, Line: de.node.Line, Column: de.node.Column, Err: de.err}

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -166,7 +168,38 @@ func (r *Redis) wrap(ctx context.Context, op string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("state: redis %s: %w", op, err)
 	}
+	if hint := tlsProblem(err, r.cfg.TLS != nil); hint != "" {
+		return fmt.Errorf("state: redis %s at %s: %w: %s: %w", op, r.cfg.Addr, ErrUnavailable, hint, err)
+	}
 	return fmt.Errorf("state: redis %s at %s: %w (check that redis-server is running and reachable): %w", op, r.cfg.Addr, ErrUnavailable, err)
+}
+
+// tlsProblem says what to check when err comes from a TLS handshake with
+// the server, or returns "" for other errors.
+func tlsProblem(err error, usingTLS bool) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		recordHdr tls.RecordHeaderError
+		opErr     *net.OpError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the server's TLS certificate is not signed by a trusted CA (check the Redis TLS CA file)"
+	case errors.As(err, &hostname):
+		return "the server's TLS certificate is not valid for the name dialed (check the Redis TLS server name)"
+	case errors.As(err, &invalid), errors.As(err, &verify):
+		return "the server's TLS certificate was refused (check the Redis TLS CA file and the certificate's validity)"
+	case errors.As(err, &recordHdr):
+		return "the server did not answer TLS (is this its TLS port, tls-port?)"
+	case usingTLS && errors.As(err, &opErr) && opErr.Op == "remote error":
+		// A TLS alert from the server: with TLS 1.3 a missing or refused
+		// client certificate shows up here, on the first read.
+		return "the server refused the TLS connection (if it requires a client certificate, check the Redis TLS cert and key files)"
+	}
+	return ""
 }
 
 // unavailableReply reports server replies that mean "not now" rather than

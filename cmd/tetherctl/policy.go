@@ -38,9 +38,12 @@ type sourceFlags struct {
 	bundlePath string
 	skew       time.Duration
 	revision   string
+	// errOut is where warnings go (the command's stderr).
+	errOut func() io.Writer
 }
 
 func (s *sourceFlags) register(cmd *cobra.Command, withBundle bool) {
+	s.errOut = cmd.ErrOrStderr
 	cmd.Flags().StringSliceVarP(&s.resources, "resources", "r", nil, "resource YAML files (roles, trusted_cluster, remote_cluster, cert_authority, lock); repeatable")
 	cmd.Flags().StringVar(&s.modules, "modules", "", "directory of operator Rego modules (package tether.custom)")
 	cmd.Flags().StringVar(&s.cluster, "cluster", "", "name of the cluster the policy is for (default: the input's cluster)")
@@ -63,9 +66,16 @@ func (s *sourceFlags) build() (*bundles.Bundle, error) {
 	}
 	var res []resource.Resource
 	for _, path := range s.resources {
-		rs, err := resource.ParseFile(path)
+		data, err := readLimited(path)
 		if err != nil {
 			return nil, err
+		}
+		rs, warn, err := resource.ParseWithWarnings(data, path)
+		if err != nil {
+			return nil, err
+		}
+		if warn != nil && s.errOut != nil {
+			fmt.Fprintln(s.errOut(), "WARNING:", warn.String())
 		}
 		res = append(res, rs...)
 	}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/tetherproject/tether/resource"
 )
@@ -36,9 +34,14 @@ func createCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Parse locally first: errors name the file and line without a round trip.
-			if _, err := resource.Parse(data, args[0]); err != nil {
+			// Parse locally first: errors name the file and line without a round trip, and
+			// the Teleport fields Tether ignores are listed once.
+			_, warn, err := resource.ParseWithWarnings(data, args[0])
+			if err != nil {
 				return err
+			}
+			if warn != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", warn.String())
 			}
 			c, err := conn.client()
 			if err != nil {
@@ -72,62 +75,84 @@ func getCommand() *cobra.Command {
 		withSecrets bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get KIND[/NAME]",
-		Short: "Print resources of a running cluster (role, user, trusted_cluster, rc, cas, token, node, lock, oidc)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "get (KIND[/NAME][,KIND[/NAME]...] | all)",
+		Short: "Print resources of a running cluster (role, user, trusted_cluster, rc, cas, token, node, lock, oidc, or all)",
+		Long: "Print resources of a running cluster. KIND is role, user, trusted_cluster, rc, cas, token, node, " +
+			"lock or oidc; several may be given comma-separated (get role,user), and all prints every kind. " +
+			"--format text prints tables as tctl does (rc, node, user, token and role get their own columns).",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, name, err := parseRef(args[0], false)
+			refs, err := parseGetRefs(args[0])
 			if err != nil {
 				return err
 			}
-			if format != "yaml" && format != "json" {
-				return fmt.Errorf("--format %q: use yaml or json", format)
+			if format != "yaml" && format != "json" && format != "text" {
+				return fmt.Errorf("--format %q: use yaml, json or text", format)
 			}
 			c, err := conn.client()
 			if err != nil {
 				return err
 			}
-			docs, err := c.Get(ctxOf(cmd), kind, name, withSecrets)
-			if err != nil {
-				return err
+			var groups []kindDocs
+			for _, ref := range refs {
+				docs, err := c.Get(ctxOf(cmd), ref.kind, ref.name, withSecrets)
+				if err != nil {
+					return err
+				}
+				groups = append(groups, kindDocs{kind: ref.kind, docs: docs})
 			}
-			return printResources(cmd.OutOrStdout(), docs, format)
+			if format == "text" {
+				return printTables(cmd.OutOrStdout(), groups)
+			}
+			var all []string
+			for _, g := range groups {
+				all = append(all, g.docs...)
+			}
+			return printResources(cmd.OutOrStdout(), all, format)
 		},
 	}
 	conn.register(cmd)
-	cmd.Flags().StringVar(&format, "format", "yaml", "output format: yaml or json")
+	cmd.Flags().StringVar(&format, "format", "yaml", "output format: yaml, json or text")
 	cmd.Flags().BoolVar(&withSecrets, "with-secrets", false, "include secrets (trusted_cluster tokens, CA private keys, OIDC client secrets)")
 	return cmd
 }
 
-// printResources writes YAML documents separated by ---, or a JSON array.
-func printResources(w io.Writer, docs []string, format string) error {
-	if format == "json" {
-		out := []any{}
-		for _, d := range docs {
-			var v any
-			if err := yaml.Unmarshal([]byte(d), &v); err != nil {
-				return err
+// allKinds are what get all prints, in this order.
+var allKinds = []string{
+	resource.KindRole, resource.KindUser, resource.KindTrustedCluster, resource.KindRemoteCluster,
+	resource.KindCertAuthority, resource.KindToken, resource.KindNode, resource.KindLock, resource.KindOIDC,
+}
+
+type getRef struct{ kind, name string }
+
+// parseGetRefs reads get's argument: KIND[/NAME] items separated by commas, or all.
+func parseGetRefs(arg string) ([]getRef, error) {
+	var refs []getRef
+	seen := map[getRef]bool{}
+	add := func(r getRef) {
+		if !seen[r] {
+			seen[r] = true
+			refs = append(refs, r)
+		}
+	}
+	for _, part := range strings.Split(arg, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == "":
+			return nil, fmt.Errorf("%q: an empty item in the list; write KIND[/NAME],KIND[/NAME] or all", arg)
+		case strings.EqualFold(part, "all"):
+			for _, k := range allKinds {
+				add(getRef{kind: k})
 			}
-			out = append(out, v)
+			continue
 		}
-		b, err := json.MarshalIndent(out, "", "    ")
+		kind, name, err := parseRef(part, false)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
+		add(getRef{kind: kind, name: name})
 	}
-	for i, d := range docs {
-		if i > 0 {
-			fmt.Fprintln(w, "---")
-		}
-		fmt.Fprint(w, d)
-		if !strings.HasSuffix(d, "\n") {
-			fmt.Fprintln(w)
-		}
-	}
-	return nil
+	return refs, nil
 }
 
 func rmCommand() *cobra.Command {

@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherproject/tether/gateway/adminclient"
 	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/resource"
 )
@@ -19,15 +19,25 @@ func tokensCommand() *cobra.Command {
 	conn.register(cmd)
 
 	var (
-		typ    string
-		ttl    time.Duration
-		labels string
+		typ       string
+		ttl       time.Duration
+		labels    string
+		value     string
+		addFormat string
 	)
 	add := &cobra.Command{
-		Use:   "add --type=trusted_cluster|node [--ttl=5m] [--labels k=v]",
+		Use:   "add --type=trusted_cluster|node [--ttl=5m] [--labels k=v] [--value TOKEN] [--format text|json]",
 		Short: "Create an invitation token; it is shown only this once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if addFormat != "text" && addFormat != "json" {
+				return fmt.Errorf("--format %q: use text or json", addFormat)
+			}
+			if cmd.Flags().Changed("value") {
+				if err := checkTokenValue(value); err != nil {
+					return err
+				}
+			}
 			c, err := conn.client()
 			if err != nil {
 				return err
@@ -37,9 +47,17 @@ func tokensCommand() *cobra.Command {
 				return err
 			}
 			roles := strings.Split(typ, ",")
-			resp, err := c.AddToken(ctxOf(cmd), web.TokenRequest{Roles: roles, TTL: ttl.String(), Labels: lbls})
+			var resp web.TokenResponse
+			if cmd.Flags().Changed("value") {
+				resp, err = addTokenWithValue(cmd, c, value, roles, ttl, lbls)
+			} else {
+				resp, err = c.AddToken(ctxOf(cmd), web.TokenRequest{Roles: roles, TTL: ttl.String(), Labels: lbls})
+			}
 			if err != nil {
 				return err
+			}
+			if addFormat == "json" {
+				return writeJSON(cmd.OutOrStdout(), tokenAddedJSON{Token: resp.Token, Roles: roles, Labels: lbls, Expires: resp.Expires})
 			}
 			return printTokenAdded(cmd.OutOrStdout(), roles, resp, ttl)
 		},
@@ -47,13 +65,19 @@ func tokensCommand() *cobra.Command {
 	add.Flags().StringVar(&typ, "type", "", "what the token is for: trusted_cluster or node")
 	add.Flags().DurationVar(&ttl, "ttl", 30*time.Minute, "how long the token can be used")
 	add.Flags().StringVar(&labels, "labels", "", "labels for what joins with the token, k=v,k2=v2")
+	add.Flags().StringVar(&value, "value", "", "the token itself, chosen by the admin: at least 32 hexadecimal characters (128 bits), e.g. from openssl rand -hex 16")
+	add.Flags().StringVar(&addFormat, "format", "text", "output format: text or json")
 	_ = add.MarkFlagRequired("type")
 
+	var lsFormat string
 	ls := &cobra.Command{
-		Use:   "ls",
+		Use:   "ls [--format text|json|yaml]",
 		Short: "List live tokens (by prefix: full tokens are not stored)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListFormat(lsFormat); err != nil {
+				return err
+			}
 			c, err := conn.client()
 			if err != nil {
 				return err
@@ -62,10 +86,17 @@ func tokensCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if lsFormat != "text" {
+				if toks == nil {
+					toks = []web.TokenListItem{}
+				}
+				return printStructured(cmd.OutOrStdout(), toks, lsFormat)
+			}
 			printTokens(cmd.OutOrStdout(), toks, time.Now())
 			return nil
 		},
 	}
+	ls.Flags().StringVar(&lsFormat, "format", "text", "output format: text, json or yaml")
 	rm := &cobra.Command{
 		Use:   "rm TOKEN",
 		Short: "Delete a token, by value or by the prefix tokens ls shows",
@@ -115,16 +146,62 @@ func printTokens(w io.Writer, toks []web.TokenListItem, now time.Time) {
 	}
 	rows := [][]string{}
 	for _, t := range toks {
-		var lbls []string
-		for k, v := range t.Labels {
-			lbls = append(lbls, k+"="+v)
-		}
-		sort.Strings(lbls)
-		left := t.Expires.Sub(now).Round(time.Second)
-		rows = append(rows, []string{t.Token, strings.Join(t.Roles, ","), strings.Join(lbls, ","),
-			fmt.Sprintf("%s (%s)", t.Expires.UTC().Format("02 Jan 06 15:04 UTC"), left)})
+		rows = append(rows, tokenRow(t.Token, t.Roles, t.Labels, &t.Expires, now))
 	}
-	printTable(w, []string{"Token", "Type", "Labels", "Expiry Time (UTC)"}, rows)
+	printTable(w, tokenHeader, rows)
+}
+
+// tokenAddedJSON is what tokens add --format json prints, as tctl's.
+type tokenAddedJSON struct {
+	Token   string            `json:"token"`
+	Roles   []string          `json:"roles"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Expires time.Time         `json:"expires"`
+}
+
+// minTokenHex is the shortest token tokens add --value accepts: 32 hexadecimal
+// characters, 128 bits.
+const minTokenHex = 32
+
+// checkTokenValue accepts an admin-chosen token only if it is hard to guess.
+func checkTokenValue(v string) error {
+	if len(v) < minTokenHex || len(v) > 256 {
+		return fmt.Errorf("--value has %d characters: a token must be %d to 256 hexadecimal characters (at least 128 bits), for example from `openssl rand -hex 16`", len(v), minTokenHex)
+	}
+	for _, c := range v {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return fmt.Errorf("--value holds %q: a token must be hexadecimal characters only (at least %d of them, 128 bits), for example from `openssl rand -hex 16`", c, minTokenHex)
+		}
+	}
+	return nil
+}
+
+// addTokenWithValue stores an admin-chosen token: as a token resource, the way create
+// stores one, expiring ttl from now.
+func addTokenWithValue(cmd *cobra.Command, c *adminclient.Client, value string, roles []string, ttl time.Duration, labels map[string]string) (web.TokenResponse, error) {
+	if ttl <= 0 {
+		return web.TokenResponse{}, fmt.Errorf("--ttl %v must be positive", ttl)
+	}
+	exp := time.Now().Add(ttl).UTC().Truncate(time.Second)
+	t := &resource.Token{
+		Kind: resource.KindToken, Version: "v2",
+		Metadata: resource.Metadata{Name: value, Labels: labels, Expires: &exp},
+		Spec:     resource.TokenSpec{Roles: append([]string(nil), roles...)},
+	}
+	if len(labels) == 0 {
+		t.Metadata.Labels = nil
+	}
+	if err := t.Validate(); err != nil {
+		return web.TokenResponse{}, err
+	}
+	data, err := resource.Marshal(t)
+	if err != nil {
+		return web.TokenResponse{}, err
+	}
+	if _, err := c.Create(ctxOf(cmd), data, "tokens add --value", false); err != nil {
+		return web.TokenResponse{}, err
+	}
+	return web.TokenResponse{Token: value, Expires: exp}, nil
 }
 
 // printTable prints a table as tctl's asciitable does: header, dashes, rows, columns

@@ -83,11 +83,15 @@ func usersCommand() *cobra.Command {
 	update.Flags().StringVar(&setRoles, "set-roles", "", "replace the user's roles, comma-separated")
 	update.Flags().StringVar(&setLogins, "set-logins", "", "replace the user's logins trait, comma-separated")
 
+	var lsFormat string
 	ls := &cobra.Command{
-		Use:   "ls",
+		Use:   "ls [--format text|json|yaml]",
 		Short: "List users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListFormat(lsFormat); err != nil {
+				return err
+			}
 			c, err := conn.client()
 			if err != nil {
 				return err
@@ -95,6 +99,9 @@ func usersCommand() *cobra.Command {
 			docs, err := c.Get(ctxOf(cmd), resource.KindUser, "", false)
 			if err != nil {
 				return err
+			}
+			if lsFormat != "text" {
+				return printResources(cmd.OutOrStdout(), docs, lsFormat)
 			}
 			var rows [][]string
 			for _, d := range docs {
@@ -109,6 +116,7 @@ func usersCommand() *cobra.Command {
 			return nil
 		},
 	}
+	ls.Flags().StringVar(&lsFormat, "format", "text", "output format: text, json or yaml")
 	rm := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Delete a user",

@@ -26,7 +26,7 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(startCommand(), configureCommand())
-	return root
+	return withVersion(root)
 }
 
 func startCommand() *cobra.Command {

@@ -5,14 +5,20 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/tetherproject/tether/policy/decisionlog"
 )
 
 // Config is tetherd's whole configuration.
@@ -70,7 +76,25 @@ type Redis struct {
 	// characters Redis namespaces refuse replaced by "_".
 	Namespace string `mapstructure:"namespace"`
 	// MinReplicas, when positive, makes each resource write wait for that many replicas.
-	MinReplicas int `mapstructure:"min_replicas"`
+	MinReplicas int      `mapstructure:"min_replicas"`
+	TLS         RedisTLS `mapstructure:"tls"`
+}
+
+// RedisTLS makes tetherd reach Redis over TLS (redis-server's tls-port).
+type RedisTLS struct {
+	// Enabled dials the server with TLS. The files below are refused without it, so a
+	// CA file never silently goes unused over a plain connection.
+	Enabled bool `mapstructure:"enabled"`
+	// CAFile is a PEM file of the CAs the server's certificate must chain to; default
+	// the system roots.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile are a client certificate and key (PEM) for servers that
+	// require one (tls-auth-clients yes). Both or neither.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ServerName is the name the server's certificate must carry; default the host of
+	// storage.redis.addr.
+	ServerName string `mapstructure:"server_name"`
 }
 
 // Policy configures the decision engine.
@@ -90,6 +114,19 @@ type DecisionLog struct {
 	UploadURL string `mapstructure:"upload_url"`
 	// SpoolDir keeps undelivered batches; default data_dir/decision-spool when any sink is set.
 	SpoolDir string `mapstructure:"spool_dir"`
+	// UploadTokenFile holds the bearer token sent to UploadURL (one line).
+	UploadTokenFile string `mapstructure:"upload_token_file"`
+	// UploadCAFile is a PEM file of the CAs UploadURL's certificate must chain to;
+	// default the system roots.
+	UploadCAFile string `mapstructure:"upload_ca_file"`
+	// UploadCertFile and UploadKeyFile are a client certificate and key for UploadURL.
+	UploadCertFile string `mapstructure:"upload_cert_file"`
+	UploadKeyFile  string `mapstructure:"upload_key_file"`
+	// Masks are applied to every event after the built-in masks (which erase tokens,
+	// passwords and secret traits), in OPA's mask syntax: {op: remove|upsert, path:
+	// /input/..., value: ...}. As TETHER_POLICY_DECISION_LOG_MASKS: a JSON array of the
+	// same, or comma-separated paths to remove.
+	Masks []decisionlog.MaskRule `mapstructure:"masks"`
 }
 
 // Log configures tetherd's own log.
@@ -107,30 +144,40 @@ const (
 )
 
 var defaults = map[string]any{
-	"cluster_name":                   "",
-	"data_dir":                       "/var/lib/tether",
-	"ca_algorithm":                   "ed25519",
-	"max_clock_skew":                 "0s",
-	"insecure":                       false,
-	"root_ca_file":                   "",
-	"trust_timeout":                  "30s",
-	"proxy.web_listen_addr":          "0.0.0.0:3080",
-	"proxy.public_addr":              "",
-	"proxy.tunnel_public_addr":       "",
-	"storage.type":                   StorageEmbedded,
-	"storage.redis.addr":             "",
-	"storage.redis.username":         "",
-	"storage.redis.password":         "",
-	"storage.redis.db":               0,
-	"storage.redis.namespace":        "",
-	"storage.redis.min_replicas":     0,
-	"policy.modules_dir":             "",
-	"policy.decision_log.file":       "",
-	"policy.decision_log.console":    false,
-	"policy.decision_log.upload_url": "",
-	"policy.decision_log.spool_dir":  "",
-	"log.level":                      "info",
-	"log.format":                     "text",
+	"cluster_name":                          "",
+	"data_dir":                              "/var/lib/tether",
+	"ca_algorithm":                          "ed25519",
+	"max_clock_skew":                        "0s",
+	"insecure":                              false,
+	"root_ca_file":                          "",
+	"trust_timeout":                         "30s",
+	"proxy.web_listen_addr":                 "0.0.0.0:3080",
+	"proxy.public_addr":                     "",
+	"proxy.tunnel_public_addr":              "",
+	"storage.type":                          StorageEmbedded,
+	"storage.redis.addr":                    "",
+	"storage.redis.username":                "",
+	"storage.redis.password":                "",
+	"storage.redis.db":                      0,
+	"storage.redis.namespace":               "",
+	"storage.redis.min_replicas":            0,
+	"policy.modules_dir":                    "",
+	"policy.decision_log.file":              "",
+	"policy.decision_log.console":           false,
+	"policy.decision_log.upload_url":        "",
+	"policy.decision_log.spool_dir":         "",
+	"policy.decision_log.upload_token_file": "",
+	"policy.decision_log.upload_ca_file":    "",
+	"policy.decision_log.upload_cert_file":  "",
+	"policy.decision_log.upload_key_file":   "",
+	"policy.decision_log.masks":             []any{},
+	"storage.redis.tls.enabled":             false,
+	"storage.redis.tls.ca_file":             "",
+	"storage.redis.tls.cert_file":           "",
+	"storage.redis.tls.key_file":            "",
+	"storage.redis.tls.server_name":         "",
+	"log.level":                             "info",
+	"log.format":                            "text",
 }
 
 // Load reads the file at path (empty: no file, defaults and environment only), applies
@@ -151,6 +198,9 @@ func Load(path string) (*Config, error) {
 			return nil, fmt.Errorf("reading configuration %s: %w", path, err)
 		}
 	}
+	if err := masksFromEnv(v); err != nil {
+		return nil, err
+	}
 	var c Config
 	if err := v.UnmarshalExact(&c); err != nil {
 		return nil, fmt.Errorf("reading configuration %s: %w", path, err)
@@ -162,6 +212,73 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	return &c, nil
+}
+
+const masksKey = "policy.decision_log.masks"
+
+// masksFromEnv turns TETHER_POLICY_DECISION_LOG_MASKS, a string, into mask rules: a JSON
+// array of {op, path, value}, or comma-separated paths to remove.
+func masksFromEnv(v *viper.Viper) error {
+	s, ok := v.Get(masksKey).(string)
+	if !ok {
+		return nil
+	}
+	var rules []any
+	if strings.HasPrefix(strings.TrimSpace(s), "[") {
+		if err := json.Unmarshal([]byte(s), &rules); err != nil {
+			return fmt.Errorf("TETHER_POLICY_DECISION_LOG_MASKS: not a JSON array of mask rules: %w", err)
+		}
+	} else {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				rules = append(rules, map[string]any{"op": decisionlog.MaskRemove, "path": p})
+			}
+		}
+	}
+	v.Set(masksKey, rules)
+	return nil
+}
+
+// TLSConfig returns the TLS configuration for dialing Redis, or nil when TLS is off. It
+// reads the CA and key files, so errors name the key and file to fix.
+func (r Redis) TLSConfig() (*tls.Config, error) {
+	t := r.TLS
+	if !t.Enabled {
+		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" {
+			return nil, errors.New("storage.redis.tls: files or server_name are set but tls.enabled is false; set storage.redis.tls.enabled: true (or TETHER_STORAGE_REDIS_TLS_ENABLED=true)")
+		}
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(r.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("storage.redis.addr %q: want host:port", r.Addr)
+		}
+		cfg.ServerName = host
+	}
+	if t.CAFile != "" {
+		data, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("storage.redis.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("storage.redis.tls.ca_file %s: no PEM certificates in it", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("storage.redis.tls.cert_file and key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case t.CertFile != "" || t.KeyFile != "":
+		return nil, errors.New("storage.redis.tls.cert_file and key_file go together: set both or neither")
+	}
+	return cfg, nil
 }
 
 func (c *Config) complete() error {
@@ -214,7 +331,52 @@ func (c *Config) complete() error {
 			return fmt.Errorf("root_ca_file: %w", err)
 		}
 	}
+	if _, err := c.Storage.Redis.TLSConfig(); err != nil {
+		return err
+	}
+	dl := c.Policy.DecisionLog
+	if dl.UploadURL == "" && (dl.UploadTokenFile != "" || dl.UploadCAFile != "" || dl.UploadCertFile != "" || dl.UploadKeyFile != "") {
+		return errors.New("policy.decision_log: upload_token_file, upload_ca_file, upload_cert_file and upload_key_file need upload_url")
+	}
+	if (dl.UploadCertFile == "") != (dl.UploadKeyFile == "") {
+		return errors.New("policy.decision_log.upload_cert_file and upload_key_file go together: set both or neither")
+	}
+	for _, key := range []struct{ name, path string }{
+		{"upload_token_file", dl.UploadTokenFile}, {"upload_ca_file", dl.UploadCAFile},
+		{"upload_cert_file", dl.UploadCertFile}, {"upload_key_file", dl.UploadKeyFile},
+	} {
+		if key.path == "" {
+			continue
+		}
+		if _, err := os.Stat(key.path); err != nil {
+			return fmt.Errorf("policy.decision_log.%s: %w", key.name, err)
+		}
+	}
+	if _, err := decisionlog.Mask(decisionlog.Event{}, dl.Masks...); err != nil {
+		return fmt.Errorf("policy.decision_log.masks: %w", err)
+	}
 	return nil
+}
+
+// DecisionLogConfig is the decision logger's configuration for this cluster, or false
+// when no sink is configured.
+func (c *Config) DecisionLogConfig() (decisionlog.Config, bool) {
+	dl := c.Policy.DecisionLog
+	if dl.File == "" && !dl.Console && dl.UploadURL == "" {
+		return decisionlog.Config{}, false
+	}
+	d := decisionlog.Config{Cluster: c.ClusterName, FilePath: dl.File, SpoolDir: dl.SpoolDir, Masks: dl.Masks}
+	if d.SpoolDir == "" {
+		d.SpoolDir = filepath.Join(c.DataDir, "decision-spool")
+	}
+	if dl.Console {
+		d.Console = os.Stdout
+	}
+	d.Upload = decisionlog.UploadConfig{
+		URL: dl.UploadURL, TokenFile: dl.UploadTokenFile, CAFile: dl.UploadCAFile,
+		CertFile: dl.UploadCertFile, KeyFile: dl.UploadKeyFile,
+	}
+	return d, true
 }
 
 // Sample is a commented configuration file with every key, printed by tetherd configure.
@@ -269,6 +431,16 @@ storage:
     namespace: ""
     # When positive, every resource write waits until this many replicas have it.
     min_replicas: 0
+    # Reach Redis over TLS (redis-server's tls-port). The files are PEM.
+    tls:
+      enabled: false
+      # CAs the server's certificate must chain to (default: the system roots).
+      # ca_file: /etc/tether/redis-ca.pem
+      # A client certificate and key, for a server with tls-auth-clients yes.
+      # cert_file: /etc/tether/redis-client.pem
+      # key_file: /etc/tether/redis-client-key.pem
+      # The name in the server's certificate (default: the host of addr).
+      # server_name: redis.example.com
 
 policy:
   # Operators' own Rego modules (package tether.custom), part of every decision.
@@ -282,6 +454,21 @@ policy:
     upload_url: ""
     # Where undelivered batches wait (default: data_dir/decision-spool when a sink is set).
     spool_dir: ""
+    # The upload's bearer token, read from a file (one line; keep it 0600).
+    # upload_token_file: /etc/tether/decision-log-token
+    # CAs the upload service's certificate must chain to (default: the system roots).
+    # upload_ca_file: /etc/tether/decision-log-ca.pem
+    # A client certificate and key for the upload service (mutual TLS).
+    # upload_cert_file: /etc/tether/decision-log-client.pem
+    # upload_key_file: /etc/tether/decision-log-client-key.pem
+    # Extra masks, after the built-in ones that erase tokens, passwords and secret
+    # traits (OPA's mask syntax). As TETHER_POLICY_DECISION_LOG_MASKS: a JSON array,
+    # or comma-separated paths to remove.
+    # masks:
+    #   - path: /input/cert/traits/email
+    #   - op: upsert
+    #     path: /input/cert/traits/phone
+    #     value: "***"
 
 log:
   # debug, info, warn or error

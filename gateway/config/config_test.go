@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/state/redistest"
 )
 
 func write(t *testing.T, content string) string {
@@ -86,5 +88,100 @@ func TestMaxClockSkew(t *testing.T) {
 	}
 	if _, err := Load(write(t, "cluster_name: a\nmax_clock_skew: -1s\n")); err == nil || !strings.Contains(err.Error(), "max_clock_skew") {
 		t.Fatalf("negative skew: got %v", err)
+	}
+}
+
+// TestSecureConnectionSettings: Redis TLS and the decision-log upload's token file, CA
+// file and masks are read from tether.yaml and from TETHER_* variables, files are checked
+// at load, and a CA file without tls.enabled is refused rather than silently unused.
+func TestSecureConnectionSettings(t *testing.T) {
+	pki, err := redistest.WritePKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "cluster_name: a\ndata_dir: /tmp/x\nstorage:\n  type: redis\n  redis:\n    addr: 127.0.0.1:6380\n"
+
+	t.Run("from_the_file", func(t *testing.T) {
+		c, err := Load(write(t, base+"    tls:\n      enabled: true\n      ca_file: "+pki.CAFile+
+			"\n      cert_file: "+pki.ClientCert+"\n      key_file: "+pki.ClientKey+"\n      server_name: "+redistest.ServerName+
+			"\npolicy:\n  decision_log:\n    upload_url: https://logs.example.com/v1\n    upload_token_file: "+pki.CAFile+
+			"\n    upload_ca_file: "+pki.CAFile+"\n    masks:\n      - path: /input/cert/traits/email\n      - op: upsert\n        path: /input/x\n        value: '***'\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := c.Storage.Redis.TLSConfig()
+		if err != nil || tc == nil || tc.ServerName != redistest.ServerName || tc.RootCAs == nil || len(tc.Certificates) != 1 {
+			t.Fatalf("TLS config %+v, %v", tc, err)
+		}
+		d, ok := c.DecisionLogConfig()
+		if !ok || d.Upload.TokenFile != pki.CAFile || d.Upload.CAFile != pki.CAFile || len(d.Masks) != 2 ||
+			d.Masks[0].Path != "/input/cert/traits/email" || d.Masks[1].Op != "upsert" || d.Masks[1].Value != "***" {
+			t.Fatalf("decision log config %+v", d)
+		}
+	})
+
+	t.Run("from_the_environment", func(t *testing.T) {
+		t.Setenv("TETHER_STORAGE_REDIS_TLS_ENABLED", "true")
+		t.Setenv("TETHER_STORAGE_REDIS_TLS_CA_FILE", pki.CAFile)
+		t.Setenv("TETHER_STORAGE_REDIS_TLS_CERT_FILE", pki.ClientCert)
+		t.Setenv("TETHER_STORAGE_REDIS_TLS_KEY_FILE", pki.ClientKey)
+		t.Setenv("TETHER_POLICY_DECISION_LOG_UPLOAD_URL", "https://logs.example.com/v1")
+		t.Setenv("TETHER_POLICY_DECISION_LOG_UPLOAD_TOKEN_FILE", pki.CAFile)
+		t.Setenv("TETHER_POLICY_DECISION_LOG_UPLOAD_CA_FILE", pki.CAFile)
+		t.Setenv("TETHER_POLICY_DECISION_LOG_MASKS", "/input/a, /input/b")
+		c, err := Load(write(t, base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := c.Storage.Redis.TLSConfig()
+		if err != nil || tc == nil || tc.ServerName != "127.0.0.1" || len(tc.Certificates) != 1 {
+			t.Fatalf("TLS config %+v, %v", tc, err)
+		}
+		d, _ := c.DecisionLogConfig()
+		if d.Upload.TokenFile != pki.CAFile || d.Upload.CAFile != pki.CAFile || len(d.Masks) != 2 || d.Masks[1].Path != "/input/b" || d.Masks[1].Op != "remove" {
+			t.Fatalf("decision log config %+v", d)
+		}
+		t.Setenv("TETHER_POLICY_DECISION_LOG_MASKS", `[{"op":"upsert","path":"/input/c","value":"x"}]`)
+		if c, err = Load(write(t, base)); err != nil {
+			t.Fatal(err)
+		}
+		if m := c.Policy.DecisionLog.Masks; len(m) != 1 || m[0].Op != "upsert" || m[0].Value != "x" {
+			t.Fatalf("JSON masks %+v", m)
+		}
+	})
+
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"ca_file_without_enabled", base + "    tls:\n      ca_file: " + pki.CAFile + "\n", "tls.enabled is false"},
+		{"missing_ca_file", base + "    tls:\n      enabled: true\n      ca_file: /nonexistent.pem\n", "storage.redis.tls.ca_file"},
+		{"ca_file_without_pem", base + "    tls:\n      enabled: true\n      ca_file: " + pki.ClientKey + "\n", "no PEM certificates"},
+		{"cert_without_key", base + "    tls:\n      enabled: true\n      cert_file: " + pki.ClientCert + "\n", "go together"},
+		{"token_file_without_url", base + "policy:\n  decision_log:\n    upload_token_file: " + pki.CAFile + "\n", "need upload_url"},
+		{"missing_token_file", base + "policy:\n  decision_log:\n    upload_url: https://l.example.com\n    upload_token_file: /nonexistent\n", "upload_token_file"},
+		{"bad_mask", base + "policy:\n  decision_log:\n    masks:\n      - path: /nowhere/x\n", "policy.decision_log.masks"},
+		{"unknown_mask_field", base + "policy:\n  decision_log:\n    masks:\n      - pth: /input/x\n", "pth"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Load(write(t, tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSampleDocumentsSecureConnections: tetherd configure shows every Redis TLS and
+// decision-log upload key, with a comment, and the sample still loads.
+func TestSampleDocumentsSecureConnections(t *testing.T) {
+	for _, key := range []string{"tls:", "enabled:", "# ca_file:", "# cert_file:", "# key_file:", "# server_name:",
+		"# upload_token_file:", "# upload_ca_file:", "# upload_cert_file:", "# upload_key_file:", "# masks:"} {
+		i := strings.Index(Sample, key)
+		if i < 0 {
+			t.Errorf("the sample lacks %q", key)
+			continue
+		}
+		// The line before the key is a comment explaining it.
+		before := strings.Split(strings.TrimRight(Sample[:i], " "), "\n")
+		if prev := strings.TrimSpace(before[len(before)-2]); !strings.HasPrefix(prev, "#") && key != "enabled:" {
+			t.Errorf("%q has no comment above it (%q)", key, prev)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package decisionlog
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -91,8 +94,19 @@ type UploadConfig struct {
 	Resource string
 	// Token, when set, is sent as "Authorization: Bearer <Token>".
 	Token string
+	// TokenFile, when set, holds the bearer token (surrounding whitespace
+	// trimmed); it is read by New, and Token must then be empty. Keeping the
+	// token in a file keeps it out of the configuration and the environment.
+	TokenFile string
+	// CAFile, when set, is a PEM file of the CAs that the service's TLS
+	// certificate must chain to, instead of the system roots.
+	CAFile string
+	// CertFile and KeyFile, when set (both), are a client certificate and
+	// key presented to the service (mutual TLS).
+	CertFile, KeyFile string
 	// Client sends the requests. Default: a client of its own with
-	// http.DefaultTransport's settings.
+	// http.DefaultTransport's settings (and CAFile, CertFile and KeyFile).
+	// Client cannot be combined with CAFile, CertFile or KeyFile.
 	Client *http.Client
 	// SizeLimitBytes is the largest compressed body of one request; a single
 	// event that alone exceeds it is sent alone. Default: DefaultUploadLimit.
@@ -105,6 +119,52 @@ type UploadConfig struct {
 	// Timeout bounds one request, answer included. Default:
 	// DefaultUploadTimeout.
 	Timeout time.Duration
+
+	ownClient bool // Client was built from CAFile, CertFile and KeyFile
+}
+
+// loadFiles reads TokenFile into Token and builds Client from CAFile,
+// CertFile and KeyFile; each error names the file and what to fix.
+func (u *UploadConfig) loadFiles() error {
+	if u.TokenFile != "" {
+		b, err := os.ReadFile(u.TokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the upload token file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		switch {
+		case tok == "":
+			return fmt.Errorf("upload token file %s is empty", u.TokenFile)
+		case strings.ContainsAny(tok, "\r\n"):
+			return fmt.Errorf("upload token file %s holds more than one line: put only the token in it", u.TokenFile)
+		}
+		u.Token = tok
+	}
+	if u.CAFile == "" && u.CertFile == "" {
+		return nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return fmt.Errorf("reading the upload CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("upload CA file %s holds no PEM certificate", u.CAFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	if u.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(u.CertFile, u.KeyFile)
+		if err != nil {
+			return fmt.Errorf("loading the upload client certificate %s and key %s: %w", u.CertFile, u.KeyFile, err)
+		}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	}
+	u.Client, u.ownClient = &http.Client{Transport: tr}, true
+	return nil
 }
 
 // withDefaults returns cfg with defaults filled in, or an error naming the
@@ -130,6 +190,18 @@ func (cfg Config) withDefaults() (Config, error) {
 	if u.MinDelay < 0 || u.MaxDelay < 0 || u.Timeout < 0 {
 		errs = append(errs, errors.New("Upload.MinDelay, Upload.MaxDelay and Upload.Timeout must not be negative"))
 	}
+	if u.TokenFile != "" && u.Token != "" {
+		errs = append(errs, errors.New("Upload.Token and Upload.TokenFile are both set: keep one"))
+	}
+	if (u.CertFile == "") != (u.KeyFile == "") {
+		errs = append(errs, errors.New("Upload.CertFile and Upload.KeyFile go together: set both or neither"))
+	}
+	if u.Client != nil && (u.CAFile != "" || u.CertFile != "") {
+		errs = append(errs, errors.New("Upload.Client cannot be combined with Upload.CAFile, CertFile or KeyFile"))
+	}
+	if u.URL == "" && (u.TokenFile != "" || u.Token != "" || u.CAFile != "" || u.CertFile != "") {
+		errs = append(errs, errors.New("upload credentials or TLS files are set but Upload.URL is empty"))
+	}
 	if u.URL != "" {
 		pu, err := url.Parse(u.URL)
 		switch {
@@ -141,6 +213,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if len(errs) > 0 {
 		return cfg, errors.Join(errs...)
+	}
+	if u.URL != "" {
+		if err := u.loadFiles(); err != nil {
+			return cfg, err
+		}
 	}
 
 	if cfg.ID == "" {

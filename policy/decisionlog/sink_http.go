@@ -45,6 +45,7 @@ func newHTTPSink(cfg Config) *httpSink {
 		client:    u.Client,
 		limit:     u.SizeLimitBytes,
 		timeout:   u.Timeout,
+		ownClient: u.ownClient,
 	}
 	if s.client == nil {
 		s.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

@@ -33,14 +33,30 @@ type Config struct {
 	Dir string
 	// Args are extra redis-server arguments.
 	Args []string
+	// TLS, when set, also serves TLS on a second free port (TLSAddr). The
+	// plain port stays open on loopback for readiness checks and for tests
+	// that inspect the data.
+	TLS *TLS
+}
+
+// TLS is the server side of a TLS port: PEM files as redis-server reads them.
+type TLS struct {
+	// CertFile and KeyFile are the server's certificate and key.
+	CertFile, KeyFile string
+	// CAFile holds the CAs that client certificates must chain to.
+	CAFile string
+	// RequireClientCert makes the server refuse clients without a certificate
+	// of CAFile (tls-auth-clients yes).
+	RequireClientCert bool
 }
 
 // Server is one redis-server process.
 type Server struct {
-	cfg    Config
-	port   int
-	dir    string
-	ownDir bool
+	cfg     Config
+	port    int
+	tlsPort int
+	dir     string
+	ownDir  bool
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -71,6 +87,11 @@ func New(cfg Config) (*Server, error) {
 		if s.port, err = freePort(); err != nil {
 			break
 		}
+		if cfg.TLS != nil {
+			if s.tlsPort, err = freePort(); err != nil {
+				break
+			}
+		}
 		if err = s.start(); err == nil {
 			return s, nil
 		}
@@ -93,6 +114,14 @@ func Start(tb testing.TB, cfg Config) *Server {
 
 // Addr is the server's "127.0.0.1:port".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// TLSAddr is the TLS port's "127.0.0.1:port"; empty without Config.TLS.
+func (s *Server) TLSAddr() string {
+	if s.tlsPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tlsPort))
+}
 
 // Port is the server's port.
 func (s *Server) Port() int { return s.port }
@@ -118,6 +147,18 @@ func (s *Server) start() error {
 			return fmt.Errorf("redistest: ReplicaOf %q: %w", s.cfg.ReplicaOf, err)
 		}
 		args = append(args, "--replicaof", host, port)
+	}
+	if t := s.cfg.TLS; t != nil {
+		auth := "no"
+		if t.RequireClientCert {
+			auth = "yes"
+		}
+		args = append(args, "--tls-port", strconv.Itoa(s.tlsPort),
+			"--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile,
+			"--tls-auth-clients", auth)
+		if t.CAFile != "" {
+			args = append(args, "--tls-ca-cert-file", t.CAFile)
+		}
 	}
 	args = append(args, s.cfg.Args...)
 	cmd := exec.Command("redis-server", args...)
