@@ -21,7 +21,9 @@ import (
 //   - an allow field that narrows something Tether does grant (node_labels_expression next
 //     to node_labels) is refused: ignored, the grant would be wider;
 //   - a deny field Tether does not model is refused unless empty: ignored, nothing would deny;
-//   - a `where` clause anywhere is refused: it is a condition Tether cannot evaluate;
+//   - a `where` clause is refused where it would restrict something Tether honours; inside
+//     an ignored allow field (allow.rules, allow.impersonate, ...) it narrows a grant Tether
+//     never makes, and is ignored with it (Teleport's preset access role imports as is);
 //   - an option is ignored when every value means "no more than Tether does"; an option
 //     whose value restricts what Tether allows (record_session strict, pin_source_ip,
 //     client_idle_timeout, device trust required, ...) is refused when set so.
@@ -254,7 +256,7 @@ func init() {
 
 // teleportField decides a field the Go type does not have: ok is false for a field
 // Teleport does not have either; otherwise why is the reason to refuse it, or "" to
-// ignore it. A `where` clause anywhere in the value is refused.
+// ignore it. A `where` clause in the value is refused unless the field is an ignored allow.
 func (d *decoder) teleportField(p path, vn *yaml.Node) (why string, at *yaml.Node, atPath path, ok bool, err error) {
 	rules := teleportRules[d.kind]
 	if rules == nil {
@@ -270,9 +272,17 @@ func (d *decoder) teleportField(p path, vn *yaml.Node) (why string, at *yaml.Nod
 	if !ok {
 		return "", nil, nil, false, nil
 	}
-	wn, wp, err := d.findWhere(vn, p)
-	if err != nil {
-		return "", nil, nil, true, err
+	joined := strings.Join(parts, ".")
+	// A where clause narrows the rule that holds it. Under spec.allow that rule grants
+	// something Tether does not serve (API rules, impersonation, ...) and is ignored whole,
+	// so its condition is moot; anywhere else it would restrict, and is refused.
+	var wn *yaml.Node
+	var wp path
+	if !strings.HasPrefix(joined, "spec.allow.") || rule.refuse(vn) != "" {
+		wn, wp, err = d.findWhere(vn, p)
+		if err != nil {
+			return "", nil, nil, true, err
+		}
 	}
 	if wn != nil {
 		return "a where clause is a condition Tether cannot evaluate: ignored, what it restricts would be unrestricted; " +
