@@ -150,7 +150,7 @@ func TestValidateEndpointBadInput(t *testing.T) {
 	host, _ := leafCA.Host.Resource(false)
 	user, _ := leafCA.User.Resource(false)
 	ctx := context.Background()
-	token, _, err := root.auth.AddToken(ctx, []string{"trusted_cluster"}, time.Minute, nil)
+	token, _, err := root.auth.AddToken(ctx, auth.TokenOptions{Roles: []string{"trusted_cluster"}, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
