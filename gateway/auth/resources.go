@@ -93,6 +93,11 @@ func (s *Service) Create(ctx context.Context, rs []resource.Resource, force bool
 	defer s.writeMu.Unlock()
 	exists := make([]bool, len(rs))
 	for i, r := range rs {
+		// Parse validated them already; validating again normalises names (cluster
+		// names to lower case without a trailing dot) of resources built in Go.
+		if err := r.Validate(); err != nil {
+			return nil, errorf(ErrBadRequest, "%v", err)
+		}
 		name := r.GetMetadata().Name
 		switch r.(type) {
 		case *resource.RemoteCluster:

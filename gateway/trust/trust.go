@@ -211,7 +211,7 @@ func DecodeValidateResponse(r io.Reader, root string) ([]*resource.CertAuthority
 	seen := map[string]bool{}
 	var out []*resource.CertAuthority
 	for _, c := range resp.CAs {
-		if c.ClusterName != root {
+		if !resource.SameCluster(c.ClusterName, root) {
 			return nil, fmt.Errorf("the root answered with a CA of cluster %q; the trusted_cluster is named %q: name the trusted_cluster after the root's cluster_name (see its /webapi/ping)", c.ClusterName, root)
 		}
 		if c.Type != resource.CATypeHost && c.Type != resource.CATypeUser {
