@@ -124,3 +124,32 @@ func TestDecisionLogFile(t *testing.T) {
 		t.Fatalf("decision log:\n%s", data)
 	}
 }
+
+func TestMissingPresetRolesAreRecreatedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	run(t, load(t, dir), func(g *Gateway) {
+		if _, err := g.Auth().Delete(ctx, resource.KindRole, "access"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(t, load(t, dir), func(g *Gateway) {
+		if rs, err := g.Auth().Get(ctx, resource.KindRole, "access", false); err != nil || len(rs) != 1 {
+			t.Fatalf("preset role access not recreated: %v", err)
+		}
+	})
+	t.Run("an_operators_own_role_of_that_name_is_kept", func(t *testing.T) {
+		run(t, load(t, dir), func(g *Gateway) {
+			rs, _ := resource.Parse([]byte("kind: role\nversion: v5\nmetadata: {name: access}\nspec: {allow: {logins: [ops]}}\n"), "r.yaml")
+			if _, err := g.Auth().Create(ctx, rs, true); err != nil {
+				t.Fatal(err)
+			}
+		})
+		run(t, load(t, dir), func(g *Gateway) {
+			rs, _ := g.Auth().Get(ctx, resource.KindRole, "access", false)
+			if got := rs[0].(*resource.Role).Spec.Allow.Logins; len(got) != 1 || got[0] != "ops" {
+				t.Fatalf("operator's role replaced: %v", got)
+			}
+		})
+	})
+}

@@ -22,9 +22,10 @@ func tokensCommand() *cobra.Command {
 		typ    string
 		ttl    time.Duration
 		labels string
+		name   string
 	)
 	add := &cobra.Command{
-		Use:   "add --type=trusted_cluster|node [--ttl=5m] [--labels k=v]",
+		Use:   "add --type=trusted_cluster|node [--ttl=5m] [--labels k=v] [--name=LEAF]",
 		Short: "Create an invitation token; it is shown only this once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,7 +38,7 @@ func tokensCommand() *cobra.Command {
 				return err
 			}
 			roles := strings.Split(typ, ",")
-			resp, err := c.AddToken(ctxOf(cmd), web.TokenRequest{Roles: roles, TTL: ttl.String(), Labels: lbls})
+			resp, err := c.AddToken(ctxOf(cmd), web.TokenRequest{Roles: roles, TTL: ttl.String(), Labels: lbls, Name: name})
 			if err != nil {
 				return err
 			}
@@ -46,7 +47,8 @@ func tokensCommand() *cobra.Command {
 	}
 	add.Flags().StringVar(&typ, "type", "", "what the token is for: trusted_cluster or node")
 	add.Flags().DurationVar(&ttl, "ttl", 30*time.Minute, "how long the token can be used")
-	add.Flags().StringVar(&labels, "labels", "", "labels for what joins with the token, k=v,k2=v2")
+	add.Flags().StringVar(&labels, "labels", "", "labels for what joins with the token, k=v,k2=v2 (a trusted_cluster token's become the remote_cluster's)")
+	add.Flags().StringVar(&name, "name", "", "trusted_cluster tokens: the only leaf cluster name that may join with the token")
 	_ = add.MarkFlagRequired("type")
 
 	ls := &cobra.Command{
