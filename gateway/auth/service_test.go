@@ -124,6 +124,31 @@ func TestValidateTrustedCluster(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+	for _, name := range []string{"ROOT.example.com", "root.example.com.", "Root.Example.Com."} {
+		t.Run("leaf_named_"+name+"_is_the_roots_own_name", func(t *testing.T) {
+			c, _ := ca.NewCluster(name, "")
+			h, _ := c.Host.Resource(false)
+			if _, err := root.ValidateTrustedCluster(ctx, tok, h, "test"); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "like this root") {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+	t.Run("leaf_name_that_is_not_a_DNS_name_is_refused", func(t *testing.T) {
+		for _, name := range []string{"a..b", "-x.example.com", "x_y.exa mple"} {
+			h := hostCAOf(t, "placeholder.example.com")
+			h.Spec.ClusterName = name
+			if _, err := root.ValidateTrustedCluster(ctx, tok, h, "test"); !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("%q: got %v", name, err)
+			}
+		}
+	})
+	t.Run("the_service_refuses_an_own_name_not_in_normal_form", func(t *testing.T) {
+		c, _ := ca.NewCluster("ROOT.example.com", "")
+		_, err := New(ctx, Config{ClusterName: "ROOT.example.com", CA: c, Store: root.cfg.Store, Engine: root.cfg.Engine})
+		if err == nil || !strings.Contains(err.Error(), `write it as "root.example.com"`) {
+			t.Fatalf("got %v", err)
+		}
+	})
 	t.Run("token_is_multi_use_and_answers_host_and_user_CAs", func(t *testing.T) {
 		for _, name := range []string{"leaf.example.com", "leaf2.example.com"} {
 			c, _ := ca.NewCluster(name, "")
