@@ -21,6 +21,7 @@ import (
 	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/policy/decisionlog"
+	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/state"
 )
 
@@ -53,6 +54,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 			g.close()
 		}
 	}()
+	if err := resource.CheckClusterName(cfg.ClusterName); err != nil {
+		return nil, fmt.Errorf("cluster_name: %w", err)
+	}
+	if n := resource.NormalizeClusterName(cfg.ClusterName); n != cfg.ClusterName {
+		return nil, fmt.Errorf("cluster_name %q: write it as %q (cluster names are compared in lower case without a trailing dot)", cfg.ClusterName, n)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data_dir: %w", err)
 	}

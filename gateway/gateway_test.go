@@ -153,3 +153,25 @@ func TestMissingPresetRolesAreRecreatedAtStart(t *testing.T) {
 		})
 	})
 }
+
+func TestClusterNameMustBeADNSNameInNormalForm(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"ROOT.example.com", `write it as "root.example.com"`},
+		{"root.example.com.", `write it as "root.example.com"`},
+		{"root/../x", "cluster name"},
+		{"root..example.com", "empty label"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := load(t, dir)
+			cfg.ClusterName = tc.name
+			_, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v", err)
+			}
+			if _, err := os.Stat(cfg.DataDir); !os.IsNotExist(err) {
+				t.Fatalf("data_dir created for a refused name: %v", err)
+			}
+		})
+	}
+}

@@ -210,7 +210,9 @@ func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leaf
 	}
 	claimed := leafHostCA.Spec.ClusterName
 	refuse := func(err error) (*trust.ValidateResponse, error) {
-		s.log.Warn("leaf cluster refused", "leaf", claimed, "remote", remote, "token", info.Display(), "reason", err)
+		// Info, not Warn: the web API counts refusals into its periodic summary; the
+		// audit event records each one (the caller held a valid token).
+		s.log.Info("leaf cluster refused", "leaf", claimed, "remote", remote, "token", info.Display(), "reason", err)
 		s.Audit(ctx, AuditEvent{Type: AuditTrustJoinRefused, Fields: map[string]any{
 			"leaf": claimed, "remote": remote, "token": info.Display(), "reason": err.Error(), "side": "root"}})
 		return nil, err
