@@ -141,6 +141,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !s.stale.Load() {
+		if err := s.dropUsedTokens(ctx); err != nil {
+			s.log.Error("could not drop the invitation tokens of established trusts; retried at the next start", "err", err)
+		}
+	}
 	return s, nil
 }
 

@@ -124,6 +124,39 @@ func (s *Service) upsertTrustedCluster(ctx context.Context, tc *resource.Trusted
 	return nil
 }
 
+// dropUsedTokens removes the invitation token from every stored trust whose root CAs are
+// stored (trusts established before the leaf stopped keeping its token), keeping only its
+// hash as upsertTrustedCluster does.
+func (s *Service) dropUsedTokens(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	rs, err := s.list(ctx, resourcesPrefix+resource.KindTrustedCluster+"/")
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		tc := r.(*resource.TrustedCluster)
+		if tc.Spec.Token == "" {
+			continue
+		}
+		if ok, err := s.hasCAs(ctx, tc.Metadata.Name); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.putJSON(ctx, usedTokenKey(tc.Metadata.Name), usedToken{SHA256: hashToken(tc.Spec.Token)}); err != nil {
+			return err
+		}
+		tc.Spec.Token = ""
+		if err := s.put(ctx, resourceKey(resource.KindTrustedCluster, tc.Metadata.Name), tc); err != nil {
+			return err
+		}
+		s.log.Info("dropped the invitation token of an established trust", "root", tc.Metadata.Name)
+	}
+	return nil
+}
+
 func (s *Service) putJSON(ctx context.Context, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {

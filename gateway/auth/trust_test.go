@@ -407,3 +407,41 @@ func TestStoredCAsSharingAKeyKeepThePreviousBundle(t *testing.T) {
 		}
 	})
 }
+
+func TestTrustsEstablishedBeforeKeepNoToken(t *testing.T) {
+	ctx := context.Background()
+	leaf := newService(t, "leaf.example.com")
+	const token = "3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d"
+	// What an earlier version stored: the trust with its token, and the root's CAs.
+	tc := &resource.TrustedCluster{Kind: "trusted_cluster", Version: "v2", Metadata: resource.Metadata{Name: "root.example.com"},
+		Spec: resource.TrustedClusterSpec{Enabled: true, Token: token, TunnelAddr: "a:1", WebProxyAddr: "a:1"}}
+	rootCA, _ := ca.NewCluster("root.example.com", "")
+	rh, _ := rootCA.Host.Resource(false)
+	if err := leaf.put(ctx, resourceKey(resource.KindTrustedCluster, "root.example.com"), tc); err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.put(ctx, caKey("root.example.com", "host"), rh); err != nil {
+		t.Fatal(err)
+	}
+	// A pending trust (no CAs yet) keeps its token: it still needs it.
+	pending := *tc
+	pending.Metadata.Name, pending.Spec.Enabled = "pending.example.com", false
+	if err := leaf.put(ctx, resourceKey(resource.KindTrustedCluster, "pending.example.com"), &pending); err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := New(ctx, Config{ClusterName: leaf.cfg.ClusterName, CA: leaf.cfg.CA, Store: leaf.cfg.Store, Engine: leaf.cfg.Engine, Logger: leaf.cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"root.example.com": "", "pending.example.com": token} {
+		rs, err := restarted.Get(ctx, resource.KindTrustedCluster, name, true)
+		if err != nil || rs[0].(*resource.TrustedCluster).Spec.Token != want {
+			t.Fatalf("%s: %v %+v", name, err, rs)
+		}
+	}
+	// The original file still works.
+	tc.Spec.Enabled = false
+	if _, err := restarted.Create(ctx, []resource.Resource{tc}, true); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,7 +7,9 @@
 // remote_cluster) and what the leaf does with the answer belong to package auth; this
 // package only guarantees that whatever it hands over is well formed: known fields only,
 // at most MaxBodySize bytes, a token of sane size, CAs of the expected type whose keys
-// parse and can be CA keys.
+// parse and can be CA keys, named by a DNS cluster name (resource.CheckClusterName; the
+// returned resources carry it normalised). Whether a key is already someone else's is the
+// auth service's question: only it knows every key of its cluster.
 package trust
 
 import (
