@@ -88,8 +88,8 @@ func runToExit(t *testing.T, cfg string) (int, string) {
 	return 0, string(out)
 }
 
-// startAndStop runs a tetherd on dataDir until it answers, then stops it; with keep it
-// is left running (and stopped at the test's end).
+// startTetherd runs a tetherd with cfg until it answers, then stops it; with keep it is
+// left running (and stopped at the test's end).
 func startTetherd(t *testing.T, cfg string, keep bool) {
 	t.Helper()
 	cmd := exec.Command(tetherdBinary(t), "start", "-c", cfg)
@@ -149,7 +149,7 @@ func TestStartupFaultsExitWithTheStoresMessage(t *testing.T) {
 			if err := os.WriteFile(p, append(data, data[8:]...), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "state"},
+		}, "is corrupt at byte offset"},
 		{"unreadable_data_dir", func(t *testing.T, dataDir string) {
 			// The store's directory is a file: unreadable as a directory even for root,
 			// for whom permission bits would not do.
@@ -159,7 +159,7 @@ func TestStartupFaultsExitWithTheStoresMessage(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dataDir, "state"), []byte("not a directory"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "state"},
+		}, "not a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), "data")
