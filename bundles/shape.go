@@ -1,6 +1,7 @@
 package bundles
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,6 +23,14 @@ type ShapeOptions struct {
 	// authorities and locks. Other kinds are ignored.
 	Resources []resource.Resource
 }
+
+// ErrDuplicateCAKey is returned (wrapped, naming both owners) by Shape when one public key
+// appears in two certificate authorities, or twice in one. A key belongs to exactly one
+// (cluster, CA type): were the later entry to win, a leaf could register a root's user CA
+// key as its own host CA and turn every certificate of the root's users into a host
+// certificate of the leaf's (and so deny them), or a root could claim a leaf's own user
+// CA key and cut off the leaf's local users.
+var ErrDuplicateCAKey = errors.New("a certificate authority key is claimed twice")
 
 // DefaultMaxClockSkew is the clock skew a cluster allows unless its configuration says
 // otherwise: none.
@@ -136,7 +145,12 @@ func (s *shaper) addCA(ca *resource.CertAuthority) error {
 			if err != nil {
 				return fmt.Errorf("cert_authority %s/%s: ssh key %d: %w", cluster, ca.Spec.Type, i, err)
 			}
-			s.cas[ssh.FingerprintSHA256(pub)] = map[string]any{
+			fp := ssh.FingerprintSHA256(pub)
+			if prev, dup := s.cas[fp].(map[string]any); dup {
+				return fmt.Errorf("%w: key %s is in the %s CA of %s and in the %s CA of %s; a key belongs to one cluster and CA type: remove the cluster that reused it (tetherctl rm rc/NAME on a root, rm trusted_cluster/NAME on a leaf)",
+					ErrDuplicateCAKey, fp, prev["type"], prev["cluster"], ca.Spec.Type, cluster)
+			}
+			s.cas[fp] = map[string]any{
 				"cluster": cluster,
 				"type":    ca.Spec.Type,
 				"active":  active,

@@ -21,6 +21,7 @@ import (
 	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/policy/decisionlog"
+	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/state"
 )
 
@@ -53,6 +54,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 			g.close()
 		}
 	}()
+	if err := resource.CheckClusterName(cfg.ClusterName); err != nil {
+		return nil, fmt.Errorf("cluster_name: %w", err)
+	}
+	if n := resource.NormalizeClusterName(cfg.ClusterName); n != cfg.ClusterName {
+		return nil, fmt.Errorf("cluster_name %q: write it as %q (cluster names are compared in lower case without a trailing dot)", cfg.ClusterName, n)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data_dir: %w", err)
 	}
@@ -114,10 +121,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if err != nil {
 		return nil, err
 	}
-	if created {
-		if err := createPresets(ctx, g.auth); err != nil {
-			return nil, err
-		}
+	// Every start, as Teleport does: a preset role that is missing (removed by an admin,
+	// or new in this version) is created again; one that exists is left as it is.
+	if err := createPresets(ctx, g.auth, g.log); err != nil {
+		return nil, err
 	}
 	if g.listener, err = net.Listen("tcp", cfg.Proxy.WebListenAddr); err != nil {
 		return nil, fmt.Errorf("listening on proxy.web_listen_addr: %w", err)
@@ -145,6 +152,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 
 var badNamespace = regexp.MustCompile(`[^A-Za-z0-9._:-]`)
 
+// openStore opens the configured store. On error it returns a nil Store, never a typed
+// nil pointer that Close would be called on.
 func openStore(cfg *config.Config, log *slog.Logger) (state.Store, error) {
 	if cfg.Storage.Type == config.StorageRedis {
 		r := cfg.Storage.Redis
@@ -156,12 +165,21 @@ func openStore(cfg *config.Config, log *slog.Logger) (state.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return state.NewRedis(state.RedisConfig{
+		st, err := state.NewRedis(state.RedisConfig{
 			Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, TLS: tlsConfig,
 			Namespace: ns, MinReplicas: r.MinReplicas, Logger: log,
 		})
+		if err != nil {
+			return nil, fmt.Errorf("opening the redis store: %w", err)
+		}
+		return st, nil
 	}
-	return state.OpenEmbedded(state.EmbeddedConfig{Dir: filepath.Join(cfg.DataDir, "state"), Logger: log})
+	dir := filepath.Join(cfg.DataDir, "state")
+	st, err := state.OpenEmbedded(state.EmbeddedConfig{Dir: dir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the store in %s: %w", dir, err)
+	}
+	return st, nil
 }
 
 // AdminIdentityPath is where the admin identity is written.

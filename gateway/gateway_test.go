@@ -124,3 +124,54 @@ func TestDecisionLogFile(t *testing.T) {
 		t.Fatalf("decision log:\n%s", data)
 	}
 }
+
+func TestMissingPresetRolesAreRecreatedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	run(t, load(t, dir), func(g *Gateway) {
+		if _, err := g.Auth().Delete(ctx, resource.KindRole, "access"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(t, load(t, dir), func(g *Gateway) {
+		if rs, err := g.Auth().Get(ctx, resource.KindRole, "access", false); err != nil || len(rs) != 1 {
+			t.Fatalf("preset role access not recreated: %v", err)
+		}
+	})
+	t.Run("an_operators_own_role_of_that_name_is_kept", func(t *testing.T) {
+		run(t, load(t, dir), func(g *Gateway) {
+			rs, _ := resource.Parse([]byte("kind: role\nversion: v5\nmetadata: {name: access}\nspec: {allow: {logins: [ops]}}\n"), "r.yaml")
+			if _, err := g.Auth().Create(ctx, rs, true); err != nil {
+				t.Fatal(err)
+			}
+		})
+		run(t, load(t, dir), func(g *Gateway) {
+			rs, _ := g.Auth().Get(ctx, resource.KindRole, "access", false)
+			if got := rs[0].(*resource.Role).Spec.Allow.Logins; len(got) != 1 || got[0] != "ops" {
+				t.Fatalf("operator's role replaced: %v", got)
+			}
+		})
+	})
+}
+
+func TestClusterNameMustBeADNSNameInNormalForm(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"ROOT.example.com", `write it as "root.example.com"`},
+		{"root.example.com.", `write it as "root.example.com"`},
+		{"root/../x", "cluster name"},
+		{"root..example.com", "empty label"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := load(t, dir)
+			cfg.ClusterName = tc.name
+			_, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v", err)
+			}
+			if _, err := os.Stat(cfg.DataDir); !os.IsNotExist(err) {
+				t.Fatalf("data_dir created for a refused name: %v", err)
+			}
+		})
+	}
+}

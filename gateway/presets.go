@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/resource"
@@ -24,15 +25,21 @@ spec:
       '*': '*'
 `
 
-// createPresets creates the preset roles that do not exist yet; an operator's own role of
-// the same name is left as it is.
-func createPresets(ctx context.Context, a *auth.Service) error {
+// createPresets creates the preset roles that do not exist; an operator's own role of
+// the same name is left as it is. It runs at every start, so a preset role that was
+// removed comes back, as Teleport's do.
+func createPresets(ctx context.Context, a *auth.Service, log *slog.Logger) error {
 	rs, err := resource.Parse([]byte(presetRoles), "presets")
 	if err != nil {
 		return fmt.Errorf("preset roles: %w", err)
 	}
 	for _, r := range rs {
-		if _, err := a.Create(ctx, []resource.Resource{r}, false); err != nil && !errors.Is(err, auth.ErrAlreadyExists) {
+		_, err := a.Create(ctx, []resource.Resource{r}, false)
+		switch {
+		case err == nil:
+			log.Info("created preset role", "role", r.GetMetadata().Name)
+		case errors.Is(err, auth.ErrAlreadyExists):
+		default:
 			return fmt.Errorf("creating preset role %q: %w", r.GetMetadata().Name, err)
 		}
 	}

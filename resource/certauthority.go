@@ -56,7 +56,7 @@ func (c *CertAuthority) GetVersion() string { return c.Version }
 // GetMetadata returns the CA's metadata.
 func (c *CertAuthority) GetMetadata() *Metadata { return &c.Metadata }
 
-// Validate checks the type and cluster name and that every key pair has its public half.
+// Validate checks the type and cluster name (a DNS name, normalised in place) and that every key pair has its public half.
 // It does not parse the keys.
 func (c *CertAuthority) Validate() error {
 	if err := checkHeader(KindCertAuthority, c.Kind, c.Version, &c.Metadata); err != nil {
@@ -70,6 +70,13 @@ func (c *CertAuthority) Validate() error {
 	}
 	if isBlank(c.Spec.ClusterName) {
 		return fieldErr(res, path{"spec", "cluster_name"}, "required")
+	}
+	if err := CheckClusterName(c.Spec.ClusterName); err != nil {
+		return wrapFieldErr(res, path{"spec", "cluster_name"}, err)
+	}
+	c.Spec.ClusterName = NormalizeClusterName(c.Spec.ClusterName)
+	if err := checkClusterMetadataName(res, &c.Metadata); err != nil {
+		return err
 	}
 	for _, set := range []struct {
 		name string

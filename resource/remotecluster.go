@@ -34,9 +34,12 @@ func (c *RemoteCluster) GetVersion() string { return c.Version }
 // GetMetadata returns the remote cluster's metadata.
 func (c *RemoteCluster) GetMetadata() *Metadata { return &c.Metadata }
 
-// Validate checks that the connection state, if set, is online or offline.
+// Validate checks that the name is a cluster name (normalised in place) and that the connection state, if set, is online or offline.
 func (c *RemoteCluster) Validate() error {
 	if err := checkHeader(KindRemoteCluster, c.Kind, c.Version, &c.Metadata); err != nil {
+		return err
+	}
+	if err := checkClusterMetadataName(describe(KindRemoteCluster, c.Metadata.Name), &c.Metadata); err != nil {
 		return err
 	}
 	switch c.Status.Connection {

@@ -585,8 +585,10 @@ func TestValidationRules(t *testing.T) {
 			`t.yaml:4:24: user "alice": spec.roles[1]: role names must not be empty`},
 
 		{"trusted_cluster_ok", tc(tcOK), ""},
-		{"trusted_cluster_token_required", tc("  tunnel_addr: a:1\n  web_proxy_addr: a:2\n"),
-			`t.yaml:5:3: trusted_cluster "root.example.com": spec.token: required: the invitation token from the root cluster`},
+		// A leaf stores its trust without the token once the handshake succeeded; the auth
+		// service requires a token where a handshake has to run.
+		{"trusted_cluster_token_may_be_empty", tc("  tunnel_addr: a:1\n  web_proxy_addr: a:2\n"), ""},
+		{"trusted_cluster_token_blank", tc("  token: ' '\n  tunnel_addr: a:1\n  web_proxy_addr: a:2\n"), `spec.token: is blank`},
 		{"trusted_cluster_tunnel_addr_required", tc("  token: abc\n  web_proxy_addr: a:2\n"), `spec.tunnel_addr: required (host:port)`},
 		{"trusted_cluster_tunnel_addr_no_port", tc("  token: abc\n  tunnel_addr: root.example.com\n  web_proxy_addr: a:2\n"),
 			`t.yaml:6:16: trusted_cluster "root.example.com": spec.tunnel_addr: want host:port, for example root.example.com:443, got "root.example.com"`},

@@ -32,15 +32,20 @@ func (t *TrustedCluster) GetVersion() string { return t.Version }
 // GetMetadata returns the trusted cluster's metadata.
 func (t *TrustedCluster) GetMetadata() *Metadata { return &t.Metadata }
 
-// Validate checks that the token and both addresses are set and that the role_map passes
-// ValidateRoleMap. Whether the mapped local roles exist is checked where roles are stored.
+// Validate checks that the name is a cluster name (CheckClusterName; it is normalised in
+// place), that both addresses are set and that the role_map passes ValidateRoleMap. Whether the mapped local roles exist is checked where roles are stored.
 func (t *TrustedCluster) Validate() error {
 	if err := checkHeader(KindTrustedCluster, t.Kind, t.Version, &t.Metadata); err != nil {
 		return err
 	}
 	res := describe(KindTrustedCluster, t.Metadata.Name)
-	if isBlank(t.Spec.Token) {
-		return fieldErr(res, path{"spec", "token"}, "required: the invitation token from the root cluster (tetherctl tokens add --type=trusted_cluster)")
+	if err := checkClusterMetadataName(res, &t.Metadata); err != nil {
+		return err
+	}
+	// The token may be empty: a leaf drops it once the handshake succeeded. The auth
+	// service requires one where a handshake has to run.
+	if t.Spec.Token != "" && isBlank(t.Spec.Token) {
+		return fieldErr(res, path{"spec", "token"}, "is blank: put the invitation token from the root cluster (tetherctl tokens add --type=trusted_cluster) here")
 	}
 	if err := checkHostPort(t.Spec.TunnelAddr); err != nil {
 		return wrapFieldErr(res, path{"spec", "tunnel_addr"}, err)

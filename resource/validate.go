@@ -36,6 +36,10 @@ func checkName(name string) error {
 		return errors.New("longer than 253 bytes")
 	case !utf8.ValidString(name):
 		return errors.New("not valid UTF-8")
+	case name == "." || name == "..":
+		// A URL path cleans them away: such a resource could be created but never
+		// read or removed through the admin API.
+		return errors.New(`must not be "." or ".."`)
 	}
 	for _, r := range name {
 		switch {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tetherproject/tether/gateway/adminclient"
 	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/resource"
 )
@@ -22,11 +21,12 @@ func tokensCommand() *cobra.Command {
 		typ       string
 		ttl       time.Duration
 		labels    string
+		name      string
 		value     string
 		addFormat string
 	)
 	add := &cobra.Command{
-		Use:   "add --type=trusted_cluster|node [--ttl=5m] [--labels k=v] [--value TOKEN] [--format text|json]",
+		Use:   "add --type=trusted_cluster|node [--ttl=5m] [--labels k=v] [--name=LEAF] [--value TOKEN] [--format text|json]",
 		Short: "Create an invitation token; it is shown only this once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,12 +47,7 @@ func tokensCommand() *cobra.Command {
 				return err
 			}
 			roles := strings.Split(typ, ",")
-			var resp web.TokenResponse
-			if cmd.Flags().Changed("value") {
-				resp, err = addTokenWithValue(cmd, c, value, roles, ttl, lbls)
-			} else {
-				resp, err = c.AddToken(ctxOf(cmd), web.TokenRequest{Roles: roles, TTL: ttl.String(), Labels: lbls})
-			}
+			resp, err := c.AddToken(ctxOf(cmd), web.TokenRequest{Roles: roles, TTL: ttl.String(), Labels: lbls, Name: name, Value: value})
 			if err != nil {
 				return err
 			}
@@ -64,7 +59,8 @@ func tokensCommand() *cobra.Command {
 	}
 	add.Flags().StringVar(&typ, "type", "", "what the token is for: trusted_cluster or node")
 	add.Flags().DurationVar(&ttl, "ttl", 30*time.Minute, "how long the token can be used")
-	add.Flags().StringVar(&labels, "labels", "", "labels for what joins with the token, k=v,k2=v2")
+	add.Flags().StringVar(&labels, "labels", "", "labels for what joins with the token, k=v,k2=v2 (a trusted_cluster token's become the remote_cluster's)")
+	add.Flags().StringVar(&name, "name", "", "trusted_cluster tokens: the only leaf cluster name that may join with the token")
 	add.Flags().StringVar(&value, "value", "", "the token itself, chosen by the admin: at least 32 hexadecimal characters (128 bits), e.g. from openssl rand -hex 16")
 	add.Flags().StringVar(&addFormat, "format", "text", "output format: text or json")
 	_ = add.MarkFlagRequired("type")
@@ -174,34 +170,6 @@ func checkTokenValue(v string) error {
 		}
 	}
 	return nil
-}
-
-// addTokenWithValue stores an admin-chosen token: as a token resource, the way create
-// stores one, expiring ttl from now.
-func addTokenWithValue(cmd *cobra.Command, c *adminclient.Client, value string, roles []string, ttl time.Duration, labels map[string]string) (web.TokenResponse, error) {
-	if ttl <= 0 {
-		return web.TokenResponse{}, fmt.Errorf("--ttl %v must be positive", ttl)
-	}
-	exp := time.Now().Add(ttl).UTC().Truncate(time.Second)
-	t := &resource.Token{
-		Kind: resource.KindToken, Version: "v2",
-		Metadata: resource.Metadata{Name: value, Labels: labels, Expires: &exp},
-		Spec:     resource.TokenSpec{Roles: append([]string(nil), roles...)},
-	}
-	if len(labels) == 0 {
-		t.Metadata.Labels = nil
-	}
-	if err := t.Validate(); err != nil {
-		return web.TokenResponse{}, err
-	}
-	data, err := resource.Marshal(t)
-	if err != nil {
-		return web.TokenResponse{}, err
-	}
-	if _, err := c.Create(ctxOf(cmd), data, "tokens add --value", false); err != nil {
-		return web.TokenResponse{}, err
-	}
-	return web.TokenResponse{Token: value, Expires: exp}, nil
 }
 
 // printTable prints a table as tctl's asciitable does: header, dashes, rows, columns

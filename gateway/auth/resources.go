@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tetherproject/tether/resource"
@@ -92,6 +93,11 @@ func (s *Service) Create(ctx context.Context, rs []resource.Resource, force bool
 	defer s.writeMu.Unlock()
 	exists := make([]bool, len(rs))
 	for i, r := range rs {
+		// Parse validated them already; validating again normalises names (cluster
+		// names to lower case without a trailing dot) of resources built in Go.
+		if err := r.Validate(); err != nil {
+			return nil, errorf(ErrBadRequest, "%v", err)
+		}
 		name := r.GetMetadata().Name
 		switch r.(type) {
 		case *resource.RemoteCluster:
@@ -195,11 +201,26 @@ func (s *Service) checkRolesExist(ctx context.Context, names []string, batch []r
 	return nil
 }
 
+// clusterKind reports whether resources of kind are named by a cluster name.
+func clusterKind(kind string) bool {
+	return kind == resource.KindTrustedCluster || kind == resource.KindRemoteCluster || kind == resource.KindCertAuthority
+}
+
+// lookupName is the name a resource of kind is stored under: cluster names are compared
+// case-insensitively and without a trailing dot.
+func lookupName(kind, name string) string {
+	if clusterKind(kind) {
+		return resource.NormalizeClusterName(name)
+	}
+	return name
+}
+
 // Get returns the resources of kind, or the one named name, oldest key first. Secrets are
 // replaced by SecretMask (or left out: CA private keys) unless withSecrets. Tokens are
 // listed by the prefix ListTokens shows: their values are not stored.
 func (s *Service) Get(ctx context.Context, kind, name string, withSecrets bool) ([]resource.Resource, error) {
 	var out []resource.Resource
+	name = lookupName(kind, name)
 	switch kind {
 	case resource.KindToken:
 		toks, err := s.ListTokens(ctx)
@@ -260,7 +281,9 @@ func (s *Service) Get(ctx context.Context, kind, name string, withSecrets bool) 
 		for _, r := range out {
 			switch v := r.(type) {
 			case *resource.TrustedCluster:
-				v.Spec.Token = SecretMask
+				if v.Spec.Token != "" {
+					v.Spec.Token = SecretMask
+				}
 			case *resource.OIDCConnector:
 				if v.Spec.ClientSecret != "" {
 					v.Spec.ClientSecret = SecretMask
@@ -294,6 +317,12 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 	if _, ok := kindNames[kind]; !ok {
 		return "", errorf(ErrBadRequest, "unknown kind %q", kind)
 	}
+	name = lookupName(kind, name)
+	if kind == resource.KindRole {
+		if err := s.checkRoleUnused(ctx, name); err != nil {
+			return "", err
+		}
+	}
 	if kind == resource.KindRemoteCluster {
 		s.trustMu.Lock()
 		defer s.trustMu.Unlock()
@@ -309,6 +338,11 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 		if err := s.deleteCAs(ctx, name); err != nil {
 			_ = s.rebuildAfter(ctx)
 			return "", err
+		}
+	}
+	if kind == resource.KindTrustedCluster {
+		if err := s.cfg.Store.Delete(ctx, usedTokenKey(name)); err != nil && !errors.Is(err, state.ErrNotFound) {
+			return "", fmt.Errorf("deleting the trust's record of %s: %w", name, err)
 		}
 	}
 	s.log.Info("resource deleted", "kind", kind, "name", name)
@@ -341,6 +375,7 @@ func (s *Service) deleteCAs(ctx context.Context, cluster string) error {
 func (s *Service) SetRemoteClusterLabels(ctx context.Context, name string, labels map[string]string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	name = lookupName(resource.KindRemoteCluster, name)
 	r, err := s.get(ctx, resourceKey(resource.KindRemoteCluster, name))
 	if err != nil {
 		return fmt.Errorf("remote cluster %q: %w", name, err)
@@ -363,3 +398,45 @@ func (s *Service) SetRemoteClusterLabels(ctx context.Context, name string, label
 func secretEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 func isLiteralLocal(local string) bool { return !strings.Contains(local, "$") }
+
+// checkRoleUnused refuses to remove a role that a user, an OIDC connector's
+// claims_to_roles or a trusted_cluster's role_map (a literal local role) still names, and
+// says which. (Tokens name what they join as, trusted_cluster or node, never a role.)
+func (s *Service) checkRoleUnused(ctx context.Context, role string) error {
+	var users []string
+	var refs []string
+	for _, kind := range []string{resource.KindUser, resource.KindOIDC, resource.KindTrustedCluster} {
+		rs, err := s.list(ctx, resourcesPrefix+kind+"/")
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			switch v := r.(type) {
+			case *resource.User:
+				if slices.Contains(v.Spec.Roles, role) {
+					users = append(users, v.Metadata.Name)
+				}
+			case *resource.OIDCConnector:
+				for _, m := range v.Spec.ClaimsToRoles {
+					if slices.Contains(m.Roles, role) {
+						refs = append(refs, fmt.Sprintf("oidc/%s claims_to_roles", v.Metadata.Name))
+						break
+					}
+				}
+			case *resource.TrustedCluster:
+				for i, m := range v.Spec.RoleMap {
+					if slices.Contains(m.Local, role) {
+						refs = append(refs, fmt.Sprintf("trusted_cluster/%s role_map[%d]", v.Metadata.Name, i))
+					}
+				}
+			}
+		}
+	}
+	if len(users) > 0 {
+		refs = append([]string{"user " + strings.Join(users, ", ")}, refs...)
+	}
+	if len(refs) > 0 {
+		return errorf(ErrBadRequest, "role %q is still in use by %s; remove it from them first", role, strings.Join(refs, "; "))
+	}
+	return nil
+}

@@ -9,7 +9,11 @@
 //
 //	resources/<kind>/<name>                   one resource, YAML as resource.Marshal writes it
 //	resources/cert_authority/<cluster>/<type> another cluster's CA (public keys only)
-//	tokens/<hex sha256 of the token>          a token's type, labels and expiry (never the token)
+//	tokens/<hex sha256 of the token>          a token's type, labels, bound leaf name and expiry (never the token)
+//	trust/<root>/used-token                   on a leaf: the SHA-256 of the token a trust was established with
+//
+// Cluster names in keys are normalised (resource.NormalizeClusterName): lower case, no
+// trailing dot.
 //
 // The cluster's own CAs are not in the store: package ca keeps them (with their private
 // keys) in the data directory, and the service adds their public halves to the bundle.
@@ -61,6 +65,8 @@ type Config struct {
 	Trust trust.Client
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Auditor receives audit events; nil means a LogAuditor on Logger.
+	Auditor Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -86,6 +92,7 @@ type Service struct {
 const (
 	resourcesPrefix = "resources/"
 	tokensPrefix    = "tokens/"
+	trustPrefix     = "trust/"
 )
 
 // New checks cfg, builds and loads the first bundle, and returns the service.
@@ -96,23 +103,48 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.CA.Name != cfg.ClusterName {
 		return nil, fmt.Errorf("auth: the CAs belong to %s, not %s", cfg.CA.Name, cfg.ClusterName)
 	}
+	if err := resource.CheckClusterName(cfg.ClusterName); err != nil {
+		return nil, fmt.Errorf("auth: cluster_name: %w", err)
+	}
+	if n := resource.NormalizeClusterName(cfg.ClusterName); n != cfg.ClusterName {
+		// Cluster names are compared in this form; the cluster's own must already be in it
+		// so that every comparison with it is a plain string comparison.
+		return nil, fmt.Errorf("auth: cluster_name %q: write it as %q (lower case, no trailing dot)", cfg.ClusterName, n)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Auditor == nil {
+		cfg.Auditor = LogAuditor{Logger: cfg.Logger.With("component", "audit", "cluster", cfg.ClusterName)}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "auth", "cluster", cfg.ClusterName)}
 	err := s.Rebuild(ctx)
-	if errors.Is(err, state.ErrUnavailable) {
+	switch {
+	case errors.Is(err, state.ErrUnavailable):
 		// Storage down at start: decide with this cluster's own CAs and nothing else
 		// (no roles, so every request is denied) until Run reaches the store.
 		s.log.Error("storage unavailable at start; denying everything until it is back", "err", err)
 		err = s.load(ctx, nil)
 		s.stale.Store(true)
+	case errors.Is(err, bundles.ErrDuplicateCAKey):
+		// Stored CAs claim one key twice (written around the checks, e.g. by two
+		// replicas at once): there is no previous bundle to keep, so decide with this
+		// cluster's own CAs only (everything denied) and stay up so that an admin can
+		// remove the offending cluster (the error names it).
+		s.log.Error("stored certificate authorities share a key; denying everything until an admin removes one of them", "err", err)
+		err = s.load(ctx, nil)
+		s.stale.Store(true)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !s.stale.Load() {
+		if err := s.dropUsedTokens(ctx); err != nil {
+			s.log.Error("could not drop the invitation tokens of established trusts; retried at the next start", "err", err)
+		}
 	}
 	return s, nil
 }

@@ -70,12 +70,12 @@ func TestRevisionChangesWithEveryChange(t *testing.T) {
 		_, err := root.Create(ctx, mustParse(t, "kind: lock\nversion: v2\nmetadata: {name: l1}\nspec: {target: {user: bob}}\n"), false)
 		return err
 	})
-	token, _, err := root.AddToken(ctx, []string{resource.TokenRoleTrustedCluster}, time.Minute, nil)
+	token, _, err := root.AddToken(ctx, TokenOptions{Roles: []string{resource.TokenRoleTrustedCluster}, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	host, _ := leaf.CA().Host.Resource(false)
-	step("leaf joins", func() error { _, err := root.ValidateTrustedCluster(ctx, token, host); return err })
+	step("leaf joins", func() error { _, err := root.ValidateTrustedCluster(ctx, token, host, "test"); return err })
 	step("set labels", func() error {
 		return root.SetRemoteClusterLabels(ctx, "leaf.example.com", map[string]string{"env": "demo"})
 	})
@@ -90,43 +90,70 @@ func TestValidateTrustedCluster(t *testing.T) {
 	host, _ := leaf.CA().Host.Resource(false)
 
 	t.Run("wrong_token_is_rejected", func(t *testing.T) {
-		if _, err := root.ValidateTrustedCluster(ctx, "not-a-token", host); !errors.Is(err, ErrTokenRejected) || err.Error() != "access denied: the cluster token has been rejected" {
+		if _, err := root.ValidateTrustedCluster(ctx, "not-a-token", host, "test"); !errors.Is(err, ErrTokenRejected) || err.Error() != "access denied: the cluster token has been rejected" {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("node_token_is_rejected", func(t *testing.T) {
-		tok, _, err := root.AddToken(ctx, []string{resource.TokenRoleNode}, time.Minute, nil)
+		tok, _, err := root.AddToken(ctx, TokenOptions{Roles: []string{resource.TokenRoleNode}, TTL: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := root.ValidateTrustedCluster(ctx, tok, host); !errors.Is(err, ErrTokenRejected) {
+		if _, err := root.ValidateTrustedCluster(ctx, tok, host, "test"); !errors.Is(err, ErrTokenRejected) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("expired_token_is_rejected", func(t *testing.T) {
-		tok, _, err := root.AddToken(ctx, []string{resource.TokenRoleTrustedCluster}, time.Minute, nil)
+		tok, _, err := root.AddToken(ctx, TokenOptions{Roles: []string{resource.TokenRoleTrustedCluster}, TTL: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
 		root.cfg.Now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 		defer func() { root.cfg.Now = time.Now }()
-		if _, err := root.ValidateTrustedCluster(ctx, tok, host); !errors.Is(err, ErrTokenRejected) {
+		if _, err := root.ValidateTrustedCluster(ctx, tok, host, "test"); !errors.Is(err, ErrTokenRejected) {
 			t.Fatalf("got %v", err)
 		}
 	})
-	tok, _, err := root.AddToken(ctx, []string{resource.TokenRoleTrustedCluster}, time.Minute, nil)
+	tok, _, err := root.AddToken(ctx, TokenOptions{Roles: []string{resource.TokenRoleTrustedCluster}, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Run("leaf_with_the_roots_name_is_refused", func(t *testing.T) {
 		own, _ := root.CA().Host.Resource(false)
-		if _, err := root.ValidateTrustedCluster(ctx, tok, own); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "like this root") {
+		if _, err := root.ValidateTrustedCluster(ctx, tok, own, "test"); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "like this root") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	for _, name := range []string{"ROOT.example.com", "root.example.com.", "Root.Example.Com."} {
+		t.Run("leaf_named_"+name+"_is_the_roots_own_name", func(t *testing.T) {
+			c, _ := ca.NewCluster(name, "")
+			h, _ := c.Host.Resource(false)
+			if _, err := root.ValidateTrustedCluster(ctx, tok, h, "test"); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "like this root") {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+	t.Run("leaf_name_that_is_not_a_DNS_name_is_refused", func(t *testing.T) {
+		for _, name := range []string{"a..b", "-x.example.com", "x_y.exa mple"} {
+			h := hostCAOf(t, "placeholder.example.com")
+			h.Spec.ClusterName = name
+			if _, err := root.ValidateTrustedCluster(ctx, tok, h, "test"); !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("%q: got %v", name, err)
+			}
+		}
+	})
+	t.Run("the_service_refuses_an_own_name_not_in_normal_form", func(t *testing.T) {
+		c, _ := ca.NewCluster("ROOT.example.com", "")
+		_, err := New(ctx, Config{ClusterName: "ROOT.example.com", CA: c, Store: root.cfg.Store, Engine: root.cfg.Engine})
+		if err == nil || !strings.Contains(err.Error(), `write it as "root.example.com"`) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("token_is_multi_use_and_answers_host_and_user_CAs", func(t *testing.T) {
-		for range 2 {
-			resp, err := root.ValidateTrustedCluster(ctx, tok, host)
+		for _, name := range []string{"leaf.example.com", "leaf2.example.com"} {
+			c, _ := ca.NewCluster(name, "")
+			h, _ := c.Host.Resource(false)
+			resp, err := root.ValidateTrustedCluster(ctx, tok, h, "test")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -24,28 +25,119 @@ const (
 	MaxTokenTTL = 30 * 24 * time.Hour
 	// tokenPrefixLen is how much of a token ListTokens shows.
 	tokenPrefixLen = 4
+	// MinTokenLength is the shortest token accepted: 32 characters, so that the prefix a
+	// listing shows is an eighth of it at most.
+	MinTokenLength = 32
+	// MinTokenBits is the least entropy a token must carry, estimated from its length and
+	// alphabet (see tokenStrength): 128 bits, 32 hex characters.
+	MinTokenBits = 128
 )
 
 // TokenInfo is what is stored about a token: never the token itself, only its SHA-256,
 // the first characters (to tell tokens apart in a listing) and what it is for.
 type TokenInfo struct {
-	Hash    string            `json:"hash"`
-	Prefix  string            `json:"prefix"`
-	Roles   []string          `json:"roles"`
-	Labels  map[string]string `json:"labels,omitempty"`
-	Expires time.Time         `json:"expires"`
+	Hash   string            `json:"hash"`
+	Prefix string            `json:"prefix"`
+	Roles  []string          `json:"roles"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// ClusterName, for a trusted_cluster token, is the only leaf name it may join as;
+	// empty: any name (Teleport's behaviour).
+	ClusterName string `json:"cluster_name,omitempty"`
+	// Length is the token's length. Records written before it was kept read as 0.
+	Length  int       `json:"length,omitempty"`
+	Expires time.Time `json:"expires"`
 }
 
-// Display is the token as listings show it: its prefix and an ellipsis.
-func (t TokenInfo) Display() string { return t.Prefix + "…" }
+// Display is the token as listings show it: its prefix and an ellipsis. A token too short
+// for its prefix to be a small part of it (only records from before MinTokenLength) is
+// shown by its hash instead, never by half of its value.
+func (t TokenInfo) Display() string {
+	if t.Length >= MinTokenLength {
+		return t.Prefix + "…"
+	}
+	return t.hashDisplay() + "…"
+}
 
-// Matches reports whether s names this token: the whole token, or the prefix as shown
-// (with or without the ellipsis).
+func (t TokenInfo) hashDisplay() string {
+	h := t.Hash
+	if len(h) > 16 {
+		h = h[:16]
+	}
+	return "sha256:" + h
+}
+
+// Matches reports whether s names this token: the whole token, or the name a listing
+// shows (with or without the ellipsis).
 func (t TokenInfo) Matches(s string) bool {
 	if secretEqual(hashToken(s), t.Hash) {
 		return true
 	}
-	return strings.TrimSuffix(s, "…") == t.Prefix
+	return strings.TrimSuffix(s, "…") == strings.TrimSuffix(t.Display(), "…")
+}
+
+// tokenStrength refuses a token that is too short or too guessable to be one: fewer than
+// MinTokenLength characters, fewer than MinTokenBits estimated from its length and the
+// alphabet it draws from (16 for hex, else the sum of the classes it uses: digits 10,
+// lower 26, upper 26, others 32), or a repetition (fewer than 8 distinct characters, or
+// one character making up half of it). The message never echoes the token.
+func tokenStrength(token string) error {
+	if len(token) < MinTokenLength {
+		return fmt.Errorf("a token must be at least %d characters (%d random bits; tetherctl tokens add makes one), this one has %d", MinTokenLength, MinTokenBits, len(token))
+	}
+	var digit, lower, upper, other, hexLower, hexUpper bool
+	hexLower, hexUpper = true, true
+	counts := map[byte]int{}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		counts[c]++
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c >= 'a' && c <= 'z':
+			lower = true
+			hexUpper = false
+			if c > 'f' {
+				hexLower = false
+			}
+		case c >= 'A' && c <= 'Z':
+			upper = true
+			hexLower = false
+			if c > 'F' {
+				hexUpper = false
+			}
+		default:
+			other = true
+			hexLower, hexUpper = false, false
+		}
+	}
+	alphabet := 0
+	switch {
+	case !lower && !upper && !other:
+		alphabet = 10
+	case hexLower || hexUpper:
+		alphabet = 16
+	default:
+		for _, cl := range []struct {
+			used bool
+			n    int
+		}{{digit, 10}, {lower, 26}, {upper, 26}, {other, 32}} {
+			if cl.used {
+				alphabet += cl.n
+			}
+		}
+	}
+	bits := float64(len(token)) * math.Log2(float64(alphabet))
+	if bits < MinTokenBits {
+		return fmt.Errorf("a token must carry at least %d bits (32 hex characters); this one carries about %.0f", MinTokenBits, bits)
+	}
+	most := 0
+	for _, n := range counts {
+		most = max(most, n)
+	}
+	if len(counts) < 8 || 2*most >= len(token) {
+		return fmt.Errorf("a token must be random: this one repeats a few characters (%d distinct); use tetherctl tokens add, or openssl rand -hex 16", len(counts))
+	}
+	return nil
 }
 
 // Resource is the token as a resource for tetherctl get: named by its display prefix.
@@ -65,39 +157,79 @@ func hashToken(token string) string {
 
 func tokenKey(hash string) string { return tokensPrefix + hash }
 
-// AddToken creates a random token for roles (trusted_cluster, node) valid for ttl (zero:
-// DefaultTokenTTL) and returns it. This is the only time the token is seen: the store keeps
-// its hash.
-func (s *Service) AddToken(ctx context.Context, roles []string, ttl time.Duration, labels map[string]string) (string, TokenInfo, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", TokenInfo{}, err
+// TokenOptions describe a token for AddToken.
+type TokenOptions struct {
+	// Roles are what the token is for: trusted_cluster, node.
+	Roles []string
+	// TTL is the token's lifetime; zero means DefaultTokenTTL.
+	TTL time.Duration
+	// Labels go onto what joins with the token (a trusted_cluster token's labels become
+	// the remote_cluster's).
+	Labels map[string]string
+	// ClusterName binds a trusted_cluster token to the leaf of that name.
+	ClusterName string
+	// Value is the token; empty means a new random one (128 bits, hex).
+	Value string
+}
+
+// AddToken creates a token (random unless opts.Value) and returns it. This is the only
+// time the token is seen: the store keeps its hash.
+func (s *Service) AddToken(ctx context.Context, opts TokenOptions) (string, TokenInfo, error) {
+	token := opts.Value
+	if token == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", TokenInfo{}, err
+		}
+		token = hex.EncodeToString(b[:])
 	}
-	token := hex.EncodeToString(b[:])
-	info, err := s.storeToken(ctx, token, roles, ttl, labels)
+	info, err := s.storeToken(ctx, token, opts)
 	return token, info, err
 }
 
-func (s *Service) storeToken(ctx context.Context, token string, roles []string, ttl time.Duration, labels map[string]string) (TokenInfo, error) {
+func (s *Service) storeToken(ctx context.Context, token string, opts TokenOptions) (TokenInfo, error) {
+	ttl := opts.TTL
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
 	}
 	if ttl < 0 || ttl > MaxTokenTTL {
 		return TokenInfo{}, errorf(ErrBadRequest, "token TTL %v: want more than 0 and at most %v", ttl, MaxTokenTTL)
 	}
-	t := &resource.Token{Kind: resource.KindToken, Version: "v2", Metadata: resource.Metadata{Name: token, Labels: labels}, Spec: resource.TokenSpec{Roles: roles}}
+	t := &resource.Token{Kind: resource.KindToken, Version: "v2", Metadata: resource.Metadata{Name: token, Labels: opts.Labels}, Spec: resource.TokenSpec{Roles: opts.Roles}}
 	if err := t.Validate(); err != nil {
 		return TokenInfo{}, errorf(ErrBadRequest, "%v", err)
 	}
-	if len(token) < 2*tokenPrefixLen {
-		return TokenInfo{}, errorf(ErrBadRequest, "a token must be at least %d characters", 2*tokenPrefixLen)
+	if err := tokenStrength(token); err != nil {
+		return TokenInfo{}, errorf(ErrBadRequest, "token refused: %v", err)
+	}
+	bound := ""
+	if opts.ClusterName != "" {
+		if len(t.Spec.Roles) != 1 || t.Spec.Roles[0] != resource.TokenRoleTrustedCluster {
+			return TokenInfo{}, errorf(ErrBadRequest, "a token bound to a cluster name must be of type trusted_cluster only")
+		}
+		if err := resource.CheckClusterName(opts.ClusterName); err != nil {
+			return TokenInfo{}, errorf(ErrBadRequest, "token cluster name: %v", err)
+		}
+		bound = resource.NormalizeClusterName(opts.ClusterName)
+		if bound == s.cfg.ClusterName {
+			return TokenInfo{}, errorf(ErrBadRequest, "token cluster name %q is this cluster's own name; give the leaf's cluster_name", bound)
+		}
+	}
+	if len(opts.Labels) > 0 {
+		// The labels become a remote_cluster's: refuse now what SetRemoteClusterLabels would.
+		rc := &resource.RemoteCluster{Kind: resource.KindRemoteCluster, Version: "v3", Metadata: resource.Metadata{Name: "leaf", Labels: opts.Labels}}
+		if err := rc.Validate(); err != nil {
+			return TokenInfo{}, errorf(ErrBadRequest, "token labels: %v", err)
+		}
 	}
 	info := TokenInfo{
-		Hash:    hashToken(token),
-		Prefix:  token[:tokenPrefixLen],
-		Roles:   t.Spec.Roles,
-		Labels:  labels,
-		Expires: s.cfg.Now().Add(ttl).UTC().Truncate(time.Millisecond),
+		Hash:        hashToken(token),
+		Prefix:      token[:tokenPrefixLen],
+		Roles:       t.Spec.Roles,
+		Labels:      opts.Labels,
+		ClusterName: bound,
+		Length:      len(token),
+		Expires:     s.cfg.Now().Add(ttl).UTC().Truncate(time.Millisecond),
 	}
 	data, err := json.Marshal(info)
 	if err != nil {
@@ -109,7 +241,7 @@ func (s *Service) storeToken(ctx context.Context, token string, roles []string, 
 		}
 		return TokenInfo{}, fmt.Errorf("storing token: %w", err)
 	}
-	s.log.Info("token added", "token", info.Display(), "roles", info.Roles, "expires", info.Expires)
+	s.log.Info("token added", "token", info.Display(), "roles", info.Roles, "cluster_name", info.ClusterName, "expires", info.Expires)
 	return info, nil
 }
 
@@ -123,7 +255,7 @@ func (s *Service) storeTokenResource(ctx context.Context, t *resource.Token) err
 			return errorf(ErrBadRequest, "token: metadata.expires has passed")
 		}
 	}
-	_, err := s.storeToken(ctx, t.Metadata.Name, t.Spec.Roles, ttl, t.Metadata.Labels)
+	_, err := s.storeToken(ctx, t.Metadata.Name, TokenOptions{Roles: t.Spec.Roles, TTL: ttl, Labels: t.Metadata.Labels})
 	return err
 }
 
@@ -188,28 +320,29 @@ func (s *Service) DeleteToken(ctx context.Context, tokenOrPrefix string) error {
 	return nil
 }
 
-// checkToken reports whether token is a live token for role. The lookup is by hash and
-// the stored hash is compared in constant time; tokens are multi-use until they expire.
-func (s *Service) checkToken(ctx context.Context, token, role string) (bool, error) {
+// checkToken returns the token's record if token is a live token for role. The lookup is
+// by hash and the stored hash is compared in constant time; tokens are multi-use until
+// they expire.
+func (s *Service) checkToken(ctx context.Context, token, role string) (TokenInfo, bool, error) {
 	h := hashToken(token)
 	it, err := s.cfg.Store.Get(ctx, tokenKey(h))
 	if errors.Is(err, state.ErrNotFound) {
-		return false, nil
+		return TokenInfo{}, false, nil
 	}
 	if err != nil {
-		return false, err
+		return TokenInfo{}, false, err
 	}
 	var t TokenInfo
 	if err := json.Unmarshal(it.Value, &t); err != nil {
-		return false, nil
+		return TokenInfo{}, false, nil
 	}
 	if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) != 1 || !s.cfg.Now().Before(t.Expires) {
-		return false, nil
+		return TokenInfo{}, false, nil
 	}
 	for _, r := range t.Roles {
 		if r == role {
-			return true, nil
+			return t, true, nil
 		}
 	}
-	return false, nil
+	return TokenInfo{}, false, nil
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,14 +12,34 @@ import (
 	"github.com/tetherproject/tether/state"
 )
 
+// usedTokenKey holds, on a leaf, the SHA-256 of the invitation token a trust was
+// established with. The token itself is dropped after the handshake (the leaf keeps no
+// reusable secret); the hash only lets `create --force` with the original file, token
+// included, be told apart from an attempt to change the token.
+func usedTokenKey(root string) string { return trustPrefix + root + "/used-token" }
+
+type usedToken struct {
+	SHA256 string `json:"sha256"`
+}
+
 // upsertTrustedCluster is `tetherctl create [--force] trusted_cluster.yaml` on a leaf.
 // A new, enabled trust runs the handshake with the root before anything is stored; an
 // existing one may change only role_map and enabled; enabling a trust whose root CAs are
-// already stored needs no token.
+// already stored needs no token. Once the root's CAs are stored the trust is stored
+// without its token.
+//
+// Token rules on an existing trust (Teleport's: the token is immutable): the mask, an
+// empty token, or the token the trust was established with are accepted and change
+// nothing; any other token is refused with how to start over.
 func (s *Service) upsertTrustedCluster(ctx context.Context, tc *resource.TrustedCluster, existed bool) error {
 	name := tc.Metadata.Name
-	if name == s.cfg.ClusterName {
+	if resource.SameCluster(name, s.cfg.ClusterName) {
 		return errorf(ErrBadRequest, "trusted_cluster %q has this cluster's own name; name it after the root cluster", name)
+	}
+	if ok, err := s.exists(ctx, resourceKey(resource.KindRemoteCluster, name)); err != nil {
+		return err
+	} else if ok {
+		return errorf(ErrBadRequest, "cluster %q is a leaf of this cluster (remote_cluster %s); a cluster cannot be both root and leaf of another", name, name)
 	}
 	for i, m := range tc.Spec.RoleMap {
 		for _, local := range m.Local {
@@ -35,18 +56,35 @@ func (s *Service) upsertTrustedCluster(ctx context.Context, tc *resource.Trusted
 			}
 		}
 	}
+	haveCAs, err := s.hasCAs(ctx, name)
+	if err != nil {
+		return err
+	}
 	if existed {
 		old, err := s.get(ctx, resourceKey(resource.KindTrustedCluster, name))
 		if err != nil {
 			return err
 		}
 		prev := old.(*resource.TrustedCluster)
-		if tc.Spec.Token == SecretMask {
-			tc.Spec.Token = prev.Spec.Token
-		}
 		var changed []string
-		if !secretEqual(tc.Spec.Token, prev.Spec.Token) {
-			changed = append(changed, "token")
+		switch {
+		case tc.Spec.Token == SecretMask || tc.Spec.Token == "":
+			tc.Spec.Token = prev.Spec.Token
+		case prev.Spec.Token != "":
+			if !secretEqual(tc.Spec.Token, prev.Spec.Token) {
+				changed = append(changed, "token")
+			}
+		default:
+			// The stored trust holds no token (dropped after the handshake): the same
+			// token as then is no change; another is.
+			used, err := s.usedTokenHash(ctx, name)
+			if err != nil {
+				return err
+			}
+			if used == "" || !secretEqual(hashToken(tc.Spec.Token), used) {
+				changed = append(changed, "token")
+			}
+			tc.Spec.Token = ""
 		}
 		if tc.Spec.WebProxyAddr != prev.Spec.WebProxyAddr {
 			changed = append(changed, "web_proxy_addr")
@@ -61,20 +99,88 @@ func (s *Service) upsertTrustedCluster(ctx context.Context, tc *resource.Trusted
 	} else if tc.Spec.Token == SecretMask {
 		return errorf(ErrBadRequest, "trusted_cluster %q: spec.token is the mask %q; put the invitation token from the root there", name, SecretMask)
 	}
-	haveCAs, err := s.hasCAs(ctx, name)
-	if err != nil {
-		return err
+	if !haveCAs && tc.Spec.Token == "" && (tc.Spec.Enabled || !existed) {
+		return errorf(ErrBadRequest, "trusted_cluster %q: spec.token is required: the invitation token from the root cluster (tetherctl tokens add --type=trusted_cluster on the root)", name)
 	}
 	if tc.Spec.Enabled && !haveCAs {
 		if err := s.establishTrust(ctx, tc); err != nil {
 			return err
 		}
+		if err := s.putJSON(ctx, usedTokenKey(name), usedToken{SHA256: hashToken(tc.Spec.Token)}); err != nil {
+			return err
+		}
+		haveCAs = true
+	}
+	if haveCAs {
+		// The root's CAs are stored: the trust no longer needs the invitation token, and
+		// a leaf keeps no secret that could be replayed (it stays valid on the root
+		// until its TTL).
+		tc.Spec.Token = ""
 	}
 	if err := s.put(ctx, resourceKey(resource.KindTrustedCluster, name), tc); err != nil {
 		return err
 	}
 	s.log.Info("trusted cluster stored", "root", name, "enabled", tc.Spec.Enabled)
 	return nil
+}
+
+// dropUsedTokens removes the invitation token from every stored trust whose root CAs are
+// stored (trusts established before the leaf stopped keeping its token), keeping only its
+// hash as upsertTrustedCluster does.
+func (s *Service) dropUsedTokens(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	rs, err := s.list(ctx, resourcesPrefix+resource.KindTrustedCluster+"/")
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		tc := r.(*resource.TrustedCluster)
+		if tc.Spec.Token == "" {
+			continue
+		}
+		if ok, err := s.hasCAs(ctx, tc.Metadata.Name); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.putJSON(ctx, usedTokenKey(tc.Metadata.Name), usedToken{SHA256: hashToken(tc.Spec.Token)}); err != nil {
+			return err
+		}
+		tc.Spec.Token = ""
+		if err := s.put(ctx, resourceKey(resource.KindTrustedCluster, tc.Metadata.Name), tc); err != nil {
+			return err
+		}
+		s.log.Info("dropped the invitation token of an established trust", "root", tc.Metadata.Name)
+	}
+	return nil
+}
+
+func (s *Service) putJSON(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Store.Put(ctx, state.Item{Key: key, Value: data}); err != nil {
+		return fmt.Errorf("storing %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Service) usedTokenHash(ctx context.Context, root string) (string, error) {
+	it, err := s.cfg.Store.Get(ctx, usedTokenKey(root))
+	if errors.Is(err, state.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var u usedToken
+	if err := json.Unmarshal(it.Value, &u); err != nil {
+		return "", nil
+	}
+	return u.SHA256, nil
 }
 
 func (s *Service) hasCAs(ctx context.Context, cluster string) (bool, error) {
@@ -86,71 +192,122 @@ func (s *Service) hasCAs(ctx context.Context, cluster string) (bool, error) {
 }
 
 // establishTrust sends this cluster's host CA and the token to the root and stores the
-// root's host and user CAs.
+// root's host and user CAs, unless one of their keys is one this cluster already knows
+// (its own, or another trusted cluster's).
 func (s *Service) establishTrust(ctx context.Context, tc *resource.TrustedCluster) error {
 	host, err := s.cfg.CA.Host.Resource(false)
 	if err != nil {
 		return err
 	}
+	root := tc.Metadata.Name
 	req := trust.ValidateRequest{Token: tc.Spec.Token, CAs: []trust.CA{trust.FromResource(host)}}
-	s.log.Info("establishing trust with root", "root", tc.Metadata.Name, "web_proxy_addr", tc.Spec.WebProxyAddr)
-	cas, err := s.cfg.Trust.Validate(ctx, tc.Spec.WebProxyAddr, tc.Metadata.Name, req)
+	s.log.Info("establishing trust with root", "root", root, "web_proxy_addr", tc.Spec.WebProxyAddr)
+	cas, err := s.cfg.Trust.Validate(ctx, tc.Spec.WebProxyAddr, root, req)
 	if err != nil {
-		s.log.Warn("trust with root not established", "root", tc.Metadata.Name, "err", err)
+		s.log.Warn("trust with root not established", "root", root, "err", err)
 		if errors.Is(err, trust.ErrTokenRejected) {
-			return errorf(ErrBadRequest, "the root %s answered: %v; ask its admin for a new token (tetherctl tokens add --type=trusted_cluster)", tc.Metadata.Name, err)
+			return errorf(ErrBadRequest, "the root %s answered: %v; ask its admin for a new token (tetherctl tokens add --type=trusted_cluster)", root, err)
 		}
-		return errorf(ErrBadRequest, "establishing trust with %s: %v", tc.Metadata.Name, err)
+		return errorf(ErrBadRequest, "establishing trust with %s: %v", root, err)
+	}
+	if err := s.checkNewCAs(ctx, cas...); err != nil {
+		s.log.Warn("refused the root's answer: it reuses a known CA key", "root", root, "err", err)
+		s.Audit(ctx, AuditEvent{Type: AuditTrustJoinRefused, Fields: map[string]any{"root": root, "side": "leaf", "reason": err.Error()}})
+		return errorf(ErrBadRequest, "refused the answer of %s: %v; nothing was stored. The root presents keys that are not its own: check web_proxy_addr and the root's identity", root, err)
 	}
 	for _, c := range cas {
 		if err := s.put(ctx, caKey(c.Spec.ClusterName, c.Spec.Type), c); err != nil {
 			return err
 		}
 	}
-	s.log.Info("trust with root established", "root", tc.Metadata.Name)
+	s.log.Info("trust with root established", "root", root)
 	return nil
 }
 
-// ValidateTrustedCluster is the root's side of the handshake: check the token (multi-use
-// until it expires), refuse a leaf with this cluster's name, store the leaf's host CA,
-// create the remote_cluster (offline, no labels; an existing one, labels included, is left
-// alone) and answer with this cluster's host and user CAs.
-func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leafHostCA *resource.CertAuthority) (*trust.ValidateResponse, error) {
-	ok, err := s.checkToken(ctx, token, resource.TokenRoleTrustedCluster)
+// ValidateTrustedCluster is the root's side of the handshake. In order: the token must be
+// a live trusted_cluster token (else ErrTokenRejected, whatever else is wrong) and, when
+// bound to a leaf name, bound to this one; the leaf's name must be a cluster name that is
+// neither this cluster's, nor its root's, nor one that already has a remote_cluster
+// (ErrAlreadyExists: a name is claimed once, until a root admin removes it); no key of
+// the leaf's host CA may be a key this cluster knows. Then it creates the remote_cluster
+// (offline, with the token's labels), stores the leaf's host CA and answers with this
+// cluster's host and user CAs. A refused call changes nothing. remote is the caller's
+// address, for the audit.
+func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leafHostCA *resource.CertAuthority, remote string) (*trust.ValidateResponse, error) {
+	info, ok, err := s.checkToken(ctx, token, resource.TokenRoleTrustedCluster)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, ErrTokenRejected
 	}
-	leaf := leafHostCA.Spec.ClusterName
-	if leaf == s.cfg.ClusterName {
-		return nil, errorf(ErrBadRequest, "the leaf cluster is named %q like this root; every cluster needs its own cluster_name", leaf)
-	}
-	if ok, err := s.exists(ctx, resourceKey(resource.KindTrustedCluster, leaf)); err != nil {
+	claimed := leafHostCA.Spec.ClusterName
+	refuse := func(err error) (*trust.ValidateResponse, error) {
+		// Info, not Warn: the web API counts refusals into its periodic summary; the
+		// audit event records each one (the caller held a valid token).
+		s.log.Info("leaf cluster refused", "leaf", claimed, "remote", remote, "token", info.Display(), "reason", err)
+		s.Audit(ctx, AuditEvent{Type: AuditTrustJoinRefused, Fields: map[string]any{
+			"leaf": claimed, "remote": remote, "token": info.Display(), "reason": err.Error(), "side": "root"}})
 		return nil, err
-	} else if ok {
-		return nil, errorf(ErrBadRequest, "cluster %q is this cluster's root; a cluster cannot be both root and leaf of another", leaf)
+	}
+	if err := resource.CheckClusterName(claimed); err != nil {
+		return refuse(errorf(ErrBadRequest, "leaf cluster name: %v", err))
+	}
+	leaf := resource.NormalizeClusterName(claimed)
+	if info.ClusterName != "" && info.ClusterName != leaf {
+		// To the caller it is a rejected token like any other: the token is not for it.
+		_, err := refuse(fmt.Errorf("%w: the token is bound to leaf %q, not %q", ErrTokenRejected, info.ClusterName, leaf))
+		return nil, err
+	}
+	if leaf == s.cfg.ClusterName {
+		return refuse(errorf(ErrBadRequest, "the leaf cluster is named %q like this root; every cluster needs its own cluster_name", leaf))
 	}
 	s.trustMu.Lock()
 	defer s.trustMu.Unlock()
-	leafHostCA.Metadata.Labels = nil
-	if err := s.put(ctx, caKey(leaf, resource.CATypeHost), leafHostCA); err != nil {
+	if ok, err := s.exists(ctx, resourceKey(resource.KindTrustedCluster, leaf)); err != nil {
 		return nil, err
+	} else if ok {
+		return refuse(errorf(ErrBadRequest, "cluster %q is this cluster's root; a cluster cannot be both root and leaf of another", leaf))
+	}
+	alreadyJoined := func() (*trust.ValidateResponse, error) {
+		return refuse(errorf(ErrAlreadyExists, "cluster %q has already joined %s; a cluster name joins once. If this is the same cluster joining again (for example with new CAs), a root admin must first remove it on the root: tetherctl rm rc/%s",
+			leaf, s.cfg.ClusterName, leaf))
+	}
+	if ok, err := s.exists(ctx, resourceKey(resource.KindRemoteCluster, leaf)); err != nil {
+		return nil, err
+	} else if ok {
+		return alreadyJoined()
+	}
+	leafHostCA.Metadata = resource.Metadata{Name: leaf}
+	leafHostCA.Spec.ClusterName = leaf
+	if err := s.checkNewCAs(ctx, leafHostCA); err != nil {
+		return refuse(errorf(ErrBadRequest, "the leaf's host CA: %v", err))
 	}
 	rc := &resource.RemoteCluster{
 		Kind: resource.KindRemoteCluster, Version: "v3",
-		Metadata: resource.Metadata{Name: leaf},
+		Metadata: resource.Metadata{Name: leaf, Labels: info.Labels},
 		Status:   resource.RemoteClusterStatus{Connection: resource.ConnectionOffline},
 	}
 	data, err := resource.Marshal(rc)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.cfg.Store.Create(ctx, state.Item{Key: resourceKey(resource.KindRemoteCluster, leaf), Value: data}); err != nil && !errors.Is(err, state.ErrAlreadyExists) {
+	// Creating the remote_cluster claims the name, atomically across replicas sharing
+	// the store; the CA is stored only by the caller that won the claim.
+	if _, err := s.cfg.Store.Create(ctx, state.Item{Key: resourceKey(resource.KindRemoteCluster, leaf), Value: data}); err != nil {
+		if errors.Is(err, state.ErrAlreadyExists) {
+			return alreadyJoined()
+		}
 		return nil, fmt.Errorf("creating remote cluster %q: %w", leaf, err)
 	}
-	s.log.Info("leaf cluster joined", "leaf", leaf)
+	if err := s.put(ctx, caKey(leaf, resource.CATypeHost), leafHostCA); err != nil {
+		if derr := s.cfg.Store.Delete(ctx, resourceKey(resource.KindRemoteCluster, leaf)); derr != nil {
+			s.log.Error("a failed join left a remote_cluster without a CA; remove it with tetherctl rm rc/"+leaf, "err", derr)
+		}
+		return nil, err
+	}
+	s.log.Info("leaf cluster joined", "leaf", leaf, "remote", remote, "token", info.Display(), "labels", info.Labels)
+	s.Audit(ctx, AuditEvent{Type: AuditTrustJoin, Fields: map[string]any{"leaf": leaf, "remote": remote, "token": info.Display()}})
 	if err := s.rebuildAfter(ctx); err != nil {
 		return nil, err
 	}

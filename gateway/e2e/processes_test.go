@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,19 +26,44 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func build(t *testing.T, dir string) (tetherd, tetherctl string) {
+var (
+	buildOnce              sync.Once
+	builtTetherd, builtCtl string
+	buildDir               string
+	buildErr               error
+)
+
+// build builds tetherd and tetherctl once per test run (dir is unused: the binaries are
+// shared by every test of the package and removed by TestMain).
+func build(t *testing.T, _ string) (tetherd, tetherctl string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go toolchain not on PATH")
 	}
-	tetherd, tetherctl = filepath.Join(dir, "tetherd"), filepath.Join(dir, "tetherctl")
-	cmd := exec.Command(goBin, "build", "-o", dir, "./cmd/tetherd", "./cmd/tetherctl")
-	cmd.Dir = moduleRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "tether-e2e-"); buildErr != nil {
+			return
+		}
+		builtTetherd, builtCtl = filepath.Join(buildDir, "tetherd"), filepath.Join(buildDir, "tetherctl")
+		cmd := exec.Command(goBin, "build", "-o", buildDir, "./cmd/tetherd", "./cmd/tetherctl")
+		cmd.Dir = moduleRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return tetherd, tetherctl
+	return builtTetherd, builtCtl
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 func freePort(t *testing.T) int {

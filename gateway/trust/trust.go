@@ -7,7 +7,9 @@
 // remote_cluster) and what the leaf does with the answer belong to package auth; this
 // package only guarantees that whatever it hands over is well formed: known fields only,
 // at most MaxBodySize bytes, a token of sane size, CAs of the expected type whose keys
-// parse and can be CA keys.
+// parse and can be CA keys, named by a DNS cluster name (resource.CheckClusterName; the
+// returned resources carry it normalised). Whether a key is already someone else's is the
+// auth service's question: only it knows every key of its cluster.
 package trust
 
 import (
@@ -211,7 +213,7 @@ func DecodeValidateResponse(r io.Reader, root string) ([]*resource.CertAuthority
 	seen := map[string]bool{}
 	var out []*resource.CertAuthority
 	for _, c := range resp.CAs {
-		if c.ClusterName != root {
+		if !resource.SameCluster(c.ClusterName, root) {
 			return nil, fmt.Errorf("the root answered with a CA of cluster %q; the trusted_cluster is named %q: name the trusted_cluster after the root's cluster_name (see its /webapi/ping)", c.ClusterName, root)
 		}
 		if c.Type != resource.CATypeHost && c.Type != resource.CATypeUser {

@@ -55,6 +55,10 @@ func TestDecodeValidateRequest(t *testing.T) {
 		{"no_keys", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "leaf"}}}), "no SSH public keys"},
 		{"bad_cluster_name", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "a b", SSHPublicKeys: good.SSHPublicKeys}}}), "whitespace"},
 		{"oversize_body", `{"token":"` + strings.Repeat("a", MaxBodySize) + `"}`, "larger than"},
+		{"name_with_empty_label", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "leaf..example.com", SSHPublicKeys: good.SSHPublicKeys}}}), "empty label"},
+		{"name_with_slash", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "leaf/x", SSHPublicKeys: good.SSHPublicKeys}}}), "'/' is not allowed"},
+		{"name_dot_dot", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "..", SSHPublicKeys: good.SSHPublicKeys}}}), `".."`},
+		{"name_zero_width", enc(ValidateRequest{Token: "abc", CAs: []CA{{Type: "host", ClusterName: "le\u200baf", SSHPublicKeys: good.SSHPublicKeys}}}), "invisible"},
 		{"not_json", "token=abc", "decoding"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +73,16 @@ func TestDecodeValidateRequest(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestDecodeValidateRequestNormalisesTheLeafName(t *testing.T) {
+	c := hostCA(t, "leaf.example.com")
+	c.ClusterName = "LEAF.Example.com."
+	b, _ := json.Marshal(ValidateRequest{Token: "abc", CAs: []CA{c}})
+	_, r, err := DecodeValidateRequest(bytes.NewReader(b))
+	if err != nil || r.Spec.ClusterName != "leaf.example.com" || r.Metadata.Name != "leaf.example.com" {
+		t.Fatalf("%v %+v", err, r)
 	}
 }
 

@@ -14,22 +14,31 @@
 //	GET    /v1/admin/tokens
 //	POST   /v1/admin/tokens/delete                 body: {"token": "..."} (a token never goes in a URL)
 //
-// Errors are {"error": "..."} with a status that says what kind: 400 bad input, 401 no or
-// unknown client certificate, 403 not an admin or a rejected token, 404, 409 exists,
-// 413 too large.
+// Errors are {"error": "..."} with a status that says what kind: 400 bad input, 401 no,
+// unknown or expired client certificate, 403 not an admin or a rejected token, 404, 409
+// exists (a leaf name that has already joined), 413 too large, 429 too many handshake
+// attempts from one address (with Retry-After).
+//
+// The handshake endpoint is rate-limited per client address, and its failures are
+// reported as one summary line and audit event per period, never one line per attempt.
+// Failed admin authentication is logged at warn level and audited, at most once per peer
+// and window, with the number of failures suppressed in between.
 package web
 
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -52,7 +61,30 @@ type Config struct {
 	// host, localhost, ...); the public address's host is always included.
 	ServerNames []string
 	Logger      *slog.Logger
+
+	// ValidateRate is how many handshake calls per second one client address may make
+	// once its burst is spent; zero means DefaultValidateRate.
+	ValidateRate float64
+	// ValidateBurst is how many handshake calls one client address may make at once;
+	// zero means DefaultValidateBurst.
+	ValidateBurst int
+	// FailureReportInterval is how often failed handshake attempts are summarised; zero
+	// means DefaultFailureReportInterval.
+	FailureReportInterval time.Duration
+	// AdminFailureLogWindow is the least time between two warnings about failed admin
+	// authentication from one peer; zero means DefaultAdminFailureLogWindow.
+	AdminFailureLogWindow time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
+
+// Defaults of Config.
+const (
+	DefaultValidateRate          = 1.0 / 6 // ten a minute
+	DefaultValidateBurst         = 10
+	DefaultFailureReportInterval = time.Minute
+	DefaultAdminFailureLogWindow = 10 * time.Second
+)
 
 // Server is the web API.
 type Server struct {
@@ -62,6 +94,10 @@ type Server struct {
 
 	mu   sync.Mutex
 	cert *tls.Certificate
+
+	validateLimit *rateLimiter
+	failures      *failureCounter
+	adminFailures *peerLog
 }
 
 // PingResponse is /webapi/ping's answer, the shape the seed guide's jq lines read.
@@ -88,6 +124,11 @@ type TokenRequest struct {
 	Roles  []string          `json:"roles"`
 	TTL    string            `json:"ttl,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Name binds a trusted_cluster token to the one leaf cluster name that may join with it.
+	Name string `json:"name,omitempty"`
+	// Value is the token to create; empty means a random one. It must carry at least
+	// 128 bits (auth.MinTokenBits).
+	Value string `json:"value,omitempty"`
 }
 
 // TokenResponse answers POST /v1/admin/tokens: the only time the token is shown.
@@ -98,10 +139,12 @@ type TokenResponse struct {
 
 // TokenListItem is one row of GET /v1/admin/tokens.
 type TokenListItem struct {
-	Token   string            `json:"token"` // display prefix, e.g. "abcd…"
-	Roles   []string          `json:"roles"`
-	Labels  map[string]string `json:"labels,omitempty"`
-	Expires time.Time         `json:"expires"`
+	Token  string            `json:"token"` // display prefix, e.g. "abcd…"
+	Roles  []string          `json:"roles"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Name is the leaf cluster name a trusted_cluster token is bound to, if any.
+	Name    string    `json:"name,omitempty"`
+	Expires time.Time `json:"expires"`
 }
 
 // TokenDeleteRequest is the body of POST /v1/admin/tokens/delete.
@@ -129,7 +172,27 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux()}
+	if cfg.ValidateRate <= 0 {
+		cfg.ValidateRate = DefaultValidateRate
+	}
+	if cfg.ValidateBurst <= 0 {
+		cfg.ValidateBurst = DefaultValidateBurst
+	}
+	if cfg.FailureReportInterval <= 0 {
+		cfg.FailureReportInterval = DefaultFailureReportInterval
+	}
+	if cfg.AdminFailureLogWindow <= 0 {
+		cfg.AdminFailureLogWindow = DefaultAdminFailureLogWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger.With("component", "web"), mux: http.NewServeMux(),
+		validateLimit: newRateLimiter(cfg.ValidateRate, cfg.ValidateBurst, cfg.Now),
+		failures:      newFailureCounter(),
+		adminFailures: newPeerLog(cfg.AdminFailureLogWindow, cfg.Now),
+	}
 	s.mux.HandleFunc("GET /webapi/ping", s.ping)
 	s.mux.HandleFunc("POST "+trust.ValidatePath, s.validate)
 	s.mux.Handle("POST /v1/admin/resources", s.admin(s.createResources))
@@ -147,14 +210,16 @@ func New(cfg Config) *Server {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // TLSConfig is the server side: a certificate from the cluster's TLS CA for the public
-// address, renewed before it expires, and client certificates verified against the same
-// CA when given (the admin routes require one).
+// address, renewed before it expires. A client certificate is requested (the cluster's
+// TLS CA is named as the acceptable issuer) but verified by the admin routes themselves,
+// against the CA as it is at that moment, so that a failure is logged with its reason
+// instead of ending in a handshake error nobody sees.
 func (s *Server) TLSConfig() *tls.Config {
 	pool := s.cfg.Auth.CA().TLS.CertPool()
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: s.certificate,
-		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientAuth:     tls.RequestClientCert,
 		ClientCAs:      pool,
 	}
 }
@@ -223,6 +288,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(l, "", "") }()
+	rctx, stopReports := context.WithCancel(ctx)
+	reported := make(chan struct{})
+	go func() { defer close(reported); s.reportFailures(rctx, s.cfg.FailureReportInterval) }()
+	defer func() { stopReports(); <-reported }()
 	select {
 	case err := <-errc:
 		return err
@@ -276,24 +345,40 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
+	addr := clientKey(r.RemoteAddr)
+	if ok, wait := s.validateLimit.allow(addr); !ok {
+		s.failures.add(addr, "rate limited")
+		secs := int64(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many trust requests from %s; retry in %d seconds", addr, max(secs, 1)))
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, trust.MaxBodySize)
 	req, hostCA, err := trust.DecodeValidateRequest(body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			s.failures.add(addr, "oversize request")
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", trust.MaxBodySize))
 			return
 		}
-		s.log.Info("malformed trust request", "remote", r.RemoteAddr, "err", err)
+		s.failures.add(addr, "malformed request")
+		s.log.Debug("malformed trust request", "remote", r.RemoteAddr, "err", err)
 		writeError(w, http.StatusBadRequest, "malformed trust request: "+err.Error())
 		return
 	}
-	resp, err := s.cfg.Auth.ValidateTrustedCluster(r.Context(), req.Token, hostCA)
+	resp, err := s.cfg.Auth.ValidateTrustedCluster(r.Context(), req.Token, hostCA, r.RemoteAddr)
 	if err != nil {
-		if errors.Is(err, auth.ErrTokenRejected) {
-			s.log.Warn("trust request with a rejected token", "remote", r.RemoteAddr, "leaf", hostCA.Spec.ClusterName)
+		switch {
+		case errors.Is(err, auth.ErrTokenRejected):
+			s.failures.add(addr, "rejected token")
+			s.log.Debug("trust request with a rejected token", "remote", r.RemoteAddr, "leaf", hostCA.Spec.ClusterName)
 			writeError(w, http.StatusForbidden, trust.RejectedTokenMessage)
 			return
+		case errors.Is(err, auth.ErrAlreadyExists):
+			s.failures.add(addr, "leaf name already joined")
+		case errors.Is(err, auth.ErrBadRequest):
+			s.failures.add(addr, "refused")
 		}
 		s.fail(w, err)
 		return
@@ -302,19 +387,61 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
 }
 
 // admin wraps a handler for the admin routes: the client must present a certificate of
-// this cluster's TLS CA (else 401) that is an admin's (else 403).
+// this cluster's TLS CA, valid now, for client authentication (else 401) that is an
+// admin's (else 403). Every refusal is logged (rate-limited per peer) and audited.
 func (s *Server) admin(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-			writeError(w, http.StatusUnauthorized, "the admin API needs the cluster's admin identity (tetherctl --data-dir, or -i identity-file)")
-			return
-		}
-		if !identity.IsAdmin(r.TLS.VerifiedChains[0][0], s.cfg.Auth.ClusterName()) {
-			writeError(w, http.StatusForbidden, "this certificate is not an admin identity of "+s.cfg.Auth.ClusterName())
+		status, reason, subject := s.authenticateAdmin(r)
+		if status != http.StatusOK {
+			s.adminAuthFailed(r.Context(), r.RemoteAddr, subject, reason)
+			if status == http.StatusForbidden {
+				writeError(w, status, "this certificate is not an admin identity of "+s.cfg.Auth.ClusterName())
+				return
+			}
+			writeError(w, status, "the admin API needs the cluster's admin identity (tetherctl --data-dir, or -i identity-file): "+reason)
 			return
 		}
 		h(w, r)
 	})
+}
+
+// authenticateAdmin starts from "denied" and returns http.StatusOK only when the peer's
+// certificate chains to this cluster's TLS CA now and names this cluster's admin; else
+// the status, the reason and the certificate's subject (if any) for the log.
+func (s *Server) authenticateAdmin(r *http.Request) (status int, reason, subject string) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return http.StatusUnauthorized, "no client certificate", ""
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	subject = leaf.Subject.String()
+	inter := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	now := s.cfg.Now()
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         s.cfg.Auth.CA().TLS.CertPool(),
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		var unknown x509.UnknownAuthorityError
+		var invalid x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &unknown):
+			return http.StatusUnauthorized, "client certificate from an unknown CA", subject
+		case errors.As(err, &invalid) && invalid.Reason == x509.Expired && now.After(leaf.NotAfter):
+			return http.StatusUnauthorized, "expired client certificate (not after " + leaf.NotAfter.UTC().Format(time.RFC3339) + ")", subject
+		case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+			return http.StatusUnauthorized, "client certificate not valid yet", subject
+		}
+		return http.StatusUnauthorized, "invalid client certificate: " + err.Error(), subject
+	}
+	if len(chains) == 0 || len(chains[0]) == 0 || !identity.IsAdmin(chains[0][0], s.cfg.Auth.ClusterName()) {
+		return http.StatusForbidden, "not an admin identity of " + s.cfg.Auth.ClusterName(), subject
+	}
+	return http.StatusOK, "", subject
 }
 
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
@@ -412,7 +539,9 @@ func (s *Server) addToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	token, info, err := s.cfg.Auth.AddToken(r.Context(), req.Roles, ttl, req.Labels)
+	token, info, err := s.cfg.Auth.AddToken(r.Context(), auth.TokenOptions{
+		Roles: req.Roles, TTL: ttl, Labels: req.Labels, ClusterName: req.Name, Value: req.Value,
+	})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -429,7 +558,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []TokenListItem{}
 	for _, t := range toks {
-		out = append(out, TokenListItem{Token: t.Display(), Roles: t.Roles, Labels: t.Labels, Expires: t.Expires})
+		out = append(out, TokenListItem{Token: t.Display(), Roles: t.Roles, Labels: t.Labels, Name: t.ClusterName, Expires: t.Expires})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

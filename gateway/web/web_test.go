@@ -27,7 +27,7 @@ type fixture struct {
 	addr string
 }
 
-func start(t *testing.T, name string) *fixture {
+func start(t *testing.T, name string, opts ...func(*auth.Config, *Config)) *fixture {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := state.OpenEmbedded(state.EmbeddedConfig{Dir: t.TempDir(), Logger: quiet})
@@ -43,7 +43,12 @@ func start(t *testing.T, name string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := auth.New(context.Background(), auth.Config{ClusterName: name, CA: c, Store: st, Engine: eng, Logger: quiet})
+	acfg := auth.Config{ClusterName: name, CA: c, Store: st, Engine: eng, Logger: quiet}
+	wcfg := Config{Logger: quiet}
+	for _, o := range opts {
+		o(&acfg, &wcfg)
+	}
+	a, err := auth.New(context.Background(), acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +56,8 @@ func start(t *testing.T, name string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Auth: a, PublicAddr: l.Addr().String(), TunnelPublicAddr: l.Addr().String(), Logger: quiet})
+	wcfg.Auth, wcfg.PublicAddr, wcfg.TunnelPublicAddr = a, l.Addr().String(), l.Addr().String()
+	s := New(wcfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, l) }()
@@ -150,7 +156,7 @@ func TestValidateEndpointBadInput(t *testing.T) {
 	host, _ := leafCA.Host.Resource(false)
 	user, _ := leafCA.User.Resource(false)
 	ctx := context.Background()
-	token, _, err := root.auth.AddToken(ctx, []string{"trusted_cluster"}, time.Minute, nil)
+	token, _, err := root.auth.AddToken(ctx, auth.TokenOptions{Roles: []string{"trusted_cluster"}, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
