@@ -95,10 +95,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		g.log.Warn("INSECURE: this cluster accepts ANY TLS certificate from root clusters when establishing trust (--insecure); use it for testing only and give a root_ca_file instead")
 	}
 	if cfg.RootCAFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
+		// root_ca_file pins the root: only the CAs in this file are trusted for the
+		// handshake, not the system's roots as well.
+		pool := x509.NewCertPool()
 		data, err := os.ReadFile(cfg.RootCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("root_ca_file: %w", err)

@@ -37,7 +37,7 @@ type Config struct {
 	// proxy. For tests with self-signed roots only.
 	Insecure bool `mapstructure:"insecure"`
 	// RootCAFile is a PEM file of extra CA certificates trusted for roots' web proxies,
-	// on top of the system roots: the safe way to trust a test root.
+	// instead of the system roots (it pins the root): the safe way to trust a root.
 	RootCAFile string `mapstructure:"root_ca_file"`
 	// TrustTimeout bounds one trust handshake with a root, answer included.
 	TrustTimeout time.Duration `mapstructure:"trust_timeout"`
@@ -404,8 +404,8 @@ max_clock_skew: 0s
 # For testing with self-signed roots only; prefer root_ca_file.
 insecure: false
 
-# As a leaf: extra CA certificates (PEM) trusted for roots' web proxies, on top of the
-# system roots.
+# As a leaf: the CA certificates (PEM) a root's web proxy must chain to: this file pins
+# the root (the system's roots are not used when it is set).
 root_ca_file: ""
 
 # As a leaf: how long one trust handshake with a root may take.
