@@ -5,6 +5,10 @@
 #   grants contains role if { ... }  # extra local roles, from input.cert and input.cluster
 #
 # This file only makes both sets exist (empty) when no operator module adds to them.
+# METADATA
+# title: Operator rules
+# description: >-
+#   Operators add deny and grants rules here (or in sub-packages, which bundles collect). Grants see only input.cert and input.cluster.
 package tether.custom
 
 deny contains msg if {

@@ -4,6 +4,10 @@
 # there), and shipped in the bundle as objects: {"lit": "visitor"} for a literal, or
 # {"prefix", "suffix", "ns", "trait", "fn", "re", "repl"} for one expression. This package
 # expands them with a user's traits. Both namespaces read the same trait map (Teleport).
+# METADATA
+# title: Role templates
+# description: >-
+#   Expansion of internal, external, email.local and regexp.replace templates with a user traits.
 package tether.templates
 
 # expand returns the set of strings a template value gives for the traits.
