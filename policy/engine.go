@@ -201,19 +201,13 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 	}
 	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, compiler: compiler, store: store}
-	queries := []struct {
+	type query struct {
 		query string
 		dst   *rego.PreparedEvalQuery
-	}{
-		{DecisionQuery, &p.plain},
-		{identityQuery, &p.identity},
-		{accessQuery, &p.access},
 	}
+	queries := []query{{DecisionQuery, &p.plain}, {identityQuery, &p.identity}, {accessQuery, &p.access}}
 	if p.timeDependent {
-		queries = append(queries, struct {
-			query string
-			dst   *rego.PreparedEvalQuery
-		}{deniesQuery, &p.denies})
+		queries = append(queries, query{deniesQuery, &p.denies})
 	}
 	for _, q := range queries {
 		// A builtin error (to_number("stage"), a type error) must not make a deny
