@@ -137,7 +137,8 @@ func CheckOperatorRules(c *ast.Compiler) (OperatorReport, error) {
 }
 
 // unreadOperatorRules finds rules named deny or grants under data.tether.custom that the
-// engine would never read: not partial set rules, or not reached from the root rules.
+// engine would never read: not partial set rules, or not reached from the root rules, and
+// partial set rules whose name has a variable (p[k] contains x), which could be either.
 func unreadOperatorRules(c *ast.Compiler, denies, grants []*ast.Rule) []string {
 	reached := map[*ast.Rule]bool{}
 	for _, r := range append(slices.Clone(denies), grants...) {
@@ -147,6 +148,11 @@ func unreadOperatorRules(c *ast.Compiler, denies, grants []*ast.Rule) []string {
 	for _, name := range util.KeysSorted(c.Modules) {
 		m := c.Modules[name]
 		ast.WalkRules(m, func(r *ast.Rule) bool {
+			if r.Path().HasPrefix(customRef) && r.Head.RuleKind() == ast.MultiValue && !r.Head.Ref().IsGround() {
+				problems = append(problems, fmt.Sprintf("%s:%d: %v contains ... names its set with a variable, so it could define a deny or grants set the engine never reads; name the set",
+					r.Location.File, r.Location.Row, r.Head.Ref()))
+				return false
+			}
 			path, last := operatorRulePath(r)
 			if last == "" {
 				return false

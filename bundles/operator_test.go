@@ -68,6 +68,8 @@ func TestOperatorRulesRefused(t *testing.T) {
 		// Rules the engine would never read are refused, not ignored.
 		{"subpackage_deny_not_a_set", []string{"package tether.custom.teama\n\ndeny := true\n"},
 			[]string{"custom/ma.rego:3", "data.tether.custom.teama.deny must be a partial set rule"}},
+		{"set_named_by_a_variable", []string{"package tether.custom.teama\n\nsets[k] contains \"closed\" if some k in [\"deny\"]\n"},
+			[]string{"custom/ma.rego:3", "names its set with a variable"}},
 		{"subpackage_grants_function", []string{"package tether.custom.teama\n\ngrants(x) := {x}\n"},
 			[]string{"custom/ma.rego:3", "must be a partial set rule"}},
 	} {
