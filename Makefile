@@ -22,20 +22,49 @@ $(BIN)/opa: go.mod
 	GOBIN=$(BIN) $(GO) install github.com/open-policy-agent/opa@$(OPA_VERSION)
 	@touch $@
 
-# test runs the whole suite: Go tests (with the race detector where goroutines matter),
-# the Rego library's tests with the real opa and its coverage bar, and the conformance
-# vectors emitted as Rego tests.
-test: tools build test-go test-rego
+# test runs the whole suite: go vet, the Go tests (the end-to-end tests under gateway/e2e
+# included) and again with the race detector where goroutines matter, the Rego library's
+# tests with the real opa (any ERROR fails), opa check --strict, opa fmt and the coverage
+# bar; the conformance vectors run as Go tests and, emitted as Rego, under the real opa
+# test (TestEmittedRegoPassesWithRealOPA). Every step runs even when an earlier one
+# failed; the last line is the count over all of them, "N passed, N failed, N skipped",
+# and make exits non-zero when anything failed.
+RESULTS := $(BIN)/test-results
+# opa test's default per-test timeout is 5s; a loaded 2-core machine needs more.
+OPA_TEST_TIMEOUT ?= 120s
+GO_TEST_PKGS ?= ./...
+RACE_PKGS ?= ./policy/... ./bundles/... ./state/... ./ca/...
 
+test: tools build
+	@mkdir -p $(RESULTS); set +e; \
+	echo "== go vet"; $(GO) vet ./...; vet=$$?; \
+	echo "== go test $(GO_TEST_PKGS)"; \
+	$(GO) test -count=1 -json -timeout 20m $(GO_TEST_PKGS) | tee $(RESULTS)/go.json | python3 scripts/test-summary.py progress; go=$${PIPESTATUS[0]}; \
+	echo "== go test -race -short"; \
+	$(GO) test -count=1 -race -short -json -timeout 20m $(RACE_PKGS) | tee $(RESULTS)/race.json | python3 scripts/test-summary.py progress; race=$${PIPESTATUS[0]}; \
+	echo "== opa check --strict, opa fmt"; \
+	$(BIN)/opa check --strict rego/; check=$$?; \
+	$(BIN)/opa fmt --list --fail rego/; fmt=$$?; \
+	echo "== opa test"; \
+	$(BIN)/opa test --format json --timeout $(OPA_TEST_TIMEOUT) rego/ > $(RESULTS)/rego.json; rego=$$?; \
+	$(BIN)/opa test --coverage --threshold 90 --timeout $(OPA_TEST_TIMEOUT) rego/ > $(RESULTS)/rego-coverage.json; cov=$$?; \
+	python3 scripts/coverage-summary.py < $(RESULTS)/rego-coverage.json; \
+	python3 scripts/test-summary.py summary \
+		--step "go vet" $$vet --go $(RESULTS)/go.json $$go --go $(RESULTS)/race.json $$race \
+		--step "opa check --strict" $$check --step "opa fmt" $$fmt \
+		--rego $(RESULTS)/rego.json $$rego --step "rego coverage >= 90%" $$cov
+
+# test-go and test-rego run one half of test, without the summary.
 test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -race -short -timeout 20m ./policy/... ./bundles/... ./state/... ./ca/...
+	$(GO) test -count=1 -race -short -timeout 20m $(RACE_PKGS)
 
 test-rego: tools
 	$(BIN)/opa check --strict rego/
 	$(BIN)/opa fmt --list --fail rego/
-	$(BIN)/opa test --coverage --threshold 90 rego/ > $(CURDIR)/bin/rego-coverage.json || \
+	$(BIN)/opa test --timeout $(OPA_TEST_TIMEOUT) rego/
+	$(BIN)/opa test --coverage --threshold 90 --timeout $(OPA_TEST_TIMEOUT) rego/ > $(CURDIR)/bin/rego-coverage.json || \
 		{ python3 scripts/coverage-summary.py < $(CURDIR)/bin/rego-coverage.json; exit 1; }
 	@python3 scripts/coverage-summary.py < $(CURDIR)/bin/rego-coverage.json
 

@@ -214,6 +214,13 @@ func (b *Bundle) check() error {
 	if err := checkDataRoots(b.Roots, nil, b.Data); err != nil {
 		return err
 	}
+	_, err := b.compile()
+	return err
+}
+
+// compile parses b's modules as Rego v1, checks their packages lie inside the roots and
+// compiles them together.
+func (b *Bundle) compile() (*ast.Compiler, error) {
 	parsed := make(map[string]*ast.Module, len(b.Modules))
 	var errs ast.Errors
 	for _, m := range b.Modules {
@@ -227,23 +234,23 @@ func (b *Bundle) check() error {
 				errs = append(errs, pe...)
 				continue
 			}
-			return fmt.Errorf("parsing %s: %w", m.Path, err)
+			return nil, fmt.Errorf("parsing %s: %w", m.Path, err)
 		}
 		segs, err := storage.NewPathForRef(mod.Package.Path)
 		if err != nil || !rootsContain(b.Roots, segs) {
-			return fmt.Errorf("%s:%d: %v is outside the bundle roots %q; OPA would refuse it",
+			return nil, fmt.Errorf("%s:%d: %v is outside the bundle roots %q; OPA would refuse it",
 				m.Path, mod.Package.Location.Row, mod.Package, b.Roots)
 		}
 		parsed[m.Path] = mod
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("parsing modules as Rego v1: %w", errs)
+		return nil, fmt.Errorf("parsing modules as Rego v1: %w", errs)
 	}
 	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
 	if c.Compile(parsed); c.Failed() {
-		return fmt.Errorf("compiling modules: %w", c.Errors)
+		return nil, fmt.Errorf("compiling modules: %w", c.Errors)
 	}
-	return nil
+	return c, nil
 }
 
 // rootsContain reports whether segs lies at or below one of roots; the root

@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type SigningKey struct {
 	// Key is the shared secret for HS*, otherwise a PEM-encoded private key
 	// (PKCS #1, PKCS #8 or SEC 1).
 	Key []byte
+	// Scope, when set, is written as the signature's "scope" claim; a verifier
+	// then accepts the bundle only with the same scope (OPA's --scope).
+	Scope string
 }
 
 // VerificationKey checks bundle signatures.
@@ -47,6 +51,9 @@ type VerificationKey struct {
 	// Key is the shared secret for HS*, otherwise a PEM-encoded public key
 	// (PKIX or PKCS #1) or certificate.
 	Key []byte
+	// Scope must equal the signature's "scope" claim, as OPA's --scope;
+	// empty accepts only signatures without a scope.
+	Scope string
 }
 
 // signature is a bundle's .signatures.json and the content it was made for
@@ -79,7 +86,22 @@ func signBundle(b *Bundle, key SigningKey) error {
 	}
 	ob := b.opa()
 	ob.Signatures = bundle.SignaturesConfig{}
-	sc := bundle.NewSigningConfig(material, key.Algorithm, "")
+	claims := ""
+	if key.Scope != "" {
+		// OPA's signer takes extra claims only from a file.
+		f, err := os.CreateTemp("", "tether-claims-*.json")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		enc, _ := json.Marshal(map[string]string{"scope": key.Scope})
+		_, werr := f.Write(enc)
+		if cerr := f.Close(); werr != nil || cerr != nil {
+			return errors.Join(werr, cerr)
+		}
+		claims = f.Name()
+	}
+	sc := bundle.NewSigningConfig(material, key.Algorithm, claims)
 	if err := ob.GenerateSignature(sc, keyIDOrDefault(key.KeyID), true); err != nil {
 		return err
 	}
@@ -138,7 +160,7 @@ func (k VerificationKey) config() (*bundle.VerificationConfig, error) {
 	}
 	id := keyIDOrDefault(k.KeyID)
 	kc := &bundle.KeyConfig{Key: string(k.Key), Algorithm: k.Algorithm}
-	return bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{id: kc}, id, "", nil), nil
+	return bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{id: kc}, id, k.Scope, nil), nil
 }
 
 // ReadVerified reads the bundle at path (a .tar.gz file or a directory) and

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/tetherproject/tether/policy/decisionlog"
@@ -18,11 +19,13 @@ func NewDecisionLog(l *decisionlog.Logger) Logger { return logAdapter{l} }
 type logAdapter struct{ l *decisionlog.Logger }
 
 func (a logAdapter) LogDecision(in *Input, d *Decision) {
-	cp := *in
+	// The event is encoded later, on the logger's goroutine, while the caller may reuse
+	// its input: the event gets a deep copy, so it records the input that was decided
+	// and shares no map or slice with the caller.
 	a.l.Log(decisionlog.Event{
 		Path:      DecisionLogPath,
-		Input:     lazyInput{&cp},
-		Result:    DecisionJSON(*d),
+		Input:     lazyInput{in.Clone()},
+		Result:    DecisionJSON(Decision{Allow: d.Allow, Roles: slices.Clone(d.Roles), Reasons: slices.Clone(d.Reasons), ExpiresAt: d.ExpiresAt}),
 		Bundles:   map[string]decisionlog.BundleInfo{"tether": {Revision: d.Revision}},
 		Timestamp: time.Now(),
 		Metrics:   map[string]any{"tether_decision_cached": d.Cached},

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -71,5 +72,58 @@ func TestEveryDecisionIsLogged(t *testing.T) {
 	}
 	if ev["metrics"].(map[string]any)["tether_decision_cached"] != true {
 		t.Fatalf("third decision should be logged as cached: %v", ev["metrics"])
+	}
+}
+
+// TestDecisionLogSnapshotsInput: the decision log records the input that was decided even
+// when the caller reuses its input the moment Decide returns, and (under -race) shares no
+// map or slice with it while the logger's goroutine encodes the event.
+func TestDecisionLogSnapshotsInput(t *testing.T) {
+	f := newFixture(t)
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	dl, err := decisionlog.New(decisionlog.Config{Cluster: leafName, FilePath: path, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.engine(t, Options{Logger: NewDecisionLog(dl)})
+	ctx := context.Background()
+	const n = 200
+	in := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
+		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
+	for i := 0; i < n; i++ {
+		in.Node.Labels["env"] = "stage"
+		in.Cert.Traits["team"] = []string{"team-3"}
+		in.Cert.Principals[0] = "visitor"
+		if _, err := e.Decide(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		// The caller reuses its input at once, as a request handler reusing a buffer would.
+		in.Node.Labels["env"] = "mutated"
+		in.Cert.Traits["team"][0] = "mutated"
+		in.Cert.Principals[0] = "mutated"
+		in.Cert.Traits["extra"] = []string{"mutated"}
+		delete(in.Cert.Traits, "extra")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := dl.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		lines++
+		if bytes.Contains(sc.Bytes(), []byte("mutated")) {
+			t.Fatalf("event %d records the caller's later input: %s", lines, sc.Text())
+		}
+	}
+	if lines != n {
+		t.Fatalf("%d events, want %d", lines, n)
 	}
 }

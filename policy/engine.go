@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -14,9 +14,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/resolver"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/tetherproject/tether/bundles"
-	regolib "github.com/tetherproject/tether/rego"
 )
 
 // The queries the engine prepares for every bundle revision.
@@ -25,6 +25,7 @@ const (
 	DecisionQuery = "data.tether.authz.decision"
 	identityQuery = "data.tether.identity.of(input)"
 	accessQuery   = "data.tether.access.request_decision(data.tether.stage.identity)"
+	deniesQuery   = "data.tether.custom.deny"
 )
 
 // Decision is the result of data.tether.authz.decision.
@@ -90,12 +91,15 @@ func (e *Engine) Stats() Stats {
 // prepared holds one bundle revision's compiled queries.
 type prepared struct {
 	revision string
-	// timeDependent is set when an operator module reads input.now or the clock: such a
-	// bundle's decisions are not cached, since the cache key leaves now out.
+	// timeDependent is set when an operator deny may read input.now (bundles.
+	// CheckOperatorRules): the cache key leaves now out, so for such a bundle only allows
+	// are cached, and a cached allow is served only after the operator denies, evaluated
+	// again on the request, came back empty.
 	timeDependent bool
 	plain         rego.PreparedEvalQuery
 	identity      rego.PreparedEvalQuery
 	access        rego.PreparedEvalQuery
+	denies        rego.PreparedEvalQuery // data.tether.custom.deny; only when timeDependent
 	compiler      *ast.Compiler
 	store         storage.Store
 }
@@ -178,34 +182,38 @@ func (e *Engine) Load(ctx context.Context, b *bundles.Bundle) error {
 
 func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 	modules := make(map[string]*ast.Module, len(b.Modules))
-	timeDependent := false
 	for _, m := range b.Modules {
 		parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 		}
 		modules[m.Path] = parsed
-		// The library keys its cache entries by expires_at; only operators' modules may
-		// read the clock in ways the engine cannot see.
-		if !strings.HasPrefix(m.Path, regolib.Prefix) && readsClock(parsed) {
-			timeDependent = true
-		}
 	}
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, compiler.Errors)
 	}
+	// Bundles from a bundle server get the checks ForCluster applies at build: nothing a
+	// decision depends on may escape the caches' keys.
+	report, err := bundles.CheckOperatorRules(compiler)
+	if err != nil {
+		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
+	}
 	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	p := &prepared{revision: b.Revision, timeDependent: timeDependent, compiler: compiler, store: store}
-	for _, q := range []struct {
+	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, compiler: compiler, store: store}
+	type query struct {
 		query string
 		dst   *rego.PreparedEvalQuery
-	}{
-		{DecisionQuery, &p.plain},
-		{identityQuery, &p.identity},
-		{accessQuery, &p.access},
-	} {
-		opts := []func(*rego.Rego){rego.Query(q.query), rego.Compiler(compiler), rego.Store(store)}
+	}
+	queries := []query{{DecisionQuery, &p.plain}, {identityQuery, &p.identity}, {accessQuery, &p.access}}
+	if p.timeDependent {
+		queries = append(queries, query{deniesQuery, &p.denies})
+	}
+	for _, q := range queries {
+		// A builtin error (to_number("stage"), a type error) must not make a deny
+		// undefined and the request allowed: strict errors end the evaluation, and the
+		// engine turns the error into a denial (policyErrorDecision).
+		opts := []func(*rego.Rego){rego.Query(q.query), rego.Compiler(compiler), rego.Store(store), rego.StrictBuiltinErrors(true)}
 		if q.dst == &p.access {
 			opts = append(opts, rego.Resolver(stageIdentityRef, stageIdentity{}))
 		}
@@ -216,25 +224,6 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		*q.dst = pq
 	}
 	return p, nil
-}
-
-// readsClock reports whether a module reads input.now or calls a clock builtin.
-func readsClock(m *ast.Module) bool {
-	found := false
-	ast.WalkTerms(m, func(t *ast.Term) bool {
-		switch v := t.Value.(type) {
-		case ast.Ref:
-			if v.HasPrefix(ast.MustParseRef("input.now")) || v.Equal(ast.MustParseRef("time.now_ns")) {
-				found = true
-			}
-		case ast.Call:
-			if r, ok := v[0].Value.(ast.Ref); ok && r.Equal(ast.MustParseRef("time.now_ns")) {
-				found = true
-			}
-		}
-		return found
-	})
-	return found
 }
 
 // Decide returns the decision for in, from the decision cache when a fresh evaluation
@@ -248,16 +237,31 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	// validation then, so only misses are validated.
 	// cert.issue caps the certificate at now + max_session_ttl, so its answer moves with
 	// now, which the cache key leaves out.
-	useCache := e.decisions != nil && !p.timeDependent && in.Action != ActionCertIssue
+	useCache := e.decisions != nil && in.Action != ActionCertIssue
 	var k key
 	if useCache {
 		k = decisionKey(p.revision, in)
 		if c, ok := e.decisions.Get(k); ok && c.validAt(in.Now) {
-			d := c.d
-			d.Cached = true
-			e.stats.cacheHits.Add(1)
-			e.log(in, d)
-			return d, nil
+			serve := true
+			if p.timeDependent {
+				// Only allows are cached for this bundle; one holds only while the
+				// operator denies, which may read now, still deny nothing.
+				if err := in.Validate(); err != nil {
+					return Decision{}, err
+				}
+				clear, err := operatorDeniesClear(ctx, p, in)
+				if err != nil {
+					return e.failed(in, p, err)
+				}
+				serve = clear
+			}
+			if serve {
+				d := c.d
+				d.Cached = true
+				e.stats.cacheHits.Add(1)
+				e.log(in, d)
+				return d, nil
+			}
 		}
 	}
 	if err := in.Validate(); err != nil {
@@ -265,13 +269,58 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	}
 	d, err := e.staged(ctx, p, in)
 	if err != nil {
-		return Decision{}, err
+		return e.failed(in, p, err)
 	}
-	if useCache {
+	if useCache && (d.Allow || !p.timeDependent) {
 		e.decisions.Add(k, &cachedDecision{d: d, evaluatedAt: in.Now})
 	}
 	e.log(in, d)
 	return d, nil
+}
+
+// operatorDeniesClear evaluates data.tether.custom.deny on the request, as the library
+// does, and reports whether it denies nothing.
+func operatorDeniesClear(ctx context.Context, p *prepared, in *Input) (bool, error) {
+	v, err := evalValue(ctx, p.denies, in.Value())
+	if err != nil {
+		return false, fmt.Errorf("evaluating %s: %w", deniesQuery, err)
+	}
+	set, ok := v.(ast.Set)
+	if !ok {
+		return false, fmt.Errorf("%s is %s, want a set", deniesQuery, ast.ValueName(v))
+	}
+	return set.Len() == 0, nil
+}
+
+// failed turns an evaluation error into a denial when the policy itself failed (a builtin
+// error, a type error, conflicting values): the decision is logged and never cached.
+// Anything else (a cancelled context, a broken bundle) stays an error.
+func (e *Engine) failed(in *Input, p *prepared, err error) (Decision, error) {
+	d, ok := policyErrorDecision(p.revision, err)
+	if !ok {
+		return Decision{}, err
+	}
+	slog.Warn("policy evaluation failed; request denied", "revision", p.revision, "action", in.Action, "error", err)
+	e.log(in, d)
+	return d, nil
+}
+
+// policyErrorDecision is the denial for an error raised while evaluating Rego, with a
+// reason naming the module and line; ok is false for other errors.
+func policyErrorDecision(revision string, err error) (Decision, bool) {
+	var te *topdown.Error
+	if !errors.As(err, &te) || te.Code == topdown.CancelErr {
+		return Decision{}, false
+	}
+	where := "policy"
+	if te.Location != nil {
+		where = fmt.Sprintf("%s:%d", te.Location.File, te.Location.Row)
+	}
+	return Decision{
+		Allow:    false,
+		Reasons:  []string{fmt.Sprintf("policy error at %s: %s (%s); denied", where, te.Message, te.Code)},
+		Revision: revision,
+	}, true
 }
 
 // validAt reports whether a cached decision is what a fresh evaluation at now gives: the
@@ -304,11 +353,10 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, 
 	// login it is undefined, so it is not asked.
 	if e.residuals != nil && in.Action == ActionSSHSession && grantsLogin(id.value, in.Login) {
 		if res := e.residuals.get(ctx, p, k, id); res != nil && res.ok {
+			// An error in the residual (partial evaluation drops the locations) is left
+			// to the generic stage, which raises it again with its module and line.
 			v, ok, err := res.eval(ctx, input)
-			if err != nil {
-				return Decision{}, fmt.Errorf("evaluating residual: %w", err)
-			}
-			if ok {
+			if err == nil && ok {
 				e.stats.residualHits.Add(1)
 				return decisionFrom(v, p.revision)
 			}
@@ -368,6 +416,9 @@ func (e *Engine) DecidePlain(ctx context.Context, in *Input) (Decision, error) {
 	}
 	v, err := evalValue(ctx, p.plain, in.Value())
 	if err != nil {
+		if d, ok := policyErrorDecision(p.revision, err); ok {
+			return d, nil
+		}
 		return Decision{}, fmt.Errorf("evaluating %s: %w", DecisionQuery, err)
 	}
 	return decisionFrom(v, p.revision)
@@ -393,7 +444,7 @@ func (e *Engine) Query(ctx context.Context, query string, input ast.Value) (any,
 	if p == nil {
 		return nil, ErrNoBundle
 	}
-	pq, err := rego.New(rego.Query(query), rego.Compiler(p.compiler), rego.Store(p.store)).PrepareForEval(ctx)
+	pq, err := rego.New(rego.Query(query), rego.Compiler(p.compiler), rego.Store(p.store), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("preparing %s: %w", query, err)
 	}
@@ -445,9 +496,13 @@ func decisionFrom(v ast.Value, revision string) (Decision, error) {
 		return Decision{}, fmt.Errorf("decision is %s, want an object", ast.ValueName(v))
 	}
 	d := Decision{Revision: revision}
-	allow, ok := obj.Get(ast.InternedTerm("allow")).Value.(ast.Boolean)
+	at := obj.Get(ast.InternedTerm("allow"))
+	if at == nil {
+		return Decision{}, fmt.Errorf("decision has no allow (is this bundle built by tetherctl policy build?)")
+	}
+	allow, ok := at.Value.(ast.Boolean)
 	if !ok {
-		return Decision{}, fmt.Errorf("decision.allow is not a boolean")
+		return Decision{}, fmt.Errorf("decision.allow is %s, want a boolean", ast.ValueName(at.Value))
 	}
 	d.Allow = bool(allow)
 	var err error
@@ -458,10 +513,14 @@ func decisionFrom(v ast.Value, revision string) (Decision, error) {
 		return Decision{}, err
 	}
 	if t := obj.Get(ast.InternedTerm("expires_at")); t != nil {
-		if s, ok := t.Value.(ast.String); ok {
+		switch s := t.Value.(type) {
+		case ast.String:
 			if d.ExpiresAt, err = time.Parse(time.RFC3339Nano, string(s)); err != nil {
 				return Decision{}, fmt.Errorf("decision.expires_at: %w", err)
 			}
+		case ast.Null:
+		default:
+			return Decision{}, fmt.Errorf("decision.expires_at is %s, want a string or null", ast.ValueName(t.Value))
 		}
 	}
 	return d, nil

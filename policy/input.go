@@ -2,7 +2,9 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 	"unicode/utf8"
@@ -263,4 +265,25 @@ func (in *Input) JSON() (map[string]any, error) {
 	}
 	m, _ := v.(map[string]any)
 	return m, nil
+}
+
+// Clone returns a deep copy of in: no slice or map is shared with the original, so the
+// copy may be read on another goroutine while the caller reuses its input.
+func (in *Input) Clone() *Input {
+	cp := *in
+	cp.Cert.Principals = slices.Clone(in.Cert.Principals)
+	cp.Cert.Roles = slices.Clone(in.Cert.Roles)
+	if in.Cert.Traits != nil {
+		cp.Cert.Traits = make(map[string][]string, len(in.Cert.Traits))
+		for k, v := range in.Cert.Traits {
+			cp.Cert.Traits[k] = slices.Clone(v)
+		}
+	}
+	if in.Node != nil {
+		cp.Node = &Node{Name: in.Node.Name, Labels: maps.Clone(in.Node.Labels)}
+	}
+	if in.RemoteCluster != nil {
+		cp.RemoteCluster = &RemoteCluster{Name: in.RemoteCluster.Name, Labels: maps.Clone(in.RemoteCluster.Labels)}
+	}
+	return &cp
 }

@@ -141,6 +141,7 @@ func buildResidual(ctx context.Context, p *prepared, id *identity) (*residual, e
 		rego.Store(p.store),
 		rego.Transaction(txn),
 		rego.Unknowns([]string{"input"}),
+		rego.StrictBuiltinErrors(true),
 		rego.DisableInlining([]string{"data.tether.custom.deny"}),
 	).Partial(ctx)
 	if err != nil {
@@ -171,6 +172,7 @@ func buildResidual(ctx context.Context, p *prepared, id *identity) (*residual, e
 		rego.Query("data."+residualPackage+".result"),
 		rego.Compiler(c),
 		rego.Store(p.store),
+		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("preparing residual: %w", err)

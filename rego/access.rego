@@ -9,6 +9,10 @@
 # every rule a request breaks, in words (evaluated only for denials). A request is
 # allowed exactly when it has no problems; the engine's differential test checks that
 # equivalence on thousands of random requests, and the unit tests check each rule.
+# METADATA
+# title: Per-request access rules
+# description: >-
+#   The access stage: given an identity from tether.identity, decides a request (deny first and greedy; locks and operator denies beat every allow) and says why in words.
 package tether.access
 
 import data.tether.certs

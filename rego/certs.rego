@@ -4,6 +4,10 @@
 # signed (input.cert.signing_ca.fingerprint). These rules decide whether that key is a CA
 # this cluster trusts for user certificates right now, and whether the certificate is
 # inside its validity window.
+# METADATA
+# title: Certificate rules
+# description: >-
+#   Whether the certificate signer is a CA this cluster trusts for user certificates now, and whether the certificate is inside its validity window.
 package tether.certs
 
 # trust_problems lists why a certificate's signer is not trusted here (empty when trusted).

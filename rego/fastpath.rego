@@ -7,6 +7,10 @@
 # allow) the engine asks access.request_decision. result is exactly what
 # access.session_decision returns for the same request when it is defined; the engine's
 # differential test holds them equal.
+# METADATA
+# title: Allowed-session fast path
+# description: >-
+#   The allowed-session rules in the form partial evaluation specialises per certificate; equal to tether.access by a differential test.
 package tether.fastpath
 
 import data.tether.stage.identity as id

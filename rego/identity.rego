@@ -5,6 +5,10 @@
 # The engine evaluates it once per certificate and bundle revision and reuses it for every
 # request that certificate makes; the public query data.tether.authz.decision computes it
 # inline. Both call the same functions, so they cannot disagree.
+# METADATA
+# title: Per-certificate identity
+# description: >-
+#   Everything about a decision that depends only on the certificate and the bundle - trust, local roles, traits, expanded role conditions.
 package tether.identity
 
 import data.tether.certs

@@ -4,6 +4,10 @@
 # An empty selector matches nothing; {'*': '*'} matches everything; otherwise every key
 # must exist on the resource and its value must match one of the key's values: '*'
 # (anything), a glob such as 'stage-*', a full-match '^regex$', or an exact string.
+# METADATA
+# title: Label selectors
+# description: >-
+#   node_labels and cluster_labels selectors - expansion with traits, matching, and per-key regexes for lookups.
 package tether.labels
 
 import data.tether.templates

@@ -7,6 +7,10 @@
 # Bundles carry each map twice: the rules verbatim (role_map_rules, for validation and
 # explanations) and shaped (role_map): literal remotes as object keys with their local
 # entries already expanded, and globs / ^regex$ remotes as full-match regexes.
+# METADATA
+# title: Trusted cluster role_map
+# description: >-
+#   role_map validation and expansion - which local roles a certificate from a trusted cluster gets here.
 package tether.rolemap
 
 # The role every Teleport user implicitly has; it is never mapped.

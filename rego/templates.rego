@@ -7,6 +7,10 @@
 # of a string literal ({{"x"}}, regexp.replace("x", ...)) do not depend on the user: Go
 # folds them into literals. This package expands the rest with a user's traits. Both
 # namespaces read the same trait map (Teleport).
+# METADATA
+# title: Role templates
+# description: >-
+#   Expansion of internal, external, email.local and regexp.replace templates with a user traits.
 package tether.templates
 
 # expand returns the set of strings a template value gives for the traits.

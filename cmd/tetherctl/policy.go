@@ -40,6 +40,12 @@ type sourceFlags struct {
 	revision   string
 	// errOut is where warnings go (the command's stderr).
 	errOut func() io.Writer
+
+	// Signature checks on --bundle, with OPA's flag names.
+	verificationKey   string
+	verificationKeyID string
+	verificationAlg   string
+	scope             string
 }
 
 func (s *sourceFlags) register(cmd *cobra.Command, withBundle bool) {
@@ -51,6 +57,10 @@ func (s *sourceFlags) register(cmd *cobra.Command, withBundle bool) {
 	cmd.Flags().StringVar(&s.revision, "revision", "", "bundle revision (default: a hash of the content)")
 	if withBundle {
 		cmd.Flags().StringVarP(&s.bundlePath, "bundle", "b", "", "use a built bundle (.tar.gz or directory) instead of --resources/--modules")
+		cmd.Flags().StringVar(&s.verificationKey, "verification-key", "", "refuse the --bundle unless it is signed with this key (PEM public key or certificate, or HMAC secret file) and unchanged since")
+		cmd.Flags().StringVar(&s.verificationKeyID, "verification-key-id", bundles.DefaultKeyID, "name of the verification key (as opa's --verification-key-id)")
+		cmd.Flags().StringVar(&s.verificationAlg, "signing-alg", "ES256", "algorithm the bundle was signed with (ES256, RS256, HS256, ...)")
+		cmd.Flags().StringVar(&s.scope, "scope", "", "scope the bundle's signature must carry (as opa's --scope)")
 	}
 }
 
@@ -59,7 +69,22 @@ func (s *sourceFlags) build() (*bundles.Bundle, error) {
 		if len(s.resources) > 0 || s.modules != "" {
 			return nil, fmt.Errorf("--bundle cannot be combined with --resources or --modules")
 		}
-		return bundles.Read(s.bundlePath)
+		if s.verificationKey == "" {
+			if s.scope != "" {
+				return nil, fmt.Errorf("--scope needs --verification-key")
+			}
+			return bundles.Read(s.bundlePath)
+		}
+		key, err := os.ReadFile(s.verificationKey)
+		if err != nil {
+			return nil, fmt.Errorf("reading verification key: %w", err)
+		}
+		return bundles.ReadVerified(s.bundlePath, bundles.VerificationKey{
+			KeyID: s.verificationKeyID, Algorithm: s.verificationAlg, Key: key, Scope: s.scope,
+		})
+	}
+	if s.verificationKey != "" || s.scope != "" {
+		return nil, fmt.Errorf("--verification-key and --scope check a --bundle; a policy built from --resources is not signed")
 	}
 	if s.cluster == "" {
 		return nil, fmt.Errorf("--cluster is required: the name of the cluster this policy is for")
@@ -95,7 +120,7 @@ func (s *sourceFlags) build() (*bundles.Bundle, error) {
 
 func policyBuildCommand() *cobra.Command {
 	var src sourceFlags
-	var out, dir, signingKey, signingAlg, keyID string
+	var out, dir, signingKey, signingAlg, keyID, scope string
 	cmd := &cobra.Command{
 		Use:   "build --cluster NAME --resources FILE... [--modules DIR] (-o bundle.tar.gz | --dir DIR)",
 		Short: "Build an OPA bundle from resource files, Tether's Rego library and operator modules",
@@ -119,9 +144,11 @@ and the operator modules. opa eval -b accepts it:
 				if err != nil {
 					return fmt.Errorf("reading signing key: %w", err)
 				}
-				if err := bundles.Sign(b, bundles.SigningKey{Algorithm: signingAlg, Key: key, KeyID: keyID}); err != nil {
+				if err := bundles.Sign(b, bundles.SigningKey{Algorithm: signingAlg, Key: key, KeyID: keyID, Scope: scope}); err != nil {
 					return err
 				}
+			} else if scope != "" {
+				return fmt.Errorf("--scope is recorded in a signature: give --signing-key too")
 			}
 			if dir != "" {
 				if err := bundles.WriteDir(dir, b); err != nil {
@@ -150,6 +177,7 @@ and the operator modules. opa eval -b accepts it:
 	cmd.Flags().StringVar(&signingKey, "signing-key", "", "sign the bundle (OPA .signatures.json) with this PEM private key or HMAC secret file")
 	cmd.Flags().StringVar(&signingAlg, "signing-alg", "ES256", "signing algorithm (ES256, RS256, HS256, ...)")
 	cmd.Flags().StringVar(&keyID, "key-id", "", "key id recorded in the signature")
+	cmd.Flags().StringVar(&scope, "scope", "", "scope recorded in the signature (verifiers must name the same --scope)")
 	return cmd
 }
 
@@ -170,6 +198,19 @@ func policyTestCommand() *cobra.Command {
 				}
 				for _, m := range append(mods, tests...) {
 					files = append(files, regolib.File{Path: "custom/" + m.Path, Raw: m.Raw})
+				}
+				// Sub-packages' deny and grants rules join data.tether.custom as in a
+				// built bundle, so the tests see what the engine will.
+				var parsed []*ast.Module
+				for _, m := range mods {
+					pm, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
+					if err != nil {
+						return fmt.Errorf("operator module %s: %w", m.Path, err)
+					}
+					parsed = append(parsed, pm)
+				}
+				if agg, ok := bundles.SubpackageRules(parsed); ok {
+					files = append(files, regolib.File{Path: agg.Path, Raw: agg.Raw})
 				}
 			}
 			return runRegoTests(cmd.Context(), cmd.OutOrStdout(), files, filter, verbose)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetherproject/tether/bundles"
 	"github.com/tetherproject/tether/internal/testenv"
 )
 
@@ -207,5 +211,150 @@ func TestPolicyBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "b.tar.gz")); err == nil {
 		t.Fatal("a failed build left a bundle behind")
+	}
+}
+
+// TestPolicyEvalVerifiesBundleSignature: with --verification-key, eval and explain refuse
+// an unsigned bundle, a tampered one, one signed with another key and one whose scope
+// differs, and accept the bundle `policy build --signing-key` wrote.
+func TestPolicyEvalVerifiesBundleSignature(t *testing.T) {
+	seed := filepath.Join(testenv.Root(t), "examples", "seed-guide")
+	input := filepath.Join(seed, "inputs", "alice-stage.json")
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	other := filepath.Join(dir, "other")
+	os.WriteFile(secret, []byte("tether test secret"), 0o600)
+	os.WriteFile(other, []byte("another secret"), 0o600)
+	build := func(name string, extra ...string) string {
+		t.Helper()
+		target := filepath.Join(dir, name)
+		args := append([]string{"policy", "build", "--cluster", "leafcluster.example.com", "-r", filepath.Join(seed, "leaf.yaml"), "-o", target}, extra...)
+		if out, err := run(t, args...); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return target
+	}
+	signed := build("signed.tar.gz", "--signing-key", secret, "--signing-alg", "HS256")
+	scoped := build("scoped.tar.gz", "--signing-key", secret, "--signing-alg", "HS256", "--scope", "leaf-east")
+	unsigned := build("unsigned.tar.gz")
+	// Tampered: the signed bundle with a label value changed after signing.
+	tampered := filepath.Join(dir, "tampered.tar.gz")
+	{
+		raw, err := os.ReadFile(signed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(zr)
+		var out bytes.Buffer
+		zw := gzip.NewWriter(&out)
+		tw := tar.NewWriter(zw)
+		changed := false
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			body, _ := io.ReadAll(tr)
+			if strings.HasSuffix(h.Name, "data.json") {
+				orig := body
+				body = bytes.Replace(body, []byte(`"stage"`), []byte(`"prod"`), 1)
+				changed = !bytes.Equal(orig, body)
+			}
+			h.Size = int64(len(body))
+			tw.WriteHeader(h)
+			tw.Write(body)
+		}
+		tw.Close()
+		zw.Close()
+		if !changed {
+			t.Fatal("tampering changed nothing in data.json")
+		}
+		os.WriteFile(tampered, out.Bytes(), 0o644)
+	}
+	hs := []string{"--signing-alg", "HS256"}
+	for _, cmd := range []string{"eval", "explain"} {
+		for _, tc := range []struct {
+			name   string
+			bundle string
+			args   []string
+			want   string // "" for success
+		}{
+			{"unsigned_refused", unsigned, append([]string{"--verification-key", secret}, hs...), "not signed"},
+			{"tampered_refused", tampered, append([]string{"--verification-key", secret}, hs...), "signature is invalid"},
+			{"other_key_refused", signed, append([]string{"--verification-key", other}, hs...), "signature is invalid"},
+			{"scope_mismatch_refused", scoped, append([]string{"--verification-key", secret, "--scope", "leaf-west"}, hs...), "signature is invalid"},
+			{"scoped_signature_needs_scope", scoped, append([]string{"--verification-key", secret}, hs...), "signature is invalid"},
+			{"scope_without_key_refused", signed, []string{"--scope", "leaf-east"}, "--scope needs --verification-key"},
+			{"signed_accepted", signed, append([]string{"--verification-key", secret}, hs...), ""},
+			{"scoped_accepted", scoped, append([]string{"--verification-key", secret, "--scope", "leaf-east"}, hs...), ""},
+		} {
+			t.Run(cmd+"/"+tc.name, func(t *testing.T) {
+				args := append([]string{"policy", cmd, "-b", tc.bundle, "-i", input}, tc.args...)
+				out, err := run(t, args...)
+				if tc.want == "" {
+					if err != nil {
+						t.Fatalf("%v\n%s", err, out)
+					}
+					if !strings.Contains(out, "stage-access") {
+						t.Fatalf("no decision in output:\n%s", out)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err = %v, want %q\n%s", err, tc.want, out)
+				}
+			})
+		}
+	}
+	if out, err := run(t, "policy", "eval", "-r", filepath.Join(seed, "leaf.yaml"), "-i", input, "--verification-key", secret); err == nil {
+		t.Fatalf("--verification-key without --bundle accepted:\n%s", out)
+	}
+}
+
+// TestPolicyEvalBrokenBundleIsAnError: a bundle whose decision lacks allow, or has the
+// wrong types, makes `policy eval -b` fail with an error rather than crash.
+func TestPolicyEvalBrokenBundleIsAnError(t *testing.T) {
+	seed := filepath.Join(testenv.Root(t), "examples", "seed-guide")
+	input := filepath.Join(seed, "inputs", "alice-stage.json")
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.tar.gz")
+	if out, err := run(t, "policy", "build", "--cluster", "leafcluster.example.com", "-r", filepath.Join(seed, "leaf.yaml"), "-o", good); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := bundles.Read(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, authz, want string }{
+		{"no_allow", "package tether.authz\n\ndecision := {\"roles\": [], \"reasons\": []}\n", "no allow"},
+		{"allow_not_boolean", "package tether.authz\n\ndecision := {\"allow\": \"yes\", \"roles\": [], \"reasons\": []}\n", "want a boolean"},
+		{"roles_not_array", "package tether.authz\n\ndecision := {\"allow\": true, \"roles\": {}, \"reasons\": []}\n", "roles is not an array"},
+		{"decision_a_string", "package tether.authz\n\ndecision := \"allow\"\n", "want an object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mods []bundles.Module
+			for _, m := range b.Modules {
+				if m.Path == "lib/authz.rego" {
+					m.Raw = []byte(tc.authz)
+				}
+				mods = append(mods, m)
+			}
+			broken, err := bundles.Build(bundles.BuildOptions{Data: b.Data, Roots: b.Roots, Modules: mods})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "broken")
+			if err := bundles.WriteDir(path, broken); err != nil {
+				t.Fatal(err)
+			}
+			out, err := run(t, "policy", "eval", "-b", path, "-i", input)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q\n%s", err, tc.want, out)
+			}
+		})
 	}
 }
