@@ -333,6 +333,34 @@ func TestSignInEndToEnd(t *testing.T) {
 		t.Fatalf("status:\n%s", text)
 	}
 
+	// CLUSTER routes the certificate to a leaf the user may see, and selects it; a hidden
+	// or unknown one is refused by the root's cert.issue decision.
+	for _, tc := range []struct{ name, cluster, want string }{
+		{"carol", "ghost.example.com", `remote cluster "ghost.example.com" not found`},
+		{"dave", "leaf.example.com", ""},
+	} {
+		u := user{bin: tether, home: t.TempDir()}
+		sec := u.signUp(t, root.ctl(t, tetherctl, "users", "add", tc.name, "--roles=access,demo", "--logins="+tc.name), password)
+		_, errOut, err := u.run(t, password+"\n"+auth.TOTPCode(sec, time.Now().Add(auth.TOTPPeriod))+"\n", "login", "--proxy="+proxy, "--ca-file="+caFile, "--user="+tc.name, tc.cluster)
+		if tc.want != "" {
+			if err == nil || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("login %s: %v\n%s", tc.cluster, err, errOut)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("login %s: %v\n%s", tc.cluster, err, errOut)
+		}
+		if out := u.must(t, "", "clusters"); !regexp.MustCompile(`(?m)^leaf\.example\.com +offline +leaf +env=demo +\* *$`).MatchString(out) {
+			t.Fatalf("clusters after login to the leaf:\n%s", out)
+		}
+		data, _ := os.ReadFile(filepath.Join(u.home, "keys", "127.0.0.1", tc.name+"-cert.pub"))
+		pub, _, _, _, _ := ssh.ParseAuthorizedKey(data)
+		if c, ok := pub.(*ssh.Certificate); !ok || c.Permissions.Extensions[ca.ExtRouteToCluster] != "leaf.example.com" {
+			t.Fatalf("the certificate is not routed to the leaf: %v", pub)
+		}
+	}
+
 	// An expired profile says to sign in again.
 	profilePath := filepath.Join(alice.home, "profile.json")
 	saved, _ := os.ReadFile(profilePath)
@@ -397,6 +425,15 @@ func TestLoginRefusesAnUnverifiedProxy(t *testing.T) {
 	if strings.ReplaceAll(errOut2, "nobody", "bob") != errOut {
 		t.Fatalf("unknown user:\n%s\nwrong password:\n%s", errOut2, errOut)
 	}
+	// The cluster's audit log says what happened, the user never learns it.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, want := range []string{"event=user.signup ", "event=user.login ", "event=cert.issued ", `reason="wrong password"`, `reason="unknown user"`} {
+			if !strings.Contains(root.log.String(), want) {
+				return fmt.Errorf("no %s in the audit log:\n%s", want, root.log)
+			}
+		}
+		return nil
+	})
 }
 
 func writeTemp(t *testing.T, content string) string {
