@@ -194,7 +194,7 @@ func putUser(cmd *cobra.Command, c *adminclient.Client, u *resource.User, force 
 func printSignup(cmd *cobra.Command, c *adminclient.Client, name, ttl string) error {
 	resp, err := c.IssueSignup(ctxOf(cmd), name, ttl)
 	if err != nil {
-		return fmt.Errorf("issuing a sign-up token for %s: %w", name, err)
+		return fmt.Errorf("issuing a sign-up token for %s: %w (run tetherctl users reset %s to try again)", name, err, name)
 	}
 	st, err := c.Status(ctxOf(cmd))
 	caHint := ""

@@ -57,10 +57,10 @@ func hotp(secret []byte, counter uint64) string {
 	return fmt.Sprintf("%06d", v%1000000)
 }
 
-// checkTOTP returns the time step whose code is code, within totpSkew steps of now, and
-// later than notBefore (the last step a code was accepted for: a code is good once).
-// Every candidate is compared, in constant time.
-func checkTOTP(secret []byte, code string, now time.Time, notAfterUsed int64) (int64, bool) {
+// checkTOTP returns the time step whose code is code, within totpSkew steps of now and
+// after lastUsed (the last step a code was accepted for: a code is good once; -1 when none
+// was). Every candidate is compared, in constant time.
+func checkTOTP(secret []byte, code string, now time.Time, lastUsed int64) (int64, bool) {
 	if len(code) != TOTPDigits {
 		return 0, false
 	}
@@ -70,7 +70,7 @@ func checkTOTP(secret []byte, code string, now time.Time, notAfterUsed int64) (i
 		if s < 0 {
 			continue
 		}
-		if subtle.ConstantTimeCompare([]byte(hotp(secret, uint64(s))), []byte(code)) == 1 && s > notAfterUsed && !found {
+		if subtle.ConstantTimeCompare([]byte(hotp(secret, uint64(s))), []byte(code)) == 1 && s > lastUsed && !found {
 			found, step = true, s
 		}
 	}

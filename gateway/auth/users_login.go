@@ -785,7 +785,10 @@ func (l *failureLimiter) wait(key string, now time.Time) time.Duration {
 	ts := l.recent(key, now)
 	if len(ts) < l.max {
 		if _, tracked := l.keys[key]; !tracked && len(l.keys) >= maxLimiterKeys {
-			return l.window
+			l.prune(now)
+			if len(l.keys) >= maxLimiterKeys {
+				return l.window
+			}
 		}
 		return 0
 	}
@@ -798,9 +801,7 @@ func (l *failureLimiter) add(key string, now time.Time) (until time.Time, locked
 	defer l.mu.Unlock()
 	ts := l.recent(key, now)
 	if len(l.keys) >= maxLimiterKeys {
-		for k := range l.keys {
-			l.recent(k, now)
-		}
+		l.prune(now)
 	}
 	ts = append(ts, now)
 	if len(ts) > l.max {
@@ -811,6 +812,13 @@ func (l *failureLimiter) add(key string, now time.Time) (until time.Time, locked
 		return ts[0].Add(l.window), true
 	}
 	return time.Time{}, false
+}
+
+// prune drops the keys with no failure left in the window.
+func (l *failureLimiter) prune(now time.Time) {
+	for k := range l.keys {
+		l.recent(k, now)
+	}
 }
 
 func (l *failureLimiter) reset(key string) {

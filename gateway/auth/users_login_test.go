@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -516,4 +517,28 @@ func TestLoginIssuesCertificatesThePolicyAllows(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestFailureLimiterFailsClosedWhenFullAndForgetsQuietKeys(t *testing.T) {
+	t.Parallel()
+	l := newFailureLimiter(3, time.Minute)
+	t0 := time.Unix(1_000_000, 0)
+	for i := range maxLimiterKeys {
+		l.add("k"+strconv.Itoa(i), t0)
+	}
+	if w := l.wait("newcomer", t0); w <= 0 {
+		t.Fatal("a new key was let through while every slot holds a live failure")
+	}
+	if w := l.wait("k1", t0); w != 0 {
+		t.Fatalf("a tracked key under its limit waits %v", w)
+	}
+	if w := l.wait("newcomer", t0.Add(time.Minute+time.Second)); w != 0 {
+		t.Fatalf("after the window the quiet keys are dropped, yet a new key waits %v", w)
+	}
+	for range 3 {
+		l.add("k1", t0.Add(2*time.Minute))
+	}
+	if w := l.wait("k1", t0.Add(2*time.Minute+10*time.Second)); w != 50*time.Second {
+		t.Fatalf("locked key waits %v, want 50s (until its oldest failure leaves the window)", w)
+	}
 }
