@@ -542,3 +542,15 @@ func TestFailureLimiterFailsClosedWhenFullAndForgetsQuietKeys(t *testing.T) {
 		t.Fatalf("locked key waits %v, want 50s (until its oldest failure leaves the window)", w)
 	}
 }
+
+// BenchmarkPasswordCheck is the cost of one password check (argon2id at the stored
+// parameters): what every sign-in attempt, and every attempt for an unknown user, costs.
+func BenchmarkPasswordCheck(b *testing.B) {
+	h, err := hashPassword(goodPassword)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		h.matches(goodPassword)
+	}
+}
