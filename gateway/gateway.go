@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		Logger:           g.log,
 	})
 	g.web.HandleStatus(web.StatusInfo{CADir: filepath.Join(cfg.DataDir, "ca")})
+	g.web.HandleLogin(auth.NewUsers(g.auth, auth.UsersConfig{PublicAddr: cfg.Proxy.PublicAddr}))
 	if err := g.renewAdminIdentity(); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,7 @@ func usersCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage local users of a running cluster"}
 	conn.register(cmd)
 
-	var roles, logins string
+	var roles, logins, addTTL string
 	add := &cobra.Command{
 		Use:   "add NAME --roles a,b [--logins x,y]",
 		Short: "Create a user",
@@ -34,12 +35,29 @@ func usersCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "User %q has been created\n", args[0])
-			return nil
+			return printSignup(cmd, c, args[0], addTTL)
 		},
 	}
 	add.Flags().StringVar(&roles, "roles", "", "the user's roles, comma-separated")
 	add.Flags().StringVar(&logins, "logins", "", "the user's logins trait, comma-separated")
+	add.Flags().StringVar(&addTTL, "ttl", "1h", "how long the sign-up token is valid")
 	_ = add.MarkFlagRequired("roles")
+
+	var resetTTL string
+	reset := &cobra.Command{
+		Use:   "reset NAME [--ttl 1h]",
+		Short: "Clear a user's password and second factor and issue a new sign-up token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "User %q has been reset: the password and second factor are cleared\n", args[0])
+			return printSignup(cmd, c, args[0], resetTTL)
+		},
+	}
+	reset.Flags().StringVar(&resetTTL, "ttl", "1h", "how long the sign-up token is valid")
 
 	var setRoles, setLogins string
 	update := &cobra.Command{
@@ -133,7 +151,7 @@ func usersCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(add, update, ls, rm)
+	cmd.AddCommand(add, update, ls, rm, reset)
 	return cmd
 }
 
@@ -169,4 +187,25 @@ func putUser(cmd *cobra.Command, c *adminclient.Client, u *resource.User, force 
 	}
 	_, err = c.Create(ctxOf(cmd), data, "user/"+u.Metadata.Name, force)
 	return err
+}
+
+// printSignup issues a sign-up token for name and prints it with the command the user
+// runs: the admin never sees, nor sets, the user's password.
+func printSignup(cmd *cobra.Command, c *adminclient.Client, name, ttl string) error {
+	resp, err := c.IssueSignup(ctxOf(cmd), name, ttl)
+	if err != nil {
+		return fmt.Errorf("issuing a sign-up token for %s: %w (run tetherctl users reset %s to try again)", name, err, name)
+	}
+	st, err := c.Status(ctxOf(cmd))
+	caHint := ""
+	if err == nil && len(st.TLSCAFiles) > 0 {
+		caHint = " --ca-file=" + st.TLSCAFiles[0]
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Sign-up token for %s (valid until %s, usable once):\n\n  %s\n\n", name, resp.Expires.UTC().Format(time.RFC3339), resp.Token)
+	fmt.Fprintf(out, "Give it to %s, who sets a password and enrols a one-time code app with:\n\n  tether users signup --proxy=%s%s %s\n\n", name, resp.Proxy, caHint, resp.Token)
+	if caHint != "" {
+		fmt.Fprintf(out, "(--ca-file is this cluster's TLS CA; copy the file to the user unless the proxy has a publicly trusted certificate)\n")
+	}
+	return nil
 }

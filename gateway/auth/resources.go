@@ -340,6 +340,11 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 			return "", err
 		}
 	}
+	if kind == resource.KindUser {
+		if err := s.clearCredentials(ctx, name); err != nil {
+			return "", err
+		}
+	}
 	if kind == resource.KindTrustedCluster {
 		if err := s.cfg.Store.Delete(ctx, usedTokenKey(name)); err != nil && !errors.Is(err, state.ErrNotFound) {
 			return "", fmt.Errorf("deleting the trust's record of %s: %w", name, err)

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/gateway/web"
+)
+
+// proxyFlags are how login and users signup reach and verify the proxy.
+type proxyFlags struct {
+	proxy    string
+	caFile   string
+	insecure bool
+}
+
+func (f *proxyFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.proxy, "proxy", "", "the root cluster's proxy, HOST:PORT (required)")
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "the cluster's TLS CA certificates (PEM; tetherctl status prints the file); only these verify the proxy. Default: the system's roots")
+	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "do not verify the proxy's TLS certificate (testing only: anyone in the path can read your password)")
+}
+
+// client checks the flags and returns a client that verifies the proxy.
+func (f *proxyFlags) client(cmd *cobra.Command) (*apiClient, error) {
+	if f.proxy == "" {
+		return nil, errors.New("--proxy is required: the root cluster's proxy as HOST:PORT")
+	}
+	host, port, err := net.SplitHostPort(f.proxy)
+	if err != nil || host == "" || port == "" {
+		return nil, fmt.Errorf("--proxy %q must be HOST:PORT, for example --proxy=root.example.com:3080", f.proxy)
+	}
+	if f.insecure {
+		fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: --insecure: the TLS certificate of %s is NOT verified; use this for testing only\n", f.proxy)
+	}
+	cfg, err := serverTLS(f.caFile, f.insecure, host)
+	if err != nil {
+		return nil, err
+	}
+	return newAPIClient(f.proxy, cfg), nil
+}
+
+func loginCommand() *cobra.Command {
+	var pf proxyFlags
+	var user, ttl string
+	cmd := &cobra.Command{
+		Use:   "login --proxy=HOST:PORT --user=NAME [CLUSTER]",
+		Short: "Sign in with your password and one-time code; get certificates for your logins",
+		Long: "Sign in at a root cluster's proxy. CLUSTER selects a leaf cluster the certificate is routed to " +
+			"(default: the root). The password and the one-time code are read from the terminal, or one line each from stdin.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if user == "" {
+				return errors.New("--user is required: the user name your administrator created")
+			}
+			if strings.ContainsAny(user, `/\`) || user == "." || user == ".." {
+				return fmt.Errorf("--user %q is not a user name", user)
+			}
+			c, err := pf.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := ctxOf(cmd)
+			var ping web.PingResponse
+			if err := c.call(ctx, http.MethodGet, "/webapi/ping", nil, &ping, nil); err != nil {
+				return err
+			}
+			pr := newPrompter(cmd.InOrStdin(), cmd.ErrOrStderr())
+			password, err := pr.ask(fmt.Sprintf("Enter password for Tether user %s: ", user), true)
+			if err != nil {
+				return err
+			}
+			otp, err := pr.ask("Enter your one-time code: ", true)
+			if err != nil {
+				return err
+			}
+			pub, priv, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return err
+			}
+			sshPub, err := ssh.NewPublicKey(pub)
+			if err != nil {
+				return err
+			}
+			req := web.LoginRequest{
+				User: user, Password: password, OTP: strings.TrimSpace(otp), TTL: ttl,
+				PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))),
+			}
+			selected := ping.ClusterName
+			if len(args) == 1 && args[0] != ping.ClusterName {
+				req.RouteToCluster, selected = args[0], args[0]
+			}
+			var resp web.LoginResponse
+			if err := c.call(ctx, http.MethodPost, web.LoginPath, req, &resp, nil); err != nil {
+				return loginError(err, pf.proxy, user)
+			}
+			p, err := writeLogin(pf, user, selected, priv, sshPub, &resp)
+			if err != nil {
+				return err
+			}
+			return printStatus(cmd.OutOrStdout(), p, nil)
+		},
+	}
+	pf.register(cmd)
+	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (required)")
+	cmd.Flags().StringVar(&ttl, "ttl", "", "how long the certificates should last, for example 8h (default 12h; your roles may cap it)")
+	return cmd
+}
+
+func loginError(err error, proxy, user string) error {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Status {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("%s; check them and run tether login again (after several failures, sign-in is paused for a few minutes)", ae.Message)
+	case http.StatusTooManyRequests:
+		return fmt.Errorf("%s; if you forgot your password, ask your administrator to run tetherctl users reset %s", ae.Message, user)
+	case http.StatusForbidden:
+		return fmt.Errorf("%s", ae.Message)
+	}
+	return fmt.Errorf("sign-in at %s failed: %s", proxy, ae.Message)
+}
+
+// writeLogin writes the keys, certificates, known_hosts and CA of a sign-in, then the
+// profile that names them (last, so that a profile never points at missing files).
+func writeLogin(pf proxyFlags, user, selected string, priv ed25519.PrivateKey, sshPub ssh.PublicKey, resp *web.LoginResponse) (*Profile, error) {
+	dir, err := tetherHome()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the profile directory %s: %v", dir, err)
+	}
+	p := &Profile{
+		Proxy: pf.proxy, User: user, Cluster: resp.Cluster, SelectedCluster: selected,
+		Roles: resp.Roles, Logins: resp.Logins, ValidBefore: resp.ValidBefore, Insecure: pf.insecure, dir: dir,
+	}
+	block, _ := pem.Decode([]byte(resp.TLSCert))
+	if block == nil {
+		return nil, errors.New("the proxy sent no client certificate; run tether login again")
+	}
+	tlsCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, errors.New("the proxy sent an unreadable client certificate; run tether login again")
+	}
+	p.TLSValidBefore = tlsCert.NotAfter
+	certKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(resp.SSHCert))
+	if cert, ok := certKey.(*ssh.Certificate); err != nil || !ok || string(cert.Key.Marshal()) != string(sshPub.Marshal()) {
+		return nil, errors.New("the proxy sent an SSH certificate for another key; run tether login again")
+	}
+	sshPEM, err := ssh.MarshalPrivateKey(priv, user)
+	if err != nil {
+		return nil, err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	// Every cluster's host CA for its own names; the root's also for the proxy's host.
+	var known []string
+	for _, h := range resp.HostCAs {
+		var extra []string
+		if h.Cluster == resp.Cluster {
+			extra = []string{proxyHost(pf.proxy)}
+		}
+		for _, k := range h.Keys {
+			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
+			if err != nil {
+				return nil, fmt.Errorf("the proxy sent an unreadable host CA key of %s; run tether login again", h.Cluster)
+			}
+			known = append(known, web.KnownHostsLine(h.Cluster, key, extra...))
+		}
+	}
+	if pf.caFile != "" {
+		p.CAFile = p.CAPath(resp.Cluster)
+	}
+	files := []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{p.KeyPath(), pem.EncodeToMemory(sshPEM), 0o600},
+		{p.PublicKeyPath(), ssh.MarshalAuthorizedKey(sshPub), 0o644},
+		{p.CertPath(), []byte(resp.SSHCert + "\n"), 0o644},
+		{p.TLSCertPath(), []byte(resp.TLSCert), 0o644},
+		{p.TLSKeyPath(), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600},
+		{p.CAPath(resp.Cluster), []byte(resp.TLSCA), 0o644},
+		{p.KnownHostsPath(), []byte(strings.Join(known, "\n") + "\n"), 0o644},
+	}
+	for _, f := range files {
+		if err := writeFile(f.path, f.data, f.mode); err != nil {
+			return nil, fmt.Errorf("writing your profile: %v", err)
+		}
+	}
+	if err := p.save(); err != nil {
+		return nil, fmt.Errorf("writing your profile: %v", err)
+	}
+	return p, nil
+}
+
+func logoutCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Remove your keys, certificates and profile",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := readProfile()
+			if errors.Is(err, errNotLoggedIn) {
+				fmt.Fprintln(cmd.OutOrStdout(), "You are not logged in.")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			for _, path := range []string{filepath.Join(p.dir, "keys"), p.KnownHostsPath(), filepath.Join(p.dir, "profile.json")} {
+				if err := os.RemoveAll(path); err != nil {
+					return fmt.Errorf("removing %s: %v; remove it by hand", path, err)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Logged out %s from %s.\n", p.User, p.Proxy)
+			return nil
+		},
+	}
+}
+
+func usersCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "Your own account"}
+	var pf proxyFlags
+	signup := &cobra.Command{
+		Use:   "signup --proxy=HOST:PORT TOKEN",
+		Short: "Set your password and enrol a one-time code app with the sign-up token your administrator gave you",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := pf.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := ctxOf(cmd)
+			token := strings.TrimSpace(args[0])
+			var info struct {
+				User       string `json:"user"`
+				TOTPURI    string `json:"totp_uri"`
+				TOTPSecret string `json:"totp_secret"`
+			}
+			if err := c.call(ctx, http.MethodPost, web.SignupInfoPath, web.SignupTokenBody{Token: token}, &info, nil); err != nil {
+				return err
+			}
+			pr := newPrompter(cmd.InOrStdin(), cmd.ErrOrStderr())
+			var password string
+			for {
+				pw, err := pr.ask(fmt.Sprintf("Choose a password for %s (at least 8 characters): ", info.User), true)
+				if err != nil {
+					return err
+				}
+				again, err := pr.ask("Enter it again: ", true)
+				if err != nil {
+					return err
+				}
+				if pw == again {
+					password = pw
+					break
+				}
+				if !pr.tty {
+					return errors.New("the two passwords differ; run tether users signup again")
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "The two passwords differ; try again.")
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Add this account to your one-time code app (scan or paste the URI, or type the secret):\n\n  %s\n\n  Secret: %s\n\n", info.TOTPURI, info.TOTPSecret)
+			otp, err := pr.ask("Enter the code the app shows now: ", false)
+			if err != nil {
+				return err
+			}
+			var resp web.SignupResponse
+			if err := c.call(ctx, http.MethodPost, web.SignupPath, web.SignupRequest{Token: token, Password: password, OTP: strings.TrimSpace(otp)}, &resp, nil); err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+					return fmt.Errorf("%s; the token is still valid: run tether users signup again", ae.Message)
+				}
+				return err
+			}
+			fmt.Fprintf(out, "Signed up %s. Sign in with:\n\n  tether login --proxy=%s --user=%s%s\n", resp.User, pf.proxy, resp.User, caFlag(pf))
+			return nil
+		},
+	}
+	pf.register(signup)
+	cmd.AddCommand(signup)
+	return cmd
+}
+
+func caFlag(pf proxyFlags) string {
+	switch {
+	case pf.insecure:
+		return " --insecure"
+	case pf.caFile != "":
+		return " --ca-file=" + pf.caFile
+	}
+	return ""
+}
+
+// timeLeft is "valid for 11h59m" or "EXPIRED".
+func timeLeft(t time.Time) string {
+	d := time.Until(t).Round(time.Minute)
+	if d <= 0 {
+		return "EXPIRED"
+	}
+	return "valid for " + strings.TrimSuffix(d.String(), "0s")
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/web"
+)
+
+// leafRolesUnknown is what status says about a leaf's roles: the root does not hold the
+// leaf's role_map (it lives in the leaf's trusted_cluster resource), so tether cannot know
+// them before the leaf maps them.
+const leafRolesUnknown = "not known at the root: the leaf maps your roles with its own role_map when you connect"
+
+// fetchClusters asks the proxy for the clusters p's user may see.
+func fetchClusters(cmd *cobra.Command, p *Profile) ([]auth.ClusterInfo, error) {
+	cfg, err := p.clientTLS()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := os.ReadFile(p.CertPath())
+	if err != nil {
+		return nil, fmt.Errorf("reading your SSH certificate: %v; run tether login again", err)
+	}
+	c := newAPIClient(p.Proxy, cfg)
+	var resp web.ClustersResponse
+	h := http.Header{}
+	h.Set(web.SSHCertHeader, strings.TrimSpace(string(cert)))
+	if err := c.call(ctxOf(cmd), http.MethodGet, web.ClustersPath, nil, &resp, h); err != nil {
+		return nil, err
+	}
+	return resp.Clusters, nil
+}
+
+type statusJSON struct {
+	ProfileDir      string       `json:"profile_dir"`
+	Proxy           string       `json:"proxy"`
+	User            string       `json:"user"`
+	Cluster         string       `json:"cluster"`
+	SelectedCluster string       `json:"selected_cluster"`
+	Roles           []string     `json:"roles"`
+	Logins          []string     `json:"logins"`
+	ValidUntil      time.Time    `json:"valid_until"`
+	Leaves          []leafStatus `json:"leaf_clusters"`
+	LeavesError     string       `json:"leaf_clusters_error,omitempty"`
+}
+
+type leafStatus struct {
+	Name string `json:"name"`
+	// MappedRoles is null: see RolesNote.
+	MappedRoles []string `json:"mapped_roles"`
+	RolesKnown  bool     `json:"mapped_roles_known"`
+	RolesNote   string   `json:"mapped_roles_note"`
+}
+
+func statusCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "status [-f text|json]",
+		Short: "Show who you are signed in as, where, until when, and the leaf clusters you may see",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "text" && format != "json" {
+				return fmt.Errorf("-f %q: use text or json", format)
+			}
+			p, err := loadProfile()
+			if err != nil {
+				return err
+			}
+			clusters, cerr := fetchClusters(cmd, p)
+			if format == "json" {
+				out := statusJSON{
+					ProfileDir: p.dir, Proxy: p.Proxy, User: p.User, Cluster: p.Cluster, SelectedCluster: p.SelectedCluster,
+					Roles: nonNil(p.Roles), Logins: nonNil(p.Logins), ValidUntil: p.ValidBefore.UTC(), Leaves: []leafStatus{},
+				}
+				if cerr != nil {
+					out.LeavesError = cerr.Error()
+				}
+				for _, c := range clusters {
+					if c.Type == "leaf" {
+						out.Leaves = append(out.Leaves, leafStatus{Name: c.Name, RolesNote: leafRolesUnknown})
+					}
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			return printStatus(cmd.OutOrStdout(), p, func(w io.Writer) {
+				if cerr != nil {
+					fmt.Fprintf(w, "  Leaf clusters:      could not be listed: %v\n", cerr)
+					return
+				}
+				var leaves []string
+				for _, c := range clusters {
+					if c.Type == "leaf" {
+						leaves = append(leaves, c.Name)
+					}
+				}
+				if len(leaves) == 0 {
+					fmt.Fprintf(w, "  Leaf clusters:      none you may see\n")
+					return
+				}
+				fmt.Fprintf(w, "  Leaf clusters:\n")
+				for _, l := range leaves {
+					fmt.Fprintf(w, "    %s: roles %s\n", l, leafRolesUnknown)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text or json")
+	return cmd
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// printStatus prints the profile as tsh status does; more adds lines at the end.
+func printStatus(w io.Writer, p *Profile, more func(io.Writer)) error {
+	fmt.Fprintf(w, "> Profile URL:        https://%s\n", p.Proxy)
+	fmt.Fprintf(w, "  Logged in as:       %s\n", p.User)
+	fmt.Fprintf(w, "  Cluster:            %s\n", p.SelectedCluster)
+	if p.SelectedCluster != p.Cluster {
+		fmt.Fprintf(w, "  Root cluster:       %s\n", p.Cluster)
+	}
+	fmt.Fprintf(w, "  Roles:              %s\n", strings.Join(p.Roles, ", "))
+	fmt.Fprintf(w, "  Logins:             %s\n", strings.Join(p.Logins, ", "))
+	fmt.Fprintf(w, "  Valid until:        %s [%s]\n", p.ValidBefore.Local().Format("2006-01-02 15:04:05 -0700 MST"), timeLeft(p.ValidBefore))
+	fmt.Fprintf(w, "  Profile directory:  %s\n", p.dir)
+	if p.Insecure {
+		fmt.Fprintf(w, "  WARNING:            signed in with --insecure: the proxy's TLS certificate is not verified\n")
+	}
+	if more != nil {
+		more(w)
+	}
+	return nil
+}
+
+func clustersCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "clusters [-f text|json]",
+		Short: "List the root cluster and the leaf clusters you may see",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "text" && format != "json" {
+				return fmt.Errorf("-f %q: use text or json", format)
+			}
+			p, err := loadProfile()
+			if err != nil {
+				return err
+			}
+			clusters, err := fetchClusters(cmd, p)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				type row struct {
+					auth.ClusterInfo
+					Selected bool `json:"selected"`
+				}
+				rows := []row{}
+				for _, c := range clusters {
+					rows = append(rows, row{ClusterInfo: c, Selected: c.Name == p.SelectedCluster})
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			header := []string{"Cluster Name", "Status", "Cluster Type", "Labels", "Selected"}
+			var rows [][]string
+			for _, c := range clusters {
+				sel := ""
+				if c.Name == p.SelectedCluster {
+					sel = "*"
+				}
+				rows = append(rows, []string{c.Name, c.Status, c.Type, labelString(c.Labels), sel})
+			}
+			printTable(cmd.OutOrStdout(), header, rows)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text or json")
+	return cmd
+}
+
+func labelString(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// printTable prints the seed guide's table: a header, a line of dashes under each
+// column, the rows.
+func printTable(w io.Writer, header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	dashes := make([]string, len(header))
+	widths := make([]int, len(header))
+	for i, h := range header {
+		widths[i] = len(h)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	for i := range header {
+		dashes[i] = strings.Repeat("-", widths[i])
+	}
+	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
+	fmt.Fprintln(tw, strings.Join(dashes, "\t")+"\t")
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
+	}
+	tw.Flush()
+}
