@@ -277,6 +277,11 @@ func (s *Service) Get(ctx context.Context, kind, name string, withSecrets bool) 
 	if name != "" && len(out) == 0 {
 		return nil, ErrNotFound
 	}
+	if kind == resource.KindNode {
+		if err := s.fillNodeStatus(ctx, out); err != nil {
+			return nil, err
+		}
+	}
 	if !withSecrets {
 		for _, r := range out {
 			switch v := r.(type) {
@@ -337,6 +342,11 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 	if kind == resource.KindTrustedCluster || kind == resource.KindRemoteCluster {
 		if err := s.deleteCAs(ctx, name); err != nil {
 			_ = s.rebuildAfter(ctx)
+			return "", err
+		}
+	}
+	if kind == resource.KindNode {
+		if err := s.forgetNode(ctx, name); err != nil {
 			return "", err
 		}
 	}
