@@ -284,3 +284,5 @@ func runSSH(t *testing.T, args []string, env ...string) (int, string, string) {
 	}
 	return code, stdout.String(), stderr.String()
 }
+
+func removeFile(p string) error { return os.Remove(p) }
