@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/tetherproject/tether/policy/decisionlog"
+	"github.com/tetherproject/tether/resource"
 )
 
 // Config is tetherd's whole configuration.
@@ -422,8 +423,15 @@ func (c *Config) completeNode() error {
 		}
 		n.Name = strings.ToLower(h)
 	}
-	if _, _, err := net.SplitHostPort(n.ListenAddr); err != nil {
+	if err := resource.CheckClusterName(n.Name); err != nil || resource.NormalizeClusterName(n.Name) != n.Name {
+		return fmt.Errorf("node.name %q: a node's name is a host name in lower case (letters, digits, '-', '.'), without a trailing dot", n.Name)
+	}
+	lh, _, err := net.SplitHostPort(n.ListenAddr)
+	if err != nil {
 		return fmt.Errorf("node.listen_addr %q: want host:port", n.ListenAddr)
+	}
+	if ip := net.ParseIP(lh); n.PublicAddr == "" && (lh == "" || (ip != nil && ip.IsUnspecified())) {
+		return fmt.Errorf("node.public_addr is required when node.listen_addr (%s) listens on all addresses: the address the cluster reaches this node's SSH server at, host:port", n.ListenAddr)
 	}
 	if n.PublicAddr != "" {
 		if _, _, err := net.SplitHostPort(n.PublicAddr); err != nil {

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/node"
 	"github.com/tetherproject/tether/internal/testenv"
 )
 
@@ -202,5 +204,64 @@ func TestALiveConnectionEndsWhenItsCertificateExpires(t *testing.T) {
 	case <-done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the connection outlived its certificate")
+	}
+}
+
+// TestUserCARotationReachesTheNodeByHeartbeats: the node trusts the user CA keys the
+// last heartbeat brought: a certificate of the new key logs in once the rotation began,
+// and one of the old key stops logging in once the rotation ended.
+func TestUserCARotationReachesTheNodeByHeartbeats(t *testing.T) {
+	u := testUser(t)
+	g := startCluster(t)
+	cfg := nodeConfig(t, g, "rot1", nodeToken(t, g, auth.TokenOptions{}), t.TempDir())
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	a, err := node.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	n := &sshNode{g: g, agent: a, user: u}
+	userCA := g.Auth().CA().User
+	old := n.key(t, u.Username)
+	login := func(k *userKey) error {
+		signer, err := ssh.NewCertSigner(k.Cert, k.Signer)
+		if err != nil {
+			return err
+		}
+		c, err := ssh.Dial("tcp", a.Addr().String(), n.clientConfig(t, u.Username, ssh.PublicKeys(signer)))
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	if err := login(old); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []ca.RotationPhase{ca.Init, ca.UpdateClients} {
+		if err := userCA.Rotate(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotated := n.key(t, u.Username) // signed by the new key
+	if string(rotated.Cert.SignatureKey.Marshal()) == string(old.Cert.SignatureKey.Marshal()) {
+		t.Fatal("the rotation did not change the signing key")
+	}
+	testenv.Eventually(t, 10*time.Second, func() error { return login(rotated) })
+	if err := login(old); err != nil {
+		t.Fatalf("the old key stopped working mid-rotation: %v", err)
+	}
+	for _, p := range []ca.RotationPhase{ca.UpdateServers, ca.Standby} {
+		if err := userCA.Rotate(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if login(old) == nil {
+			return errors.New("a certificate of the dropped key still logs in")
+		}
+		return nil
+	})
+	if err := login(rotated); err != nil {
+		t.Fatal(err)
 	}
 }

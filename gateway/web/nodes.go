@@ -64,7 +64,9 @@ func (s *Server) HandleNodes() {
 	s.mux.HandleFunc("POST "+NodeHeartbeatPath, func(w http.ResponseWriter, r *http.Request) {
 		name, peer, reason := s.authenticateNode(r)
 		if reason != "" {
-			s.adminAuthFailed(r.Context(), r.RemoteAddr, "node "+name, reason)
+			if write, suppressed := s.adminFailures.note(clientKey(r.RemoteAddr)); write {
+				s.log.Warn("node heartbeat authentication failed", "peer", r.RemoteAddr, "reason", reason, "suppressed", suppressed)
+			}
 			writeError(w, http.StatusUnauthorized, "node heartbeat refused: "+reason)
 			return
 		}
