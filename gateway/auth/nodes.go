@@ -218,6 +218,7 @@ func (s *Service) JoinNode(ctx context.Context, req NodeJoinRequest, remote stri
 		return refuse(errorf(ErrAlreadyExists, "node %q is already registered with another key; a node name is claimed once. If this is the same server with a new identity, an admin must first remove it: tetherctl rm node/%s", n.Metadata.Name, n.Metadata.Name))
 	}
 	var claim nodeClaim
+	claimed := false // this call created the claim
 	it, err := s.cfg.Store.Get(ctx, nodeClaimKey(n.Metadata.Name))
 	switch {
 	case errors.Is(err, state.ErrNotFound):
@@ -238,6 +239,7 @@ func (s *Service) JoinNode(ctx context.Context, req NodeJoinRequest, remote stri
 			}
 			return nil, fmt.Errorf("claiming node name %q: %w", n.Metadata.Name, err)
 		}
+		claimed = true
 	case err != nil:
 		return nil, err
 	default:
@@ -254,14 +256,23 @@ func (s *Service) JoinNode(ctx context.Context, req NodeJoinRequest, remote stri
 			return nil, err
 		}
 	}
-	if err := s.put(ctx, resourceKey(resource.KindNode, n.Metadata.Name), n); err != nil {
-		return nil, err
-	}
-	if err := s.putNodeHeartbeat(ctx, n, ttl); err != nil {
-		return nil, err
-	}
 	creds, err := s.nodeCredentials(n, key, true, true)
+	if err == nil {
+		err = s.put(ctx, resourceKey(resource.KindNode, n.Metadata.Name), n)
+	}
+	if err == nil {
+		err = s.putNodeHeartbeat(ctx, n, ttl)
+	}
 	if err != nil {
+		if !claimed {
+			return nil, err
+		}
+		// A failed first join must not leave the name claimed by a node that never got
+		// its credentials.
+		if derr := s.cfg.Store.Delete(ctx, nodeClaimKey(n.Metadata.Name)); derr != nil && !errors.Is(derr, state.ErrNotFound) {
+			s.log.Error("a failed node join left its name claimed; remove it with tetherctl rm node/"+n.Metadata.Name, "err", derr)
+		}
+		_ = s.cfg.Store.Delete(ctx, resourceKey(resource.KindNode, n.Metadata.Name))
 		return nil, err
 	}
 	s.log.Info("node joined", "node", n.Metadata.Name, "addr", n.Spec.Addr, "remote", remote, "token", info.Display(), "key", fp)

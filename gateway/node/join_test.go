@@ -2,16 +2,26 @@ package node_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/node"
+	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/internal/testenv"
 	"github.com/tetherproject/tether/resource"
 )
@@ -165,5 +175,64 @@ func TestHeartbeatsOfARemovedNodeAreRefused(t *testing.T) {
 	})
 	if _, err := g.Auth().Get(context.Background(), resource.KindNode, "gone1", false); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("a heartbeat brought the removed node back: %v", err)
+	}
+}
+
+// TestHeartbeatAndAdminIdentitiesAreNotInterchangeable: the admin identity cannot
+// heartbeat as a node, and a node's client certificate is no admin identity.
+func TestHeartbeatAndAdminIdentitiesAreNotInterchangeable(t *testing.T) {
+	g := startCluster(t)
+	dir := t.TempDir()
+	a, err := node.New(context.Background(), nodeConfig(t, g, "n1", nodeToken(t, g, auth.TokenOptions{}), dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	admin, err := identity.Load(g.AdminIdentityPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		TLSCert string `json:"tls_cert"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "identity.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &saved); err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(saved.TLSCert))
+	nodeCert := tls.Certificate{Certificate: [][]byte{block.Bytes}, PrivateKey: *raw.(*ed25519.PrivateKey)}
+	post := func(cert tls.Certificate, method, path, body string) (int, string) {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: g.Auth().CA().TLS.CertPool(), Certificates: []tls.Certificate{cert}}}}
+		defer c.CloseIdleConnections()
+		req, _ := http.NewRequest(method, "https://"+g.Addr()+path, strings.NewReader(body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	hb := `{"addr":"127.0.0.1:1","heartbeat_ttl":"1s"}`
+	if code, body := post(admin.Cert, http.MethodPost, web.NodeHeartbeatPath, hb); code != http.StatusUnauthorized || !strings.Contains(body, "not a node") {
+		t.Fatalf("admin identity heartbeating: %d %s", code, body)
+	}
+	if code, body := post(nodeCert, http.MethodGet, "/v1/admin/resources/role", ""); code != http.StatusForbidden {
+		t.Fatalf("node certificate on the admin API: %d %s", code, body)
+	}
+	if code, body := post(nodeCert, http.MethodPost, web.NodeHeartbeatPath, hb); code != http.StatusOK {
+		t.Fatalf("the node's own heartbeat: %d %s", code, body)
 	}
 }
