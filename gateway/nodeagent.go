@@ -45,12 +45,14 @@ func NewNodeAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, clu
 		if nc.RootCAs == nil {
 			nc.RootCAs = cluster.auth.CA().TLS.CertPool()
 		}
+		// insecure is the leaf's setting here; the node knows its cluster's CA.
+		nc.Insecure = false
 		nc.TokenFunc = func(ctx context.Context) (string, error) {
 			tok, _, err := cluster.auth.AddToken(ctx, auth.TokenOptions{Roles: []string{resource.TokenRoleNode}, TTL: 5 * time.Minute})
 			return tok, err
 		}
 	}
-	if cfg.Insecure {
+	if nc.Insecure {
 		log.Warn("INSECURE: the node agent accepts ANY TLS certificate from the cluster when joining (--insecure); use it for testing only and give node.ca_pin_file instead")
 	}
 	return node.New(ctx, nc)
