@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -77,6 +78,9 @@ type Agent struct {
 
 	mu sync.RWMutex
 	id *identity
+	// removed is set when the cluster answers a heartbeat that it no longer knows this
+	// node (an admin removed it): from then on no one logs in.
+	removed atomic.Bool
 }
 
 // New checks cfg, loads the node's identity or joins the cluster with the token, and

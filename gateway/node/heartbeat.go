@@ -89,10 +89,13 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	if err := postJSON(ctx, a.client, "https://"+a.cfg.AuthServer+web.NodeHeartbeatPath, req, &creds); err != nil {
 		var se *statusError
 		if errors.As(err, &se) && se.Status == http.StatusForbidden {
-			a.log.Error("the cluster no longer knows this node; it keeps serving with the CAs last received. Join again with a new token (remove the node's identity file and set node.token)", "err", err)
+			if !a.removed.Swap(true) {
+				a.log.Error("the cluster no longer knows this node: it refuses every login from now on. Join again with a new token: remove "+a.cfg.Dir+"/"+identityFile+", set node.token and restart", "err", err)
+			}
 		}
 		return err
 	}
+	a.removed.Store(false)
 	next := &identity{Name: cur.Name, NodeCredentials: creds}
 	if next.HostCert == "" {
 		next.HostCert = cur.HostCert

@@ -153,7 +153,9 @@ func TestHeartbeatsKeepANodeOnlineUntilTheyStop(t *testing.T) {
 	})
 }
 
-func TestHeartbeatsOfARemovedNodeAreRefused(t *testing.T) {
+// TestARemovedNodeRefusesLogins: once an admin removed the node, its heartbeats are
+// refused and the node, told so, accepts no login.
+func TestARemovedNodeRefusesLogins(t *testing.T) {
 	g := startCluster(t)
 	cfg := nodeConfig(t, g, "gone1", nodeToken(t, g, auth.TokenOptions{}), t.TempDir())
 	cfg.HeartbeatInterval = 100 * time.Millisecond
@@ -164,6 +166,17 @@ func TestHeartbeatsOfARemovedNodeAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgent(t, a)
+	key := newUserKey(t, g.Auth().CA().User, []string{"root"}, time.Minute)
+	signer, err := ssh.NewCertSigner(key.Cert, key.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCfg := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second} //nolint:gosec // the test is about the client's authentication
+	if c, err := ssh.Dial("tcp", a.Addr().String(), clientCfg); err != nil {
+		t.Fatalf("login before the removal: %v\n%s", err, buf.String())
+	} else {
+		c.Close()
+	}
 	if _, err := g.Auth().Delete(context.Background(), resource.KindNode, "gone1"); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +186,13 @@ func TestHeartbeatsOfARemovedNodeAreRefused(t *testing.T) {
 		}
 		return nil
 	})
+	if c, err := ssh.Dial("tcp", a.Addr().String(), clientCfg); err == nil {
+		c.Close()
+		t.Fatal("a removed node still accepts logins")
+	}
+	if !strings.Contains(buf.String(), "it accepts no login until it joins again") {
+		t.Fatalf("the denial is not logged:\n%s", buf.String())
+	}
 	if _, err := g.Auth().Get(context.Background(), resource.KindNode, "gone1", false); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("a heartbeat brought the removed node back: %v", err)
 	}

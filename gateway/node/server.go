@@ -109,6 +109,9 @@ func (a *Agent) authenticate(id *identity, meta ssh.ConnMetadata, key ssh.Public
 			err = errors.New("access denied")
 		}
 	}()
+	if a.removed.Load() {
+		return nil, errors.New("the cluster no longer knows this node (an admin removed it); it accepts no login until it joins again")
+	}
 	cert, ok := key.(*ssh.Certificate)
 	if !ok {
 		return nil, fmt.Errorf("a plain %s key (%s), not a certificate: only certificates from the cluster's user CA are accepted", key.Type(), ssh.FingerprintSHA256(key))
