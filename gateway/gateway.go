@@ -144,6 +144,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	})
 	g.web.HandleStatus(web.StatusInfo{CADir: filepath.Join(cfg.DataDir, "ca")})
 	g.web.HandleLogin(auth.NewUsers(g.auth, auth.UsersConfig{PublicAddr: cfg.Proxy.PublicAddr}))
+	g.web.HandleNodes()
 	if err := g.renewAdminIdentity(); err != nil {
 		return nil, err
 	}
@@ -219,9 +220,23 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer g.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- g.web.Serve(ctx, g.listener) }()
 	go func() { errc <- g.auth.Run(ctx) }()
+	running := 2
+	if g.cfg.Node.Enabled {
+		// The node joins this cluster over its web API, which is serving now.
+		agent, err := NewNodeAgent(ctx, g.cfg, g.log, g)
+		if err != nil {
+			cancel()
+			for range running {
+				<-errc
+			}
+			return err
+		}
+		running++
+		go func() { errc <- agent.Run(ctx) }()
+	}
 	go func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
@@ -238,7 +253,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}()
 	g.log.Info("tetherd running", "web", g.listener.Addr().String(), "public_addr", g.cfg.Proxy.PublicAddr)
 	var first error
-	for range 2 {
+	for range running {
 		err := <-errc
 		if err != nil && !errors.Is(err, context.Canceled) && first == nil {
 			first = err

@@ -184,7 +184,7 @@ func TestAdminToolOnACluster(t *testing.T) {
 		if out := root.mustCtl(t, "get", "rc", "--format", "text"); out != "Name Status Cluster Labels Last Heartbeat\n---- ------ -------------- --------------\n" {
 			t.Fatalf("get rc --format text:\n%q", out)
 		}
-		if out := root.mustCtl(t, "get", "node", "--format", "text"); !strings.HasPrefix(out, "Host Name Address Labels\n") {
+		if out := root.mustCtl(t, "get", "node", "--format", "text"); !strings.HasPrefix(out, "Host Name Address Labels Status Last Heartbeat\n") {
 			t.Fatalf("get node --format text:\n%q", out)
 		}
 	})

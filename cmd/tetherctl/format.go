@@ -96,9 +96,16 @@ func table(kind string, rs []resource.Resource, now time.Time) ([]string, [][]st
 			if addr == "" {
 				addr = "⟵ Tunnel"
 			}
-			rows = append(rows, []string{host, n.Metadata.Name, addr, labelList(n.Metadata.Labels)})
+			status, hb := n.Status.Connection, ""
+			if status == "" {
+				status = "-" // registered by hand: no agent heartbeats
+			}
+			if !n.Status.LastHeartbeat.IsZero() {
+				hb = n.Status.LastHeartbeat.UTC().Format(time.RFC3339)
+			}
+			rows = append(rows, []string{host, n.Metadata.Name, addr, labelList(n.Metadata.Labels), status, hb})
 		}
-		return []string{"Host", "Name", "Address", "Labels"}, rows
+		return []string{"Host", "Name", "Address", "Labels", "Status", "Last Heartbeat"}, rows
 	case resource.KindTrustedCluster:
 		for _, r := range rs {
 			tc := r.(*resource.TrustedCluster)

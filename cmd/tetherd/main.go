@@ -1,5 +1,6 @@
 // Command tetherd is the Tether daemon: `tetherd start -c tether.yaml` runs a cluster's
-// auth service and HTTPS web API; `tetherd configure` prints a commented sample
+// auth service and HTTPS web API, and with node.enabled a node agent (beside the cluster,
+// or alone when cluster_name is empty); `tetherd configure` prints a commented sample
 // configuration.
 package main
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tetherproject/tether/gateway"
 	"github.com/tetherproject/tether/gateway/config"
+	"github.com/tetherproject/tether/gateway/node"
 )
 
 func rootCommand() *cobra.Command {
@@ -25,7 +27,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(startCommand(), configureCommand())
+	root.AddCommand(startCommand(), configureCommand(), nodeSFTPCommand())
 	return withVersion(root)
 }
 
@@ -37,7 +39,7 @@ func startCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "start",
-		Short: "Start the cluster's auth service and web API",
+		Short: "Start the cluster's auth service and web API, and/or a node agent (node.enabled)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
@@ -57,6 +59,13 @@ func startCommand() *cobra.Command {
 			slog.SetDefault(log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cfg.NodeOnly() {
+				agent, err := gateway.NewNodeAgent(ctx, cfg, log, nil)
+				if err != nil {
+					return err
+				}
+				return agent.Run(ctx)
+			}
 			g, err := gateway.New(ctx, cfg, log)
 			if err != nil {
 				return err
@@ -65,7 +74,7 @@ func startCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (see tetherd configure)")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "as a leaf, accept any TLS certificate from root clusters (testing only)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "as a leaf or a node agent, accept any TLS certificate from the root or cluster when joining (testing only)")
 	cmd.Flags().BoolVarP(&debug, "debug", "d", false, "log at debug level")
 	return cmd
 }
@@ -93,6 +102,20 @@ func configureCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := fmt.Fprint(cmd.OutOrStdout(), config.Sample)
 			return err
+		},
+	}
+}
+
+// nodeSFTPCommand is the hidden subcommand the node agent runs, as the login's user, for
+// the sftp subsystem: the sftp protocol on stdin and stdout.
+func nodeSFTPCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    node.SFTPSubcommand,
+		Short:  "Serve sftp on stdin and stdout (run by the node agent as the login's user)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return node.ServeSFTP(os.Stdin, os.Stdout)
 		},
 	}
 }

@@ -277,6 +277,11 @@ func (s *Service) Get(ctx context.Context, kind, name string, withSecrets bool) 
 	if name != "" && len(out) == 0 {
 		return nil, ErrNotFound
 	}
+	if kind == resource.KindNode {
+		if err := s.fillNodeStatus(ctx, out); err != nil {
+			return nil, err
+		}
+	}
 	if !withSecrets {
 		for _, r := range out {
 			switch v := r.(type) {
@@ -342,6 +347,11 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 	}
 	if kind == resource.KindUser {
 		if err := s.clearCredentials(ctx, name); err != nil {
+			return "", err
+		}
+	}
+	if kind == resource.KindNode {
+		if err := s.forgetNode(ctx, name); err != nil {
 			return "", err
 		}
 	}

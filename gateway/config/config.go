@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/tetherproject/tether/policy/decisionlog"
+	"github.com/tetherproject/tether/resource"
 )
 
 // Config is tetherd's whole configuration.
@@ -45,6 +46,37 @@ type Config struct {
 	Storage      Storage       `mapstructure:"storage"`
 	Policy       Policy        `mapstructure:"policy"`
 	Log          Log           `mapstructure:"log"`
+	Node         Node          `mapstructure:"node"`
+}
+
+// Node runs a Tether node agent in this process: it joins a cluster with a node token,
+// heartbeats its labels and serves SSH itself. With cluster_name empty the process is a
+// node only; with cluster_name set it runs beside this cluster's auth service and web
+// API (and joins it without a token of its own).
+type Node struct {
+	// Enabled runs the node agent.
+	Enabled bool `mapstructure:"enabled"`
+	// Name is the node's name in the cluster (a host name); default the host name.
+	Name string `mapstructure:"name"`
+	// Labels are the node's labels.
+	Labels map[string]string `mapstructure:"labels"`
+	// ListenAddr is where the node's SSH server listens, host:port.
+	ListenAddr string `mapstructure:"listen_addr"`
+	// PublicAddr is where the cluster reaches the SSH server, host:port; default
+	// listen_addr (required when that listens on all addresses).
+	PublicAddr string `mapstructure:"public_addr"`
+	// AuthServer is the cluster's web API, host:port (its proxy.public_addr). Default,
+	// beside a cluster: that cluster.
+	AuthServer string `mapstructure:"auth_server"`
+	// Token is the node token (tetherctl tokens add --type=node), needed for the first
+	// start only.
+	Token string `mapstructure:"token"`
+	// CAPinFile is a PEM file of the cluster's TLS CA certificates (tetherctl status
+	// prints their files): it pins the cluster at the join, instead of the system roots.
+	CAPinFile string `mapstructure:"ca_pin_file"`
+	// HeartbeatInterval is how often the node heartbeats (jittered); the cluster shows
+	// it offline after three intervals without one.
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
 }
 
 // Proxy is the HTTPS web API and the addresses advertised by /webapi/ping.
@@ -176,6 +208,15 @@ var defaults = map[string]any{
 	"storage.redis.tls.cert_file":           "",
 	"storage.redis.tls.key_file":            "",
 	"storage.redis.tls.server_name":         "",
+	"node.enabled":                          false,
+	"node.name":                             "",
+	"node.labels":                           map[string]string{},
+	"node.listen_addr":                      "0.0.0.0:3022",
+	"node.public_addr":                      "",
+	"node.auth_server":                      "",
+	"node.token":                            "",
+	"node.ca_pin_file":                      "",
+	"node.heartbeat_interval":               "30s",
 	"log.level":                             "info",
 	"log.format":                            "text",
 }
@@ -281,9 +322,21 @@ func (r Redis) TLSConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// NodeOnly reports whether this process runs a node agent and no cluster.
+func (c *Config) NodeOnly() bool { return c.Node.Enabled && c.ClusterName == "" }
+
 func (c *Config) complete() error {
+	if err := c.completeNode(); err != nil {
+		return err
+	}
+	if c.NodeOnly() {
+		if c.DataDir == "" {
+			return errors.New("data_dir is required")
+		}
+		return nil
+	}
 	if c.ClusterName == "" {
-		return errors.New("cluster_name is required (or set TETHER_CLUSTER_NAME)")
+		return errors.New("cluster_name is required (or set TETHER_CLUSTER_NAME); a node agent alone sets node.enabled: true and node.auth_server instead")
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir is required")
@@ -354,6 +407,52 @@ func (c *Config) complete() error {
 	}
 	if _, err := decisionlog.Mask(decisionlog.Event{}, dl.Masks...); err != nil {
 		return fmt.Errorf("policy.decision_log.masks: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) completeNode() error {
+	n := &c.Node
+	if !n.Enabled {
+		return nil
+	}
+	if n.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node.name is empty and the host name is unknown: %w", err)
+		}
+		n.Name = strings.ToLower(h)
+	}
+	if err := resource.CheckClusterName(n.Name); err != nil || resource.NormalizeClusterName(n.Name) != n.Name {
+		return fmt.Errorf("node.name %q: a node's name is a host name in lower case (letters, digits, '-', '.'), without a trailing dot", n.Name)
+	}
+	lh, _, err := net.SplitHostPort(n.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("node.listen_addr %q: want host:port", n.ListenAddr)
+	}
+	if ip := net.ParseIP(lh); n.PublicAddr == "" && (lh == "" || (ip != nil && ip.IsUnspecified())) {
+		return fmt.Errorf("node.public_addr is required when node.listen_addr (%s) listens on all addresses: the address the cluster reaches this node's SSH server at, host:port", n.ListenAddr)
+	}
+	if n.PublicAddr != "" {
+		if _, _, err := net.SplitHostPort(n.PublicAddr); err != nil {
+			return fmt.Errorf("node.public_addr %q: want host:port", n.PublicAddr)
+		}
+	}
+	if n.AuthServer == "" && c.ClusterName == "" {
+		return errors.New("node.auth_server is required for a node agent alone: the cluster's web address, host:port")
+	}
+	if n.AuthServer != "" {
+		if _, _, err := net.SplitHostPort(n.AuthServer); err != nil {
+			return fmt.Errorf("node.auth_server %q: want host:port", n.AuthServer)
+		}
+	}
+	if n.CAPinFile != "" {
+		if _, err := os.Stat(n.CAPinFile); err != nil {
+			return fmt.Errorf("node.ca_pin_file: %w", err)
+		}
+	}
+	if n.HeartbeatInterval <= 0 {
+		return fmt.Errorf("node.heartbeat_interval %v must be positive", n.HeartbeatInterval)
 	}
 	return nil
 }
@@ -469,6 +568,30 @@ policy:
     #   - op: upsert
     #     path: /input/cert/traits/phone
     #     value: "***"
+
+# A Tether node agent in this process: it joins a cluster with a node token, heartbeats
+# its labels and serves SSH itself (user certificates of the cluster's user CA only;
+# sessions run as the login's user). Leave cluster_name empty to run a node alone.
+node:
+  enabled: false
+  # The node's name in the cluster (default: the host name).
+  name: node1
+  labels:
+    env: prod
+  # Where the node's SSH server listens.
+  listen_addr: 0.0.0.0:3022
+  # Where the cluster reaches it (required when listen_addr listens on all addresses).
+  public_addr: node1.example.com:3022
+  # The cluster's web address (default beside a cluster: that cluster).
+  auth_server: root.example.com:3080
+  # tetherctl tokens add --type=node; needed at the first start only (the identity is
+  # kept under data_dir/node).
+  token: ""
+  # The cluster's TLS CA certificates (PEM): pins the cluster at the join. tetherctl
+  # status on the cluster prints the files. The global insecure: true skips this (tests).
+  ca_pin_file: ""
+  # How often the node heartbeats; it is shown offline after three missed intervals.
+  heartbeat_interval: 30s
 
 log:
   # debug, info, warn or error

@@ -185,3 +185,39 @@ func TestSampleDocumentsSecureConnections(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeSection(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, yaml, wantErr string
+	}{
+		{"node_alone_needs_auth_server", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  listen_addr: 127.0.0.1:0\n", "node.auth_server is required"},
+		{"node_name_is_a_host_name", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: 'bad name'\n  auth_server: 127.0.0.1:3080\n", "node.name"},
+		{"heartbeat_interval_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  heartbeat_interval: 0s\n", "heartbeat_interval"},
+		{"missing_pin_file", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  ca_pin_file: /nonexistent/ca.pem\n", "node.ca_pin_file"},
+		{"cluster_still_needs_a_name_without_a_node", "data_dir: /tmp/x\n", "cluster_name is required"},
+		{"public_addr_needed_on_all_addresses", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n", "node.public_addr is required"},
+		{"node_alone", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  public_addr: n1.example.com:3022\n", ""},
+		{"node_beside_a_cluster", "cluster_name: root.example.com\ndata_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  public_addr: n1.example.com:3022\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "tether.yaml")
+			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(p)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Node.HeartbeatInterval != 30*time.Second || c.Node.ListenAddr != "0.0.0.0:3022" {
+					t.Fatalf("defaults: %+v", c.Node)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

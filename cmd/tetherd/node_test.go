@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/adminclient"
+	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/web"
+	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/resource"
+)
+
+// tetherdProcess runs `tetherd start -c cfg` until the test ends (or stop).
+func tetherdProcess(t *testing.T, cfg string) (stop func(), out *testenv.Buffer) {
+	t.Helper()
+	cmd := exec.Command(tetherdBinary(t), "start", "-c", cfg)
+	out = &testenv.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	stop = func() {
+		if done {
+			return
+		}
+		done = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("tetherd did not stop cleanly: %v\n%s", err, out.String())
+		}
+	}
+	t.Cleanup(stop)
+	return stop, out
+}
+
+func writeFile(t *testing.T, path, data string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// nodeTestUser creates a Unix user (needs root) and removes it at the end.
+func nodeTestUser(t *testing.T) *user.User {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("node sessions run as the login's user: this test creates one with useradd and needs root")
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("tdn%x", b)
+	if out, err := exec.Command(testenv.Command(t, "useradd"), "--create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("pkill", "-KILL", "-u", name).Run()
+		_ = exec.Command(testenv.Command(t, "userdel"), "--remove", name).Run()
+	})
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestTetherdServesANodeBesideItsCluster: one tetherd runs the cluster and a node agent
+// that joins it by itself; OpenSSH's ssh, sftp run against the node with a certificate
+// of the cluster's user CA, and the sftp subsystem is tetherd node-sftp run as the login.
+func TestTetherdServesANodeBesideItsCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs tetherd")
+	}
+	u := nodeTestUser(t)
+	// The sftp subsystem re-executes tetherd as the login: it must be able to run it.
+	if err := os.Chmod(filepath.Dir(tetherdBinary(t)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	sshAddr := freeAddr(t)
+	cfg := writeFile(t, filepath.Join(dir, "tether.yaml"), fmt.Sprintf(`cluster_name: root.example.com
+data_dir: %s
+proxy:
+  web_listen_addr: %s
+node:
+  enabled: true
+  name: node1
+  labels: {env: test}
+  listen_addr: %s
+`, dataDir, freeAddr(t), sshAddr))
+	_, out := tetherdProcess(t, cfg)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(out.String(), "node agent running") {
+			return fmt.Errorf("node agent not running yet:\n%s", out.String())
+		}
+		return nil
+	})
+	cluster, err := ca.LoadCluster(filepath.Join(dataDir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, knownHosts := openSSHFiles(t, cluster, u.Username)
+	host, port := strings.Split(sshAddr, ":")[0], strings.Split(sshAddr, ":")[1]
+	opts := []string{"-F", "/dev/null", "-i", keyPath, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + knownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"}
+	cmd := exec.Command(testenv.Command(t, "ssh"), append(opts, "-p", port, u.Username+"@"+host, "id -un; exit 3")...)
+	got, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || string(got) != u.Username+"\n" {
+		t.Fatalf("ssh: %v %q, want %q and exit status 3\n%s", err, got, u.Username, out.String())
+	}
+	local := writeFile(t, filepath.Join(dir, "up.txt"), "through tetherd node-sftp\n")
+	batch := writeFile(t, filepath.Join(dir, "batch"), "put "+local+" up.txt\n")
+	sftpArgs := append([]string{"-P", port, "-b", batch}, opts...)
+	if b, err := exec.Command(testenv.Command(t, "sftp"), append(sftpArgs, u.Username+"@"+host)...).CombinedOutput(); err != nil {
+		t.Fatalf("sftp: %v\n%s\n%s", err, b, out.String())
+	}
+	st, err := os.Stat(filepath.Join(u.HomeDir, "up.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid) != u.Uid {
+		t.Fatalf("uploaded file owned by uid %d, want %s", st.Sys().(*syscall.Stat_t).Uid, u.Uid)
+	}
+}
+
+// openSSHFiles writes a key with a certificate of cluster's user CA for login, and a
+// known_hosts file trusting its host CA.
+func openSSHFiles(t *testing.T, cluster *ca.Cluster, login string) (keyPath, knownHosts string) {
+	t.Helper()
+	dir := t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	cert, err := cluster.User.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: []string{login}, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := ssh.MarshalPrivateKey(priv, "")
+	keyPath = writeFile(t, filepath.Join(dir, "id"), string(pem.EncodeToMemory(block)))
+	writeFile(t, keyPath+"-cert.pub", string(ssh.MarshalAuthorizedKey(cert)))
+	var kh strings.Builder
+	for _, k := range cluster.Host.TrustedKeys() {
+		kh.WriteString("@cert-authority * " + ca.AuthorizedKey(k.Key) + "\n")
+	}
+	return keyPath, writeFile(t, filepath.Join(dir, "known_hosts"), kh.String())
+}
+
+// TestTetherdNodeAloneJoinsAndHeartbeats: a second tetherd, a node only, joins a cluster
+// with a node token, pinning the cluster's TLS CA by file; the cluster shows it online,
+// and offline once its process stopped and the heartbeat TTL passed.
+func TestTetherdNodeAloneJoinsAndHeartbeats(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs tetherd")
+	}
+	dir := t.TempDir()
+	clusterData := filepath.Join(dir, "cluster")
+	webAddr := freeAddr(t)
+	startTetherd(t, writeFile(t, filepath.Join(dir, "cluster.yaml"), fmt.Sprintf("cluster_name: root.example.com\ndata_dir: %s\nproxy:\n  web_listen_addr: %s\n", clusterData, webAddr)), true)
+	id, err := identity.Load(filepath.Join(clusterData, identity.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := adminclient.New(id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tok, err := admin.AddToken(ctx, web.TokenRequest{Roles: []string{resource.TokenRoleNode}, TTL: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins, _ := filepath.Glob(filepath.Join(clusterData, "ca", "tls", "key-*.crt"))
+	if len(pins) == 0 {
+		t.Fatal("no TLS CA certificate file to pin")
+	}
+	nodeCfg := writeFile(t, filepath.Join(dir, "node.yaml"), fmt.Sprintf(`data_dir: %s
+node:
+  enabled: true
+  name: lonely
+  labels: {role: db}
+  listen_addr: %s
+  auth_server: %s
+  token: %s
+  ca_pin_file: %s
+  heartbeat_interval: 200ms
+`, filepath.Join(dir, "node"), freeAddr(t), webAddr, tok.Token, pins[0]))
+	stop, out := tetherdProcess(t, nodeCfg)
+	status := func() (string, error) {
+		docs, err := admin.Get(ctx, resource.KindNode, "lonely", false)
+		if err != nil {
+			return "", err
+		}
+		rs, err := resource.Parse([]byte(docs[0]), "node")
+		if err != nil {
+			return "", err
+		}
+		n := rs[0].(*resource.Node)
+		if n.Metadata.Labels["role"] != "db" {
+			return "", fmt.Errorf("labels %v", n.Metadata.Labels)
+		}
+		return n.Status.Connection, nil
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		s, err := status()
+		if err != nil || s != resource.ConnectionOnline {
+			return fmt.Errorf("status %q %v\n%s", s, err, out.String())
+		}
+		return nil
+	})
+	stop()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if s, err := status(); err != nil || s != resource.ConnectionOffline {
+			return fmt.Errorf("status %q %v", s, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,258 @@
+package node_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/node"
+	"github.com/tetherproject/tether/gateway/web"
+	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/resource"
+)
+
+func getNode(t *testing.T, s *auth.Service, name string) *resource.Node {
+	t.Helper()
+	rs, err := s.Get(context.Background(), resource.KindNode, name, false)
+	if err != nil {
+		t.Fatalf("get node/%s: %v", name, err)
+	}
+	return rs[0].(*resource.Node)
+}
+
+func TestJoin(t *testing.T) {
+	g := startCluster(t)
+	good := nodeToken(t, g, auth.TokenOptions{Labels: map[string]string{"team": "ops"}})
+	expiredTok, info, err := g.Auth().AddToken(context.Background(), auth.TokenOptions{Roles: []string{resource.TokenRoleNode}, TTL: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if time.Now().Before(info.Expires) {
+			return errors.New("the token has not expired yet")
+		}
+		return nil
+	})
+	leafTok := nodeToken(t, g, auth.TokenOptions{Roles: []string{resource.TokenRoleTrustedCluster}})
+	// An OpenSSH server registered by hand holds its name too.
+	if _, err := g.Auth().Create(context.Background(), []resource.Resource{&resource.Node{
+		Kind: resource.KindNode, Version: "v2", Metadata: resource.Metadata{Name: "openssh1"},
+		Spec: resource.NodeSpec{Addr: "127.0.0.1:22", Hostname: "openssh1"},
+	}}, false); err != nil {
+		t.Fatal(err)
+	}
+	first := t.TempDir()
+	for _, tc := range []struct {
+		name, node, token, dir string
+		wantErr                string
+	}{
+		// Attackers first.
+		{"wrong_token", "node-a", strings.Repeat("0123456789abcdef", 2), t.TempDir(), "the node token was rejected"},
+		{"expired_token", "node-a", expiredTok, t.TempDir(), "the node token was rejected"},
+		{"trusted_cluster_token", "node-a", leafTok, t.TempDir(), "the node token was rejected"},
+		{"no_token", "node-a", "", t.TempDir(), "tetherctl tokens add --type=node"},
+		{"name_of_an_openssh_server", "openssh1", good, t.TempDir(), "already registered with another key"},
+		{"bad_name", "no/such name", good, t.TempDir(), "node names are host names"},
+		{"good_token", "node-a", good, first, ""},
+		{"same_key_joins_again", "node-a", good, first, ""}, // identity.json removed below
+		{"name_claimed_by_another_key", "node-a", good, t.TempDir(), "already registered with another key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "same_key_joins_again" {
+				if err := os.Remove(filepath.Join(first, "identity.json")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a, err := node.New(context.Background(), nodeConfig(t, g, tc.node, tc.token, tc.dir))
+			if tc.wantErr != "" {
+				if err == nil {
+					t.Fatal("joined")
+				}
+				if !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %q, want it to say %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer runAgent(t, a)()
+			n := getNode(t, g.Auth(), tc.node)
+			if n.Spec.Addr != a.PublicAddr() || n.Metadata.Labels["env"] != "test" || n.Metadata.Labels["team"] != "ops" || n.Status.Connection != resource.ConnectionOnline {
+				t.Fatalf("node resource %+v", n)
+			}
+			for _, f := range []string{"key", "identity.json"} {
+				st, err := os.Stat(filepath.Join(tc.dir, f))
+				if err != nil || st.Mode().Perm() != 0o600 {
+					t.Fatalf("%s: %v %v, want 0600", f, err, st.Mode().Perm())
+				}
+			}
+		})
+	}
+	if got := getNode(t, g.Auth(), "openssh1"); got.Spec.Addr != "127.0.0.1:22" || got.Status.Connection != "" {
+		t.Fatalf("the hand-made node changed: %+v", got)
+	}
+	t.Run("restart_needs_no_token", func(t *testing.T) {
+		a, err := node.New(context.Background(), nodeConfig(t, g, "node-a", "", first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runAgent(t, a)()
+	})
+	t.Run("removed_node_frees_its_name", func(t *testing.T) {
+		if _, err := g.Auth().Delete(context.Background(), resource.KindNode, "node-a"); err != nil {
+			t.Fatal(err)
+		}
+		a, err := node.New(context.Background(), nodeConfig(t, g, "node-a", good, t.TempDir()))
+		if err != nil {
+			t.Fatalf("a new key could not take the removed node's name: %v", err)
+		}
+		runAgent(t, a)()
+	})
+}
+
+func TestHeartbeatsKeepANodeOnlineUntilTheyStop(t *testing.T) {
+	g := startCluster(t)
+	cfg := nodeConfig(t, g, "hb1", nodeToken(t, g, auth.TokenOptions{}), t.TempDir())
+	cfg.HeartbeatInterval = 200 * time.Millisecond // online for 600ms after each
+	a, err := node.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runAgent(t, a)
+	first := getNode(t, g.Auth(), "hb1").Status.LastHeartbeat
+	testenv.Eventually(t, 10*time.Second, func() error {
+		n := getNode(t, g.Auth(), "hb1")
+		if n.Status.Connection != resource.ConnectionOnline || !n.Status.LastHeartbeat.After(first) {
+			return fmt.Errorf("status %+v: want online with a later heartbeat than %v", n.Status, first)
+		}
+		return nil
+	})
+	stop()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		n := getNode(t, g.Auth(), "hb1")
+		if n.Status.Connection != resource.ConnectionOffline || n.Status.LastHeartbeat.IsZero() {
+			return fmt.Errorf("status %+v: want offline with its last heartbeat", n.Status)
+		}
+		return nil
+	})
+}
+
+// TestARemovedNodeRefusesLogins: once an admin removed the node, its heartbeats are
+// refused and the node, told so, accepts no login.
+func TestARemovedNodeRefusesLogins(t *testing.T) {
+	g := startCluster(t)
+	cfg := nodeConfig(t, g, "gone1", nodeToken(t, g, auth.TokenOptions{}), t.TempDir())
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	logger, buf := logBuffer()
+	cfg.Logger = logger
+	a, err := node.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	key := newUserKey(t, g.Auth().CA().User, []string{"root"}, time.Minute)
+	signer, err := ssh.NewCertSigner(key.Cert, key.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCfg := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second} //nolint:gosec // the test is about the client's authentication
+	if c, err := ssh.Dial("tcp", a.Addr().String(), clientCfg); err != nil {
+		t.Fatalf("login before the removal: %v\n%s", err, buf.String())
+	} else {
+		c.Close()
+	}
+	if _, err := g.Auth().Delete(context.Background(), resource.KindNode, "gone1"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(buf.String(), "the cluster no longer knows this node") {
+			return errors.New("the node did not notice its removal")
+		}
+		return nil
+	})
+	if c, err := ssh.Dial("tcp", a.Addr().String(), clientCfg); err == nil {
+		c.Close()
+		t.Fatal("a removed node still accepts logins")
+	}
+	if !strings.Contains(buf.String(), "it accepts no login until it joins again") {
+		t.Fatalf("the denial is not logged:\n%s", buf.String())
+	}
+	if _, err := g.Auth().Get(context.Background(), resource.KindNode, "gone1", false); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("a heartbeat brought the removed node back: %v", err)
+	}
+}
+
+// TestHeartbeatAndAdminIdentitiesAreNotInterchangeable: the admin identity cannot
+// heartbeat as a node, and a node's client certificate is no admin identity.
+func TestHeartbeatAndAdminIdentitiesAreNotInterchangeable(t *testing.T) {
+	g := startCluster(t)
+	dir := t.TempDir()
+	a, err := node.New(context.Background(), nodeConfig(t, g, "n1", nodeToken(t, g, auth.TokenOptions{}), dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	admin, err := identity.Load(g.AdminIdentityPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		TLSCert string `json:"tls_cert"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "identity.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &saved); err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(saved.TLSCert))
+	nodeCert := tls.Certificate{Certificate: [][]byte{block.Bytes}, PrivateKey: *raw.(*ed25519.PrivateKey)}
+	post := func(cert tls.Certificate, method, path, body string) (int, string) {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: g.Auth().CA().TLS.CertPool(), Certificates: []tls.Certificate{cert}}}}
+		defer c.CloseIdleConnections()
+		req, _ := http.NewRequest(method, "https://"+g.Addr()+path, strings.NewReader(body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	hb := `{"addr":"127.0.0.1:1","heartbeat_ttl":"1s"}`
+	if code, body := post(admin.Cert, http.MethodPost, web.NodeHeartbeatPath, hb); code != http.StatusUnauthorized || !strings.Contains(body, "not a node") {
+		t.Fatalf("admin identity heartbeating: %d %s", code, body)
+	}
+	if code, body := post(nodeCert, http.MethodGet, "/v1/admin/resources/role", ""); code != http.StatusForbidden {
+		t.Fatalf("node certificate on the admin API: %d %s", code, body)
+	}
+	if code, body := post(nodeCert, http.MethodPost, web.NodeHeartbeatPath, hb); code != http.StatusOK {
+		t.Fatalf("the node's own heartbeat: %d %s", code, body)
+	}
+}

@@ -1,0 +1,221 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/ca"
+)
+
+// Permission extensions the authentication callback hands to the session.
+const (
+	permLogin = "tether-login"
+	permKeyID = "tether-key-id"
+	permUser  = "tether-user"
+	permPTY   = "tether-permit-pty"
+)
+
+// handshakeTimeout bounds the SSH handshake and authentication of one connection.
+const handshakeTimeout = 30 * time.Second
+
+// serve accepts SSH connections until ctx ends, then closes them.
+func (a *Agent) serve(ctx context.Context) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]struct{}{}
+	)
+	stop := context.AfterFunc(ctx, func() {
+		a.listener.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	defer stop()
+	defer wg.Wait()
+	for {
+		c, err := a.listener.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("node: accepting SSH connections: %w", err)
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { mu.Lock(); delete(conns, c); mu.Unlock() }()
+			a.handleConn(ctx, c)
+		}()
+	}
+}
+
+// serverConfig is built per connection from the identity as it is now, so renewed host
+// certificates and rotated user CA keys apply to the next connection.
+func (a *Agent) serverConfig() *ssh.ServerConfig {
+	id := a.identity()
+	cfg := &ssh.ServerConfig{
+		ServerVersion: "SSH-2.0-Tether",
+		// Only public keys (certificates): no PasswordCallback nor
+		// KeyboardInteractiveCallback, so those methods are never offered and every
+		// attempt with them fails (and is logged by AuthLogCallback).
+		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			return a.authenticate(id, meta, key)
+		},
+		AuthLogCallback: func(meta ssh.ConnMetadata, method string, err error) {
+			switch {
+			case err == nil:
+				a.log.Info("ssh login accepted", "login", meta.User(), "remote", meta.RemoteAddr().String(), "method", method)
+			case method == "none":
+				a.log.Debug("ssh client probing authentication methods", "login", meta.User(), "remote", meta.RemoteAddr().String())
+			case method == "publickey":
+				// authenticate logged the reason.
+			default:
+				a.log.Warn("ssh login denied", "login", meta.User(), "remote", meta.RemoteAddr().String(), "method", method,
+					"reason", "only certificates from the cluster's user CA are accepted; "+method+" authentication is disabled")
+			}
+		},
+	}
+	cfg.AddHostKey(id.signer)
+	return cfg
+}
+
+// authenticate starts from "denied": it returns permissions only when key is a user
+// certificate signed by one of the cluster's user CA keys, valid now (no clock skew
+// allowed), whose principals include the requested login, and the login is a user on
+// this host. Every denial is logged with its reason; the client learns nothing more
+// than that the key was refused.
+func (a *Agent) authenticate(id *identity, meta ssh.ConnMetadata, key ssh.PublicKey) (perms *ssh.Permissions, err error) {
+	login := meta.User()
+	defer func() {
+		if err != nil {
+			perms = nil
+			a.log.Warn("ssh login denied", "login", login, "remote", meta.RemoteAddr().String(), "method", "publickey", "reason", err.Error())
+			err = errors.New("access denied")
+		}
+	}()
+	if a.removed.Load() {
+		return nil, errors.New("the cluster no longer knows this node (an admin removed it); it accepts no login until it joins again")
+	}
+	cert, ok := key.(*ssh.Certificate)
+	if !ok {
+		return nil, fmt.Errorf("a plain %s key (%s), not a certificate: only certificates from the cluster's user CA are accepted", key.Type(), ssh.FingerprintSHA256(key))
+	}
+	cas, err := id.userCAs()
+	if err != nil {
+		return nil, err
+	}
+	trusted := make([]ca.TrustedKey, 0, len(cas))
+	for _, k := range cas {
+		trusted = append(trusted, ca.TrustedKey{Cluster: id.ClusterName, Type: ca.UserCA, Key: k})
+	}
+	if _, err := ca.VerifyUser(cert, trusted); err != nil {
+		return nil, err
+	}
+	now := a.cfg.Now()
+	if after := int64(cert.ValidAfter); after < 0 || now.Unix() < after {
+		return nil, fmt.Errorf("certificate %q is not valid before %s", cert.KeyId, time.Unix(int64(cert.ValidAfter), 0).UTC().Format(time.RFC3339))
+	}
+	if before := cert.ValidBefore; before != ssh.CertTimeInfinity && (int64(before) < 0 || now.Unix() >= int64(before)) {
+		return nil, fmt.Errorf("certificate %q expired at %s", cert.KeyId, time.Unix(int64(before), 0).UTC().Format(time.RFC3339))
+	}
+	found := false
+	for _, p := range cert.ValidPrincipals {
+		if p == login {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("certificate %q does not allow login %q (its logins: %v)", cert.KeyId, login, cert.ValidPrincipals)
+	}
+	if _, err := lookupUser(login); err != nil {
+		return nil, err
+	}
+	perms = &ssh.Permissions{Extensions: map[string]string{
+		permLogin: login,
+		permKeyID: cert.KeyId,
+		permUser:  cert.Extensions[ca.ExtUser],
+	}}
+	if _, ok := cert.Extensions["permit-pty"]; ok {
+		perms.Extensions[permPTY] = ""
+	}
+	if cert.ValidBefore != ssh.CertTimeInfinity {
+		perms.Extensions["tether-valid-before"] = fmt.Sprint(cert.ValidBefore)
+	}
+	return perms, nil
+}
+
+// handleConn runs the handshake and then the connection's channels and requests. The
+// connection ends when its certificate expires.
+func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+	sc, chans, reqs, err := ssh.NewServerConn(c, a.serverConfig())
+	if err != nil {
+		a.log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	defer sc.Close()
+	log := a.log.With("login", sc.User(), "remote", c.RemoteAddr().String(), "cert", sc.Permissions.Extensions[permKeyID])
+	var vb uint64
+	if _, err := fmt.Sscan(sc.Permissions.Extensions["tether-valid-before"], &vb); err == nil {
+		t := time.AfterFunc(time.Until(time.Unix(int64(vb), 0)), func() {
+			log.Info("closing the connection: its certificate expired")
+			sc.Close()
+		})
+		defer t.Stop()
+	}
+	go func() {
+		for r := range reqs {
+			switch r.Type {
+			case "tcpip-forward", "cancel-tcpip-forward", "streamlocal-forward@openssh.com":
+				log.Warn("refused a port forwarding request: port forwarding is not allowed on this node", "request", r.Type)
+			default:
+				log.Debug("refused a global request", "request", r.Type)
+			}
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for nc := range chans {
+		switch nc.ChannelType() {
+		case "session":
+			ch, creqs, err := nc.Accept()
+			if err != nil {
+				log.Debug("accepting a session channel", "err", err)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a.runSession(ctx, sc, ch, creqs, log)
+			}()
+		case "direct-tcpip", "direct-streamlocal@openssh.com":
+			log.Warn("refused a port forwarding channel: port forwarding is not allowed on this node", "channel", nc.ChannelType())
+			_ = nc.Reject(ssh.Prohibited, "port forwarding is not allowed on this node")
+		default:
+			log.Warn("refused a channel", "channel", nc.ChannelType())
+			_ = nc.Reject(ssh.UnknownChannelType, fmt.Sprintf("channel type %q is not served by this node", nc.ChannelType()))
+		}
+	}
+}
