@@ -532,24 +532,34 @@ func (s *Server) Disconnect(cluster, reason string) int {
 	s.mu.Lock()
 	ts := slices.Clone(s.tunnels[cluster])
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, t := range ts {
-		s.goAway(t, 0, reason)
-		t.end(codeRevoked, errors.New(reason))
+		wg.Go(func() { s.goAway(t, 0, reason, codeRevoked, 300*time.Millisecond) })
 	}
+	wg.Wait()
 	return len(ts)
 }
 
-func (s *Server) goAway(t *rootTunnel, after time.Duration, reason string) {
+// goAway tells the leaf to go away and when to come back, gives it up to linger to close
+// the tunnel itself (so the go-away is read before the close tears the streams down),
+// then closes it.
+func (s *Server) goAway(t *rootTunnel, after time.Duration, reason string, code uint64, linger time.Duration) {
 	g := &frame.GoAway{ReconnectAfter: after, Reason: reason}
-	done := make(chan struct{})
-	go func() {
-		_ = t.writeControl(frame.TypeGoAway, g.Marshal(t.version))
-		close(done)
-	}()
+	sent := make(chan error, 1)
+	go func() { sent <- t.writeControl(frame.TypeGoAway, g.Marshal(t.version)) }()
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
 	select {
-	case <-done:
-	case <-time.After(200 * time.Millisecond): // a stuck leaf does not hold a close
+	case err := <-sent:
+		if err == nil {
+			select {
+			case <-t.link.done():
+			case <-timer.C:
+			}
+		}
+	case <-timer.C: // a stuck leaf does not hold a close
 	}
+	t.end(code, errors.New(reason))
 }
 
 // Shutdown tells every leaf to go away and come back after a random delay up to spread
@@ -568,8 +578,7 @@ func (s *Server) Shutdown(spread time.Duration) error {
 			if spread > 0 {
 				after = rand.N(spread)
 			}
-			s.goAway(t, after, "root shutting down")
-			t.end(codeGoAway, errors.New("root shutting down"))
+			s.goAway(t, after, "root shutting down", codeGoAway, time.Second)
 		})
 	}
 	wg.Wait()
