@@ -317,3 +317,18 @@ func blackHole(t testing.TB) string {
 }
 
 var _ = strings.Contains
+
+type tlsCert = tls.Certificate
+
+func caTLSReq(ip string) ca.TLSCertRequest {
+	return ca.TLSCertRequest{CommonName: "proxy-ns", IPAddresses: []net.IP{net.ParseIP(ip)}, Server: true, Client: true, TTL: time.Hour}
+}
+
+func tlsX509KeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	return &c, err
+}
+
+func testLoggerTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -155,7 +156,9 @@ func classifyQUIC(err error) string {
 	switch {
 	case errors.As(err, &hr):
 		return failRefusedByRoot
-	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ECONNREFUSED),
+		// quic-go reports a failed sendmsg as an INTERNAL_ERROR carrying only its text.
+		strings.Contains(err.Error(), "sendmsg: operation not permitted"), strings.Contains(err.Error(), "sendmsg: permission denied"):
 		return failUDPRefused
 	case errors.As(err, &hte), errors.As(err, &ite), errors.Is(err, context.DeadlineExceeded):
 		return failHandshakeTimeout

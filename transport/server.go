@@ -429,25 +429,30 @@ func (s *Server) Tunnels() []TunnelInfo {
 	return out
 }
 
-// pick chooses the tunnel for a new stream: QUIC before SSH (a leaf that moved back to
-// QUIC gets new streams there while its SSH tunnel drains), then the newest.
+// pick chooses the tunnel for a new stream: a healthy one (a heartbeat within two
+// intervals) before a silent one — a leaf whose UDP just got blocked has already moved
+// to SSH while its old QUIC tunnel waits out its heartbeat deadline here — then QUIC
+// before SSH (a leaf that moved back to QUIC gets new streams there while its SSH tunnel
+// drains), then the newest.
 func (s *Server) pick(cluster string) *rootTunnel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	var best *rootTunnel
+	bestRank := -1
 	for _, t := range s.tunnels[cluster] {
-		if best == nil || rank(t) > rank(best) || rank(t) == rank(best) && t.connectedAt.After(best.connectedAt) {
-			best = t
+		r := 0
+		if now.Sub(time.Unix(0, t.lastHeartbeat.Load())) <= 2*t.interval+100*time.Millisecond {
+			r += 2
+		}
+		if t.link.transport() == QUIC {
+			r++
+		}
+		if r > bestRank || r == bestRank && t.connectedAt.After(best.connectedAt) {
+			best, bestRank = t, r
 		}
 	}
 	return best
-}
-
-func rank(t *rootTunnel) int {
-	if t.link.transport() == QUIC {
-		return 1
-	}
-	return 0
 }
 
 // Dial opens a stream to the leaf cluster and asks it to connect node, a registered node
