@@ -215,6 +215,40 @@ func TestReconnect(t *testing.T) {
 			t.Fatalf("the leaf came back after %v, before the root's hint of %v", took, hint)
 		}
 	})
+	t.Run("restarted_root_resets_dead_connections_at_once", func(t *testing.T) {
+		t.Parallel()
+		key := []byte("0123456789abcdef0123456789abcdef")
+		// Heartbeats would take 10 s to notice; the reset takes one keep-alive.
+		srv := startServer(t, p, func(s *ServerConfig) { s.ResetKey, s.KeepAliveInterval, s.KeepAliveCount = key, time.Second, 10 })
+		a := startAgent(t, agentConfig(t, p, nil), srv.Endpoint())
+		waitConnected(t, a, QUIC, 5*time.Second)
+		ep := srv.Endpoint()
+		// A crash: the UDP socket goes first, so no CONNECTION_CLOSE reaches the leaf.
+		srv.mu.Lock()
+		closeUDP := srv.closers[2] // ServeQUIC's udp.Close
+		srv.mu.Unlock()
+		closeUDP()
+		srv.Close()
+		start := time.Now()
+		var srv2 *Server
+		testenv.Eventually(t, 5*time.Second, func() error {
+			s, err := NewServer(ServerConfig{Certificate: p.rootCert(t), VerifyLeaf: p.verifier(nil), ResetKey: key, Logger: testLogger(t)})
+			if err != nil {
+				return err
+			}
+			if err := s.ListenQUIC(ep.QUIC); err != nil {
+				s.Close()
+				return err
+			}
+			srv2 = s
+			return nil
+		})
+		t.Cleanup(func() { srv2.Close() })
+		// The leaf's QUIC idle timeout is 5 s and its heartbeat deadline 10 s: only the
+		// reset brings it back sooner.
+		waitTunnels(t, srv2, "leaf.example.com", 1, QUIC, 3*time.Second)
+		t.Logf("back %v after the restart", time.Since(start))
+	})
 	t.Run("shutdown_spreads_reconnects", func(t *testing.T) {
 		t.Parallel()
 		srv := startServer(t, p, nil)

@@ -64,6 +64,11 @@ type ServerConfig struct {
 	AcceptLoops int
 	// UDPBufferSize is the UDP socket buffer to ask for (DefaultUDPBufferSize).
 	UDPBufferSize int
+	// ResetKey, 32 secret bytes kept across restarts (derive it from a persisted
+	// secret), lets a restarted replica answer its predecessor's QUIC connections with
+	// stateless resets: leaves notice the restart at their next keep-alive instead of
+	// after the heartbeat deadline. Nil: no resets.
+	ResetKey []byte
 	// OnConnect, OnHeartbeat and OnDisconnect report tunnel state, so the gateway can
 	// set remote_cluster status. They run on the tunnel's goroutine: keep them short.
 	OnConnect    func(TunnelInfo)
@@ -201,6 +206,18 @@ func (s *Server) ListenQUIC(addr string) error {
 // ServeQUIC serves QUIC tunnels on an open UDP socket, which the server then owns.
 func (s *Server) ServeQUIC(udp *net.UDPConn) error {
 	tr := &quic.Transport{Conn: udp}
+	if len(s.cfg.ResetKey) > 0 {
+		if len(s.cfg.ResetKey) != len(quic.StatelessResetKey{}) {
+			udp.Close()
+			return fmt.Errorf("transport: ResetKey must be %d bytes", len(quic.StatelessResetKey{}))
+		}
+		var k quic.StatelessResetKey
+		copy(k[:], s.cfg.ResetKey)
+		tr.StatelessResetKey = &k
+		// quic-go answers only packets longer than 42 bytes with a reset; long
+		// connection IDs make a leaf's heartbeat packets long enough.
+		tr.ConnectionIDLength = 16
+	}
 	ln, err := tr.Listen(s.tlsConfig(), quicConfig(s.cfg.KeepAliveInterval, s.cfg.HandshakeTimeout, 1))
 	if err != nil {
 		udp.Close()
