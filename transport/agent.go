@@ -350,15 +350,16 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (r *replica) quicAllowed() bool {
-	return !r.a.cfg.DisableQUIC && r.ep.QUIC != "" && time.Now().After(r.quicSuspend)
-}
-
 // connect brings up a tunnel: QUIC first, SSH on any QUIC failure (but not when the root
-// itself refused the hello: SSH would be refused the same way).
+// itself refused the hello: SSH would be refused the same way). While QUIC is suspended
+// (it failed in use) SSH goes first, and QUIC is still the last resort when SSH fails too:
+// a root that is simply down comes back on whichever carrier answers first.
 func (r *replica) connect() (*session, error) {
+	canQUIC := !r.a.cfg.DisableQUIC && r.ep.QUIC != ""
+	canSSH := !r.a.cfg.DisableSSH && r.ep.TCP != ""
+	suspended := time.Now().Before(r.quicSuspend)
 	var qerr error
-	if r.quicAllowed() {
+	tryQUIC := func() (*session, error) {
 		s, err := r.dialQUIC(r.ctx)
 		if err == nil {
 			return s, nil
@@ -370,21 +371,33 @@ func (r *replica) connect() (*session, error) {
 		class := classifyQUIC(err)
 		r.update(func(st *ReplicaStatus) { st.QUICFailure = class })
 		qerr = fmt.Errorf("QUIC (%s): %w", class, err)
-		if !r.a.cfg.DisableSSH && r.ep.TCP != "" {
+		if canSSH && !suspended {
 			r.log.Warn("QUIC tunnel failed; falling back to SSH over TCP", "class", class, "err", err)
 		}
+		return nil, nil
 	}
-	if r.a.cfg.DisableSSH || r.ep.TCP == "" {
+	if canQUIC && (!suspended || !canSSH) {
+		if s, err := tryQUIC(); s != nil || err != nil {
+			return s, err
+		}
+	}
+	if !canSSH {
 		if qerr == nil {
-			qerr = errors.New("no carrier available (QUIC suspended or disabled, no SSH)")
+			qerr = errors.New("no carrier available")
 		}
 		return nil, qerr
 	}
 	s, err := r.dialSSH(r.ctx)
-	if err != nil {
-		return nil, errors.Join(qerr, fmt.Errorf("SSH: %w", err))
+	if err == nil {
+		return s, nil
 	}
-	return s, nil
+	serr := fmt.Errorf("SSH: %w", err)
+	if canQUIC && suspended && r.ctx.Err() == nil {
+		if s, err := tryQUIC(); s != nil || err != nil {
+			return s, err
+		}
+	}
+	return nil, errors.Join(qerr, serr)
 }
 
 func (r *replica) serverName(addr string) string {
