@@ -132,7 +132,7 @@ func TestRepeatedStreamFailuresFallBack(t *testing.T) {
 		waitConnected(t, a, QUIC, 5*time.Second)
 		tun := srv.pick("leaf.example.com")
 		for range StreamFailureLimit {
-			st, err := tun.link.openStream(context.Background())
+			st, err := tun.link.openStream(context.Background(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

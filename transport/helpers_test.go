@@ -191,6 +191,13 @@ func waitTunnels(t testing.TB, s *Server, cluster string, want int, transport Tr
 // roundTrip sends n bytes through conn and checks the echo.
 func roundTrip(t testing.TB, c net.Conn, n int) {
 	t.Helper()
+	if err := echoCheck(c, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echoCheck sends n bytes through conn and checks the echo; safe off the test goroutine.
+func echoCheck(c net.Conn, n int) error {
 	data := make([]byte, n)
 	for i := range data {
 		data[i] = byte(i*7 + i>>8)
@@ -205,14 +212,15 @@ func roundTrip(t testing.TB, c net.Conn, n int) {
 	}()
 	got, err := io.ReadAll(c)
 	if err != nil {
-		t.Fatalf("reading echo: %v", err)
+		return fmt.Errorf("reading echo: %w", err)
 	}
 	if err := <-errc; err != nil {
-		t.Fatalf("writing: %v", err)
+		return fmt.Errorf("writing: %w", err)
 	}
 	if len(got) != n || string(got) != string(data) {
-		t.Fatalf("echo of %d bytes came back as %d bytes, equal=%v", n, len(got), string(got) == string(data))
+		return fmt.Errorf("echo of %d bytes came back as %d bytes, equal=%v", n, len(got), string(got) == string(data))
 	}
+	return nil
 }
 
 // udpRelay forwards UDP datagrams between clients and a target and can drop everything

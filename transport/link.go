@@ -15,7 +15,9 @@ import (
 type link interface {
 	openControl(ctx context.Context) (stream, error)
 	acceptControl(ctx context.Context) (stream, error)
-	openStream(ctx context.Context) (stream, error)
+	// openStream opens a dial stream whose first bytes are first: over SSH they ride in
+	// the channel-open message, so a dial costs one round trip on either carrier.
+	openStream(ctx context.Context, first []byte) (stream, error)
 	acceptStream(ctx context.Context) (stream, error)
 	// peerChain is the peer's verified certificate chain.
 	peerChain() []*x509.Certificate

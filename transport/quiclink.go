@@ -20,7 +20,7 @@ type quicLink struct {
 	conn *quic.Conn
 }
 
-func (l *quicLink) openControl(ctx context.Context) (stream, error) { return l.openStream(ctx) }
+func (l *quicLink) openControl(ctx context.Context) (stream, error) { return l.openStream(ctx, nil) }
 func (l *quicLink) acceptControl(ctx context.Context) (stream, error) {
 	s, err := l.conn.AcceptStream(ctx)
 	if err != nil {
@@ -29,10 +29,17 @@ func (l *quicLink) acceptControl(ctx context.Context) (stream, error) {
 	return &quicStream{s}, nil
 }
 
-func (l *quicLink) openStream(ctx context.Context) (stream, error) {
+func (l *quicLink) openStream(ctx context.Context, first []byte) (stream, error) {
 	s, err := l.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if len(first) > 0 {
+		if _, err := s.Write(first); err != nil {
+			s.CancelWrite(0)
+			s.CancelRead(0)
+			return nil, err
+		}
 	}
 	return &quicStream{s}, nil
 }

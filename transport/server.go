@@ -513,18 +513,17 @@ func (s *Server) DialTraced(ctx context.Context, cluster string, req *frame.Dial
 }
 
 func (s *Server) dialOn(ctx context.Context, t *rootTunnel, req *frame.DialRequest) (net.Conn, error) {
-	st, err := t.link.openStream(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("opening stream: %w", err)
-	}
 	p, err := req.Marshal(t.version)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
-	if err := frame.Write(st, frame.TypeDialRequest, p); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("sending dial request: %w", err)
+	fr, err := frame.Append(nil, frame.TypeDialRequest, p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := t.link.openStream(ctx, fr)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream with the dial request: %w", err)
 	}
 	typ, ap, err := frame.ReadWithin(st, remaining(ctx), st.cutRead)
 	if err != nil {

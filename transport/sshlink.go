@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -18,7 +19,8 @@ import (
 
 // SSH names of the fallback's requests and channels.
 const (
-	sshBindRequest    = "tether-x509@tether"
+	sshRootRequest    = "tether-x509-root@tether" // the leaf asks for the root's chain first
+	sshBindRequest    = "tether-x509@tether"      // then presents its own
 	sshControlChannel = "tether-control@tether"
 	sshDialChannel    = "tether-dial@tether"
 	sshServerVersion  = "SSH-2.0-tether-tunnel"
@@ -49,10 +51,11 @@ func newSSHLink(conn ssh.Conn, tcp net.Conn, chain []*x509.Certificate, chans <-
 				_ = nc.Reject(ssh.UnknownChannelType, "unexpected channel type")
 				continue
 			}
+			// A full queue holds the peer back (flow control), never drops its stream.
 			select {
 			case l.streams <- nc:
-			default:
-				_ = nc.Reject(ssh.ResourceShortage, "too many pending streams")
+			case <-l.closed:
+				_ = nc.Reject(ssh.ConnectionFailed, "tunnel closing")
 			}
 		}
 	}()
@@ -68,12 +71,17 @@ func (l *sshLink) markClosed() { l.once.Do(func() { close(l.closed); l.conn.Clos
 func (l *sshLink) accept(ctx context.Context) (stream, error) {
 	select {
 	case nc := <-l.streams:
+		extra := nc.ExtraData()
 		ch, reqs, err := nc.Accept()
 		if err != nil {
 			return nil, err
 		}
 		go ssh.DiscardRequests(reqs)
-		return &sshStream{ch}, nil
+		st := &sshStream{Channel: ch}
+		if len(extra) > 0 {
+			st.r = io.MultiReader(bytes.NewReader(extra), ch)
+		}
+		return st, nil
 	case <-l.closed:
 		return nil, net.ErrClosed
 	case <-ctx.Done():
@@ -81,14 +89,14 @@ func (l *sshLink) accept(ctx context.Context) (stream, error) {
 	}
 }
 
-func (l *sshLink) open(ctx context.Context, kind string) (stream, error) {
+func (l *sshLink) open(ctx context.Context, kind string, first []byte) (stream, error) {
 	type result struct {
 		ch  ssh.Channel
 		err error
 	}
 	res := make(chan result, 1)
 	go func() {
-		ch, reqs, err := l.conn.OpenChannel(kind, nil)
+		ch, reqs, err := l.conn.OpenChannel(kind, first)
 		if err == nil {
 			go ssh.DiscardRequests(reqs)
 		}
@@ -99,7 +107,7 @@ func (l *sshLink) open(ctx context.Context, kind string) (stream, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		return &sshStream{r.ch}, nil
+		return &sshStream{Channel: r.ch}, nil
 	case <-ctx.Done():
 		go func() {
 			if r := <-res; r.ch != nil {
@@ -111,20 +119,34 @@ func (l *sshLink) open(ctx context.Context, kind string) (stream, error) {
 }
 
 func (l *sshLink) openControl(ctx context.Context) (stream, error) {
-	return l.open(ctx, sshControlChannel)
+	return l.open(ctx, sshControlChannel, nil)
 }
 func (l *sshLink) acceptControl(ctx context.Context) (stream, error) { return l.accept(ctx) }
-func (l *sshLink) openStream(ctx context.Context) (stream, error)    { return l.open(ctx, sshDialChannel) }
-func (l *sshLink) acceptStream(ctx context.Context) (stream, error)  { return l.accept(ctx) }
-func (l *sshLink) peerChain() []*x509.Certificate                    { return l.chain }
-func (l *sshLink) close(code uint64, reason string)                  { l.markClosed() }
-func (l *sshLink) closeErr() error                                   { return nil }
-func (l *sshLink) done() <-chan struct{}                             { return l.closed }
-func (l *sshLink) transport() Transport                              { return SSH }
-func (l *sshLink) localAddr() net.Addr                               { return l.tcp.LocalAddr() }
-func (l *sshLink) remoteAddr() net.Addr                              { return l.tcp.RemoteAddr() }
+func (l *sshLink) openStream(ctx context.Context, first []byte) (stream, error) {
+	return l.open(ctx, sshDialChannel, first)
+}
+func (l *sshLink) acceptStream(ctx context.Context) (stream, error) { return l.accept(ctx) }
+func (l *sshLink) peerChain() []*x509.Certificate                   { return l.chain }
+func (l *sshLink) close(code uint64, reason string)                 { l.markClosed() }
+func (l *sshLink) closeErr() error                                  { return nil }
+func (l *sshLink) done() <-chan struct{}                            { return l.closed }
+func (l *sshLink) transport() Transport                             { return SSH }
+func (l *sshLink) localAddr() net.Addr                              { return l.tcp.LocalAddr() }
+func (l *sshLink) remoteAddr() net.Addr                             { return l.tcp.RemoteAddr() }
 
-type sshStream struct{ ssh.Channel }
+// sshStream is an SSH channel; r, when set, first yields the bytes that came with the
+// channel-open message.
+type sshStream struct {
+	ssh.Channel
+	r io.Reader
+}
+
+func (s *sshStream) Read(p []byte) (int, error) {
+	if s.r != nil {
+		return s.r.Read(p)
+	}
+	return s.Channel.Read(p)
+}
 
 func (s *sshStream) cutRead() { s.Channel.Close() }
 
@@ -186,9 +208,10 @@ func sameKey(cert *x509.Certificate, key ssh.PublicKey) bool {
 
 // acceptSSH runs the root's side of the fallback handshake on an accepted TCP connection:
 // SSH with the root certificate's key as host key, public-key authentication of the
-// leaf's key, then the chain exchange: the leaf's chain must pass verify and certify the
-// key it authenticated with; only then does the root answer with its own chain. The
-// whole handshake must finish within timeout.
+// leaf's key, then the chain exchange: the root sends its chain when asked (the leaf checks
+// it before showing its own), then the leaf's chain must certify the key it authenticated
+// with and pass verify. Nothing else is served before; the whole handshake must finish
+// within timeout.
 func acceptSSH(tcp net.Conn, cert *tls.Certificate, verify func([]*x509.Certificate) (string, error), timeout time.Duration) (*sshLink, string, error) {
 	_ = tcp.SetDeadline(time.Now().Add(timeout))
 	hostKey, err := sshSigner(cert)
@@ -215,11 +238,16 @@ func acceptSSH(tcp net.Conn, cert *tls.Certificate, verify func([]*x509.Certific
 		sconn.Close()
 		return nil, "", err
 	}
-	var req *ssh.Request
-	select {
-	case req = <-reqs:
-	case <-time.After(timeout):
+	expire := time.After(timeout)
+	next := func() *ssh.Request {
+		select {
+		case r := <-reqs:
+			return r
+		case <-expire:
+			return nil
+		}
 	}
+	var req *ssh.Request
 	fail := func(reason string, err error) (*sshLink, string, error) {
 		if req != nil && req.WantReply {
 			_ = req.Reply(false, []byte(reason))
@@ -227,7 +255,16 @@ func acceptSSH(tcp net.Conn, cert *tls.Certificate, verify func([]*x509.Certific
 		sconn.Close()
 		return nil, "", err
 	}
-	if req == nil || req.Type != sshBindRequest {
+	// First the root proves who it is, so the leaf shows its certificate only to a root it
+	// pins; then the leaf presents its chain.
+	if req = next(); req == nil || req.Type != sshRootRequest {
+		return fail("expected the certificate exchange", errors.New("leaf did not ask for the root's certificate chain"))
+	}
+	if err := req.Reply(true, encodeChain(cert.Certificate)); err != nil {
+		sconn.Close()
+		return nil, "", err
+	}
+	if req = next(); req == nil || req.Type != sshBindRequest {
 		return fail("expected the certificate exchange", errors.New("leaf did not present its certificate chain"))
 	}
 	chain, err := decodeChain(req.Payload)
@@ -241,7 +278,7 @@ func acceptSSH(tcp net.Conn, cert *tls.Certificate, verify func([]*x509.Certific
 	if err != nil {
 		return fail("certificate refused", fmt.Errorf("verifying leaf certificate: %w", err))
 	}
-	if err := req.Reply(true, encodeChain(cert.Certificate)); err != nil {
+	if err := req.Reply(true, nil); err != nil {
 		sconn.Close()
 		return nil, "", err
 	}
@@ -252,7 +289,8 @@ func acceptSSH(tcp net.Conn, cert *tls.Certificate, verify func([]*x509.Certific
 
 // dialSSH runs the leaf's side: TCP to the root's port, SSH with the leaf certificate's
 // key, then the chain exchange: the root's chain must verify against the pinned pool for
-// serverName and certify the host key the SSH handshake proved.
+// serverName and certify the host key the SSH handshake proved; only then does the leaf
+// present its own chain.
 func dialSSH(ctx context.Context, addr string, cert *tls.Certificate, roots *x509.CertPool, serverName, user string, timeout time.Duration) (*sshLink, error) {
 	signer, err := sshSigner(cert)
 	if err != nil {
@@ -289,15 +327,14 @@ func dialSSH(ctx context.Context, addr string, cert *tls.Certificate, roots *x50
 		return nil, fmt.Errorf("SSH handshake: %w", err)
 	}
 	go ssh.DiscardRequests(reqs)
-	ok, reply, err := cconn.SendRequest(sshBindRequest, true, encodeChain(cert.Certificate))
-	if err != nil || !ok {
-		cconn.Close()
-		if err == nil {
-			err = fmt.Errorf("root refused the leaf certificate: %s", printable(reply))
-		}
-		return nil, err
+	ok, reply, err := cconn.SendRequest(sshRootRequest, true, nil)
+	if err == nil && !ok {
+		err = fmt.Errorf("root refused the certificate exchange: %s", printable(reply))
 	}
-	chain, err := decodeChain(reply)
+	var chain []*x509.Certificate
+	if err == nil {
+		chain, err = decodeChain(reply)
+	}
 	if err == nil && !sameKey(chain[0], hostKey) {
 		err = errors.New("root certificate does not certify its SSH host key")
 	}
@@ -307,6 +344,14 @@ func dialSSH(ctx context.Context, addr string, cert *tls.Certificate, roots *x50
 	if err != nil {
 		cconn.Close()
 		return nil, fmt.Errorf("verifying root: %w", err)
+	}
+	ok, reply, err = cconn.SendRequest(sshBindRequest, true, encodeChain(cert.Certificate))
+	if err != nil || !ok {
+		cconn.Close()
+		if err == nil {
+			err = fmt.Errorf("root refused the leaf certificate: %s", printable(reply))
+		}
+		return nil, err
 	}
 	_ = tcp.SetDeadline(time.Time{})
 	return newSSHLink(cconn, tcp, chain, chans, sshDialChannel), nil
