@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,6 +170,14 @@ func TestBenchLeafProcess(t *testing.T) {
 	}
 	cert, pool := readPEMs(t, dir)
 	size, _ := strconv.ParseInt(os.Getenv("TETHER_BENCH_BYTES"), 10, 64)
+	if prof := os.Getenv("TETHER_BENCH_LEAF_CPUPROFILE"); prof != "" { // profiling the leaf's side
+		f, err := os.Create(prof + "." + os.Getenv("TETHER_BENCH_CARRIER"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	a, err := NewAgent(AgentConfig{Cluster: os.Getenv("TETHER_BENCH_CLUSTER"), Certificate: cert, RootCAs: pool("root-ca"),
 		Handler: benchHandler(size), DisableQUIC: os.Getenv("TETHER_BENCH_CARRIER") == "ssh", DisableSSH: os.Getenv("TETHER_BENCH_CARRIER") == "quic",
 		IgnoreAdvertisedReplicas: true, Logger: testLoggerTo(os.Stderr)})
@@ -356,19 +365,6 @@ func openSSHReverse(t testing.TB, target string) string {
 
 func gbps(v float64) string { return fmt.Sprintf("%.2f GB/s", v/1e9) }
 
-// best runs f three times and keeps the best rate (the machine is shared and noisy).
-func best(b testing.TB, what string, f func() (float64, error)) float64 {
-	var top float64
-	for range 3 {
-		v, err := f()
-		if err != nil {
-			b.Fatalf("%s: %v", what, err)
-		}
-		top = max(top, v)
-	}
-	return top
-}
-
 // BenchmarkTunnelFigures prints the tunnel's performance figures beside the baselines of
 // the same run (make bench): stream open p50/p99 over QUIC and the SSH fallback; one
 // stream's bulk throughput both ways over QUIC, the fallback, raw loopback TCP and OpenSSH
@@ -399,7 +395,7 @@ func BenchmarkTunnelFigures(b *testing.B) {
 	}
 	ctx := context.Background()
 
-	fmt.Printf("\n== tunnel figures (one run; leaf in its own process; %d MiB per bulk run, best of 3) ==\n", size>>20)
+	fmt.Printf("\n== tunnel figures (one run; leaf in its own process; %d MiB per bulk run, best of 3 interleaved rounds) ==\n", size>>20)
 	// Stream open: Dial returns once the leaf accepted.
 	for _, carrier := range []Transport{QUIC, SSH} {
 		var lat []time.Duration
@@ -424,48 +420,50 @@ func BenchmarkTunnelFigures(b *testing.B) {
 	tcp := tcpBaseline(b, size)
 	ossh := openSSHReverse(b, tcp)
 	type pair struct{ down, up float64 }
-	rates := map[string]pair{}
-	viaTCP := func(addr string) pair {
-		return pair{
-			down: best(b, "download "+addr, func() (float64, error) {
-				c, err := dialKind(addr, 's')
-				if err != nil {
-					return 0, err
-				}
-				defer c.Close()
-				return download(c, size)
-			}),
-			up: best(b, "upload "+addr, func() (float64, error) {
-				c, err := dialKind(addr, 'k')
-				if err != nil {
-					return 0, err
-				}
-				defer c.Close()
-				return upload(c, size)
-			}),
+	type path struct {
+		name     string
+		open     func(kind string) (net.Conn, error) // kind: "source" or "sink"
+		down, up float64
+	}
+	overTCP := func(addr string) func(string) (net.Conn, error) {
+		return func(kind string) (net.Conn, error) {
+			return dialKind(addr, map[string]byte{"source": 's', "sink": 'k'}[kind])
 		}
 	}
-	rates["raw TCP"] = viaTCP(tcp)
-	rates["OpenSSH ssh -R"] = viaTCP(ossh)
-	for _, carrier := range []Transport{QUIC, SSH} {
-		rates[string(carrier)] = pair{
-			down: best(b, "download", func() (float64, error) {
-				c, err := srv.Dial(ctx, leaves[carrier], "source", nil, "")
-				if err != nil {
-					return 0, err
-				}
-				defer c.Close()
-				return download(c, size)
-			}),
-			up: best(b, "upload", func() (float64, error) {
-				c, err := srv.Dial(ctx, leaves[carrier], "sink", nil, "")
-				if err != nil {
-					return 0, err
-				}
-				defer c.Close()
-				return upload(c, size)
-			}),
+	overTunnel := func(carrier Transport) func(string) (net.Conn, error) {
+		return func(kind string) (net.Conn, error) { return srv.Dial(ctx, leaves[carrier], kind, nil, "") }
+	}
+	paths := []*path{{name: "raw TCP", open: overTCP(tcp)}, {name: "OpenSSH ssh -R", open: overTCP(ossh)},
+		{name: "quic", open: overTunnel(QUIC)}, {name: "ssh", open: overTunnel(SSH)}}
+	// Rounds interleave the paths, and each keeps its best: the machine is shared and its
+	// load drifts, so a ratio is only fair between measurements taken side by side.
+	for range 3 {
+		for _, pt := range paths {
+			c, err := pt.open("source")
+			if err != nil {
+				b.Fatal(err)
+			}
+			v, err := download(c, size)
+			c.Close()
+			if err != nil {
+				b.Fatalf("%s download: %v", pt.name, err)
+			}
+			pt.down = max(pt.down, v)
+			c, err = pt.open("sink")
+			if err != nil {
+				b.Fatal(err)
+			}
+			v, err = upload(c, size)
+			c.Close()
+			if err != nil {
+				b.Fatalf("%s upload: %v", pt.name, err)
+			}
+			pt.up = max(pt.up, v)
 		}
+	}
+	rates := map[string]pair{}
+	for _, pt := range paths {
+		rates[pt.name] = pair{pt.down, pt.up}
 	}
 	o, r := rates["OpenSSH ssh -R"], rates["raw TCP"]
 	fmt.Printf("%-16s %-12s %-12s %s\n", "bulk, one stream", "leaf→root", "root→leaf", "ratios (leaf→root, root→leaf)")
@@ -484,8 +482,8 @@ func BenchmarkTunnelFigures(b *testing.B) {
 		fmt.Println(line)
 	}
 
-	for _, n := range []int{*benchLeaves} {
-		manyLeaves(b, p, n)
+	if *benchLeaves > 0 {
+		manyLeaves(b, p, *benchLeaves)
 	}
 }
 
