@@ -199,15 +199,14 @@ func TestVersionSkew(t *testing.T) {
 		for _, carrier := range carriers {
 			t.Run(tc.name+"/"+carrier.name, func(t *testing.T) {
 				t.Parallel()
-				var traces atomic.Value
-				traces.Store("")
+				var seen atomic.Pointer[frame.DialRequest]
 				srv := startServer(t, p, func(s *ServerConfig) { s.MinVersion, s.MaxVersion = tc.rootMin, tc.rootMax })
 				a := startAgent(t, agentConfig(t, p, func(c *AgentConfig) {
 					carrier.mod(c)
 					c.MinVersion, c.MaxVersion = tc.leafMin, tc.leafMax
 					c.KeepAliveInterval, c.KeepAliveCount = 300*time.Millisecond, 2
 					c.Handler = func(ctx context.Context, req *frame.DialRequest) (func(net.Conn), error) {
-						traces.Store(req.TraceID)
+						seen.Store(req)
 						return echoHandler(ctx, req)
 					}
 				}), srv.Endpoint())
@@ -232,7 +231,7 @@ func TestVersionSkew(t *testing.T) {
 				if ti.Version != tc.want || ti.KeepAliveInterval != 300*time.Millisecond || ti.KeepAliveCount != 5 {
 					t.Errorf("root sees %+v", ti)
 				}
-				c, err := srv.DialTraced(context.Background(), "leaf.example.com", &frame.DialRequest{Node: "web", TraceID: "trace-42"})
+				c, err := srv.DialTraced(context.Background(), "leaf.example.com", &frame.DialRequest{Node: "web", UserCert: []byte("ssh-cert-bytes"), ClientAddr: "198.51.100.4:51000", TraceID: "trace-42"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -242,8 +241,8 @@ func TestVersionSkew(t *testing.T) {
 				if tc.want >= frame.Version2 {
 					wantTrace = "trace-42"
 				}
-				if got := traces.Load().(string); got != wantTrace {
-					t.Errorf("leaf saw trace %q, want %q", got, wantTrace)
+				if got := seen.Load(); got.TraceID != wantTrace || got.Node != "web" || string(got.UserCert) != "ssh-cert-bytes" || got.ClientAddr != "198.51.100.4:51000" {
+					t.Errorf("leaf saw %+v, want node web, the user's certificate and address, trace %q", got, wantTrace)
 				}
 			})
 		}
