@@ -34,6 +34,7 @@ var (
 	benchLeaves = flag.Int("tether.leaves", 1000, "leaves connected to one root in BenchmarkTunnelFigures")
 	benchBytes  = flag.Int64("tether.bulk", 1<<30, "bytes per bulk throughput run in BenchmarkTunnelFigures")
 	benchOpens  = flag.Int("tether.opens", 2000, "stream opens per carrier in BenchmarkTunnelFigures")
+	benchBeat   = flag.Duration("tether.heartbeat", time.Second, "heartbeat interval of the many leaves in BenchmarkTunnelFigures (the default is 15 s)")
 )
 
 const chunk = 1 << 20 // bulk writes go out in large chunks: fewer, fuller packets
@@ -506,13 +507,17 @@ func TestBenchRootProcess(t *testing.T) {
 	}
 	cert, pool := readPEMs(t, dir)
 	leafPool := pool("leaf-ca")
+	beat, err := time.ParseDuration(os.Getenv("TETHER_BENCH_BEAT"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var tunnels, connects atomic.Int64
 	srv, err := NewServer(ServerConfig{Certificate: cert, VerifyLeaf: PinnedClusters{Pool: func(name string) *x509.CertPool {
 		if name == "leaf.example.com" {
 			return leafPool
 		}
 		return nil
-	}}.Verify, ResetKey: []byte("bench-reset-key-0123456789abcdef"), KeepAliveInterval: time.Second, KeepAliveCount: 3,
+	}}.Verify, ResetKey: []byte("bench-reset-key-0123456789abcdef"), KeepAliveInterval: beat, KeepAliveCount: 3,
 		OnConnect:    func(TunnelInfo) { tunnels.Add(1); connects.Add(1) },
 		OnDisconnect: func(TunnelInfo, error) { tunnels.Add(-1) },
 		Logger:       testLoggerTo(io.Discard)})
@@ -592,7 +597,7 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	dir := b.TempDir()
 	writePEMs(b, dir, p.rootCert(b), map[string][]*x509.Certificate{"leaf-ca": p.leaf.TLS.CACerts()})
 	startRoot := func(addr string) *helperProcess {
-		h := startHelper(b, "TestBenchRootProcess", "TETHER_BENCH_ROOT="+dir, "TETHER_BENCH_QUIC="+addr)
+		h := startHelper(b, "TestBenchRootProcess", "TETHER_BENCH_ROOT="+dir, "TETHER_BENCH_QUIC="+addr, "TETHER_BENCH_BEAT="+benchBeat.String())
 		return h
 	}
 	root := startRoot("127.0.0.1:0")
@@ -603,7 +608,7 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	start := time.Now()
 	for i := range agents {
 		a, err := NewAgent(AgentConfig{Cluster: "leaf.example.com", Certificate: cert, RootCAs: p.root.TLS.CertPool(), Handler: benchHandler(0),
-			DisableSSH: true, IgnoreAdvertisedReplicas: true, KeepAliveInterval: time.Second, KeepAliveCount: 3,
+			DisableSSH: true, IgnoreAdvertisedReplicas: true, KeepAliveInterval: *benchBeat, KeepAliveCount: 3,
 			UDPBufferSize: 256 << 10, Backoff: Backoff{StableAfter: 2 * time.Second}, Logger: testLoggerTo(io.Discard)})
 		if err != nil {
 			b.Fatal(err)
@@ -619,7 +624,7 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	}()
 	up := root.stats(b, func(s rootStat) bool { return s.tunnels >= int64(n) }, 120*time.Second)
 	connectTime := time.Since(start)
-	// At rest: heartbeats every second (15× the default rate) for 5 s.
+	// At rest: heartbeats every -tether.heartbeat (1 s by default: 15× the default rate) for 6 s.
 	time.Sleep(time.Second) // let the connect burst's garbage go before measuring the steady state
 	rest := root.stats(b, func(s rootStat) bool { return s.at.Sub(up[len(up)-1].at) > 6*time.Second }, 30*time.Second)
 	first, last := rest[0], rest[len(rest)-1]
@@ -658,8 +663,8 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	if len(back) > 0 {
 		peak = max(peak, back[0].conns) // all in the first sample
 	}
-	fmt.Printf("%d leaves (QUIC, heartbeat 1 s) on one root process: all connected in %v; at rest: root RSS %.0f MiB (target ≤ 200: %s), CPU %.2f cores (target < 0.5: %s)\n",
-		n, connectTime.Round(time.Millisecond), float64(peakRSS)/1024, met(peakRSS <= 200*1024), cores, met(cores < 0.5))
+	fmt.Printf("%d leaves (QUIC, heartbeat %v) on one root process: all connected in %v; at rest: root RSS %.0f MiB (target ≤ 200: %s), CPU %.2f cores (target < 0.5: %s)\n",
+		n, *benchBeat, connectTime.Round(time.Millisecond), float64(peakRSS)/1024, met(peakRSS <= 200*1024), cores, met(cores < 0.5))
 	fmt.Printf("%d leaves after SIGKILL and restart of the root: all back in %v (target ≤ 5 s: %s), peak %d reconnects/s\n",
 		n, allBack.Round(time.Millisecond), met(allBack <= 5*time.Second), peak)
 }

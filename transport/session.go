@@ -46,9 +46,15 @@ func (s *session) reason() error {
 // deadTimeout is how long a side waits for the peer's next control frame.
 func (s *session) deadTimeout() time.Duration { return time.Duration(s.count) * s.interval }
 
+// writeControl writes one control frame. A write that the peer does not take within the
+// keep-alive deadline (it stopped reading) ends the session: writes are bounded like reads.
 func (s *session) writeControl(t frame.Type, payload []byte) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	stall := time.AfterFunc(s.deadTimeout(), func() {
+		s.end(codeHeartbeat, errors.New("the peer stopped taking control frames"))
+	})
+	defer stall.Stop()
 	return frame.Write(s.ctrl, t, payload)
 }
 
