@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/transport/frame"
 )
 
 // TestFallbackOnEveryQUICFailureClass: whatever stops QUIC at connect — nothing listening,
@@ -162,6 +163,36 @@ func TestRepeatedStreamFailuresFallBack(t *testing.T) {
 		}
 		waitTunnels(t, srv, "leaf.example.com", 0, QUIC, time.Second)
 		waitConnected(t, a, SSH, 15*time.Second)
+	})
+	t.Run("slow_handler_is_not_a_stream_failure", func(t *testing.T) {
+		t.Parallel()
+		srv := startServer(t, p, nil)
+		a := startAgent(t, agentConfig(t, p, func(c *AgentConfig) {
+			c.Handler = func(ctx context.Context, req *frame.DialRequest) (func(net.Conn), error) {
+				if req.Node == "slow" {
+					time.Sleep(300 * time.Millisecond) // a node that takes its time to answer
+				}
+				return echoHandler(ctx, &frame.DialRequest{Node: "web"})
+			}
+		}), srv.Endpoint())
+		waitConnected(t, a, QUIC, 5*time.Second)
+		for range 2 * StreamFailureLimit {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			_, err := srv.Dial(ctx, "leaf.example.com", "slow", nil, "")
+			cancel()
+			if err == nil {
+				t.Fatal("a dial outlived its context")
+			}
+		}
+		c, err := srv.Dial(context.Background(), "leaf.example.com", "web", nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c, 1000)
+		c.Close()
+		if st := a.Status()[0]; st.Transport != QUIC || !st.Connected {
+			t.Fatalf("slow dials moved the leaf off QUIC: %+v", st)
+		}
 	})
 }
 

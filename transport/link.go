@@ -25,6 +25,8 @@ type link interface {
 	done() <-chan struct{}
 	// closeErr is why the link closed, as the carrier reports it (nil if unknown).
 	closeErr() error
+	// received counts the bytes that arrived from the peer so far (0 where unknown).
+	received() uint64
 	transport() Transport
 	localAddr() net.Addr
 	remoteAddr() net.Addr

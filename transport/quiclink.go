@@ -54,6 +54,7 @@ func (l *quicLink) close(code uint64, reason string) {
 	_ = l.conn.CloseWithError(quic.ApplicationErrorCode(code), reason)
 }
 
+func (l *quicLink) received() uint64      { return l.conn.ConnectionStats().BytesReceived }
 func (l *quicLink) closeErr() error       { return context.Cause(l.conn.Context()) }
 func (l *quicLink) done() <-chan struct{} { return l.conn.Context().Done() }
 func (l *quicLink) transport() Transport  { return QUIC }

@@ -495,13 +495,17 @@ func (s *Server) DialTraced(ctx context.Context, cluster string, req *frame.Dial
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.DialTimeout)
 		defer cancel()
 	}
+	before := t.link.received()
 	conn, err := s.dialOn(ctx, t, req)
 	var denied *DialDeniedError
 	switch {
 	case err == nil || errors.As(err, &denied):
 		t.failures.Store(0)
-	case ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		if n := t.failures.Add(1); n >= StreamFailureLimit && t.link.transport() == QUIC {
+	case t.link.transport() == QUIC && t.link.received() == before && !errors.Is(ctx.Err(), context.Canceled):
+		// Nothing at all came back from the leaf while it should have answered (its QUIC
+		// stack acknowledges the request even when its handler is slow): the path is
+		// failing, not the handler.
+		if n := t.failures.Add(1); n >= StreamFailureLimit {
 			s.log.Warn("closing QUIC tunnel after repeated stream failures; the leaf falls back", "cluster", cluster, "failures", n, "err", err)
 			t.end(codeStreamFailures, errors.New("repeated stream failures"))
 		}

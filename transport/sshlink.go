@@ -128,6 +128,7 @@ func (l *sshLink) openStream(ctx context.Context, first []byte) (stream, error) 
 func (l *sshLink) acceptStream(ctx context.Context) (stream, error) { return l.accept(ctx) }
 func (l *sshLink) peerChain() []*x509.Certificate                   { return l.chain }
 func (l *sshLink) close(code uint64, reason string)                 { l.markClosed() }
+func (l *sshLink) received() uint64                                 { return 0 }
 func (l *sshLink) closeErr() error                                  { return nil }
 func (l *sshLink) done() <-chan struct{}                            { return l.closed }
 func (l *sshLink) transport() Transport                             { return SSH }
