@@ -282,9 +282,8 @@ type replica struct {
 	mu sync.Mutex
 	st ReplicaStatus
 
-	hint         atomic.Int64 // reconnect-after hint from the root, nanoseconds
-	quicSuspend  time.Time    // no QUIC before this (owned by run)
-	probeStarted atomic.Int64 // probes run, for tests and logs
+	hint        atomic.Int64 // reconnect-after hint from the root, nanoseconds
+	quicSuspend time.Time    // no QUIC before this (owned by run)
 }
 
 func (r *replica) status() ReplicaStatus {
@@ -696,7 +695,6 @@ func (r *replica) startProbe() (chan *session, func()) {
 			if ctx.Err() != nil {
 				return
 			}
-			r.probeStarted.Add(1)
 			s, err := r.dialQUIC(ctx)
 			if err != nil {
 				r.log.Debug("QUIC probe failed", "class", classifyQUIC(err), "err", err)

@@ -54,6 +54,10 @@ type ServerConfig struct {
 	// MaxConcurrentHellos bounds hellos in progress; beyond it a leaf is told to retry
 	// after a random delay up to RetrySpread, so a crowd spreads out. Zero: 256.
 	MaxConcurrentHellos int
+	// MaxTunnelsPerCluster bounds the tunnels one leaf cluster may hold on this replica
+	// (default 64: a few agents, each moving between carriers), so one leaf's credentials
+	// cannot exhaust the root. Beyond it the hello is refused.
+	MaxTunnelsPerCluster int
 	// RetrySpread spreads refused and gone-away leaves' reconnects (default 5 s).
 	RetrySpread time.Duration
 	// ReconnectHint, when set, is sent in every heartbeat reply: how long the leaf
@@ -148,6 +152,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.MaxConcurrentHellos == 0 {
 		cfg.MaxConcurrentHellos = 256
+	}
+	if cfg.MaxTunnelsPerCluster == 0 {
+		cfg.MaxTunnelsPerCluster = 64
 	}
 	if cfg.RetrySpread == 0 {
 		cfg.RetrySpread = 5 * time.Second
@@ -321,7 +328,13 @@ func (s *Server) serveTCP(c net.Conn) {
 	s.serveLink(l, cluster)
 }
 
-func (s *Server) admit(string) *frame.HelloAck {
+func (s *Server) admit(cluster string) *frame.HelloAck {
+	s.mu.Lock()
+	n := len(s.tunnels[cluster])
+	s.mu.Unlock()
+	if n >= s.cfg.MaxTunnelsPerCluster {
+		return &frame.HelloAck{Reason: fmt.Sprintf("cluster already holds %d tunnels to this proxy", n), RetryAfter: s.cfg.RetrySpread}
+	}
 	select {
 	case s.hellos <- struct{}{}:
 		return nil

@@ -355,3 +355,24 @@ func TestReplicasAdvertised(t *testing.T) {
 	roundTrip(t, c, 1000)
 	c.Close()
 }
+
+// TestTunnelsPerClusterAreBounded: one leaf's credentials cannot open unbounded tunnels.
+func TestTunnelsPerClusterAreBounded(t *testing.T) {
+	t.Parallel()
+	p := testPKI(t)
+	srv := startServer(t, p, func(s *ServerConfig) { s.MaxTunnelsPerCluster = 2 })
+	for range 2 {
+		startAgent(t, agentConfig(t, p, nil), srv.Endpoint())
+	}
+	waitTunnels(t, srv, "leaf.example.com", 2, "", 10*time.Second)
+	third := startAgent(t, agentConfig(t, p, nil), srv.Endpoint())
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if st := third.Status()[0]; !strings.Contains(st.LastError, "already holds 2 tunnels") {
+			return errors.New(st.LastError)
+		}
+		return nil
+	})
+	if n := len(srv.Tunnels()); n != 2 {
+		t.Fatalf("%d tunnels, want the bound of 2", n)
+	}
+}
