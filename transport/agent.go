@@ -437,7 +437,10 @@ func (r *replica) dialQUIC(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	l := &quicLink{conn: conn}
-	s, ack, err := leafHello(hctx, l, r.a.hello(), r.a.cfg.HandshakeTimeout)
+	// Once the carrier's handshake is done the root is reachable: a crowd may queue
+	// the hello behind others, so it gets twice the time before the leaf gives up
+	// (giving up early would only make a busy root redo the work).
+	s, ack, err := leafHello(ctx, l, r.a.hello(), 2*r.a.cfg.HandshakeTimeout)
 	if err != nil {
 		l.close(codeRejected, "hello failed")
 		if cause := l.closeErr(); cause != nil && !errors.Is(err, cause) && !errors.Is(cause, context.Canceled) {
@@ -460,7 +463,10 @@ func (r *replica) dialSSH(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, ack, err := leafHello(hctx, l, r.a.hello(), r.a.cfg.HandshakeTimeout)
+	// Once the carrier's handshake is done the root is reachable: a crowd may queue
+	// the hello behind others, so it gets twice the time before the leaf gives up
+	// (giving up early would only make a busy root redo the work).
+	s, ack, err := leafHello(ctx, l, r.a.hello(), 2*r.a.cfg.HandshakeTimeout)
 	if err != nil {
 		l.close(codeRejected, "hello failed")
 		return nil, err
