@@ -114,15 +114,18 @@ type prepared struct {
 	// are cached, and a cached allow is served only after the operator denies, evaluated
 	// again on the request, came back empty.
 	timeDependent bool
-	plain         rego.PreparedEvalQuery
-	identity      rego.PreparedEvalQuery
-	access        rego.PreparedEvalQuery
-	fast          rego.PreparedEvalQuery
-	reasons       rego.PreparedEvalQuery
-	nodes         rego.PreparedEvalQuery
-	denies        rego.PreparedEvalQuery // data.tether.custom.deny; only when timeDependent
-	compiler      *ast.Compiler
-	store         storage.Store
+	// denyIgnoresNodeName: no operator deny can read input.node.name, so a node list asks
+	// the denies once per distinct (login, labels) (bundles.CheckOperatorRules).
+	denyIgnoresNodeName bool
+	plain               rego.PreparedEvalQuery
+	identity            rego.PreparedEvalQuery
+	access              rego.PreparedEvalQuery
+	fast                rego.PreparedEvalQuery
+	reasons             rego.PreparedEvalQuery
+	nodes               rego.PreparedEvalQuery
+	denies              rego.PreparedEvalQuery // data.tether.custom.deny; only when timeDependent
+	compiler            *ast.Compiler
+	store               storage.Store
 }
 
 type identity struct {
@@ -221,7 +224,7 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
 	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, compiler: compiler, store: store}
+	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
 	type query struct {
 		query string
 		dst   *rego.PreparedEvalQuery
@@ -239,7 +242,8 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		if q.dst != &p.plain && q.dst != &p.identity && q.dst != &p.denies {
 			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })),
 				rego.Resolver(stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })),
-				rego.Resolver(stageNodesRef, stageResolver(func(s *stage) ast.Value { return s.nodes })))
+				rego.Resolver(stageNodesRef, stageResolver(func(s *stage) ast.Value { return s.nodes })),
+				rego.Resolver(stageNameFreeRef, stageResolver(func(s *stage) ast.Value { return s.nameFree })))
 		}
 		pq, err := rego.New(opts...).PrepareForEval(ctx)
 		if err != nil {
@@ -600,6 +604,7 @@ var (
 	stageIdentityRef = ast.MustParseRef("data.tether.stage.identity")
 	stageNowRef      = ast.MustParseRef("data.tether.stage.now_ns")
 	stageNodesRef    = ast.MustParseRef("data.tether.stage.nodes")
+	stageNameFreeRef = ast.MustParseRef("data.tether.stage.deny_ignores_node_name")
 )
 
 type stageKey struct{}
@@ -609,6 +614,7 @@ type stage struct {
 	identity ast.Value
 	now      ast.Value // nanoseconds since 1970
 	nodes    ast.Value
+	nameFree ast.Value // prepared.denyIgnoresNodeName, for node lists
 }
 
 type stageResolver func(*stage) ast.Value

@@ -44,7 +44,8 @@ func (e *Engine) NodeList(ctx context.Context, in *Input, nodes []Node) ([]NodeA
 	if err != nil {
 		return nil, err
 	}
-	st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(req.Now.UnixNano(), 10)), nodes: ast.NewArray(terms...)}
+	st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(req.Now.UnixNano(), 10)), nodes: ast.NewArray(terms...),
+		nameFree: ast.Boolean(p.denyIgnoresNodeName)}
 	v, err := evalValue(context.WithValue(ctx, stageKey{}, st), p.nodes, req.valueWithCert(id.cert))
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", nodesQuery, err)

@@ -416,6 +416,12 @@ allow_reasons(world, inp) := r if {
 		with data.tether.locks as w.locks
 }
 
+# node_logins_name_free is node_logins when the engine proved the operator denies cannot
+# read the node's name.
+node_logins_name_free(world, inp, nodes) := r if {
+	r := node_logins(world, inp, nodes) with data.tether.stage.deny_ignores_node_name as true
+}
+
 # node_logins evaluates access.node_logins for the certificate of inp and nodes in world.
 node_logins(world, inp, nodes) := r if {
 	w := object.union(empty_world, world)
@@ -423,6 +429,7 @@ node_logins(world, inp, nodes) := r if {
 	now := time.parse_rfc3339_ns(inp.now)
 	r := access.node_logins(id, nodes) with input as inp
 		with data.tether.stage.now_ns as now
+		with data.tether.stage.deny_ignores_node_name as false
 		with data.tether.cluster as w.cluster
 		with data.tether.cas as w.cas
 		with data.tether.trusted_clusters as w.trusted_clusters

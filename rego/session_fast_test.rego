@@ -71,6 +71,7 @@ test_node_logins_equal_single_decisions if {
 	every cert in [fx.alice(["access"]), fx.alice(["full-access"]), fx.alice(["access", "no-prod"]), fx.alice(["ghost"])] {
 		got := fx.node_logins(fx.leaf_world, fx.ssh(cert, "", {}), nodes)
 		count(got) == count(nodes)
+		got == fx.node_logins_name_free(fx.leaf_world, fx.ssh(cert, "", {}), nodes)
 		every i, n in nodes {
 			got[i] == sort([login |
 				some login in object.get(cert, "principals", [])
@@ -95,4 +96,12 @@ test_node_logins_of_an_expired_certificate_are_empty if {
 test_node_logins_honour_operator_denies_per_node if {
 	got := fx.node_logins(fx.leaf_world, fx.ssh(fx.alice(["access"]), "", {}), nodes) with data.tether.custom.deny as {"no"}
 	got == [[], [], [], []]
+	fx.node_logins_name_free(fx.leaf_world, fx.ssh(fx.alice(["access"]), "", {}), nodes) == got with data.tether.custom.deny as {"no"}
+}
+
+test_node_logins_leave_out_locked_nodes_when_denies_ignore_names if {
+	w := fx.with_locks(fx.leaf_world, [fx.lock("l-node", {"node": "mongodb.stage.example.com"}, "maintenance", 0)])
+	got := fx.node_logins_name_free(w, fx.ssh(fx.alice(["access"]), "", {}), nodes)
+	got[0] == []
+	got[1] == ["visitor"]
 }
