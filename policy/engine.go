@@ -239,7 +239,14 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		// undefined and the request allowed: strict errors end the evaluation, and the
 		// engine turns the error into a denial (policyErrorDecision).
 		opts := []func(*rego.Rego){rego.Query(q.query), rego.Compiler(compiler), rego.Store(store), rego.StrictBuiltinErrors(true)}
-		if q.dst != &p.plain && q.dst != &p.identity && q.dst != &p.denies {
+		// Each query gets only the resolvers it reads (OPA sets them up per evaluation).
+		switch q.dst {
+		case &p.access, &p.reasons:
+			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })))
+		case &p.fast:
+			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })),
+				rego.Resolver(stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })))
+		case &p.nodes:
 			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })),
 				rego.Resolver(stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })),
 				rego.Resolver(stageNodesRef, stageResolver(func(s *stage) ast.Value { return s.nodes })),

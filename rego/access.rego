@@ -154,20 +154,31 @@ login_node_selected(id, login, node_labels) if {
 
 # node_logins: for one identity and many nodes, in one evaluation, the logins the identity
 # may use on each node: exactly the logins for which session_fast allows an ssh.session with
-# the request in input and that node (tether ls, the web node list). Entry i is for nodes[i].
+# the request in input and that node (tether ls, the web node list). Entry i is for nodes[i];
+# every node is {"name", "labels"}, as the engine builds it.
 # The grant and deny selectors see only labels, so they are evaluated once per distinct
 # label set; so are the operator denies when the engine proved they cannot read the node's
 # name (data.tether.stage.deny_ignores_node_name, bundles.CheckOperatorRules). Locks and the
 # other operator denies are checked per node.
-node_logins(id, nodes) := [node_open_logins(id, node, by_labels[object.get(node, "labels", {})], now) | some node in nodes] if {
+node_logins(id, nodes) := [by_labels[n.labels] | some n in nodes] if {
+	identity_open(id, data.tether.stage.now_ns)
+	count(id.locks) == 0
+	data.tether.stage.deny_ignores_node_name == true
+	by_labels := {node_labels: labels_logins(id, node_labels) | some node_labels in {n.labels | some n in nodes}}
+} else := [node_open_logins(id, node, by_labels[node.labels], now) | some node in nodes] if {
+	now := data.tether.stage.now_ns
+	identity_open(id, now)
+	by_labels := {node_labels: labels_logins(id, node_labels) | some node_labels in {n.labels | some n in nodes}}
+} else := [[] | some _ in nodes]
+
+# identity_open: nothing about the certificate itself stands in the way at now.
+identity_open(id, now) if {
 	id.clean == true
 	id.requirements_met == true
-	now := data.tether.stage.now_ns
 	now >= id.not_before_ns
 	now < id.valid_before_ns
 	now <= id.age_deadline_ns
-	by_labels := {node_labels: labels_logins(id, node_labels) | some node_labels in {object.get(n, "labels", {}) | some n in nodes}}
-} else := [[] | some _ in nodes]
+}
 
 # labels_logins: the logins granted, and not denied by a deny selector, on a node with
 # these labels (and not denied by an operator when the denies cannot read the node's name).
@@ -185,10 +196,7 @@ name_free_denied(login, node_labels) if {
 
 # node_open_logins: of the logins the node's labels allow, those no lock or operator deny
 # takes away on this node.
-node_open_logins(id, node, logins, now) := logins if {
-	count(id.locks) == 0
-	data.tether.stage.deny_ignores_node_name == true
-} else := [login |
+node_open_logins(id, node, logins, now) := [login |
 	some login in logins
 	session_open(id, object.union(input, {"action": "ssh.session", "login": login, "node": node}), now)
 ]
