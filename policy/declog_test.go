@@ -29,8 +29,13 @@ func TestEveryDecisionIsLogged(t *testing.T) {
 		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
 		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
 	for i := 0; i < 3; i++ {
-		if _, err := e.Decide(ctx, in); err != nil {
+		d, err := e.Decide(ctx, in)
+		if err != nil {
 			t.Fatal(err)
+		}
+		// An allow returns at once: its reasons are made later, off the decision's path.
+		if !d.Allow || d.Reasons != nil {
+			t.Fatalf("decision %d: allow %v with reasons %q; want an allow without reasons", i, d.Allow, d.Reasons)
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
