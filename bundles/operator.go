@@ -24,6 +24,11 @@ type OperatorReport struct {
 	TimeDependent bool
 	// TimeReads says where ("custom/x.rego:7: input[k]"), for explanations and logs.
 	TimeReads []string
+	// DenyIgnoresNodeName is set when no rule a deny depends on can read the node's name:
+	// every reference to input is a literal path, and one below input.node is below
+	// input.node.labels. A node list may then ask the operator denies once per distinct
+	// (login, node labels) rather than once per node.
+	DenyIgnoresNodeName bool
 }
 
 // ErrOperatorPolicy is wrapped by every refusal of CheckOperatorRules.
@@ -119,6 +124,15 @@ func CheckOperatorRules(c *ast.Compiler) (OperatorReport, error) {
 	}
 
 	denies := closure(c, c.GetRules(customDenyRef))
+	rep.DenyIgnoresNodeName = true
+	for _, r := range denies {
+		ast.WalkRefs(r, func(ref ast.Ref) bool {
+			if ref.HasPrefix(ast.InputRootRef) && !nameFreeInput(ref) {
+				rep.DenyIgnoresNodeName = false
+			}
+			return false
+		})
+	}
 	for _, r := range denies {
 		ast.WalkRefs(r, func(ref ast.Ref) bool {
 			if ref.HasPrefix(ast.InputRootRef) && !literalInputNot(ref, "now") {
@@ -238,6 +252,26 @@ func literalInput(ref ast.Ref, keys ...string) bool {
 	}
 	s, ok := ref[1].Value.(ast.String)
 	return ok && slices.Contains(keys, string(s))
+}
+
+// nameFreeInput reports whether ref is a literal input path that cannot read
+// input.node.name: input.K... with K a string, and input.node.labels... when K is "node".
+func nameFreeInput(ref ast.Ref) bool {
+	if len(ref) < 2 {
+		return false
+	}
+	k, ok := ref[1].Value.(ast.String)
+	if !ok {
+		return false
+	}
+	if k != "node" {
+		return true
+	}
+	if len(ref) < 3 {
+		return false
+	}
+	l, ok := ref[2].Value.(ast.String)
+	return ok && l == "labels"
 }
 
 // literalInputNot reports whether ref is input.K... with K a string other than not.

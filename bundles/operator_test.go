@@ -175,3 +175,37 @@ func TestForbiddenBuiltinsCoverOPAsNondeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorDenyIgnoresNodeName: a node list may ask the operator denies once per
+// distinct (login, labels) only when no deny can read the node's name, by any path.
+func TestOperatorDenyIgnoresNodeName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		mods []string
+		want bool
+	}{
+		{"deny_reads_node_name", []string{"package tether.custom\n\ndeny contains \"db\" if startswith(input.node.name, \"db-\")\n"}, false},
+		{"deny_reads_the_node", []string{"package tether.custom\n\ndeny contains \"db\" if input.node == {}\n"}, false},
+		{"deny_reads_node_by_variable_key", []string{"package tether.custom\n\ndeny contains \"db\" if {\n\tk := \"name\"\n\tinput.node[k] == \"db\"\n}\n"}, false},
+		{"deny_passes_input_to_a_function", []string{"package tether.custom\n\nbad(i) if i.node.name == \"db\"\n\ndeny contains \"db\" if bad(input)\n"}, false},
+		{"deny_in_a_subpackage_reads_node_name", []string{"package tether.custom.teama\n\ndeny contains \"db\" if input.node.name == \"db\"\n"}, false},
+		{"deny_reads_labels_and_login", []string{"package tether.custom\n\ndeny contains \"no root\" if {\n\tinput.login == \"root\"\n\tinput.node.labels.env == \"prod\"\n}\n"}, true},
+		{"no_operator_modules", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := opBuild(tc.mods...)
+			if err != nil {
+				t.Fatalf("ForCluster: %v", err)
+			}
+			rep, err := bundles.CheckOperator(b)
+			if err != nil {
+				t.Fatalf("CheckOperator: %v", err)
+			}
+			if rep.DenyIgnoresNodeName != tc.want {
+				t.Fatalf("DenyIgnoresNodeName = %v, want %v", rep.DenyIgnoresNodeName, tc.want)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/policy"
 )
 
 // BenchmarkIssueUser measures user certificate issuance (build, sign) and reports
@@ -29,7 +30,7 @@ func BenchmarkIssueUser(b *testing.B) {
 }
 
 // BenchmarkVerifyUser measures what a gateway does per connection before the policy
-// runs: VerifyUser and InputCert.
+// runs: VerifyUser and CertFromSSH.
 func BenchmarkVerifyUser(b *testing.B) {
 	a, err := ca.NewAuthority("root.example.com", ca.UserCA, "")
 	if err != nil {
@@ -44,7 +45,7 @@ func BenchmarkVerifyUser(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ca.InputCert(cert, signer); err != nil {
+		if _, err := policy.CertFromSSH(cert, signer); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -14,8 +14,9 @@
 // Verification is split the way DESIGN.md §3 splits it: Go checks cryptography, Rego
 // checks rules. [VerifyUser] answers only "which trusted key signed this user certificate,
 // and is the signature good"; it deliberately ignores principals and validity times.
-// [InputCert] then turns the verified certificate into the [policy.Cert] the decision
-// input carries, parsing Tether's extensions strictly. Whether that signer is trusted for
+// [ReadUserCert] then reads the verified certificate's Tether extensions strictly into
+// [UserClaims]; policy.CertFromSSH maps those to the decision input (this package does not
+// depend on the policy engine). Whether that signer is trusted for
 // this cluster right now, whether the certificate is inside its validity window and which
 // logins it may use are decided by the policy.
 //

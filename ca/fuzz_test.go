@@ -38,11 +38,11 @@ var fuzzCA = sync.OnceValue(func() fuzzFixture {
 	return fuzzFixture{a: a, signer: signer, pub: pub}
 })
 
-// FuzzInputCert signs certificates whose extension values, key id, principal and times
-// are arbitrary, sends them through the wire form, VerifyUser and InputCert. Nothing may
+// FuzzCertFromSSH signs certificates whose extension values, key id, principal and times
+// are arbitrary, sends them through the wire form, VerifyUser and CertFromSSH. Nothing may
 // panic, every such certificate must verify (it is genuinely signed), and whatever
-// InputCert accepts must make a decision input the policy accepts.
-func FuzzInputCert(f *testing.F) {
+// CertFromSSH accepts must make a decision input the policy accepts.
+func FuzzCertFromSSH(f *testing.F) {
 	f.Add("alice", `["access","auditor"]`, `{"logins":["visitor"],"groups":[]}`, "leaf.example.com", "oidc/okta", "", true, "alice", "visitor", uint64(1795000000), uint64(1795030000))
 	f.Add("", `[]`, `{}`, "", "", "", false, "", "", uint64(0), uint64(ssh.CertTimeInfinity))
 	f.Add("bob", `[""]`, `{"":[]}`, "\xff", "x", "true", true, "k", "", uint64(1<<63), uint64(1))
@@ -71,19 +71,19 @@ func FuzzInputCert(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a genuinely signed certificate does not verify: %v", err)
 		}
-		c, err := ca.InputCert(got, signer)
+		c, err := policy.CertFromSSH(got, signer)
 		if err != nil {
 			return
 		}
 		in := policy.Input{Action: policy.ActionSSHSession, Cluster: "leaf.example.com", Now: testNow, Cert: c, Login: principal,
 			Node: &policy.Node{Name: "node1", Labels: map[string]string{"env": "stage"}}}
 		if err := in.Validate(); err != nil {
-			t.Fatalf("InputCert accepted a certificate the policy input refuses: %v", err)
+			t.Fatalf("CertFromSSH accepted a certificate the policy input refuses: %v", err)
 		}
 		_ = c.Value()
 		if c.Username != user || c.KeyID != keyID || !slices.Equal(c.Principals, []string{principal}) || c.MFAVerified != hasMFA ||
 			c.RouteToCluster != route || c.IssuedVia != issuedVia || c.SigningCA.Fingerprint != ca.Fingerprint(a.SigningKey()) {
-			t.Fatalf("InputCert changed what the certificate says: %+v", c)
+			t.Fatalf("CertFromSSH changed what the certificate says: %+v", c)
 		}
 		if validAfter <= validBefore && c.ValidAfter.After(c.ValidBefore) {
 			t.Fatalf("validity order changed: %d..%d became %v..%v", validAfter, validBefore, c.ValidAfter, c.ValidBefore)
@@ -92,7 +92,7 @@ func FuzzInputCert(f *testing.F) {
 }
 
 // FuzzVerifyUser feeds arbitrary bytes as a certificate: parsing, VerifyUser and
-// InputCert must never panic, and nothing but the one genuine certificate verifies.
+// CertFromSSH must never panic, and nothing but the one genuine certificate verifies.
 func FuzzVerifyUser(f *testing.F) {
 	a, pub := fuzzCA().a, fuzzCA().pub
 	genuine, err := a.IssueUser(aliceRequest(pub))
@@ -118,7 +118,7 @@ func FuzzVerifyUser(f *testing.F) {
 		if !slices.Equal(cert.Marshal(), blob) {
 			t.Fatalf("a certificate other than the genuine one verifies")
 		}
-		if _, err := ca.InputCert(cert, signer); err != nil {
+		if _, err := policy.CertFromSSH(cert, signer); err != nil {
 			t.Fatalf("the genuine certificate: %v", err)
 		}
 	})

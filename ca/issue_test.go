@@ -26,9 +26,9 @@ func TestIssueUser(t *testing.T) {
 			if err != nil {
 				t.Fatalf("VerifyUser: %v", err)
 			}
-			got, err := ca.InputCert(cert, signer)
+			got, err := policy.CertFromSSH(cert, signer)
 			if err != nil {
-				t.Fatalf("InputCert: %v", err)
+				t.Fatalf("CertFromSSH: %v", err)
 			}
 
 			t.Run("principals_are_the_logins", func(t *testing.T) {
@@ -44,7 +44,7 @@ func TestIssueUser(t *testing.T) {
 					t.Errorf("key id %q / input %q, want %q", cert.KeyId, got.KeyID, req.KeyID)
 				}
 			})
-			t.Run("every_extension_round_trips_through_InputCert", func(t *testing.T) {
+			t.Run("every_extension_round_trips_through_CertFromSSH", func(t *testing.T) {
 				want := policy.Cert{
 					Type:           "user",
 					SigningCA:      policy.SigningCA{Cluster: "root.example.com", Fingerprint: ca.Fingerprint(userCA.SigningKey())},
@@ -60,7 +60,7 @@ func TestIssueUser(t *testing.T) {
 					MFAVerified:    true,
 				}
 				if !reflect.DeepEqual(got, want) {
-					t.Errorf("InputCert =\n%+v\nwant\n%+v", got, want)
+					t.Errorf("CertFromSSH =\n%+v\nwant\n%+v", got, want)
 				}
 				for _, ext := range []string{ca.ExtUser, ca.ExtRoles, ca.ExtTraits, ca.ExtRouteToCluster, ca.ExtIssuedVia, ca.ExtMFAVerified} {
 					if _, ok := cert.Extensions[ext]; !ok {
@@ -195,9 +195,9 @@ func TestIssueHost(t *testing.T) {
 	})
 }
 
-// TestIssueUserLimitsMatchInputCert: the largest certificate IssueUser signs still reads
+// TestIssueUserLimitsMatchCertFromSSH: the largest certificate IssueUser signs still reads
 // back, so the two sides count against the limits the same way.
-func TestIssueUserLimitsMatchInputCert(t *testing.T) {
+func TestIssueUserLimitsMatchCertFromSSH(t *testing.T) {
 	t.Parallel()
 	userCA := newAuthority(t, "root.example.com", ca.UserCA, "")
 	_, pub := newKey(t, "")
@@ -210,9 +210,9 @@ func TestIssueUserLimitsMatchInputCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ca.InputCert(cert, signer)
+	c, err := policy.CertFromSSH(cert, signer)
 	if err != nil {
-		t.Fatalf("InputCert refuses the largest certificate IssueUser signs: %v", err)
+		t.Fatalf("CertFromSSH refuses the largest certificate IssueUser signs: %v", err)
 	}
 	in := policy.Input{Action: policy.ActionSSHSession, Cluster: "leaf.example.com", Now: testNow, Cert: c, Login: "visitor"}
 	if err := in.Validate(); err != nil {

@@ -315,7 +315,7 @@ func TestRotationThroughPolicy(t *testing.T) {
 	oldKey := rl.root.User.TrustedKeys()[0]
 	decide := func(cert *ssh.Certificate, signer ca.TrustedKey) policy.Decision {
 		t.Helper()
-		pc, err := ca.InputCert(cert, signer)
+		pc, err := policy.CertFromSSH(cert, signer)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -87,7 +87,7 @@ func (a *Authority) IssueUser(req UserCertRequest) (*ssh.Certificate, error) {
 	return cert, nil
 }
 
-// userCert builds the unsigned certificate, refusing anything InputCert would refuse, so
+// userCert builds the unsigned certificate, refusing anything ReadUserCert would refuse, so
 // every certificate Tether issues reads back.
 func userCert(req UserCertRequest) (*ssh.Certificate, error) {
 	if req.PublicKey == nil {
@@ -136,7 +136,7 @@ func userCert(req UserCertRequest) (*ssh.Certificate, error) {
 	if roles == nil {
 		roles = []string{}
 	}
-	// Written as {} and [] rather than null, which InputCert refuses.
+	// Written as {} and [] rather than null, which ReadUserCert refuses.
 	traits := make(map[string][]string, len(req.Traits))
 	for k, vs := range req.Traits {
 		if vs == nil {

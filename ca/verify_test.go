@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/policy"
 )
 
 // lyingSigner signs with one key while claiming to be another: the certificate it makes
@@ -118,8 +119,8 @@ func TestVerifyUser(t *testing.T) {
 				if signer.Cluster != "root.example.com" || signer.Type != ca.UserCA || signer.Fingerprint() != ca.Fingerprint(root.SigningKey()) {
 					t.Errorf("signer = %v, want the user CA of root.example.com", signer)
 				}
-				if _, err := ca.InputCert(cert, signer); err != nil {
-					t.Errorf("InputCert: %v", err)
+				if _, err := policy.CertFromSSH(cert, signer); err != nil {
+					t.Errorf("CertFromSSH: %v", err)
 				}
 				return
 			}

@@ -67,6 +67,10 @@ func TestVectors(t *testing.T) {
 						t.Fatalf("DecidePlain: %v", err)
 					}
 					staged, err := e.Decide(ctx, in)
+					if err == nil {
+						// An allow's reasons are made when asked (the decision log asks).
+						staged, err = staged.Explained(ctx)
+					}
 					if err != nil {
 						t.Fatalf("Decide: %v", err)
 					}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"time"
@@ -22,10 +23,12 @@ func (a logAdapter) LogDecision(in *Input, d *Decision) {
 	// The event is encoded later, on the logger's goroutine, while the caller may reuse
 	// its input: the event gets a deep copy, so it records the input that was decided
 	// and shares no map or slice with the caller.
+	// An allow decided on the fast form has its reasons computed when the result is
+	// encoded, on the logger's goroutine (Decision.Explained).
 	a.l.Log(decisionlog.Event{
 		Path:      DecisionLogPath,
 		Input:     lazyInput{in.Clone()},
-		Result:    DecisionJSON(Decision{Allow: d.Allow, Roles: slices.Clone(d.Roles), Reasons: slices.Clone(d.Reasons), ExpiresAt: d.ExpiresAt}),
+		Result:    lazyResult{Decision{Allow: d.Allow, Roles: slices.Clone(d.Roles), Reasons: slices.Clone(d.Reasons), ExpiresAt: d.ExpiresAt, why: d.why}},
 		Bundles:   map[string]decisionlog.BundleInfo{"tether": {Revision: d.Revision}},
 		Timestamp: time.Now(),
 		Metrics:   map[string]any{"tether_decision_cached": d.Cached},
@@ -40,6 +43,17 @@ func (l lazyInput) MarshalJSON() ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(m)
+}
+
+// lazyResult is a decision whose reasons may still have to be produced.
+type lazyResult struct{ d Decision }
+
+func (l lazyResult) MarshalJSON() ([]byte, error) {
+	d, err := l.d.Explained(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(DecisionJSON(d))
 }
 
 // DecisionJSON is a decision as the public query returns it:

@@ -29,8 +29,13 @@ func TestEveryDecisionIsLogged(t *testing.T) {
 		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
 		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
 	for i := 0; i < 3; i++ {
-		if _, err := e.Decide(ctx, in); err != nil {
+		d, err := e.Decide(ctx, in)
+		if err != nil {
 			t.Fatal(err)
+		}
+		// An allow returns at once: its reasons are made later, off the decision's path.
+		if !d.Allow || d.Reasons != nil {
+			t.Fatalf("decision %d: allow %v with reasons %q; want an allow without reasons", i, d.Allow, d.Reasons)
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -65,6 +70,22 @@ func TestEveryDecisionIsLogged(t *testing.T) {
 	}
 	if ev["result"].(map[string]any)["allow"] != true {
 		t.Fatalf("result %v", ev["result"])
+	}
+	// The allow was made on the fast form, without reasons; the logger's goroutine made
+	// them when it encoded the event, and they are the public query's.
+	plain, err := e.DecidePlain(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range events {
+		got, _ := json.Marshal(ev["result"].(map[string]any)["reasons"])
+		want, _ := json.Marshal(plain.Reasons)
+		if len(plain.Reasons) == 0 || !bytes.Equal(got, want) {
+			t.Fatalf("event %d: logged reasons %s, want the spec's %s", i, got, want)
+		}
+	}
+	if st := e.Stats(); st.Fast == 0 {
+		t.Fatalf("the allow did not take the fast form: %+v", st)
 	}
 	traits := ev["input"].(map[string]any)["cert"].(map[string]any)["traits"].(map[string]any)
 	if _, ok := traits["email"]; ok {

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,12 +29,19 @@ const (
 	identityQuery = "data.tether.identity.of(input)"
 	accessQuery   = "data.tether.access.request_decision(data.tether.stage.identity)"
 	deniesQuery   = "data.tether.custom.deny"
+	// The engine's fast form of ssh.session and the reasons of its allows.
+	fastQuery    = "data.tether.access.session_fast(data.tether.stage.identity)"
+	reasonsQuery = "data.tether.access.allow_reasons(data.tether.stage.identity)"
+	nodesQuery   = "data.tether.access.node_logins(data.tether.stage.identity, data.tether.stage.nodes)"
 )
 
 // Decision is the result of data.tether.authz.decision.
 type Decision struct {
-	Allow   bool
-	Roles   []string
+	Allow bool
+	Roles []string
+	// Reasons says why: for a denial, every rule the request breaks; for an allow, what
+	// grants it. An allowed ssh.session the engine decided on its fast form carries no
+	// reasons until Explained is called (the decision log does, on its own goroutine).
 	Reasons []string
 	// ExpiresAt is the next instant at which a time-based rule could change this decision;
 	// zero when none can. For cert.issue it is the latest valid_before the roles permit.
@@ -40,6 +50,8 @@ type Decision struct {
 	Revision string
 	// Cached is true when the decision came from the decision cache.
 	Cached bool
+
+	why *allowWhy // how to produce the reasons of a fast allow; nil once they are known
 }
 
 // Logger receives every decision the engine makes, cache hits included. It must not block.
@@ -47,20 +59,27 @@ type Logger interface {
 	LogDecision(in *Input, d *Decision)
 }
 
+// Default cache sizes (Options).
+const (
+	// DefaultCacheSize is the decision cache's size in entries. A cached decision holds
+	// its request's input value (about 1-2 KB with a small certificate).
+	DefaultCacheSize = 100_000
+	// DefaultIdentityCacheSize is the identity cache's size in certificates. `make bench`
+	// prints the bytes one cached identity holds (tens of KB for the bench fixture), so the
+	// default stays well inside 256 MiB.
+	DefaultIdentityCacheSize = 10_000
+)
+
 // Options configure an Engine. Zero values work.
 type Options struct {
-	// CacheSize bounds the decision cache (entries); 0 means 100,000; negative disables it.
+	// CacheSize bounds the decision cache (entries); 0 means DefaultCacheSize; negative
+	// disables it.
 	CacheSize int
-	// IdentityCacheSize bounds the per-certificate identity cache; 0 means 10,000.
+	// IdentityCacheSize bounds the per-certificate identity cache; 0 means
+	// DefaultIdentityCacheSize.
 	IdentityCacheSize int
 	// Logger, if set, receives every decision.
 	Logger Logger
-	// ResidualCacheSize bounds the per-certificate residuals of the allowed-session fast
-	// path; 0 means 10,000; negative disables residuals.
-	ResidualCacheSize int
-	// SyncResiduals builds a certificate's residual before its first decision instead of
-	// in the background (for tests that must exercise the residual deterministically).
-	SyncResiduals bool
 }
 
 // Engine evaluates Tether's policy in-process. It is safe for concurrent use; Load swaps
@@ -69,23 +88,22 @@ type Engine struct {
 	cur       atomic.Pointer[prepared]
 	decisions *lru.Cache[key, *cachedDecision]
 	ids       *lru.Cache[key, *identity]
-	residuals *residuals
 	logger    Logger
 	stats     stats
 }
 
-type stats struct{ cacheHits, residualHits, generic atomic.Int64 }
+type stats struct{ cacheHits, fast, generic atomic.Int64 }
 
 // Stats counts how the engine's decisions were made.
 type Stats struct {
-	CacheHits    int64 // served from the decision cache
-	ResidualHits int64 // allowed sessions answered by a certificate's residual
-	Generic      int64 // evaluated by the generic access stage
+	CacheHits int64 // served from the decision cache
+	Fast      int64 // ssh.session decided by the fast form (access.session_fast)
+	Generic   int64 // evaluated by the generic access stage (access.decide_full)
 }
 
 // Stats returns the counts of how decisions were made since New.
 func (e *Engine) Stats() Stats {
-	return Stats{CacheHits: e.stats.cacheHits.Load(), ResidualHits: e.stats.residualHits.Load(), Generic: e.stats.generic.Load()}
+	return Stats{CacheHits: e.stats.cacheHits.Load(), Fast: e.stats.fast.Load(), Generic: e.stats.generic.Load()}
 }
 
 // prepared holds one bundle revision's compiled queries.
@@ -96,17 +114,26 @@ type prepared struct {
 	// are cached, and a cached allow is served only after the operator denies, evaluated
 	// again on the request, came back empty.
 	timeDependent bool
-	plain         rego.PreparedEvalQuery
-	identity      rego.PreparedEvalQuery
-	access        rego.PreparedEvalQuery
-	denies        rego.PreparedEvalQuery // data.tether.custom.deny; only when timeDependent
-	compiler      *ast.Compiler
-	store         storage.Store
+	// denyIgnoresNodeName: no operator deny can read input.node.name, so a node list asks
+	// the denies once per distinct (login, labels) (bundles.CheckOperatorRules).
+	denyIgnoresNodeName bool
+	plain               rego.PreparedEvalQuery
+	identity            rego.PreparedEvalQuery
+	access              rego.PreparedEvalQuery
+	fast                rego.PreparedEvalQuery
+	reasons             rego.PreparedEvalQuery
+	nodes               rego.PreparedEvalQuery
+	denies              rego.PreparedEvalQuery // data.tether.custom.deny; only when timeDependent
+	compiler            *ast.Compiler
+	store               storage.Store
 }
 
 type identity struct {
 	cert  ast.Value // the certificate as an input value
 	value ast.Value // data.tether.identity.of(...)
+	// What the engine reads of value in Go on every decision, decoded once.
+	roles  []string
+	bounds []int64 // sorted: the instants at which a time-based rule may flip
 }
 
 type cachedDecision struct {
@@ -122,7 +149,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{logger: opts.Logger}
 	size := opts.CacheSize
 	if size == 0 {
-		size = 100_000
+		size = DefaultCacheSize
 	}
 	if size > 0 {
 		c, err := lru.New[key, *cachedDecision](size)
@@ -133,30 +160,21 @@ func New(opts Options) (*Engine, error) {
 	}
 	idSize := opts.IdentityCacheSize
 	if idSize <= 0 {
-		idSize = 10_000
+		idSize = DefaultIdentityCacheSize
 	}
 	ids, err := lru.New[key, *identity](idSize)
 	if err != nil {
 		return nil, fmt.Errorf("creating identity cache: %w", err)
 	}
 	e.ids = ids
-	if opts.ResidualCacheSize >= 0 {
-		size := opts.ResidualCacheSize
-		if size == 0 {
-			size = 10_000
-		}
-		if e.residuals, err = newResiduals(size, opts.SyncResiduals); err != nil {
-			return nil, err
-		}
-	}
 	return e, nil
 }
 
-// Close stops the engine's background work (residual builds). Decisions after Close still
-// work, without new residuals.
+// Close releases the engine's caches. Decisions after Close still work.
 func (e *Engine) Close() {
-	if e.residuals != nil {
-		e.residuals.close()
+	e.ids.Purge()
+	if e.decisions != nil {
+		e.decisions.Purge()
 	}
 }
 
@@ -177,6 +195,12 @@ func (e *Engine) Load(ctx context.Context, b *bundles.Bundle) error {
 		return err
 	}
 	e.cur.Store(p)
+	// Entries of the previous revision can never be hit again (the revision is part of
+	// every key); dropping them now returns their memory at once.
+	e.ids.Purge()
+	if e.decisions != nil {
+		e.decisions.Purge()
+	}
 	return nil
 }
 
@@ -200,12 +224,13 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
 	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, compiler: compiler, store: store}
+	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
 	type query struct {
 		query string
 		dst   *rego.PreparedEvalQuery
 	}
-	queries := []query{{DecisionQuery, &p.plain}, {identityQuery, &p.identity}, {accessQuery, &p.access}}
+	queries := []query{{DecisionQuery, &p.plain}, {identityQuery, &p.identity}, {accessQuery, &p.access},
+		{fastQuery, &p.fast}, {reasonsQuery, &p.reasons}, {nodesQuery, &p.nodes}}
 	if p.timeDependent {
 		queries = append(queries, query{deniesQuery, &p.denies})
 	}
@@ -214,8 +239,18 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		// undefined and the request allowed: strict errors end the evaluation, and the
 		// engine turns the error into a denial (policyErrorDecision).
 		opts := []func(*rego.Rego){rego.Query(q.query), rego.Compiler(compiler), rego.Store(store), rego.StrictBuiltinErrors(true)}
-		if q.dst == &p.access {
-			opts = append(opts, rego.Resolver(stageIdentityRef, stageIdentity{}))
+		// Each query gets only the resolvers it reads (OPA sets them up per evaluation).
+		switch q.dst {
+		case &p.access, &p.reasons:
+			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })))
+		case &p.fast:
+			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })),
+				rego.Resolver(stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })))
+		case &p.nodes:
+			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })),
+				rego.Resolver(stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })),
+				rego.Resolver(stageNodesRef, stageResolver(func(s *stage) ast.Value { return s.nodes })),
+				rego.Resolver(stageNameFreeRef, stageResolver(func(s *stage) ast.Value { return s.nameFree })))
 		}
 		pq, err := rego.New(opts...).PrepareForEval(ctx)
 		if err != nil {
@@ -341,67 +376,180 @@ func (e *Engine) log(in *Input, d Decision) {
 	}
 }
 
-// staged evaluates identity (cached per certificate), then the certificate's residual if it
-// has one, then the generic access stage.
+// staged evaluates identity (cached per certificate), then the fast form for an
+// ssh.session, or the generic access stage.
 func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, error) {
-	k, id, err := e.identityEntry(ctx, p, in)
+	id, err := e.identity(ctx, p, in)
 	if err != nil {
 		return Decision{}, err
 	}
 	input := in.valueWithCert(id.cert)
-	// The residual only ever allows a login the identity grants somewhere; for any other
-	// login it is undefined, so it is not asked.
-	if e.residuals != nil && in.Action == ActionSSHSession && grantsLogin(id.value, in.Login) {
-		if res := e.residuals.get(ctx, p, k, id); res != nil && res.ok {
-			// An error in the residual (partial evaluation drops the locations) is left
-			// to the generic stage, which raises it again with its module and line.
-			v, ok, err := res.eval(ctx, input)
-			if err == nil && ok {
-				e.stats.residualHits.Add(1)
-				return decisionFrom(v, p.revision)
-			}
+	if in.Action == ActionSSHSession {
+		now := in.Now.UnixNano()
+		st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(now, 10))}
+		v, err := evalValue(context.WithValue(ctx, stageKey{}, st), p.fast, input)
+		if err != nil {
+			return Decision{}, fmt.Errorf("evaluating %s: %w", fastQuery, err)
 		}
+		d, ok, err := id.fastDecision(v, now, p, input)
+		if err != nil {
+			return Decision{}, err
+		}
+		if ok {
+			e.stats.fast.Add(1)
+			return d, nil
+		}
+		// An empty denial (a session without a node) is decide_full's to answer.
 	}
 	e.stats.generic.Add(1)
-	v, err := evalValue(context.WithValue(ctx, stageIdentityKey{}, id.value), p.access, input)
+	v, err := evalValue(context.WithValue(ctx, stageKey{}, &stage{identity: id.value}), p.access, input)
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluating access: %w", err)
 	}
 	return decisionFrom(v, p.revision)
 }
 
-func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
-	_, id, err := e.identityEntry(ctx, p, in)
-	return id, err
+// fastDecision turns what access.session_fast returned into a decision: true is an allow
+// (its reasons come later, from allow_reasons), an array of reasons a denial. ok is false
+// for an empty denial, which the generic stage decides. Roles and expiry are the
+// identity's, as decide_full gives them for ssh.session.
+func (id *identity) fastDecision(v ast.Value, now int64, p *prepared, input ast.Value) (Decision, bool, error) {
+	d := Decision{Roles: slices.Clone(id.roles), Revision: p.revision}
+	if d.Roles == nil {
+		d.Roles = []string{}
+	}
+	if i, _ := slices.BinarySearch(id.bounds, now+1); i < len(id.bounds) { // the first bound after now
+		d.ExpiresAt = time.Unix(0, id.bounds[i]).UTC()
+	}
+	switch v := v.(type) {
+	case ast.Boolean:
+		if !bool(v) {
+			return Decision{}, false, fmt.Errorf("%s is false, want true or reasons", fastQuery)
+		}
+		d.Allow = true
+		d.why = &allowWhy{p: p, id: id.value, input: input}
+		return d, true, nil
+	case *ast.Array:
+		if v.Len() == 0 {
+			return Decision{}, false, nil
+		}
+		reasons := make([]string, v.Len())
+		for i := range reasons {
+			s, ok := v.Elem(i).Value.(ast.String)
+			if !ok {
+				return Decision{}, false, fmt.Errorf("%s[%d] is not a string", fastQuery, i)
+			}
+			reasons[i] = string(s)
+		}
+		d.Reasons = reasons
+		return d, true, nil
+	}
+	return Decision{}, false, fmt.Errorf("%s is %s, want true or reasons", fastQuery, ast.ValueName(v))
 }
 
-func (e *Engine) identityEntry(ctx context.Context, p *prepared, in *Input) (key, *identity, error) {
+// allowWhy produces the reasons of an allow made on the fast form, once, when they are
+// first asked for: access.allow_reasons, the spec's reasons for an allow, on the request.
+type allowWhy struct {
+	p     *prepared
+	id    ast.Value
+	input ast.Value
+
+	once    sync.Once
+	reasons []string
+	err     error
+}
+
+func (w *allowWhy) get(ctx context.Context) ([]string, error) {
+	w.once.Do(func() {
+		v, err := evalValue(context.WithValue(ctx, stageKey{}, &stage{identity: w.id}), w.p.reasons, w.input)
+		if err != nil {
+			w.err = fmt.Errorf("evaluating %s: %w", reasonsQuery, err)
+			return
+		}
+		arr, ok := v.(*ast.Array)
+		if !ok {
+			w.err = fmt.Errorf("%s is %s, want an array", reasonsQuery, ast.ValueName(v))
+			return
+		}
+		w.reasons = make([]string, arr.Len())
+		for i := range w.reasons {
+			s, ok := arr.Elem(i).Value.(ast.String)
+			if !ok {
+				w.err = fmt.Errorf("%s[%d] is not a string", reasonsQuery, i)
+				return
+			}
+			w.reasons[i] = string(s)
+		}
+	})
+	return w.reasons, w.err
+}
+
+// Explained returns d with its reasons. An allowed ssh.session decided on the engine's
+// fast form carries none until asked: they are the spec's (access.allow_reasons) and are
+// computed here, once per decision, off the decision's path.
+func (d Decision) Explained(ctx context.Context) (Decision, error) {
+	if d.why == nil {
+		return d, nil
+	}
+	reasons, err := d.why.get(ctx)
+	if err != nil {
+		return Decision{}, err
+	}
+	d.Reasons = slices.Clone(reasons)
+	d.why = nil
+	return d, nil
+}
+
+func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
 	k := identityKey(p.revision, in.Cluster, &in.Cert)
 	if id, ok := e.ids.Get(k); ok {
-		return k, id, nil
+		return id, nil
 	}
 	cert := in.Cert.Value()
 	v, err := evalValue(ctx, p.identity, identityInput(in.Cluster, cert))
 	if err != nil {
-		return k, nil, fmt.Errorf("evaluating identity: %w", err)
+		return nil, fmt.Errorf("evaluating identity: %w", err)
 	}
-	id := &identity{cert: cert, value: v}
+	id, err := newIdentity(cert, v)
+	if err != nil {
+		return nil, err
+	}
 	e.ids.Add(k, id)
-	return k, id, nil
+	return id, nil
 }
 
-// grantsLogin reports whether the identity's login_grants has the login.
-func grantsLogin(id ast.Value, login string) bool {
-	obj, ok := id.(ast.Object)
+// newIdentity decodes once what every decision reads of an identity in Go.
+func newIdentity(cert, v ast.Value) (*identity, error) {
+	obj, ok := v.(ast.Object)
 	if !ok {
-		return false
+		return nil, fmt.Errorf("identity is %s, want an object", ast.ValueName(v))
 	}
-	lg := obj.Get(ast.InternedTerm("login_grants"))
-	if lg == nil {
-		return false
+	id := &identity{cert: cert, value: v}
+	var err error
+	if id.roles, err = stringsOf(obj, "roles"); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
 	}
-	grants, ok := lg.Value.(ast.Object)
-	return ok && grants.Get(ast.StringTerm(login)) != nil
+	if t := obj.Get(ast.InternedTerm("bounds")); t != nil {
+		arr, ok := t.Value.(*ast.Array)
+		if !ok {
+			return nil, fmt.Errorf("identity.bounds is %s, want an array", ast.ValueName(t.Value))
+		}
+		for i := 0; i < arr.Len(); i++ {
+			n, ok := arr.Elem(i).Value.(ast.Number)
+			if !ok {
+				return nil, fmt.Errorf("identity.bounds[%d] is not a number", i)
+			}
+			b, ok := n.Int64()
+			if !ok {
+				return nil, fmt.Errorf("identity.bounds[%d] is not an int64", i)
+			}
+			id.bounds = append(id.bounds, b)
+		}
+		if !slices.IsSorted(id.bounds) {
+			return nil, fmt.Errorf("identity.bounds are not sorted")
+		}
+	}
+	return id, nil
 }
 
 // DecidePlain evaluates the public query data.tether.authz.decision in one go, without
@@ -455,20 +603,35 @@ func (e *Engine) Query(ctx context.Context, query string, input ast.Value) (any,
 	return ast.JSON(v)
 }
 
-// The access stage reads the cached identity at data.tether.stage.identity, resolved
-// from the evaluation's context, so that its input is the request document itself.
-var stageIdentityRef = ast.MustParseRef("data.tether.stage.identity")
+// The access stage reads the cached identity at data.tether.stage.identity, the clock as
+// integer nanoseconds at data.tether.stage.now_ns and a node list at
+// data.tether.stage.nodes, resolved from the evaluation's context, so that its input is the
+// request document itself.
+var (
+	stageIdentityRef = ast.MustParseRef("data.tether.stage.identity")
+	stageNowRef      = ast.MustParseRef("data.tether.stage.now_ns")
+	stageNodesRef    = ast.MustParseRef("data.tether.stage.nodes")
+	stageNameFreeRef = ast.MustParseRef("data.tether.stage.deny_ignores_node_name")
+)
 
-type stageIdentityKey struct{}
+type stageKey struct{}
 
-type stageIdentity struct{}
+// stage is what one evaluation reads beside its input.
+type stage struct {
+	identity ast.Value
+	now      ast.Value // nanoseconds since 1970
+	nodes    ast.Value
+	nameFree ast.Value // prepared.denyIgnoresNodeName, for node lists
+}
 
-func (stageIdentity) Eval(ctx context.Context, _ resolver.Input) (resolver.Result, error) {
-	v, ok := ctx.Value(stageIdentityKey{}).(ast.Value)
-	if !ok {
-		return resolver.Result{}, fmt.Errorf("no identity in this evaluation's context")
+type stageResolver func(*stage) ast.Value
+
+func (f stageResolver) Eval(ctx context.Context, in resolver.Input) (resolver.Result, error) {
+	st, ok := ctx.Value(stageKey{}).(*stage)
+	if !ok || f(st) == nil {
+		return resolver.Result{}, fmt.Errorf("%v is not set in this evaluation's context", in.Ref)
 	}
-	return resolver.Result{Value: v}, nil
+	return resolver.Result{Value: f(st)}, nil
 }
 
 func asTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }

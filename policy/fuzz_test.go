@@ -54,6 +54,9 @@ func FuzzParseInputJSON(f *testing.F) {
 			t.Fatalf("round trip changed the input:\n%v\n%v", doc, doc2)
 		}
 		staged, err := e.Decide(ctx, in)
+		if err == nil {
+			staged, err = staged.Explained(ctx)
+		}
 		if err != nil {
 			t.Fatalf("accepted input was not decided: %v", err)
 		}
@@ -131,7 +134,7 @@ func FuzzBundleDecision(f *testing.F) {
 		if err != nil {
 			return
 		}
-		e, err := New(Options{ResidualCacheSize: -1})
+		e, err := New(Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,7 +53,7 @@ func operatorEngine(t testing.TB, f *fixture, modules ...string) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Options{SyncResiduals: true})
+	e, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +200,9 @@ func TestCachedEqualsFreshAcrossTimeCutoff(t *testing.T) {
 					in.Node.Labels["env"] = "prod"
 				}
 				got, err := e.Decide(ctx, in)
+				if err == nil {
+					got, err = got.Explained(ctx)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -294,7 +297,7 @@ func TestBuiltinErrorDenies(t *testing.T) {
 				t.Fatal(err)
 			}
 			log := &recordingLogger{}
-			e, err := New(Options{Logger: log, SyncResiduals: true})
+			e, err := New(Options{Logger: log})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,11 +4,10 @@
 # Deny is checked before allow and is greedy; locks and operators' deny rules beat every
 # allow. A denial always carries at least one reason a person can act on.
 #
-# The rules are written twice on purpose, from one set of predicates: `allowed` is the
-# verdict as a handful of lookups (the path every request takes), and `problems` lists
-# every rule a request breaks, in words (evaluated only for denials). A request is
-# allowed exactly when it has no problems; the engine's differential test checks that
-# equivalence on thousands of random requests, and the unit tests check each rule.
+# The rules are stated once in decide_full: `allowed` is the verdict, and `problems` lists
+# every rule a request breaks, in words (evaluated only for denials); a request is allowed
+# exactly when it has no problems. session_fast is the one other form, the engine's path
+# for ssh.session; differential tests hold it equal to decide_full.
 # METADATA
 # title: Per-request access rules
 # description: >-
@@ -24,139 +23,189 @@ decide(id, inp) := d if {
 	d := request_decision(id) with input as inp
 }
 
-# request_decision decides the request that is the input document. The engine calls it
-# with the identity it cached for the request's certificate.
-request_decision(id) := session_decision(id) if {
-	input.action == "ssh.session"
-} else := decide_full(id, input)
+# request_decision decides the request that is the input document: the public query and
+# the engine's generic stage.
+request_decision(id) := decide_full(id, input)
 
-# session_decision decides an ssh.session with lookups into the identity and as few
-# builtin and function calls as possible (OPA spends about a microsecond on each, and this
-# runs for every session). It gives exactly what decide_full gives, reasons included;
-# decide_full is the plain statement of the rules, and differential tests hold them equal.
+# ---- the engine's fast form of ssh.session ---------------------------------------------
 #
-# The first body is the everyday case, an allowed session with nothing special about the
-# certificate (no locks or requirements in play); everything else, denials included, is
-# session_detailed.
-session_decision(id) := {
-	"allow": true,
-	"roles": id.roles,
-	"reasons": array.concat(sort([sprintf("role %q allows login %q on node %q", [r, login, name]) | some r in grants]), id.notes),
-	# With no max_cert_age and no locks in play (id.plain), the only instants that could
-	# flip an allow are the validity window's ends, and now is past the first.
-	"expires_at": id.valid_before,
-} if {
-	id.plain == true
-	now := time.parse_rfc3339_ns(input.now)
+# decide_full is the statement of the rules; session_fast is the one other form, the one the
+# engine asks for every ssh.session it has not cached. It reads the request from input, the
+# identity the engine cached for the certificate (id), and the clock as integer nanoseconds
+# (data.tether.stage.now_ns, resolved by the engine, so no per-request time.parse). It is
+# true when the session is allowed, and otherwise the reasons of the denial, built from the
+# identity's precomputed messages. An allow's reasons (which roles grant it) are left to
+# allow_reasons, which the engine evaluates when the decision log encodes the event. The
+# body reads input.node.labels directly (no object.get on the hot path), so a session with
+# no node gets an empty denial, which the engine answers with decide_full.
+# Differential tests (policy.TestStagedEqualsPublicQuery, rego fast_agrees) hold it equal
+# to decide_full, reasons and expiry included.
+session_fast(id) if {
+	id.clean == true
+	id.requirements_met == true
+	now := data.tether.stage.now_ns
 	now >= id.not_before_ns
 	now < id.valid_before_ns
-	login := input.login
-	name := input.node.name
-	node_labels := input.node.labels
-	grants := {g.role |
-		some g in id.login_grants[login]
-		every k, re in g.node {
-			regex.match(re, node_labels[k])
-		}
-	}
-	grants != set()
-	[1 |
-		some d in id.deny_nodes
-		every k, re in d.node {
-			regex.match(re, node_labels[k])
-		}
-	] == []
-	data.tether.custom.deny == set()
-} else := session_detailed(id)
+	now <= id.age_deadline_ns
+	session_granted(id, input.login, input.node.labels)
+	not session_node_denied(id, input.node.labels)
+	not session_locked(id, input, now)
+	count(data.tether.custom.deny) == 0
+} else := session_denial(id, data.tether.stage.now_ns)
 
-session_detailed(id) := {
-	"allow": count(problems) == 0,
-	"roles": id.roles,
-	"reasons": array.concat(
-		[r |
-			count(problems) == 0
-			r := array.concat(sort([sprintf("role %q allows login %q on node %q", [g, login, name]) | some g in grants]), id.notes)
-		],
-		[problems],
-	)[0],
-	"expires_at": array.concat([time.format(b) | b := later[0]], [null])[0],
-} if {
-	now := time.parse_rfc3339_ns(input.now)
+# session_granted: some role allows the login on a node with these labels.
+session_granted(id, login, node_labels) if {
+	some g in id.login_grants[login]
+	every k, re in g.node {
+		regex.match(re, node_labels[k])
+	}
+}
+
+login_granted_on(id, login, node_labels) if {
+	session_granted(id, login, node_labels)
+} else := false
+
+# session_node_denied: some role's deny.node_labels select a node with these labels.
+session_node_denied(id, node_labels) if {
+	some d in id.deny_nodes
+	every k, re in d.node {
+		regex.match(re, node_labels[k])
+	}
+}
+
+session_locked(id, inp, now) if {
+	some l in id.locks
+	lock_applies(l, inp, now)
+}
+
+# allow_reasons: the reasons of an allowed request, as decide_full gives them.
+allow_reasons(id) := reasons(true, granted_by(id, input), id, input, 0)
+
+# session_denial: every rule the ssh.session in input breaks, in decide_full's words and
+# order, from the identity's precomputed messages.
+session_denial(id, now) := array.concat(
+	array.concat(
+		array.concat(id.static_problems, array.concat([id.not_yet_valid_msg | now < id.not_before_ns], [id.expired_msg | now >= id.valid_before_ns])),
+		array.concat(
+			id.requirement_problems,
+			[sprintf("role %q accepts certificates at most %ds old; this one is %ds old", [r, ns / 1000000000, (now - id.valid_after_ns) / 1000000000]) |
+				now > id.age_deadline_ns
+				some req in id.requirements.max_age
+				[r, ns] := req
+				now - id.valid_after_ns > ns
+			],
+		),
+	),
+	array.concat(
+		[concat("", [id.session_prefix, login, "@", data.tether.cluster.name, ": ", d]) | some d in session_denial_details(id, login, name, node_labels)],
+		array.concat(
+			[lock_message(l) | some l in id.locks; lock_applies(l, input, now)],
+			[sprintf("denied by operator policy: %s", [m]) | some m in data.tether.custom.deny],
+		),
+	),
+) if {
 	login := object.get(input, "login", "")
 	name := object.get(input, ["node", "name"], "")
 	node_labels := object.get(input, ["node", "labels"], {})
+}
 
-	# Roles that allow this login on this node (the login is a principal and not denied).
-	grants := {g.role |
-		some g in object.get(id.login_grants, login, [])
-		every k, re in g.node {
-			regex.match(re, node_labels[k])
-		}
-	}
-	denied_by := [d.role |
+# What is wrong with the login and the node; with a grant, only a deny selector can be.
+session_denial_details(id, login, name, node_labels) := array.concat(
+	array.concat(
+		[sprintf("login %q is not a principal of the certificate", [login]) | not granted; not id.principals[login]],
+		[sprintf("login %q is denied by role %q", [login, r]) | not granted; some r in object.get(id.login_denials, login, [])],
+	),
+	array.concat(
+		array.concat(node_denials, invisible),
+		[sprintf("no role allows login %q on node %q (roles %v)", [login, name, id.roles]) |
+			not granted
+			count(node_denials) == 0
+			count(invisible) == 0
+			not login_node_selected(id, login, node_labels)
+		],
+	),
+) if {
+	granted := login_granted_on(id, login, node_labels)
+	node_denials := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, d.role]) |
 		some d in id.deny_nodes
 		every k, re in d.node {
 			regex.match(re, node_labels[k])
 		}
 	]
-
-	# What is wrong with the login and the node; with a grant, only a deny selector can be.
-	node_denials := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, r]) | some r in denied_by]
 	invisible := [sprintf("no role's node_labels match node %q", [name]) |
-		count(grants) == 0
-		[1 |
-			some n in id.allow_nodes
-			every k, re in n {
-				regex.match(re, node_labels[k])
-			}
-		] == []
+		not granted
+		not node_selected(id, node_labels)
 	]
-	details := array.concat(
-		array.concat(
-			[sprintf("login %q is not a principal of the certificate", [login]) | count(grants) == 0; not id.principals[login]],
-			[sprintf("login %q is denied by role %q", [login, r]) | count(grants) == 0; some r in object.get(id.login_denials, login, [])],
-		),
-		array.concat(
-			array.concat(node_denials, invisible),
-			[sprintf("no role allows login %q on node %q (roles %v)", [login, name, id.roles]) |
-				count(grants) == 0
-				count(node_denials) == 0
-				count(invisible) == 0
-				[1 |
-					some n in object.get(id.login_nodes, login, [])
-					every k, re in n {
-						regex.match(re, node_labels[k])
-					}
-				] == []
-			],
-		),
-	)
-
-	problems := array.concat(
-		array.concat(
-			array.concat(id.static_problems, array.concat([id.not_yet_valid_msg | now < id.not_before_ns], [id.expired_msg | now >= id.valid_before_ns])),
-			array.concat(
-				id.requirement_problems,
-				[sprintf("role %q accepts certificates at most %ds old; this one is %ds old", [r, ns / 1000000000, (now - id.valid_after_ns) / 1000000000]) |
-					now > id.age_deadline_ns
-					some req in id.requirements.max_age
-					[r, ns] := req
-					now - id.valid_after_ns > ns
-				],
-			),
-		),
-		array.concat(
-			[concat("", [id.session_prefix, login, "@", data.tether.cluster.name, ": ", d]) | some d in details],
-			array.concat(
-				[lock_message(l) | some l in id.locks; lock_applies(l, input, now)],
-				[sprintf("denied by operator policy: %s", [m]) | some m in data.tether.custom.deny],
-			),
-		),
-	)
-	later := [b | some b in id.bounds; b > now]
 }
 
-session_detailed(id) := invalid_now(id, input) if not now_ns(input)
+node_selected(id, node_labels) if {
+	some n in id.allow_nodes
+	every k, re in n {
+		regex.match(re, node_labels[k])
+	}
+}
+
+login_node_selected(id, login, node_labels) if {
+	some n in object.get(id.login_nodes, login, [])
+	every k, re in n {
+		regex.match(re, node_labels[k])
+	}
+}
+
+# node_logins: for one identity and many nodes, in one evaluation, the logins the identity
+# may use on each node: exactly the logins for which session_fast allows an ssh.session with
+# the request in input and that node (tether ls, the web node list). Entry i is for nodes[i];
+# every node is {"name", "labels"}, as the engine builds it.
+# The grant and deny selectors see only labels, so they are evaluated once per distinct
+# label set; so are the operator denies when the engine proved they cannot read the node's
+# name (data.tether.stage.deny_ignores_node_name, bundles.CheckOperatorRules). Locks and the
+# other operator denies are checked per node.
+node_logins(id, nodes) := [by_labels[n.labels] | some n in nodes] if {
+	identity_open(id, data.tether.stage.now_ns)
+	count(id.locks) == 0
+	data.tether.stage.deny_ignores_node_name == true
+	by_labels := {node_labels: labels_logins(id, node_labels) | some node_labels in {n.labels | some n in nodes}}
+} else := [node_open_logins(id, node, by_labels[node.labels], now) | some node in nodes] if {
+	now := data.tether.stage.now_ns
+	identity_open(id, now)
+	by_labels := {node_labels: labels_logins(id, node_labels) | some node_labels in {n.labels | some n in nodes}}
+} else := [[] | some _ in nodes]
+
+# identity_open: nothing about the certificate itself stands in the way at now.
+identity_open(id, now) if {
+	id.clean == true
+	id.requirements_met == true
+	now >= id.not_before_ns
+	now < id.valid_before_ns
+	now <= id.age_deadline_ns
+}
+
+# labels_logins: the logins granted, and not denied by a deny selector, on a node with
+# these labels (and not denied by an operator when the denies cannot read the node's name).
+labels_logins(id, node_labels) := [login |
+	some login in sort(object.keys(id.login_grants))
+	session_granted(id, login, node_labels)
+	not session_node_denied(id, node_labels)
+	not name_free_denied(login, node_labels)
+]
+
+name_free_denied(login, node_labels) if {
+	data.tether.stage.deny_ignores_node_name == true
+	count(custom_denies(object.union(input, {"action": "ssh.session", "login": login, "node": {"name": "", "labels": node_labels}}))) > 0
+}
+
+# node_open_logins: of the logins the node's labels allow, those no lock or operator deny
+# takes away on this node.
+node_open_logins(id, node, logins, now) := [login |
+	some login in logins
+	session_open(id, object.union(input, {"action": "ssh.session", "login": login, "node": node}), now)
+]
+
+# session_open: nothing but a grant is missing for the session inp to be allowed.
+session_open(id, inp, now) if {
+	not session_locked(id, inp, now)
+	count(custom_denies(inp)) == 0
+}
 
 # decide_full decides any request and lists every rule a denied request breaks.
 decide_full(id, inp) := {

@@ -1,9 +1,9 @@
 # The public entry point (DESIGN §3): data.tether.authz.decision is exactly the two stages
 # the engine evaluates, identity then access, and allow is its verdict alone.
 #
-# The access stage decides ssh.session with lookups (session_decision) and every action
-# with the plain rules (decide_full), whose verdict (allowed) and reasons (problems) are
-# computed apart; the tables below check that all of them agree on requests that take
+# The access stage decides every action with the plain rules (decide_full), whose verdict
+# (allowed) and reasons (problems) are computed apart, and the engine decides ssh.session
+# with its fast form (session_fast, allow_reasons); the tables below check that all of them agree on requests that take
 # every branch: the same decision, allowed exactly when no rule is broken, and a denial's
 # reasons are the broken rules. Tables are kept small so each test stays well inside opa test's timeout.
 package tether.authz_test
@@ -20,6 +20,7 @@ agree(w, inp) if {
 	clean := count(ps) == 0
 	d.allow == clean
 	reasons_are_problems(d, ps)
+	fx.fast_agrees(w, inp)
 }
 
 reasons_are_problems(d, _) if d.allow

@@ -11,7 +11,6 @@ package tether.fixtures_test
 import data.tether.access
 import data.tether.authz
 import data.tether.certs
-import data.tether.fastpath
 import data.tether.identity
 
 # ---- clusters, names and time ------------------------------------------------------------
@@ -388,17 +387,86 @@ decide_full(world, inp) := d if {
 		with data.tether.locks as w.locks
 }
 
-# fastpath evaluates data.tether.fastpath.result in world, with the identity where the
-# engine's partial evaluation puts it.
-fastpath(world, inp) := r if {
+# fast evaluates the engine's fast form, access.session_fast, in world, with the identity
+# and the clock (integer nanoseconds) where the engine puts them.
+fast(world, inp) := r if {
 	w := object.union(empty_world, world)
 	id := identity_of(world, inp)
-	r := fastpath.result with input as inp
-		with data.tether.stage.identity as id
+	now := time.parse_rfc3339_ns(inp.now)
+	r := access.session_fast(id) with input as inp
+		with data.tether.stage.now_ns as now
 		with data.tether.cluster as w.cluster
 		with data.tether.cas as w.cas
 		with data.tether.trusted_clusters as w.trusted_clusters
 		with data.tether.roles as w.roles
 		with data.tether.remote_clusters as w.remote_clusters
 		with data.tether.locks as w.locks
+}
+
+# allow_reasons evaluates access.allow_reasons (an allow's reasons, made off the hot path).
+allow_reasons(world, inp) := r if {
+	w := object.union(empty_world, world)
+	id := identity_of(world, inp)
+	r := access.allow_reasons(id) with input as inp
+		with data.tether.cluster as w.cluster
+		with data.tether.cas as w.cas
+		with data.tether.trusted_clusters as w.trusted_clusters
+		with data.tether.roles as w.roles
+		with data.tether.remote_clusters as w.remote_clusters
+		with data.tether.locks as w.locks
+}
+
+# node_logins_name_free is node_logins when the engine proved the operator denies cannot
+# read the node's name.
+node_logins_name_free(world, inp, nodes) := r if {
+	r := node_logins(world, inp, nodes) with data.tether.stage.deny_ignores_node_name as true
+}
+
+# node_logins evaluates access.node_logins for the certificate of inp and nodes in world.
+node_logins(world, inp, nodes) := r if {
+	w := object.union(empty_world, world)
+	id := identity_of(world, inp)
+	now := time.parse_rfc3339_ns(inp.now)
+	r := access.node_logins(id, nodes) with input as inp
+		with data.tether.stage.now_ns as now
+		with data.tether.stage.deny_ignores_node_name as false
+		with data.tether.cluster as w.cluster
+		with data.tether.cas as w.cas
+		with data.tether.trusted_clusters as w.trusted_clusters
+		with data.tether.roles as w.roles
+		with data.tether.remote_clusters as w.remote_clusters
+		with data.tether.locks as w.locks
+}
+
+# fast_agrees: for an ssh.session with a clock, the fast form says what the public query
+# says: true and the same reasons (from allow_reasons) for an allow, the same reasons for a
+# denial. An empty denial (a session without a node) means "ask decide_full", which the
+# engine does. Other requests do not take the fast form.
+fast_allows(true)
+
+fast_allows([])
+
+fast_agrees(_, inp) if {
+	object.get(inp, "action", "") != "ssh.session"
+}
+
+fast_agrees(_, inp) if {
+	not access.now_ns(inp)
+}
+
+fast_agrees(world, inp) if {
+	object.get(inp, "action", "") == "ssh.session"
+	access.now_ns(inp)
+	d := decision(world, inp)
+	d.allow
+	fast_allows(fast(world, inp))
+	allow_reasons(world, inp) == d.reasons
+}
+
+fast_agrees(world, inp) if {
+	object.get(inp, "action", "") == "ssh.session"
+	access.now_ns(inp)
+	d := decision(world, inp)
+	not d.allow
+	fast(world, inp) == d.reasons
 }

@@ -169,7 +169,7 @@ func decideOnLeaf(t *testing.T, leaf *testCluster, cert *ssh.Certificate) (polic
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	in, err := ca.InputCert(cert, signer)
+	in, err := policy.CertFromSSH(cert, signer)
 	if err != nil {
 		t.Fatal(err)
 	}

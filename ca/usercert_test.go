@@ -33,7 +33,7 @@ func resigned(t testing.TB, a *ca.Authority, cert *ssh.Certificate, change func(
 // policyMax is the latest time policy.Input.Validate accepts.
 var policyMax = time.Unix(0, math.MaxInt64).UTC()
 
-func TestInputCert(t *testing.T) {
+func TestCertFromSSH(t *testing.T) {
 	t.Parallel()
 	root := newAuthority(t, "root.example.com", ca.UserCA, "")
 	_, pub := newKey(t, "")
@@ -120,15 +120,15 @@ func TestInputCert(t *testing.T) {
 			if err != nil {
 				t.Fatalf("VerifyUser: %v", err)
 			}
-			c, err := ca.InputCert(cert, signer)
+			c, err := policy.CertFromSSH(cert, signer)
 			if tc.check == nil {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("InputCert error = %v, want one containing %q", err, tc.err)
+					t.Fatalf("CertFromSSH error = %v, want one containing %q", err, tc.err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("InputCert: %v", err)
+				t.Fatalf("CertFromSSH: %v", err)
 			}
 			tc.check(t, c)
 			in := policy.Input{Action: policy.ActionSSHSession, Cluster: "leaf.example.com", Now: testNow, Cert: c, Login: "visitor"}
@@ -140,14 +140,14 @@ func TestInputCert(t *testing.T) {
 
 	t.Run("signer_that_did_not_sign_is_refused", func(t *testing.T) {
 		other := newAuthority(t, "root.example.com", ca.UserCA, "")
-		_, err := ca.InputCert(base, other.TrustedKeys()[0])
+		_, err := policy.CertFromSSH(base, other.TrustedKeys()[0])
 		if err == nil || !strings.Contains(err.Error(), "not signed by the key given") {
 			t.Errorf("error = %v", err)
 		}
 	})
 	t.Run("host_certificate_is_refused", func(t *testing.T) {
 		host := resigned(t, root, base, func(c *ssh.Certificate) { c.CertType = ssh.HostCert })
-		_, err := ca.InputCert(host, root.TrustedKeys()[0])
+		_, err := policy.CertFromSSH(host, root.TrustedKeys()[0])
 		if !errors.Is(err, ca.ErrWrongCertType) {
 			t.Errorf("error = %v", err)
 		}

@@ -11,12 +11,10 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/tetherproject/tether/policy"
 )
 
-// Limits on what a certificate may carry. They keep every certificate InputCert accepts
-// inside what policy.Input.Validate accepts, with room to spare for the rest of the input.
+// Limits on what a certificate may carry. They keep every certificate ReadUserCert accepts
+// inside what the policy input accepts, with room to spare for the rest of the input.
 const (
 	// MaxExtensionBytes bounds the JSON of ExtRoles and ExtTraits.
 	MaxExtensionBytes = 64 << 10
@@ -57,44 +55,60 @@ func (l *limits) name(field, s string) {
 	}
 }
 
-// InputCert turns a user certificate VerifyUser accepted, and the key it returned, into
-// the decision input's certificate. Tether's extensions are parsed strictly: malformed or
-// oversize JSON, non-UTF-8 text, an empty role or login, duplicate trait names and a
-// valued ExtMFAVerified are errors, never silently dropped. Extensions Tether does not
-// define are ignored, as OpenSSH ignores them. The user is ExtUser, or the key id when
-// the certificate has no ExtUser (Teleport's convention). valid_before "forever" and any
-// time past 2262 become the latest time a policy input holds.
-func InputCert(cert *ssh.Certificate, signer TrustedKey) (policy.Cert, error) {
-	c, err := inputCert(cert, signer)
+// UserClaims is what a verified user certificate says, in Tether's terms: the fields of
+// its Tether extensions, parsed. policy.CertFromSSH turns it into the decision input's
+// certificate.
+type UserClaims struct {
+	Signer         TrustedKey // the key that signed it, as VerifyUser returned it
+	Username       string
+	KeyID          string
+	Principals     []string
+	Roles          []string
+	Traits         map[string][]string
+	ValidAfter     time.Time
+	ValidBefore    time.Time
+	RouteToCluster string
+	IssuedVia      string
+	MFAVerified    bool
+}
+
+// ReadUserCert reads a user certificate VerifyUser accepted, and the key it returned.
+// Tether's extensions are parsed strictly: malformed or oversize JSON, non-UTF-8 text, an
+// empty role or login, duplicate trait names and a valued ExtMFAVerified are errors, never
+// silently dropped. Extensions Tether does not define are ignored, as OpenSSH ignores
+// them. The user is ExtUser, or the key id when the certificate has no ExtUser (Teleport's
+// convention). valid_before "forever" and any time past 2262 become the latest time a
+// policy input holds.
+func ReadUserCert(cert *ssh.Certificate, signer TrustedKey) (UserClaims, error) {
+	c, err := readUserCert(cert, signer)
 	if err != nil {
 		id := ""
 		if cert != nil {
 			id = cert.KeyId
 		}
-		return policy.Cert{}, fmt.Errorf("reading certificate %q: %w", id, err)
+		return UserClaims{}, fmt.Errorf("reading certificate %q: %w", id, err)
 	}
 	return c, nil
 }
 
-func inputCert(cert *ssh.Certificate, signer TrustedKey) (policy.Cert, error) {
+func readUserCert(cert *ssh.Certificate, signer TrustedKey) (UserClaims, error) {
 	if cert == nil {
-		return policy.Cert{}, fmt.Errorf("no certificate")
+		return UserClaims{}, fmt.Errorf("no certificate")
 	}
 	if cert.CertType != ssh.UserCert {
-		return policy.Cert{}, fmt.Errorf("%w: a %s certificate, not a user certificate", ErrWrongCertType, certTypeName(cert.CertType))
+		return UserClaims{}, fmt.Errorf("%w: a %s certificate, not a user certificate", ErrWrongCertType, certTypeName(cert.CertType))
 	}
 	if signer.Key == nil || cert.SignatureKey == nil || !bytes.Equal(signer.Key.Marshal(), cert.SignatureKey.Marshal()) {
-		return policy.Cert{}, fmt.Errorf("it is not signed by the key given as its signer; pass the key VerifyUser returned")
+		return UserClaims{}, fmt.Errorf("it is not signed by the key given as its signer; pass the key VerifyUser returned")
 	}
 	if err := checkCriticalOptions(cert); err != nil {
-		return policy.Cert{}, err
+		return UserClaims{}, err
 	}
 	if err := checkClusterName(signer.Cluster); err != nil {
-		return policy.Cert{}, fmt.Errorf("signer: %w", err)
+		return UserClaims{}, fmt.Errorf("signer: %w", err)
 	}
-	out := policy.Cert{
-		Type:        "user",
-		SigningCA:   policy.SigningCA{Cluster: signer.Cluster, Fingerprint: signer.Fingerprint()},
+	out := UserClaims{
+		Signer:      signer,
 		KeyID:       cert.KeyId,
 		ValidAfter:  policyTime(cert.ValidAfter),
 		ValidBefore: policyTime(cert.ValidBefore),
@@ -105,7 +119,7 @@ func inputCert(cert *ssh.Certificate, signer TrustedKey) (policy.Cert, error) {
 		lim.name("principal", p)
 	}
 	if lim.err != nil {
-		return policy.Cert{}, lim.err
+		return UserClaims{}, lim.err
 	}
 	out.Principals = append([]string{}, cert.ValidPrincipals...)
 	ext := cert.Extensions
@@ -118,12 +132,12 @@ func inputCert(cert *ssh.Certificate, signer TrustedKey) (policy.Cert, error) {
 	out.Username = user
 	if v, ok := ext[ExtRoles]; ok {
 		if out.Roles, err = parseRoles(v, lim); err != nil {
-			return policy.Cert{}, fmt.Errorf("extension %s: %w", ExtRoles, err)
+			return UserClaims{}, fmt.Errorf("extension %s: %w", ExtRoles, err)
 		}
 	}
 	if v, ok := ext[ExtTraits]; ok {
 		if out.Traits, err = parseTraits(v, lim); err != nil {
-			return policy.Cert{}, fmt.Errorf("extension %s: %w", ExtTraits, err)
+			return UserClaims{}, fmt.Errorf("extension %s: %w", ExtTraits, err)
 		}
 	}
 	out.RouteToCluster = ext[ExtRouteToCluster]
@@ -131,11 +145,11 @@ func inputCert(cert *ssh.Certificate, signer TrustedKey) (policy.Cert, error) {
 	out.IssuedVia = ext[ExtIssuedVia]
 	lim.text(ExtIssuedVia, out.IssuedVia)
 	if lim.err != nil {
-		return policy.Cert{}, lim.err
+		return UserClaims{}, lim.err
 	}
 	if v, ok := ext[ExtMFAVerified]; ok {
 		if v != "" {
-			return policy.Cert{}, fmt.Errorf("extension %s is a flag and must have no value, it has %d bytes", ExtMFAVerified, len(v))
+			return UserClaims{}, fmt.Errorf("extension %s is a flag and must have no value, it has %d bytes", ExtMFAVerified, len(v))
 		}
 		out.MFAVerified = true
 	}
