@@ -556,7 +556,7 @@ func (u *Users) issue(ctx context.Context, user *resource.User, pub ssh.PublicKe
 	if err != nil {
 		return nil, err
 	}
-	id, err := ca.InputCert(cert, signer)
+	id, err := policy.CertFromSSH(cert, signer)
 	if err != nil {
 		return nil, err
 	}
@@ -734,7 +734,7 @@ func (u *Users) AuthenticateUser(peer []*x509.Certificate, sshCert string) (poli
 	if err != nil || string(leafKey.Marshal()) != string(cert.Key.Marshal()) {
 		return fail("the SSH certificate and the client certificate certify different keys")
 	}
-	id, err := ca.InputCert(cert, signer)
+	id, err := policy.CertFromSSH(cert, signer)
 	if err != nil {
 		return fail("unreadable SSH certificate")
 	}

@@ -438,7 +438,7 @@ func TestLoginIssuesCertificatesThePolicyAllows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the certificate does not verify against the user CA: %v", err)
 	}
-	id, err := ca.InputCert(res.SSHCert, signer)
+	id, err := policy.CertFromSSH(res.SSHCert, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
