@@ -5,7 +5,7 @@ BIN := $(CURDIR)/bin
 OPA_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/open-policy-agent/opa)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build tools test test-go test-rego bench demo demo-offline fuzz lint clean
+.PHONY: all build tools system-tools test test-go test-rego bench demo demo-offline fuzz lint clean
 
 all: build
 
@@ -14,7 +14,11 @@ build:
 
 # tools installs or builds every tool the tests need: the real opa CLI at go.mod's
 # version into ./bin, and redis-server, sshd and ssh from Debian's packages if missing.
-tools: $(BIN)/opa
+tools: $(BIN)/opa system-tools
+
+# system-tools installs only the Debian packages (redis-server, sshd, ssh, curl, ip, nft);
+# the demo needs no opa CLI, so a cold make demo does not build one.
+system-tools:
 	scripts/install-tools.sh
 
 $(BIN)/opa: go.mod
@@ -82,7 +86,7 @@ FUZZTIME ?= 20s
 fuzz:
 	scripts/fuzz-all.sh $(FUZZTIME)
 
-demo: tools build
+demo: system-tools build
 	scripts/demo.sh
 
 demo-offline: $(BIN)/opa build
