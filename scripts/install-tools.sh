@@ -8,6 +8,7 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing+=(openssh-se
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl) # the demo reads /webapi/ping as the guide does
+command -v python3 >/dev/null 2>&1 || missing+=(python3) # make test's summary, the demo's one-time codes
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)    # transport/netns_test.go
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || [ -x /sbin/nft ] || missing+=(nftables) # transport/netns_test.go
 if [ ${#missing[@]} -eq 0 ]; then
