@@ -327,7 +327,7 @@ func containsInOrder(s string, parts []string) bool {
 // only the host CA in knownHosts, and returns ssh's combined output.
 func runSSH(sshPath string, port int, login, key, knownHosts string, alg ca.Algorithm) (string, error) {
 	hostKeyAlg := map[ca.Algorithm]string{ca.Ed25519: ssh.CertAlgoED25519v01, ca.ECDSAP256: ssh.CertAlgoECDSA256v01}[alg]
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sshPath,
 		"-F", "/dev/null",

@@ -38,11 +38,11 @@ func getNode(t *testing.T, s *auth.Service, name string) *resource.Node {
 func TestJoin(t *testing.T) {
 	g := startCluster(t)
 	good := nodeToken(t, g, auth.TokenOptions{Labels: map[string]string{"team": "ops"}})
-	expiredTok, info, err := g.Auth().AddToken(context.Background(), auth.TokenOptions{Roles: []string{resource.TokenRoleNode}, TTL: time.Millisecond})
+	expiredTok, info, err := g.Auth().AddToken(context.Background(), auth.TokenOptions{Roles: []string{resource.TokenRoleNode}, TTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 15*time.Second, func() error {
 		if time.Now().Before(info.Expires) {
 			return errors.New("the token has not expired yet")
 		}
