@@ -368,7 +368,13 @@ func (s *Server) serveLink(l link, cluster string) {
 	}
 	if err != nil {
 		s.log.Info("refused tunnel hello", "cluster", cluster, "transport", l.transport(), "remote", l.remoteAddr().String(), "err", err)
-		l.close(codeRejected, "hello refused")
+		// The reason rides in the close too: on QUIC the close can overtake the refusal
+		// written on the control stream, and the (authenticated) leaf should still learn why.
+		reason := "hello refused: " + err.Error()
+		if len(reason) > 200 {
+			reason = reason[:200]
+		}
+		l.close(codeRejected, reason)
 		return
 	}
 	t := &rootTunnel{session: sess}
