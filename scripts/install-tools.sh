@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system tools Tether's tests talk to for real: redis-server, OpenSSH's sshd
-# and ssh (and curl, for the demo). Uses Debian's apt when a tool is missing; does nothing when all are present.
+# and ssh (and curl, for the demo), and ip and nft for the tunnel's network-namespace tests. Uses Debian's apt when a tool is missing; does nothing when all are present.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -8,6 +8,8 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing+=(openssh-se
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl) # the demo reads /webapi/ping as the guide does
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)    # transport/netns_test.go
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || [ -x /sbin/nft ] || missing+=(nftables) # transport/netns_test.go
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi

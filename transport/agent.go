@@ -1,0 +1,743 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/tetherproject/tether/transport/frame"
+)
+
+// DialHandler decides a dial request on the leaf. To accept it returns serve, which then
+// owns the connection (it is closed when serve returns). To refuse it returns an error:
+// a *Denial's reason reaches the root; any other error is reported as a generic refusal.
+// The handler must check that req.Node is a registered node; the transport has already
+// refused anything that is not a node name.
+type DialHandler func(ctx context.Context, req *frame.DialRequest) (serve func(net.Conn), err error)
+
+// AgentConfig configures a leaf's tunnel agent. Cluster, a certificate, RootCAs and
+// Handler are required.
+type AgentConfig struct {
+	// Cluster is the leaf cluster's name, as its certificate names it.
+	Cluster string
+	// Certificate is the leaf's client certificate (chain and key) from its cluster's
+	// X.509 CA; GetCertificate, when set, is asked on each connect instead.
+	Certificate    *tls.Certificate
+	GetCertificate func() (*tls.Certificate, error)
+	// RootCAs is the pinned pool the root's certificate must verify against.
+	RootCAs *x509.CertPool
+	// ServerName is the name the root's certificate must carry (default: the host of
+	// the endpoint dialled).
+	ServerName string
+	// Handler decides dial requests.
+	Handler DialHandler
+	// State, when set, is the leaf status each heartbeat carries (default "ok").
+	State func() string
+	// KeepAliveInterval and KeepAliveCount are the leaf's proposal; the root decides.
+	KeepAliveInterval time.Duration
+	KeepAliveCount    int
+	// MinVersion and MaxVersion bound the protocol versions offered.
+	MinVersion, MaxVersion uint16
+	// HandshakeTimeout bounds a QUIC or SSH connect including the hello
+	// (DefaultHandshakeTimeout); a black-holed UDP path falls back after it.
+	HandshakeTimeout time.Duration
+	// ProbeInterval is how often QUIC is tried again while on the SSH fallback
+	// (DefaultProbeInterval, jittered ±50 %).
+	ProbeInterval time.Duration
+	// DrainTimeout bounds how long an SSH tunnel keeps its streams after the leaf moved
+	// back to QUIC (default 1 minute).
+	DrainTimeout time.Duration
+	// Backoff spaces reconnects.
+	Backoff Backoff
+	// DisableQUIC or DisableSSH leaves a carrier out.
+	DisableQUIC, DisableSSH bool
+	// IgnoreAdvertisedReplicas keeps the agent to the replicas it was given instead of
+	// also following the replica list the root advertises.
+	IgnoreAdvertisedReplicas bool
+	// UDPBufferSize is the UDP socket buffer to ask for (DefaultUDPBufferSize).
+	UDPBufferSize int
+	// MaxIncomingStreams bounds the dial streams the root may have open on one QUIC
+	// tunnel (DefaultMaxIncomingStreams).
+	MaxIncomingStreams int64
+	// OnStatus, when set, is called whenever a replica's status changes.
+	OnStatus func(ReplicaStatus)
+	// Name describes the agent's software in the hello.
+	Name string
+	// Logger receives the agent's logs (slog.Default()).
+	Logger *slog.Logger
+}
+
+// ReplicaStatus is the leaf's view of its tunnel to one root replica.
+type ReplicaStatus struct {
+	Endpoint  Endpoint
+	Connected bool
+	// Transport is the carrier in use while connected.
+	Transport Transport
+	Version   uint16
+	// Replica is the name the root replica gave in its hello answer.
+	Replica string
+	// Since is when the current state began.
+	Since time.Time
+	// LastHeartbeat is when the root last answered a heartbeat.
+	LastHeartbeat time.Time
+	// KeepAliveInterval and KeepAliveCount are the values agreed with the root.
+	KeepAliveInterval time.Duration
+	KeepAliveCount    int
+	// LastError is why the last connect or tunnel failed.
+	LastError string
+	// QUICFailure is the class of the last QUIC failure (empty when QUIC last worked).
+	QUICFailure string
+}
+
+// Agent keeps the leaf's tunnels: one to every root replica it is given or learns of,
+// each over QUIC when it can and SSH when it must.
+type Agent struct {
+	cfg AgentConfig
+	log *slog.Logger
+	ctx context.Context
+	end context.CancelFunc
+
+	mu       sync.Mutex
+	replicas map[Endpoint]*replica
+
+	udpMu sync.Mutex
+	qtr   *quic.Transport
+	udp   *net.UDPConn
+}
+
+// NewAgent checks the configuration and returns an agent with no replica yet.
+func NewAgent(cfg AgentConfig) (*Agent, error) {
+	switch {
+	case cfg.Cluster == "":
+		return nil, errors.New("transport: AgentConfig.Cluster is required")
+	case cfg.Certificate == nil && cfg.GetCertificate == nil:
+		return nil, errors.New("transport: AgentConfig needs a Certificate or GetCertificate")
+	case cfg.RootCAs == nil:
+		return nil, errors.New("transport: AgentConfig.RootCAs is required (the pinned root CA)")
+	case cfg.Handler == nil:
+		return nil, errors.New("transport: AgentConfig.Handler is required")
+	case cfg.DisableQUIC && cfg.DisableSSH:
+		return nil, errors.New("transport: both carriers disabled")
+	}
+	if cfg.KeepAliveInterval == 0 {
+		cfg.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if cfg.KeepAliveCount == 0 {
+		cfg.KeepAliveCount = DefaultKeepAliveCount
+	}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = frame.MinVersion
+	}
+	if cfg.MaxVersion == 0 {
+		cfg.MaxVersion = frame.MaxVersion
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = time.Minute
+	}
+	if cfg.UDPBufferSize == 0 {
+		cfg.UDPBufferSize = DefaultUDPBufferSize
+	}
+	if cfg.MaxIncomingStreams == 0 {
+		cfg.MaxIncomingStreams = DefaultMaxIncomingStreams
+	}
+	if cfg.Name == "" {
+		cfg.Name = "tether-transport"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, end := context.WithCancel(context.Background())
+	return &Agent{cfg: cfg, log: log.With("component", "tunnel-agent", "cluster", cfg.Cluster), ctx: ctx, end: end, replicas: map[Endpoint]*replica{}}, nil
+}
+
+// AddReplica starts keeping a tunnel to a root replica (nothing if it already does).
+func (a *Agent) AddReplica(ep Endpoint) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx.Err() != nil || a.replicas[ep] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	r := &replica{a: a, ep: ep, ctx: ctx, cancel: cancel, done: make(chan struct{}), log: a.log.With("replica", ep.QUIC+"|"+ep.TCP)}
+	r.st = ReplicaStatus{Endpoint: ep, Since: time.Now()}
+	a.replicas[ep] = r
+	go r.run()
+}
+
+// RemoveReplica closes the tunnel to a replica now and stops reconnecting to it.
+func (a *Agent) RemoveReplica(ep Endpoint) {
+	a.mu.Lock()
+	r := a.replicas[ep]
+	delete(a.replicas, ep)
+	a.mu.Unlock()
+	if r != nil {
+		r.cancel()
+		<-r.done
+	}
+}
+
+// Status reports every replica's tunnel, ordered by endpoint.
+func (a *Agent) Status() []ReplicaStatus {
+	a.mu.Lock()
+	rs := make([]*replica, 0, len(a.replicas))
+	for _, r := range a.replicas {
+		rs = append(rs, r)
+	}
+	a.mu.Unlock()
+	out := make([]ReplicaStatus, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.status())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Endpoint.QUIC+out[i].Endpoint.TCP < out[j].Endpoint.QUIC+out[j].Endpoint.TCP
+	})
+	return out
+}
+
+// Close closes every tunnel and stops the agent.
+func (a *Agent) Close() error {
+	a.end()
+	a.mu.Lock()
+	rs := a.replicas
+	a.replicas = map[Endpoint]*replica{}
+	a.mu.Unlock()
+	for _, r := range rs {
+		<-r.done
+	}
+	a.udpMu.Lock()
+	defer a.udpMu.Unlock()
+	if a.qtr != nil {
+		a.qtr.Close()
+		a.udp.Close()
+		a.qtr, a.udp = nil, nil
+	}
+	return nil
+}
+
+func (a *Agent) certificate() (*tls.Certificate, error) {
+	if a.cfg.GetCertificate != nil {
+		return a.cfg.GetCertificate()
+	}
+	return a.cfg.Certificate, nil
+}
+
+// quicTransport is the agent's one UDP socket for all its QUIC tunnels.
+func (a *Agent) quicTransport() (*quic.Transport, error) {
+	a.udpMu.Lock()
+	defer a.udpMu.Unlock()
+	if a.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if a.qtr == nil {
+		udp, err := listenUDP(":0", a.cfg.UDPBufferSize, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.udp, a.qtr = udp, &quic.Transport{Conn: udp}
+	}
+	return a.qtr, nil
+}
+
+func (a *Agent) hello() *frame.Hello {
+	return &frame.Hello{MinVersion: a.cfg.MinVersion, MaxVersion: a.cfg.MaxVersion, KeepAliveInterval: a.cfg.KeepAliveInterval,
+		KeepAliveCount: a.cfg.KeepAliveCount, Cluster: a.cfg.Cluster, Agent: a.cfg.Name}
+}
+
+func (a *Agent) learn(eps []Endpoint) {
+	if a.cfg.IgnoreAdvertisedReplicas {
+		return
+	}
+	for _, ep := range eps {
+		a.AddReplica(ep)
+	}
+}
+
+// replica keeps the tunnel to one root replica.
+type replica struct {
+	a      *Agent
+	ep     Endpoint
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	log    *slog.Logger
+
+	mu sync.Mutex
+	st ReplicaStatus
+
+	hint        atomic.Int64 // reconnect-after hint from the root, nanoseconds
+	quicSuspend time.Time    // no QUIC before this (owned by run)
+}
+
+func (r *replica) status() ReplicaStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
+
+func (r *replica) update(f func(*ReplicaStatus)) {
+	r.mu.Lock()
+	f(&r.st)
+	st := r.st
+	r.mu.Unlock()
+	if r.a.cfg.OnStatus != nil {
+		r.a.cfg.OnStatus(st)
+	}
+}
+
+func (r *replica) run() {
+	defer close(r.done)
+	bo := r.a.cfg.Backoff
+	for r.ctx.Err() == nil {
+		s, err := r.connect()
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.update(func(st *ReplicaStatus) {
+				if st.Connected {
+					st.Since = time.Now()
+				}
+				st.Connected, st.LastError = false, err.Error()
+			})
+			wait := bo.Next()
+			var hr *helloRefusedError
+			if errors.As(err, &hr) {
+				wait = max(wait, hr.retryAfter)
+			}
+			wait = max(wait, time.Duration(r.hint.Swap(0)))
+			r.log.Info("tunnel connect failed", "err", err, "retry_in", wait)
+			sleep(r.ctx, wait)
+			continue
+		}
+		up := r.serve(s)
+		bo.Connected(up)
+		if r.ctx.Err() != nil {
+			return
+		}
+		wait := max(bo.Next(), time.Duration(r.hint.Swap(0)))
+		sleep(r.ctx, wait)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// connect brings up a tunnel: QUIC first, SSH on any QUIC failure (but not when the root
+// itself refused the hello: SSH would be refused the same way). While QUIC is suspended
+// (it failed in use) SSH goes first, and QUIC is still the last resort when SSH fails too:
+// a root that is simply down comes back on whichever carrier answers first.
+func (r *replica) connect() (*session, error) {
+	canQUIC := !r.a.cfg.DisableQUIC && r.ep.QUIC != ""
+	canSSH := !r.a.cfg.DisableSSH && r.ep.TCP != ""
+	suspended := time.Now().Before(r.quicSuspend)
+	var qerr error
+	tryQUIC := func() (*session, error) {
+		s, err := r.dialQUIC(r.ctx)
+		if err == nil {
+			return s, nil
+		}
+		var hr *helloRefusedError
+		if errors.As(err, &hr) || r.ctx.Err() != nil {
+			return nil, err
+		}
+		class := classifyQUIC(err)
+		r.update(func(st *ReplicaStatus) { st.QUICFailure = class })
+		qerr = fmt.Errorf("QUIC (%s): %w", class, err)
+		if canSSH && !suspended {
+			r.log.Warn("QUIC tunnel failed; falling back to SSH over TCP", "class", class, "err", err)
+		}
+		return nil, nil
+	}
+	if canQUIC && (!suspended || !canSSH) {
+		if s, err := tryQUIC(); s != nil || err != nil {
+			return s, err
+		}
+	}
+	if !canSSH {
+		if qerr == nil {
+			qerr = errors.New("no carrier available")
+		}
+		return nil, qerr
+	}
+	s, err := r.dialSSH(r.ctx)
+	if err == nil {
+		return s, nil
+	}
+	serr := fmt.Errorf("SSH: %w", err)
+	if canQUIC && suspended && r.ctx.Err() == nil {
+		if s, err := tryQUIC(); s != nil || err != nil {
+			return s, err
+		}
+	}
+	return nil, errors.Join(qerr, serr)
+}
+
+func (r *replica) serverName(addr string) string {
+	if r.a.cfg.ServerName != "" {
+		return r.a.cfg.ServerName
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+func (r *replica) dialQUIC(ctx context.Context) (*session, error) {
+	cert, err := r.a.certificate()
+	if err != nil {
+		return nil, fmt.Errorf("leaf certificate: %w", err)
+	}
+	tr, err := r.a.quicTransport()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := net.ResolveUDPAddr("udp", r.ep.QUIC)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf := &tls.Config{
+		MinVersion:           tls.VersionTLS13,
+		NextProtos:           []string{ALPN},
+		RootCAs:              r.a.cfg.RootCAs,
+		ServerName:           r.serverName(r.ep.QUIC),
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
+	}
+	hctx, cancel := context.WithTimeout(ctx, r.a.cfg.HandshakeTimeout)
+	defer cancel()
+	conn, err := tr.Dial(hctx, addr, tlsConf, quicConfig(r.a.cfg.KeepAliveInterval, r.a.cfg.HandshakeTimeout, r.a.cfg.MaxIncomingStreams))
+	if err != nil {
+		return nil, err
+	}
+	l := &quicLink{conn: conn}
+	// Once the carrier's handshake is done the root is reachable: a crowd may queue
+	// the hello behind others, so it gets twice the time before the leaf gives up
+	// (giving up early would only make a busy root redo the work).
+	s, ack, err := leafHello(ctx, l, r.a.hello(), 2*r.a.cfg.HandshakeTimeout)
+	if err != nil {
+		l.close(codeRejected, "hello failed")
+		if cause := l.closeErr(); cause != nil && !errors.Is(err, cause) && !errors.Is(cause, context.Canceled) {
+			err = fmt.Errorf("%w (connection: %w)", err, cause)
+		}
+		return nil, err
+	}
+	r.a.learn(ack.Replicas)
+	return s, nil
+}
+
+func (r *replica) dialSSH(ctx context.Context) (*session, error) {
+	cert, err := r.a.certificate()
+	if err != nil {
+		return nil, fmt.Errorf("leaf certificate: %w", err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, r.a.cfg.HandshakeTimeout)
+	defer cancel()
+	l, err := dialSSH(hctx, r.ep.TCP, cert, r.a.cfg.RootCAs, r.serverName(r.ep.TCP), r.a.cfg.Cluster, r.a.cfg.HandshakeTimeout)
+	if err != nil {
+		return nil, err
+	}
+	// Once the carrier's handshake is done the root is reachable: a crowd may queue
+	// the hello behind others, so it gets twice the time before the leaf gives up
+	// (giving up early would only make a busy root redo the work).
+	s, ack, err := leafHello(ctx, l, r.a.hello(), 2*r.a.cfg.HandshakeTimeout)
+	if err != nil {
+		l.close(codeRejected, "hello failed")
+		return nil, err
+	}
+	r.a.learn(ack.Replicas)
+	return s, nil
+}
+
+func (r *replica) setUp(s *session) {
+	r.update(func(st *ReplicaStatus) {
+		st.Connected, st.Transport, st.Version, st.Replica = true, s.link.transport(), s.version, s.replica
+		st.KeepAliveInterval, st.KeepAliveCount = s.interval, s.count
+		st.Since, st.LastError, st.LastHeartbeat = time.Now(), "", time.Time{}
+		if s.link.transport() == QUIC {
+			st.QUICFailure = ""
+		}
+	})
+	r.log.Info("tunnel connected", "transport", s.link.transport(), "version", s.version, "root_replica", s.replica,
+		"keepalive_interval", s.interval, "keepalive_count", s.count)
+}
+
+// serve runs the tunnel until it ends, moving to QUIC when a probe finds it works again,
+// and returns how long the replica was connected.
+func (r *replica) serve(s *session) time.Duration {
+	start := time.Now()
+	r.setUp(s)
+	done := r.runSession(s)
+	var probe chan *session
+	stopProbe := func() {}
+	if s.link.transport() == SSH && !r.a.cfg.DisableQUIC && r.ep.QUIC != "" {
+		probe, stopProbe = r.startProbe()
+	}
+	defer func() { stopProbe() }()
+	for {
+		select {
+		case <-r.ctx.Done():
+			s.end(codeNormal, ErrClosed)
+			<-done
+			return time.Since(start)
+		case <-done:
+			r.ended(s)
+			return time.Since(start)
+		case q := <-probe:
+			r.log.Info("QUIC works again; new streams move back from SSH, which drains")
+			stopProbe()
+			probe = nil
+			old, oldDone := s, done
+			s, done = q, r.runSession(q)
+			r.setUp(q)
+			go r.drain(old, oldDone)
+		}
+	}
+}
+
+// ended records why a session ended; a QUIC tunnel that failed in use (heartbeats lost,
+// repeated stream failures) suspends QUIC for a probe interval, so the next connect goes
+// straight to SSH and a probe brings QUIC back.
+func (r *replica) ended(s *session) {
+	err := s.reason()
+	if err == nil {
+		err = s.link.closeErr()
+	}
+	if err == nil {
+		err = errors.New("tunnel closed")
+	}
+	var ae *quic.ApplicationError
+	suspend := false
+	if s.link.transport() == QUIC {
+		switch {
+		case errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeStreamFailures:
+			suspend = true
+		case errors.Is(err, errHeartbeatLost), errors.Is(err, errStreamFailures):
+			suspend = true
+		default:
+			var ite *quic.IdleTimeoutError
+			suspend = errors.As(err, &ite)
+		}
+	}
+	if suspend {
+		r.quicSuspend = time.Now().Add(r.a.cfg.ProbeInterval)
+		r.update(func(st *ReplicaStatus) { st.QUICFailure = "failed in use: " + err.Error() })
+	}
+	r.update(func(st *ReplicaStatus) {
+		st.Connected, st.Since, st.LastError = false, time.Now(), err.Error()
+	})
+	r.log.Info("tunnel down", "transport", s.link.transport(), "err", err, "quic_suspended", suspend)
+}
+
+var (
+	errHeartbeatLost  = errors.New("heartbeat answers stopped")
+	errStreamFailures = errors.New("repeated stream failures")
+	errGoneAway       = errors.New("root went away")
+)
+
+// runSession starts the session's goroutines (dial stream accept loop, heartbeats, the
+// control reader) and returns a channel closed when all have stopped.
+func (r *replica) runSession(s *session) <-chan struct{} {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		for {
+			st, err := s.link.acceptStream(r.ctx)
+			if err != nil {
+				s.end(codeNormal, err)
+				return
+			}
+			go r.handleStream(s, st)
+		}
+	})
+	wg.Go(func() {
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		var seq uint64
+		for {
+			seq++
+			state := "ok"
+			if r.a.cfg.State != nil {
+				state = r.a.cfg.State()
+			}
+			hb := &frame.Heartbeat{Seq: seq, State: state, ActiveStreams: uint64(max(s.active.Load(), 0))}
+			if err := s.writeControl(frame.TypeHeartbeat, hb.Marshal(s.version)); err != nil {
+				s.end(codeNormal, fmt.Errorf("sending heartbeat: %w", err))
+				return
+			}
+			select {
+			case <-t.C:
+			case <-s.link.done():
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			typ, p, err := frame.ReadWithin(s.ctrl, s.deadTimeout(), s.ctrl.cutRead)
+			if err != nil {
+				var ne net.Error
+				if errors.Is(err, frame.ErrTimeout) || errors.As(err, &ne) && ne.Timeout() {
+					err = fmt.Errorf("%w for %v: %w", errHeartbeatLost, s.deadTimeout(), err)
+					s.end(codeHeartbeat, err)
+				}
+				s.end(codeNormal, err)
+				return
+			}
+			switch typ {
+			case frame.TypeHeartbeatReply:
+				rep, err := frame.UnmarshalHeartbeatReply(s.version, p)
+				if err != nil {
+					s.end(codeRejected, err)
+					return
+				}
+				r.hint.Store(int64(rep.ReconnectAfter))
+				r.update(func(st *ReplicaStatus) { st.LastHeartbeat = time.Now() })
+				r.a.learn(rep.Replicas)
+			case frame.TypeGoAway:
+				g, err := frame.UnmarshalGoAway(s.version, p)
+				if err != nil {
+					s.end(codeRejected, err)
+					return
+				}
+				r.hint.Store(int64(g.ReconnectAfter))
+				s.end(codeNormal, fmt.Errorf("%w: %s (come back after %v)", errGoneAway, g.Reason, g.ReconnectAfter))
+				return
+			default:
+				s.end(codeRejected, fmt.Errorf("%w: %s on the control stream", frame.ErrUnexpected, typ))
+				return
+			}
+		}
+	})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}
+
+// handleStream reads a dial request, asks the handler, answers, and hands the stream to
+// the handler's serve function. Dial requests that do not arrive whole in time count as
+// stream failures; StreamFailureLimit in a row close a QUIC tunnel.
+func (r *replica) handleStream(s *session, st stream) {
+	req, err := readDialRequest(st, s.version, r.a.cfg.HandshakeTimeout)
+	if err != nil {
+		st.Close()
+		var ne net.Error
+		if errors.Is(err, frame.ErrTimeout) || errors.As(err, &ne) && ne.Timeout() {
+			if n := s.failures.Add(1); n >= StreamFailureLimit && s.link.transport() == QUIC {
+				s.end(codeStreamFailures, fmt.Errorf("%w: %d dial requests timed out", errStreamFailures, n))
+			}
+		}
+		if errors.Is(err, frame.ErrNotANodeName) {
+			r.log.Warn("refused a dial request for something that is not a node name", "err", err)
+		} else {
+			r.log.Info("bad dial stream", "err", err)
+		}
+		return
+	}
+	s.failures.Store(0)
+	serve, herr := r.a.cfg.Handler(r.ctx, req)
+	if herr == nil && serve == nil {
+		herr = errors.New("handler accepted without a serve function")
+	}
+	if herr != nil {
+		reason := genericDenial
+		var d *Denial
+		if errors.As(herr, &d) && d.Reason != "" {
+			reason = d.Reason
+		}
+		r.log.Info("denied dial", "node", req.Node, "client", req.ClientAddr, "reason", herr)
+		_ = frame.Write(st, frame.TypeDialAnswer, (&frame.DialAnswer{Reason: reason}).Marshal(s.version))
+		_ = st.CloseWrite()
+		st.Close()
+		return
+	}
+	if err := frame.Write(st, frame.TypeDialAnswer, (&frame.DialAnswer{Accepted: true}).Marshal(s.version)); err != nil {
+		st.Close()
+		return
+	}
+	s.active.Add(1)
+	conn := newStreamConn(st, s.link, func() { s.active.Add(-1) })
+	defer conn.Close()
+	serve(conn)
+}
+
+// startProbe tries QUIC in the background every ProbeInterval (±50 %) and delivers the
+// first session that says hello.
+func (r *replica) startProbe() (chan *session, func()) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	out := make(chan *session)
+	go func() {
+		for {
+			iv := r.a.cfg.ProbeInterval
+			sleep(ctx, iv/2+rand.N(iv+1))
+			if ctx.Err() != nil {
+				return
+			}
+			s, err := r.dialQUIC(ctx)
+			if err != nil {
+				r.log.Debug("QUIC probe failed", "class", classifyQUIC(err), "err", err)
+				continue
+			}
+			select {
+			case out <- s:
+			case <-ctx.Done():
+				s.end(codeNormal, ErrClosed)
+			}
+			return
+		}
+	}()
+	return out, cancel
+}
+
+// drain closes a tunnel the leaf moved away from once its streams are done (or after
+// DrainTimeout).
+func (r *replica) drain(s *session, done <-chan struct{}) {
+	deadline := time.Now().Add(r.a.cfg.DrainTimeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	grace := time.Now().Add(500 * time.Millisecond)
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.ctx.Done():
+			s.end(codeNormal, ErrClosed)
+			<-done
+			return
+		case now := <-tick.C:
+			if now.After(grace) && s.active.Load() == 0 || now.After(deadline) {
+				s.end(codeDrained, errors.New("moved to QUIC"))
+				<-done
+				return
+			}
+		}
+	}
+}

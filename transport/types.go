@@ -1,0 +1,101 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tetherproject/tether/transport/frame"
+)
+
+// ALPN is the application protocol the QUIC tunnel negotiates.
+const ALPN = "tether-tunnel/1"
+
+// Transport names the carrier a tunnel runs over.
+type Transport string
+
+// Carriers.
+const (
+	QUIC Transport = "quic"
+	SSH  Transport = "ssh"
+)
+
+// Endpoint is where a root replica listens: UDP for QUIC, TCP for the SSH fallback.
+type Endpoint = frame.Endpoint
+
+// Defaults for the fields of ServerConfig and AgentConfig left zero.
+const (
+	DefaultKeepAliveInterval = 15 * time.Second
+	DefaultKeepAliveCount    = 3
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultDialTimeout       = 10 * time.Second
+	DefaultProbeInterval     = 30 * time.Second
+	DefaultAcceptLoops       = 4
+	// DefaultUDPBufferSize is the socket buffer asked for: below about 7 MiB QUIC drops
+	// packets under load.
+	DefaultUDPBufferSize = 7 << 20
+	// DefaultMaxIncomingStreams is how many dial streams the root may have open on one
+	// tunnel at once (quic-go's default of 100 is far too low for a busy leaf).
+	DefaultMaxIncomingStreams = 10000
+	// StreamFailureLimit consecutive stream failures on a QUIC tunnel close it, and the
+	// leaf moves to the SSH fallback.
+	StreamFailureLimit = 3
+)
+
+// Bounds on negotiated keep-alive values.
+const (
+	minKeepAliveInterval = 100 * time.Millisecond
+	maxKeepAliveInterval = 5 * time.Minute
+	maxKeepAliveCount    = 10
+)
+
+// DialDeniedError is the leaf's refusal of a dial request; Reason is the leaf's words.
+type DialDeniedError struct {
+	Cluster, Node, Reason string
+}
+
+func (e *DialDeniedError) Error() string {
+	return fmt.Sprintf("leaf %q refused to connect node %q: %s", e.Cluster, e.Node, e.Reason)
+}
+
+// Denial is an error a DialHandler returns to refuse a dial with a reason the root (and
+// the user) may see. Any other error refuses with a generic reason, so internals do not
+// leak across clusters.
+type Denial struct{ Reason string }
+
+func (d *Denial) Error() string { return d.Reason }
+
+// Deny returns a Denial with the reason.
+func Deny(reason string) error { return &Denial{Reason: reason} }
+
+// Errors callers branch on.
+var (
+	// ErrNoTunnel: the leaf has no tunnel to this root replica.
+	ErrNoTunnel = errors.New("leaf cluster has no tunnel to this proxy")
+	// ErrClosed: the server or agent was closed.
+	ErrClosed = errors.New("transport closed")
+)
+
+// genericDenial is what the root sees when the leaf's handler failed for a reason it did
+// not choose to share.
+const genericDenial = "the leaf refused the connection"
+
+// Application error codes on QUIC connection close.
+const (
+	codeNormal         = 0
+	codeRejected       = 1 // hello refused, identity mismatch
+	codeRevoked        = 2 // the root disconnected the leaf (trust disabled or removed)
+	codeStreamFailures = 3 // too many failed streams: fall back
+	codeGoAway         = 4 // the root is going away; come back later
+	codeHeartbeat      = 5 // heartbeats stopped
+	codeDrained        = 6 // the leaf moved to another tunnel
+)
+
+// negotiateKeepAlive is the root's decision: the more patient of both proposals, within
+// bounds. Both sides then use it, so differently configured peers cannot flap.
+func negotiateKeepAlive(leafInterval time.Duration, leafCount int, rootInterval time.Duration, rootCount int) (time.Duration, int) {
+	iv := max(leafInterval, rootInterval)
+	iv = min(max(iv, minKeepAliveInterval), maxKeepAliveInterval)
+	n := min(max(max(leafCount, rootCount), 1), maxKeepAliveCount)
+	return iv, n
+}
