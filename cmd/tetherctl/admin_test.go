@@ -181,7 +181,7 @@ func TestAdminToolOnACluster(t *testing.T) {
 		if out != want {
 			t.Fatalf("get role/dev,user --format text:\n%s\nwant:\n%s", out, want)
 		}
-		if out := root.mustCtl(t, "get", "rc", "--format", "text"); out != "Name Status Cluster Labels Last Heartbeat\n---- ------ -------------- --------------\n" {
+		if out := root.mustCtl(t, "get", "rc", "--format", "text"); out != "Name Status Cluster Labels Last Heartbeat Transport\n---- ------ -------------- -------------- ---------\n" {
 			t.Fatalf("get rc --format text:\n%q", out)
 		}
 		if out := root.mustCtl(t, "get", "node", "--format", "text"); !strings.HasPrefix(out, "Host Name Address Labels Status Last Heartbeat\n") {
