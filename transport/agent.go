@@ -282,8 +282,9 @@ type replica struct {
 	mu sync.Mutex
 	st ReplicaStatus
 
-	hint        atomic.Int64 // reconnect-after hint from the root, nanoseconds
-	quicSuspend time.Time    // no QUIC before this (owned by run)
+	hint         atomic.Int64 // reconnect-after hint from the root, nanoseconds
+	quicSuspend  time.Time    // no QUIC before this (owned by run)
+	quicTimeouts int          // consecutive QUIC connects that timed out (owned by run)
 }
 
 func (r *replica) status() ReplicaStatus {
@@ -359,9 +360,20 @@ func (r *replica) connect() (*session, error) {
 	suspended := time.Now().Before(r.quicSuspend)
 	var qerr error
 	tryQUIC := func() (*session, error) {
-		s, err := r.dialQUIC(r.ctx)
+		// Each connect that timed out doubles the next one's handshake time (up to 4×):
+		// a root starved by a crowd of returning leaves gets the time to answer instead
+		// of redoing handshakes that are given up on. The first attempt, which decides
+		// the fallback, keeps the configured timeout.
+		timeout := r.a.cfg.HandshakeTimeout << min(r.quicTimeouts, 2)
+		s, err := r.dialQUIC(r.ctx, timeout)
 		if err == nil {
+			r.quicTimeouts = 0
 			return s, nil
+		}
+		if classifyQUIC(err) == failHandshakeTimeout {
+			r.quicTimeouts++
+		} else {
+			r.quicTimeouts = 0
 		}
 		var hr *helloRefusedError
 		if errors.As(err, &hr) || r.ctx.Err() != nil {
@@ -410,7 +422,8 @@ func (r *replica) serverName(addr string) string {
 	return host
 }
 
-func (r *replica) dialQUIC(ctx context.Context) (*session, error) {
+// dialQUIC connects over QUIC with a handshake bounded by timeout.
+func (r *replica) dialQUIC(ctx context.Context, timeout time.Duration) (*session, error) {
 	cert, err := r.a.certificate()
 	if err != nil {
 		return nil, fmt.Errorf("leaf certificate: %w", err)
@@ -430,9 +443,9 @@ func (r *replica) dialQUIC(ctx context.Context) (*session, error) {
 		ServerName:           r.serverName(r.ep.QUIC),
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
 	}
-	hctx, cancel := context.WithTimeout(ctx, r.a.cfg.HandshakeTimeout)
+	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := tr.Dial(hctx, addr, tlsConf, quicConfig(r.a.cfg.KeepAliveInterval, r.a.cfg.HandshakeTimeout, r.a.cfg.MaxIncomingStreams))
+	conn, err := tr.Dial(hctx, addr, tlsConf, quicConfig(r.a.cfg.KeepAliveInterval, timeout, r.a.cfg.MaxIncomingStreams))
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +453,7 @@ func (r *replica) dialQUIC(ctx context.Context) (*session, error) {
 	// Once the carrier's handshake is done the root is reachable: a crowd may queue
 	// the hello behind others, so it gets twice the time before the leaf gives up
 	// (giving up early would only make a busy root redo the work).
-	s, ack, err := leafHello(ctx, l, r.a.hello(), 2*r.a.cfg.HandshakeTimeout)
+	s, ack, err := leafHello(ctx, l, r.a.hello(), 2*timeout)
 	if err != nil {
 		l.close(codeRejected, "hello failed")
 		if cause := l.closeErr(); cause != nil && !errors.Is(err, cause) && !errors.Is(cause, context.Canceled) {
@@ -701,7 +714,7 @@ func (r *replica) startProbe() (chan *session, func()) {
 			if ctx.Err() != nil {
 				return
 			}
-			s, err := r.dialQUIC(ctx)
+			s, err := r.dialQUIC(ctx, r.a.cfg.HandshakeTimeout)
 			if err != nil {
 				r.log.Debug("QUIC probe failed", "class", classifyQUIC(err), "err", err)
 				continue

@@ -518,9 +518,10 @@ func TestBenchRootProcess(t *testing.T) {
 		}
 		return nil
 	}}.Verify, ResetKey: []byte("bench-reset-key-0123456789abcdef"), KeepAliveInterval: beat, KeepAliveCount: 3,
-		OnConnect:    func(TunnelInfo) { tunnels.Add(1); connects.Add(1) },
-		OnDisconnect: func(TunnelInfo, error) { tunnels.Add(-1) },
-		Logger:       testLoggerTo(io.Discard)})
+		MaxTunnelsPerCluster: 1 << 20, // every benchmark leaf shares one cluster's certificate
+		OnConnect:            func(TunnelInfo) { tunnels.Add(1); connects.Add(1) },
+		OnDisconnect:         func(TunnelInfo, error) { tunnels.Add(-1) },
+		Logger:               testLoggerTo(io.Discard)})
 	if err != nil {
 		t.Fatal(err)
 	}

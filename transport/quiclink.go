@@ -170,12 +170,13 @@ func classifyQUIC(err error) string {
 		return failUDPRefused
 	case errors.As(err, &hte), errors.As(err, &ite), errors.Is(err, context.DeadlineExceeded):
 		return failHandshakeTimeout
-	case errors.As(err, &te), errors.As(err, &ae):
-		return failHandshakeRejects
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return failHandshakeTimeout
+		return failHandshakeTimeout // the hello answer did not come in time
+	}
+	if errors.As(err, &te) || errors.As(err, &ae) && ae.Remote {
+		return failHandshakeRejects
 	}
 	return failOther
 }
