@@ -244,6 +244,21 @@ func TestLeafTunnelFollowsTheTrust(t *testing.T) {
 			t.Fatalf("the removed leaf reconnected: %d tunnels", n)
 		}
 	})
+
+	t.Run("rm_trusted_cluster_on_the_leaf_stops_its_agent", func(t *testing.T) {
+		if s, _ := leaf.gw.Auth().Status(ctx); len(s.Tunnels) == 0 {
+			t.Fatal("the leaf's agent should still be trying (its trust is there)")
+		}
+		if _, err := leaf.gw.Auth().Delete(ctx, resource.KindTrustedCluster, "root.example.com"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, time.Second, func() error {
+			if s, _ := leaf.gw.Auth().Status(ctx); len(s.Tunnels) != 0 {
+				return fmt.Errorf("leaf agent still running: %+v", s.Tunnels)
+			}
+			return nil
+		})
+	})
 }
 
 // A leaf cannot present another leaf's name: a certificate naming leaf A issued by leaf
