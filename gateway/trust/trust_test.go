@@ -215,7 +215,10 @@ func TestDecodeTLSCAs(t *testing.T) {
 	empty.TLSCerts = nil
 	renamed := other
 	renamed.ClusterName = "leaf.example.com"
-	enc := func(cas ...CA) string { b, _ := json.Marshal(ValidateRequest{Token: "abc", CAs: cas}); return string(b) }
+	enc := func(cas ...CA) string {
+		b, _ := json.Marshal(ValidateRequest{Token: "abc", CAs: cas})
+		return string(b)
+	}
 	for _, tc := range []struct{ name, body, want string }{
 		{"host_and_tls", enc(host, own), ""},
 		{"host_only_from_an_older_leaf", enc(host), ""},
