@@ -18,6 +18,7 @@ import (
 	"github.com/tetherproject/tether/gateway/config"
 	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/gateway/tunnel"
 	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/policy/decisionlog"
@@ -39,6 +40,8 @@ type Gateway struct {
 	auth     *auth.Service
 	web      *web.Server
 	listener net.Listener
+	tunnel   *tunnel.Root
+	leaf     *tunnel.Leaf
 }
 
 // New prepares the cluster described by cfg: CAs (created at first start, keys 0600 under
@@ -130,11 +133,26 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	}
 	listenHost, listenPort, _ := net.SplitHostPort(g.listener.Addr().String())
 	// A listen port of 0 (tests) makes a public address with port 0 mean the bound port.
-	for _, a := range []*string{&cfg.Proxy.PublicAddr, &cfg.Proxy.TunnelPublicAddr} {
-		if h, p, err := net.SplitHostPort(*a); err == nil && p == "0" {
-			*a = net.JoinHostPort(h, listenPort)
-		}
+	if h, p, err := net.SplitHostPort(cfg.Proxy.PublicAddr); err == nil && p == "0" {
+		cfg.Proxy.PublicAddr = net.JoinHostPort(h, listenPort)
 	}
+	// The reverse tunnel: QUIC on UDP and the SSH fallback on TCP at one port. A derived
+	// public address follows the port actually bound (0 or a taken default).
+	tunnelPublic := cfg.Proxy.TunnelPublicAddr
+	if cfg.Proxy.TunnelPublicDefaulted {
+		h, _, _ := net.SplitHostPort(cfg.Proxy.PublicAddr)
+		tunnelPublic = net.JoinHostPort(h, "0")
+	}
+	g.tunnel, err = tunnel.NewRoot(tunnel.RootConfig{
+		Auth: g.auth, Store: g.store, ListenAddr: cfg.Proxy.TunnelListenAddr, FallbackListen: cfg.Proxy.TunnelListenDefaulted,
+		PublicAddr: tunnelPublic, DisableQUIC: cfg.Proxy.TunnelDisableQUIC,
+		ResetKeyFile: filepath.Join(cfg.DataDir, "tunnel-reset-key"), Logger: g.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Proxy.TunnelPublicAddr = g.tunnel.PublicAddr()
+	g.leaf = tunnel.NewLeaf(tunnel.LeafConfig{Auth: g.auth, Logger: g.log})
 	g.web = web.New(web.Config{
 		Auth:             g.auth,
 		PublicAddr:       cfg.Proxy.PublicAddr,
@@ -212,6 +230,17 @@ func (g *Gateway) Addr() string {
 	return net.JoinHostPort(host, port)
 }
 
+// Tunnel returns the cluster's tunnel server (its side as a root): DialLeaf reaches a
+// leaf's node through it.
+func (g *Gateway) Tunnel() *tunnel.Root { return g.tunnel }
+
+// TunnelLeaf returns the cluster's tunnel agents (its side as a leaf): SetForward
+// installs the SSH forwarding server.
+func (g *Gateway) TunnelLeaf() *tunnel.Leaf { return g.leaf }
+
+// TunnelAddr is the tunnel address leaves use (what /webapi/ping advertises).
+func (g *Gateway) TunnelAddr() string { return g.cfg.Proxy.TunnelPublicAddr }
+
 // Auth returns the cluster's auth service.
 func (g *Gateway) Auth() *auth.Service { return g.auth }
 
@@ -223,7 +252,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	errc := make(chan error, 3)
 	go func() { errc <- g.web.Serve(ctx, g.listener) }()
 	go func() { errc <- g.auth.Run(ctx) }()
-	running := 2
+	go func() { errc <- g.tunnel.Run(ctx) }()
+	go func() { errc <- g.leaf.Run(ctx) }()
+	running := 4
 	if g.cfg.Node.Enabled {
 		// The node joins this cluster over its web API, which is serving now.
 		agent, err := NewNodeAgent(ctx, g.cfg, g.log, g)
@@ -251,7 +282,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	g.log.Info("tetherd running", "web", g.listener.Addr().String(), "public_addr", g.cfg.Proxy.PublicAddr)
+	g.log.Info("tetherd running", "web", g.listener.Addr().String(), "public_addr", g.cfg.Proxy.PublicAddr, "tunnel_public_addr", g.cfg.Proxy.TunnelPublicAddr)
 	var first error
 	for range running {
 		err := <-errc
@@ -266,6 +297,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) close() {
 	if g.listener != nil {
 		g.listener.Close()
+	}
+	if g.tunnel != nil {
+		g.tunnel.Close()
 	}
 	if g.engine != nil {
 		g.engine.Close()

@@ -17,6 +17,8 @@ type RemoteClusterStatus struct {
 	Connection string `yaml:"connection,omitempty"`
 	// LastHeartbeat is when the leaf was last heard from.
 	LastHeartbeat time.Time `yaml:"last_heartbeat,omitempty"`
+	// Transport is the tunnel's carrier while online: "quic" or "ssh".
+	Transport string `yaml:"transport,omitempty"`
 }
 
 // Remote cluster connection states.

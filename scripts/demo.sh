@@ -3,8 +3,9 @@
 # trusted-clusters guide's own steps (tetherctl in place of tctl), then the guide's access
 # questions answered by the leaf's policy, before and after the leaf disables the trust.
 #
-# What is not here yet: the reverse tunnel, `tether login` / `tether ssh` and a node
-# (later issues); the decisions are asked of the leaf's policy offline instead.
+# The leaf's reverse tunnel comes up (get rc shows it online over QUIC) and goes down when
+# the trust is disabled. What is not here yet: `tether ssh` through it to a node (later
+# issues); the decisions are asked of the leaf's policy offline instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/bin
@@ -120,6 +121,7 @@ run rootctl tokens ls
 printf '$ curl https://PROXY/webapi/ping | jq .proxy.ssh.public_addr\n'
 curl -sk "https://127.0.0.1:$root_port/webapi/ping"
 echo
+tunnel_addr=$(curl -sk "https://127.0.0.1:$root_port/webapi/ping" | grep -o '"ssh_tunnel_public_addr":"[^"]*"' | cut -d'"' -f4)
 
 step "Step 4/6 (leaf): create the trusted cluster"
 cat > "$work/trusted_cluster.yaml" <<EOF
@@ -130,7 +132,7 @@ metadata:
 spec:
   enabled: true
   token: $token
-  tunnel_addr: 127.0.0.1:$root_port
+  tunnel_addr: $tunnel_addr
   web_proxy_addr: 127.0.0.1:$root_port
   role_map:
     - remote: "access"
@@ -139,7 +141,14 @@ spec:
       local: ["stage-access"]
 EOF
 run leafctl create "$work/trusted_cluster.yaml"
+# The leaf dials out to the root's tunnel (QUIC, SSH over TCP as fallback).
+for _ in $(seq 1 100); do
+	rootctl get rc | grep -q 'connection: online' && break
+	sleep 0.1
+done
 run rootctl get rc
+run rootctl get rc --format text
+run leafctl status
 
 step "Step 5/6 (root): label the leaf; only root admins can"
 run rootctl update rc/$leaf --set-labels=env=demo
@@ -219,6 +228,11 @@ ask alice full-access mongodb-prod prod
 step "Temporarily disable the trust (leaf): root-signed certificates stop working at once"
 leafctl get trusted_cluster/$root --with-secrets | sed 's/enabled: true/enabled: false/' > "$work/tc-disabled.yaml"
 run leafctl create --force "$work/tc-disabled.yaml"
+for _ in $(seq 1 50); do
+	rootctl get rc | grep -q 'connection: offline' && break
+	sleep 0.1
+done
+run rootctl get rc --format text
 leafctl get role > "$work/leaf-resources.yaml"
 echo "---" >> "$work/leaf-resources.yaml"
 leafctl get trusted_cluster >> "$work/leaf-resources.yaml"

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -181,7 +182,7 @@ func TestAdminToolOnACluster(t *testing.T) {
 		if out != want {
 			t.Fatalf("get role/dev,user --format text:\n%s\nwant:\n%s", out, want)
 		}
-		if out := root.mustCtl(t, "get", "rc", "--format", "text"); out != "Name Status Cluster Labels Last Heartbeat\n---- ------ -------------- --------------\n" {
+		if out := root.mustCtl(t, "get", "rc", "--format", "text"); out != "Name Status Cluster Labels Last Heartbeat Transport\n---- ------ -------------- -------------- ---------\n" {
 			t.Fatalf("get rc --format text:\n%q", out)
 		}
 		if out := root.mustCtl(t, "get", "node", "--format", "text"); !strings.HasPrefix(out, "Host Name Address Labels Status Last Heartbeat\n") {
@@ -315,12 +316,19 @@ func TestLeafPinsTheFileStatusNames(t *testing.T) {
 	leaf := startCluster(t, "leaf.example.com", "root_ca_file: "+st.TLSCAFiles[0]+"\n")
 	leaf.mustCtl(t, "create", writeFile(t, "v.yaml", visitor))
 	leaf.mustCtl(t, "create", writeFile(t, "tc.yaml", trustedClusterYAML(root, addToken(t, root), true)))
-	if out := root.mustCtl(t, "status"); !strings.Contains(out, "Remote clusters  0 online, 1 offline") {
-		t.Fatalf("root status after the join:\n%s", out)
-	}
-	if out := root.mustCtl(t, "get", "rc", "--format", "text"); !regexp.MustCompile(`(?m)^leaf\.example\.com offline`).MatchString(out) {
-		t.Fatalf("get rc --format text:\n%s", out)
-	}
+	// The leaf's tunnel comes up: online, over QUIC.
+	testenv.Eventually(t, 15*time.Second, func() error {
+		if out := root.mustCtl(t, "status"); !strings.Contains(out, "Remote clusters  1 online, 0 offline") {
+			return fmt.Errorf("root status after the join:\n%s", out)
+		}
+		if out := root.mustCtl(t, "get", "rc", "--format", "text"); !regexp.MustCompile(`(?m)^leaf\.example\.com\s+online\s.*\squic\s*$`).MatchString(out) {
+			return fmt.Errorf("get rc --format text:\n%s", out)
+		}
+		if out := leaf.mustCtl(t, "status"); !regexp.MustCompile(`(?m)^Tunnel\s+root\.example\.com: connected over quic since \S+ to 127\.0\.0\.1:\d+$`).MatchString(out) {
+			return fmt.Errorf("leaf status:\n%s", out)
+		}
+		return nil
+	})
 }
 
 // TestTetherdUploadsDecisionLogsSecurely: with upload_token_file, upload_ca_file and masks

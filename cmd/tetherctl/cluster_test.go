@@ -24,6 +24,7 @@ import (
 	"github.com/tetherproject/tether/gateway"
 	"github.com/tetherproject/tether/gateway/config"
 	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/internal/testenv"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 )
@@ -109,6 +110,7 @@ func addToken(t *testing.T, root *testCluster) string {
 
 func trustedClusterYAML(root *testCluster, token string, enabled bool) string {
 	addr := root.gw.Addr()
+	tunnelAddr := root.gw.TunnelAddr()
 	return fmt.Sprintf(`kind: trusted_cluster
 version: v2
 metadata:
@@ -121,7 +123,7 @@ spec:
   role_map:
     - remote: "access"
       local: ["visitor"]
-`, root.name, enabled, token, addr, addr)
+`, root.name, enabled, token, tunnelAddr, addr)
 }
 
 // rootUserCert is alice's certificate from the root's user CA, with the root role access.
@@ -218,7 +220,7 @@ func TestSeedGuideTrustLifecycle(t *testing.T) {
 		} `json:"proxy"`
 	}
 	getJSON(t, "https://"+root.gw.Addr()+"/webapi/ping", &ping)
-	if ping.ClusterName != root.name || ping.Proxy.SSH.PublicAddr != root.gw.Addr() || ping.Proxy.SSH.Tunnel != root.gw.Addr() || ping.Proxy.TLSRouting == nil || *ping.Proxy.TLSRouting {
+	if ping.ClusterName != root.name || ping.Proxy.SSH.PublicAddr != root.gw.Addr() || ping.Proxy.SSH.Tunnel != root.gw.TunnelAddr() || ping.Proxy.TLSRouting == nil || *ping.Proxy.TLSRouting {
 		t.Fatalf("ping: %+v", ping)
 	}
 
@@ -240,9 +242,16 @@ func TestSeedGuideTrustLifecycle(t *testing.T) {
 	if _, err := leaf.ctl(t, "create", tcFile); err == nil || !strings.Contains(err.Error(), `trusted_cluster "root.example.com" already exists`) {
 		t.Fatalf("second create without --force: %v", err)
 	}
-	// Step 5 (root): the leaf is a remote cluster, offline, no labels.
-	rc := root.mustCtl(t, "get", "rc")
-	if !strings.Contains(rc, "kind: remote_cluster") || !strings.Contains(rc, "name: leaf.example.com") || !strings.Contains(rc, "connection: offline") || strings.Contains(rc, "labels") {
+	// Step 5 (root): the leaf is a remote cluster, no labels, online over its tunnel.
+	var rc string
+	testenv.Eventually(t, 15*time.Second, func() error {
+		rc = root.mustCtl(t, "get", "rc")
+		if !strings.Contains(rc, "connection: online") || !strings.Contains(rc, "transport: quic") {
+			return fmt.Errorf("get rc:\n%s", rc)
+		}
+		return nil
+	})
+	if !strings.Contains(rc, "kind: remote_cluster") || !strings.Contains(rc, "name: leaf.example.com") || strings.Contains(rc, "labels") {
 		t.Fatalf("get rc:\n%s", rc)
 	}
 	if out := root.mustCtl(t, "update", "rc/leaf.example.com", "--set-labels=env=demo"); out != "Cluster leaf.example.com has been updated\n" {

@@ -82,9 +82,13 @@ func table(kind string, rs []resource.Resource, now time.Time) ([]string, [][]st
 			if status == "" {
 				status = resource.ConnectionOffline
 			}
-			rows = append(rows, []string{rc.Metadata.Name, status, labelList(rc.Metadata.Labels), hb})
+			tr := rc.Status.Transport
+			if status != resource.ConnectionOnline || tr == "" {
+				tr = "-"
+			}
+			rows = append(rows, []string{rc.Metadata.Name, status, labelList(rc.Metadata.Labels), hb, tr})
 		}
-		return []string{"Name", "Status", "Cluster Labels", "Last Heartbeat"}, rows
+		return []string{"Name", "Status", "Cluster Labels", "Last Heartbeat", "Transport"}, rows
 	case resource.KindNode:
 		for _, r := range rs {
 			n := r.(*resource.Node)

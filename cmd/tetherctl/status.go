@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -92,6 +93,25 @@ func printStatus(w io.Writer, st web.StatusResponse) {
 		rows = append(rows, []string{"TLS CA file", "(not found on the cluster's machine; save tls_ca_pem from --format json)"})
 	default:
 		rows = append(rows, []string{"TLS CA file", strings.Join(st.TLSCAFiles, ", ") + " (on the cluster's machine: leaves pin it with root_ca_file)"})
+	}
+	for _, t := range st.Tunnels {
+		line := t.State
+		if t.Transport != "" {
+			line += " over " + t.Transport
+		}
+		if !t.Since.IsZero() {
+			line += " since " + t.Since.UTC().Format(time.RFC3339)
+		}
+		if t.Endpoint != "" {
+			line += " to " + t.Endpoint
+		}
+		if t.Replica != "" && t.Replica != t.Endpoint {
+			line += " (replica " + t.Replica + ")"
+		}
+		if t.LastError != "" {
+			line += ": " + t.LastError
+		}
+		rows = append(rows, []string{"Tunnel", t.Root + ": " + line})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-16s %s\n", r[0], r[1])

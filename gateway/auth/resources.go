@@ -282,6 +282,11 @@ func (s *Service) Get(ctx context.Context, kind, name string, withSecrets bool) 
 			return nil, err
 		}
 	}
+	if kind == resource.KindRemoteCluster {
+		if err := s.fillRemoteClusterStatus(ctx, out); err != nil {
+			return nil, err
+		}
+	}
 	if !withSecrets {
 		for _, r := range out {
 			switch v := r.(type) {

@@ -87,6 +87,8 @@ type Service struct {
 	rebuildMu sync.Mutex
 	gen       atomic.Int64 // rebuilds so far; part of every revision
 	stale     atomic.Bool  // the last rebuild failed; Run retries it
+
+	tunnelStatus atomic.Pointer[func() []TunnelStatus] // the leaf's tunnels, for Status
 }
 
 const (

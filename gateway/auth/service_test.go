@@ -149,7 +149,7 @@ func TestValidateTrustedCluster(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
-	t.Run("token_is_multi_use_and_answers_host_and_user_CAs", func(t *testing.T) {
+	t.Run("token_is_multi_use_and_answers_host_user_and_tls_CAs", func(t *testing.T) {
 		for _, name := range []string{"leaf.example.com", "leaf2.example.com"} {
 			c, _ := ca.NewCluster(name, "")
 			h, _ := c.Host.Resource(false)
@@ -157,7 +157,7 @@ func TestValidateTrustedCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(resp.CAs) != 2 || resp.CAs[0].Type != "host" || resp.CAs[1].Type != "user" || resp.CAs[0].ClusterName != "root.example.com" {
+			if len(resp.CAs) != 3 || resp.CAs[0].Type != "host" || resp.CAs[1].Type != "user" || resp.CAs[2].Type != "tls" || resp.CAs[0].ClusterName != "root.example.com" || len(resp.CAs[2].TLSCerts) != 1 {
 				t.Fatalf("answer: %+v", resp.CAs)
 			}
 		}

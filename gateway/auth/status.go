@@ -17,6 +17,8 @@ type Status struct {
 	// Storage is the store's kind: embedded or redis.
 	Storage        string              `json:"storage"`
 	RemoteClusters RemoteClusterCounts `json:"remote_clusters"`
+	// Tunnels are this cluster's tunnels to its roots, one per root replica (a leaf).
+	Tunnels []TunnelStatus `json:"tunnels,omitempty"`
 }
 
 // CAStatus is one of the cluster's certificate authorities.
@@ -57,6 +59,10 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	if err := s.fillRemoteClusterStatus(ctx, rcs); err != nil {
+		return Status{}, err
+	}
+	st.Tunnels = s.tunnels()
 	for _, r := range rcs {
 		if r.(*resource.RemoteCluster).Status.Connection == resource.ConnectionOnline {
 			st.RemoteClusters.Online++

@@ -191,16 +191,21 @@ func (s *Service) hasCAs(ctx context.Context, cluster string) (bool, error) {
 	return len(items) > 0, nil
 }
 
-// establishTrust sends this cluster's host CA and the token to the root and stores the
-// root's host and user CAs, unless one of their keys is one this cluster already knows
-// (its own, or another trusted cluster's).
+// establishTrust sends this cluster's host and TLS CAs and the token to the root and
+// stores the root's host, user and TLS CAs, unless one of their keys is one this cluster
+// already knows (its own, or another trusted cluster's). The root's TLS CA is what the
+// tunnel agent pins; a root that sends none gets no tunnel.
 func (s *Service) establishTrust(ctx context.Context, tc *resource.TrustedCluster) error {
 	host, err := s.cfg.CA.Host.Resource(false)
 	if err != nil {
 		return err
 	}
+	tlsCA, err := s.cfg.CA.TLS.Resource(false)
+	if err != nil {
+		return err
+	}
 	root := tc.Metadata.Name
-	req := trust.ValidateRequest{Token: tc.Spec.Token, CAs: []trust.CA{trust.FromResource(host)}}
+	req := trust.ValidateRequest{Token: tc.Spec.Token, CAs: []trust.CA{trust.FromResource(host), trust.FromResource(tlsCA)}}
 	s.log.Info("establishing trust with root", "root", root, "web_proxy_addr", tc.Spec.WebProxyAddr)
 	cas, err := s.cfg.Trust.Validate(ctx, tc.Spec.WebProxyAddr, root, req)
 	if err != nil {
@@ -224,16 +229,24 @@ func (s *Service) establishTrust(ctx context.Context, tc *resource.TrustedCluste
 	return nil
 }
 
-// ValidateTrustedCluster is the root's side of the handshake. In order: the token must be
+// ValidateTrustedCluster is ValidateLeaf for a leaf that sent no TLS CA (an older
+// version): it joins, but its tunnel is refused until it joins again with one.
+func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leafHostCA *resource.CertAuthority, remote string) (*trust.ValidateResponse, error) {
+	return s.ValidateLeaf(ctx, token, leafHostCA, nil, remote)
+}
+
+// ValidateLeaf is the root's side of the handshake. In order: the token must be
 // a live trusted_cluster token (else ErrTokenRejected, whatever else is wrong) and, when
 // bound to a leaf name, bound to this one; the leaf's name must be a cluster name that is
 // neither this cluster's, nor its root's, nor one that already has a remote_cluster
 // (ErrAlreadyExists: a name is claimed once, until a root admin removes it); no key of
-// the leaf's host CA may be a key this cluster knows. Then it creates the remote_cluster
-// (offline, with the token's labels), stores the leaf's host CA and answers with this
-// cluster's host and user CAs. A refused call changes nothing. remote is the caller's
-// address, for the audit.
-func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leafHostCA *resource.CertAuthority, remote string) (*trust.ValidateResponse, error) {
+// the leaf's host and TLS CAs may be a key this cluster knows (nor may they share one).
+// Then it creates the remote_cluster (offline, with the token's labels), stores the
+// leaf's host CA and TLS CA (leafTLSCA, nil from an older leaf; the tunnel server
+// verifies the leaf's client certificate against it, for that name only) and answers
+// with this cluster's host, user and TLS CAs. A refused call changes nothing. remote is
+// the caller's address, for the audit.
+func (s *Service) ValidateLeaf(ctx context.Context, token string, leafHostCA, leafTLSCA *resource.CertAuthority, remote string) (*trust.ValidateResponse, error) {
 	info, ok, err := s.checkToken(ctx, token, resource.TokenRoleTrustedCluster)
 	if err != nil {
 		return nil, err
@@ -280,8 +293,17 @@ func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leaf
 	}
 	leafHostCA.Metadata = resource.Metadata{Name: leaf}
 	leafHostCA.Spec.ClusterName = leaf
-	if err := s.checkNewCAs(ctx, leafHostCA); err != nil {
-		return refuse(errorf(ErrBadRequest, "the leaf's host CA: %v", err))
+	leafCAs := []*resource.CertAuthority{leafHostCA}
+	if leafTLSCA != nil {
+		if leafTLSCA.Spec.Type != resource.CATypeTLS || !resource.SameCluster(leafTLSCA.Spec.ClusterName, leaf) {
+			return refuse(errorf(ErrBadRequest, "the leaf's tls CA is a %s CA of %q, not the tls CA of %q", leafTLSCA.Spec.Type, leafTLSCA.Spec.ClusterName, leaf))
+		}
+		leafTLSCA.Metadata = resource.Metadata{Name: leaf}
+		leafTLSCA.Spec.ClusterName = leaf
+		leafCAs = append(leafCAs, leafTLSCA)
+	}
+	if err := s.checkNewCAs(ctx, leafCAs...); err != nil {
+		return refuse(errorf(ErrBadRequest, "the leaf's CAs: %v", err))
 	}
 	rc := &resource.RemoteCluster{
 		Kind: resource.KindRemoteCluster, Version: "v3",
@@ -300,11 +322,16 @@ func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leaf
 		}
 		return nil, fmt.Errorf("creating remote cluster %q: %w", leaf, err)
 	}
-	if err := s.put(ctx, caKey(leaf, resource.CATypeHost), leafHostCA); err != nil {
-		if derr := s.cfg.Store.Delete(ctx, resourceKey(resource.KindRemoteCluster, leaf)); derr != nil {
-			s.log.Error("a failed join left a remote_cluster without a CA; remove it with tetherctl rm rc/"+leaf, "err", derr)
+	for _, c := range leafCAs {
+		if err := s.put(ctx, caKey(leaf, c.Spec.Type), c); err != nil {
+			if derr := s.deleteCAs(ctx, leaf); derr != nil {
+				s.log.Error("a failed join left CAs behind", "leaf", leaf, "err", derr)
+			}
+			if derr := s.cfg.Store.Delete(ctx, resourceKey(resource.KindRemoteCluster, leaf)); derr != nil {
+				s.log.Error("a failed join left a remote_cluster without a CA; remove it with tetherctl rm rc/"+leaf, "err", derr)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	s.log.Info("leaf cluster joined", "leaf", leaf, "remote", remote, "token", info.Display(), "labels", info.Labels)
 	s.Audit(ctx, AuditEvent{Type: AuditTrustJoin, Fields: map[string]any{"leaf": leaf, "remote": remote, "token": info.Display()}})
@@ -314,7 +341,7 @@ func (s *Service) ValidateTrustedCluster(ctx context.Context, token string, leaf
 	resp := &trust.ValidateResponse{}
 	for _, a := range []interface {
 		Resource(bool) (*resource.CertAuthority, error)
-	}{s.cfg.CA.Host, s.cfg.CA.User} {
+	}{s.cfg.CA.Host, s.cfg.CA.User, s.cfg.CA.TLS} {
 		r, err := a.Resource(false)
 		if err != nil {
 			return nil, err

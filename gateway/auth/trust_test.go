@@ -445,3 +445,77 @@ func TestTrustsEstablishedBeforeKeepNoToken(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func tlsCAOf(t *testing.T, name string) *resource.CertAuthority {
+	t.Helper()
+	c, err := ca.NewCluster(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.TLS.Resource(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// The tunnel's mutual TLS is pinned to the TLS CAs the handshake exchanged: the root
+// stores the leaf's for that name only, and refuses one that reuses a known key, belongs
+// to another cluster, or shares the leaf's host key.
+func TestJoinExchangesTLSCAs(t *testing.T) {
+	ctx := context.Background()
+	root := newService(t, "root.example.com")
+	other := tlsCAOf(t, "other.example.com")
+	if _, err := root.ValidateLeaf(ctx, trustToken(t, root, TokenOptions{}), hostCAOf(t, "other.example.com"), other, "other"); err != nil {
+		t.Fatal(err)
+	}
+	rootTLS, _ := root.CA().TLS.Resource(false)
+	for _, tc := range []struct {
+		name  string
+		tls   *resource.CertAuthority
+		wants string
+	}{
+		{"another_leafs_tls_CA", func() *resource.CertAuthority { c := *other; c.Spec.ClusterName = "leaf.example.com"; return &c }(), "belongs to one cluster and CA type"},
+		{"the_roots_own_tls_CA", func() *resource.CertAuthority { c := *rootTLS; c.Spec.ClusterName = "leaf.example.com"; return &c }(), "belongs to one cluster and CA type"},
+		{"a_tls_CA_of_another_name", tlsCAOf(t, "evil.example.com"), "not the tls CA of"},
+		{"a_host_CA_as_tls_CA", hostCAOf(t, "leaf.example.com"), "not the tls CA of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := snapshot(t, root)
+			_, err := root.ValidateLeaf(ctx, trustToken(t, root, TokenOptions{}), hostCAOf(t, "leaf.example.com"), tc.tls, "attacker")
+			if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tc.wants) {
+				t.Fatalf("got %v, want %q", err, tc.wants)
+			}
+			after := snapshot(t, root)
+			for _, m := range []map[string]string{before, after} {
+				for k := range m {
+					if strings.HasPrefix(k, tokensPrefix) {
+						delete(m, k)
+					}
+				}
+			}
+			sameSnapshot(t, before, after)
+		})
+	}
+	t.Run("the_leafs_tls_CA_is_stored_for_its_name_and_the_root_answers_its_own", func(t *testing.T) {
+		leafTLS := tlsCAOf(t, "leaf.example.com")
+		resp, err := root.ValidateLeaf(ctx, trustToken(t, root, TokenOptions{}), hostCAOf(t, "leaf.example.com"), leafTLS, "leaf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answered bool
+		for _, c := range resp.CAs {
+			answered = answered || (c.Type == resource.CATypeTLS && len(c.TLSCerts) == 1 && c.TLSCerts[0] == rootTLS.Spec.ActiveKeys.TLS[0].Cert)
+		}
+		if !answered {
+			t.Fatalf("the root did not answer its TLS CA: %+v", resp.CAs)
+		}
+		pool, err := root.RemoteClusterTLSPool(ctx, "leaf.example.com")
+		if err != nil || pool == nil {
+			t.Fatalf("no pool stored for the leaf: %v", err)
+		}
+		if p, err := root.RemoteClusterTLSPool(ctx, "nobody.example.com"); err != nil || p != nil {
+			t.Fatalf("a pool for a cluster that never joined: %v %v", p, err)
+		}
+	})
+}

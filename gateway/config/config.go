@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,9 +87,23 @@ type Proxy struct {
 	// PublicAddr is the address clients and leaves reach the web API at, host:port.
 	// Default: WebListenAddr.
 	PublicAddr string `mapstructure:"public_addr"`
-	// TunnelPublicAddr is the reverse tunnel address advertised to leaves, host:port.
-	// Default: PublicAddr.
+	// TunnelListenAddr is where the reverse tunnel listens, host:port: QUIC on UDP and
+	// the SSH-over-TCP fallback on TCP, both at this port. Default: web_listen_addr's
+	// host and its port + 1 (3081 beside 3080; a free port when that one is taken).
+	TunnelListenAddr string `mapstructure:"tunnel_listen_addr"`
+	// TunnelPublicAddr is the reverse tunnel address advertised to leaves (/webapi/ping
+	// ssh_tunnel_public_addr; what a leaf's trusted_cluster tunnel_addr holds), host:port.
+	// Default: public_addr's host and the tunnel's listen port.
 	TunnelPublicAddr string `mapstructure:"tunnel_public_addr"`
+	// TunnelDisableQUIC serves the tunnel's SSH fallback only (no UDP socket), for roots
+	// whose network drops UDP: leaves find UDP refused and use SSH over TCP.
+	TunnelDisableQUIC bool `mapstructure:"tunnel_disable_quic"`
+
+	// TunnelListenDefaulted and TunnelPublicDefaulted record that the addresses above
+	// were derived, not set: a taken default port then moves to a free one, and the
+	// advertised address follows it.
+	TunnelListenDefaulted bool `mapstructure:"-"`
+	TunnelPublicDefaulted bool `mapstructure:"-"`
 }
 
 // Storage selects where resources live.
@@ -186,6 +201,8 @@ var defaults = map[string]any{
 	"proxy.web_listen_addr":                 "0.0.0.0:3080",
 	"proxy.public_addr":                     "",
 	"proxy.tunnel_public_addr":              "",
+	"proxy.tunnel_listen_addr":              "",
+	"proxy.tunnel_disable_quic":             false,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
 	"storage.redis.username":                "",
@@ -350,10 +367,22 @@ func (c *Config) complete() error {
 	if c.Proxy.PublicAddr == "" {
 		c.Proxy.PublicAddr = c.Proxy.WebListenAddr
 	}
-	if c.Proxy.TunnelPublicAddr == "" {
-		c.Proxy.TunnelPublicAddr = c.Proxy.PublicAddr
+	if c.Proxy.TunnelListenAddr == "" {
+		host, port, _ := net.SplitHostPort(c.Proxy.WebListenAddr)
+		tport := "0"
+		if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 65535 {
+			tport = strconv.Itoa(n + 1)
+		}
+		c.Proxy.TunnelListenAddr = net.JoinHostPort(host, tport)
+		c.Proxy.TunnelListenDefaulted = true
 	}
-	for key, addr := range map[string]string{"proxy.public_addr": c.Proxy.PublicAddr, "proxy.tunnel_public_addr": c.Proxy.TunnelPublicAddr} {
+	if c.Proxy.TunnelPublicAddr == "" {
+		host, _, _ := net.SplitHostPort(c.Proxy.PublicAddr)
+		_, port, _ := net.SplitHostPort(c.Proxy.TunnelListenAddr)
+		c.Proxy.TunnelPublicAddr = net.JoinHostPort(host, port)
+		c.Proxy.TunnelPublicDefaulted = true
+	}
+	for key, addr := range map[string]string{"proxy.public_addr": c.Proxy.PublicAddr, "proxy.tunnel_public_addr": c.Proxy.TunnelPublicAddr, "proxy.tunnel_listen_addr": c.Proxy.TunnelListenAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s %q: want host:port", key, addr)
 		}
@@ -515,8 +544,14 @@ proxy:
   web_listen_addr: 0.0.0.0:3080
   # The address users and leaves reach the web API at (default: web_listen_addr).
   public_addr: root.example.com:3080
-  # The reverse tunnel address advertised by /webapi/ping (default: public_addr).
+  # Where the reverse tunnel from leaf clusters listens: QUIC on UDP and the SSH-over-TCP
+  # fallback on TCP, both at this port (default: web_listen_addr's port + 1).
+  tunnel_listen_addr: 0.0.0.0:3024
+  # The reverse tunnel address advertised by /webapi/ping as ssh_tunnel_public_addr: a
+  # leaf's trusted_cluster tunnel_addr (default: public_addr's host, the tunnel port).
   tunnel_public_addr: root.example.com:3024
+  # Serve the tunnel's SSH fallback only (no UDP), when the network drops UDP.
+  tunnel_disable_quic: false
 
 storage:
   # embedded: one process, a log file under data_dir. redis: replicated gateways.

@@ -48,7 +48,7 @@ func TestDefaultsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3080" || c.TrustTimeout != 30*time.Second {
+	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3081" || c.Proxy.TunnelListenAddr != "127.0.0.1:3081" || c.TrustTimeout != 30*time.Second {
 		t.Fatalf("derived defaults: %+v", c.Proxy)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{

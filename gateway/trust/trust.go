@@ -53,13 +53,21 @@ type CA struct {
 	TLSCerts []string `json:"tls_certs,omitempty"`
 }
 
-// ValidateRequest is what a leaf sends: the token and its host CA.
+// ValidateRequest is what a leaf sends: the token, its host CA and its TLS CA (the X.509
+// CA whose certificates the leaf's tunnel agent presents; a leaf of an older version
+// sends none, and its tunnel is then refused until it joins again).
 type ValidateRequest struct {
 	Token string `json:"token"`
 	CAs   []CA   `json:"certificate_authorities"`
+
+	tlsCA *resource.CertAuthority // checked by DecodeValidateRequest
 }
 
-// ValidateResponse is what a root answers: its host and user CAs.
+// TLSCA is the leaf's TLS CA as DecodeValidateRequest checked it, or nil when the leaf
+// sent none.
+func (r *ValidateRequest) TLSCA() *resource.CertAuthority { return r.tlsCA }
+
+// ValidateResponse is what a root answers: its host, user and TLS CAs.
 type ValidateResponse struct {
 	CAs []CA `json:"certificate_authorities"`
 }
@@ -84,8 +92,12 @@ func FromResource(r *resource.CertAuthority) CA {
 }
 
 // Resource checks the CA and turns it into a cert_authority resource (public keys only):
-// the first SSH key active, the others additionally trusted.
+// the first SSH key (or, for a TLS CA, the first certificate) active, the others
+// additionally trusted.
 func (c CA) Resource() (*resource.CertAuthority, error) {
+	if c.Type == resource.CATypeTLS {
+		return c.tlsResource()
+	}
 	if len(c.SSHPublicKeys) == 0 {
 		return nil, fmt.Errorf("%s CA of %q: no SSH public keys", c.Type, c.ClusterName)
 	}
@@ -122,6 +134,45 @@ func (c CA) Resource() (*resource.CertAuthority, error) {
 	return r, nil
 }
 
+// tlsResource checks a TLS CA: one to maxKeys X.509 CA certificates of the cluster (CN
+// and the tether://cluster/NAME URI both name it), no SSH keys.
+func (c CA) tlsResource() (*resource.CertAuthority, error) {
+	if len(c.SSHPublicKeys) != 0 {
+		return nil, fmt.Errorf("tls CA of %q: carries SSH public keys", c.ClusterName)
+	}
+	if len(c.TLSCerts) == 0 {
+		return nil, fmt.Errorf("tls CA of %q: no certificates", c.ClusterName)
+	}
+	if len(c.TLSCerts) > maxKeys {
+		return nil, fmt.Errorf("tls CA of %q: more than %d certificates", c.ClusterName, maxKeys)
+	}
+	if err := resource.CheckClusterName(c.ClusterName); err != nil {
+		return nil, fmt.Errorf("tls CA: cluster name: %w", err)
+	}
+	name := resource.NormalizeClusterName(c.ClusterName)
+	r := &resource.CertAuthority{
+		Kind:     resource.KindCertAuthority,
+		Version:  "v2",
+		Metadata: resource.Metadata{Name: name},
+		Spec:     resource.CertAuthoritySpec{Type: c.Type, ClusterName: name},
+	}
+	for i, pemCert := range c.TLSCerts {
+		if err := checkCACert(pemCert, name); err != nil {
+			return nil, fmt.Errorf("tls CA of %q: tls_certs[%d]: %w", c.ClusterName, i, err)
+		}
+		p := resource.TLSKeyPair{Cert: pemCert}
+		if i == 0 {
+			r.Spec.ActiveKeys.TLS = append(r.Spec.ActiveKeys.TLS, p)
+		} else {
+			r.Spec.AdditionalTrustedKeys.TLS = append(r.Spec.AdditionalTrustedKeys.TLS, p)
+		}
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 func checkCACert(s, cluster string) error {
 	block, rest := pem.Decode([]byte(s))
 	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
@@ -134,7 +185,7 @@ func checkCACert(s, cluster string) error {
 	if !cert.IsCA {
 		return errors.New("not a CA certificate")
 	}
-	if cert.Subject.CommonName != cluster {
+	if !resource.SameCluster(cert.Subject.CommonName, cluster) {
 		return fmt.Errorf("certificate is for %q, not %q", cert.Subject.CommonName, cluster)
 	}
 	return nil
@@ -165,8 +216,9 @@ func decodeStrict(r io.Reader, v any) error {
 }
 
 // DecodeValidateRequest reads and checks a leaf's request: a token of 1..MaxTokenSize
-// printable ASCII bytes and exactly one CA, the leaf's host CA, whose keys parse. The
-// returned resource is the leaf's host CA.
+// printable ASCII bytes, the leaf's host CA and, optionally (an older leaf sends none),
+// its TLS CA of the same cluster, whose keys parse. The returned resource is the leaf's
+// host CA; req.TLSCA() is the TLS CA.
 func DecodeValidateRequest(r io.Reader) (*ValidateRequest, *resource.CertAuthority, error) {
 	var req ValidateRequest
 	if err := decodeStrict(r, &req); err != nil {
@@ -175,15 +227,28 @@ func DecodeValidateRequest(r io.Reader) (*ValidateRequest, *resource.CertAuthori
 	if err := checkToken(req.Token); err != nil {
 		return nil, nil, err
 	}
-	if len(req.CAs) != 1 {
-		return nil, nil, fmt.Errorf("want exactly one certificate authority (the leaf's host CA), got %d", len(req.CAs))
+	if len(req.CAs) != 1 && len(req.CAs) != 2 {
+		return nil, nil, fmt.Errorf("want exactly one host certificate authority and at most one tls one, got %d CAs", len(req.CAs))
 	}
 	if req.CAs[0].Type != resource.CATypeHost {
-		return nil, nil, fmt.Errorf("want the leaf's host CA, got a CA of type %q", req.CAs[0].Type)
+		return nil, nil, fmt.Errorf("want the leaf's host CA first, got a CA of type %q", req.CAs[0].Type)
 	}
 	hostCA, err := req.CAs[0].Resource()
 	if err != nil {
 		return nil, nil, fmt.Errorf("leaf host CA: %w", err)
+	}
+	if len(req.CAs) == 2 {
+		if req.CAs[1].Type != resource.CATypeTLS {
+			return nil, nil, fmt.Errorf("want exactly one host certificate authority and at most one tls one; the second is of type %q", req.CAs[1].Type)
+		}
+		tlsCA, err := req.CAs[1].Resource()
+		if err != nil {
+			return nil, nil, fmt.Errorf("leaf tls CA: %w", err)
+		}
+		if tlsCA.Spec.ClusterName != hostCA.Spec.ClusterName {
+			return nil, nil, fmt.Errorf("the leaf's tls CA is of cluster %q, its host CA of %q", tlsCA.Spec.ClusterName, hostCA.Spec.ClusterName)
+		}
+		req.tlsCA = tlsCA
 	}
 	return &req, hostCA, nil
 }
@@ -203,8 +268,8 @@ func checkToken(t string) error {
 	return nil
 }
 
-// DecodeValidateResponse reads and checks a root's answer: its host and user CAs, both of
-// cluster root, and nothing else.
+// DecodeValidateResponse reads and checks a root's answer: its host and user CAs and,
+// from roots that run the tunnel, its TLS CA, all of cluster root, and nothing else.
 func DecodeValidateResponse(r io.Reader, root string) ([]*resource.CertAuthority, error) {
 	var resp ValidateResponse
 	if err := decodeStrict(r, &resp); err != nil {
@@ -216,8 +281,8 @@ func DecodeValidateResponse(r io.Reader, root string) ([]*resource.CertAuthority
 		if !resource.SameCluster(c.ClusterName, root) {
 			return nil, fmt.Errorf("the root answered with a CA of cluster %q; the trusted_cluster is named %q: name the trusted_cluster after the root's cluster_name (see its /webapi/ping)", c.ClusterName, root)
 		}
-		if c.Type != resource.CATypeHost && c.Type != resource.CATypeUser {
-			return nil, fmt.Errorf("the root answered with a CA of type %q; want host and user", c.Type)
+		if c.Type != resource.CATypeHost && c.Type != resource.CATypeUser && c.Type != resource.CATypeTLS {
+			return nil, fmt.Errorf("the root answered with a CA of type %q; want host, user and tls", c.Type)
 		}
 		if seen[c.Type] {
 			return nil, fmt.Errorf("the root answered with two %s CAs", c.Type)

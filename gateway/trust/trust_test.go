@@ -191,3 +191,74 @@ func FuzzDecodeValidateRequest(f *testing.F) {
 		}
 	})
 }
+
+func tlsCA(t testing.TB, name string) CA {
+	t.Helper()
+	c, err := ca.NewCluster(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.TLS.Resource(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return FromResource(r)
+}
+
+// The TLS CAs the tunnel pins: exactly the cluster's own X.509 CA certificates, no SSH
+// keys smuggled in, never a leaf certificate, never another cluster's CA.
+func TestDecodeTLSCAs(t *testing.T) {
+	host, own, other := hostCA(t, "leaf.example.com"), tlsCA(t, "leaf.example.com"), tlsCA(t, "evil.example.com")
+	withSSH := own
+	withSSH.SSHPublicKeys = host.SSHPublicKeys
+	empty := own
+	empty.TLSCerts = nil
+	renamed := other
+	renamed.ClusterName = "leaf.example.com"
+	enc := func(cas ...CA) string {
+		b, _ := json.Marshal(ValidateRequest{Token: "abc", CAs: cas})
+		return string(b)
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"host_and_tls", enc(host, own), ""},
+		{"host_only_from_an_older_leaf", enc(host), ""},
+		{"tls_first", enc(own, host), "host CA first"},
+		{"two_tls", enc(host, own, own), "at most one tls"},
+		{"tls_of_another_cluster", enc(host, other), `of cluster "evil.example.com"`},
+		{"another_clusters_certificate_renamed", enc(host, renamed), "is for \"evil.example.com\""},
+		{"tls_with_ssh_keys", enc(host, withSSH), "carries SSH public keys"},
+		{"tls_without_certificates", enc(host, empty), "no certificates"},
+		{"a_host_ca_as_second", enc(host, host), `of type "host"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, r, err := DecodeValidateRequest(strings.NewReader(tc.body))
+			if tc.want == "" {
+				if err != nil || r.Spec.Type != "host" {
+					t.Fatalf("got %v", err)
+				}
+				if tc.name == "host_and_tls" && (req.TLSCA() == nil || req.TLSCA().Spec.ClusterName != "leaf.example.com" || len(req.TLSCA().Spec.ActiveKeys.TLS) != 1) {
+					t.Fatalf("tls CA: %+v", req.TLSCA())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("the_roots_answer_carries_its_tls_CA", func(t *testing.T) {
+		c, _ := ca.NewCluster("root.example.com", "")
+		h, _ := c.Host.Resource(false)
+		u, _ := c.User.Resource(false)
+		tl, _ := c.TLS.Resource(false)
+		b, _ := json.Marshal(ValidateResponse{CAs: []CA{FromResource(h), FromResource(u), FromResource(tl)}})
+		cas, err := DecodeValidateResponse(bytes.NewReader(b), "root.example.com")
+		if err != nil || len(cas) != 3 || cas[2].Spec.Type != "tls" {
+			t.Fatalf("%v %d", err, len(cas))
+		}
+		b, _ = json.Marshal(ValidateResponse{CAs: []CA{FromResource(h), FromResource(u), tlsCA(t, "evil.example.com")}})
+		if _, err := DecodeValidateResponse(bytes.NewReader(b), "root.example.com"); err == nil {
+			t.Fatal("a root answered another cluster's TLS CA")
+		}
+	})
+}

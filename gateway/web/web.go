@@ -367,7 +367,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "malformed trust request: "+err.Error())
 		return
 	}
-	resp, err := s.cfg.Auth.ValidateTrustedCluster(r.Context(), req.Token, hostCA, r.RemoteAddr)
+	resp, err := s.cfg.Auth.ValidateLeaf(r.Context(), req.Token, hostCA, req.TLSCA(), r.RemoteAddr)
 	if err != nil {
 		switch {
 		case errors.Is(err, auth.ErrTokenRejected):
