@@ -16,7 +16,9 @@ import (
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/config"
+	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/proxy"
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/policy"
@@ -39,6 +41,8 @@ type Gateway struct {
 	auth     *auth.Service
 	web      *web.Server
 	listener net.Listener
+	forward  *forward.Server
+	sshProxy *proxy.Server
 }
 
 // New prepares the cluster described by cfg: CAs (created at first start, keys 0600 under
@@ -143,7 +147,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		Logger:           g.log,
 	})
 	g.web.HandleStatus(web.StatusInfo{CADir: filepath.Join(cfg.DataDir, "ca")})
-	g.web.HandleLogin(auth.NewUsers(g.auth, auth.UsersConfig{PublicAddr: cfg.Proxy.PublicAddr}))
+	users := auth.NewUsers(g.auth, auth.UsersConfig{PublicAddr: cfg.Proxy.PublicAddr})
+	g.web.HandleLogin(users)
+	if err := g.newSSHAccess([]string{hostOf(cfg.Proxy.PublicAddr), listenHost}); err != nil {
+		return nil, err
+	}
+	g.web.HandleUserNodes(users, g.userNodes)
 	if err := g.renewAdminIdentity(); err != nil {
 		return nil, err
 	}
@@ -219,8 +228,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer g.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- g.web.Serve(ctx, g.listener) }()
+	errc := make(chan error, 4)
+	// One TCP port: SSH clients to the proxy's SSH entry, everything else to HTTPS.
+	mux := proxy.NewMux(g.listener, g.log)
+	go func() { errc <- mux.Serve(ctx) }()
+	go func() { errc <- g.sshProxy.Serve(ctx, mux.SSH()) }()
+	go func() { errc <- g.web.Serve(ctx, mux.TLS()) }()
 	go func() { errc <- g.auth.Run(ctx) }()
 	go func() {
 		t := time.NewTicker(time.Hour)
@@ -238,7 +251,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}()
 	g.log.Info("tetherd running", "web", g.listener.Addr().String(), "public_addr", g.cfg.Proxy.PublicAddr)
 	var first error
-	for range 2 {
+	for range 4 {
 		err := <-errc
 		if err != nil && !errors.Is(err, context.Canceled) && first == nil {
 			first = err
