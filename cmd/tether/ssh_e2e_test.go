@@ -232,6 +232,7 @@ func TestSSHAccessPath(t *testing.T) {
 
 	t.Run("a_login_the_roles_lack_is_denied_with_the_teleport_message", func(t *testing.T) {
 		_, errOut, code := c.tether(t, "ssh", "--cluster="+c.cluster, "visitor@node1", "true")
+		t.Logf("denied: %s", errOut)
 		want := "user alice@root.example.com is not authorized to login as visitor@root.example.com: "
 		if code == 0 || !strings.Contains(errOut, want) || strings.Contains(errOut, "ssh: ") {
 			t.Fatalf("exit %d, stderr:\n%s", code, errOut)

@@ -166,13 +166,22 @@ func HostSigner(host *ca.Authority, principals []string, ttl time.Duration) (ssh
 	return ssh.NewCertSigner(cert, signer)
 }
 
-// DenyMessage is what a user sees of a denied session, in Teleport's words.
+// DenyMessage is what a user sees of a denied session, in Teleport's words: "user
+// alice@root is not authorized to login as visitor@leaf: " and the decision's reasons. A
+// reason that already begins with those words (the policy writes them so) is not
+// prefixed twice.
 func DenyMessage(id policy.Cert, login, cluster string, reasons []string) string {
-	why := strings.Join(reasons, "; ")
-	if why == "" {
-		why = "access denied"
+	prefix := fmt.Sprintf("user %s@%s is not authorized to login as %s@%s: ", id.Username, id.SigningCA.Cluster, login, cluster)
+	why := make([]string, 0, len(reasons))
+	for _, r := range reasons {
+		if r = strings.TrimPrefix(r, prefix); r != "" {
+			why = append(why, r)
+		}
 	}
-	return fmt.Sprintf("user %s@%s is not authorized to login as %s@%s: %s", id.Username, id.SigningCA.Cluster, login, cluster, why)
+	if len(why) == 0 {
+		why = append(why, "access denied")
+	}
+	return prefix + strings.Join(why, "; ")
 }
 
 // ServeConn serves one user SSH connection aimed at t.Node on conn, until the user or
