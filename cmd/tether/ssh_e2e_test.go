@@ -136,6 +136,7 @@ StrictModes no
 PidFile none
 MaxStartups 100:30:200
 MaxSessions 100
+Subsystem sftp internal-sftp
 LogLevel VERBOSE
 `, port, hostKey, hostKey, filepath.Join(c.root.dataDir, "ca", "user", "key-1.pub"))), 0o600); err != nil {
 		t.Fatal(err)
@@ -297,6 +298,23 @@ func TestSSHAccessPath(t *testing.T) {
 		out, err := c.openssh(ctx, "-F", cfg, c.login+"@node1."+c.cluster, "echo via-config; exit 4").CombinedOutput()
 		if exitCode(t, err) != 4 || !strings.Contains(string(out), "via-config") {
 			t.Fatalf("ssh -F: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("scp_through_tether_config_uses_the_sftp_subsystem", func(t *testing.T) {
+		cfgText, _, _ := c.tether(t, "config")
+		cfg := writeTemp(t, cfgText)
+		src := writeTemp(t, "copied through the proxy\n")
+		dst := filepath.Join(t.TempDir(), "copy")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, testenv.Command(t, "scp"), "-F", cfg, "-o", "BatchMode=yes", "-o", "ControlPath=none", src, c.login+"@node1."+c.cluster+":"+dst)
+		cmd.Env = append(os.Environ(), "TETHER_HOME="+c.profile)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("scp: %v\n%s", err, out)
+		}
+		if got, err := os.ReadFile(dst); err != nil || string(got) != "copied through the proxy\n" {
+			t.Fatalf("copied %q %v", got, err)
 		}
 	})
 
