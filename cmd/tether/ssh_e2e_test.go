@@ -390,4 +390,47 @@ func TestSSHAccessPath(t *testing.T) {
 			}
 		}
 	})
+	// Last: the lock denies alice everything from here on.
+	t.Run("a_lock_ends_a_live_session", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		before := strings.Count(c.sshdLog.String(), "Starting session")
+		cmd := exec.CommandContext(ctx, c.alice.bin, "ssh", "--cluster="+c.cluster, target, "sleep 80")
+		cmd.Env = append(os.Environ(), "TETHER_HOME="+c.profile)
+		errOut := &testenv.Buffer{}
+		cmd.Stderr = errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if strings.Count(c.sshdLog.String(), "Starting session") == before {
+				return fmt.Errorf("the session has not started:\n%s", c.sshdLog)
+			}
+			return nil
+		})
+		locked := time.Now()
+		c.root.ctl(t, c.tetherctl, "create", writeTemp(t, "kind: lock\nversion: v2\nmetadata: {name: incident-1}\nspec:\n  target: {user: alice}\n  message: credentials leaked\n"))
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("the session ended with status 0")
+			}
+			if d := time.Since(locked); d > 20*time.Second {
+				t.Fatalf("the session ended %v after the lock", d)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the session outlived the lock by 30 s\n%s", c.root.log)
+		}
+		if !strings.Contains(c.root.log.String(), "session no longer allowed") {
+			t.Fatalf("the cut is not logged:\n%s", c.root.log)
+		}
+		// A new session is denied with the lock's reason.
+		_, msg, code := c.tether(t, "ssh", "--cluster="+c.cluster, target, "true")
+		if code == 0 || !strings.Contains(msg, "is not authorized to login as") {
+			t.Fatalf("after the lock: %d %s", code, msg)
+		}
+		t.Logf("after the lock: %s", msg)
+	})
 }
