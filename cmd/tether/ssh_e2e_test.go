@@ -215,6 +215,13 @@ func TestSSHAccessPath(t *testing.T) {
 		}
 	})
 
+	t.Run("tether_ssh_-t_gets_a_terminal_on_the_node", func(t *testing.T) {
+		out, errOut, code := c.tether(t, "ssh", "-t", "--cluster="+c.cluster, target, "tty; echo cols=$(stty size)")
+		if code != 0 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "cols=24 80") {
+			t.Fatalf("stdout %q, exit %d, stderr:\n%s", out, code, errOut)
+		}
+	})
+
 	t.Run("tether_ssh_finds_the_cluster_of_a_unique_node", func(t *testing.T) {
 		out, errOut, code := c.tether(t, "ssh", target, "echo found")
 		if out != "found\n" || code != 0 {
