@@ -27,6 +27,7 @@ import (
 // registered as node "node1" (labels env=test), for the SSH access path's tests.
 type sshCluster struct {
 	root            *proc
+	tetherd         string
 	tetherctl       string
 	alice           user
 	login           string // a Unix login sshd accepts (the user running the tests)
@@ -80,7 +81,7 @@ func startTetherdWithLog(t *testing.T, bin, name string) (*proc, string) {
 func newSSHCluster(t *testing.T) *sshCluster {
 	t.Helper()
 	tetherd, tetherctl, tether := binaries(t)
-	c := &sshCluster{tetherctl: tetherctl, cluster: "root.example.com",
+	c := &sshCluster{tetherd: tetherd, tetherctl: tetherctl, cluster: "root.example.com",
 		ssh: testenv.Command(t, "ssh"), keygen: testenv.Command(t, "ssh-keygen")}
 	sshd := testenv.Command(t, "sshd")
 	me, err := osuser.Current()
@@ -397,6 +398,27 @@ func TestSSHAccessPath(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a_leaf_the_roles_do_not_reach_reads_as_not_found", func(t *testing.T) {
+		leaf := startTetherd(t, c.tetherd, "leaf.example.com", "--insecure")
+		tok := regexp.MustCompile(`The cluster invite token: (\S+)`).FindStringSubmatch(c.root.ctl(t, c.tetherctl, "tokens", "add", "--type=trusted_cluster", "--ttl=5m"))[1]
+		tc := fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: root.example.com\nspec:\n  enabled: true\n  token: %s\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [access]\n", tok, c.root.addr, c.root.addr)
+		leaf.ctl(t, c.tetherctl, "create", writeTemp(t, tc))
+		c.root.ctl(t, c.tetherctl, "update", "rc/leaf.example.com", "--set-labels=env=demo")
+		for _, cluster := range []string{"leaf.example.com", "ghost.example.com"} {
+			_, errOut, code := c.tether(t, "ssh", "--cluster="+cluster, target, "true")
+			if code == 0 || !strings.Contains(errOut, "cluster "+cluster+" not found") {
+				t.Fatalf("%s: %d %s", cluster, code, errOut)
+			}
+		}
+		testenv.Eventually(t, 10*time.Second, func() error {
+			data, _ := os.ReadFile(c.declog)
+			if !regexp.MustCompile(`"cluster.route".*"leaf.example.com"|"leaf.example.com".*"cluster.route"`).Match(data) {
+				return fmt.Errorf("no cluster.route decision for the leaf in the decision log")
+			}
+			return nil
+		})
+	})
+
 	// Last: the lock denies alice everything from here on.
 	t.Run("a_lock_ends_a_live_session", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -133,6 +133,8 @@ func describeSSHError(what string, err error) error {
 	switch {
 	case strings.Contains(msg, "unable to authenticate"):
 		return fmt.Errorf("%s refused your certificate (expired, or from another cluster): run tether login again", what)
+	case strings.Contains(msg, "no host CA for cluster"):
+		return errors.New(msg[strings.Index(msg, "no host CA for cluster"):])
 	case strings.Contains(msg, "host certificate") || strings.Contains(msg, "host presented"):
 		return fmt.Errorf("%s could not be verified: %v", what, err)
 	}
@@ -193,12 +195,17 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 	}
 	fqdn := node + "." + cluster
 	cas, err := knownHostCAs(p, fqdn)
-	if err != nil || len(cas) == 0 {
+	if err != nil {
 		pc.Close()
-		if err == nil {
-			err = fmt.Errorf("no host CA for cluster %s in %s: run tether login again", cluster, p.KnownHostsPath())
-		}
 		return nil, nil, err
+	}
+	// The proxy decides the route first (an unknown or hidden cluster, an offline leaf);
+	// the host CA is needed only once a node answers.
+	hostKey := forward.HostKeyCallback(cas, []string{fqdn, node}, time.Now)
+	if len(cas) == 0 {
+		hostKey = func(string, net.Addr, ssh.PublicKey) error {
+			return fmt.Errorf("no host CA for cluster %s in %s (it joined after you signed in?): run tether login again", cluster, p.KnownHostsPath())
+		}
 	}
 	conn, exit, err := nodeStream(pc, node, port, cluster, os.Stderr)
 	if err != nil {
@@ -208,7 +215,7 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 	cfg := &ssh.ClientConfig{
 		User:            login,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: forward.HostKeyCallback(cas, []string{fqdn, node}, time.Now),
+		HostKeyCallback: hostKey,
 	}
 	type result struct {
 		c   *ssh.Client
