@@ -16,7 +16,9 @@ import (
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/config"
+	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/proxy"
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/gateway/tunnel"
 	"github.com/tetherproject/tether/gateway/web"
@@ -42,6 +44,8 @@ type Gateway struct {
 	listener net.Listener
 	tunnel   *tunnel.Root
 	leaf     *tunnel.Leaf
+	forward  *forward.Server
+	sshProxy *proxy.Server
 }
 
 // New prepares the cluster described by cfg: CAs (created at first start, keys 0600 under
@@ -161,8 +165,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		Logger:           g.log,
 	})
 	g.web.HandleStatus(web.StatusInfo{CADir: filepath.Join(cfg.DataDir, "ca")})
-	g.web.HandleLogin(auth.NewUsers(g.auth, auth.UsersConfig{PublicAddr: cfg.Proxy.PublicAddr}))
+	users := auth.NewUsers(g.auth, auth.UsersConfig{PublicAddr: cfg.Proxy.PublicAddr})
+	g.web.HandleLogin(users)
 	g.web.HandleNodes()
+	if err := g.newSSHAccess([]string{hostOf(cfg.Proxy.PublicAddr), listenHost}); err != nil {
+		return nil, err
+	}
+	g.web.HandleUserNodes(users, g.userNodes)
+	// Root → leaf: the SSH entry reaches leaves through their tunnels; leaf side: a stream
+	// the root sends through the tunnel goes to this cluster's own enforcement point.
+	g.SetLeafDialer(g.tunnel)
+	g.leaf.SetForward(g.HandleTunnelStream)
 	if err := g.renewAdminIdentity(); err != nil {
 		return nil, err
 	}
@@ -249,12 +262,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer g.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
-	go func() { errc <- g.web.Serve(ctx, g.listener) }()
+	errc := make(chan error, 6)
+	// One TCP port: SSH clients to the proxy's SSH entry, everything else to HTTPS.
+	mux := proxy.NewMux(g.listener, g.log)
+	go func() { errc <- mux.Serve(ctx) }()
+	go func() { errc <- g.sshProxy.Serve(ctx, mux.SSH()) }()
+	go func() { errc <- g.web.Serve(ctx, mux.TLS()) }()
 	go func() { errc <- g.auth.Run(ctx) }()
 	go func() { errc <- g.tunnel.Run(ctx) }()
 	go func() { errc <- g.leaf.Run(ctx) }()
-	running := 4
+	running := 6
 	if g.cfg.Node.Enabled {
 		// The node joins this cluster over its web API, which is serving now.
 		agent, err := NewNodeAgent(ctx, g.cfg, g.log, g)

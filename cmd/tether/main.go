@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -27,6 +28,7 @@ func rootCommand() *cobra.Command {
 	root.SetVersionTemplate("tether {{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(loginCommand(), logoutCommand(), statusCommand(), clustersCommand(), usersCommand(), versionCommand())
+	root.AddCommand(sshCommand(), proxyCommand(), configCommand(), lsCommand())
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",
 		Short: "Help about any command",
@@ -88,6 +90,10 @@ func ctxOf(cmd *cobra.Command) context.Context {
 
 func main() {
 	if err := rootCommand().Execute(); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.Code)
+		}
 		fmt.Fprintln(os.Stderr, "ERROR:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func proxyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "proxy", Short: "Connect OpenSSH to nodes through the proxy"}
+	var cluster string
+	sshCmd := &cobra.Command{
+		Use:   "ssh [--cluster=X] [login@]node[.cluster][:port]",
+		Short: "Pipe stdin and stdout to a node's SSH server through the proxy (OpenSSH's ProxyCommand: tether proxy ssh --cluster=X %r@%h:%p)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := loadProfile()
+			if err != nil {
+				return err
+			}
+			target := args[0]
+			if i := strings.LastIndexByte(target, '@'); i >= 0 {
+				target = target[i+1:]
+			}
+			host, portStr, err := net.SplitHostPort(target)
+			if err != nil {
+				host, portStr = target, "22"
+			}
+			port, err := strconv.Atoi(portStr)
+			if err != nil || port <= 0 || port > 65535 {
+				return fmt.Errorf("%q: the port must be a number", args[0])
+			}
+			if cluster == "" {
+				cluster = p.SelectedCluster
+				if cluster == "" {
+					cluster = p.Cluster
+				}
+			}
+			node := strings.TrimSuffix(host, "."+cluster)
+			signer, _, err := userSigner(p)
+			if err != nil {
+				return err
+			}
+			client, err := dialProxy(ctxOf(cmd), p, signer)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			conn, exit, err := nodeStream(client, node, port, cluster, os.Stderr)
+			if err != nil {
+				return err
+			}
+			go func() {
+				_, _ = io.Copy(conn, os.Stdin)
+				_ = conn.(interface{ CloseWrite() error }).CloseWrite()
+			}()
+			_, _ = io.Copy(os.Stdout, conn)
+			conn.Close()
+			if code := <-exit; code != 0 {
+				return &exitError{Code: code}
+			}
+			return nil
+		},
+	}
+	sshCmd.Flags().StringVar(&cluster, "cluster", "", "the node's cluster (default: the selected cluster)")
+	cmd.AddCommand(sshCmd)
+	return cmd
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+)
+
+func sshCommand() *cobra.Command {
+	var (
+		cluster                string
+		port                   int
+		forceTTY, noTTY, agent bool
+		local, remote, dynamic []string
+	)
+	cmd := &cobra.Command{
+		Use:   "ssh [--cluster=X] [-p port] [-t|-T] login@node [command...]",
+		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case agent:
+				return errors.New("agent forwarding (-A) is refused: Tether does not forward SSH agents to nodes")
+			case len(local) > 0 || len(remote) > 0 || len(dynamic) > 0:
+				return errors.New("port forwarding (-L, -R, -D) is not supported by tether ssh yet; Tether's proxy refuses forwarded ports")
+			}
+			p, err := loadProfile()
+			if err != nil {
+				return err
+			}
+			login, node, ok := strings.Cut(args[0], "@")
+			if !ok || login == "" || node == "" {
+				return fmt.Errorf("%q: give login@node (tether ls lists the nodes and your logins)", args[0])
+			}
+			if cluster == "" {
+				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
+					return err
+				}
+			}
+			node = strings.TrimSuffix(node, "."+cluster)
+			client, closeAll, err := dialNode(ctxOf(cmd), p, login, node, port, cluster)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			return runSession(client, strings.Join(args[1:], " "), forceTTY, noTTY, login, node, cluster)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster of the node (default: the one cluster where the node is found)")
+	cmd.Flags().IntVarP(&port, "port", "p", 22, "the node's SSH port (the node's registered address decides; kept for OpenSSH compatibility)")
+	cmd.Flags().BoolVarP(&forceTTY, "tty", "t", false, "allocate a terminal even for a command")
+	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
+	cmd.Flags().BoolVarP(&agent, "forward-agent", "A", false, "refused: Tether does not forward agents")
+	cmd.Flags().StringArrayVarP(&local, "local", "L", nil, "refused: port forwarding is not supported yet")
+	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "refused: port forwarding is not supported yet")
+	cmd.Flags().StringArrayVarP(&dynamic, "dynamic", "D", nil, "refused: port forwarding is not supported yet")
+	return cmd
+}
+
+// runSession runs command (a shell when empty) on client, with a terminal when asked or
+// when stdin is one and no command is given, and returns the remote exit status as an
+// exitError.
+func runSession(client *ssh.Client, command string, forceTTY, noTTY bool, login, node, cluster string) error {
+	sess, err := client.NewSession()
+	if err != nil {
+		var oe *ssh.OpenChannelError
+		if errors.As(err, &oe) {
+			fmt.Fprintln(os.Stderr, "ERROR:", oe.Message)
+			return &exitError{Code: 1}
+		}
+		return fmt.Errorf("node %s in cluster %s refused the session; try again", node, cluster)
+	}
+	defer sess.Close()
+	sess.Stdin, sess.Stdout, sess.Stderr = os.Stdin, os.Stdout, os.Stderr
+	stdin := int(os.Stdin.Fd())
+	tty := !noTTY && (forceTTY || (command == "" && term.IsTerminal(stdin)))
+	if tty && term.IsTerminal(stdin) {
+		w, h, err := term.GetSize(stdin)
+		if err != nil {
+			w, h = 80, 24
+		}
+		termName := os.Getenv("TERM")
+		if termName == "" {
+			termName = "xterm"
+		}
+		if err := sess.RequestPty(termName, h, w, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
+			return fmt.Errorf("node %s refused a terminal", node)
+		}
+		old, err := term.MakeRaw(stdin)
+		if err == nil {
+			defer term.Restore(stdin, old)
+		}
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for range winch {
+				if w, h, err := term.GetSize(stdin); err == nil {
+					_ = sess.WindowChange(h, w)
+				}
+			}
+		}()
+	} else if tty {
+		if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+			return fmt.Errorf("node %s refused a terminal", node)
+		}
+	}
+	// Signals tether receives go to the remote command (in a terminal, ^C is a byte).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			_ = sess.Signal(sshSignal(s))
+		}
+	}()
+	if command == "" {
+		err = sess.Shell()
+	} else {
+		err = sess.Start(command)
+	}
+	if err != nil {
+		return fmt.Errorf("node %s refused to run the command", node)
+	}
+	err = sess.Wait()
+	var ee *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee):
+		if ee.Signal() != "" {
+			fmt.Fprintf(os.Stderr, "the remote command was killed by signal %s\n", ee.Signal())
+			return &exitError{Code: 255}
+		}
+		return &exitError{Code: ee.ExitStatus()}
+	case errors.As(err, &missing):
+		fmt.Fprintln(os.Stderr, "the session ended without an exit status (the connection was closed: the certificate expired, or access was revoked)")
+		return &exitError{Code: 255}
+	case errors.Is(err, io.EOF):
+		return &exitError{Code: 255}
+	}
+	return fmt.Errorf("the session on %s ended: %v", node, err)
+}
+
+func sshSignal(s os.Signal) ssh.Signal {
+	switch s {
+	case syscall.SIGINT:
+		return ssh.SIGINT
+	case syscall.SIGHUP:
+		return ssh.SIGHUP
+	case syscall.SIGQUIT:
+		return ssh.SIGQUIT
+	}
+	return ssh.SIGTERM
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/forward"
+	"github.com/tetherproject/tether/gateway/proxy"
+)
+
+// exitError ends tether with Code and no message of its own (the remote command's exit
+// status, or 255 for an SSH failure already reported).
+type exitError struct{ Code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// userSigner is the profile's key with its SSH certificate.
+func userSigner(p *Profile) (ssh.Signer, *ssh.Certificate, error) {
+	again := fmt.Sprintf("run tether login --proxy=%s --user=%s again", p.Proxy, p.User)
+	keyPEM, err := os.ReadFile(p.KeyPath())
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading your key: %v; %s", err, again)
+	}
+	key, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("your key %s is unreadable; %s", p.KeyPath(), again)
+	}
+	certLine, err := os.ReadFile(p.CertPath())
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading your certificate: %v; %s", err, again)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(certLine)
+	cert, ok := pub.(*ssh.Certificate)
+	if err != nil || !ok {
+		return nil, nil, fmt.Errorf("your certificate %s is unreadable; %s", p.CertPath(), again)
+	}
+	signer, err := ssh.NewCertSigner(cert, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("your certificate is not for your key; %s", again)
+	}
+	return signer, cert, nil
+}
+
+// knownHostCAs reads the @cert-authority lines of the profile's known_hosts and returns
+// the keys whose host patterns match host.
+func knownHostCAs(p *Profile, host string) ([]ca.TrustedKey, error) {
+	data, err := os.ReadFile(p.KnownHostsPath())
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %v; run tether login again", p.KnownHostsPath(), err)
+	}
+	var out []ca.TrustedKey
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[0] != "@cert-authority" {
+			continue
+		}
+		if !matchesPatterns(host, strings.Split(f[1], ",")) {
+			continue
+		}
+		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.Join(f[2:], " ")))
+		if err != nil {
+			continue
+		}
+		out = append(out, ca.TrustedKey{Type: ca.HostCA, Key: key})
+	}
+	return out, nil
+}
+
+// matchesPatterns is known_hosts matching for the patterns tether writes: a name, or
+// "*." followed by a domain.
+func matchesPatterns(host string, patterns []string) bool {
+	host = strings.ToLower(host)
+	for _, pat := range patterns {
+		pat = strings.ToLower(pat)
+		if suffix, ok := strings.CutPrefix(pat, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return true
+			}
+			continue
+		}
+		if pat == host {
+			return true
+		}
+	}
+	return false
+}
+
+// dialProxy opens an SSH connection to the proxy, authenticated with the profile's
+// certificate, verifying the proxy's host certificate against the root's host CA.
+func dialProxy(ctx context.Context, p *Profile, signer ssh.Signer) (*ssh.Client, error) {
+	host := proxyHost(p.Proxy)
+	cas, err := knownHostCAs(p, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(cas) == 0 {
+		return nil, fmt.Errorf("no host CA for the proxy %s in %s: run tether login again", host, p.KnownHostsPath())
+	}
+	d := net.Dialer{Timeout: 15 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", p.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the proxy at %s: check that the cluster is running, then try again", p.Proxy)
+	}
+	cfg := &ssh.ClientConfig{
+		User:            p.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: forward.HostKeyCallback(cas, []string{host}, time.Now),
+		Timeout:         15 * time.Second,
+	}
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	cc, chans, reqs, err := ssh.NewClientConn(conn, p.Proxy, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, describeSSHError("the proxy "+p.Proxy, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+func describeSSHError(what string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "unable to authenticate"):
+		return fmt.Errorf("%s refused your certificate (expired, or from another cluster): run tether login again", what)
+	case strings.Contains(msg, "no host CA for cluster"):
+		return errors.New(msg[strings.Index(msg, "no host CA for cluster"):])
+	case strings.Contains(msg, "host certificate") || strings.Contains(msg, "host presented"):
+		return fmt.Errorf("%s could not be verified: %v", what, err)
+	}
+	return fmt.Errorf("the SSH connection to %s failed; try again", what)
+}
+
+// nodeStream opens the proxy's subsystem for node:port@cluster and returns it as a
+// connection. What the proxy writes to the channel's stderr (a refusal) goes to stderr;
+// exit receives the subsystem's exit status when it ends.
+func nodeStream(client *ssh.Client, node string, port int, cluster string, stderr io.Writer) (net.Conn, <-chan int, error) {
+	ch, reqs, err := client.OpenChannel("session", nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the proxy refused the connection: %v", err)
+	}
+	name := proxy.SubsystemPrefix + net.JoinHostPort(node, strconv.Itoa(port)) + "@" + cluster
+	exit := make(chan int, 1)
+	errDone := make(chan struct{})
+	go func() {
+		code := 255
+		for r := range reqs {
+			if r.Type == "exit-status" && len(r.Payload) >= 4 {
+				code = int(binary.BigEndian.Uint32(r.Payload))
+			}
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		}
+		// Whatever the proxy said on stderr is printed before the status is reported.
+		select {
+		case <-errDone:
+		case <-time.After(2 * time.Second):
+		}
+		exit <- code
+	}()
+	ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{name}))
+	if err != nil || !ok {
+		close(errDone)
+		ch.Close()
+		return nil, nil, errors.New("the proxy does not serve node connections (is it a Tether proxy of this version?)")
+	}
+	go func() {
+		defer close(errDone)
+		_, _ = io.Copy(stderr, ch.Stderr())
+	}()
+	return &proxy.ChannelConn{Channel: ch, Local: client.LocalAddr(), Remote: client.RemoteAddr()}, exit, nil
+}
+
+// dialNode connects to login@node in cluster through the proxy, verifying the node's
+// host certificate against the cluster's host CA.
+func dialNode(ctx context.Context, p *Profile, login, node string, port int, cluster string) (*ssh.Client, func(), error) {
+	signer, _, err := userSigner(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	pc, err := dialProxy(ctx, p, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	fqdn := node + "." + cluster
+	cas, err := knownHostCAs(p, fqdn)
+	if err != nil {
+		pc.Close()
+		return nil, nil, err
+	}
+	// The proxy decides the route first (an unknown or hidden cluster, an offline leaf);
+	// the host CA is needed only once a node answers.
+	hostKey := forward.HostKeyCallback(cas, []string{fqdn, node}, time.Now)
+	if len(cas) == 0 {
+		hostKey = func(string, net.Addr, ssh.PublicKey) error {
+			return fmt.Errorf("no host CA for cluster %s in %s (it joined after you signed in?): run tether login again", cluster, p.KnownHostsPath())
+		}
+	}
+	conn, exit, err := nodeStream(pc, node, port, cluster, os.Stderr)
+	if err != nil {
+		pc.Close()
+		return nil, nil, err
+	}
+	cfg := &ssh.ClientConfig{
+		User:            login,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: hostKey,
+	}
+	type result struct {
+		c   *ssh.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cc, chans, reqs, err := ssh.NewClientConn(conn, net.JoinHostPort(fqdn, strconv.Itoa(port)), cfg)
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		done <- result{ssh.NewClient(cc, chans, reqs), nil}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			conn.Close()
+			pc.Close()
+			// The proxy said why on stderr (already printed) when it refused the route.
+			select {
+			case code := <-exit:
+				return nil, nil, &exitError{Code: max(code, 1)}
+			case <-time.After(2 * time.Second):
+			}
+			return nil, nil, describeSSHError(fmt.Sprintf("node %s in cluster %s", node, cluster), r.err)
+		}
+		return r.c, func() { r.c.Close(); pc.Close() }, nil
+	case <-ctx.Done():
+		conn.Close()
+		pc.Close()
+		return nil, nil, ctx.Err()
+	case <-time.After(30 * time.Second):
+		conn.Close()
+		pc.Close()
+		return nil, nil, fmt.Errorf("node %s in cluster %s did not answer in time; try again", node, cluster)
+	}
+}

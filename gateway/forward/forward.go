@@ -1,0 +1,493 @@
+package forward
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/policy"
+	"github.com/tetherproject/tether/resource"
+)
+
+// ErrNodeNotFound is what a NodeLookup returns for a name that is not a registered node.
+var ErrNodeNotFound = errors.New("node not found")
+
+// Defaults of Config.
+const (
+	DefaultNodeCertTTL      = 5 * time.Minute
+	DefaultHandshakeTimeout = 20 * time.Second
+	DefaultRecheckInterval  = 2 * time.Second
+)
+
+// Config configures a Server. ClusterName, CA, Engine, TrustedUserKeys and Nodes are
+// required.
+type Config struct {
+	ClusterName string
+	CA          *ca.Cluster
+	Engine      *policy.Engine
+	// TrustedUserKeys returns the user CA keys whose certificates may authenticate: this
+	// cluster's and those of the clusters it knows. Whether a signer is trusted for a
+	// request is the engine's to decide (cert.signing_ca).
+	TrustedUserKeys func(ctx context.Context) ([]ca.TrustedKey, error)
+	// Nodes finds a registered node by name; ErrNodeNotFound when there is none.
+	Nodes func(ctx context.Context, name string) (*resource.Node, error)
+	// Dial connects to a node's registered address; nil means a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// NodeCertTTL is the lifetime of the certificate the node sees; 0 means 5 minutes.
+	NodeCertTTL time.Duration
+	// HandshakeTimeout bounds each SSH handshake; 0 means 20 s.
+	HandshakeTimeout time.Duration
+	// RecheckInterval is how often live sessions are decided again when the bundle
+	// revision has changed; 0 means 2 s.
+	RecheckInterval time.Duration
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Server serves user SSH connections aimed at nodes of its cluster.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.ClusterName == "" || cfg.CA == nil || cfg.Engine == nil || cfg.TrustedUserKeys == nil || cfg.Nodes == nil {
+		return nil, errors.New("forward: ClusterName, CA, Engine, TrustedUserKeys and Nodes are required")
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	if cfg.NodeCertTTL <= 0 {
+		cfg.NodeCertTTL = DefaultNodeCertTTL
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = DefaultRecheckInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "forward", "cluster", cfg.ClusterName)}, nil
+}
+
+// Target is the node a connection is aimed at, as the proxy or the tunnel named it.
+type Target struct {
+	// Node is the node resource's name.
+	Node string
+	// ClientAddr is the user's address, for the log.
+	ClientAddr string
+}
+
+// Identity is a user certificate that authenticated, as the decision input reads it.
+type Identity struct {
+	Cert *ssh.Certificate
+	ID   policy.Cert
+}
+
+// Authenticate checks a user certificate presented as key: a user certificate signed by
+// one of the known user CA keys, with readable extensions, valid now. Trust in the signer
+// is left to the policy. Every failure is an error naming the cause, for the log only.
+func Authenticate(ctx context.Context, key ssh.PublicKey, trusted []ca.TrustedKey, now time.Time) (*Identity, error) {
+	cert, ok := key.(*ssh.Certificate)
+	if !ok {
+		return nil, errors.New("a plain public key, not a Tether certificate")
+	}
+	signer, err := ca.VerifyUser(cert, trusted)
+	if err != nil {
+		return nil, err
+	}
+	id, err := policy.CertFromSSH(cert, signer)
+	if err != nil {
+		return nil, err
+	}
+	if now.Before(id.ValidAfter) || !now.Before(id.ValidBefore) {
+		return nil, fmt.Errorf("certificate %q is not valid now (valid %s to %s)", cert.KeyId, id.ValidAfter.Format(time.RFC3339), id.ValidBefore.Format(time.RFC3339))
+	}
+	return &Identity{Cert: cert, ID: id}, nil
+}
+
+// ServerConfig returns an SSH server configuration that authenticates user certificates
+// with Authenticate and records the identity in *out. hostSigner is the host certificate
+// the server presents.
+func ServerConfig(ctx context.Context, hostSigner ssh.Signer, trusted func(context.Context) ([]ca.TrustedKey, error), now func() time.Time, log *slog.Logger, out **Identity) *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			keys, err := trusted(ctx)
+			if err != nil {
+				log.Error("reading the trusted user CA keys", "err", err)
+				return nil, errors.New("denied")
+			}
+			id, err := Authenticate(ctx, key, keys, now())
+			if err != nil {
+				log.Info("SSH authentication refused", "remote", meta.RemoteAddr().String(), "login", meta.User(), "reason", err.Error())
+				return nil, errors.New("denied")
+			}
+			*out = id
+			return &ssh.Permissions{}, nil
+		},
+		ServerVersion: "SSH-2.0-Tether",
+	}
+	cfg.AddHostKey(hostSigner)
+	return cfg
+}
+
+// HostSigner issues a host certificate from host for a fresh key, with principals, valid
+// for ttl.
+func HostSigner(host *ca.Authority, principals []string, ttl time.Duration) (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromSigner(priv)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := host.IssueHost(ca.HostCertRequest{PublicKey: signer.PublicKey(), Principals: principals, TTL: ttl})
+	if err != nil {
+		return nil, err
+	}
+	return ssh.NewCertSigner(cert, signer)
+}
+
+// DenyMessage is what a user sees of a denied session, in Teleport's words: "user
+// alice@root is not authorized to login as visitor@leaf: " and the decision's reasons. A
+// reason that already begins with those words (the policy writes them so) is not
+// prefixed twice.
+func DenyMessage(id policy.Cert, login, cluster string, reasons []string) string {
+	prefix := fmt.Sprintf("user %s@%s is not authorized to login as %s@%s: ", id.Username, id.SigningCA.Cluster, login, cluster)
+	why := make([]string, 0, len(reasons))
+	for _, r := range reasons {
+		if r = strings.TrimPrefix(r, prefix); r != "" {
+			why = append(why, r)
+		}
+	}
+	if len(why) == 0 {
+		why = append(why, "access denied")
+	}
+	return prefix + strings.Join(why, "; ")
+}
+
+// ServeConn serves one user SSH connection aimed at t.Node on conn, until the user or
+// the node ends it, the user's certificate expires, or ctx ends. It closes conn.
+func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := s.log.With("node", t.Node, "client", t.ClientAddr)
+	hostSigner, err := HostSigner(s.cfg.CA.Host, hostPrincipals(t.Node, s.cfg.ClusterName), 24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("issuing the session's host certificate: %w", err)
+	}
+	var id *Identity
+	scfg := ServerConfig(ctx, hostSigner, s.cfg.TrustedUserKeys, s.cfg.Now, log, &id)
+	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	sconn, chans, reqs, err := ssh.NewServerConn(conn, scfg)
+	if err != nil {
+		return fmt.Errorf("SSH handshake with %s: %w", t.ClientAddr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	defer sconn.Close()
+	login := sconn.User()
+	log = log.With("user", id.ID.Username, "login", login)
+	go ssh.DiscardRequests(reqs)
+
+	// The connection ends when the certificate does.
+	expiry := time.AfterFunc(id.ID.ValidBefore.Sub(s.cfg.Now()), func() {
+		log.Info("user certificate expired; closing the connection")
+		sconn.Close()
+	})
+	defer expiry.Stop()
+	go func() {
+		<-ctx.Done()
+		sconn.Close()
+	}()
+
+	c := &userConn{s: s, log: log, id: id, login: login, target: t, ctx: ctx, user: sconn}
+	defer c.closeNode()
+	go c.recheck()
+	var wg sync.WaitGroup
+	for nc := range chans {
+		switch nc.ChannelType() {
+		case "session":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.session(nc)
+			}()
+		case "direct-tcpip":
+			_ = nc.Reject(ssh.Prohibited, "port forwarding is not supported by Tether yet")
+		default:
+			_ = nc.Reject(ssh.UnknownChannelType, "unsupported channel type "+nc.ChannelType())
+		}
+	}
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+func hostPrincipals(node, cluster string) []string {
+	return []string{node, node + "." + cluster}
+}
+
+// userConn is one user's connection and its connection to the node, made at the first
+// allowed session.
+type userConn struct {
+	s      *Server
+	log    *slog.Logger
+	id     *Identity
+	login  string
+	target Target
+	ctx    context.Context
+	user   *ssh.ServerConn
+
+	mu       sync.Mutex
+	node     *ssh.Client
+	nodeErr  error
+	sessions map[*session]struct{}
+}
+
+type session struct {
+	in     policy.Input
+	cancel func()
+}
+
+// decide looks the node up and asks the engine for ssh.session. It returns the input it
+// asked with and, when denied, what the user may see.
+func (c *userConn) decide(n *resource.Node) (policy.Input, string) {
+	in := policy.Input{
+		Action: policy.ActionSSHSession, Cluster: c.s.cfg.ClusterName, Now: c.s.cfg.Now(),
+		Cert: c.id.ID, Login: c.login, Node: &policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels},
+	}
+	d, err := c.s.cfg.Engine.Decide(c.ctx, &in)
+	if err != nil {
+		c.log.Error("deciding ssh.session", "err", err)
+		return in, DenyMessage(c.id.ID, c.login, c.s.cfg.ClusterName, []string{"the access policy could not be evaluated; try again or ask an admin to check the cluster's logs"})
+	}
+	if !d.Allow {
+		c.log.Info("ssh.session denied", "reasons", d.Reasons, "revision", d.Revision)
+		return in, DenyMessage(c.id.ID, c.login, c.s.cfg.ClusterName, d.Reasons)
+	}
+	c.log.Info("ssh.session allowed", "roles", d.Roles, "revision", d.Revision)
+	return in, ""
+}
+
+func (c *userConn) lookup() (*resource.Node, string) {
+	n, err := c.s.cfg.Nodes(c.ctx, c.target.Node)
+	if errors.Is(err, ErrNodeNotFound) {
+		c.log.Warn("ssh.session denied: no such node registered", "node", c.target.Node)
+		return nil, fmt.Sprintf("node %q not found in cluster %s: run tether ls to see the nodes you may reach", c.target.Node, c.s.cfg.ClusterName)
+	}
+	if err != nil {
+		c.log.Error("looking up the node", "err", err)
+		return nil, fmt.Sprintf("cannot look up node %q in cluster %s now; try again", c.target.Node, c.s.cfg.ClusterName)
+	}
+	if n.Spec.Addr == "" {
+		c.log.Warn("ssh.session denied: the node has no address", "node", c.target.Node)
+		return nil, fmt.Sprintf("node %q in cluster %s has no address to reach it by", c.target.Node, c.s.cfg.ClusterName)
+	}
+	return n, ""
+}
+
+func (c *userConn) session(nc ssh.NewChannel) {
+	n, msg := c.lookup()
+	if msg != "" {
+		_ = nc.Reject(ssh.Prohibited, msg)
+		return
+	}
+	in, msg := c.decide(n)
+	if msg != "" {
+		_ = nc.Reject(ssh.Prohibited, msg)
+		return
+	}
+	node, err := c.nodeClient(n)
+	if err != nil {
+		c.log.Warn("connecting to the node", "addr", n.Spec.Addr, "err", err)
+		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("node %q in cluster %s refused the connection or could not be reached; try again later or ask an admin", c.target.Node, c.s.cfg.ClusterName))
+		return
+	}
+	nch, nreqs, err := node.OpenChannel("session", nil)
+	if err != nil {
+		c.log.Warn("opening a session on the node", "err", err)
+		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("node %q refused the session", c.target.Node))
+		return
+	}
+	uch, ureqs, err := nc.Accept()
+	if err != nil {
+		nch.Close()
+		return
+	}
+	start := time.Now()
+	sctx, cancel := context.WithCancel(c.ctx)
+	sess := &session{in: in, cancel: cancel}
+	c.mu.Lock()
+	if c.sessions == nil {
+		c.sessions = map[*session]struct{}{}
+	}
+	c.sessions[sess] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.sessions, sess)
+		c.mu.Unlock()
+		cancel()
+	}()
+	go func() {
+		<-sctx.Done()
+		uch.Close()
+		nch.Close()
+	}()
+	up, down := relay(uch, ureqs, nch, nreqs)
+	c.log.Info("session ended", "duration", time.Since(start).Round(time.Millisecond), "bytes_in", up, "bytes_out", down)
+}
+
+// nodeClient connects to the node once per user connection.
+func (c *userConn) nodeClient(n *resource.Node) (*ssh.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.node != nil || c.nodeErr != nil {
+		return c.node, c.nodeErr
+	}
+	c.node, c.nodeErr = c.dialNode(n)
+	return c.node, c.nodeErr
+}
+
+func (c *userConn) closeNode() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.node != nil {
+		c.node.Close()
+	}
+}
+
+func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromSigner(priv)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := c.s.cfg.CA.User.IssueUser(ca.UserCertRequest{
+		PublicKey: signer.PublicKey(), Username: c.id.ID.Username,
+		KeyID:  fmt.Sprintf("%s@%s via %s", c.id.ID.Username, c.id.ID.SigningCA.Cluster, c.s.cfg.ClusterName),
+		Logins: []string{c.login}, TTL: c.s.cfg.NodeCertTTL, MaxTTL: c.s.cfg.NodeCertTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuing the node certificate: %w", err)
+	}
+	certSigner, err := ssh.NewCertSigner(cert, signer)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.HandshakeTimeout)
+	defer cancel()
+	conn, err := c.s.cfg.Dial(ctx, "tcp", n.Spec.Addr)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{n.Metadata.Name}
+	if n.Spec.Hostname != "" && n.Spec.Hostname != n.Metadata.Name {
+		names = append(names, n.Spec.Hostname)
+	}
+	ccfg := &ssh.ClientConfig{
+		User:            c.login,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+		HostKeyCallback: HostKeyCallback(c.s.cfg.CA.Host.TrustedKeys(), names, c.s.cfg.Now),
+		Timeout:         c.s.cfg.HandshakeTimeout,
+	}
+	_ = conn.SetDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
+	cc, chans, reqs, err := ssh.NewClientConn(conn, n.Spec.Addr, ccfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// HostKeyCallback accepts only a host certificate signed by one of trusted (host CA
+// keys), valid now, with one of names among its principals. There is no trust on first
+// use and no plain host key.
+func HostKeyCallback(trusted []ca.TrustedKey, names []string, now func() time.Time) ssh.HostKeyCallback {
+	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		cert, ok := key.(*ssh.Certificate)
+		if !ok {
+			return fmt.Errorf("the host presented a plain %s key, not a host certificate of the cluster's host CA (sign its host key with tetherctl auth sign --host)", key.Type())
+		}
+		if _, err := ca.VerifyHost(cert, trusted); err != nil {
+			return err
+		}
+		t := now()
+		if t.Before(time.Unix(int64(cert.ValidAfter), 0)) || (cert.ValidBefore != ssh.CertTimeInfinity && !t.Before(time.Unix(int64(cert.ValidBefore), 0))) {
+			return fmt.Errorf("the host certificate %q is not valid now", cert.KeyId)
+		}
+		for _, p := range cert.ValidPrincipals {
+			for _, n := range names {
+				if p == n {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("the host certificate %q is for %v, not %v", cert.KeyId, cert.ValidPrincipals, names)
+	}
+}
+
+// recheck decides every live session again when the bundle revision changes and ends
+// the ones now denied (a lock, a role or trust change).
+func (c *userConn) recheck() {
+	rev := c.s.cfg.Engine.Revision()
+	t := time.NewTicker(c.s.cfg.RecheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := c.s.cfg.Engine.Revision()
+		if now == rev {
+			continue
+		}
+		rev = now
+		c.mu.Lock()
+		live := make([]*session, 0, len(c.sessions))
+		for s := range c.sessions {
+			live = append(live, s)
+		}
+		c.mu.Unlock()
+		for _, s := range live {
+			in := s.in
+			in.Now = c.s.cfg.Now()
+			if n, err := c.s.cfg.Nodes(c.ctx, c.target.Node); err == nil {
+				in.Node = &policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels}
+			} else if errors.Is(err, ErrNodeNotFound) {
+				c.log.Info("node removed; ending the session")
+				s.cancel()
+				continue
+			}
+			d, err := c.s.cfg.Engine.Decide(c.ctx, &in)
+			if err != nil || !d.Allow {
+				c.log.Info("policy changed; session no longer allowed, ending it", "reasons", d.Reasons, "err", err)
+				s.cancel()
+			}
+		}
+	}
+}

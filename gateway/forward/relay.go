@@ -1,0 +1,78 @@
+package forward
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// refusedRequests are session requests never passed to a node: agent forwarding and X11
+// would give the node a way back to the user's machine.
+var refusedRequests = map[string]bool{
+	"auth-agent-req@openssh.com": true,
+	"auth-agent-req":             true,
+	"x11-req":                    true,
+}
+
+// relay passes a session's data and requests between the user's channel and the node's
+// until the node closes its channel or the user closes theirs. Requests (pty-req, env,
+// exec, shell, subsystem, window-change, signal, and the node's exit-status and
+// exit-signal) are passed as they are, with the other side's reply. The user's channel
+// is closed only after the node's output has been copied, so no output is lost after
+// exit-status. It returns the bytes sent to the node and to the user.
+func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-chan *ssh.Request) (up, down int64) {
+	var upN, downN atomic.Int64
+	var out sync.WaitGroup
+	out.Add(2)
+	go func() {
+		defer out.Done()
+		n, _ := io.Copy(uch, nch)
+		downN.Add(n)
+	}()
+	go func() {
+		defer out.Done()
+		n, _ := io.Copy(uch.Stderr(), nch.Stderr())
+		downN.Add(n)
+	}()
+	go func() {
+		n, _ := io.Copy(nch, uch)
+		upN.Add(n)
+		_ = nch.CloseWrite()
+	}()
+	userDone := make(chan struct{})
+	go func() {
+		defer close(userDone)
+		for req := range ureqs {
+			if refusedRequests[req.Type] {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			ok, err := nch.SendRequest(req.Type, req.WantReply, req.Payload)
+			if err != nil {
+				ok = false
+			}
+			if req.WantReply {
+				_ = req.Reply(ok, nil)
+			}
+		}
+		// The user closed the session: close the node's side too.
+		nch.Close()
+	}()
+	for req := range nreqs {
+		ok, err := uch.SendRequest(req.Type, req.WantReply, req.Payload)
+		if err != nil {
+			ok = false
+		}
+		if req.WantReply {
+			_ = req.Reply(ok, nil)
+		}
+	}
+	// The node closed its channel: finish copying its output, then end the user's.
+	out.Wait()
+	_ = uch.CloseWrite()
+	uch.Close()
+	<-userDone
+	return upN.Load(), downN.Load()
+}

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestParseTarget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, node, cluster, err string
+	}{
+		{in: "node1:22@leaf.example.com", node: "node1", cluster: "leaf.example.com"},
+		{in: "node1.leaf.example.com:22@leaf.example.com", node: "node1", cluster: "leaf.example.com"},
+		{in: "node1:22@LEAF.example.com.", node: "node1", cluster: "leaf.example.com"},
+		{in: "node1:22", node: "node1", cluster: "root.example.com"},
+		{in: "node1@", node: "node1", cluster: "root.example.com"},
+		{in: "user@x:22@leaf", node: "user@x", cluster: "leaf"},
+		{in: ":22@leaf", err: "no node"},
+		{in: "", err: "no node"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			node, cluster, err := ParseTarget(tc.in, "root.example.com")
+			if tc.err != "" {
+				if err == nil {
+					t.Fatalf("accepted as %s@%s", node, cluster)
+				}
+				return
+			}
+			if err != nil || node != tc.node || cluster != tc.cluster {
+				t.Fatalf("got %q %q %v, want %q %q", node, cluster, err, tc.node, tc.cluster)
+			}
+		})
+	}
+}
+
+// TestMuxSplitsSSHFromTLS proves the one-port rule: a connection that starts with "SSH-"
+// reaches the SSH listener with its first bytes intact, anything else the TLS listener.
+func TestMuxSplitsSSHFromTLS(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := NewMux(ln, nil)
+	go func() { _ = m.Serve(ctx) }()
+	for _, tc := range []struct {
+		name, first string
+		to          net.Listener
+	}{
+		{"ssh_banner_goes_to_ssh", "SSH-2.0-OpenSSH_9.6\r\n", m.SSH()},
+		{"tls_client_hello_goes_to_tls", "\x16\x03\x01\x02\x00hello", m.TLS()},
+		{"anything_else_goes_to_tls", "GET / HTTP/1.1\r\n", m.TLS()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, tc.first); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan string, 1)
+			go func() {
+				conn, err := tc.to.Accept()
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				defer conn.Close()
+				buf := make([]byte, len(tc.first))
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _ = io.ReadFull(bufio.NewReader(conn), buf)
+				got <- string(buf)
+			}()
+			select {
+			case s := <-got:
+				if s != tc.first {
+					t.Fatalf("got %q, want %q", s, tc.first)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the connection did not reach its listener")
+			}
+		})
+	}
+}

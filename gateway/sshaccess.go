@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"time"
+
+	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/forward"
+	"github.com/tetherproject/tether/gateway/proxy"
+	"github.com/tetherproject/tether/gateway/web"
+	"github.com/tetherproject/tether/policy"
+	"github.com/tetherproject/tether/resource"
+)
+
+// nodeName is what a node's name may be when a user names it; anything else is not found
+// without asking the store.
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+
+// userCAKeys are the SSH user CA keys of every cluster this one knows (its own, roots on a
+// leaf, leaves on a root). Which signer is trusted for a request is the policy's rule.
+func userCAKeys(a *auth.Service) func(context.Context) ([]ca.TrustedKey, error) {
+	return func(ctx context.Context) ([]ca.TrustedKey, error) {
+		rs, err := a.Get(ctx, resource.KindCertAuthority, "", false)
+		if err != nil {
+			return nil, err
+		}
+		var out []ca.TrustedKey
+		for _, r := range rs {
+			c, ok := r.(*resource.CertAuthority)
+			if !ok || ca.Type(c.Spec.Type) != ca.UserCA {
+				continue
+			}
+			keys, err := ca.TrustedKeysOf(c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, keys...)
+		}
+		return out, nil
+	}
+}
+
+func lookupNode(a *auth.Service) func(context.Context, string) (*resource.Node, error) {
+	return func(ctx context.Context, name string) (*resource.Node, error) {
+		if !nodeName.MatchString(name) {
+			return nil, forward.ErrNodeNotFound
+		}
+		rs, err := a.Get(ctx, resource.KindNode, name, false)
+		if errors.Is(err, auth.ErrNotFound) {
+			return nil, forward.ErrNodeNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n, ok := rs[0].(*resource.Node); ok && len(rs) == 1 {
+			return n, nil
+		}
+		return nil, fmt.Errorf("node %q: unexpected resource", name)
+	}
+}
+
+func lookupRemoteCluster(a *auth.Service) func(context.Context, string) (*resource.RemoteCluster, error) {
+	return func(ctx context.Context, name string) (*resource.RemoteCluster, error) {
+		if resource.CheckClusterName(name) != nil {
+			return nil, proxy.ErrClusterNotFound
+		}
+		rs, err := a.Get(ctx, resource.KindRemoteCluster, name, false)
+		if errors.Is(err, auth.ErrNotFound) {
+			return nil, proxy.ErrClusterNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		if rc, ok := rs[0].(*resource.RemoteCluster); ok && len(rs) == 1 {
+			return rc, nil
+		}
+		return nil, fmt.Errorf("remote cluster %q: unexpected resource", name)
+	}
+}
+
+// newSSHAccess builds the cluster's enforcement point and its proxy's SSH entry.
+func (g *Gateway) newSSHAccess(publicHosts []string) error {
+	var err error
+	g.forward, err = forward.New(forward.Config{
+		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
+		TrustedUserKeys: userCAKeys(g.auth), Nodes: lookupNode(g.auth), Logger: g.log,
+	})
+	if err != nil {
+		return err
+	}
+	g.sshProxy, err = proxy.New(proxy.Config{
+		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
+		TrustedUserKeys: userCAKeys(g.auth), Forward: g.forward, RemoteCluster: lookupRemoteCluster(g.auth),
+		HostPrincipals: publicHosts, Logger: g.log,
+	})
+	return err
+}
+
+// SetLeafDialer connects the root's SSH entry to its leaves' tunnels (nil: every leaf
+// reads as offline).
+func (g *Gateway) SetLeafDialer(d proxy.LeafDialer) { g.sshProxy.SetLeaves(d) }
+
+// HandleTunnelStream serves one user SSH connection a root sent through the tunnel to
+// this cluster (a leaf) for nodeName: the leaf's own enforcement point authenticates the
+// user and decides. userCert is what the root authenticated, for the log only.
+func (g *Gateway) HandleTunnelStream(ctx context.Context, conn net.Conn, nodeName string, userCert []byte, clientAddr string) {
+	if err := g.forward.ServeConn(ctx, conn, forward.Target{Node: nodeName, ClientAddr: clientAddr}); err != nil {
+		g.log.Info("tunnelled SSH connection ended", "node", nodeName, "client", clientAddr, "err", err)
+	}
+}
+
+// hostOf is the host of HOST:PORT, or addr when it has no port.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// userNodes lists this cluster's nodes that id may reach, with the logins it may use on
+// each: one ssh.session decision per node and login of the certificate (each logged).
+// Other clusters' node lists are not forwarded yet.
+func (g *Gateway) userNodes(ctx context.Context, id policy.Cert, cluster string) ([]web.UserNode, error) {
+	if resource.NormalizeClusterName(cluster) != g.cfg.ClusterName {
+		return nil, fmt.Errorf("%w: the root does not forward the node lists of leaf clusters yet; reach a node of %s with tether ssh --cluster=%s login@node", web.ErrNodesUnavailable, cluster, cluster)
+	}
+	rs, err := g.auth.Get(ctx, resource.KindNode, "", false)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var out []web.UserNode
+	for _, r := range rs {
+		n, ok := r.(*resource.Node)
+		if !ok {
+			continue
+		}
+		var logins []string
+		for _, login := range id.Principals {
+			d, err := g.engine.Decide(ctx, &policy.Input{
+				Action: policy.ActionSSHSession, Cluster: g.cfg.ClusterName, Now: now, Cert: id, Login: login,
+				Node: &policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("deciding ssh.session on %s: %w", n.Metadata.Name, err)
+			}
+			if d.Allow {
+				logins = append(logins, login)
+			}
+		}
+		if len(logins) == 0 {
+			continue
+		}
+		out = append(out, web.UserNode{Name: n.Metadata.Name, Hostname: n.Spec.Hostname, Cluster: g.cfg.ClusterName, Labels: n.Metadata.Labels, Logins: logins})
+	}
+	return out, nil
+}
