@@ -171,6 +171,7 @@ alice_pw='correct horse battery staple'
 printf '$ tether users signup --proxy=127.0.0.1:%s --ca-file=%s %s\n' "$root_port" "$root_tls_ca" "$alice_signup"
 # The demo answers the prompts itself; scripts/totp.py stands in for an authenticator app.
 coproc SIGNUP { "$bin/tether" users signup --proxy=127.0.0.1:$root_port --ca-file="$root_tls_ca" "$alice_signup" 2>&1; }
+signup_pid=$SIGNUP_PID # bash unsets SIGNUP_PID as soon as the coprocess ends
 printf '%s\n%s\n' "$alice_pw" "$alice_pw" >&"${SIGNUP[1]}"
 alice_secret=""
 while IFS= read -r line <&"${SIGNUP[0]}"; do
@@ -180,7 +181,7 @@ done
 [ -n "$alice_secret" ] || { echo "tether users signup printed no secret" >&2; exit 1; }
 python3 scripts/totp.py "$alice_secret" >&"${SIGNUP[1]}"
 cat <&"${SIGNUP[0]}"
-wait "$SIGNUP_PID"
+wait "$signup_pid"
 echo
 # tether_login: a code is accepted once, so each sign-in waits for the next 30-second code.
 tether_login() {
