@@ -12,10 +12,12 @@ bin=$PWD/bin
 export PATH=$bin:$PATH
 work=$(mktemp -d)
 pids=()
+created_visitor=""
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
+	if [ -n "$created_visitor" ]; then userdel -r visitor 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -199,6 +201,48 @@ run rootctl users update alice --set-roles full-access,demo-cluster-access
 tether_login
 run tether clusters
 
+step "A Tether node agent joins the leaf; Alice reaches it through the root and the leaf's tunnel"
+# The node drops privileges to the login: the guide's visitor login must exist on this host.
+if ! id visitor >/dev/null 2>&1; then
+	useradd -m visitor && created_visitor=1 && echo "(created the Unix user visitor for the demo; removed at the end)"
+fi
+printf '$ leafctl nodes add --name=mongodb-stage --labels=env=stage\n'
+node_added=$(leafctl nodes add --name=mongodb-stage --labels=env=stage)
+echo "$node_added" | head -n 2
+node_token=$(echo "$node_added" | awk '/^The invite token: /{print $4; exit}')
+leaf_tls_ca=$(ls "$work"/leaf/data/ca/tls/*.crt | head -n 1)
+mkdir -p "$work/node"
+for _ in 1 2 3 4 5; do
+	node_port=$((20000 + RANDOM % 30000))
+	cat > "$work/node/tether.yaml" <<EOF
+data_dir: $work/node/data
+node:
+  enabled: true
+  name: mongodb-stage
+  labels: {env: stage}
+  listen_addr: 127.0.0.1:$node_port
+  public_addr: 127.0.0.1:$node_port
+  auth_server: 127.0.0.1:$leaf_port
+  token: $node_token
+  ca_pin_file: $leaf_tls_ca
+EOF
+	"$bin/tetherd" start -c "$work/node/tether.yaml" > "$work/node/tetherd.log" 2>&1 &
+	node_pid=$!
+	for _ in $(seq 1 100); do
+		leafctl get node/mongodb-stage 2>/dev/null | grep -q 'online' && break
+		kill -0 "$node_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$node_pid" 2>/dev/null; then pids+=("$node_pid"); break; fi
+done
+run leafctl get node --format text
+run tether ssh --cluster=$leaf visitor@mongodb-stage 'echo "hello from $(hostname) as $(id -un)"'
+echo "# Alice's full-access maps to stage-access on the leaf, which only reaches env=stage: as root she is denied."
+run tether ssh --cluster=$leaf root@mongodb-stage true || true
+echo "# The same node through OpenSSH, with tether as its ProxyCommand:"
+tether config > "$work/ssh_config"
+run ssh -F "$work/ssh_config" -o BatchMode=yes visitor@mongodb-stage.$leaf 'id -un'
+
 step "Step 6/6 (leaf): the guide's access questions, asked of the leaf's policy"
 leafctl get role > "$work/leaf-resources.yaml"
 echo "---" >> "$work/leaf-resources.yaml"
@@ -241,9 +285,12 @@ echo "---" >> "$work/leaf-resources.yaml"
 leafctl get cas >> "$work/leaf-resources.yaml"
 ask myuser access ip-172-3-2-205 prod
 
+echo "# Through the tunnel, which the leaf closed:"
+run tether ssh --cluster=$leaf visitor@mongodb-stage true || true
+
 step "Remove the trust: rm trusted_cluster on the leaf, rm rc on the root"
 run leafctl rm trusted_cluster/$root
 run rootctl rm rc/$leaf
 run rootctl get rc
 echo
-echo "Demo done: two clusters joined, labelled, used, disabled and parted by the guide's commands."
+echo "Demo done: two clusters joined by the guide's commands, a leaf node reached through the root with tether and OpenSSH, the trust disabled and removed."
