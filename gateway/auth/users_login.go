@@ -646,12 +646,16 @@ type ClusterInfo struct {
 
 // Clusters lists this cluster and every remote cluster the policy lets id list
 // (cluster.list: the roles' cluster_labels against the labels the admins set). A
-// remote cluster's status is the one this cluster last recorded (offline when none).
+// remote cluster's status comes from its tunnel records, as `get rc` shows it.
 func (u *Users) Clusters(ctx context.Context, id policy.Cert, now time.Time) ([]ClusterInfo, error) {
 	s := u.s
 	out := []ClusterInfo{{Name: s.cfg.ClusterName, Type: "root", Status: resource.ConnectionOnline}}
 	rcs, err := s.list(ctx, resourcesPrefix+resource.KindRemoteCluster+"/")
 	if err != nil {
+		return nil, err
+	}
+	// The status lives in the tunnel records, not in the stored resource.
+	if err := s.fillRemoteClusterStatus(ctx, rcs); err != nil {
 		return nil, err
 	}
 	for _, r := range rcs {
