@@ -176,6 +176,8 @@ func TestLeafTunnelFollowsTheTrust(t *testing.T) {
 	})
 	registerNode(t, leaf, "node1")
 	t.Run("a_registered_node_without_a_forwarding_server_is_refused", func(t *testing.T) {
+		leaf.gw.TunnelLeaf().SetForward(nil) // tetherd installs its enforcement point; take it away
+		defer leaf.gw.TunnelLeaf().SetForward(leaf.gw.HandleTunnelStream)
 		_, err := root.gw.Tunnel().DialLeaf(ctx, "leaf.example.com", "node1", nil, "192.0.2.1:5000")
 		var denied *transport.DialDeniedError
 		if !errors.As(err, &denied) || !strings.Contains(denied.Reason, "no SSH forwarding server") {
@@ -189,7 +191,7 @@ func TestLeafTunnelFollowsTheTrust(t *testing.T) {
 			calls <- call{node, string(cert), client}
 			_, _ = io.Copy(c, c)
 		})
-		defer leaf.gw.TunnelLeaf().SetForward(nil)
+		defer leaf.gw.TunnelLeaf().SetForward(leaf.gw.HandleTunnelStream)
 		c, err := root.gw.Tunnel().DialLeaf(ctx, "leaf.example.com", "node1", []byte("user-cert"), "192.0.2.1:5000")
 		if err != nil {
 			t.Fatal(err)
