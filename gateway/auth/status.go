@@ -55,11 +55,8 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		}
 		st.CAs = append(st.CAs, c)
 	}
-	rcs, err := s.list(ctx, resourcesPrefix+resource.KindRemoteCluster+"/")
+	rcs, err := s.remoteClusters(ctx)
 	if err != nil {
-		return Status{}, err
-	}
-	if err := s.fillRemoteClusterStatus(ctx, rcs); err != nil {
 		return Status{}, err
 	}
 	st.Tunnels = s.tunnels()

@@ -76,6 +76,20 @@ func (s *Service) tunnelRecords(ctx context.Context) (map[string][]TunnelRecord,
 	return out, nil
 }
 
+// remoteClusters lists the remote_cluster resources with their status filled from the
+// tunnel records: what every reader of a leaf's status (get rc, status, the user's cluster
+// list) sees.
+func (s *Service) remoteClusters(ctx context.Context) ([]resource.Resource, error) {
+	rcs, err := s.list(ctx, resourcesPrefix+resource.KindRemoteCluster+"/")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.fillRemoteClusterStatus(ctx, rcs); err != nil {
+		return nil, err
+	}
+	return rcs, nil
+}
+
 // fillRemoteClusterStatus sets the status of remote_cluster resources from the tunnel
 // records: online while a replica holds an open tunnel heard from within its keep-alive
 // interval × count, with that tunnel's carrier (QUIC preferred when several replicas

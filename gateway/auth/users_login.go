@@ -650,12 +650,8 @@ type ClusterInfo struct {
 func (u *Users) Clusters(ctx context.Context, id policy.Cert, now time.Time) ([]ClusterInfo, error) {
 	s := u.s
 	out := []ClusterInfo{{Name: s.cfg.ClusterName, Type: "root", Status: resource.ConnectionOnline}}
-	rcs, err := s.list(ctx, resourcesPrefix+resource.KindRemoteCluster+"/")
+	rcs, err := s.remoteClusters(ctx)
 	if err != nil {
-		return nil, err
-	}
-	// The status lives in the tunnel records, not in the stored resource.
-	if err := s.fillRemoteClusterStatus(ctx, rcs); err != nil {
 		return nil, err
 	}
 	for _, r := range rcs {
