@@ -140,11 +140,29 @@ func printTokens(w io.Writer, toks []web.TokenListItem, now time.Time) {
 		fmt.Fprintln(w, "No active tokens found.")
 		return
 	}
+	// tctl's four columns, and a fifth when a token is bound to one leaf name
+	// (tokens add --name): the only name that can join with it.
+	bound := false
+	for _, t := range toks {
+		bound = bound || t.Name != ""
+	}
+	header := tokenHeader
+	if bound {
+		header = append(append([]string(nil), tokenHeader...), "Joins As")
+	}
 	rows := [][]string{}
 	for _, t := range toks {
-		rows = append(rows, tokenRow(t.Token, t.Roles, t.Labels, &t.Expires, now))
+		row := tokenRow(t.Token, t.Roles, t.Labels, &t.Expires, now)
+		if bound {
+			name := t.Name
+			if name == "" {
+				name = "any name"
+			}
+			row = append(row, name)
+		}
+		rows = append(rows, row)
 	}
-	printTable(w, tokenHeader, rows)
+	printTable(w, header, rows)
 }
 
 // tokenAddedJSON is what tokens add --format json prints, as tctl's.
