@@ -17,7 +17,7 @@ import (
 
 type fakeTunnels struct{}
 
-func (fakeTunnels) ConnectedLeaves() map[string]int        { return map[string]int{"quic": 2, "ssh": 1} }
+func (fakeTunnels) ConnectedLeaves() map[string]int         { return map[string]int{"quic": 2, "ssh": 1} }
 func (fakeTunnels) Connects() (connects, reconnects uint64) { return 5, 2 }
 
 // TestCollectorPassesPromLint: every metric name, type and help text passes
