@@ -14,10 +14,12 @@ import (
 
 	"github.com/tetherproject/tether/bundles"
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/config"
 	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/gateway/identity"
+	"github.com/tetherproject/tether/gateway/metrics"
 	"github.com/tetherproject/tether/gateway/proxy"
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/gateway/tunnel"
@@ -46,6 +48,9 @@ type Gateway struct {
 	leaf     *tunnel.Leaf
 	forward  *forward.Server
 	sshProxy *proxy.Server
+	events   *metrics.Events
+	auditor  audit.Auditor
+	diag     *metrics.Diag
 }
 
 // New prepares the cluster described by cfg: CAs (created at first start, keys 0600 under
@@ -88,6 +93,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		}
 		logger = policy.NewDecisionLog(g.declog)
 	}
+	g.events = &metrics.Events{}
+	g.auditor = newAuditor(g.log, g.declog, cfg.ClusterName, g.events)
 	if g.engine, err = policy.New(policy.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
@@ -123,6 +130,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		MaxClockSkew:    cfg.MaxClockSkew,
 		Trust:           tc,
 		Logger:          g.log,
+		Auditor:         g.auditor,
 	})
 	if err != nil {
 		return nil, err
@@ -177,6 +185,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	g.SetLeafDialer(g.tunnel)
 	g.leaf.SetForward(g.HandleTunnelStream)
 	if err := g.renewAdminIdentity(); err != nil {
+		return nil, err
+	}
+	if err := g.newDiag(); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -262,7 +273,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer g.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 6)
+	errc := make(chan error, 8)
 	// One TCP port: SSH clients to the proxy's SSH entry, everything else to HTTPS.
 	mux := proxy.NewMux(g.listener, g.log)
 	go func() { errc <- mux.Serve(ctx) }()
@@ -272,9 +283,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() { errc <- g.tunnel.Run(ctx) }()
 	go func() { errc <- g.leaf.Run(ctx) }()
 	running := 6
+	if g.diag != nil {
+		running++
+		go func() { errc <- g.diag.Serve(ctx) }()
+	}
 	if g.cfg.Node.Enabled {
 		// The node joins this cluster over its web API, which is serving now.
-		agent, err := NewNodeAgent(ctx, g.cfg, g.log, g)
+		agent, err := NewNodeAgent(ctx, g.cfg, g.log, g, g.auditor)
 		if err != nil {
 			cancel()
 			for range running {
@@ -321,12 +336,19 @@ func (g *Gateway) close() {
 	if g.engine != nil {
 		g.engine.Close()
 	}
+	if g.diag != nil {
+		_ = g.diag.Close()
+	}
 	if g.declog != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = g.declog.Close(ctx)
-		cancel()
+		closeDecisionLog(g.declog)
 	}
 	if g.store != nil {
 		g.store.Close()
 	}
+}
+
+func closeDecisionLog(l *decisionlog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = l.Close(ctx)
+	cancel()
 }

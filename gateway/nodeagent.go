@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/config"
 	"github.com/tetherproject/tether/gateway/node"
@@ -18,14 +19,15 @@ import (
 // NewNodeAgent prepares the node agent of cfg.Node: it loads its identity from
 // data_dir/node or joins the cluster. cluster is the cluster running in the same
 // process, or nil for a node alone; beside a cluster the node joins it at its own
-// address, pinned to its TLS CA, with a token made for the purpose.
-func NewNodeAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, cluster *Gateway) (*node.Agent, error) {
+// address, pinned to its TLS CA, with a token made for the purpose. auditor receives
+// its session events (nil: none).
+func NewNodeAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, cluster *Gateway, auditor audit.Auditor) (*node.Agent, error) {
 	n := cfg.Node
 	nc := node.Config{
 		Name: n.Name, Labels: n.Labels, ListenAddr: n.ListenAddr, PublicAddr: n.PublicAddr,
 		AuthServer: n.AuthServer, Token: n.Token, Insecure: cfg.Insecure,
 		Dir: filepath.Join(cfg.DataDir, "node"), HeartbeatInterval: n.HeartbeatInterval,
-		Logger: log,
+		Logger: log, Auditor: auditor,
 	}
 	if n.CAPinFile != "" {
 		data, err := os.ReadFile(n.CAPinFile)

@@ -88,7 +88,7 @@ func (g *Gateway) newSSHAccess(publicHosts []string) error {
 	var err error
 	g.forward, err = forward.New(forward.Config{
 		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
-		TrustedUserKeys: userCAKeys(g.auth), Nodes: lookupNode(g.auth), Logger: g.log,
+		TrustedUserKeys: userCAKeys(g.auth), Nodes: lookupNode(g.auth), Logger: g.log, Auditor: g.auditor,
 	})
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ func (g *Gateway) newSSHAccess(publicHosts []string) error {
 	g.sshProxy, err = proxy.New(proxy.Config{
 		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
 		TrustedUserKeys: userCAKeys(g.auth), Forward: g.forward, RemoteCluster: lookupRemoteCluster(g.auth),
-		HostPrincipals: publicHosts, Logger: g.log,
+		HostPrincipals: publicHosts, Logger: g.log, Auditor: g.auditor,
 	})
 	return err
 }

@@ -51,7 +51,8 @@ type Decision struct {
 	// Cached is true when the decision came from the decision cache.
 	Cached bool
 
-	why *allowWhy // how to produce the reasons of a fast allow; nil once they are known
+	class uint8     // reason class for the metrics (reasonClass), cached with the decision
+	why   *allowWhy // how to produce the reasons of a fast allow; nil once they are known
 }
 
 // Logger receives every decision the engine makes, cache hits included. It must not block.
@@ -90,6 +91,7 @@ type Engine struct {
 	ids       *lru.Cache[key, *identity]
 	logger    Logger
 	stats     stats
+	metrics   engineMetrics
 }
 
 type stats struct{ cacheHits, fast, generic atomic.Int64 }
@@ -264,6 +266,17 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 // Decide returns the decision for in, from the decision cache when a fresh evaluation
 // would give the same answer, and otherwise from the staged evaluation.
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
+	start := time.Now()
+	d, err := e.decide(ctx, in)
+	if err != nil {
+		e.metrics.errors.Add(1)
+		return d, err
+	}
+	e.metrics.observe(in.Action, d.class, time.Since(start))
+	return d, nil
+}
+
+func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	p := e.cur.Load()
 	if p == nil {
 		return Decision{}, ErrNoBundle
@@ -302,10 +315,14 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	if err := in.Validate(); err != nil {
 		return Decision{}, err
 	}
+	if useCache {
+		e.metrics.misses.Add(1)
+	}
 	d, err := e.staged(ctx, p, in)
 	if err != nil {
 		return e.failed(in, p, err)
 	}
+	d.class = reasonClass(&d)
 	if useCache && (d.Allow || !p.timeDependent) {
 		e.decisions.Add(k, &cachedDecision{d: d, evaluatedAt: in.Now})
 	}
@@ -355,6 +372,7 @@ func policyErrorDecision(revision string, err error) (Decision, bool) {
 		Allow:    false,
 		Reasons:  []string{fmt.Sprintf("policy error at %s: %s (%s); denied", where, te.Message, te.Code)},
 		Revision: revision,
+		class:    classPolicyError,
 	}, true
 }
 
@@ -686,6 +704,7 @@ func decisionFrom(v ast.Value, revision string) (Decision, error) {
 			return Decision{}, fmt.Errorf("decision.expires_at is %s, want a string or null", ast.ValueName(t.Value))
 		}
 	}
+	d.class = reasonClass(&d)
 	return d, nil
 }
 

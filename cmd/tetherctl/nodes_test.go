@@ -48,7 +48,7 @@ func TestNodesAddPrintsAConfigurationThatJoins(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the printed configuration does not load: %v\n%s", err, cfgText)
 	}
-	a, err := gateway.NewNodeAgent(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	a, err := gateway.NewNodeAgent(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
 	if err != nil {
 		t.Fatalf("the printed configuration does not join: %v\n%s", err, cfgText)
 	}

@@ -36,6 +36,7 @@ func startCommand() *cobra.Command {
 		path     string
 		insecure bool
 		debug    bool
+		diagAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "start",
@@ -52,6 +53,11 @@ func startCommand() *cobra.Command {
 			if debug {
 				cfg.Log.Level = "debug"
 			}
+			if diagAddr != "" {
+				if err := cfg.SetDiagAddr(diagAddr); err != nil {
+					return err
+				}
+			}
 			log, err := newLogger(cfg.Log)
 			if err != nil {
 				return err
@@ -60,11 +66,7 @@ func startCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if cfg.NodeOnly() {
-				agent, err := gateway.NewNodeAgent(ctx, cfg, log, nil)
-				if err != nil {
-					return err
-				}
-				return agent.Run(ctx)
+				return gateway.RunNodeOnly(ctx, cfg, log)
 			}
 			g, err := gateway.New(ctx, cfg, log)
 			if err != nil {
@@ -75,7 +77,8 @@ func startCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (see tetherd configure)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "as a leaf or a node agent, accept any TLS certificate from the root or cluster when joining (testing only)")
-	cmd.Flags().BoolVarP(&debug, "debug", "d", false, "log at debug level")
+	cmd.Flags().BoolVarP(&debug, "debug", "d", false, "log at debug level (every decision's outcome, audit events, handshakes)")
+	cmd.Flags().StringVar(&diagAddr, "diag-addr", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) on this host:port (overrides diag_addr)")
 	return cmd
 }
 

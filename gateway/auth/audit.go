@@ -2,9 +2,8 @@ package auth
 
 import (
 	"context"
-	"log/slog"
-	"sort"
-	"time"
+
+	"github.com/tetherproject/tether/gateway/audit"
 )
 
 // Audit event types.
@@ -22,49 +21,14 @@ const (
 	AuditAdminAuthFailed = "admin.auth.failed"
 )
 
-// AuditEvent is one security-relevant event.
-type AuditEvent struct {
-	// Type is one of the Audit* constants.
-	Type string
-	// Time is when it happened; zero means now.
-	Time time.Time
-	// Fields say what happened. Values are JSON-friendly; no secrets.
-	Fields map[string]any
-}
+// AuditEvent is one security-relevant event (audit.Event).
+type AuditEvent = audit.Event
 
-// Auditor receives audit events. Implementations must not block for long: they are called
-// on request paths.
-type Auditor interface {
-	Audit(ctx context.Context, ev AuditEvent)
-}
+// Auditor receives audit events (audit.Auditor).
+type Auditor = audit.Auditor
 
-// LogAuditor writes each event as one structured log record with audit=true, the event
-// type as event and the fields as attributes: with a JSON handler, one JSON line per event
-// that a log shipper can select on "audit":true.
-type LogAuditor struct {
-	Logger *slog.Logger
-}
-
-// Audit writes ev.
-func (a LogAuditor) Audit(ctx context.Context, ev AuditEvent) {
-	l := a.Logger
-	if l == nil {
-		l = slog.Default()
-	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
-	attrs := []slog.Attr{slog.Bool("audit", true), slog.String("event", ev.Type), slog.Time("event_time", ev.Time.UTC())}
-	keys := make([]string, 0, len(ev.Fields))
-	for k := range ev.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		attrs = append(attrs, slog.Any(k, ev.Fields[k]))
-	}
-	l.LogAttrs(ctx, slog.LevelInfo, "audit event", attrs...)
-}
+// LogAuditor writes each event as one slog record with audit=true (audit.Log).
+type LogAuditor = audit.Log
 
 // Audit records ev with the service's Auditor.
 func (s *Service) Audit(ctx context.Context, ev AuditEvent) {

@@ -277,7 +277,7 @@ func (s *Service) JoinNode(ctx context.Context, req NodeJoinRequest, remote stri
 	}
 	s.log.Info("node joined", "node", n.Metadata.Name, "addr", n.Spec.Addr, "remote", remote, "token", info.Display(), "key", fp)
 	s.Audit(ctx, AuditEvent{Type: AuditNodeJoin, Fields: map[string]any{
-		"node": n.Metadata.Name, "addr": n.Spec.Addr, "remote": remote, "token": info.Display(), "key": fp}})
+		"node": n.Metadata.Name, "addr": n.Spec.Addr, "remote": remote, "token_prefix": info.Display(), "key": fp}})
 	return creds, nil
 }
 

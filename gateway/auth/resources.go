@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/state"
 )
@@ -151,11 +152,13 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		if err := s.storeTokenResource(ctx, v); err != nil {
 			return "", err
 		}
+		s.auditResource(ctx, audit.ResourceCreate, resource.KindToken, "")
 		return "token has been created", nil
 	case *resource.TrustedCluster:
 		if err := s.upsertTrustedCluster(ctx, v, existed); err != nil {
 			return "", err
 		}
+		s.auditResource(ctx, map[bool]string{true: audit.ResourceUpdate, false: audit.ResourceCreate}[existed], resource.KindTrustedCluster, name)
 		return fmt.Sprintf("trusted cluster %q has been %s", name, map[bool]string{true: "updated", false: "created"}[existed]), nil
 	case *resource.User:
 		if err := s.checkRolesExist(ctx, v.Spec.Roles, batch); err != nil {
@@ -174,6 +177,7 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		return "", err
 	}
 	s.log.Info("resource stored", "kind", r.GetKind(), "name", name)
+	s.auditResource(ctx, map[bool]string{true: audit.ResourceUpdate, false: audit.ResourceCreate}[existed], r.GetKind(), name)
 	return created(r.GetKind(), name, existed), nil
 }
 
@@ -320,6 +324,7 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 		if err := s.DeleteToken(ctx, name); err != nil {
 			return "", err
 		}
+		s.auditResource(ctx, audit.ResourceDelete, resource.KindToken, "")
 		return "token has been deleted", nil
 	case resource.KindCertAuthority:
 		return "", errorf(ErrBadRequest, "certificate authorities are removed with the trust: tetherctl rm trusted_cluster/NAME on a leaf, rm rc/NAME on a root")
@@ -366,6 +371,13 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 		}
 	}
 	s.log.Info("resource deleted", "kind", kind, "name", name)
+	s.auditResource(ctx, audit.ResourceDelete, kind, name)
+	switch kind {
+	case resource.KindTrustedCluster:
+		s.Audit(ctx, AuditEvent{Type: audit.TrustRemove, Fields: map[string]any{"root": name, "side": "leaf"}})
+	case resource.KindRemoteCluster:
+		s.Audit(ctx, AuditEvent{Type: audit.TrustRemove, Fields: map[string]any{"leaf": name, "side": "root"}})
+	}
 	if policyKind(kind) {
 		if err := s.rebuildAfter(ctx); err != nil {
 			return "", err
@@ -412,6 +424,7 @@ func (s *Service) SetRemoteClusterLabels(ctx context.Context, name string, label
 		return err
 	}
 	s.log.Info("remote cluster labels set", "name", name, "labels", labels)
+	s.auditResource(ctx, audit.ResourceUpdate, resource.KindRemoteCluster, name)
 	return s.rebuildAfter(ctx)
 }
 
@@ -459,4 +472,14 @@ func (s *Service) checkRoleUnused(ctx context.Context, role string) error {
 		return errorf(ErrBadRequest, "role %q is still in use by %s; remove it from them first", role, strings.Join(refs, "; "))
 	}
 	return nil
+}
+
+// auditResource records an admin's change to a resource. A token is named by kind only:
+// its name may be the secret itself.
+func (s *Service) auditResource(ctx context.Context, typ, kind, name string) {
+	f := map[string]any{"kind": kind}
+	if name != "" {
+		f["name"] = name
+	}
+	s.Audit(ctx, AuditEvent{Type: typ, Fields: f})
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/state"
 )
@@ -341,6 +342,7 @@ func (s *Service) checkToken(ctx context.Context, token, role string) (TokenInfo
 	}
 	for _, r := range t.Roles {
 		if r == role {
+			s.Audit(ctx, AuditEvent{Type: audit.TokenUse, Fields: map[string]any{"token_type": role, "token_prefix": t.Display()}})
 			return t, true, nil
 		}
 	}

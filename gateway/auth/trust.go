@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/state"
@@ -60,12 +61,14 @@ func (s *Service) upsertTrustedCluster(ctx context.Context, tc *resource.Trusted
 	if err != nil {
 		return err
 	}
+	wasEnabled := false
 	if existed {
 		old, err := s.get(ctx, resourceKey(resource.KindTrustedCluster, name))
 		if err != nil {
 			return err
 		}
 		prev := old.(*resource.TrustedCluster)
+		wasEnabled = prev.Spec.Enabled
 		var changed []string
 		switch {
 		case tc.Spec.Token == SecretMask || tc.Spec.Token == "":
@@ -109,6 +112,7 @@ func (s *Service) upsertTrustedCluster(ctx context.Context, tc *resource.Trusted
 		if err := s.putJSON(ctx, usedTokenKey(name), usedToken{SHA256: hashToken(tc.Spec.Token)}); err != nil {
 			return err
 		}
+		s.Audit(ctx, AuditEvent{Type: AuditTrustJoin, Fields: map[string]any{"root": name, "side": "leaf"}})
 		haveCAs = true
 	}
 	if haveCAs {
@@ -121,6 +125,12 @@ func (s *Service) upsertTrustedCluster(ctx context.Context, tc *resource.Trusted
 		return err
 	}
 	s.log.Info("trusted cluster stored", "root", name, "enabled", tc.Spec.Enabled)
+	switch {
+	case existed && wasEnabled && !tc.Spec.Enabled:
+		s.Audit(ctx, AuditEvent{Type: audit.TrustDisable, Fields: map[string]any{"root": name}})
+	case existed && !wasEnabled && tc.Spec.Enabled:
+		s.Audit(ctx, AuditEvent{Type: audit.TrustEnable, Fields: map[string]any{"root": name}})
+	}
 	return nil
 }
 
@@ -334,7 +344,7 @@ func (s *Service) ValidateLeaf(ctx context.Context, token string, leafHostCA, le
 		}
 	}
 	s.log.Info("leaf cluster joined", "leaf", leaf, "remote", remote, "token", info.Display(), "labels", info.Labels)
-	s.Audit(ctx, AuditEvent{Type: AuditTrustJoin, Fields: map[string]any{"leaf": leaf, "remote": remote, "token": info.Display()}})
+	s.Audit(ctx, AuditEvent{Type: AuditTrustJoin, Fields: map[string]any{"leaf": leaf, "remote": remote, "token_prefix": info.Display()}})
 	if err := s.rebuildAfter(ctx); err != nil {
 		return nil, err
 	}

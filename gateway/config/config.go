@@ -43,11 +43,14 @@ type Config struct {
 	RootCAFile string `mapstructure:"root_ca_file"`
 	// TrustTimeout bounds one trust handshake with a root, answer included.
 	TrustTimeout time.Duration `mapstructure:"trust_timeout"`
-	Proxy        Proxy         `mapstructure:"proxy"`
-	Storage      Storage       `mapstructure:"storage"`
-	Policy       Policy        `mapstructure:"policy"`
-	Log          Log           `mapstructure:"log"`
-	Node         Node          `mapstructure:"node"`
+	// DiagAddr, host:port, serves Prometheus metrics (/metrics) and health checks
+	// (/healthz, /readyz) over plain HTTP, as Teleport's --diag-addr. Empty: off.
+	DiagAddr string  `mapstructure:"diag_addr"`
+	Proxy    Proxy   `mapstructure:"proxy"`
+	Storage  Storage `mapstructure:"storage"`
+	Policy   Policy  `mapstructure:"policy"`
+	Log      Log     `mapstructure:"log"`
+	Node     Node    `mapstructure:"node"`
 }
 
 // Node runs a Tether node agent in this process: it joins a cluster with a node token,
@@ -198,6 +201,7 @@ var defaults = map[string]any{
 	"insecure":                              false,
 	"root_ca_file":                          "",
 	"trust_timeout":                         "30s",
+	"diag_addr":                             "",
 	"proxy.web_listen_addr":                 "0.0.0.0:3080",
 	"proxy.public_addr":                     "",
 	"proxy.tunnel_public_addr":              "",
@@ -342,7 +346,21 @@ func (r Redis) TLSConfig() (*tls.Config, error) {
 // NodeOnly reports whether this process runs a node agent and no cluster.
 func (c *Config) NodeOnly() bool { return c.Node.Enabled && c.ClusterName == "" }
 
+// SetDiagAddr sets diag_addr (tetherd start --diag-addr), checked as the file's is.
+func (c *Config) SetDiagAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("diag_addr %q: give host:port, such as 127.0.0.1:3000", addr)
+	}
+	c.DiagAddr = addr
+	return nil
+}
+
 func (c *Config) complete() error {
+	if c.DiagAddr != "" {
+		if err := c.SetDiagAddr(c.DiagAddr); err != nil {
+			return err
+		}
+	}
 	if err := c.completeNode(); err != nil {
 		return err
 	}
@@ -538,6 +556,11 @@ root_ca_file: ""
 
 # As a leaf: how long one trust handshake with a root may take.
 trust_timeout: 30s
+
+# Diagnostic server (plain HTTP; bind it to loopback or a management network): Prometheus
+# metrics on /metrics, liveness on /healthz, readiness on /readyz. Empty: off. Also
+# TETHER_DIAG_ADDR or tetherd start --diag-addr.
+diag_addr: ""
 
 proxy:
   # Where the HTTPS web API (/webapi/ping, the trust handshake, the admin API) listens.

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 )
@@ -52,6 +53,8 @@ type Config struct {
 	RecheckInterval time.Duration
 	Logger          *slog.Logger
 	Now             func() time.Time
+	// Auditor receives session.start and session.end; nil records nothing.
+	Auditor audit.Auditor
 }
 
 // Server serves user SSH connections aimed at nodes of its cluster.
@@ -353,7 +356,12 @@ func (c *userConn) session(nc ssh.NewChannel) {
 		uch.Close()
 		nch.Close()
 	}()
+	rec := audit.StartSession(c.ctx, c.s.cfg.Auditor, audit.ComponentForward, c.id.ID.Username, map[string]any{
+		"user_cluster": c.id.ID.SigningCA.Cluster, "login": c.login, "node": c.target.Node,
+		"cluster": c.s.cfg.ClusterName, "remote": c.target.ClientAddr,
+	})
 	up, down := relay(uch, ureqs, nch, nreqs)
+	rec.End(c.ctx, up, down)
 	c.log.Info("session ended", "duration", time.Since(start).Round(time.Millisecond), "bytes_in", up, "bytes_out", down)
 }
 

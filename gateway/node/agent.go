@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/gateway/web"
@@ -67,6 +68,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Auditor receives session.start and session.end; nil records nothing.
+	Auditor audit.Auditor
 }
 
 // Agent is a running node agent. Create it with New, run it with Run.

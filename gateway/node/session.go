@@ -10,12 +10,47 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/gateway/audit"
 )
+
+// countingChannel counts a session's bytes for its session.end event: in from the
+// client, out to it (stdout and stderr).
+type countingChannel struct {
+	ssh.Channel
+	in, out atomic.Int64
+}
+
+func (c *countingChannel) Read(p []byte) (int, error) {
+	n, err := c.Channel.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingChannel) Write(p []byte) (int, error) {
+	n, err := c.Channel.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}
+
+func (c *countingChannel) Stderr() io.ReadWriter { return countingStderr{c.Channel.Stderr(), &c.out} }
+
+type countingStderr struct {
+	io.ReadWriter
+	out *atomic.Int64
+}
+
+func (c countingStderr) Write(p []byte) (int, error) {
+	n, err := c.ReadWriter.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}
 
 // acceptEnv reports whether a client may set the environment variable name: LANG,
 // LC_* and TERM, as Debian's sshd_config AcceptEnv; everything else (LD_PRELOAD, PATH,
@@ -65,6 +100,12 @@ type session struct {
 // runSession serves one session channel until its program ended and its status was
 // sent, or the client closed it.
 func (a *Agent) runSession(ctx context.Context, conn *ssh.ServerConn, ch ssh.Channel, reqs <-chan *ssh.Request, log *slog.Logger) {
+	counted := &countingChannel{Channel: ch}
+	ch = counted
+	rec := audit.StartSession(ctx, a.cfg.Auditor, audit.ComponentNode, conn.Permissions.Extensions[permUser], map[string]any{
+		"login": conn.User(), "node": a.cfg.Name, "remote": conn.RemoteAddr().String(), "cert": conn.Permissions.Extensions[permKeyID],
+	})
+	defer func() { rec.End(ctx, counted.in.Load(), counted.out.Load()) }()
 	s := &session{a: a, conn: conn, ch: ch, log: log}
 	defer ch.Close()
 	done := make(chan struct{})

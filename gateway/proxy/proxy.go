@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
@@ -53,6 +54,8 @@ type Config struct {
 	HostPrincipals []string
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// Auditor receives session.start and session.end; nil records nothing.
+	Auditor audit.Auditor
 }
 
 // Server is the SSH entry of a proxy.
@@ -231,12 +234,16 @@ func (s *Server) route(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 		return fail(err.Error())
 	}
 	log := s.log.With("user", id.ID.Username, "node", node, "target_cluster", cluster, "client", client)
+	sessionFields := map[string]any{"user_cluster": id.ID.SigningCA.Cluster, "node": node, "cluster": cluster,
+		"remote": client, "login": sconn.User()}
 	if cluster == s.cfg.ClusterName {
 		local, remote := net.Pipe()
 		piped := make(chan struct{})
+		rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, sessionFields)
 		go func() {
 			defer close(piped)
-			pipe(ch, remote)
+			in, out := pipe(ch, remote)
+			rec.End(ctx, in, out)
 		}()
 		if err := s.cfg.Forward.ServeConn(ctx, local, forward.Target{Node: node, ClientAddr: client}); err != nil {
 			log.Info("forwarded connection ended", "err", err)
@@ -278,22 +285,40 @@ func (s *Server) route(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 		log.Info("dialing the leaf", "err", err)
 		return fail(fmt.Sprintf("cluster %s is offline", cluster))
 	}
-	pipe(ch, conn)
+	rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, sessionFields)
+	in, out := pipe(ch, conn)
+	rec.End(ctx, in, out)
 	return 0
 }
 
 // pipe copies between the channel and conn until conn's side ends, then closes conn.
-// The copy from the channel ends when the caller closes the channel.
-func pipe(ch ssh.Channel, conn net.Conn) {
+// The copy from the channel ends when the caller closes the channel. It returns the
+// bytes from the user (as far as copied when conn's side ended) and to the user.
+func pipe(ch ssh.Channel, conn net.Conn) (in, out int64) {
+	var inN atomic.Int64
 	go func() {
-		_, _ = io.Copy(conn, ch)
+		_, _ = io.Copy(countingWriter{conn, &inN}, ch)
 		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {
 			conn.Close()
 		}
 	}()
-	_, _ = io.Copy(ch, conn)
+	out, _ = io.Copy(ch, conn)
 	_ = ch.CloseWrite()
 	conn.Close()
+	return inN.Load(), out
+}
+
+// countingWriter adds what it writes to n as it goes, so a reader sees the bytes copied
+// so far while the copy still runs.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetherproject/tether/ca"
@@ -68,6 +69,49 @@ type Root struct {
 
 	repMu    sync.Mutex
 	replicas []transport.Endpoint
+
+	// Counters for the metrics: every tunnel that completed its hello, and those of a
+	// leaf that had connected to this process before.
+	connMu     sync.Mutex
+	seen       map[string]bool
+	connects   atomic.Uint64
+	reconnects atomic.Uint64
+}
+
+// noteConnect counts a tunnel that came up (OnConnect).
+func (r *Root) noteConnect(i transport.TunnelInfo) {
+	r.connects.Add(1)
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	if r.seen[i.Cluster] {
+		r.reconnects.Add(1)
+	}
+	r.seen[i.Cluster] = true
+}
+
+// Connects returns how many leaf tunnels came up since start, and how many of them were
+// of a leaf that had been connected before (reconnects).
+func (r *Root) Connects() (connects, reconnects uint64) {
+	return r.connects.Load(), r.reconnects.Load()
+}
+
+// ConnectedLeaves counts the leaves with a tunnel to this replica, by the transport of
+// their tunnel (quic when a leaf has one of each).
+func (r *Root) ConnectedLeaves() map[string]int {
+	by := map[string]string{}
+	for _, t := range r.srv.Tunnels() {
+		if cur, ok := by[t.Cluster]; !ok || cur != string(transport.QUIC) {
+			by[t.Cluster] = string(t.Transport)
+		}
+	}
+	out := map[string]int{}
+	for _, tr := range by {
+		out[tr]++
+	}
+	return out
 }
 
 // replicaRecord is what each root replica heartbeats under state.HeartbeatProxy.
@@ -135,7 +179,7 @@ func (r *Root) start(bindHost, bindPort, pubHost, pubPort string, resetKey []byt
 		KeepAliveInterval: r.cfg.KeepAliveInterval,
 		KeepAliveCount:    r.cfg.KeepAliveCount,
 		ResetKey:          resetKey,
-		OnConnect:         func(i transport.TunnelInfo) { r.record(i, false) },
+		OnConnect:         func(i transport.TunnelInfo) { r.noteConnect(i); r.record(i, false) },
 		OnHeartbeat:       func(i transport.TunnelInfo) { r.record(i, false) },
 		OnDisconnect:      func(i transport.TunnelInfo, _ error) { r.record(i, true) },
 		Logger:            r.cfg.Logger,

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/trust"
@@ -401,7 +402,8 @@ func (s *Server) admin(h http.HandlerFunc) http.Handler {
 			writeError(w, status, "the admin API needs the cluster's admin identity (tetherctl --data-dir, or -i identity-file): "+reason)
 			return
 		}
-		h(w, r)
+		// Audit events of the call (resource changes, trust changes) name the admin.
+		h(w, r.WithContext(audit.WithUser(r.Context(), adminName(r))))
 	})
 }
 
@@ -574,4 +576,12 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, MessagesResponse{Messages: []string{"Token has been deleted"}})
+}
+
+// adminName names the admin identity that made a call, for audit events.
+func adminName(r *http.Request) string {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && r.TLS.PeerCertificates[0].Subject.CommonName != "" {
+		return r.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	return "admin"
 }

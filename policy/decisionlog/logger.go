@@ -29,11 +29,12 @@ type Logger struct {
 // record is one logged event, shared by the sinks: the first sink to need
 // its JSON masks and encodes it, the others reuse the result.
 type record struct {
-	ev   Event
-	once sync.Once
-	id   string
-	line []byte
-	err  error
+	ev    Event
+	audit *AuditEvent // set for an audit event, which ev then is not
+	once  sync.Once
+	id    string
+	line  []byte
+	err   error
 }
 
 // New returns a Logger that delivers to the sinks cfg configures, and
@@ -135,7 +136,11 @@ func (l *Logger) Log(ev Event) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = time.Now()
 	}
-	r := &record{ev: ev}
+	l.enqueue(&record{ev: ev})
+}
+
+// enqueue hands r to every sink's queue, or counts it dropped.
+func (l *Logger) enqueue(r *record) {
 	l.mu.RLock()
 	for _, s := range l.sinks {
 		if l.closed {
@@ -155,6 +160,12 @@ func (l *Logger) Log(ev Event) {
 // needs it.
 func (l *Logger) encode(r *record) ([]byte, error) {
 	r.once.Do(func() {
+		if r.audit != nil {
+			ev := *r.audit
+			r.audit = nil
+			r.id, r.line, r.err = l.encodeAudit(ev)
+			return
+		}
 		ev := r.ev
 		r.ev = Event{} // let the caller's values go once encoded
 		if ev.DecisionID == "" {
@@ -173,6 +184,16 @@ func (l *Logger) encode(r *record) ([]byte, error) {
 		r.line, r.err = json.Marshal(eventJSON(ev))
 	})
 	return r.line, r.err
+}
+
+// Dropped returns how many events (decisions and audit events) all sinks together
+// dropped: the one number to alert on.
+func (l *Logger) Dropped() uint64 {
+	var n uint64
+	for _, s := range l.sinks {
+		n += s.Dropped()
+	}
+	return n
 }
 
 // Sinks returns the Logger's sinks, in the order file, console, http, for

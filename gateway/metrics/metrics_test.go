@@ -1,0 +1,149 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tetherproject/tether/gateway/audit"
+	"github.com/tetherproject/tether/policy"
+)
+
+type fakeTunnels struct{}
+
+func (fakeTunnels) ConnectedLeaves() map[string]int         { return map[string]int{"quic": 2, "ssh": 1} }
+func (fakeTunnels) Connects() (connects, reconnects uint64) { return 5, 2 }
+
+// TestCollectorPassesPromLint: every metric name, type and help text passes
+// client_golang's promtool lint.
+func TestCollectorPassesPromLint(t *testing.T) {
+	t.Parallel()
+	e, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCollector(Sources{Engine: e, Tunnels: fakeTunnels{}, Events: &Events{}})
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestEventsMoveTheCounters: audit events count sign-ins, certificates and sessions by
+// component (active goes back to zero when the session ends), with fixed label values.
+func TestEventsMoveTheCounters(t *testing.T) {
+	t.Parallel()
+	ev := &Events{}
+	ctx := context.Background()
+	ev.Audit(ctx, audit.Event{Type: "user.login"})
+	ev.Audit(ctx, audit.Event{Type: "user.login.failed"})
+	ev.Audit(ctx, audit.Event{Type: "user.login.failed"})
+	ev.Audit(ctx, audit.Event{Type: "cert.issued"})
+	s := audit.StartSession(ctx, ev, audit.ComponentForward, "alice", map[string]any{"login": "visitor"})
+	audit.StartSession(ctx, ev, audit.ComponentNode, "alice", nil)
+	audit.StartSession(ctx, ev, "made-up", "alice", nil) // not a component: not counted
+	c := NewCollector(Sources{Events: ev, Tunnels: fakeTunnels{}})
+	want := `
+# HELP tether_logins_total Sign-ins by result: success, failure, rate_limited.
+# TYPE tether_logins_total counter
+tether_logins_total{result="failure"} 2
+tether_logins_total{result="rate_limited"} 0
+tether_logins_total{result="success"} 1
+# HELP tether_ssh_sessions_active SSH sessions in progress by component: proxy (the root's SSH entry), forward (a cluster's enforcement point), node (the node agent).
+# TYPE tether_ssh_sessions_active gauge
+tether_ssh_sessions_active{component="forward"} 1
+tether_ssh_sessions_active{component="node"} 1
+tether_ssh_sessions_active{component="proxy"} 0
+# HELP tether_connected_leaves Leaf clusters with a tunnel to this root replica, by transport.
+# TYPE tether_connected_leaves gauge
+tether_connected_leaves{transport="quic"} 2
+tether_connected_leaves{transport="ssh"} 1
+# HELP tether_tunnel_reconnects_total Leaf tunnels that came up for a leaf that had been connected to this process before.
+# TYPE tether_tunnel_reconnects_total counter
+tether_tunnel_reconnects_total 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "tether_logins_total", "tether_ssh_sessions_active", "tether_connected_leaves", "tether_tunnel_reconnects_total"); err != nil {
+		t.Error(err)
+	}
+	s.End(ctx, 10, 20)
+	want = `
+# HELP tether_ssh_session_bytes_total Bytes of ended SSH sessions by component and direction (in: from the user, out: to the user).
+# TYPE tether_ssh_session_bytes_total counter
+tether_ssh_session_bytes_total{component="forward",direction="in"} 10
+tether_ssh_session_bytes_total{component="forward",direction="out"} 20
+tether_ssh_session_bytes_total{component="node",direction="in"} 0
+tether_ssh_session_bytes_total{component="node",direction="out"} 0
+tether_ssh_session_bytes_total{component="proxy",direction="in"} 0
+tether_ssh_session_bytes_total{component="proxy",direction="out"} 0
+# HELP tether_ssh_sessions_active SSH sessions in progress by component: proxy (the root's SSH entry), forward (a cluster's enforcement point), node (the node agent).
+# TYPE tether_ssh_sessions_active gauge
+tether_ssh_sessions_active{component="forward"} 0
+tether_ssh_sessions_active{component="node"} 1
+tether_ssh_sessions_active{component="proxy"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "tether_ssh_session_bytes_total", "tether_ssh_sessions_active"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestDiagServer: /healthz answers, /readyz says which check fails with 503, /metrics
+// serves the text format; the server stops with its context.
+func TestDiagServer(t *testing.T) {
+	t.Parallel()
+	reg, err := NewRegistry(NewCollector(Sources{Events: &Events{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := map[string]Check{
+		"policy": func(context.Context) error { return errors.New("no policy bundle loaded yet") },
+		"store":  func(context.Context) error { return nil },
+	}
+	d, err := Listen("127.0.0.1:0", reg, ready, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	get := func(path string) (int, string) {
+		t.Helper()
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get("http://" + d.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "not ready: policy: no policy bundle loaded yet") || strings.Contains(body, "store") {
+		t.Errorf("/readyz: %d %q", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "tether_logins_total{result=\"success\"} 0") || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+	if _, err := Listen(d.Addr(), reg, nil, nil); err == nil || !strings.Contains(err.Error(), "leave diag_addr empty") {
+		t.Errorf("a taken address: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the diagnostic server did not stop")
+	}
+}
