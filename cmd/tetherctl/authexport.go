@@ -71,6 +71,8 @@ be edited for TrustedUserCAKeys; tetherctl prints the form sshd reads.`,
 }
 
 // writeCAExport prints the keys of cluster's CA of type typ among cas, active keys first.
+// The comment is Teleport's (clustername=NAME&type=T): one word, which parsers that stop at
+// the first space after the key (x/crypto's ParseKnownHosts) accept.
 // Another cluster's CA (a trusted root's, on a leaf) is never printed: this is what the
 // cluster itself signs with.
 func writeCAExport(w io.Writer, cluster, typ string, cas []*resource.CertAuthority) error {
@@ -95,9 +97,9 @@ func writeCAExport(w io.Writer, cluster, typ string, cas []*resource.CertAuthori
 				}
 				key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 				if typ == resource.CATypeHost {
-					fmt.Fprintf(&b, "@cert-authority *.%s,%s %s tether host CA of %s\n", cluster, cluster, key, cluster)
+					fmt.Fprintf(&b, "@cert-authority *.%s,%s %s clustername=%s&type=host\n", cluster, cluster, key, cluster)
 				} else {
-					fmt.Fprintf(&b, "%s tether user CA of %s\n", key, cluster)
+					fmt.Fprintf(&b, "%s clustername=%s&type=user\n", key, cluster)
 				}
 				n++
 			}

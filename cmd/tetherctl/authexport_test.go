@@ -37,7 +37,7 @@ func TestAuthExport(t *testing.T) {
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 			// sshd reads TrustedUserCAKeys one plain public key a line: no options.
 			key, comment, opts, _, err := ssh.ParseAuthorizedKey([]byte(line))
-			if err != nil || len(opts) != 0 || comment != "tether user CA of leaf-west" {
+			if err != nil || len(opts) != 0 || comment != "clustername=leaf-west&type=user" {
 				t.Fatalf("line %q: key err %v, options %v, comment %q", line, err, opts, comment)
 			}
 			trusted = append(trusted, key)
@@ -133,7 +133,7 @@ func TestWriteCAExportPrintsOnlyTheClustersOwnKeys(t *testing.T) {
 	if err := writeCAExport(&b, "leaf-east", resource.CATypeUser, cas); err != nil {
 		t.Fatal(err)
 	}
-	want := own + " tether user CA of leaf-east\n" + next + " tether user CA of leaf-east\n"
+	want := own + " clustername=leaf-east&type=user\n" + next + " clustername=leaf-east&type=user\n"
 	if b.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
