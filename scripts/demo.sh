@@ -382,7 +382,7 @@ checks=(
 	"ok${T}ssh -F $ssh_config $login@node-west.leaf-west uname -a"
 	"ok${T}ssh -F $ssh_config $login@node-east.leaf-east 'id -un'"
 	"#${T}denied: Alice's full-access maps to stage-access, which reaches env=stage only, and"
-	"#${T}visitor allows the login $login only; node-west is env=prod:"
+	"#${T}visitor does not allow the login ubuntu; node-west is env=prod:"
 	"deny${T}tether ssh --cluster=leaf-west ubuntu@node-west uname -a${T}not authorized"
 	"#${T}denied: root is not one of Alice's logins (and stage-access denies it):"
 	"deny${T}tether ssh --cluster=leaf-east root@node-east uname -a${T}not authorized"
