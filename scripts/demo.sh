@@ -201,7 +201,7 @@ spec:
 EOF
 run rootctl create "$work/root-roles.yaml"
 printf '$ tetherctl users add alice --roles=access,full-access,demo-cluster-access --logins=%s\n' "$alice_logins"
-alice_added=$(rootctl users add alice --roles=access,full-access,demo-cluster-access --logins=$alice_logins)
+alice_added=$(rootctl users add alice --roles=access,full-access,demo-cluster-access --logins="$alice_logins")
 echo "$alice_added"
 alice_signup=$(echo "$alice_added" | awk '/tether users signup/{print $NF; exit}')
 [ -n "$alice_signup" ] || { echo "tetherctl users add printed no sign-up token" >&2; exit 1; }
@@ -332,7 +332,7 @@ done
 kill -0 "$sshd_pid" 2>/dev/null || { echo "sshd for node-west did not start; its log:" >&2; cat "$dir/sshd.log" >&2; exit 1; }
 echo "sshd for node-west on 127.0.0.1:$sshd_port (config $dir/sshd_config)"
 printf '$ tetherctl --data-dir %s nodes add --name=node-west --addr=127.0.0.1:%s --labels=env=prod\n' "$work/leaf-west/data" "$sshd_port"
-ctl leaf-west nodes add --name=node-west --addr=127.0.0.1:$sshd_port --labels=env=prod
+ctl leaf-west nodes add --name=node-west --addr="127.0.0.1:$sshd_port" --labels=env=prod
 for leaf in "${leaves[@]}"; do
 	printf '$ tetherctl --data-dir %s get node --format text\n' "$work/$leaf/data"
 	ctl "$leaf" get node --format text
@@ -343,8 +343,10 @@ alice_home=$work/alice
 alice_pw='correct horse battery staple'
 printf '$ tether users signup --proxy=127.0.0.1:%s --ca-file=%s %s\n' "$root_port" "$root_ca" "$alice_signup"
 # The demo answers the prompts itself; scripts/totp.py stands in for an authenticator app.
-coproc SIGNUP { TETHER_HOME=$alice_home "$bin/tether" users signup --proxy=127.0.0.1:$root_port --ca-file="$root_ca" "$alice_signup" 2>&1; }
-signup_pid=$SIGNUP_PID # bash unsets SIGNUP_PID as soon as the coprocess ends
+coproc SIGNUP { TETHER_HOME=$alice_home "$bin/tether" users signup --proxy="127.0.0.1:$root_port" --ca-file="$root_ca" "$alice_signup" 2>&1; }
+# bash unsets SIGNUP_PID as soon as the coprocess ends
+# shellcheck disable=SC2153 # coproc sets it
+signup_pid=$SIGNUP_PID
 printf '%s\n%s\n' "$alice_pw" "$alice_pw" >&"${SIGNUP[1]}"
 alice_secret=""
 while IFS= read -r line <&"${SIGNUP[0]}"; do
