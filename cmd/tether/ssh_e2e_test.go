@@ -309,6 +309,25 @@ func TestSSHAccessPath(t *testing.T) {
 		}
 	})
 
+	t.Run("tether_config_works_from_a_shell_without_TETHER_HOME", func(t *testing.T) {
+		cfgText, _, _ := c.tether(t, "config")
+		cfg := writeTemp(t, cfgText)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := c.openssh(ctx, "-F", cfg, c.login+"@node1."+c.cluster, "echo no-tether-home")
+		cmd.Env = nil
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "TETHER_HOME=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "HOME="+t.TempDir()) // no ~/.tether to fall back on
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "no-tether-home") {
+			t.Fatalf("ssh -F without TETHER_HOME: %v\n%s\nconfig:\n%s", err, out, cfgText)
+		}
+	})
+
 	t.Run("scp_through_tether_config_uses_the_sftp_subsystem", func(t *testing.T) {
 		cfgText, _, _ := c.tether(t, "config")
 		cfg := writeTemp(t, cfgText)

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/web"
@@ -24,17 +27,42 @@ func nodesCommand() *cobra.Command {
 		ttl    time.Duration
 		labels string
 		name   string
+		addr   string
 	)
 	add := &cobra.Command{
-		Use:   "add [--name=NODE] [--labels k=v] [--ttl=30m]",
-		Short: "Create a node token and print the node section of tether.yaml that joins with it",
-		Args:  cobra.NoArgs,
+		Use:   "add [--name=NODE] [--labels k=v] [--ttl=30m] | add --name=NODE --addr=HOST:PORT [--labels k=v]",
+		Short: "Create a node token and print the node section of tether.yaml that joins with it; with --addr, register an OpenSSH server",
+		Long: `Without --addr: creates a node token and prints the node section of tether.yaml with
+which a Tether node agent (tetherd start) joins the cluster.
+
+With --addr: registers an OpenSSH server (no agent, no token) as the node NAME at HOST:PORT,
+and prints what its sshd needs: a host certificate of the cluster's host CA for NAME
+(tetherctl auth sign) and the cluster's user CA as TrustedUserCAKeys (tetherctl auth export).
+The cluster only ever dials a registered node's address.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := conn.client()
+			lbls, err := parseLabels(labels)
 			if err != nil {
 				return err
 			}
-			lbls, err := parseLabels(labels)
+			if addr != "" {
+				if cmd.Flags().Changed("ttl") {
+					return errors.New("--ttl is the node token's lifetime; an OpenSSH server (--addr) joins with no token: leave --ttl out")
+				}
+				doc, err := openSSHNode(name, addr, lbls)
+				if err != nil {
+					return err
+				}
+				c, err := conn.client()
+				if err != nil {
+					return err
+				}
+				if _, err := c.Create(ctxOf(cmd), doc, "nodes add", false); err != nil {
+					return err
+				}
+				return printOpenSSHNodeAdded(cmd.OutOrStdout(), name, addr, conn.dataDir)
+			}
+			c, err := conn.client()
 			if err != nil {
 				return err
 			}
@@ -61,7 +89,8 @@ func nodesCommand() *cobra.Command {
 	}
 	add.Flags().DurationVar(&ttl, "ttl", 30*time.Minute, "how long the token can be used")
 	add.Flags().StringVar(&labels, "labels", "", "labels every node joining with the token gets, k=v,k2=v2 (they win over the node's own)")
-	add.Flags().StringVar(&name, "name", "", "the node's name, for the printed configuration (default: its host name)")
+	add.Flags().StringVar(&name, "name", "", "the node's name, for the printed configuration (default: its host name); required with --addr")
+	add.Flags().StringVar(&addr, "addr", "", "register an OpenSSH server listening at HOST:PORT as the node --name (no token)")
 	cmd.AddCommand(add)
 	return cmd
 }
@@ -77,5 +106,35 @@ func printNodeAdded(w io.Writer, resp web.TokenResponse, ttl time.Duration, name
 	}
 	fmt.Fprintf(&b, "  listen_addr: 0.0.0.0:3022\n  public_addr: NODE-ADDRESS:3022\n  auth_server: %s\n  token: %s\n  ca_pin_file: %s\n", addr, resp.Token, caFile)
 	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// openSSHNode is the node resource of an OpenSSH server at addr.
+func openSSHNode(name, addr string, labels map[string]string) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("--addr registers an OpenSSH server: give its node name with --name=NODE too")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return nil, fmt.Errorf("--addr %q must be HOST:PORT, the OpenSSH server's address as the cluster dials it, for example --addr=10.0.0.5:22", addr)
+	}
+	n := resource.Node{Kind: resource.KindNode, Version: "v2",
+		Metadata: resource.Metadata{Name: name, Labels: labels},
+		Spec:     resource.NodeSpec{Addr: addr, Hostname: name}}
+	return yaml.Marshal(&n)
+}
+
+func printOpenSSHNodeAdded(w io.Writer, name, addr, dataDir string) error {
+	_, err := fmt.Fprintf(w, `node %q has been registered: the cluster dials %s for it.
+On that server, give sshd a host certificate for %s and the cluster's user CA:
+
+  tetherctl --data-dir %s auth sign --host=%s --pub=/etc/ssh/ssh_host_ed25519_key.pub > /etc/ssh/ssh_host_ed25519_key-cert.pub
+  tetherctl --data-dir %s auth export --type=user > /etc/ssh/tether_user_ca.pub
+
+and in sshd_config:
+
+  HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub
+  TrustedUserCAKeys /etc/ssh/tether_user_ca.pub
+`, name, addr, name, dataDir, name, dataDir)
 	return err
 }

@@ -68,3 +68,44 @@ func TestNodesAddPrintsAConfigurationThatJoins(t *testing.T) {
 		t.Fatalf("get node/web1:\n%s", got)
 	}
 }
+
+// TestNodesAddRegistersAnOpenSSHServer: nodes add --addr registers an OpenSSH server as a
+// node (address, labels, no token) and says what its sshd needs; bad input says what to
+// give, and a registered name is not taken over.
+func TestNodesAddRegistersAnOpenSSHServer(t *testing.T) {
+	leaf := startCluster(t, "leaf-west", "")
+	out := leaf.mustCtl(t, "nodes", "add", "--name=node-west", "--addr=127.0.0.1:2222", "--labels=env=prod")
+	for _, want := range []string{`node "node-west" has been registered`, "auth sign --host=node-west", "auth export --type=user", "TrustedUserCAKeys"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("nodes add --addr does not say %q:\n%s", want, out)
+		}
+	}
+	rs, err := leaf.gw.Auth().Get(context.Background(), resource.KindNode, "node-west", false)
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("get node/node-west: %v %v", rs, err)
+	}
+	n := rs[0].(*resource.Node)
+	if n.Spec.Addr != "127.0.0.1:2222" || n.Spec.Hostname != "node-west" || len(n.Metadata.Labels) != 1 || n.Metadata.Labels["env"] != "prod" {
+		t.Fatalf("registered node: %+v", n)
+	}
+	if toks := leaf.mustCtl(t, "tokens", "ls"); strings.Contains(toks, "node") {
+		t.Errorf("nodes add --addr made a token:\n%s", toks)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--addr=127.0.0.1:22"}, "give its node name with --name"},
+		{[]string{"--name=x", "--addr=127.0.0.1"}, "must be HOST:PORT"},
+		{[]string{"--name=x", "--addr=127.0.0.1:22", "--ttl=5m"}, "leave --ttl out"},
+		{[]string{"--name=node-west", "--addr=10.0.0.9:22"}, "node-west"},
+	} {
+		out, err := leaf.ctl(t, append([]string{"nodes", "add"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("nodes add %v: %v (want %q)\n%s", tc.args, err, tc.want, out)
+		}
+	}
+	if rs, _ := leaf.gw.Auth().Get(context.Background(), resource.KindNode, "node-west", false); rs[0].(*resource.Node).Spec.Addr != "127.0.0.1:2222" {
+		t.Fatalf("a second nodes add moved node-west to %s", rs[0].(*resource.Node).Spec.Addr)
+	}
+}
