@@ -217,6 +217,18 @@ func TestServiceRequests(t *testing.T) {
 	if _, err := (&DialRequest{Service: 7}).Marshal(Version3); !errors.Is(err, ErrMalformed) {
 		t.Errorf("unknown service marshalled: %v", err)
 	}
+	// An oversized certificate in a service request is refused by the decoder's field
+	// limit, and a whole frame past the type's limit by the frame reader.
+	big, err := (&DialRequest{Service: ServiceNodeList, UserCert: bytes.Repeat([]byte{1}, 24<<10+1)}).Marshal(Version3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnmarshalDialRequest(Version3, big); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized certificate: %v, want ErrTooLarge", err)
+	}
+	if _, err := Append(nil, TypeDialRequest, bytes.Repeat([]byte{1}, MaxPayload+1)); err == nil {
+		t.Error("a dial request frame past its limit was built")
+	}
 }
 
 // TestHelloFromANewerLeafSkipsUnknownFields: the hello is read before a version is agreed,
