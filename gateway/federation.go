@@ -204,7 +204,10 @@ func (g *Gateway) askLeaf(ctx context.Context, req web.UserRequest, cluster stri
 // this cluster (a leaf): the user's certificate must be signed by the user CA of that very
 // root and be valid now, and the answer is this cluster's own policy's.
 func (g *Gateway) serveTunnelService(ctx context.Context, root string, req *frame.DialRequest) ([]byte, error) {
-	log := g.log.With("root", root, "service", req.Service.String(), "client", req.ClientAddr)
+	// The root stops waiting after leafAskTimeout; work it gave up on is not done.
+	ctx, cancel := context.WithTimeout(ctx, leafAskTimeout)
+	defer cancel()
+	log :=  g.log.With("root", root, "service", req.Service.String(), "client", req.ClientAddr)
 	id, err := g.tunnelUser(ctx, root, req.UserCert)
 	if err != nil {
 		log.Warn("refused a tunnel service request", "reason", err)
