@@ -91,6 +91,7 @@ bench: tools
 	$(GO) test -run '^$$' -bench 'BenchmarkStore' -benchtime 2000x -timeout 10m ./state/
 	$(GO) test -run '^$$' -bench 'BenchmarkIssueUser|BenchmarkVerifyUser' -benchtime 2s -timeout 10m ./ca/
 	$(GO) test -run '^$$' -bench 'TunnelFigures' -benchtime 1x -timeout 30m ./transport/
+	$(GO) test -run '^$$' -bench 'NodeListFigures' -benchtime 1x -timeout 10m ./gateway/
 	$(GO) test -count=1 -v -run '^TestSSHFigures$$' -timeout 30m ./cmd/tether/ -args -tether.sshbench | grep -E 'FIGURE|FAIL|^ok'
 
 # fuzz runs every fuzz target for FUZZTIME each.

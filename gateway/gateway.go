@@ -180,10 +180,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		return nil, err
 	}
 	g.web.HandleUserNodes(users, g.userNodes)
+	g.web.HandleUserRoles(users, g.userRoles)
 	// Root → leaf: the SSH entry reaches leaves through their tunnels; leaf side: a stream
 	// the root sends through the tunnel goes to this cluster's own enforcement point.
 	g.SetLeafDialer(g.tunnel)
 	g.leaf.SetForward(g.HandleTunnelStream)
+	g.leaf.SetServices(g.serveTunnelService)
 	if err := g.renewAdminIdentity(); err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/tetherproject/tether/resource"
 )
 
-func load(t *testing.T, dir string) *config.Config {
+func load(t testing.TB, dir string) *config.Config {
 	t.Helper()
 	p := filepath.Join(dir, "tether.yaml")
 	if err := os.WriteFile(p, []byte("cluster_name: root.example.com\ndata_dir: "+filepath.Join(dir, "data")+"\nproxy:\n  web_listen_addr: 127.0.0.1:0\n"), 0o600); err != nil {
@@ -29,7 +29,7 @@ func load(t *testing.T, dir string) *config.Config {
 	return c
 }
 
-func run(t *testing.T, cfg *config.Config, f func(g *Gateway)) {
+func run(t testing.TB, cfg *config.Config, f func(g *Gateway)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"time"
 
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/gateway/proxy"
-	"github.com/tetherproject/tether/gateway/web"
-	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -120,43 +117,4 @@ func hostOf(addr string) string {
 		return h
 	}
 	return addr
-}
-
-// userNodes lists this cluster's nodes that id may reach, with the logins it may use on
-// each: one ssh.session decision per node and login of the certificate (each logged).
-// Other clusters' node lists are not forwarded yet.
-func (g *Gateway) userNodes(ctx context.Context, id policy.Cert, cluster string) ([]web.UserNode, error) {
-	if resource.NormalizeClusterName(cluster) != g.cfg.ClusterName {
-		return nil, fmt.Errorf("%w: the root does not forward the node lists of leaf clusters yet; reach a node of %s with tether ssh --cluster=%s login@node", web.ErrNodesUnavailable, cluster, cluster)
-	}
-	rs, err := g.auth.Get(ctx, resource.KindNode, "", false)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	var out []web.UserNode
-	for _, r := range rs {
-		n, ok := r.(*resource.Node)
-		if !ok {
-			continue
-		}
-		var logins []string
-		for _, login := range id.Principals {
-			d, err := g.engine.Decide(ctx, &policy.Input{
-				Action: policy.ActionSSHSession, Cluster: g.cfg.ClusterName, Now: now, Cert: id, Login: login,
-				Node: &policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels},
-			})
-			if err != nil {
-				return nil, fmt.Errorf("deciding ssh.session on %s: %w", n.Metadata.Name, err)
-			}
-			if d.Allow {
-				logins = append(logins, login)
-			}
-		}
-		if len(logins) == 0 {
-			continue
-		}
-		out = append(out, web.UserNode{Name: n.Metadata.Name, Hostname: n.Spec.Hostname, Cluster: g.cfg.ClusterName, Labels: n.Metadata.Labels, Logins: logins})
-	}
-	return out, nil
 }

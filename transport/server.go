@@ -499,15 +499,21 @@ func (s *Server) Dial(ctx context.Context, cluster, node string, userCert []byte
 	return s.DialTraced(ctx, cluster, &frame.DialRequest{Node: node, UserCert: userCert, ClientAddr: clientAddr})
 }
 
-// DialTraced is Dial with a whole request, TraceID included (sent to version 2 leaves).
+// DialTraced is Dial with a whole request, TraceID included (sent to version 2 leaves),
+// and Service (version 3 leaves): for a service other than frame.ServiceSSH the returned
+// connection carries the leaf's answer. A leaf whose tunnel speaks an older version
+// cannot be asked for a service: frame.ErrServiceUnsupported, before anything is sent.
 func (s *Server) DialTraced(ctx context.Context, cluster string, req *frame.DialRequest) (net.Conn, error) {
-	if err := frame.ValidNodeName(req.Node); err != nil {
-		s.log.Warn("refused a dial for something that is not a node name", "cluster", cluster, "target", req.Node)
+	if err := req.Validate(); err != nil {
+		s.log.Warn("refused a dial for something that is not a node name", "cluster", cluster, "target", req.Node, "service", req.Service.String())
 		return nil, err
 	}
 	t := s.pick(cluster)
 	if t == nil {
 		return nil, fmt.Errorf("dialing %q in %q: %w", req.Node, cluster, ErrNoTunnel)
+	}
+	if req.Service != frame.ServiceSSH && t.version < frame.Version3 {
+		return nil, fmt.Errorf("asking %q for its %s service: %w (it speaks version %d: upgrade the leaf)", cluster, req.Service, frame.ErrServiceUnsupported, t.version)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

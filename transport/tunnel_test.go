@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -191,7 +192,8 @@ func TestVersionSkew(t *testing.T) {
 		want             uint16
 		wantRefused      bool
 	}{
-		{"same_versions_speak_the_newest", 1, 2, 1, 2, 2, false},
+		{"same_versions_speak_the_newest", 1, 3, 1, 3, 3, false},
+		{"v2_leaf_and_v3_root_speak_v2", 1, 2, 1, 3, 2, false},
 		{"older_leaf_interoperates_on_v1", 1, 1, 1, 2, 1, false},
 		{"older_root_interoperates_on_v1", 1, 2, 1, 1, 1, false},
 		{"leaf_too_new_is_refused", 3, 3, 1, 2, 0, true},
@@ -207,6 +209,9 @@ func TestVersionSkew(t *testing.T) {
 					c.KeepAliveInterval, c.KeepAliveCount = 300*time.Millisecond, 2
 					c.Handler = func(ctx context.Context, req *frame.DialRequest) (func(net.Conn), error) {
 						seen.Store(req)
+						if req.Service != frame.ServiceSSH {
+							return func(c net.Conn) { _, _ = c.Write([]byte(req.Service.String())) }, nil
+						}
 						return echoHandler(ctx, req)
 					}
 				}), srv.Endpoint())
@@ -241,8 +246,29 @@ func TestVersionSkew(t *testing.T) {
 				if tc.want >= frame.Version2 {
 					wantTrace = "trace-42"
 				}
-				if got := seen.Load(); got.TraceID != wantTrace || got.Node != "web" || string(got.UserCert) != "ssh-cert-bytes" || got.ClientAddr != "198.51.100.4:51000" {
+				if got := seen.Load(); got.TraceID != wantTrace || got.Node != "web" || string(got.UserCert) != "ssh-cert-bytes" || got.ClientAddr != "198.51.100.4:51000" || got.Service != frame.ServiceSSH {
 					t.Errorf("leaf saw %+v, want node web, the user's certificate and address, trace %q", got, wantTrace)
+				}
+				// A typed service reaches a v3 leaf as such; an older session refuses to
+				// carry it before anything is sent (never a silent SSH dial).
+				seen.Store(nil)
+				c, err = srv.DialTraced(context.Background(), "leaf.example.com", &frame.DialRequest{Service: frame.ServiceNodeList, UserCert: []byte("ssh-cert-bytes")})
+				if tc.want < frame.Version3 {
+					if !errors.Is(err, frame.ErrServiceUnsupported) || seen.Load() != nil {
+						t.Fatalf("a node-list request on v%d: %v (leaf saw %+v)", tc.want, err, seen.Load())
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				answer, err := io.ReadAll(c)
+				c.Close()
+				if err != nil || string(answer) != "node-list" {
+					t.Errorf("service answer %q %v", answer, err)
+				}
+				if got := seen.Load(); got == nil || got.Service != frame.ServiceNodeList || got.Node != "" {
+					t.Errorf("leaf saw %+v, want a node-list request", got)
 				}
 			})
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,30 +10,67 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tetherproject/tether/gateway/web"
 )
 
-// fetchNodes asks the proxy for the nodes of cluster p's user may reach.
-func fetchNodes(cmd *cobra.Command, p *Profile, cluster string) ([]web.UserNode, error) {
+// userGet calls a user endpoint of the proxy (the TLS client certificate and the SSH
+// certificate from login) and decodes its answer into out.
+func userGet(ctx context.Context, p *Profile, path string, out any) error {
 	cfg, err := p.clientTLS()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cert, err := os.ReadFile(p.CertPath())
 	if err != nil {
-		return nil, fmt.Errorf("reading your SSH certificate: %v; run tether login again", err)
+		return fmt.Errorf("reading your SSH certificate: %v; run tether login again", err)
 	}
 	h := http.Header{}
 	h.Set(web.SSHCertHeader, strings.TrimSpace(string(cert)))
+	return newAPIClient(p.Proxy, cfg).call(ctx, http.MethodGet, path, nil, out, h)
+}
+
+// fetchNodes asks the proxy for the nodes of cluster p's user may reach; for a leaf the
+// root asks the leaf, which answers from its own policy.
+func fetchNodes(ctx context.Context, p *Profile, cluster string) ([]web.UserNode, error) {
 	var resp web.UserNodesResponse
-	if err := newAPIClient(p.Proxy, cfg).call(ctxOf(cmd), http.MethodGet, web.UserNodesPath+"?cluster="+url.QueryEscape(cluster), nil, &resp, h); err != nil {
+	if err := userGet(ctx, p, web.UserNodesPath+"?cluster="+url.QueryEscape(cluster), &resp); err != nil {
 		return nil, err
 	}
 	return resp.Nodes, nil
+}
+
+// clusterQueryTimeout bounds one cluster's answer when tether asks several at once.
+const clusterQueryTimeout = 25 * time.Second
+
+// nodesOf is one cluster's node list, or why it could not be had.
+type nodesOf struct {
+	cluster string
+	nodes   []web.UserNode
+	err     error
+}
+
+// fetchAllNodes asks for the node lists of clusters in parallel, each within
+// clusterQueryTimeout; results come in the order of clusters.
+func fetchAllNodes(ctx context.Context, p *Profile, clusters []string) []nodesOf {
+	out := make([]nodesOf, len(clusters))
+	var wg sync.WaitGroup
+	for i, c := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, clusterQueryTimeout)
+			defer cancel()
+			nodes, err := fetchNodes(cctx, p, c)
+			out[i] = nodesOf{cluster: c, nodes: nodes, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 func lsCommand() *cobra.Command {
@@ -62,7 +100,7 @@ func lsCommand() *cobra.Command {
 					cluster = p.Cluster
 				}
 			}
-			nodes, err := fetchNodes(cmd, p, cluster)
+			nodes, err := fetchNodes(ctxOf(cmd), p, cluster)
 			if err != nil {
 				return err
 			}
@@ -86,12 +124,16 @@ func lsCommand() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
-			tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-			fmt.Fprintln(tw, "Node Name\tCluster\tLabels\tLogins")
+			var rows [][]string
 			for _, n := range out {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, n.Cluster, labelString(n.Labels), strings.Join(n.Logins, ","))
+				addr := n.Addr
+				if addr == "" {
+					addr = n.Hostname
+				}
+				rows = append(rows, []string{n.Name, addr, labelString(n.Labels), strings.Join(n.Logins, ",")})
 			}
-			return tw.Flush()
+			printTable(w, []string{"Node Name", "Address", "Labels", "Logins"}, rows)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster to list (default: the selected cluster)")
@@ -99,42 +141,56 @@ func lsCommand() *cobra.Command {
 	return cmd
 }
 
-// findNodeCluster finds the cluster of node among the clusters the user may see, when it
-// is in exactly one; otherwise it says which clusters match. Leaf node lists are not
-// forwarded by the root yet, so a leaf's node is found only with --cluster.
+// findNodeCluster finds the cluster of node among the clusters the user may see (the
+// root and every visible leaf, asked in parallel, each leaf answering from its own
+// policy): one match is the answer; several name the clusters to choose from with
+// --cluster; none says where it looked. Clusters that could not be asked are reported
+// on stderr and are fatal only when nothing matched.
 func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error) {
 	clusters, err := fetchClusters(cmd, p)
 	if err != nil {
 		return "", err
 	}
-	var matches, unlisted []string
+	var names []string
 	for _, c := range clusters {
 		if c.Name != p.Cluster && strings.HasSuffix(node, "."+c.Name) {
 			return c.Name, nil
 		}
-		nodes, err := fetchNodes(cmd, p, c.Name)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-			unlisted = append(unlisted, c.Name)
+		names = append(names, c.Name)
+	}
+	var matches, searched, failed []string
+	for _, r := range fetchAllNodes(ctxOf(cmd), p, names) {
+		if r.err != nil {
+			failed = append(failed, r.err.Error())
 			continue
 		}
-		if err != nil {
-			return "", err
-		}
-		for _, n := range nodes {
-			if n.Name == node || n.Name+"."+c.Name == node {
-				matches = append(matches, c.Name)
+		searched = append(searched, r.cluster)
+		for _, n := range r.nodes {
+			if n.Name == node || n.Name+"."+r.cluster == node {
+				matches = append(matches, r.cluster)
 				break
 			}
 		}
 	}
 	switch {
 	case len(matches) == 1:
+		for _, f := range failed {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: not searched: %s\n", f)
+		}
 		return matches[0], nil
 	case len(matches) > 1:
-		return "", fmt.Errorf("node %s is in more than one cluster (%s): choose one with --cluster", node, strings.Join(matches, ", "))
-	case len(unlisted) > 0:
-		return "", fmt.Errorf("node %s is not among the nodes you may reach in %s; if it is in %s, give --cluster", node, p.Cluster, strings.Join(unlisted, " or "))
+		opts := make([]string, len(matches))
+		for i, m := range matches {
+			opts[i] = "--cluster=" + m
+		}
+		return "", fmt.Errorf("node %s is in more than one cluster (%s): choose one with %s", node, strings.Join(matches, ", "), strings.Join(opts, " or "))
 	}
-	return "", fmt.Errorf("node %s is not among the nodes you may reach: run tether ls to see them", node)
+	msg := fmt.Sprintf("node %s not found in clusters %s", node, strings.Join(searched, ", "))
+	if len(searched) == 0 {
+		msg = fmt.Sprintf("node %s not found: no cluster could be searched", node)
+	}
+	if len(failed) > 0 {
+		msg += "; not searched: " + strings.Join(failed, "; ")
+	}
+	return "", errors.New(msg + " (tether ls --cluster=NAME lists a cluster's nodes)")
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -17,10 +21,39 @@ import (
 	"github.com/tetherproject/tether/gateway/web"
 )
 
-// leafRolesUnknown is what status says about a leaf's roles: the root does not hold the
-// leaf's role_map (it lives in the leaf's trusted_cluster resource), so tether cannot know
-// them before the leaf maps them.
-const leafRolesUnknown = "not known at the root: the leaf maps your roles with its own role_map when you connect"
+// leafRoles asks, for every leaf in parallel (each within clusterQueryTimeout), which
+// roles the leaf maps the user to: the root asks the leaf through its tunnel and the leaf
+// evaluates its own role_map. A leaf that cannot be asked is reported as offline or
+// unknown with the reason, never guessed at.
+func leafRoles(ctx context.Context, p *Profile, leaves []string) []leafStatus {
+	out := make([]leafStatus, len(leaves))
+	var wg sync.WaitGroup
+	for i, name := range leaves {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, clusterQueryTimeout)
+			defer cancel()
+			var resp web.UserRolesResponse
+			err := userGet(cctx, p, web.UserRolesPath+"?cluster="+url.QueryEscape(name), &resp)
+			st := leafStatus{Name: name, State: "ok", MappedRoles: resp.Roles, RolesKnown: err == nil, Notes: resp.Notes}
+			var ae *apiError
+			switch {
+			case err == nil:
+				if st.MappedRoles == nil {
+					st.MappedRoles = []string{}
+				}
+			case errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable:
+				st.State, st.MappedRoles, st.Error = "offline", nil, err.Error()
+			default:
+				st.State, st.MappedRoles, st.Error = "unknown", nil, err.Error()
+			}
+			out[i] = st
+		}()
+	}
+	wg.Wait()
+	return out
+}
 
 // fetchClusters asks the proxy for the clusters p's user may see.
 func fetchClusters(cmd *cobra.Command, p *Profile) ([]auth.ClusterInfo, error) {
@@ -57,10 +90,15 @@ type statusJSON struct {
 
 type leafStatus struct {
 	Name string `json:"name"`
-	// MappedRoles is null: see RolesNote.
+	// State is "ok" (the leaf answered), "offline" (no tunnel) or "unknown" (see Error).
+	State string `json:"state"`
+	// MappedRoles are the leaf's local roles for the user, from its own role_map; null
+	// when the leaf could not be asked.
 	MappedRoles []string `json:"mapped_roles"`
 	RolesKnown  bool     `json:"mapped_roles_known"`
-	RolesNote   string   `json:"mapped_roles_note"`
+	// Notes are the leaf's words on roles left out (no rule matched, a missing role).
+	Notes []string `json:"mapped_roles_notes,omitempty"`
+	Error string   `json:"error,omitempty"`
 }
 
 func statusCommand() *cobra.Command {
@@ -78,6 +116,13 @@ func statusCommand() *cobra.Command {
 				return err
 			}
 			clusters, cerr := fetchClusters(cmd, p)
+			var leafNames []string
+			for _, c := range clusters {
+				if c.Type == "leaf" {
+					leafNames = append(leafNames, c.Name)
+				}
+			}
+			leaves := leafRoles(ctxOf(cmd), p, leafNames)
 			if format == "json" {
 				out := statusJSON{
 					ProfileDir: p.dir, Proxy: p.Proxy, User: p.User, Cluster: p.Cluster, SelectedCluster: p.SelectedCluster,
@@ -86,11 +131,7 @@ func statusCommand() *cobra.Command {
 				if cerr != nil {
 					out.LeavesError = cerr.Error()
 				}
-				for _, c := range clusters {
-					if c.Type == "leaf" {
-						out.Leaves = append(out.Leaves, leafStatus{Name: c.Name, RolesNote: leafRolesUnknown})
-					}
-				}
+				out.Leaves = append(out.Leaves, leaves...)
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
@@ -100,19 +141,20 @@ func statusCommand() *cobra.Command {
 					fmt.Fprintf(w, "  Leaf clusters:      could not be listed: %v\n", cerr)
 					return
 				}
-				var leaves []string
-				for _, c := range clusters {
-					if c.Type == "leaf" {
-						leaves = append(leaves, c.Name)
-					}
-				}
 				if len(leaves) == 0 {
 					fmt.Fprintf(w, "  Leaf clusters:      none you may see\n")
 					return
 				}
 				fmt.Fprintf(w, "  Leaf clusters:\n")
 				for _, l := range leaves {
-					fmt.Fprintf(w, "    %s: roles %s\n", l, leafRolesUnknown)
+					switch {
+					case l.State == "ok" && len(l.MappedRoles) == 0:
+						fmt.Fprintf(w, "    %s: no roles (%s)\n", l.Name, strings.Join(l.Notes, "; "))
+					case l.State == "ok":
+						fmt.Fprintf(w, "    %s: roles %s\n", l.Name, strings.Join(l.MappedRoles, ", "))
+					default:
+						fmt.Fprintf(w, "    %s: roles %s (%s)\n", l.Name, l.State, l.Error)
+					}
 				}
 			})
 		},

@@ -11,6 +11,9 @@
 // carrier) and tunnel claims it writes to the state store from the server's callbacks;
 // the replica registry (each root replica heartbeats its tunnel endpoint, and leaves are
 // told every live one); closing tunnels within a second when a trust is disabled or
-// removed on either side; and the leaf's dial handler, which refuses every name that is
-// not a registered node and hands accepted streams to the SSH forwarding hook.
+// removed on either side; the leaf's dial handler, which refuses every name that is
+// not a registered node and hands accepted streams to the SSH forwarding hook; and the
+// typed services a root asks a leaf for on behalf of a user (node list, mapped roles):
+// the leaf side hands them to the gateway's ServiceFunc, the root side (Root.Ask) reads a
+// bounded answer and DecodeNodeList / DecodeUserRoles check it strictly.
 package tunnel

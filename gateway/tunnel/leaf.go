@@ -42,9 +42,10 @@ type LeafConfig struct {
 
 // Leaf keeps one transport.Agent per enabled trust whose root TLS CA is stored.
 type Leaf struct {
-	cfg     LeafConfig
-	log     *slog.Logger
-	forward atomic.Pointer[ForwardFunc]
+	cfg      LeafConfig
+	log      *slog.Logger
+	forward  atomic.Pointer[ForwardFunc]
+	services atomic.Pointer[ServiceFunc]
 
 	certMu sync.Mutex
 	cert   *tls.Certificate
@@ -156,7 +157,7 @@ func (l *Leaf) sync(ctx context.Context) {
 			Cluster:           l.cfg.Auth.ClusterName(),
 			GetCertificate:    l.certificate,
 			RootCAs:           r.Pool,
-			Handler:           l.handle,
+			Handler:           l.handlerFor(name),
 			KeepAliveInterval: l.cfg.KeepAliveInterval,
 			KeepAliveCount:    l.cfg.KeepAliveCount,
 			ProbeInterval:     l.cfg.ProbeInterval,
@@ -195,6 +196,20 @@ func (l *Leaf) certificate() (*tls.Certificate, error) {
 	}
 	l.cert = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
 	return l.cert, nil
+}
+
+// handlerFor decides the dials and service requests that arrive on root's tunnel.
+func (l *Leaf) handlerFor(root string) transport.DialHandler {
+	return func(ctx context.Context, req *frame.DialRequest) (func(net.Conn), error) {
+		switch req.Service {
+		case frame.ServiceSSH:
+			return l.handle(ctx, req)
+		case frame.ServiceNodeList, frame.ServiceUserRoles:
+			return l.serve(ctx, root, req)
+		}
+		l.log.Warn("refused a tunnel request for an unknown service", "root", root, "service", req.Service.String())
+		return nil, transport.Deny("unknown service " + req.Service.String())
+	}
 }
 
 // handle decides a dial from a root: only a registered node of this cluster, and only

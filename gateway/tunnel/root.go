@@ -22,6 +22,7 @@ import (
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/state"
 	"github.com/tetherproject/tether/transport"
+	"github.com/tetherproject/tether/transport/frame"
 )
 
 // RootConfig configures a cluster's tunnel server.
@@ -337,7 +338,11 @@ func (e *ElsewhereError) Error() string {
 // holds its tunnel, an *ElsewhereError naming that replica. The leaf's refusal is a
 // *transport.DialDeniedError.
 func (r *Root) DialLeaf(ctx context.Context, leaf, nodeName string, userCert []byte, clientAddr string) (net.Conn, error) {
-	conn, err := r.srv.Dial(ctx, leaf, nodeName, userCert, clientAddr)
+	return r.dial(ctx, leaf, &frame.DialRequest{Node: nodeName, UserCert: userCert, ClientAddr: clientAddr})
+}
+
+func (r *Root) dial(ctx context.Context, leaf string, req *frame.DialRequest) (net.Conn, error) {
+	conn, err := r.srv.DialTraced(ctx, leaf, req)
 	if !errors.Is(err, transport.ErrNoTunnel) {
 		return conn, err
 	}

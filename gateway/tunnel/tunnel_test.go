@@ -31,9 +31,10 @@ import (
 )
 
 type cluster struct {
-	name string
-	gw   *gateway.Gateway
-	logs *testenv.Buffer
+	name    string
+	gw      *gateway.Gateway
+	logs    *testenv.Buffer
+	dataDir string
 }
 
 func start(t *testing.T, name, extra string) *cluster {
@@ -63,7 +64,7 @@ func start(t *testing.T, name, extra string) *cluster {
 			t.Errorf("%s: Run: %v", name, err)
 		}
 	})
-	return &cluster{name: name, gw: g, logs: logs}
+	return &cluster{name: name, gw: g, logs: logs, dataDir: filepath.Join(dir, "data")}
 }
 
 func rootCAFile(t *testing.T, root *cluster) string {

@@ -14,7 +14,8 @@
 // agreed, so their decoders skip tags they do not know (a newer leaf may add hello
 // fields). Every later message is strict: a field the agreed version does not define is
 // an error, so a peer that sends a newer field on an older session is caught, not
-// silently misread. Version 2 is version 1 plus the dial request's TraceID.
+// silently misread. Version 2 is version 1 plus the dial request's TraceID; version 3 adds
+// the dial request's Service (a typed leaf service instead of an SSH connection).
 package frame
 
 import (
@@ -31,9 +32,12 @@ const (
 	Version1 uint16 = 1
 	// Version2 adds DialRequest.TraceID.
 	Version2 uint16 = 2
+	// Version3 adds DialRequest.Service: a dial stream may ask the leaf for one of its
+	// typed services (ServiceNodeList, ServiceUserRoles) instead of an SSH connection.
+	Version3 uint16 = 3
 
 	MinVersion = Version1
-	MaxVersion = Version2
+	MaxVersion = Version3
 )
 
 // Type is a frame's message type.
@@ -101,6 +105,9 @@ var (
 	ErrUnexpected   = errors.New("unexpected frame type")
 	ErrNoVersion    = errors.New("no common protocol version")
 	ErrNotANodeName = errors.New("dial target is not a node name")
+	// ErrServiceUnsupported: the agreed version cannot carry the requested service (the
+	// peer runs an older Tether).
+	ErrServiceUnsupported = errors.New("service not supported by the tunnel's protocol version")
 )
 
 // Append appends the frame (header and payload) of type t to dst. It fails when t is

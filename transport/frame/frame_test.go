@@ -167,6 +167,70 @@ func TestVersionSkew(t *testing.T) {
 	}
 }
 
+// TestServiceRequests: version 3 carries a typed service; a service request names no
+// node, an unknown service is malformed on both sides, and an older session cannot carry
+// a service at all (the root learns it, a v2 leaf never misreads one as an SSH dial).
+func TestServiceRequests(t *testing.T) {
+	t.Parallel()
+	for _, svc := range []Service{ServiceNodeList, ServiceUserRoles} {
+		req := &DialRequest{Service: svc, UserCert: []byte("cert"), ClientAddr: "192.0.2.1:5000", TraceID: "t"}
+		p, err := req.Marshal(Version3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UnmarshalDialRequest(Version3, p)
+		if err != nil || got.Service != svc || got.Node != "" || string(got.UserCert) != "cert" {
+			t.Fatalf("%s: %+v %v", svc, got, err)
+		}
+		if _, err := UnmarshalDialRequest(Version2, p); !errors.Is(err, ErrMalformed) {
+			t.Errorf("v2 leaf reading a v3 %s request: %v, want ErrMalformed", svc, err)
+		}
+		for _, v := range []uint16{Version1, Version2} {
+			if _, err := req.Marshal(v); !errors.Is(err, ErrServiceUnsupported) {
+				t.Errorf("%s on v%d: %v, want ErrServiceUnsupported", svc, v, err)
+			}
+		}
+		withNode := *req
+		withNode.Node = "web-1"
+		if _, err := withNode.Marshal(Version3); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s naming a node: %v", svc, err)
+		}
+	}
+	// An SSH dial on v3 is what it was: the service field is left out.
+	ssh := &DialRequest{Node: "web-1"}
+	p3, _ := ssh.Marshal(Version3)
+	p2, _ := ssh.Marshal(Version2)
+	if string(p3) != string(p2) {
+		t.Errorf("an SSH dial changed its encoding in v3: %x vs %x", p3, p2)
+	}
+	for name, p := range map[string][]byte{
+		"unknown_service":           {5, 1, 9},
+		"explicit_zero_service":     {1, 3, 'w', 'e', 'b', 5, 1, 0},
+		"service_request_with_node": {1, 3, 'w', 'e', 'b', 5, 1, 1},
+		"ssh_dial_without_a_node":   {3, 1, 'x'},
+		"service_of_two_bytes":      {5, 2, 0x81, 0},
+	} {
+		if d, err := UnmarshalDialRequest(Version3, p); err == nil {
+			t.Errorf("%s decoded: %+v", name, d)
+		}
+	}
+	if _, err := (&DialRequest{Service: 7}).Marshal(Version3); !errors.Is(err, ErrMalformed) {
+		t.Errorf("unknown service marshalled: %v", err)
+	}
+	// An oversized certificate in a service request is refused by the decoder's field
+	// limit, and a whole frame past the type's limit by the frame reader.
+	big, err := (&DialRequest{Service: ServiceNodeList, UserCert: bytes.Repeat([]byte{1}, 24<<10+1)}).Marshal(Version3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnmarshalDialRequest(Version3, big); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized certificate: %v, want ErrTooLarge", err)
+	}
+	if _, err := Append(nil, TypeDialRequest, bytes.Repeat([]byte{1}, MaxPayload+1)); err == nil {
+		t.Error("a dial request frame past its limit was built")
+	}
+}
+
 // TestHelloFromANewerLeafSkipsUnknownFields: the hello is read before a version is agreed,
 // so fields a future version adds must not break an older root.
 func TestHelloFromANewerLeafSkipsUnknownFields(t *testing.T) {

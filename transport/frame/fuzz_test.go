@@ -23,7 +23,7 @@ func FuzzDecode(f *testing.F) {
 		if rt, rp, err := Read(bytes.NewReader(b)); err != nil || rt != typ || !bytes.Equal(rp, payload) {
 			t.Fatalf("Read disagrees with Decode: %v %v", rt, err)
 		}
-		for _, v := range []uint16{Version1, Version2} {
+		for _, v := range []uint16{Version1, Version2, Version3} {
 			switch typ {
 			case TypeHeartbeat:
 				if h, err := UnmarshalHeartbeat(v, payload); err == nil {
@@ -39,8 +39,11 @@ func FuzzDecode(f *testing.F) {
 				}
 			case TypeDialRequest:
 				if d, err := UnmarshalDialRequest(v, payload); err == nil {
-					if ValidNodeName(d.Node) != nil {
+					switch {
+					case d.Service == ServiceSSH && ValidNodeName(d.Node) != nil:
 						t.Fatalf("dial request for %q decoded", d.Node)
+					case d.Service != ServiceSSH && (d.Node != "" || v < Version3 || d.Service > maxService):
+						t.Fatalf("v%d %s request for %q decoded", v, d.Service, d.Node)
 					}
 					p, err := d.Marshal(v)
 					if err != nil {
@@ -106,6 +109,13 @@ func seedFrames() [][]byte {
 	add(TypeHeartbeatReply, (&HeartbeatReply{Seq: 1, ReconnectAfter: 5e9, Replicas: []Endpoint{{QUIC: "a:1"}}}).Marshal(2))
 	dr, _ := (&DialRequest{Node: "web", UserCert: []byte("c"), ClientAddr: "x", TraceID: "t"}).Marshal(2)
 	add(TypeDialRequest, dr)
+	for _, svc := range []Service{ServiceNodeList, ServiceUserRoles} {
+		sr, _ := (&DialRequest{Service: svc, UserCert: []byte("c"), ClientAddr: "x", TraceID: "t"}).Marshal(3)
+		add(TypeDialRequest, sr)
+	}
+	// A v3 service request that also names a node, and one for an unknown service.
+	add(TypeDialRequest, []byte{1, 3, 'w', 'e', 'b', 5, 1, 1})
+	add(TypeDialRequest, []byte{5, 1, 9})
 	add(TypeDialAnswer, (&DialAnswer{Reason: "no"}).Marshal(1))
 	add(TypeGoAway, (&GoAway{ReconnectAfter: 1e9, Reason: "bye"}).Marshal(1))
 	out = append(out, []byte{byte(TypeHello), 0xff, 0xff}, []byte{0x7f, 0, 0})

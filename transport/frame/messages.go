@@ -58,9 +58,41 @@ type HeartbeatReply struct {
 	Replicas       []Endpoint
 }
 
-// DialRequest asks the leaf to connect the stream to one of its registered nodes, by name.
+// Service is what a dial stream asks of the leaf. The zero value, ServiceSSH, is the only
+// one versions 1 and 2 know.
+type Service uint8
+
+// Services a root may ask a leaf for. Every other value is malformed.
+const (
+	// ServiceSSH connects the stream to the registered node DialRequest.Node: the stream
+	// then carries the user's SSH connection to the leaf's enforcement point.
+	ServiceSSH Service = 0
+	// ServiceNodeList asks for the leaf's nodes the user of DialRequest.UserCert may
+	// reach, decided by the leaf's own policy; the leaf answers on the stream and closes.
+	ServiceNodeList Service = 1
+	// ServiceUserRoles asks which local roles the leaf maps the user of
+	// DialRequest.UserCert to (its role_map, its engine); the leaf answers and closes.
+	ServiceUserRoles Service = 2
+
+	maxService = ServiceUserRoles
+)
+
+func (s Service) String() string {
+	switch s {
+	case ServiceSSH:
+		return "ssh"
+	case ServiceNodeList:
+		return "node-list"
+	case ServiceUserRoles:
+		return "user-roles"
+	}
+	return fmt.Sprintf("service-%d", uint8(s))
+}
+
+// DialRequest asks the leaf to connect the stream to one of its registered nodes, by name,
+// or (version 3) for one of its typed services.
 type DialRequest struct {
-	// Node is a node name, never an address.
+	// Node is a node name, never an address; set for ServiceSSH only.
 	Node string
 	// UserCert is the user's certificate as the root authenticated it.
 	UserCert []byte
@@ -68,6 +100,8 @@ type DialRequest struct {
 	ClientAddr string
 	// TraceID correlates the dial in both clusters' audit logs (version 2).
 	TraceID string
+	// Service is what the stream is for (version 3; ServiceSSH when absent).
+	Service Service
 }
 
 // DialAnswer is the leaf's answer to a dial request: accept, or a denial reason.
@@ -109,6 +143,7 @@ var (
 	dialRequestSpecs = map[byte]fieldSpec{
 		1: {kind: kindString, max: 253, since: 1}, 2: {kind: kindBytes, max: 24 << 10, since: 1},
 		3: {kind: kindString, max: 128, since: 1}, 4: {kind: kindString, max: 128, since: 2},
+		5: {kind: kindUint, max: 1, since: 3},
 	}
 	dialAnswerSpecs = map[byte]fieldSpec{
 		1: {kind: kindBool, max: 1, since: 1}, 2: {kind: kindString, max: 512, since: 1},
@@ -368,10 +403,14 @@ func UnmarshalHeartbeatReply(v uint16, p []byte) (*HeartbeatReply, error) {
 }
 
 // Marshal encodes the dial request for version v: fields v does not define are left out
-// (a version 1 peer never sees a TraceID).
+// (a version 1 peer never sees a TraceID). A service other than ServiceSSH cannot be
+// expressed before version 3: ErrServiceUnsupported, never a silent SSH dial.
 func (d *DialRequest) Marshal(v uint16) ([]byte, error) {
-	if err := ValidNodeName(d.Node); err != nil {
+	if err := d.Validate(); err != nil {
 		return nil, err
+	}
+	if d.Service != ServiceSSH && v < Version3 {
+		return nil, fmt.Errorf("%w: %s needs protocol version %d, the tunnel speaks %d", ErrServiceUnsupported, d.Service, Version3, v)
 	}
 	var e encoder
 	e.str(1, d.Node)
@@ -382,12 +421,30 @@ func (d *DialRequest) Marshal(v uint16) ([]byte, error) {
 	if v >= Version2 {
 		e.str(4, d.TraceID)
 	}
+	if v >= Version3 {
+		e.uint(5, uint64(d.Service))
+	}
 	return e.b, nil
+}
+
+// Validate holds a request to its service's shape: an SSH dial names a node (never an
+// address: ErrNotANodeName); a service request names none; no other service exists.
+func (d *DialRequest) Validate() error {
+	switch {
+	case d.Service > maxService:
+		return fmt.Errorf("%w: unknown service %d", ErrMalformed, uint8(d.Service))
+	case d.Service == ServiceSSH:
+		return ValidNodeName(d.Node)
+	case d.Node != "":
+		return fmt.Errorf("%w: a %s request names no node (got %q)", ErrMalformed, d.Service, d.Node)
+	}
+	return nil
 }
 
 // UnmarshalDialRequest decodes a dial request of version v. A target that is not a node
 // name — an IP address, a host:port, anything with characters a name has not — is
-// refused here, before any handler sees it.
+// refused here, before any handler sees it, and so is an unknown service or a service
+// request that names a node.
 func UnmarshalDialRequest(v uint16, p []byte) (*DialRequest, error) {
 	fs, err := decodeFields(p, dialRequestSpecs, v, true)
 	if err != nil {
@@ -404,9 +461,16 @@ func UnmarshalDialRequest(v uint16, p []byte) (*DialRequest, error) {
 			d.ClientAddr = string(f.val)
 		case 4:
 			d.TraceID = string(f.val)
+		case 5:
+			s := mustUint(f.val)
+			if s == 0 || s > uint64(maxService) {
+				// 0 is never encoded (absent means SSH): one encoding per request.
+				return nil, fmt.Errorf("dial-request: %w: unknown service %d", ErrMalformed, s)
+			}
+			d.Service = Service(s)
 		}
 	}
-	if err := ValidNodeName(d.Node); err != nil {
+	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("dial-request: %w", err)
 	}
 	return d, nil

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	osuser "os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/internal/testenv"
+)
+
+// startTetherdWith starts tetherd with extra configuration (YAML appended) and a decision
+// log, and waits for its web API.
+func startTetherdWith(t *testing.T, bin, name, extra string, args ...string) (*proc, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	declog := filepath.Join(dir, "decisions.jsonl")
+	cfg := filepath.Join(dir, "tether.yaml")
+	text := fmt.Sprintf("cluster_name: %s\ndata_dir: %s/data\nproxy:\n  web_listen_addr: %s\n  tunnel_listen_addr: 127.0.0.1:0\npolicy:\n  decision_log:\n    file: %s\n%s", name, dir, addr, declog, extra)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{name: name, dataDir: filepath.Join(dir, "data"), addr: addr, log: &testenv.Buffer{}}
+	cmd := exec.Command(bin, append([]string{"start", "-c", cfg}, args...)...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("%s did not stop cleanly: %v\n%s", name, err, p.log)
+		}
+	})
+	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe only
+	testenv.Eventually(t, 30*time.Second, func() error {
+		resp, err := probe.Get("https://" + addr + "/webapi/ping")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	return p, declog
+}
+
+func tunnelAddrOf(t *testing.T, addr string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reading the advertised address only
+	resp, err := client.Get("https://" + addr + "/webapi/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ping struct {
+		Proxy struct {
+			SSH struct {
+				Tunnel string `json:"ssh_tunnel_public_addr"`
+			} `json:"ssh"`
+		} `json:"proxy"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil || ping.Proxy.SSH.Tunnel == "" {
+		t.Fatalf("ping: %v %+v", err, ping)
+	}
+	return ping.Proxy.SSH.Tunnel
+}
+
+// Node lists and identity through the federation, with real processes: a root, a leaf
+// joined over the tunnel with a Tether node agent (node-east, env=stage) and a node
+// registered by hand (node-prod, env=prod), and alice signed in at the root. The leaf
+// maps the root's access to its own visitor role, which reaches stage nodes only.
+func TestFederatedNodeListsEndToEnd(t *testing.T) {
+	tetherd, tetherctl, tether := binaries(t)
+	me, err := osuser.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := me.Username
+	const rootName, leafName = "root.example.com", "leaf-east.example.com"
+	root, _ := startTetherdWith(t, tetherd, rootName, "")
+	leaf, leafLog := startTetherdWith(t, tetherd, leafName,
+		"node:\n  enabled: true\n  name: node-east\n  labels: {env: stage}\n  listen_addr: 127.0.0.1:0\n  public_addr: 127.0.0.1:0\n", "--insecure")
+	leaf.ctl(t, tetherctl, "create", writeTemp(t, fmt.Sprintf("kind: role\nversion: v5\nmetadata: {name: visitor}\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {env: stage}\n")))
+	leaf.ctl(t, tetherctl, "create", writeTemp(t, "kind: node\nversion: v2\nmetadata:\n  name: node-prod\n  labels: {env: prod}\nspec:\n  addr: 127.0.0.1:1\n"))
+	tok := regexp.MustCompile(`The cluster invite token: (\S+)`).FindStringSubmatch(root.ctl(t, tetherctl, "tokens", "add", "--type=trusted_cluster", "--ttl=5m"))[1]
+	trust := func(enabled bool, token string) string {
+		return fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: %s\nspec:\n  enabled: %v\n  token: %q\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [visitor]\n", rootName, enabled, token, tunnelAddrOf(t, root.addr), root.addr)
+	}
+	leaf.ctl(t, tetherctl, "create", writeTemp(t, trust(true, tok)))
+
+	alice := user{bin: tether, home: filepath.Join(t.TempDir(), "profile")}
+	added := root.ctl(t, tetherctl, "users", "add", "alice", "--roles=access", "--logins="+login)
+	secret := alice.signUp(t, added, "alice password 1")
+	proxy := regexp.MustCompile(`--proxy=(\S+)`).FindStringSubmatch(added)[1]
+	caFile := regexp.MustCompile(`--ca-file=(\S+)`).FindStringSubmatch(added)[1]
+	alice.must(t, "alice password 1\n"+auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod))+"\n", "login", "--proxy="+proxy, "--ca-file="+caFile, "--user=alice")
+	testenv.Eventually(t, 60*time.Second, func() error {
+		out, _, _ := alice.run(t, "", "ls", "--cluster="+leafName)
+		if !strings.Contains(out, "node-east") {
+			return fmt.Errorf("leaf not listed yet: %s\nleaf log:\n%s", out, leaf.log)
+		}
+		return nil
+	})
+
+	t.Run("ls_lists_the_leafs_nodes_as_the_leafs_policy_decides", func(t *testing.T) {
+		out := alice.must(t, "", "ls", "--cluster="+leafName)
+		if !regexp.MustCompile(`(?m)^Node Name +Address +Labels +Logins *$`).MatchString(out) ||
+			!regexp.MustCompile(`(?m)^node-east +127\.0\.0\.1:\d+ +env=stage +`+regexp.QuoteMeta(login)+` *$`).MatchString(out) || strings.Contains(out, "node-prod") {
+			t.Fatalf("ls --cluster=%s:\n%s", leafName, out)
+		}
+		var nodes []struct {
+			Name, Cluster string
+			Logins        []string
+		}
+		if err := json.Unmarshal([]byte(alice.must(t, "", "ls", "--cluster="+leafName, "-f", "json")), &nodes); err != nil || len(nodes) != 1 || nodes[0].Cluster != leafName {
+			t.Fatalf("ls -f json: %+v %v", nodes, err)
+		}
+		if out := alice.must(t, "", "ls", "--cluster="+leafName, "env=prod"); strings.Contains(out, "node-") {
+			t.Fatalf("ls env=prod:\n%s", out)
+		}
+		testenv.Eventually(t, 10*time.Second, func() error {
+			data, _ := os.ReadFile(leafLog)
+			if !regexp.MustCompile(`"path":"tether/access/node_logins".*"node-east"`).Match(data) {
+				return fmt.Errorf("no node list event in the leaf's decision log:\n%s", data)
+			}
+			return nil
+		})
+	})
+
+	t.Run("status_shows_the_roles_the_leaf_maps_to", func(t *testing.T) {
+		var st struct {
+			Leaves []struct {
+				Name   string   `json:"name"`
+				State  string   `json:"state"`
+				Mapped []string `json:"mapped_roles"`
+				Known  bool     `json:"mapped_roles_known"`
+			} `json:"leaf_clusters"`
+		}
+		if err := json.Unmarshal([]byte(alice.must(t, "", "status", "-f", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Leaves) != 1 || st.Leaves[0].Name != leafName || st.Leaves[0].State != "ok" || !st.Leaves[0].Known || strings.Join(st.Leaves[0].Mapped, ",") != "visitor" {
+			t.Fatalf("status leaves: %+v", st.Leaves)
+		}
+		if out := alice.must(t, "", "status"); !strings.Contains(out, leafName+": roles visitor") {
+			t.Fatalf("status:\n%s", out)
+		}
+	})
+
+	t.Run("ssh_without_cluster_finds_a_leaf_node", func(t *testing.T) {
+		out, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "echo found-on-the-leaf")
+		if err != nil || out != "found-on-the-leaf\n" {
+			t.Fatalf("ssh: %v\n%s%s\nleaf log:\n%s", err, out, errOut, leaf.log)
+		}
+	})
+
+	t.Run("ssh_without_cluster_says_where_it_looked", func(t *testing.T) {
+		_, errOut, err := alice.run(t, "", "ssh", login+"@ghost", "true")
+		if err == nil || !strings.Contains(errOut, "node ghost not found in clusters "+rootName+", "+leafName) {
+			t.Fatalf("ghost: %v\n%s", err, errOut)
+		}
+		// A node the leaf's policy hides is not found either: the leaf decided.
+		if _, errOut, err = alice.run(t, "", "ssh", login+"@node-prod", "true"); err == nil || !strings.Contains(errOut, "node node-prod not found in clusters") {
+			t.Fatalf("node-prod: %v\n%s", err, errOut)
+		}
+	})
+
+	t.Run("ssh_without_cluster_names_the_clusters_of_an_ambiguous_node", func(t *testing.T) {
+		root.ctl(t, tetherctl, "create", writeTemp(t, "kind: node\nversion: v2\nmetadata:\n  name: node-east\n  labels: {env: stage}\nspec:\n  addr: 127.0.0.1:1\n"))
+		defer root.ctl(t, tetherctl, "rm", "node/node-east")
+		_, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "true")
+		want := fmt.Sprintf("node node-east is in more than one cluster (%s, %s): choose one with --cluster=%s or --cluster=%s", rootName, leafName, rootName, leafName)
+		if err == nil || !strings.Contains(errOut, want) {
+			t.Fatalf("ambiguous: %v\n%s", err, errOut)
+		}
+		if out, errOut, err := alice.run(t, "", "ssh", "--cluster="+leafName, login+"@node-east", "echo picked"); err != nil || out != "picked\n" {
+			t.Fatalf("--cluster picks: %v\n%s%s", err, out, errOut)
+		}
+	})
+
+	t.Run("a_hidden_leaf_reads_as_an_unknown_one", func(t *testing.T) {
+		root.ctl(t, tetherctl, "update", "rc/"+leafName, "--set-labels=env=secret")
+		defer root.ctl(t, tetherctl, "update", "rc/"+leafName, "--set-labels=")
+		for _, cluster := range []string{leafName, "ghost.example.com"} {
+			_, errOut, err := alice.run(t, "", "ls", "--cluster="+cluster)
+			if err == nil || !strings.Contains(errOut, "cluster "+cluster+" not found: run tether clusters") {
+				t.Fatalf("ls --cluster=%s: %v\n%s", cluster, err, errOut)
+			}
+		}
+		if _, errOut, _ := alice.run(t, "", "ls", "--cluster="+leafName); strings.Contains(errOut, "offline") || strings.Contains(errOut, "refused") {
+			t.Fatalf("a hidden leaf leaks its state: %s", errOut)
+		}
+	})
+
+	t.Run("an_offline_leaf_is_reported_honestly", func(t *testing.T) {
+		leaf.ctl(t, tetherctl, "create", "--force", writeTemp(t, trust(false, "")))
+		testenv.Eventually(t, 30*time.Second, func() error {
+			_, errOut, _ := alice.run(t, "", "ls", "--cluster="+leafName)
+			if !strings.Contains(errOut, "cluster "+leafName+" is offline") {
+				return fmt.Errorf("ls: %s", errOut)
+			}
+			return nil
+		})
+		if out := alice.must(t, "", "status"); !strings.Contains(out, leafName+": roles offline") {
+			t.Fatalf("status:\n%s", out)
+		}
+		_, errOut, err := alice.run(t, "", "ssh", login+"@ghost", "true")
+		if err == nil || !strings.Contains(errOut, "node ghost not found in clusters "+rootName+"; not searched: cluster "+leafName+" is offline") {
+			t.Fatalf("ssh with the leaf offline: %v\n%s", err, errOut)
+		}
+	})
+}

@@ -1,0 +1,70 @@
+package tunnel
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/tetherproject/tether/transport/frame"
+)
+
+// FuzzDecodeNodeList: whatever a leaf sends, DecodeNodeList never panics, and what it
+// accepts holds to the limits and re-encodes to an answer it accepts again.
+func FuzzDecodeNodeList(f *testing.F) {
+	for _, s := range []string{
+		`{"nodes":[]}`,
+		`{"nodes":[{"name":"node-east","addr":"127.0.0.1:3022","hostname":"east","labels":{"env":"stage"},"logins":["visitor","ubuntu"]}]}`,
+		`{"nodes":[{"name":"10.0.0.1","logins":["v"]}]}`,
+		`{"nodes":[{"name":"n","logins":["v"]}]} x`,
+		`{"nodes":null}`, `null`, `[]`, `{"nodes":[{"name":"n","labels":{"":"x"},"logins":["v"]}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		nodes, err := DecodeNodeList(data)
+		if err != nil {
+			return
+		}
+		if len(nodes) > MaxListedNodes {
+			t.Fatalf("%d nodes accepted", len(nodes))
+		}
+		for _, n := range nodes {
+			if frame.ValidNodeName(n.Name) != nil || len(n.Logins) == 0 || len(n.Logins) > MaxLogins || len(n.Labels) > MaxNodeLabels {
+				t.Fatalf("accepted %+v", n)
+			}
+			for _, l := range n.Logins {
+				if !loginRE.MatchString(l) {
+					t.Fatalf("accepted login %q", l)
+				}
+			}
+		}
+		again, err := json.Marshal(NodeListAnswer{Nodes: nodes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeNodeList(again); err != nil {
+			t.Fatalf("re-encoded answer refused: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeUserRoles: the same for a leaf's role answer.
+func FuzzDecodeUserRoles(f *testing.F) {
+	for _, s := range []string{`{"roles":["visitor"]}`, `{"roles":[],"notes":["no roles mapped for user with remote roles [x]"]}`, `{"roles":["a b"]}`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := DecodeUserRoles(data)
+		if err != nil {
+			return
+		}
+		for _, r := range a.Roles {
+			if !roleName(r) {
+				t.Fatalf("accepted role %q", r)
+			}
+		}
+		again, _ := json.Marshal(a)
+		if _, err := DecodeUserRoles(again); err != nil {
+			t.Fatalf("re-encoded answer refused: %v", err)
+		}
+	})
+}
