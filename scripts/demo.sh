@@ -12,15 +12,11 @@
 #
 # DEMO_EXIT_AFTER_CHECKS=1 exits after the checks instead of staying up: status 0 when every
 # check passed (CI and scripts).
-# EXPECT_FAIL_UNTIL_FEDLIST=1 (the default) marks the two commands that need the root to
-# forward leaf node lists (tether ls --cluster=LEAF, tether ssh without --cluster; branch
-# fedlist) as expected to fail; set it to 0 once that is merged, and they must pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 bin=$repo/bin
 export PATH=$bin:$PATH
-EXPECT_FAIL_UNTIL_FEDLIST=${EXPECT_FAIL_UNTIL_FEDLIST:-1}
 DEMO_EXIT_AFTER_CHECKS=${DEMO_EXIT_AFTER_CHECKS:-0}
 
 for tool in "$bin/tetherd" "$bin/tetherctl" "$bin/tether"; do
@@ -366,17 +362,17 @@ ssh_config=$work/ssh_config
 login_cmd="printf '%s\\n' '$alice_pw' \"\$(python3 $repo/scripts/totp.py --next $alice_secret)\" | tether login --proxy=127.0.0.1:$root_port --ca-file=$root_ca --user=alice"
 T=$'\t'
 # kind<TAB>command<TAB>what a denial must say. Kinds: ok (exit 0), deny (non-zero exit and
-# that text in the output), fedlist (ok once fedlist is merged, see above), and # (a
+# that text in the output), and # (a
 # comment printed above the next commands, not run).
 checks=(
 	"#${T}sign in again (interactively: tether login --proxy=127.0.0.1:$root_port --ca-file=$root_ca --user=alice)"
 	"ok${T}$login_cmd"
 	"ok${T}tether status"
 	"ok${T}tether clusters"
-	"fedlist${T}tether ls --cluster=leaf-east"
+	"ok${T}tether ls --cluster=leaf-east"
 	"ok${T}tether ssh --cluster=leaf-east $login@node-east uname -a"
 	"#${T}without --cluster, tether finds the node among the clusters Alice may see:"
-	"fedlist${T}tether ssh $login@node-east uname -a"
+	"ok${T}tether ssh $login@node-east uname -a"
 	"#${T}node-west is OpenSSH's sshd; leave out the command for an interactive shell:"
 	"ok${T}tether ssh --cluster=leaf-west $login@node-west uname -a"
 	"#${T}OpenSSH's own client, with tether proxy ssh as its ProxyCommand (tether config):"
@@ -394,9 +390,7 @@ checks=(
 )
 clean_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 failed=0
-xfailed=0
 ran=0
-xfail_cmds=""
 run_check() {
 	local kind=$1 cmd=$2 want=$3 out rc
 	ran=$((ran + 1))
@@ -410,19 +404,6 @@ run_check() {
 	case "$kind" in
 	ok) [ "$rc" -eq 0 ] && { echo "  [ok]"; return; } ;;
 	deny) [ "$rc" -ne 0 ] && [[ "$out" == *"$want"* ]] && { echo "  [ok: denied as expected]"; return; } ;;
-	fedlist)
-		if [ "$rc" -eq 0 ]; then
-			echo "  [ok]"
-			[ "$EXPECT_FAIL_UNTIL_FEDLIST" = 1 ] && echo "  NOTE: this passed: set EXPECT_FAIL_UNTIL_FEDLIST=0 in scripts/demo.sh"
-			return
-		fi
-		if [ "$EXPECT_FAIL_UNTIL_FEDLIST" = 1 ]; then
-			echo "  [expected to fail until the fedlist branch is merged (EXPECT_FAIL_UNTIL_FEDLIST=1), exit $rc]"
-			xfailed=$((xfailed + 1))
-			xfail_cmds+="$cmd"$'\n'
-			return
-		fi
-		;;
 	esac
 	echo "  [FAILED: exit $rc${want:+, expected output containing \"$want\"}]"
 	failed=$((failed + 1))
@@ -460,9 +441,6 @@ for c in "${checks[@]}"; do
 		;;
 	*)
 		printf '  %s\n' "$cmd"
-		if [[ $'\n'"$xfail_cmds" == *$'\n'"$cmd"$'\n'* ]]; then
-			echo "  #   ^ fails until the root forwards leaf node lists (branch fedlist)"
-		fi
 		;;
 	esac
 	prev=$kind
@@ -473,9 +451,7 @@ if [ "$failed" -gt 0 ]; then
 	exit 1
 fi
 echo
-summary="All $ran printed commands checked: $((ran - xfailed)) worked"
-[ "$xfailed" -eq 0 ] || summary+=", $xfailed expected to fail until fedlist is merged"
-echo "$summary."
+echo "All $ran printed commands worked as printed."
 if [ "$DEMO_EXIT_AFTER_CHECKS" = 1 ]; then
 	exit 0
 fi
