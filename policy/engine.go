@@ -29,6 +29,7 @@ const (
 	identityQuery = "data.tether.identity.of(input)"
 	accessQuery   = "data.tether.access.request_decision(data.tether.stage.identity)"
 	deniesQuery   = "data.tether.custom.deny"
+	staleQuery    = "data.tether.identity.role_map_errors_stale"
 	// The engine's fast form of ssh.session and the reasons of its allows.
 	fastQuery    = "data.tether.access.session_fast(data.tether.stage.identity)"
 	reasonsQuery = "data.tether.access.allow_reasons(data.tether.stage.identity)"
@@ -224,6 +225,9 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
 	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	if err := checkRoleMapErrors(ctx, compiler, store); err != nil {
+		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
+	}
 	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
 	type query struct {
 		query string
@@ -259,6 +263,24 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		*q.dst = pq
 	}
 	return p, nil
+}
+
+// checkRoleMapErrors refuses a bundle whose stored role_map validation (computed by
+// bundles.Shape so that no certificate pays for it) is not what the library's rule gives
+// for its rules: the identity stage trusts the stored errors.
+func checkRoleMapErrors(ctx context.Context, compiler *ast.Compiler, store storage.Store) error {
+	pq, err := rego.New(rego.Query(staleQuery), rego.Compiler(compiler), rego.Store(store), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
+	if err != nil {
+		return fmt.Errorf("preparing %s: %w", staleQuery, err)
+	}
+	v, err := evalValue(ctx, pq, ast.NewObject())
+	if err != nil {
+		return fmt.Errorf("checking role_map_errors: %w", err)
+	}
+	if set, ok := v.(ast.Set); !ok || set.Len() > 0 {
+		return fmt.Errorf("the role_map_errors stored for trusted clusters %v are not what their role_map_rules give (was data.json edited?); rebuild the bundle with tetherctl policy build", v)
+	}
+	return nil
 }
 
 // Decide returns the decision for in, from the decision cache when a fresh evaluation

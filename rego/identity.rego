@@ -156,14 +156,32 @@ mapped_roles(cert, origin) := {"roles": object.get(cert, "roles", []), "notes": 
 mapped_roles(cert, origin) := {"roles": out, "notes": notes} if {
 	origin != data.tether.cluster.name
 	tc := object.get(data.tether.trusted_clusters, origin, {})
-	rules := object.get(tc, "role_map_rules", [])
-	errs := rolemap.errors(rules)
+	errs := role_map_errors(tc)
 	remote := rolemap.remote_roles(object.get(cert, "roles", []))
 	out := mapped_if_valid(tc, remote, errs)
 	notes := array.concat(
 		[sprintf("role_map of trusted cluster %s is invalid: %s", [origin, e]) | some e in errs],
 		[sprintf("no roles mapped for user with remote roles %v", [remote]) | count(out) == 0],
 	)
+}
+
+# role_map_errors is rolemap.errors of the trusted cluster's rules. They depend only on the
+# bundle, so bundles.Shape evaluates this same function once at build time and stores the
+# result beside the rules (role_map_errors); a bundle built otherwise (opa build, an older
+# tetherctl) has it computed here, per certificate. The engine refuses a bundle whose
+# stored errors differ from the rules' (role_map_errors_stale).
+role_map_errors(tc) := {e | some e in tc.role_map_errors} if is_array(tc.role_map_errors)
+
+role_map_errors(tc) := rolemap.errors(object.get(tc, "role_map_rules", [])) if {
+	not is_array(object.get(tc, "role_map_errors", null))
+}
+
+# role_map_errors_stale names the trusted clusters whose stored role_map_errors are not
+# what their rules give (a bundle edited by hand): the engine will not load such a bundle.
+role_map_errors_stale contains name if {
+	some name, tc in data.tether.trusted_clusters
+	is_array(tc.role_map_errors)
+	{e | some e in tc.role_map_errors} != rolemap.errors(object.get(tc, "role_map_rules", []))
 }
 
 mapped_if_valid(tc, remote, errs) := rolemap.map_roles(tc.role_map, remote) if {

@@ -3,6 +3,8 @@
 package tether.identity_test
 
 import data.tether.fixtures_test as fx
+import data.tether.identity
+import data.tether.rolemap
 
 # id is the identity of cert on the leaf of the seed guide.
 id(cert) := fx.identity_of(fx.leaf_world, {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": cert})
@@ -68,6 +70,34 @@ test_invalid_role_map_maps_nothing_and_says_why if {
 		sprintf(`role_map of trusted cluster %s is invalid: role_map[0]: local[0] must not be "*": a wildcard would grant every local role`, [fx.broken_root]),
 		`no roles mapped for user with remote roles ["access"]`,
 	]
+}
+
+# bundles.Shape stores rolemap.errors of each trusted cluster's rules (role_map_errors), so
+# that a certificate does not pay for the validation; the answer is the same either way.
+with_stored_errors(world) := object.union(world, {"trusted_clusters": {name: object.union(tc, {"role_map_errors": [e | some e in rolemap.errors(tc.role_map_rules)]}) |
+	some name, tc in world.trusted_clusters
+}})
+
+test_stored_role_map_errors_give_the_same_identity if {
+	stored := with_stored_errors(fx.leaf_world)
+	some cert in [fx.alice(["access"]), fx.alice(["full-access", "access"]), fx.signed_by(fx.alice(["access"]), fx.broken_root, "SHA256:broken-root-user")]
+	inp := {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": cert}
+	fx.identity_of(stored, inp) == fx.identity_of(fx.leaf_world, inp)
+}
+
+test_stored_role_map_errors_are_read if {
+	# A stored answer is what the identity uses (the engine checks it at load).
+	w := object.union(fx.leaf_world, {"trusted_clusters": {fx.root: object.union(fx.leaf_world.trusted_clusters[fx.root], {"role_map_errors": ["stored"]})}})
+	i := fx.identity_of(w, {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": fx.alice(["access"])})
+	i.roles == []
+	i.notes[0] == sprintf("role_map of trusted cluster %s is invalid: stored", [fx.root])
+}
+
+test_stale_role_map_errors_are_named if {
+	count(identity.role_map_errors_stale) == 0 with data.tether.trusted_clusters as with_stored_errors(fx.leaf_world).trusted_clusters
+	count(identity.role_map_errors_stale) == 0 with data.tether.trusted_clusters as fx.leaf_world.trusted_clusters
+	w := object.union(fx.leaf_world, {"trusted_clusters": {fx.broken_root: object.union(fx.leaf_world.trusted_clusters[fx.broken_root], {"role_map_errors": []})}})
+	identity.role_map_errors_stale == {fx.broken_root} with data.tether.trusted_clusters as w.trusted_clusters
 }
 
 test_certificate_of_an_unknown_cluster_maps_nothing if {
