@@ -110,6 +110,9 @@ func (e *Engine) Stats() Stats {
 // prepared holds one bundle revision's compiled queries.
 type prepared struct {
 	revision string
+	// gen is unique per Load in this process; the caches key on it rather than on the
+	// revision (shorter to hash on every decision, and never equal across loads).
+	gen uint64
 	// timeDependent is set when an operator deny may read input.now (bundles.
 	// CheckOperatorRules): the cache key leaves now out, so for such a bundle only allows
 	// are cached, and a cached allow is served only after the operator denies, evaluated
@@ -141,6 +144,9 @@ type cachedDecision struct {
 	d           Decision
 	evaluatedAt time.Time
 }
+
+// generations numbers every prepared bundle in this process (prepared.gen).
+var generations atomic.Uint64
 
 // ErrNoBundle is returned by decisions asked before any bundle was loaded.
 var ErrNoBundle = errors.New("policy: no bundle loaded")
@@ -228,7 +234,7 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 	if err := checkRoleMapErrors(ctx, compiler, store); err != nil {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
-	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
+	p := &prepared{revision: b.Revision, gen: generations.Add(1), timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
 	type query struct {
 		query string
 		dst   *rego.PreparedEvalQuery
@@ -273,10 +279,14 @@ func checkRoleMapErrors(ctx context.Context, compiler *ast.Compiler, store stora
 	if err != nil {
 		return fmt.Errorf("preparing %s: %w", staleQuery, err)
 	}
-	v, err := evalValue(ctx, pq, ast.NewObject())
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()), rego.EvalGenerateJSON(asTerm))
 	if err != nil {
 		return fmt.Errorf("checking role_map_errors: %w", err)
 	}
+	if len(rs) == 0 {
+		return nil // a library from before role_map_errors: it validates per certificate
+	}
+	v := rs[0].Expressions[0].Value.(*ast.Term).Value
 	if set, ok := v.(ast.Set); !ok || set.Len() > 0 {
 		return fmt.Errorf("the role_map_errors stored for trusted clusters %v are not what their role_map_rules give (was data.json edited?); rebuild the bundle with tetherctl policy build", v)
 	}
@@ -297,7 +307,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	useCache := e.decisions != nil && in.Action != ActionCertIssue
 	var k key
 	if useCache {
-		k = decisionKey(p.revision, in)
+		k = decisionKey(p.gen, in)
 		if c, ok := e.decisions.Get(k); ok && c.validAt(in.Now) {
 			serve := true
 			if p.timeDependent {
@@ -523,7 +533,7 @@ func (d Decision) Explained(ctx context.Context) (Decision, error) {
 }
 
 func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
-	k := identityKey(p.revision, in.Cluster, &in.Cert)
+	k := identityKey(p.gen, in.Cluster, &in.Cert)
 	if id, ok := e.ids.Get(k); ok {
 		return id, nil
 	}

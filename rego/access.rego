@@ -41,24 +41,26 @@ request_decision(id) := decide_full(id, input)
 # Differential tests (policy.TestStagedEqualsPublicQuery, rego fast_agrees) hold it equal
 # to decide_full, reasons and expiry included.
 session_fast(id) if {
-	id.clean == true
-	id.requirements_met == true
 	now := data.tether.stage.now_ns
 	now >= id.not_before_ns
-	now < id.valid_before_ns
-	now <= id.age_deadline_ns
-	session_granted(id, input.login, input.node.labels)
-	not session_node_denied(id, input.node.labels)
+	now < id.session_until_ns
+	node_labels := input.node.labels
+	some g in id.login_grants[input.login]
+	selects(g.node, node_labels)
+	not session_node_denied(id, node_labels)
 	not session_locked(id, input, now)
 	count(data.tether.custom.deny) == 0
 } else := session_denial(id, data.tether.stage.now_ns)
 
+# selects: a selector as key_regexes gives it ({key: full-match regex}) selects a node with
+# these labels: every key is a label whose value matches. (A count rather than `every`:
+# it is the per-request hot path, and a missing label leaves its regex.match undefined.)
+selects(sel, node_labels) if count([k | some k, re in sel; regex.match(re, node_labels[k])]) == count(sel)
+
 # session_granted: some role allows the login on a node with these labels.
 session_granted(id, login, node_labels) if {
 	some g in id.login_grants[login]
-	every k, re in g.node {
-		regex.match(re, node_labels[k])
-	}
+	selects(g.node, node_labels)
 }
 
 login_granted_on(id, login, node_labels) if {
@@ -68,9 +70,7 @@ login_granted_on(id, login, node_labels) if {
 # session_node_denied: some role's deny.node_labels select a node with these labels.
 session_node_denied(id, node_labels) if {
 	some d in id.deny_nodes
-	every k, re in d.node {
-		regex.match(re, node_labels[k])
-	}
+	selects(d.node, node_labels)
 }
 
 session_locked(id, inp, now) if {
@@ -128,9 +128,7 @@ session_denial_details(id, login, name, node_labels) := array.concat(
 	granted := login_granted_on(id, login, node_labels)
 	node_denials := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, d.role]) |
 		some d in id.deny_nodes
-		every k, re in d.node {
-			regex.match(re, node_labels[k])
-		}
+		selects(d.node, node_labels)
 	]
 	invisible := [sprintf("no role's node_labels match node %q", [name]) |
 		not granted
@@ -140,16 +138,12 @@ session_denial_details(id, login, name, node_labels) := array.concat(
 
 node_selected(id, node_labels) if {
 	some n in id.allow_nodes
-	every k, re in n {
-		regex.match(re, node_labels[k])
-	}
+	selects(n, node_labels)
 }
 
 login_node_selected(id, login, node_labels) if {
 	some n in object.get(id.login_nodes, login, [])
-	every k, re in n {
-		regex.match(re, node_labels[k])
-	}
+	selects(n, node_labels)
 }
 
 # node_logins: for one identity and many nodes, in one evaluation, the logins the identity
@@ -173,11 +167,8 @@ node_logins(id, nodes) := [by_labels[n.labels] | some n in nodes] if {
 
 # identity_open: nothing about the certificate itself stands in the way at now.
 identity_open(id, now) if {
-	id.clean == true
-	id.requirements_met == true
 	now >= id.not_before_ns
-	now < id.valid_before_ns
-	now <= id.age_deadline_ns
+	now < id.session_until_ns
 }
 
 # labels_logins: the logins granted, and not denied by a deny selector, on a node with

@@ -56,12 +56,12 @@ lookups(b) := {
 	"login_grants": {login: gs |
 		some login, _ in b.principals
 		not denied_login(b, login)
-		gs := [{"role": g.role, "node": res} | some g in b.allow; g.logins[login]; res := labels.key_regexes(g.node)]
+		gs := [{"role": b.allow[i].role, "node": res} | some i, res in allow_res; b.allow[i].logins[login]]
 		count(gs) > 0
 	},
 	"deny_nodes": [{"role": d.role, "node": res} | some d in b.deny; res := labels.deny_key_regexes(d.node)],
-	"allow_nodes": [res | some g in b.allow; res := labels.key_regexes(g.node)],
-	"login_nodes": {login: [res | some g in b.allow; g.logins[login]; res := labels.key_regexes(g.node)] |
+	"allow_nodes": [res | some res in allow_res],
+	"login_nodes": {login: [res | some i, res in allow_res; b.allow[i].logins[login]] |
 		some g0 in b.allow
 		some login, _ in g0.logins
 	},
@@ -73,11 +73,10 @@ lookups(b) := {
 	"not_yet_valid_msg": sprintf("certificate is not valid before %s", [time.format(b.valid_after_ns)]),
 	"expired_msg": sprintf("certificate expired at %s", [time.format(b.valid_before_ns)]),
 	"valid_before": time.format(b.valid_before_ns),
-	"clean": count(array.concat(b.problems, role_problems(b))) == 0,
-	"requirements_met": count(static_requirement_problems(b)) == 0,
-	# plain: nothing about this certificate can stand in the way of a session but the
-	# request itself (no static problems, requirements, certificate age limit or locks).
-	"plain": ((count(array.concat(array.concat(b.problems, role_problems(b)), static_requirement_problems(b))) + count(b.requirements.max_age)) + count(b.locks)) == 0,
+	# session_until_ns: a session is possible from not_before_ns until (exclusive) this
+	# instant, as far as the certificate itself goes: its validity and max_cert_age; never
+	# when a static problem or an unmet requirement stands in the way whatever the time.
+	"session_until_ns": session_until(b),
 	"age_deadline_ns": age_deadline(b),
 	"not_before_ns": b.valid_after_ns - certs.max_clock_skew_ns,
 	"role_problems": role_problems(b),
@@ -94,7 +93,18 @@ lookups(b) := {
 			),
 		)
 	}),
+} if {
+	# Each allow selector as one full-match regex per key, computed once: the lookups
+	# below share it (index i is b.allow[i]; a selector that can match nothing is absent).
+	allow_res := {i: res | some i, g in b.allow; res := labels.key_regexes(g.node)}
 }
+
+# session_until is "never" (the smallest instant) when the certificate is refused whatever
+# the time; otherwise the earlier of valid_before and the first instant max_cert_age
+# refuses (age_deadline allows a certificate exactly that old).
+session_until(b) := -9223372036854775808 if {
+	count(array.concat(array.concat(b.problems, role_problems(b)), static_requirement_problems(b))) > 0
+} else := min({b.valid_before_ns, age_deadline(b) + 1})
 
 denied_login(b, login) if {
 	some d in b.deny
