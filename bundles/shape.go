@@ -287,7 +287,11 @@ func shapeSelector(l resource.Labels) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", k, err)
 		}
-		keys[k] = map[string]any{"values": values}
+		literal, err := literalMatcher(values)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
+		keys[k] = map[string]any{"values": values, "literal": literal}
 	}
 	if wildcard {
 		return map[string]any{"wildcard": true, "keys": map[string]any{}}, nil

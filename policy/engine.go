@@ -29,7 +29,7 @@ const (
 	identityQuery = "data.tether.identity.of(input)"
 	accessQuery   = "data.tether.access.request_decision(data.tether.stage.identity)"
 	deniesQuery   = "data.tether.custom.deny"
-	staleQuery    = "data.tether.identity.role_map_errors_stale"
+	staleQuery    = "data.tether.identity.derived_stale"
 	// The engine's fast form of ssh.session and the reasons of its allows.
 	fastQuery    = "data.tether.access.session_fast(data.tether.stage.identity)"
 	reasonsQuery = "data.tether.access.allow_reasons(data.tether.stage.identity)"
@@ -231,7 +231,7 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
 	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	if err := checkRoleMapErrors(ctx, compiler, store); err != nil {
+	if err := checkDerived(ctx, compiler, store); err != nil {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
 	p := &prepared{revision: b.Revision, gen: generations.Add(1), timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
@@ -271,24 +271,24 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 	return p, nil
 }
 
-// checkRoleMapErrors refuses a bundle whose stored role_map validation (computed by
-// bundles.Shape so that no certificate pays for it) is not what the library's rule gives
-// for its rules: the identity stage trusts the stored errors.
-func checkRoleMapErrors(ctx context.Context, compiler *ast.Compiler, store storage.Store) error {
+// checkDerived refuses a bundle whose derived data (role_map validation and selectors'
+// literal matchers, computed by bundles.Shape so that no certificate pays for them) is not
+// what the library's rules give for the data beside it: the identity stage trusts it.
+func checkDerived(ctx context.Context, compiler *ast.Compiler, store storage.Store) error {
 	pq, err := rego.New(rego.Query(staleQuery), rego.Compiler(compiler), rego.Store(store), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
 	if err != nil {
 		return fmt.Errorf("preparing %s: %w", staleQuery, err)
 	}
 	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()), rego.EvalGenerateJSON(asTerm))
 	if err != nil {
-		return fmt.Errorf("checking role_map_errors: %w", err)
+		return fmt.Errorf("checking the bundle's derived data: %w", err)
 	}
 	if len(rs) == 0 {
-		return nil // a library from before role_map_errors: it validates per certificate
+		return nil // a library from before derived data: it computes everything per certificate
 	}
 	v := rs[0].Expressions[0].Value.(*ast.Term).Value
 	if set, ok := v.(ast.Set); !ok || set.Len() > 0 {
-		return fmt.Errorf("the role_map_errors stored for trusted clusters %v are not what their role_map_rules give (was data.json edited?); rebuild the bundle with tetherctl policy build", v)
+		return fmt.Errorf("the bundle's precomputed %v are not what the library computes from its data (was data.json edited?); rebuild the bundle with tetherctl policy build", v)
 	}
 	return nil
 }

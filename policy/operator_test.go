@@ -377,11 +377,12 @@ func parseFixture(f *fixture) ([]resource.Resource, error) {
 	return resource.Parse([]byte(f.yaml), "fixture.yaml")
 }
 
-// TestStoredRoleMapErrorsChecked: bundles.Shape stores each trusted cluster's role_map
-// validation so that certificates do not pay for it; a bundle whose stored errors are not
-// what its rules give (data.json edited: an invalid map made to look valid) is refused,
-// and one without them (built by opa build or an older tetherctl) decides the same.
-func TestStoredRoleMapErrorsChecked(t *testing.T) {
+// TestStoredDerivedDataChecked: bundles.Shape stores each trusted cluster's role_map
+// validation and each selector key's literal matcher so that certificates do not pay for
+// them; a bundle whose stored values are not what the library gives for the data beside
+// them (data.json edited: an invalid map made to look valid, a selector widened to '*') is
+// refused, and one without them (built by opa build or an older tetherctl) decides the same.
+func TestStoredDerivedDataChecked(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	good := f.bundle(t)
@@ -389,7 +390,7 @@ func TestStoredRoleMapErrorsChecked(t *testing.T) {
 	if errs, ok := tc["role_map_errors"].([]any); !ok || len(errs) != 0 {
 		t.Fatalf("Shape stored role_map_errors %#v, want []", tc["role_map_errors"])
 	}
-	rebuild := func(t *testing.T, edit func(tc map[string]any)) *bundles.Bundle {
+	rebuild := func(t *testing.T, edit func(tc map[string]any), editRoles ...func(roles map[string]any)) *bundles.Bundle {
 		t.Helper()
 		data, err := json.Marshal(good.Data)
 		if err != nil {
@@ -400,6 +401,9 @@ func TestStoredRoleMapErrorsChecked(t *testing.T) {
 			t.Fatal(err)
 		}
 		edit(doc["tether"].(map[string]any)["trusted_clusters"].(map[string]any)[rootName].(map[string]any))
+		for _, er := range editRoles {
+			er(doc["tether"].(map[string]any)["roles"].(map[string]any))
+		}
 		b, err := bundles.Build(bundles.BuildOptions{Data: doc, Roots: good.Roots, Modules: good.Modules})
 		if err != nil {
 			t.Fatal(err)
@@ -419,8 +423,32 @@ func TestStoredRoleMapErrorsChecked(t *testing.T) {
 			t.Fatalf("Load = %v, want the stale role_map_errors refused", err)
 		}
 	})
-	t.Run("without_stored_errors_same_decisions", func(t *testing.T) {
-		b := rebuild(t, func(tc map[string]any) { delete(tc, "role_map_errors") })
+	t.Run("selector_widened_refused", func(t *testing.T) {
+		b := rebuild(t, func(map[string]any) {}, func(roles map[string]any) {
+			env := roles["stage-access"].(map[string]any)["allow"].(map[string]any)["node_labels"].(map[string]any)["keys"].(map[string]any)["env"].(map[string]any)
+			env["literal"].(map[string]any)["any"] = true
+		})
+		e, err := New(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Load(ctx, b)
+		if err == nil || !strings.Contains(err.Error(), "roles.stage-access.allow.node_labels.keys.env.literal") {
+			t.Fatalf("Load = %v, want the edited literal refused", err)
+		}
+	})
+	t.Run("without_stored_values_same_decisions", func(t *testing.T) {
+		b := rebuild(t, func(tc map[string]any) { delete(tc, "role_map_errors") }, func(roles map[string]any) {
+			for _, r := range roles {
+				for _, c := range []string{"allow", "deny"} {
+					for _, f := range []string{"node_labels", "cluster_labels"} {
+						for _, k := range r.(map[string]any)[c].(map[string]any)[f].(map[string]any)["keys"].(map[string]any) {
+							delete(k.(map[string]any), "literal")
+						}
+					}
+				}
+			}
+		})
 		old, err := New(Options{})
 		if err != nil {
 			t.Fatal(err)

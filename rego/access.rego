@@ -44,23 +44,18 @@ session_fast(id) if {
 	now := data.tether.stage.now_ns
 	now >= id.not_before_ns
 	now < id.session_until_ns
-	node_labels := input.node.labels
-	some g in id.login_grants[input.login]
-	selects(g.node, node_labels)
-	not session_node_denied(id, node_labels)
+	session_granted(id, input.login, input.node.labels)
+	not session_node_denied(id, input.node.labels)
 	not session_locked(id, input, now)
 	count(data.tether.custom.deny) == 0
 } else := session_denial(id, data.tether.stage.now_ns)
 
-# selects: a selector as key_regexes gives it ({key: full-match regex}) selects a node with
-# these labels: every key is a label whose value matches. (A count rather than `every`:
-# it is the per-request hot path, and a missing label leaves its regex.match undefined.)
-selects(sel, node_labels) if count([k | some k, re in sel; regex.match(re, node_labels[k])]) == count(sel)
-
 # session_granted: some role allows the login on a node with these labels.
 session_granted(id, login, node_labels) if {
 	some g in id.login_grants[login]
-	selects(g.node, node_labels)
+	every k, re in g.node {
+		regex.match(re, node_labels[k])
+	}
 }
 
 login_granted_on(id, login, node_labels) if {
@@ -70,7 +65,9 @@ login_granted_on(id, login, node_labels) if {
 # session_node_denied: some role's deny.node_labels select a node with these labels.
 session_node_denied(id, node_labels) if {
 	some d in id.deny_nodes
-	selects(d.node, node_labels)
+	every k, re in d.node {
+		regex.match(re, node_labels[k])
+	}
 }
 
 session_locked(id, inp, now) if {
@@ -128,7 +125,9 @@ session_denial_details(id, login, name, node_labels) := array.concat(
 	granted := login_granted_on(id, login, node_labels)
 	node_denials := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, d.role]) |
 		some d in id.deny_nodes
-		selects(d.node, node_labels)
+		every k, re in d.node {
+			regex.match(re, node_labels[k])
+		}
 	]
 	invisible := [sprintf("no role's node_labels match node %q", [name]) |
 		not granted
@@ -138,12 +137,16 @@ session_denial_details(id, login, name, node_labels) := array.concat(
 
 node_selected(id, node_labels) if {
 	some n in id.allow_nodes
-	selects(n, node_labels)
+	every k, re in n {
+		regex.match(re, node_labels[k])
+	}
 }
 
 login_node_selected(id, login, node_labels) if {
 	some n in object.get(id.login_nodes, login, [])
-	selects(n, node_labels)
+	every k, re in n {
+		regex.match(re, node_labels[k])
+	}
 }
 
 # node_logins: for one identity and many nodes, in one evaluation, the logins the identity

@@ -179,19 +179,30 @@ mapped_roles(cert, origin) := {"roles": out, "notes": notes} if {
 # bundle, so bundles.Shape evaluates this same function once at build time and stores the
 # result beside the rules (role_map_errors); a bundle built otherwise (opa build, an older
 # tetherctl) has it computed here, per certificate. The engine refuses a bundle whose
-# stored errors differ from the rules' (role_map_errors_stale).
+# stored errors differ from the rules' (derived_stale).
 role_map_errors(tc) := {e | some e in tc.role_map_errors} if is_array(tc.role_map_errors)
 
 role_map_errors(tc) := rolemap.errors(object.get(tc, "role_map_rules", [])) if {
 	not is_array(object.get(tc, "role_map_errors", null))
 }
 
-# role_map_errors_stale names the trusted clusters whose stored role_map_errors are not
-# what their rules give (a bundle edited by hand): the engine will not load such a bundle.
-role_map_errors_stale contains name if {
+# derived_stale names what bundles.Shape stored precomputed (a trusted cluster's
+# role_map_errors, a selector key's literal matcher) that is not what the library's rule
+# gives for the data beside it (a bundle edited by hand): the engine will not load such a
+# bundle.
+derived_stale contains sprintf("trusted_clusters.%s.role_map_errors", [name]) if {
 	some name, tc in data.tether.trusted_clusters
 	is_array(tc.role_map_errors)
 	{e | some e in tc.role_map_errors} != rolemap.errors(object.get(tc, "role_map_rules", []))
+}
+
+derived_stale contains sprintf("roles.%s.%s.%s.keys.%s.literal", [name, c, f, k]) if {
+	some name, role in data.tether.roles
+	some c in ["allow", "deny"]
+	some f in ["node_labels", "cluster_labels"]
+	some k, s in object.get(role, [c, f, "keys"], {})
+	is_object(s.literal)
+	s.literal != labels.literal_matcher(object.get(s, "values", []))
 }
 
 mapped_if_valid(tc, remote, errs) := rolemap.map_roles(tc.role_map, remote) if {
