@@ -61,13 +61,12 @@ lookups(b) := {
 	},
 	"deny_nodes": [{"role": d.role, "node": res} | some d in b.deny; res := labels.deny_key_regexes(d.node)],
 	"allow_nodes": [res | some res in allow_res],
+	# (each login once, not once per role that names it)
 	"login_nodes": {login: [res | some i, res in allow_res; b.allow[i].logins[login]] |
-		some g0 in b.allow
-		some login, _ in g0.logins
+		some login in {l | some g in b.allow; some l, _ in g.logins}
 	},
 	"login_denials": {login: [d.role | some d in b.deny; d.logins[login]] |
-		some d0 in b.deny
-		some login, _ in d0.logins
+		some login in {l | some d in b.deny; some l, _ in d.logins}
 	},
 	"session_prefix": sprintf("user %s@%s is not authorized to login as ", [b.user, b.origin]),
 	"not_yet_valid_msg": sprintf("certificate is not valid before %s", [time.format(b.valid_after_ns)]),
