@@ -220,10 +220,15 @@ func shapeTrustedCluster(tc *resource.TrustedCluster) (map[string]any, error) {
 		}
 		patterns = append(patterns, map[string]any{"rule": int64(i), "regex": re, "local": locals})
 	}
+	errs, err := roleMapErrors(rules)
+	if err != nil {
+		return nil, err
+	}
 	return map[string]any{
-		"enabled":        tc.Spec.Enabled,
-		"role_map_rules": rules,
-		"role_map":       map[string]any{"exact": exact, "patterns": patterns},
+		"enabled":         tc.Spec.Enabled,
+		"role_map_rules":  rules,
+		"role_map_errors": errs,
+		"role_map":        map[string]any{"exact": exact, "patterns": patterns},
 	}, nil
 }
 
@@ -282,7 +287,11 @@ func shapeSelector(l resource.Labels) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", k, err)
 		}
-		keys[k] = map[string]any{"values": values}
+		literal, err := literalMatcher(values)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
+		keys[k] = map[string]any{"values": values, "literal": literal}
 	}
 	if wildcard {
 		return map[string]any{"wildcard": true, "keys": map[string]any{}}, nil

@@ -29,6 +29,7 @@ const (
 	identityQuery = "data.tether.identity.of(input)"
 	accessQuery   = "data.tether.access.request_decision(data.tether.stage.identity)"
 	deniesQuery   = "data.tether.custom.deny"
+	staleQuery    = "data.tether.identity.derived_stale"
 	// The engine's fast form of ssh.session and the reasons of its allows.
 	fastQuery    = "data.tether.access.session_fast(data.tether.stage.identity)"
 	reasonsQuery = "data.tether.access.allow_reasons(data.tether.stage.identity)"
@@ -111,6 +112,9 @@ func (e *Engine) Stats() Stats {
 // prepared holds one bundle revision's compiled queries.
 type prepared struct {
 	revision string
+	// gen is unique per Load in this process; the caches key on it rather than on the
+	// revision (shorter to hash on every decision, and never equal across loads).
+	gen uint64
 	// timeDependent is set when an operator deny may read input.now (bundles.
 	// CheckOperatorRules): the cache key leaves now out, so for such a bundle only allows
 	// are cached, and a cached allow is served only after the operator denies, evaluated
@@ -142,6 +146,9 @@ type cachedDecision struct {
 	d           Decision
 	evaluatedAt time.Time
 }
+
+// generations numbers every prepared bundle in this process (prepared.gen).
+var generations atomic.Uint64
 
 // ErrNoBundle is returned by decisions asked before any bundle was loaded.
 var ErrNoBundle = errors.New("policy: no bundle loaded")
@@ -226,7 +233,10 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
 	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	p := &prepared{revision: b.Revision, timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
+	if err := checkDerived(ctx, compiler, store); err != nil {
+		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
+	}
+	p := &prepared{revision: b.Revision, gen: generations.Add(1), timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
 	type query struct {
 		query string
 		dst   *rego.PreparedEvalQuery
@@ -263,6 +273,28 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 	return p, nil
 }
 
+// checkDerived refuses a bundle whose derived data (role_map validation and selectors'
+// literal matchers, computed by bundles.Shape so that no certificate pays for them) is not
+// what the library's rules give for the data beside it: the identity stage trusts it.
+func checkDerived(ctx context.Context, compiler *ast.Compiler, store storage.Store) error {
+	pq, err := rego.New(rego.Query(staleQuery), rego.Compiler(compiler), rego.Store(store), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
+	if err != nil {
+		return fmt.Errorf("preparing %s: %w", staleQuery, err)
+	}
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()), rego.EvalGenerateJSON(asTerm))
+	if err != nil {
+		return fmt.Errorf("checking the bundle's derived data: %w", err)
+	}
+	if len(rs) == 0 {
+		return nil // a library from before derived data: it computes everything per certificate
+	}
+	v := rs[0].Expressions[0].Value.(*ast.Term).Value
+	if set, ok := v.(ast.Set); !ok || set.Len() > 0 {
+		return fmt.Errorf("the bundle's precomputed %v are not what the library computes from its data (was data.json edited?); rebuild the bundle with tetherctl policy build", v)
+	}
+	return nil
+}
+
 // Decide returns the decision for in, from the decision cache when a fresh evaluation
 // would give the same answer, and otherwise from the staged evaluation.
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
@@ -288,7 +320,7 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	useCache := e.decisions != nil && in.Action != ActionCertIssue
 	var k key
 	if useCache {
-		k = decisionKey(p.revision, in)
+		k = decisionKey(p.gen, in)
 		if c, ok := e.decisions.Get(k); ok && c.validAt(in.Now) {
 			serve := true
 			if p.timeDependent {
@@ -519,7 +551,7 @@ func (d Decision) Explained(ctx context.Context) (Decision, error) {
 }
 
 func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
-	k := identityKey(p.revision, in.Cluster, &in.Cert)
+	k := identityKey(p.gen, in.Cluster, &in.Cert)
 	if id, ok := e.ids.Get(k); ok {
 		return id, nil
 	}

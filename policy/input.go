@@ -99,14 +99,15 @@ func (in *Input) Validate() error {
 	}
 	n := 0
 	var bad error
-	check := func(field, s string) {
+	// The field's name is put together only for an error (this runs on every miss).
+	check := func(field, sub, s string) {
 		n++
 		switch {
 		case bad != nil:
 		case !utf8.ValidString(s):
-			bad = fmt.Errorf("decision input: %s is not valid UTF-8", field)
+			bad = fmt.Errorf("decision input: %s%s is not valid UTF-8", field, sub)
 		case len(s) > maxInputStringLen:
-			bad = fmt.Errorf("decision input: %s is %d bytes, more than %d", field, len(s), maxInputStringLen)
+			bad = fmt.Errorf("decision input: %s%s is %d bytes, more than %d", field, sub, len(s), maxInputStringLen)
 		}
 	}
 	in.walkStrings(check)
@@ -119,42 +120,42 @@ func (in *Input) Validate() error {
 	return nil
 }
 
-func (in *Input) walkStrings(f func(field, s string)) {
-	f("action", in.Action)
-	f("cluster", in.Cluster)
-	f("login", in.Login)
+func (in *Input) walkStrings(f func(field, sub, s string)) {
+	f("action", "", in.Action)
+	f("cluster", "", in.Cluster)
+	f("login", "", in.Login)
 	c := &in.Cert
-	f("cert.type", c.Type)
-	f("cert.signing_ca.cluster", c.SigningCA.Cluster)
-	f("cert.signing_ca.fingerprint", c.SigningCA.Fingerprint)
-	f("cert.username", c.Username)
-	f("cert.key_id", c.KeyID)
-	f("cert.route_to_cluster", c.RouteToCluster)
-	f("cert.issued_via", c.IssuedVia)
+	f("cert.type", "", c.Type)
+	f("cert.signing_ca.cluster", "", c.SigningCA.Cluster)
+	f("cert.signing_ca.fingerprint", "", c.SigningCA.Fingerprint)
+	f("cert.username", "", c.Username)
+	f("cert.key_id", "", c.KeyID)
+	f("cert.route_to_cluster", "", c.RouteToCluster)
+	f("cert.issued_via", "", c.IssuedVia)
 	for _, s := range c.Principals {
-		f("cert.principals", s)
+		f("cert.principals", "", s)
 	}
 	for _, s := range c.Roles {
-		f("cert.roles", s)
+		f("cert.roles", "", s)
 	}
 	for k, vs := range c.Traits {
-		f("cert.traits key", k)
+		f("cert.traits key", "", k)
 		for _, v := range vs {
-			f("cert.traits."+k, v)
+			f("cert.traits.", k, v)
 		}
 	}
 	if in.Node != nil {
-		f("node.name", in.Node.Name)
+		f("node.name", "", in.Node.Name)
 		for k, v := range in.Node.Labels {
-			f("node.labels key", k)
-			f("node.labels."+k, v)
+			f("node.labels key", "", k)
+			f("node.labels.", k, v)
 		}
 	}
 	if in.RemoteCluster != nil {
-		f("remote_cluster.name", in.RemoteCluster.Name)
+		f("remote_cluster.name", "", in.RemoteCluster.Name)
 		for k, v := range in.RemoteCluster.Labels {
-			f("remote_cluster.labels key", k)
-			f("remote_cluster.labels."+k, v)
+			f("remote_cluster.labels key", "", k)
+			f("remote_cluster.labels.", k, v)
 		}
 	}
 }

@@ -93,12 +93,14 @@ func (e *encoder) done() key {
 	return k
 }
 
-// decisionKey identifies a decision: the bundle revision and the whole input except now.
-func decisionKey(revision string, in *Input) key {
+// decisionKey identifies a decision: the loaded bundle (its generation, unique per Load in
+// this process, so a decision made on a previous load can never be served for the current
+// one, even for an equal revision) and the whole input except now.
+func decisionKey(gen uint64, in *Input) key {
 	e := getEncoder()
 	{
-		e.str("decision/v1")
-		e.str(revision)
+		e.b = append(e.b, 'd')
+		e.b = binary.AppendUvarint(e.b, gen)
 		e.str(in.Action)
 		e.str(in.Cluster)
 		e.cert(&in.Cert)
@@ -117,11 +119,12 @@ func decisionKey(revision string, in *Input) key {
 	return e.done()
 }
 
-// identityKey identifies an identity: the bundle revision, the cluster and the certificate.
-func identityKey(revision, cluster string, c *Cert) key {
+// identityKey identifies an identity: the loaded bundle's generation, the cluster and the
+// certificate.
+func identityKey(gen uint64, cluster string, c *Cert) key {
 	e := getEncoder()
-	e.str("identity/v1")
-	e.str(revision)
+	e.b = append(e.b, 'i')
+	e.b = binary.AppendUvarint(e.b, gen)
 	e.str(cluster)
 	e.cert(c)
 	return e.done()

@@ -2,9 +2,11 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -373,4 +375,106 @@ func TestBrokenBundleIsAnError(t *testing.T) {
 
 func parseFixture(f *fixture) ([]resource.Resource, error) {
 	return resource.Parse([]byte(f.yaml), "fixture.yaml")
+}
+
+// TestStoredDerivedDataChecked: bundles.Shape stores each trusted cluster's role_map
+// validation and each selector key's literal matcher so that certificates do not pay for
+// them; a bundle whose stored values are not what the library gives for the data beside
+// them (data.json edited: an invalid map made to look valid, a selector widened to '*') is
+// refused, and one without them (built by opa build or an older tetherctl) decides the same.
+func TestStoredDerivedDataChecked(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	good := f.bundle(t)
+	tc := good.Data["tether"].(map[string]any)["trusted_clusters"].(map[string]any)[rootName].(map[string]any)
+	if errs, ok := tc["role_map_errors"].([]any); !ok || len(errs) != 0 {
+		t.Fatalf("Shape stored role_map_errors %#v, want []", tc["role_map_errors"])
+	}
+	rebuild := func(t *testing.T, edit func(tc map[string]any), editRoles ...func(roles map[string]any)) *bundles.Bundle {
+		t.Helper()
+		data, err := json.Marshal(good.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		edit(doc["tether"].(map[string]any)["trusted_clusters"].(map[string]any)[rootName].(map[string]any))
+		for _, er := range editRoles {
+			er(doc["tether"].(map[string]any)["roles"].(map[string]any))
+		}
+		b, err := bundles.Build(bundles.BuildOptions{Data: doc, Roots: good.Roots, Modules: good.Modules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	t.Run("invalid_map_claimed_valid_refused", func(t *testing.T) {
+		b := rebuild(t, func(tc map[string]any) {
+			tc["role_map_rules"] = append(tc["role_map_rules"].([]any), map[string]any{"remote": "access", "local": []any{"*"}})
+		})
+		e, err := New(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Load(ctx, b)
+		if err == nil || !strings.Contains(err.Error(), "rebuild the bundle with tetherctl policy build") {
+			t.Fatalf("Load = %v, want the stale role_map_errors refused", err)
+		}
+	})
+	t.Run("selector_widened_refused", func(t *testing.T) {
+		b := rebuild(t, func(map[string]any) {}, func(roles map[string]any) {
+			env := roles["stage-access"].(map[string]any)["allow"].(map[string]any)["node_labels"].(map[string]any)["keys"].(map[string]any)["env"].(map[string]any)
+			env["literal"].(map[string]any)["any"] = true
+		})
+		e, err := New(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Load(ctx, b)
+		if err == nil || !strings.Contains(err.Error(), "roles.stage-access.allow.node_labels.keys.env.literal") {
+			t.Fatalf("Load = %v, want the edited literal refused", err)
+		}
+	})
+	t.Run("without_stored_values_same_decisions", func(t *testing.T) {
+		b := rebuild(t, func(tc map[string]any) { delete(tc, "role_map_errors") }, func(roles map[string]any) {
+			for _, r := range roles {
+				for _, c := range []string{"allow", "deny"} {
+					for _, f := range []string{"node_labels", "cluster_labels"} {
+						for _, k := range r.(map[string]any)[c].(map[string]any)[f].(map[string]any)["keys"].(map[string]any) {
+							delete(k.(map[string]any), "literal")
+						}
+					}
+				}
+			}
+		})
+		old, err := New(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Load(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		cur := f.engine(t, Options{})
+		r := rand.New(rand.NewPCG(3, 4))
+		for i := 0; i < 200; i++ {
+			in := f.randomInput(r)
+			want, err := cur.Decide(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := old.DecidePlain(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, err = want.Explained(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want.Revision, got.Revision, want.Cached = "", "", false
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("request %d: stored errors %+v, computed %+v", i, want, got)
+			}
+		}
+	})
 }

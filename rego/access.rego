@@ -41,12 +41,9 @@ request_decision(id) := decide_full(id, input)
 # Differential tests (policy.TestStagedEqualsPublicQuery, rego fast_agrees) hold it equal
 # to decide_full, reasons and expiry included.
 session_fast(id) if {
-	id.clean == true
-	id.requirements_met == true
 	now := data.tether.stage.now_ns
 	now >= id.not_before_ns
-	now < id.valid_before_ns
-	now <= id.age_deadline_ns
+	now < id.session_until_ns
 	session_granted(id, input.login, input.node.labels)
 	not session_node_denied(id, input.node.labels)
 	not session_locked(id, input, now)
@@ -173,11 +170,8 @@ node_logins(id, nodes) := [by_labels[n.labels] | some n in nodes] if {
 
 # identity_open: nothing about the certificate itself stands in the way at now.
 identity_open(id, now) if {
-	id.clean == true
-	id.requirements_met == true
 	now >= id.not_before_ns
-	now < id.valid_before_ns
-	now <= id.age_deadline_ns
+	now < id.session_until_ns
 }
 
 # labels_logins: the logins granted, and not denied by a deny selector, on a node with

@@ -30,17 +30,19 @@ signer_problems(cert) := ca_problems(ca, object.get(cert, ["signing_ca", "cluste
 	ca := data.tether.cas[cert.signing_ca.fingerprint]
 }
 
-ca_problems(ca, claimed) := [msg |
-	some check in [
-		[ca.type != "user", sprintf("certificate is signed by the %s certificate authority of %s, not its user certificate authority", [ca.type, ca.cluster])],
-		[ca.cluster != claimed, sprintf("certificate claims cluster %q but its certificate authority belongs to %q", [claimed, ca.cluster])],
-		[not_active(ca), sprintf("the certificate authority of %s is not active here (trust disabled or key rotated out)", [ca.cluster])],
-		[untrusted(ca.cluster), sprintf("cluster %s is not a trusted cluster of this one", [ca.cluster])],
-		[trust_disabled(ca.cluster), sprintf("trust with cluster %s is disabled", [ca.cluster])],
-	]
-	check[0]
-	msg := check[1]
-]
+ca_problems(ca, claimed) := array.concat(
+	array.concat(
+		[sprintf("certificate is signed by the %s certificate authority of %s, not its user certificate authority", [ca.type, ca.cluster]) | ca.type != "user"],
+		[sprintf("certificate claims cluster %q but its certificate authority belongs to %q", [claimed, ca.cluster]) | ca.cluster != claimed],
+	),
+	array.concat(
+		[sprintf("the certificate authority of %s is not active here (trust disabled or key rotated out)", [ca.cluster]) | not_active(ca)],
+		array.concat(
+			[sprintf("cluster %s is not a trusted cluster of this one", [ca.cluster]) | untrusted(ca.cluster)],
+			[sprintf("trust with cluster %s is disabled", [ca.cluster]) | trust_disabled(ca.cluster)],
+		),
+	),
+)
 
 not_active(ca) if not ca.active
 

@@ -56,28 +56,26 @@ lookups(b) := {
 	"login_grants": {login: gs |
 		some login, _ in b.principals
 		not denied_login(b, login)
-		gs := [{"role": g.role, "node": res} | some g in b.allow; g.logins[login]; res := labels.key_regexes(g.node)]
+		gs := [{"role": b.allow[i].role, "node": res} | some i, res in allow_res; b.allow[i].logins[login]]
 		count(gs) > 0
 	},
 	"deny_nodes": [{"role": d.role, "node": res} | some d in b.deny; res := labels.deny_key_regexes(d.node)],
-	"allow_nodes": [res | some g in b.allow; res := labels.key_regexes(g.node)],
-	"login_nodes": {login: [res | some g in b.allow; g.logins[login]; res := labels.key_regexes(g.node)] |
-		some g0 in b.allow
-		some login, _ in g0.logins
+	"allow_nodes": [res | some res in allow_res],
+	# (each login once, not once per role that names it)
+	"login_nodes": {login: [res | some i, res in allow_res; b.allow[i].logins[login]] |
+		some login in {l | some g in b.allow; some l, _ in g.logins}
 	},
 	"login_denials": {login: [d.role | some d in b.deny; d.logins[login]] |
-		some d0 in b.deny
-		some login, _ in d0.logins
+		some login in {l | some d in b.deny; some l, _ in d.logins}
 	},
 	"session_prefix": sprintf("user %s@%s is not authorized to login as ", [b.user, b.origin]),
 	"not_yet_valid_msg": sprintf("certificate is not valid before %s", [time.format(b.valid_after_ns)]),
 	"expired_msg": sprintf("certificate expired at %s", [time.format(b.valid_before_ns)]),
 	"valid_before": time.format(b.valid_before_ns),
-	"clean": count(array.concat(b.problems, role_problems(b))) == 0,
-	"requirements_met": count(static_requirement_problems(b)) == 0,
-	# plain: nothing about this certificate can stand in the way of a session but the
-	# request itself (no static problems, requirements, certificate age limit or locks).
-	"plain": ((count(array.concat(array.concat(b.problems, role_problems(b)), static_requirement_problems(b))) + count(b.requirements.max_age)) + count(b.locks)) == 0,
+	# session_until_ns: a session is possible from not_before_ns until (exclusive) this
+	# instant, as far as the certificate itself goes: its validity and max_cert_age; never
+	# when a static problem or an unmet requirement stands in the way whatever the time.
+	"session_until_ns": session_until(b),
 	"age_deadline_ns": age_deadline(b),
 	"not_before_ns": b.valid_after_ns - certs.max_clock_skew_ns,
 	"role_problems": role_problems(b),
@@ -94,7 +92,18 @@ lookups(b) := {
 			),
 		)
 	}),
+} if {
+	# Each allow selector as one full-match regex per key, computed once: the lookups
+	# below share it (index i is b.allow[i]; a selector that can match nothing is absent).
+	allow_res := {i: res | some i, g in b.allow; res := labels.key_regexes(g.node)}
 }
+
+# session_until is "never" (the smallest instant) when the certificate is refused whatever
+# the time; otherwise the earlier of valid_before and the first instant max_cert_age
+# refuses (age_deadline allows a certificate exactly that old).
+session_until(b) := -9223372036854775808 if {
+	count(array.concat(array.concat(b.problems, role_problems(b)), static_requirement_problems(b))) > 0
+} else := min({b.valid_before_ns, age_deadline(b) + 1})
 
 denied_login(b, login) if {
 	some d in b.deny
@@ -156,14 +165,43 @@ mapped_roles(cert, origin) := {"roles": object.get(cert, "roles", []), "notes": 
 mapped_roles(cert, origin) := {"roles": out, "notes": notes} if {
 	origin != data.tether.cluster.name
 	tc := object.get(data.tether.trusted_clusters, origin, {})
-	rules := object.get(tc, "role_map_rules", [])
-	errs := rolemap.errors(rules)
+	errs := role_map_errors(tc)
 	remote := rolemap.remote_roles(object.get(cert, "roles", []))
 	out := mapped_if_valid(tc, remote, errs)
 	notes := array.concat(
 		[sprintf("role_map of trusted cluster %s is invalid: %s", [origin, e]) | some e in errs],
 		[sprintf("no roles mapped for user with remote roles %v", [remote]) | count(out) == 0],
 	)
+}
+
+# role_map_errors is rolemap.errors of the trusted cluster's rules. They depend only on the
+# bundle, so bundles.Shape evaluates this same function once at build time and stores the
+# result beside the rules (role_map_errors); a bundle built otherwise (opa build, an older
+# tetherctl) has it computed here, per certificate. The engine refuses a bundle whose
+# stored errors differ from the rules' (derived_stale).
+role_map_errors(tc) := {e | some e in tc.role_map_errors} if is_array(tc.role_map_errors)
+
+role_map_errors(tc) := rolemap.errors(object.get(tc, "role_map_rules", [])) if {
+	not is_array(object.get(tc, "role_map_errors", null))
+}
+
+# derived_stale names what bundles.Shape stored precomputed (a trusted cluster's
+# role_map_errors, a selector key's literal matcher) that is not what the library's rule
+# gives for the data beside it (a bundle edited by hand): the engine will not load such a
+# bundle.
+derived_stale contains sprintf("trusted_clusters.%s.role_map_errors", [name]) if {
+	some name, tc in data.tether.trusted_clusters
+	is_array(tc.role_map_errors)
+	{e | some e in tc.role_map_errors} != rolemap.errors(object.get(tc, "role_map_rules", []))
+}
+
+derived_stale contains sprintf("roles.%s.%s.%s.keys.%s.literal", [name, c, f, k]) if {
+	some name, role in data.tether.roles
+	some c in ["allow", "deny"]
+	some f in ["node_labels", "cluster_labels"]
+	some k, s in object.get(role, [c, f, "keys"], {})
+	is_object(s.literal)
+	s.literal != labels.literal_matcher(object.get(s, "values", []))
 }
 
 mapped_if_valid(tc, remote, errs) := rolemap.map_roles(tc.role_map, remote) if {

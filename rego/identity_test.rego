@@ -3,6 +3,9 @@
 package tether.identity_test
 
 import data.tether.fixtures_test as fx
+import data.tether.identity
+import data.tether.labels
+import data.tether.rolemap
 
 # id is the identity of cert on the leaf of the seed guide.
 id(cert) := fx.identity_of(fx.leaf_world, {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": cert})
@@ -68,6 +71,66 @@ test_invalid_role_map_maps_nothing_and_says_why if {
 		sprintf(`role_map of trusted cluster %s is invalid: role_map[0]: local[0] must not be "*": a wildcard would grant every local role`, [fx.broken_root]),
 		`no roles mapped for user with remote roles ["access"]`,
 	]
+}
+
+# bundles.Shape stores rolemap.errors of each trusted cluster's rules (role_map_errors), so
+# that a certificate does not pay for the validation; the answer is the same either way.
+with_stored_errors(world) := object.union(world, {"trusted_clusters": {name: object.union(tc, {"role_map_errors": [e | some e in rolemap.errors(tc.role_map_rules)]}) |
+	some name, tc in world.trusted_clusters
+}})
+
+test_stored_role_map_errors_give_the_same_identity if {
+	stored := with_stored_errors(fx.leaf_world)
+	some cert in [fx.alice(["access"]), fx.alice(["full-access", "access"]), fx.signed_by(fx.alice(["access"]), fx.broken_root, "SHA256:broken-root-user")]
+	inp := {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": cert}
+	fx.identity_of(stored, inp) == fx.identity_of(fx.leaf_world, inp)
+}
+
+test_stored_role_map_errors_are_read if {
+	# A stored answer is what the identity uses (the engine checks it at load).
+	w := object.union(fx.leaf_world, {"trusted_clusters": {fx.root: object.union(fx.leaf_world.trusted_clusters[fx.root], {"role_map_errors": ["stored"]})}})
+	i := fx.identity_of(w, {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": fx.alice(["access"])})
+	i.roles == []
+	i.notes[0] == sprintf("role_map of trusted cluster %s is invalid: stored", [fx.root])
+}
+
+test_stale_role_map_errors_are_named if {
+	count(identity.derived_stale) == 0 with data.tether.trusted_clusters as with_stored_errors(fx.leaf_world).trusted_clusters
+	count(identity.derived_stale) == 0 with data.tether.trusted_clusters as fx.leaf_world.trusted_clusters
+	w := object.union(fx.leaf_world, {"trusted_clusters": {fx.broken_root: object.union(fx.leaf_world.trusted_clusters[fx.broken_root], {"role_map_errors": []})}})
+	identity.derived_stale == {sprintf("trusted_clusters.%s.role_map_errors", [fx.broken_root])} with data.tether.trusted_clusters as w.trusted_clusters
+}
+
+# bundles.Shape also stores each selector key's literal matcher (labels.literal_matcher of
+# its values), so a certificate only expands the templates.
+with_literals(sel) := sel if sel.wildcard
+
+with_literals(sel) := object.union(sel, {"keys": {k: object.union(s, {"literal": labels.literal_matcher(s.values)}) | some k, s in sel.keys}}) if {
+	not sel.wildcard
+}
+
+stored_literal_roles(roles) := {name: object.union(role, {c: object.union(role[c], {f: with_literals(role[c][f]) | some f in ["node_labels", "cluster_labels"]; role[c][f]}) |
+	some c in ["allow", "deny"]
+	role[c]
+}) |
+	some name, role in roles
+}
+
+test_stored_literals_give_the_same_identity if {
+	stored := object.union(fx.leaf_world, {"roles": stored_literal_roles(fx.leaf_world.roles)})
+	stored.roles != fx.leaf_world.roles
+	some cert in [fx.alice(["access"]), fx.alice(["full-access", "access"]), fx.alice(["team-auditor"]), fx.bob_cert]
+	inp := {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": cert}
+	fx.identity_of(stored, inp) == fx.identity_of(fx.leaf_world, inp)
+}
+
+test_stale_literals_are_named if {
+	roles := stored_literal_roles(fx.leaf_world.roles)
+	count(identity.derived_stale) == 0 with data.tether.roles as roles
+	some name, role in roles
+	some k, s in role.allow.node_labels.keys
+	edited := object.union(roles, {name: {"allow": {"node_labels": {"keys": {k: {"literal": object.union(s.literal, {"any": true})}}}}}})
+	identity.derived_stale == {sprintf("roles.%s.allow.node_labels.keys.%s.literal", [name, k])} with data.tether.roles as edited
 }
 
 test_certificate_of_an_unknown_cluster_maps_nothing if {

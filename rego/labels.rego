@@ -22,20 +22,39 @@ import data.tether.templates
 # so a trait "*" or "^.*$" selects only a label whose value is exactly that text.
 compile(sel, _) := {"wildcard": true, "keys": {}} if sel.wildcard
 
-compile(sel, traits) := {"wildcard": false, "keys": {k: value_matcher(s.values, traits) | some k, s in object.get(sel, "keys", {})}} if {
+compile(sel, traits) := {"wildcard": false, "keys": {k: matcher(key_literals(s), traits) | some k, s in object.get(sel, "keys", {})}} if {
 	not sel.wildcard
 }
 
-value_matcher(ts, traits) := {
+value_matcher(ts, traits) := matcher(literal_matcher(ts), traits)
+
+# matcher completes a key's literal part with the trait values its templates give.
+matcher(lm, traits) := {
+	"any": lm.any,
+	"exact": {v: true | some v in ({x | some x in lm.exact} | templates.expand_all(lm.templates, traits))},
+	"regex": lm.regex,
+	"invalid": lm.invalid,
+}
+
+# literal_matcher is the part of a key's matcher that depends only on what the role's
+# author wrote, not on the certificate: '*', the exact literals (sorted), the patterns
+# joined into one regex, whether one is not a valid regex, and the templates left to
+# expand. bundles.Shape evaluates it once per selector key at build time and stores it as
+# "literal" beside "values" (the engine refuses a bundle where the two disagree,
+# identity.derived_stale); key_literals computes it when a bundle does not carry it.
+literal_matcher(ts) := {
 	"any": "*" in lits,
-	"exact": {v: true | some v in (exact_lits | trait_values)},
+	"exact": sort([v | some v in lits; not is_pattern(v)]),
 	"regex": join_patterns({p | some v in lits; is_pattern(v); v != "*"; p := pattern(v); regex.is_valid(p)}),
 	"invalid": count({v | some v in lits; is_pattern(v); not regex.is_valid(pattern(v))}) > 0,
+	"templates": [t | some t in ts; not is_string(object.get(t, "lit", null))],
 } if {
 	lits := {l | some t in ts; l := object.get(t, "lit", null); is_string(l)}
-	exact_lits := {v | some v in lits; not is_pattern(v)}
-	trait_values := templates.expand_all([t | some t in ts; not is_string(object.get(t, "lit", null))], traits)
 }
+
+key_literals(s) := s.literal if {
+	is_object(s.literal)
+} else := literal_matcher(object.get(s, "values", []))
 
 is_regex(v) if {
 	startswith(v, "^")

@@ -1,0 +1,120 @@
+package bundles
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	regolib "github.com/tetherproject/tether/rego"
+)
+
+// Derived data: parts of the identity stage that depend only on the bundle, not on the
+// certificate, are evaluated here once, at build time, by the library's own rules, and
+// stored beside the data they are computed from:
+//   - trusted_clusters[name].role_map_errors = data.tether.rolemap.errors(role_map_rules)
+//   - every selector key's "literal" = data.tether.labels.literal_matcher(values)
+//
+// The identity stage reads what is stored and computes it when a bundle does not carry it
+// (opa build, an older tetherctl); the engine refuses a bundle whose stored values are not
+// what the rules give (data.tether.identity.derived_stale). So `opa eval -b` and the
+// engine answer the same, and a new certificate does not pay for validating 50 role_map
+// rules or compiling every selector's patterns.
+var library struct {
+	once     sync.Once
+	errors   rego.PreparedEvalQuery
+	literals rego.PreparedEvalQuery
+	err      error
+}
+
+func prepareLibrary() error {
+	l := &library
+	l.once.Do(func() {
+		modules := map[string]*ast.Module{}
+		for _, f := range regolib.Modules() {
+			m, err := ast.ParseModuleWithOpts(f.Path, string(f.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				l.err = err
+				return
+			}
+			modules[f.Path] = m
+		}
+		c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+		if c.Compile(modules); c.Failed() {
+			l.err = c.Errors
+			return
+		}
+		for _, q := range []struct {
+			query string
+			dst   *rego.PreparedEvalQuery
+		}{{"data.tether.rolemap.errors(input)", &l.errors}, {"data.tether.labels.literal_matcher(input)", &l.literals}} {
+			*q.dst, l.err = rego.New(rego.Query(q.query), rego.Compiler(c), rego.StrictBuiltinErrors(true)).PrepareForEval(context.Background())
+			if l.err != nil {
+				return
+			}
+		}
+	})
+	if l.err != nil {
+		return fmt.Errorf("preparing the library's build-time rules: %w", l.err)
+	}
+	return nil
+}
+
+func evalLibrary(pq rego.PreparedEvalQuery, input any) (any, error) {
+	rs, err := pq.Eval(context.Background(), rego.EvalInput(input))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, fmt.Errorf("the library returned no answer")
+	}
+	return rs[0].Expressions[0].Value, nil
+}
+
+// roleMapErrors returns the library's validation errors of one role_map, sorted.
+func roleMapErrors(rules []any) ([]any, error) {
+	if err := prepareLibrary(); err != nil {
+		return nil, err
+	}
+	v, err := evalLibrary(library.errors, rules)
+	if err != nil {
+		return nil, fmt.Errorf("validating role_map: %w", err)
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("validating role_map: the library returned %T, want a set", v)
+	}
+	errs := make([]string, 0, len(list))
+	for _, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("validating role_map: error %v is not a string", e)
+		}
+		errs = append(errs, s)
+	}
+	sort.Strings(errs)
+	out := make([]any, len(errs))
+	for i, s := range errs {
+		out[i] = s
+	}
+	return out, nil
+}
+
+// literalMatcher returns the library's literal matcher of one selector key's values.
+func literalMatcher(values []any) (map[string]any, error) {
+	if err := prepareLibrary(); err != nil {
+		return nil, err
+	}
+	v, err := evalLibrary(library.literals, values)
+	if err != nil {
+		return nil, fmt.Errorf("compiling label values: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("compiling label values: the library returned %T, want an object", v)
+	}
+	return m, nil
+}
