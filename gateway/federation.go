@@ -207,7 +207,7 @@ func (g *Gateway) serveTunnelService(ctx context.Context, root string, req *fram
 	// The root stops waiting after leafAskTimeout; work it gave up on is not done.
 	ctx, cancel := context.WithTimeout(ctx, leafAskTimeout)
 	defer cancel()
-	log :=  g.log.With("root", root, "service", req.Service.String(), "client", req.ClientAddr)
+	log := g.log.With("root", root, "service", req.Service.String(), "client", req.ClientAddr)
 	id, err := g.tunnelUser(ctx, root, req.UserCert)
 	if err != nil {
 		log.Warn("refused a tunnel service request", "reason", err)

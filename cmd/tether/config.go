@@ -8,10 +8,13 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tetherproject/tether/gateway/web"
 )
 
 // clustersInKnownHosts are the clusters whose host CAs the profile's known_hosts holds,
-// from the comments tether writes ("tether host CA of NAME").
+// from the comments tether writes: "clustername=NAME&type=host" (web.KnownHostsLine), or
+// "tether host CA of NAME" in profiles written by earlier versions.
 func clustersInKnownHosts(p *Profile) []string {
 	data, err := os.ReadFile(p.KnownHostsPath())
 	if err != nil {
@@ -19,8 +22,18 @@ func clustersInKnownHosts(p *Profile) []string {
 	}
 	seen := map[string]bool{}
 	for _, line := range strings.Split(string(data), "\n") {
-		if _, name, ok := strings.Cut(line, " tether host CA of "); ok && strings.HasPrefix(line, "@cert-authority ") {
+		if !strings.HasPrefix(line, "@cert-authority ") {
+			continue
+		}
+		if _, name, ok := strings.Cut(line, " tether host CA of "); ok {
 			seen[strings.TrimSpace(name)] = true
+			continue
+		}
+		f := strings.Fields(line)
+		if c, ok := strings.CutPrefix(f[len(f)-1], web.KnownHostsClusterPrefix); ok {
+			if name, _, _ := strings.Cut(c, "&"); name != "" {
+				seen[name] = true
+			}
 		}
 	}
 	out := make([]string, 0, len(seen))

@@ -111,12 +111,17 @@ type ClustersResponse struct {
 }
 
 // KnownHostsLine is the @cert-authority line trusting key for cluster's hosts
-// (the cluster name and its subdomains) and any extra host patterns.
+// (the cluster name and its subdomains) and any extra host patterns. Its comment is one
+// word, Teleport's "clustername=NAME&type=host": x/crypto's ParseKnownHosts refuses a
+// line of more than five fields, so a multi-word comment would break Go tools reading it.
 func KnownHostsLine(cluster string, key ssh.PublicKey, extra ...string) string {
 	patterns := append([]string{"*." + cluster, cluster}, extra...)
-	return fmt.Sprintf("@cert-authority %s %s tether host CA of %s", strings.Join(patterns, ","),
-		strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), cluster)
+	return fmt.Sprintf("@cert-authority %s %s %s%s&type=host", strings.Join(patterns, ","),
+		strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), KnownHostsClusterPrefix, cluster)
 }
+
+// KnownHostsClusterPrefix starts the comment of a KnownHostsLine, before the cluster name.
+const KnownHostsClusterPrefix = "clustername="
 
 // HandleLogin adds the sign-in routes, served by users.
 func (s *Server) HandleLogin(users *auth.Users) {
