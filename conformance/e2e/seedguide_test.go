@@ -1,0 +1,682 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/internal/testproc"
+)
+
+const (
+	rootName = "root.example.com"
+	leafName = "leaf"
+	// The leaf's servers, named and labelled as the guide's mongodb.stage / mongodb.prod.
+	stageNode = "mongodb-stage" // a Tether node agent, env=stage
+	prodNode  = "mongodb-prod"  // an OpenSSH sshd registered by hand, env=prod
+)
+
+// The leaf's roles (guide step 1): visitor for the root's access role, and stage-access,
+// Alice's full-access mapped, which reaches only env=stage servers.
+const leafRoles = `kind: role
+version: v5
+metadata:
+  name: visitor
+spec:
+  allow:
+    logins: [visitor]
+    node_labels:
+      '*': '*'
+---
+kind: role
+version: v5
+metadata:
+  name: stage-access
+spec:
+  allow:
+    logins: ['{{internal.logins}}']
+    node_labels:
+      env: stage
+  deny:
+    logins: [root]
+`
+
+// The root's full-access role (Alice's, from the identity provider in the guide).
+const rootRoles = `kind: role
+version: v5
+metadata:
+  name: full-access
+spec:
+  allow:
+    logins: ['{{internal.logins}}']
+    node_labels:
+      '*': '*'
+`
+
+// scenario is the running federation and the people using it.
+type scenario struct {
+	bins           testproc.Bins
+	ssh            testproc.OpenSSH
+	root, leaf     *testproc.Cluster
+	stage          *testproc.NodeAgent
+	prod           *testproc.SSHD
+	myuser, alice  *testproc.User
+	token          string
+	tunnelAddr     string
+	webAddr        string
+	trustedCluster string // the trusted_cluster resource as `tetherctl get` printed it on the leaf
+}
+
+// TestSeedGuide runs the trusted-clusters guide end to end with separate processes.
+func TestSeedGuide(t *testing.T) {
+	s := &scenario{bins: testproc.Build(t), ssh: testproc.RequireOpenSSH(t)}
+	testproc.EnsureUnixUser(t, "visitor") // the guide's login, on the nodes (this host)
+	start := time.Now()
+	defer func() { t.Logf("the seed guide took %s", time.Since(start).Round(time.Second)) }()
+
+	steps := []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"step_1_the_leaf_has_the_visitor_and_stage-access_roles_and_two_servers", s.step1},
+		{"step_2_the_root_has_users_with_the_visitor_login", s.step2},
+		{"step_3_the_root_issues_an_invitation_token", s.step3},
+		{"step_4_the_leaf_creates_the_trusted_cluster_and_users_see_it", s.step4},
+		{"step_5_cluster_labels_hide_the_leaf_until_a_role_grants_them", s.step5},
+		{"step_6_access_a_server_in_the_leaf_as_role_mapping_allows", s.step6},
+		{"bad_input_is_refused_with_what_to_do_next", s.badInput},
+		{"temporarily_disable_the_trust_cuts_live_sessions_and_re-enable_restores_it", s.disableTrust},
+		{"remove_the_leaf_completely_on_both_sides", s.removeLeaf},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.run) {
+			t.Fatalf("stopping: the guide's later steps build on %q", st.name)
+		}
+	}
+}
+
+// Step 1/6 (leaf): the visitor role for the root's access, stage-access for Alice's
+// full-access, and the guide's prerequisite, servers joined to the leaf: the stage server is
+// a Tether node agent joined with a node token; the prod server is OpenSSH's sshd with a host
+// certificate of the leaf's host CA, trusting the leaf's user CA, registered by hand.
+func (s *scenario) step1(t *testing.T) {
+	s.root = testproc.StartCluster(t, s.bins, testproc.ClusterConfig{Name: rootName})
+	// The leaf verifies the root's web proxy with the root's TLS CA (no --insecure).
+	s.leaf = testproc.StartCluster(t, s.bins, testproc.ClusterConfig{Name: leafName,
+		Extra: "root_ca_file: " + s.root.TLSCAFile() + "\n"})
+	s.leaf.Create(t, leafRoles)
+
+	s.stage = testproc.StartNodeAgent(t, s.bins, s.leaf, stageNode, "env=stage")
+	s.prod = testproc.StartSSHD(t, s.ssh, s.leaf, prodNode, s.leaf.UserCAFile())
+	s.leaf.Create(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: %s\n  labels:\n    env: prod\nspec:\n  addr: %s\n  hostname: %s\n", prodNode, s.prod.Addr, prodNode))
+	out := s.leaf.MustCtl(t, "get", "node", "--format", "text")
+	for _, n := range []string{stageNode, prodNode} {
+		if !strings.Contains(out, n) {
+			t.Fatalf("get node on the leaf does not list %s:\n%s", n, out)
+		}
+	}
+}
+
+// Step 2/6 (root): users with the visitor login. myuser is the guide's own user with the
+// access role; Alice has full-access (from the identity provider in the guide). Each signs
+// up with the one-time command the admin hands over and signs in with tether.
+func (s *scenario) step2(t *testing.T) {
+	s.root.Create(t, rootRoles)
+	s.myuser = testproc.NewUser(t, s.bins, "myuser")
+	s.alice = testproc.NewUser(t, s.bins, "alice")
+	for _, u := range []struct {
+		who   *testproc.User
+		roles string
+	}{{s.myuser, "access"}, {s.alice, "full-access"}} {
+		added := s.root.MustCtl(t, "users", "add", u.who.Name, "--roles="+u.roles, "--logins=visitor")
+		u.who.SignUp(t, added, "correct horse battery "+u.who.Name)
+		out := u.who.Login(t)
+		if !strings.Contains(out, "Logged in as:       "+u.who.Name) || !strings.Contains(out, "Logins:             visitor") {
+			t.Fatalf("%s: tether login printed:\n%s", u.who.Name, out)
+		}
+	}
+	if yaml := s.root.MustCtl(t, "get", "user/myuser"); !strings.Contains(yaml, "- visitor") {
+		t.Fatalf("get user/myuser lacks the visitor login:\n%s", yaml)
+	}
+	var st struct {
+		User  string   `json:"user"`
+		Roles []string `json:"roles"`
+	}
+	if err := json.Unmarshal([]byte(s.alice.MustTether(t, "status", "-f", "json")), &st); err != nil || st.User != "alice" || strings.Join(st.Roles, ",") != "full-access" {
+		t.Fatalf("alice's tether status -f json: %v %+v", err, st)
+	}
+}
+
+// Step 3/6 (root): the invitation token, and the addresses the guide reads from
+// /webapi/ping for trusted_cluster.yaml.
+func (s *scenario) step3(t *testing.T) {
+	added := s.root.MustCtl(t, "tokens", "add", "--type=trusted_cluster", "--ttl=5m")
+	m := regexp.MustCompile(`The cluster invite token: (\S+)`).FindStringSubmatch(added)
+	if m == nil {
+		t.Fatalf("tokens add printed no invite token:\n%s", added)
+	}
+	s.token = m[1]
+	if ls := s.root.MustCtl(t, "tokens", "ls"); !strings.Contains(ls, "trusted_cluster") {
+		t.Fatalf("tokens ls does not show the trusted_cluster token:\n%s", ls)
+	}
+	s.tunnelAddr, s.webAddr = s.ping(t)
+}
+
+// Step 4/6 (leaf): the trusted_cluster resource with the role map; the root shows the leaf
+// online and so does tether clusters.
+func (s *scenario) step4(t *testing.T) {
+	tc := fmt.Sprintf(`kind: trusted_cluster
+version: v2
+metadata:
+  name: %s
+spec:
+  enabled: true
+  token: %s
+  tunnel_addr: %s
+  web_proxy_addr: %s
+  role_map:
+    - remote: "access"
+      local: ["visitor"]
+    - remote: "full-access"
+      local: ["stage-access"]
+`, rootName, s.token, s.tunnelAddr, s.webAddr)
+	s.leaf.Create(t, tc)
+	s.trustedCluster = s.leaf.MustCtl(t, "get", "trusted_cluster/"+rootName)
+	if strings.Contains(s.trustedCluster, s.token) {
+		t.Fatalf("the leaf kept the invitation token after the join:\n%s", s.trustedCluster)
+	}
+	rc := s.root.WaitCtl(t, 60*time.Second, []string{"get", "rc"}, "name: "+leafName, "connection: online", "last_heartbeat:")
+	t.Logf("tetherctl get rc on the root:\n%s", rc)
+	for _, p := range []*testproc.Cluster{s.root, s.leaf} {
+		if strings.Contains(p.Log(), s.token) {
+			t.Fatalf("%s logged the invitation token", p.Name)
+		}
+	}
+	for _, u := range []*testproc.User{s.myuser, s.alice} {
+		out := u.MustTether(t, "clusters")
+		if !strings.HasPrefix(out, "Cluster Name") ||
+			!regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(rootName)+` +online +root +\* *$`).MatchString(out) ||
+			!regexp.MustCompile(`(?m)^`+leafName+` +online +leaf +$`).MatchString(out) {
+			t.Fatalf("%s: tether clusters:\n%s", u.Name, out)
+		}
+	}
+}
+
+// ping reads the root's /webapi/ping as the guide's jq lines do, verifying the proxy with
+// the root's TLS CA.
+func (s *scenario) ping(t *testing.T) (tunnelAddr, webAddr string) {
+	t.Helper()
+	pem, err := os.ReadFile(s.root.TLSCAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + s.root.Addr + "/webapi/ping")
+	if err != nil {
+		t.Fatalf("GET /webapi/ping: %v", err)
+	}
+	defer resp.Body.Close()
+	var ping struct {
+		Proxy struct {
+			SSH struct {
+				PublicAddr string `json:"public_addr"`
+				Tunnel     string `json:"ssh_tunnel_public_addr"`
+			} `json:"ssh"`
+		} `json:"proxy"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil || ping.Proxy.SSH.Tunnel == "" || ping.Proxy.SSH.PublicAddr == "" {
+		t.Fatalf("/webapi/ping: %v %+v", err, ping)
+	}
+	return ping.Proxy.SSH.Tunnel, ping.Proxy.SSH.PublicAddr
+}
+
+// ssh runs `tether ssh --cluster=CLUSTER LOGIN@NODE CMD` as u.
+func (s *scenario) tsh(t *testing.T, u *testproc.User, cluster, target, command string) testproc.Result {
+	t.Helper()
+	return u.Tether(t, "", "ssh", "--cluster="+cluster, target, command)
+}
+
+func (s *scenario) step6(t *testing.T) {
+	t.Run("access_maps_to_visitor_on_the_node_agent", func(t *testing.T) {
+		r := s.tsh(t, s.myuser, leafName, "visitor@"+stageNode, "echo ok; id -un")
+		if r.Code != 0 || r.Stdout != "ok\nvisitor\n" {
+			t.Fatalf("tether ssh visitor@%s: %s\nleaf log:\n%s", stageNode, r, s.leaf.Log())
+		}
+	})
+	t.Run("access_maps_to_visitor_on_the_OpenSSH_server_through_root_and_leaf", func(t *testing.T) {
+		r := s.tsh(t, s.myuser, leafName, "visitor@"+prodNode, "echo ok; id -un; exit 3")
+		if r.Code != 3 || r.Stdout != "ok\nvisitor\n" {
+			t.Fatalf("tether ssh visitor@%s: %s\nsshd log:\n%s", prodNode, r, s.prod.Log())
+		}
+		// sshd saw a short-lived certificate of the leaf's user CA, naming the root user.
+		if !strings.Contains(s.prod.Log(), `Accepted certificate ID "myuser@`+rootName+` via `+leafName+`"`) {
+			t.Fatalf("sshd log:\n%s", s.prod.Log())
+		}
+	})
+	t.Run("alice_full-access_maps_to_stage-access_allowed_on_the_stage_server", func(t *testing.T) {
+		r := s.tsh(t, s.alice, leafName, "visitor@"+stageNode, "echo ok")
+		if r.Code != 0 || r.Stdout != "ok\n" {
+			t.Fatalf("alice on %s: %s", stageNode, r)
+		}
+	})
+	t.Run("alice_is_denied_on_the_prod_server_and_told_why", func(t *testing.T) {
+		before := strings.Count(s.prod.Log(), "Connection from")
+		r := s.tsh(t, s.alice, leafName, "visitor@"+prodNode, "echo should-not-run")
+		t.Logf("alice on %s: %s", prodNode, strings.TrimSpace(r.Stderr))
+		if r.Code == 0 || strings.Contains(r.Stdout, "should-not-run") {
+			t.Fatalf("alice reached %s: %s", prodNode, r)
+		}
+		for _, want := range []string{"user alice@" + rootName + " is not authorized to login as visitor@" + leafName, prodNode} {
+			if !strings.Contains(r.Stderr, want) {
+				t.Fatalf("the denial does not say %q: %s", want, r)
+			}
+		}
+		if strings.Contains(r.Stderr, "ssh: ") {
+			t.Fatalf("the denial reads as a Go error chain: %s", r.Stderr)
+		}
+		if after := strings.Count(s.prod.Log(), "Connection from"); after != before {
+			t.Fatalf("the leaf dialed %s for a denied session:\n%s", prodNode, s.prod.Log())
+		}
+	})
+	t.Run("the_leaf_decides_and_logs_every_session", func(t *testing.T) {
+		testenv.Eventually(t, 20*time.Second, func() error {
+			allowed, denied := false, false
+			for _, ev := range decisions(t, s.leaf.DecisionLog) {
+				if ev.Input.Action != "ssh.session" || ev.Input.Cert.Username != "alice" {
+					continue
+				}
+				if ev.Input.Node.Name == stageNode && ev.Result.Allow {
+					allowed = true
+				}
+				if ev.Input.Node.Name == prodNode && !ev.Result.Allow {
+					denied = true
+				}
+			}
+			if !allowed || !denied {
+				return fmt.Errorf("alice's decisions on the leaf: allowed on stage %v, denied on prod %v", allowed, denied)
+			}
+			return nil
+		})
+	})
+	t.Run("OpenSSH_ssh_with_tether_proxy_ssh_as_ProxyCommand_reaches_a_leaf_node", func(t *testing.T) {
+		keys := filepath.Join(s.myuser.Home, "keys", hostOf(s.root.Addr))
+		for _, node := range []string{stageNode, prodNode} {
+			r := s.openssh(t, s.myuser,
+				"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", s.bins.Tether, leafName),
+				"-o", "UserKnownHostsFile="+filepath.Join(s.myuser.Home, "known_hosts"),
+				"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, "myuser"),
+				"-o", "CertificateFile="+filepath.Join(keys, "myuser-cert.pub"),
+				"visitor@"+node+"."+leafName, "echo via-proxycommand; id -un")
+			if r.Code != 0 || r.Stdout != "via-proxycommand\nvisitor\n" {
+				t.Fatalf("ssh -o ProxyCommand to %s: %s", node, r)
+			}
+		}
+	})
+	t.Run("OpenSSH_ssh_-F_with_tether_config_reaches_a_leaf_node", func(t *testing.T) {
+		cfg := s.myuser.MustTether(t, "config")
+		if !strings.Contains(cfg, "Host *."+leafName) {
+			t.Fatalf("tether config has no block for the leaf:\n%s", cfg)
+		}
+		r := s.openssh(t, s.myuser, "-F", testproc.WriteFile(t, "ssh_config", cfg), "visitor@"+prodNode+"."+leafName, "echo via-config; exit 4")
+		if r.Code != 4 || r.Stdout != "via-config\n" {
+			t.Fatalf("ssh -F: %s", r)
+		}
+	})
+	t.Run("tether_ls_--cluster=leaf_lists_the_leaf_nodes", func(t *testing.T) {
+		r := s.myuser.Tether(t, "", "ls", "--cluster="+leafName)
+		if r.Code != 0 && strings.Contains(r.Stderr, "does not forward the node lists of leaf clusters yet") {
+			t.Skip("NEEDS-FEDLIST: the root does not forward leaf node lists before the fedlist branch is merged")
+		}
+		if r.Code != 0 || !strings.Contains(r.Stdout, stageNode) || !strings.Contains(r.Stdout, prodNode) {
+			t.Fatalf("tether ls --cluster=%s: %s", leafName, r)
+		}
+		// Alice's stage-access reaches only the stage server; the leaf's policy filters.
+		if out := s.alice.MustTether(t, "ls", "--cluster="+leafName); !strings.Contains(out, stageNode) || strings.Contains(out, prodNode) {
+			t.Fatalf("alice's tether ls --cluster=%s:\n%s", leafName, out)
+		}
+	})
+	t.Run("tether_ssh_without_--cluster_finds_a_leaf_node", func(t *testing.T) {
+		r := s.myuser.Tether(t, "", "ssh", "visitor@"+stageNode, "echo found")
+		if r.Code != 0 && strings.Contains(r.Stderr, "does not forward the node lists of leaf clusters yet") {
+			t.Skip("NEEDS-FEDLIST: finding a leaf's node without --cluster needs the fedlist branch's node-list forwarding")
+		}
+		if r.Code != 0 || r.Stdout != "found\n" {
+			t.Fatalf("tether ssh visitor@%s without --cluster: %s", stageNode, r)
+		}
+	})
+}
+
+// openssh runs OpenSSH's ssh as u (TETHER_HOME set for a ProxyCommand), strict about host
+// keys and with nothing of the machine's own configuration.
+func (s *scenario) openssh(t *testing.T, u *testproc.User, args ...string) testproc.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.ssh.SSH, append([]string{"-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none",
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no"}, args...)...)
+	cmd.Env = u.Env()
+	return testproc.Run(t, cmd)
+}
+
+func (s *scenario) badInput(t *testing.T) {
+	notChain := func(t *testing.T, r testproc.Result) {
+		t.Helper()
+		if r.Code == 0 {
+			t.Fatalf("succeeded: %s", r)
+		}
+		for _, chain := range []string{"ssh: handshake failed", "ssh: rejected", "dial tcp", "EOF"} {
+			if strings.Contains(r.Stderr, chain) {
+				t.Fatalf("reads as a Go error chain (%q): %s", chain, r.Stderr)
+			}
+		}
+		t.Logf("said: %s", strings.TrimSpace(r.Stderr))
+	}
+	t.Run("an_unknown_cluster", func(t *testing.T) {
+		r := s.tsh(t, s.myuser, "ghost.example.com", "visitor@"+stageNode, "true")
+		notChain(t, r)
+		if !strings.Contains(r.Stderr, "cluster ghost.example.com not found") {
+			t.Fatalf("%s", r)
+		}
+	})
+	t.Run("an_unknown_node_is_refused_by_the_leaf_and_nothing_is_dialed", func(t *testing.T) {
+		before := strings.Count(s.prod.Log(), "Connection from")
+		for _, node := range []string{"ghost", s.prod.Addr} {
+			r := s.tsh(t, s.myuser, leafName, "visitor@"+node, "true")
+			notChain(t, r)
+			if !strings.Contains(r.Stderr, "not found in cluster "+leafName) {
+				t.Fatalf("%s: %s", node, r)
+			}
+		}
+		if after := strings.Count(s.prod.Log(), "Connection from"); after != before {
+			t.Fatalf("the leaf dialed for a name that is not a registered node:\n%s", s.prod.Log())
+		}
+	})
+	t.Run("a_login_the_user_lacks", func(t *testing.T) {
+		r := s.tsh(t, s.myuser, leafName, "root@"+stageNode, "true")
+		notChain(t, r)
+		if !strings.Contains(r.Stderr, "not authorized to login as root@"+leafName) {
+			t.Fatalf("%s", r)
+		}
+	})
+	t.Run("a_node_that_refuses_the_connection", func(t *testing.T) {
+		// Registered, allowed by policy, but nothing listens at its address.
+		down := testproc.FreeAddr(t)
+		s.leaf.Create(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: mongodb-down\n  labels:\n    env: stage\nspec:\n  addr: %s\n  hostname: mongodb-down\n", down))
+		defer s.leaf.MustCtl(t, "rm", "node/mongodb-down")
+		r := s.tsh(t, s.myuser, leafName, "visitor@mongodb-down", "true")
+		notChain(t, r)
+		if !strings.Contains(r.Stderr, "mongodb-down") {
+			t.Fatalf("the message does not name the node: %s", r)
+		}
+	})
+	t.Run("a_node_that_refuses_the_login", func(t *testing.T) {
+		// An OpenSSH server that trusts the root's user CA, not the leaf's: the leaf's
+		// certificate for the session is refused by the server itself.
+		other := testproc.StartSSHD(t, s.ssh, s.leaf, "mongodb-strict", s.root.UserCAFile())
+		s.leaf.Create(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: mongodb-strict\n  labels:\n    env: stage\nspec:\n  addr: %s\n  hostname: mongodb-strict\n", other.Addr))
+		defer s.leaf.MustCtl(t, "rm", "node/mongodb-strict")
+		r := s.tsh(t, s.myuser, leafName, "visitor@mongodb-strict", "echo should-not-run")
+		notChain(t, r)
+		if strings.Contains(r.Stdout, "should-not-run") || !strings.Contains(r.Stderr, "mongodb-strict") {
+			t.Fatalf("%s", r)
+		}
+	})
+	t.Run("an_expired_profile_says_to_run_tether_login", func(t *testing.T) {
+		path := filepath.Join(s.alice.Home, "profile.json")
+		saved, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.WriteFile(path, saved, 0o600)
+		var p map[string]any
+		if err := json.Unmarshal(saved, &p); err != nil {
+			t.Fatal(err)
+		}
+		p["valid_before"] = time.Now().Add(-time.Minute).Format(time.RFC3339)
+		expired, _ := json.Marshal(p)
+		if err := os.WriteFile(path, expired, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"ssh", "--cluster=" + leafName, "visitor@" + stageNode, "true"}, {"proxy", "ssh", "--cluster=" + leafName, "visitor@" + stageNode + ":22"}, {"clusters"}} {
+			r := s.alice.Tether(t, "", args...)
+			notChain(t, r)
+			if !strings.Contains(r.Stderr, "expired") || !strings.Contains(r.Stderr, "run tether login") {
+				t.Fatalf("%v: %s", args, r)
+			}
+		}
+	})
+	t.Run("a_stale_profile_missing_its_certificate_says_to_run_tether_login", func(t *testing.T) {
+		cert := filepath.Join(s.alice.Home, "keys", hostOf(s.root.Addr), "alice-cert.pub")
+		saved, err := os.ReadFile(cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.WriteFile(cert, saved, 0o644)
+		if err := os.Remove(cert); err != nil {
+			t.Fatal(err)
+		}
+		r := s.tsh(t, s.alice, leafName, "visitor@"+stageNode, "true")
+		notChain(t, r)
+		if !strings.Contains(r.Stderr, "run tether login") {
+			t.Fatalf("%s", r)
+		}
+	})
+	t.Run("a_client_that_disconnects_mid-session_ends_the_session_on_the_node", func(t *testing.T) {
+		marker := fmt.Sprintf("sleep 7%d", time.Now().UnixNano()%1000) // a command line to find on the node
+		cmd := s.myuser.Command(context.Background(), "ssh", "-t", "--cluster="+leafName, "visitor@"+prodNode, "echo started; "+marker)
+		out := &testenv.Buffer{}
+		cmd.Stdout = out
+		live := testproc.Start(t, "tether ssh", cmd)
+		testenv.Eventually(t, 60*time.Second, func() error {
+			if !strings.Contains(out.String(), "started") {
+				return fmt.Errorf("the session has not started: %s", live.Log)
+			}
+			return nil
+		})
+		if !processRunning(marker) {
+			t.Fatalf("no %q running on the node", marker)
+		}
+		live.Stop(syscall.SIGKILL)
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if processRunning(marker) {
+				return fmt.Errorf("%q still runs on the node after the client went away", marker)
+			}
+			return nil
+		})
+	})
+}
+
+func (s *scenario) step5(t *testing.T) {
+	s.root.MustCtl(t, "update", "rc/"+leafName, "--set-labels=env=demo")
+	if rc := s.root.MustCtl(t, "get", "rc/"+leafName); !strings.Contains(rc, "env: demo") {
+		t.Fatalf("get rc after update --set-labels:\n%s", rc)
+	}
+	t.Run("a_labelled_leaf_is_hidden_from_roles_without_cluster_labels", func(t *testing.T) {
+		for _, u := range []*testproc.User{s.myuser, s.alice} {
+			if out := u.MustTether(t, "clusters"); strings.Contains(out, leafName+" ") {
+				t.Fatalf("%s still sees the leaf:\n%s", u.Name, out)
+			}
+			r := s.tsh(t, u, leafName, "visitor@"+stageNode, "true")
+			if r.Code == 0 || !strings.Contains(r.Stderr, "cluster "+leafName+" not found") {
+				t.Fatalf("%s: tether ssh to the hidden leaf: %s", u.Name, r)
+			}
+		}
+	})
+	t.Run("a_role_with_matching_cluster_labels_shows_it_after_signing_in_again", func(t *testing.T) {
+		s.root.Create(t, "kind: role\nversion: v5\nmetadata:\n  name: demo-cluster-access\nspec:\n  allow:\n    cluster_labels:\n      'env': 'demo'\n")
+		grant := func(u *testproc.User) {
+			var st struct {
+				Username string   `json:"user"`
+				Roles    []string `json:"roles"`
+			}
+			if err := json.Unmarshal([]byte(u.MustTether(t, "status", "-f", "json")), &st); err != nil {
+				t.Fatal(err)
+			}
+			// The guide: ROLES=$(tsh status -f json | jq ...); tctl users update --set-roles.
+			s.root.MustCtl(t, "users", "update", st.Username, "--set-roles="+strings.Join(st.Roles, ",")+",demo-cluster-access")
+			u.Login(t) // the new role is in the next certificate
+		}
+		grant(s.myuser)
+		out := s.myuser.MustTether(t, "clusters")
+		if !regexp.MustCompile(`(?m)^` + leafName + ` +online +leaf +env=demo +$`).MatchString(out) {
+			t.Fatalf("tether clusters after the role:\n%s", out)
+		}
+		r := s.tsh(t, s.myuser, leafName, "visitor@"+stageNode, "echo ok")
+		if r.Code != 0 || r.Stdout != "ok\n" {
+			t.Fatalf("tether ssh with the role: %s", r)
+		}
+		// Alice has no such role yet: still hidden.
+		if out := s.alice.MustTether(t, "clusters"); strings.Contains(out, leafName+" ") {
+			t.Fatalf("alice sees the leaf:\n%s", out)
+		}
+		grant(s.alice)
+		if out := s.alice.MustTether(t, "clusters"); !strings.Contains(out, leafName+" ") {
+			t.Fatalf("alice does not see the leaf after the role:\n%s", out)
+		}
+		if rc := s.root.MustCtl(t, "get", "rc"); !strings.Contains(rc, "env: demo") || !strings.Contains(rc, "connection: online") {
+			t.Fatalf("get rc:\n%s", rc)
+		}
+	})
+}
+
+func (s *scenario) disableTrust(t *testing.T) {
+	disabled := strings.Replace(s.trustedCluster, "enabled: true", "enabled: false", 1)
+	if disabled == s.trustedCluster {
+		t.Fatalf("no enabled: true in the trusted_cluster:\n%s", s.trustedCluster)
+	}
+	// A live session on the OpenSSH server through root → tunnel → leaf.
+	cmd := s.myuser.Command(context.Background(), "ssh", "--cluster="+leafName, "visitor@"+prodNode, "echo started; sleep 60")
+	out := &testenv.Buffer{}
+	cmd.Stdout = out
+	live := testproc.Start(t, "tether ssh", cmd)
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if live.Exited() {
+			t.Fatalf("the session ended before the trust changed: %v\n%s%s", live.Err(), out, live.Log)
+		}
+		if !strings.Contains(out.String(), "started") {
+			return fmt.Errorf("the session has not started")
+		}
+		return nil
+	})
+
+	t.Run("disabling_the_trust_cuts_a_live_session_within_seconds", func(t *testing.T) {
+		s.leaf.Create(t, disabled, "--force")
+		cut := time.Now()
+		select {
+		case <-live.Done():
+			t.Logf("the live session ended %s after the trust was disabled: %v; it said: %s", time.Since(cut).Round(100*time.Millisecond), live.Err(), strings.TrimSpace(live.Log.String()))
+			if live.Err() == nil {
+				t.Fatal("the cut session exited 0")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the session outlived the disabled trust by 30 s\nleaf log:\n%s", s.leaf.Log())
+		}
+	})
+	t.Run("the_root_shows_the_leaf_offline_and_new_sessions_say_so", func(t *testing.T) {
+		s.root.WaitCtl(t, 30*time.Second, []string{"get", "rc/" + leafName}, "connection: offline")
+		r := s.tsh(t, s.myuser, leafName, "visitor@"+stageNode, "true")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "cluster "+leafName+" is offline") {
+			t.Fatalf("tether ssh to the disabled leaf: %s", r)
+		}
+		t.Logf("said: %s", strings.TrimSpace(r.Stderr))
+	})
+	t.Run("re-enabling_the_trust_restores_access_without_a_new_token", func(t *testing.T) {
+		s.leaf.Create(t, s.trustedCluster, "--force")
+		s.root.WaitCtl(t, 60*time.Second, []string{"get", "rc/" + leafName}, "connection: online")
+		r := s.tsh(t, s.myuser, leafName, "visitor@"+stageNode, "echo ok")
+		if r.Code != 0 || r.Stdout != "ok\n" {
+			t.Fatalf("tether ssh after re-enabling: %s", r)
+		}
+	})
+}
+
+func (s *scenario) removeLeaf(t *testing.T) {
+	s.leaf.MustCtl(t, "rm", "tc/"+rootName)
+	if out := s.leaf.MustCtl(t, "get", "tc"); strings.Contains(out, rootName) {
+		t.Fatalf("the leaf still has the trust:\n%s", out)
+	}
+	s.root.MustCtl(t, "rm", "rc/"+leafName)
+	if out := s.root.MustCtl(t, "get", "rc"); strings.Contains(out, leafName) {
+		t.Fatalf("get rc on the root after rm:\n%s", out)
+	}
+	if out := s.myuser.MustTether(t, "clusters"); strings.Contains(out, leafName+" ") {
+		t.Fatalf("tether clusters lists the removed leaf:\n%s", out)
+	}
+	r := s.tsh(t, s.myuser, leafName, "visitor@"+stageNode, "true")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "cluster "+leafName+" not found") {
+		t.Fatalf("tether ssh to the removed leaf: %s", r)
+	}
+	t.Logf("said: %s", strings.TrimSpace(r.Stderr))
+}
+
+// decision is the part of a decision-log event the scenario reads.
+type decision struct {
+	Input struct {
+		Action string `json:"action"`
+		Login  string `json:"login"`
+		Cert   struct {
+			Username string `json:"username"`
+		} `json:"cert"`
+		Node struct {
+			Name string `json:"name"`
+		} `json:"node"`
+	} `json:"input"`
+	Result struct {
+		Allow bool `json:"allow"`
+	} `json:"result"`
+}
+
+func decisions(t *testing.T, path string) []decision {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []decision
+	for _, line := range strings.Split(string(data), "\n") {
+		var d decision
+		if json.Unmarshal([]byte(line), &d) == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// processRunning reports whether a process with exactly this command line (as sh -c runs
+// it, or as its own argv) runs on this host (the nodes' host).
+func processRunning(cmdline string) bool {
+	want := strings.Fields(cmdline)
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		data, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+		if strings.Join(args, " ") == strings.Join(want, " ") {
+			return true
+		}
+	}
+	return false
+}
+
+func hostOf(addr string) string {
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		return addr[:i]
+	}
+	return addr
+}
