@@ -87,13 +87,13 @@ type SSHD struct {
 
 // StartSSHD starts sshd on a free 127.0.0.1 port for node name: a new host key signed by
 // cluster (`tetherctl auth sign --host=NAME`) and TrustedUserCAKeys = trustedUserCA. It does
-// not register the node.
-func StartSSHD(t testing.TB, o OpenSSH, cluster *Cluster, name, trustedUserCA string) *SSHD {
+// not register the node. owner's end stops it.
+func StartSSHD(t testing.TB, owner Owner, o OpenSSH, cluster *Cluster, name, trustedUserCA string) *SSHD {
 	t.Helper()
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatalf("sshd needs its privilege separation directory /run/sshd: %v (run the test as root)", err)
 	}
-	dir := t.TempDir()
+	dir := owner.TempDir()
 	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
 	if out, err := exec.Command(o.Keygen, "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
@@ -126,7 +126,7 @@ LogLevel VERBOSE
 `, port, hostKey, hostKey, trustedUserCA)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.proc = Start(t, "sshd "+name, exec.Command(o.SSHD, "-D", "-e", "-f", conf))
+	s.proc = Start(t, owner, "sshd "+name, exec.Command(o.SSHD, "-D", "-e", "-f", conf))
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if s.proc.Exited() {
 			t.Fatalf("sshd %s exited: %v\n%s", name, s.proc.Err(), s.proc.Log)

@@ -81,8 +81,16 @@ func DieWithTest(cmd *exec.Cmd) {
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
-// Background is a process that runs while the test does: started with Start, stopped by
-// the test's cleanup (SIGTERM, then SIGKILL after 10 s) unless stopped earlier.
+// Owner is the test a process or a directory belongs to: its end stops the process and
+// removes the directory. A scenario whose steps are subtests passes its top-level test, so
+// what one step starts lives on into the next; failures are still reported to the step's t.
+type Owner interface {
+	Cleanup(func())
+	TempDir() string
+}
+
+// Background is a process that runs while its owner test does: started with Start, stopped
+// by the owner's cleanup (SIGTERM, then SIGKILL after 10 s) unless stopped earlier.
 type Background struct {
 	Name string
 	Log  *testenv.Buffer // stdout and stderr, interleaved
@@ -91,8 +99,8 @@ type Background struct {
 	err  error
 }
 
-// Start starts cmd in the background with its output collected in Log.
-func Start(t testing.TB, name string, cmd *exec.Cmd) *Background {
+// Start starts cmd in the background with its output collected in Log; owner's end stops it.
+func Start(t testing.TB, owner Owner, name string, cmd *exec.Cmd) *Background {
 	t.Helper()
 	b := &Background{Name: name, Log: &testenv.Buffer{}, cmd: cmd, done: make(chan struct{})}
 	if cmd.Stdout == nil {
@@ -109,7 +117,7 @@ func Start(t testing.TB, name string, cmd *exec.Cmd) *Background {
 		b.err = cmd.Wait()
 		close(b.done)
 	}()
-	t.Cleanup(func() { b.Stop(syscall.SIGTERM) })
+	owner.Cleanup(func() { b.Stop(syscall.SIGTERM) })
 	return b
 }
 

@@ -36,10 +36,11 @@ type ClusterConfig struct {
 	Args  []string // extra `tetherd start` flags
 }
 
-// StartCluster starts tetherd for cfg.Name and waits until its web API answers.
-func StartCluster(t testing.TB, bins Bins, cfg ClusterConfig) *Cluster {
+// StartCluster starts tetherd for cfg.Name and waits until its web API answers; owner's end
+// stops it.
+func StartCluster(t testing.TB, owner Owner, bins Bins, cfg ClusterConfig) *Cluster {
 	t.Helper()
-	dir := t.TempDir()
+	dir := owner.TempDir()
 	c := &Cluster{Name: cfg.Name, Dir: dir, DataDir: filepath.Join(dir, "data"), bins: bins,
 		Addr: FreeAddr(t), TunnelAddr: FreeAddr(t), DecisionLog: filepath.Join(dir, "decisions.jsonl")}
 	conf := filepath.Join(dir, "tether.yaml")
@@ -48,7 +49,7 @@ func StartCluster(t testing.TB, bins Bins, cfg ClusterConfig) *Cluster {
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.proc = Start(t, "tetherd "+cfg.Name, exec.Command(bins.Tetherd, append([]string{"start", "-c", conf}, cfg.Args...)...))
+	c.proc = Start(t, owner, "tetherd "+cfg.Name, exec.Command(bins.Tetherd, append([]string{"start", "-c", conf}, cfg.Args...)...))
 	probe := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe only
 	testenv.Eventually(t, 60*time.Second, func() error {
 		if c.proc.Exited() {
@@ -131,8 +132,8 @@ type NodeAgent struct {
 
 // StartNodeAgent makes a node token on cluster (`tetherctl nodes add`), starts a node agent
 // named name with labels (k=v,...) that joins with it, pinned to the cluster's TLS CA, and
-// waits until the cluster lists the node online.
-func StartNodeAgent(t testing.TB, bins Bins, cluster *Cluster, name, labels string) *NodeAgent {
+// waits until the cluster lists the node online; owner's end stops it.
+func StartNodeAgent(t testing.TB, owner Owner, bins Bins, cluster *Cluster, name, labels string) *NodeAgent {
 	t.Helper()
 	added := cluster.MustCtl(t, "nodes", "add", "--name="+name, "--labels="+labels)
 	var token string
@@ -144,7 +145,7 @@ func StartNodeAgent(t testing.TB, bins Bins, cluster *Cluster, name, labels stri
 	if token == "" {
 		t.Fatalf("tetherctl nodes add printed no invite token:\n%s", added)
 	}
-	dir := t.TempDir()
+	dir := owner.TempDir()
 	n := &NodeAgent{Name: name, Addr: FreeAddr(t)}
 	var lab strings.Builder
 	for _, kv := range strings.Split(labels, ",") {
@@ -157,7 +158,7 @@ func StartNodeAgent(t testing.TB, bins Bins, cluster *Cluster, name, labels stri
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.proc = Start(t, "node agent "+name, exec.Command(bins.Tetherd, "start", "-c", conf))
+	n.proc = Start(t, owner, "node agent "+name, exec.Command(bins.Tetherd, "start", "-c", conf))
 	cluster.WaitCtl(t, 60*time.Second, []string{"get", "node/" + name}, "connection: online")
 	return n
 }

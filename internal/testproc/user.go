@@ -30,9 +30,9 @@ type User struct {
 	lastStep int64 // the last TOTP step whose code the cluster accepted
 }
 
-// NewUser is a user with an empty profile directory.
-func NewUser(t testing.TB, bins Bins, name string) *User {
-	return &User{Name: name, Home: filepath.Join(t.TempDir(), "tether-home"), bin: bins.Tether}
+// NewUser is a user with an empty profile directory, removed when owner ends.
+func NewUser(owner Owner, bins Bins, name string) *User {
+	return &User{Name: name, Home: filepath.Join(owner.TempDir(), "tether-home"), bin: bins.Tether}
 }
 
 // Command is `tether ARGS` run as the user, with their TETHER_HOME.
