@@ -420,8 +420,8 @@ func (s *scenario) badInput(t *testing.T) {
 		defer s.leaf.MustCtl(t, "rm", "node/mongodb-down")
 		r := s.tsh(t, s.myuser, leafName, "visitor@mongodb-down", "true")
 		notChain(t, r)
-		if !strings.Contains(r.Stderr, "mongodb-down") {
-			t.Fatalf("the message does not name the node: %s", r)
+		if !strings.Contains(r.Stderr, `node "mongodb-down" in cluster leaf refused the connection or could not be reached`) || strings.Contains(r.Stderr, down) {
+			t.Fatalf("%s", r)
 		}
 	})
 	t.Run("a_node_that_refuses_the_login", func(t *testing.T) {
@@ -432,7 +432,17 @@ func (s *scenario) badInput(t *testing.T) {
 		defer s.leaf.MustCtl(t, "rm", "node/mongodb-strict")
 		r := s.tsh(t, s.myuser, leafName, "visitor@mongodb-strict", "echo should-not-run")
 		notChain(t, r)
-		if strings.Contains(r.Stdout, "should-not-run") || !strings.Contains(r.Stderr, "mongodb-strict") {
+		if strings.Contains(r.Stdout, "should-not-run") || !strings.Contains(r.Stderr, `node "mongodb-strict" in cluster leaf refused the login "visitor"`) {
+			t.Fatalf("%s", r)
+		}
+	})
+	t.Run("a_node_whose_host_certificate_is_for_another_name_is_not_trusted", func(t *testing.T) {
+		// Registered at the prod server's address, which proves only that it is mongodb-prod.
+		s.leaf.Create(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: mongodb-impostor\n  labels:\n    env: stage\nspec:\n  addr: %s\n", s.prod.Addr))
+		defer s.leaf.MustCtl(t, "rm", "node/mongodb-impostor")
+		r := s.tsh(t, s.myuser, leafName, "visitor@mongodb-impostor", "echo should-not-run")
+		notChain(t, r)
+		if strings.Contains(r.Stdout, "should-not-run") || !strings.Contains(r.Stderr, `node "mongodb-impostor" in cluster leaf did not present a host certificate`) {
 			t.Fatalf("%s", r)
 		}
 	})

@@ -319,7 +319,7 @@ func (c *userConn) session(nc ssh.NewChannel) {
 	node, err := c.nodeClient(n)
 	if err != nil {
 		c.log.Warn("connecting to the node", "addr", n.Spec.Addr, "err", err)
-		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("node %q in cluster %s refused the connection or could not be reached; try again later or ask an admin", c.target.Node, c.s.cfg.ClusterName))
+		_ = nc.Reject(ssh.ConnectionFailed, NodeFailureMessage(c.target.Node, c.s.cfg.ClusterName, c.login, err))
 		return
 	}
 	nch, nreqs, err := node.OpenChannel("session", nil)
@@ -410,7 +410,7 @@ func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
 	ccfg := &ssh.ClientConfig{
 		User:            c.login,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
-		HostKeyCallback: HostKeyCallback(c.s.cfg.CA.Host.TrustedKeys(), names, c.s.cfg.Now),
+		HostKeyCallback: nodeHostKeyCallback(HostKeyCallback(c.s.cfg.CA.Host.TrustedKeys(), names, c.s.cfg.Now)),
 		Timeout:         c.s.cfg.HandshakeTimeout,
 	}
 	_ = conn.SetDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))

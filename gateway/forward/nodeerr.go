@@ -1,0 +1,46 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// hostKeyError is a node's host key that HostKeyCallback refused, as dialNode sees it.
+type hostKeyError struct{ err error }
+
+func (e *hostKeyError) Error() string { return "refusing the node's host key: " + e.err.Error() }
+func (e *hostKeyError) Unwrap() error { return e.err }
+
+// nodeHostKeyCallback marks check's refusals as hostKeyErrors, so the user can be told
+// that the node, not the login, was the problem.
+func nodeHostKeyCallback(check ssh.HostKeyCallback) ssh.HostKeyCallback {
+	return func(host string, remote net.Addr, key ssh.PublicKey) error {
+		if err := check(host, remote, key); err != nil {
+			return &hostKeyError{err}
+		}
+		return nil
+	}
+}
+
+// NodeFailureMessage is what the user reads when the enforcement point, having allowed the
+// session, could not open an SSH connection to the node as login: the node's host key was
+// refused, the node refused the login, or it could not be reached. It says which and what to
+// do; the details (addresses, key types, the error chain) go to the cluster's log only.
+func NodeFailureMessage(node, cluster, login string, err error) string {
+	var hk *hostKeyError
+	switch {
+	case errors.As(err, &hk):
+		return fmt.Sprintf("node %q in cluster %s did not present a host certificate of cluster %s for that name, so it was not trusted; ask an admin of %s to sign its host key (tetherctl auth sign --host=%s)",
+			node, cluster, cluster, cluster, node)
+	case err != nil && strings.Contains(err.Error(), "ssh: unable to authenticate"):
+		// x/crypto/ssh has no typed error for a server refusing every method offered.
+		return fmt.Sprintf("node %q in cluster %s refused the login %q; ask an admin of %s to check that the node trusts the cluster's user CA (TrustedUserCAKeys) and has the user %s",
+			node, cluster, login, cluster, login)
+	default:
+		return fmt.Sprintf("node %q in cluster %s refused the connection or could not be reached; try again later or ask an admin", node, cluster)
+	}
+}
