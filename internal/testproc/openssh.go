@@ -57,8 +57,9 @@ func lookCommand(name string) string {
 
 // EnsureUnixUser makes sure the host has the account name, with a shell and an unlocked
 // (password-less, key-only) entry so OpenSSH's sshd and the node agent can run sessions as
-// it. It creates the account when it is missing and the test runs as root (removing it when
-// the test ends); otherwise the test fails saying what to do.
+// it. It creates the account when it is missing and the test runs as root; otherwise the
+// test fails saying what to do. A created account is kept: other tests and `make demo` on
+// the same host may be running sessions as it, and removing it under them would break them.
 func EnsureUnixUser(t testing.TB, name string) {
 	t.Helper()
 	if _, err := user.Lookup(name); err == nil {
@@ -74,8 +75,7 @@ func EnsureUnixUser(t testing.TB, name string) {
 		}
 		t.Fatalf("creating the Unix user %s: %v\n%s", name, err, out)
 	}
-	t.Logf("created the Unix user %s for the scenario; removed when the test ends", name)
-	t.Cleanup(func() { _ = exec.Command("userdel", "-r", name).Run() })
+	t.Logf("created the Unix user %s (no password, key-only) for the nodes' sessions; it is kept", name)
 }
 
 // SSHD is a real OpenSSH server registered as a node: its host key carries a host
