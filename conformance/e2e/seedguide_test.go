@@ -245,7 +245,7 @@ func (s *scenario) ping(t *testing.T) (tunnelAddr, webAddr string) {
 	return ping.Proxy.SSH.Tunnel, ping.Proxy.SSH.PublicAddr
 }
 
-// ssh runs `tether ssh --cluster=CLUSTER LOGIN@NODE CMD` as u.
+// tsh runs `tether ssh --cluster=CLUSTER LOGIN@NODE CMD` as u.
 func (s *scenario) tsh(t *testing.T, u *testproc.User, cluster, target, command string) testproc.Result {
 	t.Helper()
 	return u.Tether(t, "", "ssh", "--cluster="+cluster, target, command)
@@ -314,14 +314,8 @@ func (s *scenario) step6(t *testing.T) {
 		})
 	})
 	t.Run("OpenSSH_ssh_with_tether_proxy_ssh_as_ProxyCommand_reaches_a_leaf_node", func(t *testing.T) {
-		keys := filepath.Join(s.myuser.Home, "keys", hostOf(s.root.Addr))
 		for _, node := range []string{stageNode, prodNode} {
-			r := s.openssh(t, s.myuser,
-				"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", s.bins.Tether, leafName),
-				"-o", "UserKnownHostsFile="+filepath.Join(s.myuser.Home, "known_hosts"),
-				"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, "myuser"),
-				"-o", "CertificateFile="+filepath.Join(keys, "myuser-cert.pub"),
-				"visitor@"+node+"."+leafName, "echo via-proxycommand; id -un")
+			r := s.openssh(t, s.myuser, append(s.proxyCommandArgs(s.myuser), "visitor@"+node+"."+leafName, "echo via-proxycommand; id -un")...)
 			if r.Code != 0 || r.Stdout != "via-proxycommand\nvisitor\n" {
 				t.Fatalf("ssh -o ProxyCommand to %s: %s", node, r)
 			}
@@ -371,6 +365,37 @@ func (s *scenario) openssh(t *testing.T, u *testproc.User, args ...string) testp
 		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no"}, args...)...)
 	cmd.Env = u.Env()
 	return testproc.Run(t, cmd)
+}
+
+// proxyCommandArgs are OpenSSH options for reaching leaf nodes as LOGIN@NODE.leaf with
+// `tether proxy ssh` as the ProxyCommand and u's key, certificate and known_hosts.
+func (s *scenario) proxyCommandArgs(u *testproc.User) []string {
+	keys := filepath.Join(u.Home, "keys", hostOf(s.root.Addr))
+	return []string{
+		"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", s.bins.Tether, leafName),
+		"-o", "UserKnownHostsFile=" + filepath.Join(u.Home, "known_hosts"),
+		"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, u.Name),
+		"-o", "CertificateFile=" + filepath.Join(keys, u.Name+"-cert.pub"),
+	}
+}
+
+// liveSession starts cmd, a session whose remote command prints "started" and then
+// sleeps, and waits until it has started; the test's end stops it.
+func liveSession(t *testing.T, name string, cmd *exec.Cmd) *testproc.Background {
+	t.Helper()
+	out := &testenv.Buffer{}
+	cmd.Stdout = out
+	live := testproc.Start(t, t, name, cmd)
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if live.Exited() {
+			t.Fatalf("%s ended before it started: %v\n%s%s", name, live.Err(), out, live.Log)
+		}
+		if !strings.Contains(out.String(), "started") {
+			return fmt.Errorf("%s has not started", name)
+		}
+		return nil
+	})
+	return live
 }
 
 func (s *scenario) badInput(t *testing.T) {
@@ -526,6 +551,15 @@ func (s *scenario) step5(t *testing.T) {
 				t.Fatalf("%s: tether ssh to the hidden leaf: %s", u.Name, r)
 			}
 		}
+		// The root decided (cluster.route) and logged the denial; the leaf was never asked.
+		testenv.Eventually(t, 20*time.Second, func() error {
+			for _, ev := range decisions(t, s.root.DecisionLog) {
+				if ev.Input.Action == "cluster.route" && ev.Input.RemoteCluster.Name == leafName && ev.Input.Cert.Username == "alice" && !ev.Result.Allow {
+					return nil
+				}
+			}
+			return fmt.Errorf("no denied cluster.route decision for alice and %s in the root's decision log", leafName)
+		})
 	})
 	t.Run("a_role_with_matching_cluster_labels_shows_it_after_signing_in_again", func(t *testing.T) {
 		s.root.Create(t, "kind: role\nversion: v5\nmetadata:\n  name: demo-cluster-access\nspec:\n  allow:\n    cluster_labels:\n      'env': 'demo'\n")
@@ -569,32 +603,31 @@ func (s *scenario) disableTrust(t *testing.T) {
 	if disabled == s.trustedCluster {
 		t.Fatalf("no enabled: true in the trusted_cluster:\n%s", s.trustedCluster)
 	}
-	// A live session on the OpenSSH server through root → tunnel → leaf.
-	cmd := s.myuser.Command(context.Background(), "ssh", "--cluster="+leafName, "visitor@"+prodNode, "echo started; sleep 60")
-	out := &testenv.Buffer{}
-	cmd.Stdout = out
-	live := testproc.Start(t, t, "tether ssh", cmd)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		if live.Exited() {
-			t.Fatalf("the session ended before the trust changed: %v\n%s%s", live.Err(), out, live.Log)
-		}
-		if !strings.Contains(out.String(), "started") {
-			return fmt.Errorf("the session has not started")
-		}
-		return nil
-	})
+	// Live sessions through root → tunnel → leaf: tether ssh to the OpenSSH server, and
+	// OpenSSH's ssh with tether proxy ssh as its ProxyCommand to the node agent.
+	live := map[string]*testproc.Background{
+		"tether ssh to " + prodNode: liveSession(t, "tether ssh to "+prodNode,
+			s.myuser.Command(context.Background(), "ssh", "--cluster="+leafName, "visitor@"+prodNode, "echo started; sleep 60")),
+	}
+	proxied := exec.Command(s.ssh.SSH, append(append([]string{"-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none",
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"}, s.proxyCommandArgs(s.myuser)...),
+		"visitor@"+stageNode+"."+leafName, "echo started; sleep 60")...)
+	proxied.Env = s.myuser.Env()
+	live["OpenSSH ProxyCommand to "+stageNode] = liveSession(t, "OpenSSH ProxyCommand to "+stageNode, proxied)
 
-	t.Run("disabling_the_trust_cuts_a_live_session_within_seconds", func(t *testing.T) {
+	t.Run("disabling_the_trust_cuts_live_sessions_within_seconds", func(t *testing.T) {
 		s.leaf.Create(t, disabled, "--force")
 		cut := time.Now()
-		select {
-		case <-live.Done():
-			t.Logf("the live session ended %s after the trust was disabled: %v; it said: %s", time.Since(cut).Round(100*time.Millisecond), live.Err(), strings.TrimSpace(live.Log.String()))
-			if live.Err() == nil {
-				t.Fatal("the cut session exited 0")
+		for name, l := range live {
+			select {
+			case <-l.Done():
+				t.Logf("%s ended %s after the trust was disabled: %v; it said: %s", name, time.Since(cut).Round(100*time.Millisecond), l.Err(), strings.TrimSpace(l.Log.String()))
+				if l.Err() == nil {
+					t.Fatalf("%s exited 0 when cut", name)
+				}
+			case <-time.After(30*time.Second - time.Since(cut)):
+				t.Fatalf("%s outlived the disabled trust by 30 s\nleaf log:\n%s", name, s.leaf.Log())
 			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("the session outlived the disabled trust by 30 s\nleaf log:\n%s", s.leaf.Log())
 		}
 	})
 	t.Run("the_root_shows_the_leaf_offline_and_new_sessions_say_so", func(t *testing.T) {
@@ -645,6 +678,9 @@ type decision struct {
 		Node struct {
 			Name string `json:"name"`
 		} `json:"node"`
+		RemoteCluster struct {
+			Name string `json:"name"`
+		} `json:"remote_cluster"`
 	} `json:"input"`
 	Result struct {
 		Allow bool `json:"allow"`
