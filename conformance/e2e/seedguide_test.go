@@ -430,6 +430,10 @@ func (s *scenario) badInput(t *testing.T) {
 		if after := strings.Count(s.prod.Log(), "Connection from"); after != before {
 			t.Fatalf("the leaf dialed for a name that is not a registered node:\n%s", s.prod.Log())
 		}
+		// The root asked the leaf for "ghost"; the leaf refused and logged it.
+		if !strings.Contains(s.leaf.Log(), "refused a tunnel dial for a name that is not a registered node") {
+			t.Fatalf("the leaf did not log the refused dial:\n%s", s.leaf.Log())
+		}
 	})
 	t.Run("a_login_the_user_lacks", func(t *testing.T) {
 		r := s.tsh(t, s.myuser, leafName, "root@"+stageNode, "true")

@@ -63,6 +63,7 @@ func lookCommand(name string) string {
 func EnsureUnixUser(t testing.TB, name string) {
 	t.Helper()
 	if _, err := user.Lookup(name); err == nil {
+		unlockForKeys(t, name)
 		return
 	}
 	if os.Geteuid() != 0 {
@@ -76,6 +77,26 @@ func EnsureUnixUser(t testing.TB, name string) {
 		t.Fatalf("creating the Unix user %s: %v\n%s", name, err, out)
 	}
 	t.Logf("created the Unix user %s (no password, key-only) for the nodes' sessions; it is kept", name)
+}
+
+// unlockForKeys: an account made with plain `useradd` (as `make demo` does) is locked ("!" in
+// /etc/shadow), and sshd without PAM refuses locked accounts even for certificates. As root,
+// it is set to "*": still no password that could ever match, but not locked.
+func unlockForKeys(t testing.TB, name string) {
+	t.Helper()
+	data, err := os.ReadFile("/etc/shadow")
+	if err != nil {
+		return // not root: nothing to check or change
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 && f[0] == name && strings.HasPrefix(f[1], "!") {
+			if out, err := exec.Command("usermod", "-p", "*", name).CombinedOutput(); err != nil {
+				t.Fatalf("the account %s is locked, which OpenSSH's sshd refuses; unlocking it for key-only logins (usermod -p '*' %s): %v\n%s", name, name, err, out)
+			}
+			t.Logf("unlocked the account %s for key-only logins (its password field was %q, now \"*\")", name, f[1])
+		}
+	}
 }
 
 // SSHD is a real OpenSSH server registered as a node: its host key carries a host
