@@ -87,6 +87,7 @@ func DieWithTest(cmd *exec.Cmd) {
 type Owner interface {
 	Cleanup(func())
 	TempDir() string
+	Errorf(format string, args ...any)
 }
 
 // Background is a process that runs while its owner test does: started with Start, stopped

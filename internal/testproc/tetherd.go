@@ -50,6 +50,12 @@ func StartCluster(t testing.TB, owner Owner, bins Bins, cfg ClusterConfig) *Clus
 		t.Fatal(err)
 	}
 	c.proc = Start(t, owner, "tetherd "+cfg.Name, exec.Command(bins.Tetherd, append([]string{"start", "-c", conf}, cfg.Args...)...))
+	// Runs before Start's own cleanup: a cluster must stop cleanly on SIGTERM.
+	owner.Cleanup(func() {
+		if err := c.proc.Stop(syscall.SIGTERM); err != nil {
+			owner.Errorf("tetherd %s did not stop cleanly on SIGTERM: %v\n%s", c.Name, err, c.proc.Log)
+		}
+	})
 	probe := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe only
 	testenv.Eventually(t, 60*time.Second, func() error {
 		if c.proc.Exited() {
