@@ -527,9 +527,7 @@ func (s *scenario) badInput(t *testing.T) {
 			}
 			return nil
 		})
-		if !processRunning(marker) {
-			t.Fatalf("no %q running on the node", marker)
-		}
+		waitRunning(t, marker)
 		live.Stop(syscall.SIGKILL)
 		testenv.Eventually(t, 30*time.Second, func() error {
 			if processRunning(marker) {
@@ -609,10 +607,12 @@ func (s *scenario) disableTrust(t *testing.T) {
 	}
 	// Live sessions through root → tunnel → leaf: tether ssh to the OpenSSH server, and
 	// OpenSSH's ssh with tether proxy ssh as its ProxyCommand to the node agent.
+	marker := fmt.Sprintf("sleep 6%d", time.Now().UnixNano()%1000) // the program to find on the node
 	live := map[string]*testproc.Background{
 		"tether ssh to " + prodNode: liveSession(t, "tether ssh to "+prodNode,
-			s.myuser.Command(context.Background(), "ssh", "--cluster="+leafName, "visitor@"+prodNode, "echo started; sleep 60")),
+			s.myuser.Command(context.Background(), "ssh", "--cluster="+leafName, "visitor@"+prodNode, "echo started; "+marker)),
 	}
+	waitRunning(t, marker)
 	proxied := exec.Command(s.ssh.SSH, append(append([]string{"-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none",
 		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"}, s.proxyCommandArgs(s.myuser)...),
 		"visitor@"+stageNode+"."+leafName, "echo started; sleep 60")...)
@@ -633,6 +633,13 @@ func (s *scenario) disableTrust(t *testing.T) {
 				t.Fatalf("%s outlived the disabled trust by 30 s\nleaf log:\n%s", name, s.leaf.Log())
 			}
 		}
+		// The program itself ends on the node (no terminal: OpenSSH's sshd would leave it).
+		testenv.Eventually(t, 20*time.Second, func() error {
+			if processRunning(marker) {
+				return fmt.Errorf("%q still runs on %s after the session was cut", marker, prodNode)
+			}
+			return nil
+		})
 	})
 	t.Run("the_root_shows_the_leaf_offline_and_new_sessions_say_so", func(t *testing.T) {
 		s.root.WaitCtl(t, 30*time.Second, []string{"get", "rc/" + leafName}, "connection: offline")
@@ -723,6 +730,18 @@ func processRunning(cmdline string) bool {
 		}
 	}
 	return false
+}
+
+// waitRunning waits until a session's program runs on the nodes' host (the shell prints
+// "started" before it starts the program).
+func waitRunning(t *testing.T, cmdline string) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if !processRunning(cmdline) {
+			return fmt.Errorf("no %q running on the node", cmdline)
+		}
+		return nil
+	})
 }
 
 func hostOf(addr string) string {

@@ -111,6 +111,8 @@ func Start(t testing.TB, owner Owner, name string, cmd *exec.Cmd) *Background {
 		cmd.Stderr = b.Log
 	}
 	DieWithTest(cmd)
+	// A child the process left behind may hold its output pipe open; Wait gives up on it.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
