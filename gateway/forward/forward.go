@@ -349,18 +349,7 @@ func (c *userConn) session(nc ssh.NewChannel) {
 		cancel()
 	}()
 	relayed := make(chan struct{})
-	go func() {
-		select {
-		case <-sctx.Done():
-			// Cut while the program runs (a policy change, the node removed, the user's
-			// connection gone): ask the node to kill it first, since OpenSSH's sshd leaves a
-			// command without a terminal running when its channel just closes.
-			_, _ = nch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"KILL"}))
-		case <-relayed:
-		}
-		uch.Close()
-		nch.Close()
-	}()
+	go closeOnEnd(sctx, relayed, uch, nch)
 	up, down := relay(uch, ureqs, nch, nreqs)
 	close(relayed)
 	c.log.Info("session ended", "duration", time.Since(start).Round(time.Millisecond), "bytes_in", up, "bytes_out", down)

@@ -1,11 +1,13 @@
 package forward
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,3 +86,88 @@ func TestNodeFailureMessage(t *testing.T) {
 		}
 	})
 }
+
+// A session cut while its program runs asks the node to kill the program before closing;
+// a session whose relay ended by itself just closes.
+func TestCloseOnEndKillsTheProgramOfACutSession(t *testing.T) {
+	for _, cut := range []bool{true, false} {
+		t.Run(map[bool]string{true: "cut", false: "ended"}[cut], func(t *testing.T) {
+			_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+			hostSigner, _ := ssh.NewSignerFromSigner(hostPriv)
+			srv := &ssh.ServerConfig{NoClientAuth: true}
+			srv.AddHostKey(hostSigner)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			got := make(chan []string, 1) // the requests the node saw until the channel closed
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				_, chans, reqs, err := ssh.NewServerConn(c, srv)
+				if err != nil {
+					return
+				}
+				go ssh.DiscardRequests(reqs)
+				nc := <-chans
+				ch, creqs, err := nc.Accept()
+				if err != nil {
+					return
+				}
+				defer ch.Close()
+				var seen []string
+				for r := range creqs {
+					var sig struct{ Signal string }
+					_ = ssh.Unmarshal(r.Payload, &sig)
+					seen = append(seen, r.Type+":"+sig.Signal)
+				}
+				got <- seen
+			}()
+			client, err := ssh.Dial("tcp", l.Addr().String(), &ssh.ClientConfig{User: "visitor", HostKeyCallback: ssh.InsecureIgnoreHostKey()}) //nolint:gosec // a local test server
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			nch, _, err := client.OpenChannel("session", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			relayed := make(chan struct{})
+			user := &closer{}
+			done := make(chan struct{})
+			go func() { closeOnEnd(ctx, relayed, user, nch); close(done) }()
+			if cut {
+				cancel()
+			} else {
+				close(relayed)
+			}
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("closeOnEnd did not return")
+			}
+			want := map[bool]string{true: "signal:KILL", false: ""}[cut]
+			select {
+			case seen := <-got:
+				if strings.Join(seen, ",") != want {
+					t.Fatalf("the node saw %v, want %q", seen, want)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the node's channel was not closed")
+			}
+			if !user.closed.Load() {
+				t.Fatal("the user's channel was not closed")
+			}
+		})
+	}
+}
+
+type closer struct{ closed atomic.Bool }
+
+func (c *closer) Close() error { c.closed.Store(true); return nil }

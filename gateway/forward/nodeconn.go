@@ -1,8 +1,10 @@
 package forward
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -43,4 +45,19 @@ func NodeFailureMessage(node, cluster, login string, err error) string {
 	default:
 		return fmt.Sprintf("node %q in cluster %s refused the connection or could not be reached; try again later or ask an admin", node, cluster)
 	}
+}
+
+// closeOnEnd closes the user's and the node's session channels once the relay between them
+// has ended (relayed closed). When ctx ends first, the session is being cut while its program
+// runs (a policy change, the node removed, the user's connection gone): the node is asked to
+// kill the program before the channel closes, since OpenSSH's sshd leaves a command without a
+// terminal running when its channel just closes.
+func closeOnEnd(ctx context.Context, relayed <-chan struct{}, user io.Closer, node ssh.Channel) {
+	select {
+	case <-ctx.Done():
+		_, _ = node.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"KILL"}))
+	case <-relayed:
+	}
+	user.Close()
+	node.Close()
 }
