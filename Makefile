@@ -27,7 +27,7 @@ $(BIN)/opa: go.mod
 	@touch $@
 
 # test runs the whole suite: go vet, the Go tests (the end-to-end tests under gateway/e2e
-# included) and again with the race detector where goroutines matter, the Rego library's
+# and the seed guide as separate processes, conformance/e2e, included) and again with the race detector where goroutines matter, the Rego library's
 # tests with the real opa (any ERROR fails), opa check --strict, opa fmt and the coverage
 # bar; the conformance vectors run as Go tests and, emitted as Rego, under the real opa
 # test (TestEmittedRegoPassesWithRealOPA). Every step runs even when an earlier one

@@ -10,59 +10,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/internal/testproc"
 )
 
-// moduleRoot is the repository root, two levels up from this package.
-func moduleRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-var (
-	buildOnce              sync.Once
-	builtTetherd, builtCtl string
-	buildDir               string
-	buildErr               error
-)
-
-// build builds tetherd and tetherctl once per test run (dir is unused: the binaries are
-// shared by every test of the package and removed by TestMain).
+// build returns tetherd and tetherctl, built once per test run by testproc (the second
+// argument is unused; testproc.Cleanup in TestMain removes them).
 func build(t *testing.T, _ string) (tetherd, tetherctl string) {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go toolchain not on PATH")
-	}
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "tether-e2e-"); buildErr != nil {
-			return
-		}
-		builtTetherd, builtCtl = filepath.Join(buildDir, "tetherd"), filepath.Join(buildDir, "tetherctl")
-		cmd := exec.Command(goBin, "build", "-o", buildDir, "./cmd/tetherd", "./cmd/tetherctl")
-		cmd.Dir = moduleRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtTetherd, builtCtl
+	bins := testproc.Build(t)
+	return bins.Tetherd, bins.Tetherctl
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testproc.Cleanup()
 	os.Exit(code)
 }
 

@@ -322,7 +322,7 @@ func (c *userConn) session(nc ssh.NewChannel) {
 	node, err := c.nodeClient(n)
 	if err != nil {
 		c.log.Warn("connecting to the node", "addr", n.Spec.Addr, "err", err)
-		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("node %q in cluster %s refused the connection or could not be reached; try again later or ask an admin", c.target.Node, c.s.cfg.ClusterName))
+		_ = nc.Reject(ssh.ConnectionFailed, NodeFailureMessage(c.target.Node, c.s.cfg.ClusterName, c.login, err))
 		return
 	}
 	nch, nreqs, err := node.OpenChannel("session", nil)
@@ -351,16 +351,14 @@ func (c *userConn) session(nc ssh.NewChannel) {
 		c.mu.Unlock()
 		cancel()
 	}()
-	go func() {
-		<-sctx.Done()
-		uch.Close()
-		nch.Close()
-	}()
+	relayed := make(chan struct{})
+	go closeOnEnd(sctx, relayed, uch, nch)
 	rec := audit.StartSession(c.ctx, c.s.cfg.Auditor, audit.ComponentForward, c.id.ID.Username, map[string]any{
 		"user_cluster": c.id.ID.SigningCA.Cluster, "login": c.login, "node": c.target.Node,
 		"cluster": c.s.cfg.ClusterName, "remote": c.target.ClientAddr,
 	})
 	up, down := relay(uch, ureqs, nch, nreqs)
+	close(relayed)
 	rec.End(c.ctx, up, down)
 	c.log.Info("session ended", "duration", time.Since(start).Round(time.Millisecond), "bytes_in", up, "bytes_out", down)
 }
@@ -418,7 +416,7 @@ func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
 	ccfg := &ssh.ClientConfig{
 		User:            c.login,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
-		HostKeyCallback: HostKeyCallback(c.s.cfg.CA.Host.TrustedKeys(), names, c.s.cfg.Now),
+		HostKeyCallback: nodeHostKeyCallback(HostKeyCallback(c.s.cfg.CA.Host.TrustedKeys(), names, c.s.cfg.Now)),
 		Timeout:         c.s.cfg.HandshakeTimeout,
 	}
 	_ = conn.SetDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))

@@ -20,6 +20,8 @@ import (
 	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
+	"github.com/tetherproject/tether/transport"
+	"github.com/tetherproject/tether/transport/frame"
 )
 
 // SubsystemPrefix begins the subsystem name that asks for a node: proxy:NODE[:PORT]@CLUSTER.
@@ -283,12 +285,27 @@ func (s *Server) route(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 	conn, err := (*leaves).DialLeaf(ctx, rc.Metadata.Name, node, id.Cert.Marshal(), client)
 	if err != nil {
 		log.Info("dialing the leaf", "err", err)
-		return fail(fmt.Sprintf("cluster %s is offline", cluster))
+		return fail(LeafDialMessage(cluster, node, err))
 	}
 	rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, sessionFields)
 	in, out := pipe(ch, conn)
 	rec.End(ctx, in, out)
 	return 0
+}
+
+// LeafDialMessage is what the user reads when the root could not reach node through
+// cluster's tunnel: the leaf's own refusal (an unknown node, said by the leaf, which alone
+// knows its nodes), a name that is no node name (never sent), or the leaf offline.
+func LeafDialMessage(cluster, node string, err error) string {
+	var denied *transport.DialDeniedError
+	switch {
+	case errors.As(err, &denied):
+		return fmt.Sprintf("cluster %s refused the connection: %s", cluster, denied.Reason)
+	case errors.Is(err, frame.ErrNotANodeName):
+		return fmt.Sprintf("node %q not found in cluster %s: give a node's name, not an address", node, cluster)
+	default:
+		return fmt.Sprintf("cluster %s is offline", cluster)
+	}
 }
 
 // pipe copies between the channel and conn until conn's side ends, then closes conn.

@@ -3,10 +3,16 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/transport"
+	"github.com/tetherproject/tether/transport/frame"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -87,6 +93,36 @@ func TestMuxSplitsSSHFromTLS(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("the connection did not reach its listener")
+			}
+		})
+	}
+}
+
+// What the user reads when a leaf cannot be reached: the leaf's refusal as the leaf said
+// it, a name that is no node name refused before anything is sent, and otherwise offline —
+// never the transport's error chain.
+func TestLeafDialMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"the_leaf_refused_an_unknown_node",
+			fmt.Errorf("dialing: %w", &transport.DialDeniedError{Cluster: "leaf", Node: "ghost", Reason: `node "ghost" not found in cluster leaf`}),
+			`cluster leaf refused the connection: node "ghost" not found in cluster leaf`},
+		{"an_address_is_not_a_node_name",
+			fmt.Errorf("%w: %q", frame.ErrNotANodeName, "127.0.0.1"),
+			`node "127.0.0.1" not found in cluster leaf: give a node's name, not an address`},
+		{"no_tunnel", fmt.Errorf("dialing %q in %q: %w", "ghost", "leaf", transport.ErrNoTunnel), "cluster leaf is offline"},
+		{"a_broken_stream", errors.New("reading dial answer: EOF"), "cluster leaf is offline"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := "ghost"
+			if strings.Contains(tc.name, "address") {
+				node = "127.0.0.1"
+			}
+			if got := LeafDialMessage("leaf", node, tc.err); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

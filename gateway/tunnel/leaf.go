@@ -222,7 +222,7 @@ func (l *Leaf) handle(ctx context.Context, req *frame.DialRequest) (func(net.Con
 	}
 	if !ok {
 		l.log.Warn("refused a tunnel dial for a name that is not a registered node", "node", req.Node, "client", req.ClientAddr)
-		return nil, transport.Deny(fmt.Sprintf("%q is not a registered node of %s", req.Node, l.cfg.Auth.ClusterName()))
+		return nil, transport.Deny(fmt.Sprintf("node %q not found in cluster %s", req.Node, l.cfg.Auth.ClusterName()))
 	}
 	f := l.forward.Load()
 	if f == nil {

@@ -158,7 +158,7 @@ func TestLeafTunnelFollowsTheTrust(t *testing.T) {
 	t.Run("a_dial_for_an_unregistered_name_is_refused_and_logged", func(t *testing.T) {
 		_, err := root.gw.Tunnel().DialLeaf(ctx, "leaf.example.com", "nosuchnode", nil, "192.0.2.1:5000")
 		var denied *transport.DialDeniedError
-		if !errors.As(err, &denied) || !strings.Contains(denied.Reason, "not a registered node") {
+		if !errors.As(err, &denied) || !strings.Contains(denied.Reason, "not found in cluster") {
 			t.Fatalf("got %v", err)
 		}
 		if !strings.Contains(leaf.logs.String(), "refused a tunnel dial for a name that is not a registered node") {
