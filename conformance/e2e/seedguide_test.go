@@ -332,9 +332,6 @@ func (s *scenario) step6(t *testing.T) {
 	})
 	t.Run("tether_ls_--cluster=leaf_lists_the_leaf_nodes", func(t *testing.T) {
 		r := s.myuser.Tether(t, "", "ls", "--cluster="+leafName)
-		if r.Code != 0 && strings.Contains(r.Stderr, "does not forward the node lists of leaf clusters yet") {
-			t.Skip("NEEDS-FEDLIST: the root does not forward leaf node lists before the fedlist branch is merged")
-		}
 		if r.Code != 0 || !strings.Contains(r.Stdout, stageNode) || !strings.Contains(r.Stdout, prodNode) {
 			t.Fatalf("tether ls --cluster=%s: %s", leafName, r)
 		}
@@ -345,9 +342,6 @@ func (s *scenario) step6(t *testing.T) {
 	})
 	t.Run("tether_ssh_without_--cluster_finds_a_leaf_node", func(t *testing.T) {
 		r := s.myuser.Tether(t, "", "ssh", "visitor@"+stageNode, "echo found")
-		if r.Code != 0 && strings.Contains(r.Stderr, "if it is in "+leafName+", give --cluster") {
-			t.Skip("NEEDS-FEDLIST: finding a leaf's node without --cluster needs the fedlist branch's node-list forwarding")
-		}
 		if r.Code != 0 || r.Stdout != "found\n" {
 			t.Fatalf("tether ssh visitor@%s without --cluster: %s", stageNode, r)
 		}
