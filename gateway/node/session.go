@@ -56,6 +56,9 @@ type session struct {
 	pty  *ptyRequest
 	size *pty.Winsize
 
+	agentSock  string // SSH_AUTH_SOCK once agent forwarding was asked for and permitted
+	agentClose func()
+
 	mu      sync.Mutex
 	started bool
 	ptmx    *os.File
@@ -67,6 +70,11 @@ type session struct {
 func (a *Agent) runSession(ctx context.Context, conn *ssh.ServerConn, ch ssh.Channel, reqs <-chan *ssh.Request, log *slog.Logger) {
 	s := &session{a: a, conn: conn, ch: ch, log: log}
 	defer ch.Close()
+	defer func() {
+		if s.agentClose != nil {
+			s.agentClose()
+		}
+	}()
 	done := make(chan struct{})
 	for {
 		select {
@@ -162,7 +170,18 @@ func (s *session) handle(r *ssh.Request, done chan struct{}) (bool, string) {
 	case "x11-req":
 		return false, "X11 forwarding is not allowed on this node"
 	case "auth-agent-req@openssh.com":
-		return false, "agent forwarding is not allowed on this node"
+		if _, ok := s.conn.Permissions.Extensions[permAgentForward]; !ok {
+			return false, "agent forwarding is not allowed on this node for this certificate"
+		}
+		if s.agentSock != "" {
+			return true, ""
+		}
+		path, closeFn, err := s.agentSocket()
+		if err != nil {
+			return false, "cannot create the agent socket: " + err.Error()
+		}
+		s.agentSock, s.agentClose = path, closeFn
+		return true, ""
 	}
 	return false, fmt.Sprintf("request %q is not served by this node", r.Type)
 }
@@ -191,6 +210,9 @@ func (s *session) start(kind, arg string, done chan struct{}) error {
 	}
 	env = append(env, s.env...)
 	env = append(env, "SSH_CONNECTION="+sshConnection(s.conn))
+	if s.agentSock != "" {
+		env = append(env, "SSH_AUTH_SOCK="+s.agentSock)
+	}
 	var cmd *exec.Cmd
 	switch kind {
 	case "subsystem":
