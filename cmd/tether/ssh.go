@@ -63,18 +63,19 @@ func sshCommand() *cobra.Command {
 				return err
 			}
 			defer closeAll()
-			ctx, stop := signal.NotifyContext(ctxOf(cmd), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-			defer stop()
 			if agent {
 				if err := forwardAgent(client); err != nil {
 					return err
 				}
 			}
+			// The forwards live as long as the connection (closeAll ends them).
 			fw := &forwarder{client: client, stderr: os.Stderr, cluster: cluster}
-			if err := fw.start(ctx, specs); err != nil {
+			if err := fw.start(ctxOf(cmd), specs); err != nil {
 				return err
 			}
 			if noCommand {
+				ctx, stop := signal.NotifyContext(ctxOf(cmd), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+				defer stop()
 				// Like ssh -N: forward until interrupted or the connection ends.
 				ended := make(chan error, 1)
 				go func() { ended <- client.Wait() }()
@@ -85,7 +86,6 @@ func sshCommand() *cobra.Command {
 					return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
 				}
 			}
-			stop() // the session forwards signals to the remote command itself
 			return runSession(client, strings.Join(args[1:], " "), forceTTY, noTTY, agent, login, node, cluster)
 		},
 	}
