@@ -123,3 +123,47 @@ func FuzzReadSOCKSRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSCPPath(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want scpPath
+		err  string
+	}{
+		{"root@node1:/tmp/x", scpPath{Login: "root", Node: "node1", Path: "/tmp/x", Remote: true}, ""},
+		{"root@node1.leaf.example.com:", scpPath{Login: "root", Node: "node1.leaf.example.com", Path: ".", Remote: true}, ""},
+		{"./a:b", scpPath{Path: "./a:b"}, ""},
+		{"file.txt", scpPath{Path: "file.txt"}, ""},
+		{"node1:/tmp", scpPath{}, "login@node:path"},
+		{"@node1:/tmp", scpPath{}, "login@node:path"},
+		{"a@b@c:/tmp", scpPath{}, "login@node:path"},
+		{"", scpPath{}, "empty path"},
+	} {
+		got, err := parseSCPPath(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v %v, want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseSCPPath(f *testing.F) {
+	for _, s := range []string{"root@node1:/tmp/x", "./a:b", "a@b:", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseSCPPath(s)
+		if err != nil {
+			return
+		}
+		if p.Remote && (p.Login == "" || p.Node == "" || p.Path == "" || strings.Contains(p.Node, "@")) {
+			t.Fatalf("%q: %+v", s, p)
+		}
+	})
+}

@@ -476,3 +476,101 @@ func TestForwardingThroughRootAndLeaf(t *testing.T) {
 		}
 	})
 }
+
+// TestSCPThroughRootAndLeaf: tether scp (sftp) and OpenSSH's scp through tether proxy ssh
+// reach the leaf's node as the login the leaf allows, files and directories both ways; a
+// login the leaf denies copies nothing.
+func TestSCPThroughRootAndLeaf(t *testing.T) {
+	p := newLeafPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	leafFlag := "--cluster=" + p.leafName
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"a.txt": "alpha\n", "sub/b.txt": "beta\n"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node := t.TempDir() // the node is this machine: its side of the copy
+	run := func(t *testing.T, cmd *exec.Cmd) string {
+		t.Helper()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+		}
+		return string(out)
+	}
+	read := func(t *testing.T, p string) string {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	t.Run("tether_scp_uploads_a_file", func(t *testing.T) {
+		run(t, p.tether(ctx, nil, "scp", leafFlag, filepath.Join(src, "a.txt"), p.target()+":"+filepath.Join(node, "up.txt")))
+		if read(t, filepath.Join(node, "up.txt")) != "alpha\n" {
+			t.Fatal("wrong content")
+		}
+		if st, _ := os.Stat(filepath.Join(node, "up.txt")); st.Mode().Perm() != 0o640 {
+			t.Fatalf("mode %v, want 0640", st.Mode().Perm())
+		}
+	})
+	t.Run("tether_scp_-r_uploads_and_downloads_a_directory", func(t *testing.T) {
+		run(t, p.tether(ctx, nil, "scp", "-r", leafFlag, src, p.target()+":"+filepath.Join(node, "tree")))
+		if read(t, filepath.Join(node, "tree", "sub", "b.txt")) != "beta\n" {
+			t.Fatal("wrong content")
+		}
+		back := filepath.Join(t.TempDir(), "back")
+		run(t, p.tether(ctx, nil, "scp", "-r", leafFlag, p.target()+":"+filepath.Join(node, "tree"), back))
+		if read(t, filepath.Join(back, "sub", "b.txt")) != "beta\n" || read(t, filepath.Join(back, "a.txt")) != "alpha\n" {
+			t.Fatal("wrong content")
+		}
+	})
+	t.Run("tether_scp_of_a_directory_without_-r_says_so", func(t *testing.T) {
+		out, err := p.tether(ctx, nil, "scp", leafFlag, src, p.target()+":"+node).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "is a directory: use -r") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	t.Run("tether_scp_of_a_missing_remote_file_says_so", func(t *testing.T) {
+		out, err := p.tether(ctx, nil, "scp", leafFlag, p.target()+":"+filepath.Join(node, "ghost"), t.TempDir()).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "no such file or directory") || strings.Contains(string(out), "sftp: ") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	t.Run("openssh_scp_through_proxycommand", func(t *testing.T) {
+		keys := filepath.Join(p.profile, "keys", "127.0.0.1")
+		cmd := exec.CommandContext(ctx, testenv.Command(t, "scp"), "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none",
+			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+			"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", p.alice.bin, p.leafName),
+			"-o", "UserKnownHostsFile="+filepath.Join(p.profile, "known_hosts"),
+			"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, "alice"), "-o", "CertificateFile="+filepath.Join(keys, "alice-cert.pub"),
+			filepath.Join(src, "a.txt"), p.login+"@node1."+p.leafName+":"+filepath.Join(node, "openssh.txt"))
+		cmd.Env = append(os.Environ(), "TETHER_HOME="+p.profile)
+		run(t, cmd)
+		if read(t, filepath.Join(node, "openssh.txt")) != "alpha\n" {
+			t.Fatal("wrong content")
+		}
+	})
+	t.Run("a_login_the_leaf_denies_copies_nothing", func(t *testing.T) {
+		p.setLeafRole(t, []string{"someone-else"}, "")
+		target := filepath.Join(node, "denied.txt")
+		testenv.Eventually(t, 30*time.Second, func() error {
+			out, err := p.tether(ctx, nil, "scp", leafFlag, filepath.Join(src, "a.txt"), p.target()+":"+target).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "is not authorized to login as "+p.login+"@"+p.leafName) {
+				return fmt.Errorf("%v\n%s", err, out)
+			}
+			return nil
+		})
+		if _, err := os.Stat(target); !os.IsNotExist(err) {
+			t.Fatalf("the file was copied: %v", err)
+		}
+	})
+}
