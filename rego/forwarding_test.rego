@@ -124,7 +124,7 @@ test_forwarding_decisions_agree if {
 		d == fx.decide_full(world, inp)
 		d == fx.staged(world, inp)
 		ps := fx.problems(world, inp)
-		d.allow == (count(ps) == 0)
+		d.allow == count(ps) == 0
 		reasons_are_problems(d, ps)
 	}
 }
