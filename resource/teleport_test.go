@@ -202,3 +202,27 @@ func TestParseReportsEveryProblemOfAFile(t *testing.T) {
 		t.Errorf("errors.As(*ParseError) gives %v", pe)
 	}
 }
+
+// TestForwardingOptionsRoundTrip: unset, false and true survive Marshal and Parse (false
+// is not dropped as a zero value: it forbids what unset allows).
+func TestForwardingOptionsRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, opts := range []string{"{}", "{port_forwarding: false, forward_agent: false}", "{port_forwarding: true, forward_agent: true}", "{port_forwarding: false, forward_agent: true}"} {
+		rs, err := Parse([]byte("kind: role\nversion: v7\nmetadata: {name: r}\nspec:\n  options: "+opts+"\n"), "r.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", opts, err)
+		}
+		want := rs[0].(*Role).Spec.Options
+		out, err := Marshal(rs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(out, "stored")
+		if err != nil {
+			t.Fatalf("%s: stored form %q: %v", opts, out, err)
+		}
+		if got := again[0].(*Role).Spec.Options; got.PortForwarding != want.PortForwarding || got.ForwardAgent != want.ForwardAgent {
+			t.Errorf("%s: round trip gave %+v, want %+v\n%s", opts, got, want, out)
+		}
+	}
+}
