@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,12 +165,31 @@ func TestSSHFigures(t *testing.T) {
 		"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, "alice"), "-o", "CertificateFile="+filepath.Join(keys, "alice-cert.pub"),
 		src, p.login+"@node1."+p.leafName+":"+filepath.Join(dir, "through"))...)
 	scpThrough.Env = append(os.Environ(), "TETHER_HOME="+p.profile)
+	rootCPU, leafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
 	st := timed(scpThrough)
+	rootCPU, leafCPU = cpuTime(t, p.root.pid)-rootCPU, cpuTime(t, p.leaf.pid)-leafCPU
 	tt := timed(p.tether(ctx, nil, "scp", "-q", leafFlag, src, p.target()+":"+filepath.Join(dir, "tether")))
 	sd := timed(exec.CommandContext(ctx, scp, append(append(scpBase, "-i", d.key, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile="+d.knownHosts, "-o", "HostKeyAlias=node1", "-P", d.port),
 		src, p.login+"@127.0.0.1:"+filepath.Join(dir, "direct"))...))
 	mib := func(d time.Duration) float64 { return 256 / d.Seconds() }
 	t.Logf("FIGURE scp 256 MiB through root -> leaf -> node (OpenSSH scp, ProxyCommand): %.1f MiB/s (%v); tether scp: %.1f MiB/s (%v); direct scp: %.1f MiB/s (%v); through/direct %.0f%%, tether scp/direct %.0f%% (target >= 50%%)",
 		mib(st), st.Round(time.Millisecond), mib(tt), tt.Round(time.Millisecond), mib(sd), sd.Round(time.Millisecond), 100*mib(st)/mib(sd), 100*mib(tt)/mib(sd))
+	t.Logf("FIGURE scp 256 MiB through the path, CPU of the gateways: root tetherd %v (%.1f ms/MiB), leaf tetherd %v (%.1f ms/MiB), against %v wall",
+		rootCPU.Round(time.Millisecond), float64(rootCPU.Milliseconds())/256, leafCPU.Round(time.Millisecond), float64(leafCPU.Milliseconds())/256, st.Round(time.Millisecond))
 	fmt.Println()
+}
+
+// cpuTime is the user + system CPU time process pid has used (Linux /proc).
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }

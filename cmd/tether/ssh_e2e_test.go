@@ -59,6 +59,7 @@ func startTetherdWithLog(t *testing.T, bin, name string, args ...string) (*proc,
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
