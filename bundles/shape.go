@@ -245,16 +245,21 @@ func shapeRole(r *resource.Role) (map[string]any, error) {
 	for i, c := range r.Spec.Options.RequireConnectors {
 		connectors[i] = c
 	}
-	return map[string]any{
-		"allow": allow,
-		"deny":  deny,
-		"options": map[string]any{
-			"max_session_ttl_ns":  int64(r.Spec.Options.MaxSessionTTL),
-			"require_session_mfa": r.Spec.Options.RequireSessionMFA,
-			"max_cert_age_ns":     int64(r.Spec.Options.MaxCertAge),
-			"require_connectors":  connectors,
-		},
-	}, nil
+	options := map[string]any{
+		"max_session_ttl_ns":  int64(r.Spec.Options.MaxSessionTTL),
+		"require_session_mfa": r.Spec.Options.RequireSessionMFA,
+		"max_cert_age_ns":     int64(r.Spec.Options.MaxCertAge),
+		"require_connectors":  connectors,
+	}
+	// Forwarding options ship only when the role sets them: unset has Teleport's own
+	// default, which rego/forwarding.rego applies.
+	if o := r.Spec.Options.PortForwarding; o.IsSet() {
+		options["port_forwarding"] = o.Value(true)
+	}
+	if o := r.Spec.Options.ForwardAgent; o.IsSet() {
+		options["forward_agent"] = o.Value(false)
+	}
+	return map[string]any{"allow": allow, "deny": deny, "options": options}, nil
 }
 
 func shapeConditions(c resource.RoleConditions) (map[string]any, error) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/resource"
 )
 
 // TestShapeClockSkew: a certificate is not valid before its valid_after unless the cluster
@@ -62,5 +64,37 @@ func TestShapeFoldsLiteralExpressions(t *testing.T) {
 				t.Fatalf("shapeTemplates(%q) = %#v, want %#v", tc.value, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestShapeForwardingOptions: port_forwarding and forward_agent ship only when the role
+// sets them, so rego/forwarding.rego can apply Teleport's defaults to unset ones.
+func TestShapeForwardingOptions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		pf, agent resource.BoolOption
+		want      map[string]any
+	}{
+		{"unset_ships_nothing", resource.OptionUnset, resource.OptionUnset, map[string]any{}},
+		{"false_ships_false", resource.OptionFalse, resource.OptionFalse, map[string]any{"port_forwarding": false, "forward_agent": false}},
+		{"true_ships_true", resource.OptionTrue, resource.OptionTrue, map[string]any{"port_forwarding": true, "forward_agent": true}},
+	} {
+		r := &resource.Role{Kind: resource.KindRole, Version: "v7", Metadata: resource.Metadata{Name: "r"}}
+		r.Spec.Options.PortForwarding, r.Spec.Options.ForwardAgent = tc.pf, tc.agent
+		shaped, err := shapeRole(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := shaped["options"].(map[string]any)
+		got := map[string]any{}
+		for _, k := range []string{"port_forwarding", "forward_agent"} {
+			if v, ok := opts[k]; ok {
+				got[k] = v
+			}
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

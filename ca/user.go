@@ -68,6 +68,10 @@ type UserCertRequest struct {
 	// MaxTTL caps TTL; the policy computes it from the roles' max_session_ttl. Required,
 	// so that forgetting it cannot issue an uncapped certificate.
 	MaxTTL time.Duration
+	// Withhold lists OpenSSH permits ("permit-port-forwarding", "permit-agent-forwarding",
+	// ...) the certificate must not carry; the zero value grants ssh-keygen's defaults.
+	// The enforcement point withholds what the policy denied, so the node refuses it too.
+	Withhold []string
 }
 
 // IssueUser signs a user certificate for req with the authority's signing key, which
@@ -171,6 +175,9 @@ func userCert(req UserCertRequest) (*ssh.Certificate, error) {
 	}
 	for _, p := range openSSHPermits {
 		ext[p] = ""
+	}
+	for _, p := range req.Withhold {
+		delete(ext, p)
 	}
 	return &ssh.Certificate{
 		Key:             req.PublicKey,

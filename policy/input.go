@@ -19,6 +19,10 @@ const (
 	ActionClusterRoute = "cluster.route"
 	ActionClusterList  = "cluster.list"
 	ActionCertIssue    = "cert.issue"
+	// ActionSSHPortForward and ActionSSHAgentForward are ssh.session requests (same login
+	// and node) for port forwarding and agent forwarding (rego/forwarding.rego).
+	ActionSSHPortForward  = "ssh.port_forward"
+	ActionSSHAgentForward = "ssh.agent_forward"
 )
 
 // Input is the decision input document of docs/ARCHITECTURE.md. Zero-valued optional

@@ -15,6 +15,7 @@
 package tether.access
 
 import data.tether.certs
+import data.tether.forwarding
 import data.tether.identity
 import data.tether.labels
 
@@ -227,7 +228,8 @@ now_ns(inp) := time.parse_rfc3339_ns(inp.now)
 
 action(inp) := object.get(inp, "action", "")
 
-known_actions := {"ssh.session", "node.list", "cluster.route", "cluster.list", "cert.issue"}
+# forwarding.actions (port and agent forwarding) are ssh.session requests with another action.
+known_actions := {"ssh.session", "node.list", "cluster.route", "cluster.list", "cert.issue"} | forwarding.actions
 
 # Actions whose verdict takes the lookup path; the others are decided from their problems.
 lookup_actions := {"ssh.session", "node.list", "cluster.route", "cluster.list"}
@@ -254,13 +256,18 @@ allowed(id, inp, now, grants) if {
 
 # granted_by names what grants the action; empty when nothing does.
 # The granting roles' reasons come sorted.
-granted_by(id, inp) := sort([sprintf("role %q allows login %q on node %q", [g.role, login, node_name(inp)]) |
+granted_by(id, inp) := session_granted_by(id, inp) if action(inp) == "ssh.session"
+
+# session_granted_by: the roles that allow the login on the node (ssh.session, and the
+# forwarding actions that ride on it).
+session_granted_by(id, inp) := sort([sprintf("role %q allows login %q on node %q", [g.role, login, node_name(inp)]) |
 	some g in object.get(id.login_grants, login, [])
 	labels.matches_keys(g.node, node_labels(inp))
 ]) if {
-	action(inp) == "ssh.session"
 	login := object.get(inp, "login", "")
 }
+
+granted_by(id, inp) := forwarding.granted(session_granted_by(id, inp), id, action(inp)) if action(inp) in forwarding.actions
 
 granted_by(id, inp) := [sprintf("role %q selects node %q", [g.role, node_name(inp)]) |
 	some g in id.allow
@@ -345,6 +352,11 @@ common_problems(id, inp, _) := array.concat(id.cluster_problems, id.role_problem
 action_problems(_, inp) := [sprintf("unknown action %q", [action(inp)])] if not action(inp) in known_actions
 
 action_problems(id, inp) := session_problems(id, inp) if action(inp) == "ssh.session"
+
+# Port and agent forwarding: every rule of the session, then the roles' option.
+action_problems(id, inp) := array.concat(session_problems(id, inp), forwarding.option_problems(id, action(inp))) if {
+	action(inp) in forwarding.actions
+}
 
 action_problems(id, inp) := node_problems(id, object.get(inp, "node", {})) if action(inp) == "node.list"
 
@@ -478,7 +490,7 @@ issuable(id, login) if {
 
 # ---- per-role requirements (ssh.session and cluster.route) ---------------------------
 
-requirement_actions := {"ssh.session", "cluster.route"}
+requirement_actions := {"ssh.session", "cluster.route"} | forwarding.actions
 
 requirement_problems(id, inp, now) := array.concat(
 	id.requirement_problems,

@@ -32,6 +32,7 @@ var (
 	durationType = reflect.TypeFor[Duration]()
 	labelsType   = reflect.TypeFor[Labels]()
 	timeType     = reflect.TypeFor[time.Time]()
+	boolOptType  = reflect.TypeFor[BoolOption]()
 )
 
 // decodeError is an error at a node; Parse turns it into a *ParseError.
@@ -149,6 +150,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, p path) error {
 		return d.duration(n, v, p)
 	case labelsType:
 		return d.labels(n, v, p)
+	case boolOptType:
+		var b bool
+		if err := d.decode(n, reflect.ValueOf(&b).Elem(), p); err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(NewBoolOption(b)))
+		return nil
 	case timeType:
 		t, err := d.time(n, p)
 		if err != nil {

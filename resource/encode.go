@@ -20,6 +20,11 @@ func encode(v reflect.Value) (*yaml.Node, error) {
 		return strNode(time.Duration(v.Int()).String()), nil
 	case labelsType:
 		return encodeLabels(v.Interface().(Labels)), nil
+	case boolOptType:
+		if v.Interface().(BoolOption) == OptionUnset {
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: tagNull, Value: "null"}, nil
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tagBool, Value: fmt.Sprint(v.Interface().(BoolOption).Value(false))}, nil
 	case timeType:
 		t := v.Interface().(time.Time).UTC()
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tagTimestamp, Value: t.Format(time.RFC3339Nano)}, nil

@@ -280,7 +280,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown_field_in_allow", role + "spec:\n  allow:\n    login: [a]\n",
 			`roles.yaml:6:5: role "visitor": unknown field "login" in spec.allow (did you mean "logins"?)`},
 		{"unknown_field_in_options", role + "spec:\n  options:\n    forward_agnet: true\n",
-			`roles.yaml:6:5: role "visitor": unknown field "forward_agnet" in spec.options (known fields: max_session_ttl, require_session_mfa, max_cert_age, require_connectors)`},
+			`roles.yaml:6:5: role "visitor": unknown field "forward_agnet" in spec.options (did you mean "forward_agent"?)`},
 		{"unknown_field_in_role_map_rule", "kind: trusted_cluster\nversion: v2\nmetadata: {name: root}\nspec:\n  role_map:\n    - {remote: a, local: [b]}\n    - {remote: c, locals: [d]}\n",
 			`roles.yaml:7:19: trusted_cluster "root": unknown field "locals" in spec.role_map[1] (did you mean "local"?)`},
 		{"unknown_field_depth_five", "kind: cert_authority\nversion: v2\nmetadata: {name: c}\nspec:\n  active_keys:\n    ssh:\n      - private_key_type: raw\n",

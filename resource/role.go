@@ -43,6 +43,46 @@ type RoleOptions struct {
 	// RequireConnectors (Tether) lists the connectors, such as "oidc/okta", through one of
 	// which the certificate must have been issued.
 	RequireConnectors []string `yaml:"require_connectors,omitempty"`
+	// PortForwarding is Teleport's port_forwarding: false forbids port forwarding (-L,
+	// -R, -D) for holders of the role; unset means allowed (Teleport's default for roles
+	// v5 to v7).
+	PortForwarding BoolOption `yaml:"port_forwarding,omitempty"`
+	// ForwardAgent is Teleport's forward_agent: some role must set it true for agent
+	// forwarding (-A); unset means false; a role that sets it false forbids it.
+	ForwardAgent BoolOption `yaml:"forward_agent,omitempty"`
+}
+
+// BoolOption is a role option that may be unset, true or false, since Teleport gives
+// an unset option its own default. The zero value is unset.
+type BoolOption uint8
+
+// Values of a BoolOption.
+const (
+	OptionUnset BoolOption = iota
+	OptionFalse
+	OptionTrue
+)
+
+// NewBoolOption returns the option set to b.
+func NewBoolOption(b bool) BoolOption {
+	if b {
+		return OptionTrue
+	}
+	return OptionFalse
+}
+
+// IsSet reports whether the role sets the option.
+func (o BoolOption) IsSet() bool { return o != OptionUnset }
+
+// Value is the option's value, def when unset.
+func (o BoolOption) Value(def bool) bool {
+	switch o {
+	case OptionTrue:
+		return true
+	case OptionFalse:
+		return false
+	}
+	return def
 }
 
 // GetKind returns "role".

@@ -28,9 +28,10 @@ import (
 //     whose value restricts what Tether allows (record_session strict, pin_source_ip,
 //     client_idle_timeout, device trust required, ...) is refused when set so.
 //
-// Tether's gateway offers no agent, port or X11 forwarding, desktops, Kubernetes,
-// databases or host user creation; the options for those are ignored whatever their
-// value. A feature that adds one of them must move its option to the refused side.
+// Tether's gateway offers no X11 forwarding, desktops, Kubernetes, databases or host user
+// creation; the options for those are ignored whatever their value. A feature that adds
+// one of them must move its option to the refused side. Port and agent forwarding are
+// served: port_forwarding and forward_agent are role options Tether decides by.
 
 // IgnoredField is one Teleport field Parse accepted and Tether does not use.
 type IgnoredField struct {
@@ -166,7 +167,7 @@ func init() {
 				"remove it only if it concerns resources Tether does not serve", f))}
 	}
 	for _, f := range []string{
-		"forward_agent", "port_forwarding", "ssh_port_forwarding", "permit_x11_forwarding",
+		"permit_x11_forwarding",
 		"cert_format", "cert_extensions", "desktop_clipboard", "desktop_directory_sharing",
 		"create_host_user", "create_host_user_mode", "create_host_user_default_shell",
 		"create_db_user", "create_db_user_mode", "create_desktop_user",
@@ -175,6 +176,17 @@ func init() {
 	} {
 		role["spec.options."+f] = teleportRule{ignoreAlways}
 	}
+	// ssh_port_forwarding (Teleport 15+) splits port_forwarding into local and remote;
+	// Tether models port_forwarding only, so a value that disables either is refused.
+	role["spec.options.ssh_port_forwarding"] = teleportRule{func(n *yaml.Node) string {
+		for _, k := range []string{"local", "remote"} {
+			if v := lookupKey(lookupKey(n, k), "enabled"); v != nil && v.Kind == yaml.ScalarNode && strings.EqualFold(strings.TrimSpace(v.Value), "false") {
+				return "ssh_port_forwarding " + k + ".enabled: false forbids some port forwarding, and Tether models only port_forwarding: " +
+					"ignored, it would be allowed; write port_forwarding: false instead"
+			}
+		}
+		return ""
+	}}
 	role["spec.options.record_session"] = teleportRule{func(n *yaml.Node) string {
 		for _, k := range []string{"default", "ssh"} {
 			if v := lookupKey(n, k); v != nil && v.Kind == yaml.ScalarNode && strings.EqualFold(v.Value, "strict") {

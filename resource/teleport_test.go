@@ -40,7 +40,7 @@ func TestTeleportImport(t *testing.T) {
 	for _, want := range []string{
 		`role "dev" metadata.id`, `role "dev" metadata.revision`, `role "dev" metadata.namespace`, `role "dev" sub_kind`,
 		`role "dev" spec.allow.rules`, `role "dev" spec.allow.kubernetes_resources`, `role "dev" spec.allow.request`,
-		`role "dev" spec.options.forward_agent`, `role "dev" spec.options.record_session`, `role "dev" spec.options.port_forwarding`,
+		`role "dev" spec.options.record_session`,
 		`role "dev" spec.options.cert_format`, `role "dev" spec.options.desktop_clipboard`, `role "dev" spec.options.idp`,
 		`role "auditor" spec.options.client_idle_timeout`, `role "auditor" spec.options.disconnect_expired_cert`,
 		`user "alice" spec.created_by`, `user "alice" spec.status`, `user "alice" spec.expires`, `user "alice" status`,
@@ -71,6 +71,18 @@ func TestTeleportImport(t *testing.T) {
 	if ops := rs[5].(*Role); ops.Version != "v5" || !ops.Spec.Options.RequireSessionMFA ||
 		!reflect.DeepEqual(ops.Spec.Deny.NodeLabels, Labels{"env": {"prod"}}) {
 		t.Errorf("role ops-v5 decoded as %+v", ops)
+	}
+	// port_forwarding and forward_agent are imported, not ignored: Tether decides by them.
+	for _, f := range warn.Fields {
+		if strings.HasSuffix(f.Field, ".port_forwarding") || strings.HasSuffix(f.Field, ".forward_agent") {
+			t.Errorf("%s %s is listed as ignored; Tether decides by it", f.Resource, f.Field)
+		}
+	}
+	if o := dev.Spec.Options; o.PortForwarding != OptionTrue || o.ForwardAgent != OptionFalse {
+		t.Errorf("role dev options: port_forwarding %v forward_agent %v, want true and false", o.PortForwarding, o.ForwardAgent)
+	}
+	if o := rs[1].(*Role).Spec.Options; o.PortForwarding != OptionFalse || o.ForwardAgent != OptionTrue {
+		t.Errorf("role %s options: port_forwarding %v forward_agent %v, want false and true", rs[1].GetMetadata().Name, o.PortForwarding, o.ForwardAgent)
 	}
 	// What Tether stores carries none of them: the marshaled form parses with no warning.
 	for _, r := range rs {
@@ -109,6 +121,10 @@ func TestTeleportImportRefusesWhatWouldWidenAccess(t *testing.T) {
 		{"pin_source_ip", role + "  options:\n    pin_source_ip: true\n", "pin_source_ip: true"},
 		{"client_idle_timeout", role + "  options:\n    client_idle_timeout: 15m\n", "client_idle_timeout ends idle sessions"},
 		{"disconnect_expired_cert", role + "  options:\n    disconnect_expired_cert: true\n", "disconnect_expired_cert"},
+		{"ssh_port_forwarding_local_disabled", role + "  options:\n    ssh_port_forwarding:\n      local: {enabled: false}\n      remote: {enabled: true}\n",
+			"ssh_port_forwarding local.enabled: false"},
+		{"ssh_port_forwarding_remote_disabled", role + "  options:\n    ssh_port_forwarding: {remote: {enabled: false}}\n", "write port_forwarding: false instead"},
+		{"port_forwarding_not_a_bool", role + "  options:\n    port_forwarding: maybe\n", "expected true or false"},
 		{"ssh_file_copy_false", role + "  options:\n    ssh_file_copy: false\n", "ssh_file_copy: false"},
 		{"device_trust_required", role + "  options:\n    device_trust_mode: required\n", "device_trust_mode: required"},
 		{"max_sessions", role + "  options:\n    max_sessions: 2\n", "max_sessions"},
@@ -184,5 +200,29 @@ func TestParseReportsEveryProblemOfAFile(t *testing.T) {
 	var pe *ParseError
 	if !errors.As(err, &pe) || pe.Line != 7 {
 		t.Errorf("errors.As(*ParseError) gives %v", pe)
+	}
+}
+
+// TestForwardingOptionsRoundTrip: unset, false and true survive Marshal and Parse (false
+// is not dropped as a zero value: it forbids what unset allows).
+func TestForwardingOptionsRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, opts := range []string{"{}", "{port_forwarding: false, forward_agent: false}", "{port_forwarding: true, forward_agent: true}", "{port_forwarding: false, forward_agent: true}"} {
+		rs, err := Parse([]byte("kind: role\nversion: v7\nmetadata: {name: r}\nspec:\n  options: "+opts+"\n"), "r.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", opts, err)
+		}
+		want := rs[0].(*Role).Spec.Options
+		out, err := Marshal(rs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(out, "stored")
+		if err != nil {
+			t.Fatalf("%s: stored form %q: %v", opts, out, err)
+		}
+		if got := again[0].(*Role).Spec.Options; got.PortForwarding != want.PortForwarding || got.ForwardAgent != want.ForwardAgent {
+			t.Errorf("%s: round trip gave %+v, want %+v\n%s", opts, got, want, out)
+		}
 	}
 }

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 type proc struct {
 	name, dataDir, addr string
 	log                 *testenv.Buffer
+	pid                 int // of the running tetherd, when started by startTetherdWithLog
 }
 
 func startTetherd(t *testing.T, bin, name string, args ...string) *proc {

@@ -28,7 +28,7 @@ func rootCommand() *cobra.Command {
 	root.SetVersionTemplate("tether {{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(loginCommand(), logoutCommand(), statusCommand(), clustersCommand(), usersCommand(), versionCommand())
-	root.AddCommand(sshCommand(), proxyCommand(), configCommand(), lsCommand())
+	root.AddCommand(sshCommand(), scpCommand(), proxyCommand(), configCommand(), lsCommand())
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",
 		Short: "Help about any command",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/term"
 )
 
@@ -19,18 +20,29 @@ func sshCommand() *cobra.Command {
 		cluster                string
 		port                   int
 		forceTTY, noTTY, agent bool
+		noCommand              bool
 		local, remote, dynamic []string
 	)
 	cmd := &cobra.Command{
-		Use:   "ssh [--cluster=X] [-p port] [-t|-T] login@node [command...]",
-		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow",
+		Use:   "ssh [--cluster=X] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] login@node [command...]",
+		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow; forward ports and your agent as the node's cluster allows",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case agent:
-				return errors.New("agent forwarding (-A) is refused: Tether does not forward SSH agents to nodes")
-			case len(local) > 0 || len(remote) > 0 || len(dynamic) > 0:
-				return errors.New("port forwarding (-L, -R, -D) is not supported by tether ssh yet; Tether's proxy refuses forwarded ports")
+			var specs []forwardSpec
+			for _, f := range []struct {
+				kind string
+				args []string
+			}{{"L", local}, {"R", remote}, {"D", dynamic}} {
+				for _, a := range f.args {
+					spec, err := parseForward(f.kind, a)
+					if err != nil {
+						return err
+					}
+					specs = append(specs, spec)
+				}
+			}
+			if noCommand && len(args) > 1 {
+				return errors.New("-N runs no command: leave out the command, or -N")
 			}
 			p, err := loadProfile()
 			if err != nil {
@@ -51,7 +63,30 @@ func sshCommand() *cobra.Command {
 				return err
 			}
 			defer closeAll()
-			return runSession(client, strings.Join(args[1:], " "), forceTTY, noTTY, login, node, cluster)
+			if agent {
+				if err := forwardAgent(client); err != nil {
+					return err
+				}
+			}
+			// The forwards live as long as the connection (closeAll ends them).
+			fw := &forwarder{client: client, stderr: os.Stderr, cluster: cluster}
+			if err := fw.start(ctxOf(cmd), specs); err != nil {
+				return err
+			}
+			if noCommand {
+				ctx, stop := signal.NotifyContext(ctxOf(cmd), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+				defer stop()
+				// Like ssh -N: forward until interrupted or the connection ends.
+				ended := make(chan error, 1)
+				go func() { ended <- client.Wait() }()
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-ended:
+					return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
+				}
+			}
+			return runSession(client, strings.Join(args[1:], " "), forceTTY, noTTY, agent, login, node, cluster)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -59,17 +94,18 @@ func sshCommand() *cobra.Command {
 	cmd.Flags().IntVarP(&port, "port", "p", 22, "the node's SSH port (the node's registered address decides; kept for OpenSSH compatibility)")
 	cmd.Flags().BoolVarP(&forceTTY, "tty", "t", false, "allocate a terminal even for a command")
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
-	cmd.Flags().BoolVarP(&agent, "forward-agent", "A", false, "refused: Tether does not forward agents")
-	cmd.Flags().StringArrayVarP(&local, "local", "L", nil, "refused: port forwarding is not supported yet")
-	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "refused: port forwarding is not supported yet")
-	cmd.Flags().StringArrayVarP(&dynamic, "dynamic", "D", nil, "refused: port forwarding is not supported yet")
+	cmd.Flags().BoolVarP(&agent, "forward-agent", "A", false, "forward your SSH agent (SSH_AUTH_SOCK) to the node, if the node's cluster allows it (role option forward_agent)")
+	cmd.Flags().BoolVarP(&noCommand, "no-command", "N", false, "run no command: only forward ports")
+	cmd.Flags().StringArrayVarP(&local, "local", "L", nil, "[bind_address:]port:host:hostport: connections to the local port reach host:hostport from the node (role option port_forwarding)")
+	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "[bind_address:]port:host:hostport: connections to the port on the node (loopback) reach host:hostport from here")
+	cmd.Flags().StringArrayVarP(&dynamic, "dynamic", "D", nil, "[bind_address:]port: a local SOCKS4/5 proxy whose connections leave from the node")
 	return cmd
 }
 
 // runSession runs command (a shell when empty) on client, with a terminal when asked or
 // when stdin is one and no command is given, and returns the remote exit status as an
 // exitError.
-func runSession(client *ssh.Client, command string, forceTTY, noTTY bool, login, node, cluster string) error {
+func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bool, login, node, cluster string) error {
 	sess, err := client.NewSession()
 	if err != nil {
 		var oe *ssh.OpenChannelError
@@ -80,6 +116,11 @@ func runSession(client *ssh.Client, command string, forceTTY, noTTY bool, login,
 		return fmt.Errorf("node %s in cluster %s refused the session; try again", node, cluster)
 	}
 	defer sess.Close()
+	if agentFwd {
+		if err := agent.RequestAgentForwarding(sess); err != nil {
+			fmt.Fprintf(os.Stderr, "tether: agent forwarding was refused by cluster %s (its roles need options.forward_agent: true); continuing without it\n", cluster)
+		}
+	}
 	sess.Stdin, sess.Stdout, sess.Stderr = os.Stdin, os.Stdout, os.Stderr
 	stdin := int(os.Stdin.Fd())
 	tty := !noTTY && (forceTTY || (command == "" && term.IsTerminal(stdin)))

@@ -7,5 +7,7 @@
 // cluster's user CA for the login, verifying the node's host certificate against this
 // cluster's host CA. It then relays the session's channel requests and data both ways
 // until either side ends, the user's certificate expires, or a new policy revision
-// denies the session.
+// denies the session. Port forwarding (direct-tcpip, tcpip-forward) and agent forwarding
+// are decided the same way, with the actions ssh.port_forward and ssh.agent_forward
+// (portfwd.go).
 package forward

@@ -209,7 +209,6 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 	defer sconn.Close()
 	login := sconn.User()
 	log = log.With("user", id.ID.Username, "login", login)
-	go ssh.DiscardRequests(reqs)
 
 	// The connection ends when the certificate does.
 	expiry := time.AfterFunc(id.ID.ValidBefore.Sub(s.cfg.Now()), func() {
@@ -225,6 +224,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 	c := &userConn{s: s, log: log, id: id, login: login, target: t, ctx: ctx, user: sconn}
 	defer c.closeNode()
 	go c.recheck()
+	go c.globalRequests(reqs)
 	var wg sync.WaitGroup
 	for nc := range chans {
 		switch nc.ChannelType() {
@@ -235,7 +235,11 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 				c.session(nc)
 			}()
 		case "direct-tcpip":
-			_ = nc.Reject(ssh.Prohibited, "port forwarding is not supported by Tether yet")
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.directTCPIP(nc)
+			}()
 		default:
 			_ = nc.Reject(ssh.UnknownChannelType, "unsupported channel type "+nc.ChannelType())
 		}
@@ -264,8 +268,16 @@ type userConn struct {
 	node     *ssh.Client
 	nodeErr  error
 	sessions map[*session]struct{}
+	// agent is the allowed agent forwarding request's input, once there is one: only
+	// then are the node's auth-agent channels passed to the user.
+	agent *policy.Input
+	// remote holds the node's listeners asked for with tcpip-forward, by "addr:port".
+	remote map[string]*session
 }
 
+// session is something live that the policy allowed: a session channel, a forwarded
+// port or a remote listener. recheck decides in again when the policy changes and calls
+// cancel when it is no longer allowed.
 type session struct {
 	in     policy.Input
 	cancel func()
@@ -274,20 +286,32 @@ type session struct {
 // decide looks the node up and asks the engine for ssh.session. It returns the input it
 // asked with and, when denied, what the user may see.
 func (c *userConn) decide(n *resource.Node) (policy.Input, string) {
+	return c.decideAction(policy.ActionSSHSession, n, "")
+}
+
+// decideAction asks the engine for action (ssh.session, ssh.port_forward,
+// ssh.agent_forward) on node n as the connection's login; what is a log attribute naming
+// the forwarded address. It returns the input and, when denied, what the user may see.
+// Every decision reaches the engine's decision log.
+func (c *userConn) decideAction(action string, n *resource.Node, what string) (policy.Input, string) {
 	in := policy.Input{
-		Action: policy.ActionSSHSession, Cluster: c.s.cfg.ClusterName, Now: c.s.cfg.Now(),
+		Action: action, Cluster: c.s.cfg.ClusterName, Now: c.s.cfg.Now(),
 		Cert: c.id.ID, Login: c.login, Node: &policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels},
+	}
+	log := c.log
+	if what != "" {
+		log = log.With("forward", what)
 	}
 	d, err := c.s.cfg.Engine.Decide(c.ctx, &in)
 	if err != nil {
-		c.log.Error("deciding ssh.session", "err", err)
-		return in, DenyMessage(c.id.ID, c.login, c.s.cfg.ClusterName, []string{"the access policy could not be evaluated; try again or ask an admin to check the cluster's logs"})
+		log.Error("deciding "+action, "err", err)
+		return in, denyFor(action, c.id.ID, c.login, c.s.cfg.ClusterName, []string{"the access policy could not be evaluated; try again or ask an admin to check the cluster's logs"})
 	}
 	if !d.Allow {
-		c.log.Info("ssh.session denied", "reasons", d.Reasons, "revision", d.Revision)
-		return in, DenyMessage(c.id.ID, c.login, c.s.cfg.ClusterName, d.Reasons)
+		log.Info(action+" denied", "reasons", d.Reasons, "revision", d.Revision)
+		return in, denyFor(action, c.id.ID, c.login, c.s.cfg.ClusterName, d.Reasons)
 	}
-	c.log.Info("ssh.session allowed", "roles", d.Roles, "revision", d.Revision)
+	log.Info(action+" allowed", "roles", d.Roles, "revision", d.Revision)
 	return in, ""
 }
 
@@ -357,7 +381,7 @@ func (c *userConn) session(nc ssh.NewChannel) {
 		"user_cluster": c.id.ID.SigningCA.Cluster, "login": c.login, "node": c.target.Node,
 		"cluster": c.s.cfg.ClusterName, "remote": c.target.ClientAddr,
 	})
-	up, down := relay(uch, ureqs, nch, nreqs)
+	up, down := relay(uch, ureqs, nch, nreqs, c.sessionRequest)
 	close(relayed)
 	rec.End(c.ctx, up, down)
 	c.log.Info("session ended", "duration", time.Since(start).Round(time.Millisecond), "bytes_in", up, "bytes_out", down)
@@ -371,6 +395,9 @@ func (c *userConn) nodeClient(n *resource.Node) (*ssh.Client, error) {
 		return c.node, c.nodeErr
 	}
 	c.node, c.nodeErr = c.dialNode(n)
+	if c.nodeErr == nil {
+		c.serveNodeChannels(c.node)
+	}
 	return c.node, c.nodeErr
 }
 
@@ -395,6 +422,7 @@ func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
 		PublicKey: signer.PublicKey(), Username: c.id.ID.Username,
 		KeyID:  fmt.Sprintf("%s@%s via %s", c.id.ID.Username, c.id.ID.SigningCA.Cluster, c.s.cfg.ClusterName),
 		Logins: []string{c.login}, TTL: c.s.cfg.NodeCertTTL, MaxTTL: c.s.cfg.NodeCertTTL,
+		Withhold: c.withheldPermits(n),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuing the node certificate: %w", err)

@@ -8,12 +8,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// refusedRequests are session requests never passed to a node: agent forwarding and X11
-// would give the node a way back to the user's machine.
+// refusedRequests are session requests never passed to a node: X11 would give the node a
+// way back to the user's display. Agent forwarding is decided per request (allow).
 var refusedRequests = map[string]bool{
-	"auth-agent-req@openssh.com": true,
-	"auth-agent-req":             true,
-	"x11-req":                    true,
+	"x11-req": true,
 }
 
 // relay passes a session's data and requests between the user's channel and the node's
@@ -22,7 +20,8 @@ var refusedRequests = map[string]bool{
 // exit-signal) are passed as they are, with the other side's reply. The user's channel
 // is closed only after the node's output has been copied, so no output is lost after
 // exit-status. It returns the bytes sent to the node and to the user.
-func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-chan *ssh.Request) (up, down int64) {
+// allow, when not nil, is asked about every user request first; false refuses it.
+func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-chan *ssh.Request, allow func(*ssh.Request) bool) (up, down int64) {
 	var upN, downN atomic.Int64
 	var out sync.WaitGroup
 	out.Add(2)
@@ -45,7 +44,7 @@ func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-
 	go func() {
 		defer close(userDone)
 		for req := range ureqs {
-			if refusedRequests[req.Type] {
+			if refusedRequests[req.Type] || (allow != nil && !allow(req)) {
 				_ = req.Reply(false, nil)
 				continue
 			}

@@ -108,10 +108,14 @@ func TestOnlyValidUserCertificatesOfTheClusterLogIn(t *testing.T) {
 	})
 }
 
-func TestForwardingIsRefused(t *testing.T) {
+// TestForwardingNeedsTheCertificatesPermits is the attacker's side: a certificate the
+// enforcement point issued without permit-port-forwarding / permit-agent-forwarding (the
+// policy denied them) gets no forwarding from the node, whatever the client asks; X11
+// and Unix socket forwarding are never served.
+func TestForwardingNeedsTheCertificatesPermits(t *testing.T) {
 	n := startSSHNode(t)
 	login := n.user.Username
-	key := n.key(t, login)
+	key := newUserKeyWithout(t, n.g.Auth().CA().User, []string{login}, "permit-port-forwarding", "permit-agent-forwarding")
 	t.Run("remote_port_forward_with_openssh", func(t *testing.T) {
 		code, _, stderr := n.ssh(t, key, login, []string{"-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:9"}, "true")
 		if code != 255 || !strings.Contains(stderr, "remote port forwarding failed") {
@@ -156,9 +160,48 @@ func TestForwardingIsRefused(t *testing.T) {
 			}
 		}
 	})
-	if !strings.Contains(n.log.String(), "port forwarding is not allowed on this node") {
+	t.Run("agent_channel_opened_by_nobody", func(t *testing.T) {
+		// A node never opens an agent channel the session did not ask for; a client
+		// opening one towards the node is refused too.
+		if _, _, err := c.OpenChannel("auth-agent@openssh.com", nil); err == nil {
+			t.Fatal("auth-agent channel accepted by the node")
+		}
+	})
+	if !strings.Contains(n.log.String(), "the certificate does not permit port forwarding") {
 		t.Errorf("refusals not logged:\n%s", n.log.String())
 	}
+}
+
+// TestRemoteForwardOfAPrivilegedPortFailsLikeOpenSSH: a login that is not root may not
+// listen below 1024, even with permit-port-forwarding.
+func TestRemoteForwardOfAPrivilegedPortFailsLikeOpenSSH(t *testing.T) {
+	n := startSSHNode(t)
+	key := n.key(t, n.user.Username)
+	code, _, stderr := n.ssh(t, key, n.user.Username, []string{"-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:81:127.0.0.1:9"}, "true")
+	if code != 255 || !strings.Contains(stderr, "remote port forwarding failed for listen port 81") {
+		t.Fatalf("exit %d stderr %q, want the privileged forward refused", code, stderr)
+	}
+	if !strings.Contains(n.log.String(), "only root may forward ports below 1024") {
+		t.Errorf("refusal not logged:\n%s", n.log.String())
+	}
+}
+
+// newUserKeyWithout is newUserKey with some OpenSSH permits withheld.
+func newUserKeyWithout(t *testing.T, authority *ca.Authority, logins []string, withhold ...string) *userKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := authority.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: logins, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, Withhold: withhold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeUserKey(t, priv, signer, cert)
 }
 
 func TestSessionsDropPrivilegesToTheLogin(t *testing.T) {

@@ -17,5 +17,9 @@
 // session.go serves shell, exec, env (LANG, LC_*, TERM only), window changes, signals
 // and exit status; pty.go allocates terminals; sftp.go serves the sftp subsystem from a
 // child process; user.go looks up logins and runs every child with the login's uid,
-// gid and groups, never as the agent's user. Agent, X11 and port forwarding are refused.
+// gid and groups, never as the agent's user; portfwd.go serves port forwarding (-L, -R
+// on loopback, below 1024 only for root) and agent forwarding, each only for a
+// certificate carrying OpenSSH's permit-port-forwarding / permit-agent-forwarding, which
+// the cluster's enforcement point leaves out when its policy denies them. X11 and Unix
+// socket forwarding are refused.
 package node

@@ -155,6 +155,12 @@ func (a *Agent) authenticate(id *identity, meta ssh.ConnMetadata, key ssh.Public
 	if _, ok := cert.Extensions["permit-pty"]; ok {
 		perms.Extensions[permPTY] = ""
 	}
+	if _, ok := cert.Extensions["permit-port-forwarding"]; ok {
+		perms.Extensions[permPortForward] = ""
+	}
+	if _, ok := cert.Extensions["permit-agent-forwarding"]; ok {
+		perms.Extensions[permAgentForward] = ""
+	}
 	if cert.ValidBefore != ssh.CertTimeInfinity {
 		perms.Extensions["tether-valid-before"] = fmt.Sprint(cert.ValidBefore)
 	}
@@ -182,16 +188,26 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
 		})
 		defer t.Stop()
 	}
+	fwd := &forwards{conn: sc, log: log}
+	defer fwd.closeAll()
 	go func() {
 		for r := range reqs {
+			ok, reply := false, []byte(nil)
 			switch r.Type {
-			case "tcpip-forward", "cancel-tcpip-forward", "streamlocal-forward@openssh.com":
-				log.Warn("refused a port forwarding request: port forwarding is not allowed on this node", "request", r.Type)
+			case "tcpip-forward":
+				var why string
+				if ok, reply, why = fwd.tcpipForward(r); !ok {
+					log.Warn("refused a remote port forward", "reason", why)
+				}
+			case "cancel-tcpip-forward":
+				ok = fwd.cancel(r)
+			case "streamlocal-forward@openssh.com":
+				log.Warn("refused a Unix socket forwarding request: not served by this node", "request", r.Type)
 			default:
 				log.Debug("refused a global request", "request", r.Type)
 			}
 			if r.WantReply {
-				_ = r.Reply(false, nil)
+				_ = r.Reply(ok, reply)
 			}
 		}
 	}()
@@ -210,9 +226,15 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
 				defer wg.Done()
 				a.runSession(ctx, sc, ch, creqs, log)
 			}()
-		case "direct-tcpip", "direct-streamlocal@openssh.com":
-			log.Warn("refused a port forwarding channel: port forwarding is not allowed on this node", "channel", nc.ChannelType())
-			_ = nc.Reject(ssh.Prohibited, "port forwarding is not allowed on this node")
+		case "direct-tcpip":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a.directTCPIP(sc, nc, log)
+			}()
+		case "direct-streamlocal@openssh.com":
+			log.Warn("refused a Unix socket forwarding channel: not served by this node", "channel", nc.ChannelType())
+			_ = nc.Reject(ssh.Prohibited, "Unix socket forwarding is not served by this node")
 		default:
 			log.Warn("refused a channel", "channel", nc.ChannelType())
 			_ = nc.Reject(ssh.UnknownChannelType, fmt.Sprintf("channel type %q is not served by this node", nc.ChannelType()))

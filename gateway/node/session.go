@@ -91,6 +91,9 @@ type session struct {
 	pty  *ptyRequest
 	size *pty.Winsize
 
+	agentSock  string // SSH_AUTH_SOCK once agent forwarding was asked for and permitted
+	agentClose func()
+
 	mu      sync.Mutex
 	started bool
 	ptmx    *os.File
@@ -108,6 +111,11 @@ func (a *Agent) runSession(ctx context.Context, conn *ssh.ServerConn, ch ssh.Cha
 	defer func() { rec.End(ctx, counted.in.Load(), counted.out.Load()) }()
 	s := &session{a: a, conn: conn, ch: ch, log: log}
 	defer ch.Close()
+	defer func() {
+		if s.agentClose != nil {
+			s.agentClose()
+		}
+	}()
 	done := make(chan struct{})
 	for {
 		select {
@@ -203,7 +211,18 @@ func (s *session) handle(r *ssh.Request, done chan struct{}) (bool, string) {
 	case "x11-req":
 		return false, "X11 forwarding is not allowed on this node"
 	case "auth-agent-req@openssh.com":
-		return false, "agent forwarding is not allowed on this node"
+		if _, ok := s.conn.Permissions.Extensions[permAgentForward]; !ok {
+			return false, "agent forwarding is not allowed on this node for this certificate"
+		}
+		if s.agentSock != "" {
+			return true, ""
+		}
+		path, closeFn, err := s.agentSocket()
+		if err != nil {
+			return false, "cannot create the agent socket: " + err.Error()
+		}
+		s.agentSock, s.agentClose = path, closeFn
+		return true, ""
 	}
 	return false, fmt.Sprintf("request %q is not served by this node", r.Type)
 }
@@ -232,6 +251,9 @@ func (s *session) start(kind, arg string, done chan struct{}) error {
 	}
 	env = append(env, s.env...)
 	env = append(env, "SSH_CONNECTION="+sshConnection(s.conn))
+	if s.agentSock != "" {
+		env = append(env, "SSH_AUTH_SOCK="+s.agentSock)
+	}
 	var cmd *exec.Cmd
 	switch kind {
 	case "subsystem":

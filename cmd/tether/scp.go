@@ -1,0 +1,294 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/pkg/sftp"
+	"github.com/spf13/cobra"
+)
+
+// tether scp copies files to and from a node over the sftp subsystem, through the same
+// path as tether ssh (proxy, the leaf's tunnel, the leaf's ssh.session decision), as
+// OpenSSH's scp does by default since 9.0.
+
+// scpPath is one argument of tether scp: a local path, or login@node:path.
+type scpPath struct {
+	Login, Node, Path string
+	Remote            bool
+}
+
+// parseSCPPath reads login@node:path as remote; anything else (including a path with a
+// colon after a slash, ./a:b) is local, as scp does.
+func parseSCPPath(s string) (scpPath, error) {
+	colon := strings.IndexByte(s, ':')
+	if colon < 0 || strings.ContainsRune(s[:colon], '/') {
+		if s == "" {
+			return scpPath{}, errors.New("an empty path")
+		}
+		return scpPath{Path: s}, nil
+	}
+	host, p := s[:colon], s[colon+1:]
+	login, node, ok := strings.Cut(host, "@")
+	if !ok || login == "" || node == "" || strings.ContainsAny(login, "@ ") || strings.ContainsAny(node, "@ ") {
+		return scpPath{}, fmt.Errorf("%q: a remote path is login@node:path (tether ls lists the nodes and your logins)", s)
+	}
+	if p == "" {
+		p = "."
+	}
+	return scpPath{Login: login, Node: node, Path: p, Remote: true}, nil
+}
+
+func scpCommand() *cobra.Command {
+	var (
+		cluster   string
+		recursive bool
+		quiet     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "scp [-r] [--cluster=X] source... target",
+		Short: "Copy files to or from a node (login@node:path) over sftp, through the proxy, as a login your roles allow",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var paths []scpPath
+			for _, a := range args {
+				sp, err := parseSCPPath(a)
+				if err != nil {
+					return err
+				}
+				paths = append(paths, sp)
+			}
+			srcs, dst := paths[:len(paths)-1], paths[len(paths)-1]
+			var remote *scpPath
+			for i := range paths {
+				if !paths[i].Remote {
+					continue
+				}
+				if remote != nil && (paths[i].Login != remote.Login || paths[i].Node != remote.Node) {
+					return errors.New("copies between two nodes are not supported: copy to this machine first")
+				}
+				remote = &paths[i]
+			}
+			switch {
+			case remote == nil:
+				return errors.New("no remote path: name one as login@node:path (use cp for local copies)")
+			case dst.Remote:
+				for _, s := range srcs {
+					if s.Remote {
+						return errors.New("copies between two remote paths are not supported: copy to this machine first")
+					}
+				}
+			default:
+				for _, s := range srcs {
+					if !s.Remote {
+						return fmt.Errorf("%s is local and so is the target: name the node's side as login@node:path", s.Path)
+					}
+				}
+			}
+			p, err := loadProfile()
+			if err != nil {
+				return err
+			}
+			node := remote.Node
+			if cluster == "" {
+				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
+					return err
+				}
+			}
+			node = strings.TrimSuffix(node, "."+cluster)
+			client, closeAll, err := dialNode(ctxOf(cmd), p, remote.Login, node, 22, cluster)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+			if err != nil {
+				return fmt.Errorf("node %s in cluster %s did not start sftp (%v): is its sftp subsystem enabled?", node, cluster, err)
+			}
+			defer sc.Close()
+			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node)}
+			if !quiet {
+				cp.out = cmd.ErrOrStderr()
+			}
+			if dst.Remote {
+				return cp.upload(srcs, dst.Path)
+			}
+			return cp.download(srcs, dst.Path)
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster of the node (default: the one cluster where the node is found)")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy directories and what they hold")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
+	return cmd
+}
+
+// copier copies between this machine and one node's sftp server.
+type copier struct {
+	sftp      *sftp.Client
+	recursive bool
+	where     string
+	out       io.Writer
+}
+
+func (c *copier) logf(format string, args ...any) {
+	if c.out != nil {
+		fmt.Fprintf(c.out, format+"\n", args...)
+	}
+}
+
+// remoteErr says what failed on the node without sftp's framing.
+func (c *copier) remoteErr(what, p string, err error) error {
+	var se *sftp.StatusError
+	msg := err.Error()
+	if errors.As(err, &se) {
+		switch se.FxCode() {
+		case sftp.ErrSSHFxNoSuchFile:
+			msg = "no such file or directory"
+		case sftp.ErrSSHFxPermissionDenied:
+			msg = "permission denied"
+		}
+	} else if errors.Is(err, os.ErrNotExist) {
+		msg = "no such file or directory"
+	}
+	return fmt.Errorf("%s %s:%s: %s", what, c.where, p, msg)
+}
+
+// upload copies local srcs to dst on the node: into dst when it is a directory (or
+// when there are several sources), else as dst.
+func (c *copier) upload(srcs []scpPath, dst string) error {
+	st, err := c.sftp.Stat(dst)
+	intoDir := err == nil && st.IsDir()
+	if len(srcs) > 1 && !intoDir {
+		return fmt.Errorf("%s:%s is not a directory: several sources need one", c.where, dst)
+	}
+	for _, s := range srcs {
+		target := dst
+		if intoDir {
+			target = path.Join(dst, filepath.Base(s.Path))
+		}
+		if err := c.put(s.Path, target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *copier) put(local, remote string) error {
+	st, err := os.Stat(local)
+	if err != nil {
+		return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+	}
+	if st.IsDir() {
+		if !c.recursive {
+			return fmt.Errorf("%s is a directory: use -r to copy it", local)
+		}
+		if err := c.sftp.Mkdir(remote); err != nil {
+			if rs, serr := c.sftp.Stat(remote); serr != nil || !rs.IsDir() {
+				return c.remoteErr("creating", remote, err)
+			}
+		}
+		entries, err := os.ReadDir(local)
+		if err != nil {
+			return fmt.Errorf("%s: %v", local, err)
+		}
+		for _, e := range entries {
+			if err := c.put(filepath.Join(local, e.Name()), path.Join(remote, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", local)
+	}
+	in, err := os.Open(local)
+	if err != nil {
+		return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+	}
+	defer in.Close()
+	out, err := c.sftp.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return c.remoteErr("writing", remote, err)
+	}
+	n, err := out.ReadFrom(in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return c.remoteErr("writing", remote, err)
+	}
+	_ = c.sftp.Chmod(remote, st.Mode().Perm())
+	c.logf("%s -> %s:%s (%d bytes)", local, c.where, remote, n)
+	return nil
+}
+
+// download copies srcs from the node to dst here.
+func (c *copier) download(srcs []scpPath, dst string) error {
+	st, err := os.Stat(dst)
+	intoDir := err == nil && st.IsDir()
+	if len(srcs) > 1 && !intoDir {
+		return fmt.Errorf("%s is not a directory: several sources need one", dst)
+	}
+	for _, s := range srcs {
+		target := dst
+		if intoDir {
+			target = filepath.Join(dst, path.Base(s.Path))
+		}
+		if err := c.get(s.Path, target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *copier) get(remote, local string) error {
+	st, err := c.sftp.Stat(remote)
+	if err != nil {
+		return c.remoteErr("reading", remote, err)
+	}
+	if st.IsDir() {
+		if !c.recursive {
+			return fmt.Errorf("%s:%s is a directory: use -r to copy it", c.where, remote)
+		}
+		if err := os.Mkdir(local, st.Mode().Perm()|0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+		}
+		entries, err := c.sftp.ReadDir(remote)
+		if err != nil {
+			return c.remoteErr("listing", remote, err)
+		}
+		for _, e := range entries {
+			if err := c.get(path.Join(remote, e.Name()), filepath.Join(local, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s:%s is not a regular file", c.where, remote)
+	}
+	in, err := c.sftp.Open(remote)
+	if err != nil {
+		return c.remoteErr("reading", remote, err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(local, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm())
+	if err != nil {
+		return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+	}
+	n, err := in.WriteTo(out)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return c.remoteErr("reading", remote, err)
+	}
+	c.logf("%s:%s -> %s (%d bytes)", c.where, remote, local, n)
+	return nil
+}

@@ -1,0 +1,247 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Port and agent forwarding on the node, as OpenSSH's sshd serves them: only for a
+// certificate that carries permit-port-forwarding (permit-agent-forwarding for the
+// agent). The cluster's enforcement point issues the node's certificates and leaves a
+// permit out when the policy denies it (gateway/forward), so the node never needs the
+// policy itself. Like sshd with GatewayPorts no, remote forwards listen on loopback only,
+// and ports below 1024 need a root login. TCP connections are made by the agent itself,
+// not as the login's user (as sshd does).
+
+const (
+	permPortForward  = "tether-permit-port-forwarding"
+	permAgentForward = "tether-permit-agent-forwarding"
+)
+
+// forwardDialTimeout bounds a direct-tcpip connection attempt from the node.
+const forwardDialTimeout = 10 * time.Second
+
+// forwards is one connection's remote listeners (ssh -R), by bound port.
+type forwards struct {
+	conn *ssh.ServerConn
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[uint32]net.Listener
+	closed    bool
+}
+
+func (f *forwards) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	for p, l := range f.listeners {
+		l.Close()
+		delete(f.listeners, p)
+	}
+}
+
+// directTCPIP serves ssh -L and -D: the node connects to the named address.
+func (a *Agent) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Logger) {
+	if _, ok := sc.Permissions.Extensions[permPortForward]; !ok {
+		log.Warn("refused a port forwarding channel: the certificate does not permit port forwarding", "channel", nc.ChannelType())
+		_ = nc.Reject(ssh.Prohibited, "port forwarding is not allowed on this node for this certificate")
+		return
+	}
+	var m struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &m); err != nil || m.Port == 0 || m.Port > 65535 {
+		_ = nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+		return
+	}
+	dest := net.JoinHostPort(m.Host, strconv.Itoa(int(m.Port)))
+	c, err := net.DialTimeout("tcp", dest, forwardDialTimeout)
+	if err != nil {
+		log.Info("port forward: connecting failed", "dest", dest, "err", err)
+		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed", dest))
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		c.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	log.Info("port forward opened", "dest", dest)
+	pipeConn(ch, c)
+}
+
+// pipeConn copies between a channel and a connection until both directions end.
+func pipeConn(ch ssh.Channel, c net.Conn) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(c, ch)
+		if tc, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		} else {
+			c.Close()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(ch, c)
+		_ = ch.CloseWrite()
+	}()
+	wg.Wait()
+	c.Close()
+	ch.Close()
+}
+
+// tcpipForward serves ssh -R: listen on loopback and open forwarded-tcpip channels back.
+func (f *forwards) tcpipForward(r *ssh.Request) (bool, []byte, string) {
+	if _, ok := f.conn.Permissions.Extensions[permPortForward]; !ok {
+		return false, nil, "the certificate does not permit port forwarding"
+	}
+	var m struct {
+		Addr string
+		Port uint32
+	}
+	if err := ssh.Unmarshal(r.Payload, &m); err != nil || m.Port > 65535 {
+		return false, nil, "malformed tcpip-forward request"
+	}
+	if m.Port != 0 && m.Port < 1024 {
+		u, err := lookupUser(f.conn.Permissions.Extensions[permLogin])
+		if err != nil || u.UID != 0 {
+			return false, nil, fmt.Sprintf("port %d is privileged: only root may forward ports below 1024", m.Port)
+		}
+	}
+	// GatewayPorts no: whatever address was asked for, listen on loopback.
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(m.Port))))
+	if err != nil {
+		return false, nil, fmt.Sprintf("cannot listen on port %d: %v", m.Port, err)
+	}
+	port := uint32(l.Addr().(*net.TCPAddr).Port)
+	f.mu.Lock()
+	if f.closed || f.listeners[port] != nil {
+		f.mu.Unlock()
+		l.Close()
+		return false, nil, "connection closing or port already forwarded"
+	}
+	if f.listeners == nil {
+		f.listeners = map[uint32]net.Listener{}
+	}
+	f.listeners[port] = l
+	f.mu.Unlock()
+	f.log.Info("remote forward listening", "addr", l.Addr().String(), "asked", m.Addr)
+	go f.accept(l, m.Addr, port)
+	var reply []byte
+	if m.Port == 0 {
+		reply = ssh.Marshal(struct{ Port uint32 }{port})
+	}
+	return true, reply, ""
+}
+
+func (f *forwards) accept(l net.Listener, addr string, port uint32) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			ra := c.RemoteAddr().(*net.TCPAddr)
+			ch, reqs, err := f.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(struct {
+				Addr     string
+				Port     uint32
+				OrigAddr string
+				OrigPort uint32
+			}{addr, port, ra.IP.String(), uint32(ra.Port)}))
+			if err != nil {
+				f.log.Info("remote forward: the client refused the connection", "port", port, "err", err)
+				c.Close()
+				return
+			}
+			go ssh.DiscardRequests(reqs)
+			pipeConn(ch, c)
+		}()
+	}
+}
+
+func (f *forwards) cancel(r *ssh.Request) bool {
+	var m struct {
+		Addr string
+		Port uint32
+	}
+	if err := ssh.Unmarshal(r.Payload, &m); err != nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.listeners[m.Port]
+	if l == nil {
+		return false
+	}
+	l.Close()
+	delete(f.listeners, m.Port)
+	return true
+}
+
+// agentSocket serves auth-agent-req@openssh.com for a session: a Unix socket in a
+// directory only the login's user can enter, each connection to which becomes an
+// auth-agent@openssh.com channel to the client. It returns the socket's path for
+// SSH_AUTH_SOCK and a function that removes it.
+func (s *session) agentSocket() (string, func(), error) {
+	u, err := lookupUser(s.conn.Permissions.Extensions[permLogin])
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "tether-agent-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	path := filepath.Join(dir, "agent.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	if err := os.Chmod(path, 0o600); err == nil && os.Geteuid() == 0 {
+		err = os.Chown(dir, int(u.UID), int(u.GID))
+		if err == nil {
+			err = os.Chown(path, int(u.UID), int(u.GID))
+		}
+		if err != nil {
+			l.Close()
+			cleanup()
+			return "", nil, err
+		}
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				ch, reqs, err := s.conn.OpenChannel("auth-agent@openssh.com", nil)
+				if err != nil {
+					c.Close()
+					return
+				}
+				go ssh.DiscardRequests(reqs)
+				pipeConn(ch, c)
+			}()
+		}
+	}()
+	return path, func() { l.Close(); cleanup() }, nil
+}
