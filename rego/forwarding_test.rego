@@ -124,7 +124,11 @@ test_forwarding_decisions_agree if {
 		d == fx.decide_full(world, inp)
 		d == fx.staged(world, inp)
 		ps := fx.problems(world, inp)
-		d.allow == count(ps) == 0
+
+		# Not d.allow == (count(ps) == 0): opa fmt drops those parentheses, and the
+		# chained form compares d.allow with count(ps) first.
+		no_problems := count(ps) == 0
+		d.allow == no_problems
 		reasons_are_problems(d, ps)
 	}
 }
