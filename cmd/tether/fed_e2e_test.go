@@ -18,6 +18,7 @@ import (
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/internal/testproc"
 )
 
 // startTetherdWith starts tetherd with extra configuration (YAML appended) and a decision
@@ -61,27 +62,6 @@ func startTetherdWith(t *testing.T, bin, name, extra string, args ...string) (*p
 	return p, declog
 }
 
-func tunnelAddrOf(t *testing.T, addr string) string {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reading the advertised address only
-	resp, err := client.Get("https://" + addr + "/webapi/ping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ping struct {
-		Proxy struct {
-			SSH struct {
-				Tunnel string `json:"ssh_tunnel_public_addr"`
-			} `json:"ssh"`
-		} `json:"proxy"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil || ping.Proxy.SSH.Tunnel == "" {
-		t.Fatalf("ping: %v %+v", err, ping)
-	}
-	return ping.Proxy.SSH.Tunnel
-}
-
 // Node lists and identity through the federation, with real processes: a root, a leaf
 // joined over the tunnel with a Tether node agent (node-east, env=stage) and a node
 // registered by hand (node-prod, env=prod), and alice signed in at the root. The leaf
@@ -101,7 +81,7 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 	leaf.ctl(t, tetherctl, "create", writeTemp(t, "kind: node\nversion: v2\nmetadata:\n  name: node-prod\n  labels: {env: prod}\nspec:\n  addr: 127.0.0.1:1\n"))
 	tok := regexp.MustCompile(`The cluster invite token: (\S+)`).FindStringSubmatch(root.ctl(t, tetherctl, "tokens", "add", "--type=trusted_cluster", "--ttl=5m"))[1]
 	trust := func(enabled bool, token string) string {
-		return fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: %s\nspec:\n  enabled: %v\n  token: %q\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [visitor]\n", rootName, enabled, token, tunnelAddrOf(t, root.addr), root.addr)
+		return fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: %s\nspec:\n  enabled: %v\n  token: %q\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [visitor]\n", rootName, enabled, token, testproc.PingTunnelAddr(t, root.addr), root.addr)
 	}
 	leaf.ctl(t, tetherctl, "create", writeTemp(t, trust(true, tok)))
 

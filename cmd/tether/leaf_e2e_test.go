@@ -5,12 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/internal/testproc"
 )
 
 // leafPath is issue 10's path with real processes: a root and a leaf tetherd with the
@@ -43,28 +41,6 @@ type leafPath struct {
 	profile     string
 }
 
-// pingTunnel is the tunnel address a root's /webapi/ping advertises.
-func pingTunnel(t *testing.T, addr string) string {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reading the advertised address only
-	resp, err := client.Get("https://" + addr + "/webapi/ping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ping struct {
-		Proxy struct {
-			SSH struct {
-				Tunnel string `json:"ssh_tunnel_public_addr"`
-			} `json:"ssh"`
-		} `json:"proxy"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil || ping.Proxy.SSH.Tunnel == "" {
-		t.Fatalf("ping: %v %+v", err, ping)
-	}
-	return ping.Proxy.SSH.Tunnel
-}
-
 func newLeafPath(t *testing.T) *leafPath {
 	t.Helper()
 	tetherd, tetherctl, tether := binaries(t)
@@ -81,7 +57,7 @@ func newLeafPath(t *testing.T) *leafPath {
 	p.setLeafRole(t, []string{p.login}, "")
 	tok := regexp.MustCompile(`The cluster invite token: (\S+)`).FindStringSubmatch(p.root.ctl(t, tetherctl, "tokens", "add", "--type=trusted_cluster", "--ttl=5m"))[1]
 	tc := fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: root.example.com\nspec:\n  enabled: true\n  token: %s\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [leaf-access]\n",
-		tok, pingTunnel(t, p.root.addr), p.root.addr)
+		tok, testproc.PingTunnelAddr(t, p.root.addr), p.root.addr)
 	p.leaf.ctl(t, tetherctl, "create", writeTemp(t, tc))
 	testenv.Eventually(t, 30*time.Second, func() error {
 		out, err := exec.Command(tetherctl, "get", "rc", "--format", "text", "--data-dir", p.root.dataDir).CombinedOutput()

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/internal/testproc"
 )
 
 // scrape reads one sample of /metrics: the value of the line that starts with series
@@ -122,7 +122,7 @@ func TestOperationsMetricsAndAudit(t *testing.T) {
 	// A leaf joins over the tunnel.
 	leaf := startTetherd(t, c.tetherd, "leaf.example.com", "--insecure")
 	tok := regexp.MustCompile(`The cluster invite token: (\S+)`).FindStringSubmatch(c.root.ctl(t, c.tetherctl, "tokens", "add", "--type=trusted_cluster", "--ttl=5m"))[1]
-	tc := fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: root.example.com\nspec:\n  enabled: true\n  token: %s\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [access]\n", tok, pingTunnelAddr(t, c.root.addr), c.root.addr)
+	tc := fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: root.example.com\nspec:\n  enabled: true\n  token: %s\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [access]\n", tok, testproc.PingTunnelAddr(t, c.root.addr), c.root.addr)
 	leaf.ctl(t, c.tetherctl, "create", writeTemp(t, tc))
 
 	testenv.Eventually(t, 60*time.Second, func() error {
@@ -206,26 +206,3 @@ func TestOperationsMetricsAndAudit(t *testing.T) {
 }
 
 func int64ToF(n int) float64 { return float64(n) }
-
-// pingTunnelAddr is the tunnel address the root advertises in /webapi/ping (the seed
-// guide's trusted_cluster tunnel_addr).
-func pingTunnelAddr(t *testing.T, addr string) string {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reading the advertised address only
-	resp, err := client.Get("https://" + addr + "/webapi/ping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ping struct {
-		Proxy struct {
-			SSH struct {
-				Tunnel string `json:"ssh_tunnel_public_addr"`
-			} `json:"ssh"`
-		} `json:"proxy"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil || ping.Proxy.SSH.Tunnel == "" {
-		t.Fatalf("ping: %v %+v", err, ping)
-	}
-	return ping.Proxy.SSH.Tunnel
-}

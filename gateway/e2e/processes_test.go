@@ -131,7 +131,7 @@ func TestTwoProcessesFollowTheSeedGuide(t *testing.T) {
 		}
 		return m[1]
 	}
-	tunnelAddr := pingTunnelAddr(t, root.addr)
+	tunnelAddr := testproc.PingTunnelAddr(t, root.addr)
 	tcYAML := func(token string) string {
 		return fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: rootcluster.example.com\nspec:\n  enabled: true\n  token: %s\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: \"access\"\n      local: [\"visitor\"]\n", token, tunnelAddr, root.addr)
 	}

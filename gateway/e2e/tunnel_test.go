@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherproject/tether/internal/testenv"
+	"github.com/tetherproject/tether/internal/testproc"
 	"github.com/tetherproject/tether/state/redistest"
 )
 
@@ -76,29 +74,6 @@ func (d *daemon) ctl(t *testing.T, ctlBin string, args ...string) string {
 	return mustCtl(t, ctlBin, d.proc(), args...)
 }
 
-// pingTunnelAddr is the tunnel address a root's /webapi/ping advertises (the seed
-// guide's trusted_cluster tunnel_addr).
-func pingTunnelAddr(t *testing.T, addr string) string {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reading the advertised address only
-	resp, err := client.Get("https://" + addr + "/webapi/ping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ping struct {
-		Proxy struct {
-			SSH struct {
-				Tunnel string `json:"ssh_tunnel_public_addr"`
-			} `json:"ssh"`
-		} `json:"proxy"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil || ping.Proxy.SSH.Tunnel == "" {
-		t.Fatalf("ping: %v %+v", err, ping)
-	}
-	return ping.Proxy.SSH.Tunnel
-}
-
 // waitRC polls `tetherctl get rc` on the root until every want substring is there.
 func waitRC(t *testing.T, ctlBin string, root *daemon, within time.Duration, want ...string) string {
 	t.Helper()
@@ -144,7 +119,7 @@ func TestTunnelBetweenProcesses(t *testing.T) {
 	leaf := newDaemon(t, tetherd, "leafcluster.example.com", "", "--insecure")
 	leaf.start()
 
-	if got := pingTunnelAddr(t, root.addr); got != root.tunnel {
+	if got := testproc.PingTunnelAddr(t, root.addr); got != root.tunnel {
 		t.Fatalf("/webapi/ping advertises the tunnel at %s, it listens at %s", got, root.tunnel)
 	}
 	tc := joinLeaf(t, tetherctl, root, leaf, "rootcluster.example.com")
