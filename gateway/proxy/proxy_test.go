@@ -287,3 +287,56 @@ func FuzzPeekLine(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMuxRoute is one connection's trip through the mux on loopback (dial, version
+// line, routing, accept, first bytes read): "plain" splits on the first four bytes only,
+// "tunnel_route" reads the whole version line, as tetherd does with the tunnel on the web
+// port; "agent" is a tunnel agent's connection, "user" an OpenSSH client's.
+func BenchmarkMuxRoute(b *testing.B) {
+	for _, tc := range []struct {
+		name, line string
+		route      bool
+	}{
+		{"plain/user", "SSH-2.0-OpenSSH_9.6\r\n", false},
+		{"tunnel_route/user", "SSH-2.0-OpenSSH_9.6\r\n", true},
+		{"tunnel_route/agent", transport.SSHClientVersion + "\r\n", true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			m := NewMux(ln, nil)
+			to := m.SSH()
+			if tc.route {
+				tun := m.Route(transport.SSHClientVersion)
+				if strings.HasPrefix(tc.line, transport.SSHClientVersion) {
+					to = tun
+				}
+			}
+			go func() { _ = m.Serve(ctx) }()
+			buf := make([]byte, len(tc.line))
+			b.ResetTimer()
+			for b.Loop() {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.WriteString(c, tc.line); err != nil {
+					b.Fatal(err)
+				}
+				s, err := to.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(s, buf); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+				c.Close()
+			}
+		})
+	}
+}
