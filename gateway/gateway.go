@@ -28,6 +28,7 @@ import (
 	"github.com/tetherproject/tether/policy/decisionlog"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/state"
+	"github.com/tetherproject/tether/transport"
 )
 
 // adminIdentityTTL is how long an admin identity is valid (ca caps TLS certificates at
@@ -44,6 +45,7 @@ type Gateway struct {
 	auth     *auth.Service
 	web      *web.Server
 	listener net.Listener
+	mux      *proxy.Mux
 	tunnel   *tunnel.Root
 	leaf     *tunnel.Leaf
 	forward  *forward.Server
@@ -140,30 +142,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if err := createPresets(ctx, g.auth, g.log); err != nil {
 		return nil, err
 	}
-	if g.listener, err = net.Listen("tcp", cfg.Proxy.WebListenAddr); err != nil {
-		return nil, fmt.Errorf("listening on proxy.web_listen_addr: %w", err)
-	}
-	listenHost, listenPort, _ := net.SplitHostPort(g.listener.Addr().String())
-	// A listen port of 0 (tests) makes a public address with port 0 mean the bound port.
-	if h, p, err := net.SplitHostPort(cfg.Proxy.PublicAddr); err == nil && p == "0" {
-		cfg.Proxy.PublicAddr = net.JoinHostPort(h, listenPort)
-	}
-	// The reverse tunnel: QUIC on UDP and the SSH fallback on TCP at one port. A derived
-	// public address follows the port actually bound (0 or a taken default).
-	tunnelPublic := cfg.Proxy.TunnelPublicAddr
-	if cfg.Proxy.TunnelPublicDefaulted {
-		h, _, _ := net.SplitHostPort(cfg.Proxy.PublicAddr)
-		tunnelPublic = net.JoinHostPort(h, "0")
-	}
-	g.tunnel, err = tunnel.NewRoot(tunnel.RootConfig{
-		Auth: g.auth, Store: g.store, ListenAddr: cfg.Proxy.TunnelListenAddr, FallbackListen: cfg.Proxy.TunnelListenDefaulted,
-		PublicAddr: tunnelPublic, DisableQUIC: cfg.Proxy.TunnelDisableQUIC,
-		ResetKeyFile: filepath.Join(cfg.DataDir, "tunnel-reset-key"), Logger: g.log,
-	})
-	if err != nil {
+	if err := g.listen(cfg); err != nil {
 		return nil, err
 	}
-	cfg.Proxy.TunnelPublicAddr = g.tunnel.PublicAddr()
+	listenHost, _, _ := net.SplitHostPort(g.listener.Addr().String())
 	g.leaf = tunnel.NewLeaf(tunnel.LeafConfig{Auth: g.auth, Logger: g.log})
 	g.web = web.New(web.Config{
 		Auth:             g.auth,
@@ -193,6 +175,79 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		return nil, err
 	}
 	return g, nil
+}
+
+// listen binds the web port and the reverse tunnel. By default the tunnel shares the web
+// port: the web listener's mux routes SSH connections with the tunnel agent's version line
+// to the tunnel server, and QUIC binds UDP at the same port number. When that UDP port is
+// taken: with web port 0 (tests) another port pair is tried; with a defaulted tunnel the
+// tunnel moves to a free port of its own (advertised accordingly); with an explicit one
+// it is an error. An explicit tunnel_listen_addr on another port gets its own sockets.
+func (g *Gateway) listen(cfg *config.Config) error {
+	shared := cfg.Proxy.TunnelShared()
+	webHost, webPort, _ := net.SplitHostPort(cfg.Proxy.WebListenAddr)
+	attempts := 1
+	if shared && webPort == "0" && !cfg.Proxy.TunnelDisableQUIC {
+		attempts = 20
+	}
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", cfg.Proxy.WebListenAddr)
+		if err != nil {
+			return fmt.Errorf("listening on proxy.web_listen_addr: %w", err)
+		}
+		mux := proxy.NewMux(ln, g.log)
+		_, listenPort, _ := net.SplitHostPort(ln.Addr().String())
+		// A listen port of 0 (tests) makes a public address with port 0 mean the bound port.
+		public := cfg.Proxy.PublicAddr
+		publicHost, p, err := net.SplitHostPort(public)
+		if err == nil && p == "0" {
+			public = net.JoinHostPort(publicHost, listenPort)
+		}
+		rc := tunnel.RootConfig{
+			Auth: g.auth, Store: g.store, ListenAddr: cfg.Proxy.TunnelListenAddr, FallbackListen: cfg.Proxy.TunnelListenDefaulted,
+			PublicAddr: cfg.Proxy.TunnelPublicAddr, DisableQUIC: cfg.Proxy.TunnelDisableQUIC,
+			ResetKeyFile: filepath.Join(cfg.DataDir, "tunnel-reset-key"), Logger: g.log,
+		}
+		// A derived public address follows the port actually bound (0 or a taken default).
+		separate := func() {
+			if cfg.Proxy.TunnelPublicDefaulted {
+				rc.PublicAddr = net.JoinHostPort(publicHost, "0")
+			}
+		}
+		if shared {
+			rc.ListenAddr = net.JoinHostPort(webHost, listenPort)
+			rc.Listener = mux.Route(transport.SSHClientVersion)
+			rc.FallbackListen = false
+			if cfg.Proxy.TunnelPublicDefaulted {
+				rc.PublicAddr = public
+			}
+		} else {
+			separate()
+		}
+		root, err := tunnel.NewRoot(rc)
+		if err != nil && shared {
+			if attempt < attempts {
+				ln.Close()
+				continue // the UDP port of a free TCP port was taken: another port
+			}
+			if cfg.Proxy.TunnelListenDefaulted {
+				g.log.Warn("the tunnel cannot share the web port (is its UDP port taken?); listening for tunnels on a free port of their own instead (set proxy.tunnel_listen_addr to choose one)", "err", err)
+				rc.Listener, rc.ListenAddr, rc.FallbackListen = nil, net.JoinHostPort(webHost, "0"), true
+				separate()
+				root, err = tunnel.NewRoot(rc)
+			} else {
+				err = fmt.Errorf("%w (proxy.tunnel_listen_addr is the web port: free its UDP port, set proxy.tunnel_disable_quic, or set proxy.tunnel_listen_addr to another port)", err)
+			}
+		}
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		g.listener, g.mux, g.tunnel = ln, mux, root
+		cfg.Proxy.PublicAddr = public
+		cfg.Proxy.TunnelPublicAddr = root.PublicAddr()
+		return nil
+	}
 }
 
 var badNamespace = regexp.MustCompile(`[^A-Za-z0-9._:-]`)
@@ -276,8 +331,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 8)
-	// One TCP port: SSH clients to the proxy's SSH entry, everything else to HTTPS.
-	mux := proxy.NewMux(g.listener, g.log)
+	// One TCP port: tunnel agents to the tunnel (when it shares the port), other SSH
+	// clients to the proxy's SSH entry, everything else to HTTPS.
+	mux := g.mux
 	go func() { errc <- mux.Serve(ctx) }()
 	go func() { errc <- g.sshProxy.Serve(ctx, mux.SSH()) }()
 	go func() { errc <- g.web.Serve(ctx, mux.TLS()) }()

@@ -288,6 +288,12 @@ func acceptSSH(tcp net.Conn, cert *tls.Certificate, verify func([]*x509.Certific
 	return newSSHLink(sconn, tcp, chain, chans, sshControlChannel), cluster, nil
 }
 
+// SSHClientVersion is the SSH version line a leaf's tunnel agent sends. A root serving
+// its tunnel on its web port routes SSH connections that start with it to the tunnel
+// server (which still demands the leaf's credentials) and every other SSH client to the
+// user SSH entry.
+const SSHClientVersion = "SSH-2.0-tether-tunnel-agent"
+
 // dialSSH runs the leaf's side: TCP to the root's port, SSH with the leaf certificate's
 // key, then the chain exchange: the root's chain must verify against the pinned pool for
 // serverName and certify the host key the SSH handshake proved; only then does the leaf
@@ -320,6 +326,8 @@ func dialSSH(ctx context.Context, addr string, cert *tls.Certificate, roots *x50
 		// handshake, before the tunnel is used.
 		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error { hostKey = key; return nil },
 		Timeout:         timeout,
+		// The root's web port routes on it (one port for web, user SSH and tunnels).
+		ClientVersion: SSHClientVersion,
 	}
 	cfg.Ciphers = sshCiphers
 	cconn, chans, reqs, err := ssh.NewClientConn(tcp, addr, cfg)

@@ -269,7 +269,15 @@ func TestSignInEndToEnd(t *testing.T) {
 	// A leaf joins and gets labels on the root: hidden from alice's access role.
 	leaf := startTetherd(t, tetherd, "leaf.example.com", "--insecure")
 	tok := regexp.MustCompile(`The cluster invite token: (\S+)`).FindStringSubmatch(root.ctl(t, tetherctl, "tokens", "add", "--type=trusted_cluster", "--ttl=5m"))[1]
-	tc := fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: root.example.com\nspec:\n  enabled: true\n  token: %s\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [access]\n", tok, root.addr, root.addr)
+	// Its tunnel_addr is a port nothing listens on (the web port would carry the tunnel):
+	// the leaf stays offline, which the steps below exercise.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	tc := fmt.Sprintf("kind: trusted_cluster\nversion: v2\nmetadata:\n  name: root.example.com\nspec:\n  enabled: true\n  token: %s\n  tunnel_addr: %s\n  web_proxy_addr: %s\n  role_map:\n    - remote: access\n      local: [access]\n", tok, deadAddr, root.addr)
 	leaf.ctl(t, tetherctl, "create", writeTemp(t, tc))
 	root.ctl(t, tetherctl, "update", "rc/leaf.example.com", "--set-labels=env=demo")
 	clusters := alice.must(t, "", "clusters")
@@ -300,7 +308,7 @@ func TestSignInEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(alice.must(t, "", "status", "-f", "json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	// The leaf's tunnel_addr is the root's web port: no tunnel, so the leaf cannot be asked
+	// The leaf's tunnel_addr reaches nothing: no tunnel, so the leaf cannot be asked
 	// which roles it maps to, and status says so rather than guessing.
 	if len(st.Leaves) != 1 || st.Leaves[0].Name != "leaf.example.com" || st.Leaves[0].RolesKnown || st.Leaves[0].Mapped != nil || st.Leaves[0].State != "offline" || !strings.Contains(st.Leaves[0].Error, "cluster leaf.example.com is offline") {
 		t.Fatalf("status leaves %+v", st.Leaves)

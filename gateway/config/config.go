@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -91,12 +90,16 @@ type Proxy struct {
 	// Default: WebListenAddr.
 	PublicAddr string `mapstructure:"public_addr"`
 	// TunnelListenAddr is where the reverse tunnel listens, host:port: QUIC on UDP and
-	// the SSH-over-TCP fallback on TCP, both at this port. Default: web_listen_addr's
-	// host and its port + 1 (3081 beside 3080; a free port when that one is taken).
+	// the SSH-over-TCP fallback on TCP, both at this port. Default: web_listen_addr, one
+	// port for everything: the web port's TCP listener hands tunnel agents' SSH
+	// connections (told by their version line) to the tunnel, and QUIC binds UDP at the
+	// same port number (a free port for the tunnel when that UDP port is taken). Another
+	// port gets separate TCP and UDP listeners of its own.
 	TunnelListenAddr string `mapstructure:"tunnel_listen_addr"`
 	// TunnelPublicAddr is the reverse tunnel address advertised to leaves (/webapi/ping
 	// ssh_tunnel_public_addr; what a leaf's trusted_cluster tunnel_addr holds), host:port.
-	// Default: public_addr's host and the tunnel's listen port.
+	// Default: public_addr when the tunnel shares the web port, else public_addr's host
+	// and the tunnel's listen port.
 	TunnelPublicAddr string `mapstructure:"tunnel_public_addr"`
 	// TunnelDisableQUIC serves the tunnel's SSH fallback only (no UDP socket), for roots
 	// whose network drops UDP: leaves find UDP refused and use SSH over TCP.
@@ -107,6 +110,14 @@ type Proxy struct {
 	// advertised address follows it.
 	TunnelListenDefaulted bool `mapstructure:"-"`
 	TunnelPublicDefaulted bool `mapstructure:"-"`
+}
+
+// TunnelShared reports whether the tunnel is served on the web port (tunnel_listen_addr
+// names the same host and port as web_listen_addr).
+func (p Proxy) TunnelShared() bool {
+	wh, wp, err1 := net.SplitHostPort(p.WebListenAddr)
+	th, tp, err2 := net.SplitHostPort(p.TunnelListenAddr)
+	return err1 == nil && err2 == nil && wh == th && wp == tp
 }
 
 // Storage selects where resources live.
@@ -386,18 +397,17 @@ func (c *Config) complete() error {
 		c.Proxy.PublicAddr = c.Proxy.WebListenAddr
 	}
 	if c.Proxy.TunnelListenAddr == "" {
-		host, port, _ := net.SplitHostPort(c.Proxy.WebListenAddr)
-		tport := "0"
-		if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 65535 {
-			tport = strconv.Itoa(n + 1)
-		}
-		c.Proxy.TunnelListenAddr = net.JoinHostPort(host, tport)
+		c.Proxy.TunnelListenAddr = c.Proxy.WebListenAddr
 		c.Proxy.TunnelListenDefaulted = true
 	}
 	if c.Proxy.TunnelPublicAddr == "" {
-		host, _, _ := net.SplitHostPort(c.Proxy.PublicAddr)
-		_, port, _ := net.SplitHostPort(c.Proxy.TunnelListenAddr)
-		c.Proxy.TunnelPublicAddr = net.JoinHostPort(host, port)
+		if c.Proxy.TunnelShared() {
+			c.Proxy.TunnelPublicAddr = c.Proxy.PublicAddr
+		} else {
+			host, _, _ := net.SplitHostPort(c.Proxy.PublicAddr)
+			_, port, _ := net.SplitHostPort(c.Proxy.TunnelListenAddr)
+			c.Proxy.TunnelPublicAddr = net.JoinHostPort(host, port)
+		}
 		c.Proxy.TunnelPublicDefaulted = true
 	}
 	for key, addr := range map[string]string{"proxy.public_addr": c.Proxy.PublicAddr, "proxy.tunnel_public_addr": c.Proxy.TunnelPublicAddr, "proxy.tunnel_listen_addr": c.Proxy.TunnelListenAddr} {
@@ -568,10 +578,13 @@ proxy:
   # The address users and leaves reach the web API at (default: web_listen_addr).
   public_addr: root.example.com:3080
   # Where the reverse tunnel from leaf clusters listens: QUIC on UDP and the SSH-over-TCP
-  # fallback on TCP, both at this port (default: web_listen_addr's port + 1).
+  # fallback on TCP, both at this port. Default: web_listen_addr (one port: the web port
+  # hands tunnel agents' SSH connections to the tunnel; QUIC uses UDP at that port).
+  # Another port, as here, gets listeners of its own.
   tunnel_listen_addr: 0.0.0.0:3024
   # The reverse tunnel address advertised by /webapi/ping as ssh_tunnel_public_addr: a
-  # leaf's trusted_cluster tunnel_addr (default: public_addr's host, the tunnel port).
+  # leaf's trusted_cluster tunnel_addr (default: public_addr when the tunnel shares the
+  # web port, else public_addr's host and the tunnel port).
   tunnel_public_addr: root.example.com:3024
   # Serve the tunnel's SSH fallback only (no UDP), when the network drops UDP.
   tunnel_disable_quic: false

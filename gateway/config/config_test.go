@@ -48,8 +48,25 @@ func TestDefaultsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3081" || c.Proxy.TunnelListenAddr != "127.0.0.1:3081" || c.TrustTimeout != 30*time.Second {
+	// One port by default: the tunnel shares the web port (and its public address).
+	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelListenAddr != "127.0.0.1:3080" || !c.Proxy.TunnelShared() || c.TrustTimeout != 30*time.Second {
 		t.Fatalf("derived defaults: %+v", c.Proxy)
+	}
+	// Behind a load balancer on 443 the shared tunnel is advertised at public_addr.
+	c, err = Load(write(t, "cluster_name: a\ndata_dir: /tmp/x\nproxy:\n  web_listen_addr: 0.0.0.0:3080\n  public_addr: root.example.com:443\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Proxy.TunnelPublicAddr != "root.example.com:443" || !c.Proxy.TunnelShared() {
+		t.Fatalf("shared tunnel behind a balancer: %+v", c.Proxy)
+	}
+	// An explicit other port keeps separate listeners, advertised at public_addr's host.
+	c, err = Load(write(t, "cluster_name: a\ndata_dir: /tmp/x\nproxy:\n  web_listen_addr: 0.0.0.0:3080\n  public_addr: root.example.com:3080\n  tunnel_listen_addr: 0.0.0.0:3024\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Proxy.TunnelPublicAddr != "root.example.com:3024" || c.Proxy.TunnelShared() || c.Proxy.TunnelListenDefaulted {
+		t.Fatalf("separate tunnel port: %+v", c.Proxy)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"missing_cluster_name", "data_dir: /tmp\n", "cluster_name is required"},

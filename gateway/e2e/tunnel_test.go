@@ -29,10 +29,11 @@ type daemon struct {
 func newDaemon(t *testing.T, bin, name, extra string, args ...string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
-	d := &daemon{t: t, bin: bin, name: name, dataDir: filepath.Join(dir, "data"), args: args,
-		addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), tunnel: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	// The tunnel is left at its default: the web port (TCP through the mux, QUIC on UDP).
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d := &daemon{t: t, bin: bin, name: name, dataDir: filepath.Join(dir, "data"), args: args, addr: addr, tunnel: addr}
 	d.cfg = filepath.Join(dir, "tether.yaml")
-	body := fmt.Sprintf("cluster_name: %s\ndata_dir: %s\nproxy:\n  web_listen_addr: %s\n  tunnel_listen_addr: %s\n%s", name, d.dataDir, d.addr, d.tunnel, extra)
+	body := fmt.Sprintf("cluster_name: %s\ndata_dir: %s\nproxy:\n  web_listen_addr: %s\n%s", name, d.dataDir, d.addr, extra)
 	if err := os.WriteFile(d.cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,8 @@ func TestTunnelBetweenProcesses(t *testing.T) {
 }
 
 // A root that serves no QUIC (proxy.tunnel_disable_quic): the leaf's agent finds UDP
-// refused at the advertised port and the tunnel runs over the SSH fallback.
+// refused at the advertised port (the web port) and the tunnel runs over the SSH
+// fallback, through the web port's mux.
 func TestTunnelFallsBackToSSHWhenQUICIsUnreachable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and starts processes")

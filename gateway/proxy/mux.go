@@ -4,22 +4,47 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 )
 
-// SniffTimeout bounds how long a new connection may take to send its first bytes.
+// SniffTimeout bounds how long a new connection may take to send its first bytes (and,
+// when a Route is set, its whole SSH version line).
 const SniffTimeout = 10 * time.Second
 
+// MaxVersionLine is the longest SSH version line the mux reads before routing: RFC 4253
+// §4.2 allows 255 characters including the CR LF.
+const MaxVersionLine = 255
+
 // Mux splits one listener into SSH connections (those that begin with "SSH-") and the
-// rest (TLS). Create it with NewMux, run it with Serve.
+// rest (TLS). SSH connections whose version line starts with a routed prefix go to that
+// route's listener instead (the reverse tunnel's SSH fallback). Create it with NewMux,
+// add routes with Route, run it with Serve.
 type Mux struct {
-	ln  net.Listener
-	log *slog.Logger
-	ssh *chanListener
-	tls *chanListener
+	ln     net.Listener
+	log    *slog.Logger
+	ssh    *chanListener
+	tls    *chanListener
+	routes []sshRoute
+	sniff  time.Duration // SniffTimeout; shorter in tests
+}
+
+type sshRoute struct {
+	prefix []byte
+	l      *chanListener
+}
+
+// Route returns a listener of the SSH connections whose client version line starts with
+// prefix (e.g. "SSH-2.0-tether-tunnel-agent"). Call it before Serve. With a route set,
+// the mux reads each SSH client's whole version line (at most MaxVersionLine bytes,
+// within SniffTimeout) before routing; the bytes read are replayed to the server.
+func (m *Mux) Route(prefix string) net.Listener {
+	l := newChanListener(m.ln.Addr())
+	m.routes = append(m.routes, sshRoute{prefix: []byte(prefix), l: l})
+	return l
 }
 
 // NewMux returns a Mux on ln.
@@ -27,7 +52,7 @@ func NewMux(ln net.Listener, log *slog.Logger) *Mux {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Mux{ln: ln, log: log, ssh: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr())}
+	return &Mux{ln: ln, log: log, ssh: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr()), sniff: SniffTimeout}
 }
 
 // SSH is the listener of the SSH connections.
@@ -54,6 +79,9 @@ func (m *Mux) Serve(ctx context.Context) error {
 			}
 			m.ssh.Close()
 			m.tls.Close()
+			for _, rt := range m.routes {
+				rt.l.Close()
+			}
 			return err
 		}
 		go m.route(ctx, conn)
@@ -61,19 +89,33 @@ func (m *Mux) Serve(ctx context.Context) error {
 }
 
 func (m *Mux) route(ctx context.Context, conn net.Conn) {
-	_ = conn.SetReadDeadline(time.Now().Add(SniffTimeout))
-	r := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(m.sniff))
+	r := bufio.NewReaderSize(conn, 2*MaxVersionLine)
 	head, err := r.Peek(4)
 	if err != nil {
 		conn.Close()
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: conn, r: r}
 	to := m.tls
 	if bytes.Equal(head, []byte("SSH-")) {
 		to = m.ssh
+		if len(m.routes) > 0 {
+			line, err := peekLine(r)
+			if err != nil {
+				m.log.Debug("dropping an SSH connection without a version line", "remote", conn.RemoteAddr().String(), "err", err)
+				conn.Close()
+				return
+			}
+			for _, rt := range m.routes {
+				if bytes.HasPrefix(line, rt.prefix) {
+					to = rt.l
+					break
+				}
+			}
+		}
 	}
+	_ = conn.SetReadDeadline(time.Time{})
+	pc := &peekedConn{Conn: conn, r: r}
 	select {
 	case to.conns <- pc:
 	case <-to.done:
@@ -81,6 +123,24 @@ func (m *Mux) route(ctx context.Context, conn net.Conn) {
 	case <-ctx.Done():
 		conn.Close()
 	}
+}
+
+// errLongVersion is a version line without its LF within MaxVersionLine bytes.
+var errLongVersion = errors.New("SSH version line longer than 255 bytes")
+
+// peekLine returns the first line (through its LF) without consuming it: at most
+// MaxVersionLine bytes, read under the connection's deadline.
+func peekLine(r *bufio.Reader) ([]byte, error) {
+	for n := 1; n <= MaxVersionLine; n++ {
+		b, err := r.Peek(n)
+		if err != nil {
+			return nil, err
+		}
+		if b[n-1] == '\n' {
+			return b, nil
+		}
+	}
+	return nil, errLongVersion
 }
 
 type peekedConn struct {

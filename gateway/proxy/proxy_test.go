@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +125,217 @@ func TestLeafDialMessage(t *testing.T) {
 			}
 			if got := LeafDialMessage("leaf", node, tc.err); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// The tunnel agent's version line goes to the tunnel route (even when it arrives in
+// pieces); every other SSH client, including one whose line merely contains the agent's
+// name, goes to the user SSH entry; the bytes read to decide are replayed.
+func TestMuxRoutesTunnelAgentVersion(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := NewMux(ln, nil)
+	tun := m.Route("SSH-2.0-tether-tunnel-agent")
+	go func() { _ = m.Serve(ctx) }()
+	for _, tc := range []struct {
+		name   string
+		pieces []string
+		to     net.Listener
+	}{
+		{"agent_to_tunnel", []string{"SSH-2.0-tether-tunnel-agent\r\n\x00\x00\x01kexinit"}, tun},
+		{"agent_in_pieces_to_tunnel", []string{"SSH-2.0-teth", "er-tunnel-agent\r\n"}, tun},
+		{"openssh_to_ssh", []string{"SSH-2.0-OpenSSH_9.6\r\n"}, m.SSH()},
+		{"agent_name_later_to_ssh", []string{"SSH-2.0-Go SSH-2.0-tether-tunnel-agent\r\n"}, m.SSH()},
+		{"tls_to_tls", []string{"\x16\x03\x01\x02\x00hello"}, m.TLS()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			want := strings.Join(tc.pieces, "")
+			go func() {
+				for _, p := range tc.pieces {
+					_, _ = io.WriteString(c, p)
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+			got := make(chan string, 1)
+			go func() {
+				conn, err := tc.to.Accept()
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				defer conn.Close()
+				buf := make([]byte, len(want))
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _ = io.ReadFull(conn, buf)
+				got <- string(buf)
+			}()
+			select {
+			case s := <-got:
+				if s != want {
+					t.Fatalf("got %q, want %q", s, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the connection did not reach its listener")
+			}
+		})
+	}
+}
+
+// A client that sends "SSH-" and then nothing, or a version line that never ends, is
+// dropped (at the deadline, at 255 bytes) and holds up no other connection meanwhile.
+func TestMuxDropsStalledAndEndlessVersionLines(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := NewMux(ln, nil)
+	m.sniff = 2 * time.Second
+	tun := m.Route("SSH-2.0-tether-tunnel-agent")
+	go func() { _ = m.Serve(ctx) }()
+	for _, l := range []net.Listener{tun, m.SSH()} {
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				t.Errorf("a bad version line was routed to %v", c.RemoteAddr())
+				c.Close()
+			}
+		}()
+	}
+	dial := func(first string) net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, first); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	stalled := dial("SSH-2.0-tether-tunnel-ag")
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	endless := dial("SSH-2.0-tether-tunnel-agent" + strings.Repeat("x", 400))
+	// Meanwhile a TLS client is served at once.
+	dial("\x16\x03\x01\x02\x00hello")
+	tlsGot := make(chan error, 1)
+	go func() {
+		c, err := m.TLS().Accept()
+		if err == nil {
+			c.Close()
+		}
+		tlsGot <- err
+	}()
+	select {
+	case err := <-tlsGot:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatal("a TLS client waited behind stalled SSH clients")
+	}
+	for name, c := range map[string]net.Conn{"endless": endless, "stalled": stalled, "silent": silent} {
+		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: the mux did not drop it (read %d, %v)", name, n, err)
+		}
+	}
+}
+
+// peekLine never returns more than MaxVersionLine bytes, nor a line without its LF, nor
+// anything that is not a prefix of the input; it consumes nothing.
+func FuzzPeekLine(f *testing.F) {
+	f.Add([]byte("SSH-2.0-tether-tunnel-agent\r\n"))
+	f.Add([]byte("SSH-2.0-OpenSSH_9.6\r\nrest"))
+	f.Add([]byte(strings.Repeat("x", 300)))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bufio.NewReaderSize(bytes.NewReader(in), 2*MaxVersionLine)
+		line, err := peekLine(r)
+		if err != nil {
+			if i := bytes.IndexByte(in, '\n'); i >= 0 && i < MaxVersionLine {
+				t.Fatalf("line of %d bytes refused: %v", i+1, err)
+			}
+			return
+		}
+		if len(line) > MaxVersionLine || !bytes.HasSuffix(line, []byte("\n")) || !bytes.HasPrefix(in, line) || bytes.Count(line, []byte("\n")) != 1 {
+			t.Fatalf("peekLine(%q) = %q", in, line)
+		}
+		if r.Buffered() < len(line) {
+			t.Fatal("peekLine consumed input")
+		}
+	})
+}
+
+// BenchmarkMuxRoute is one connection's trip through the mux on loopback (dial, version
+// line, routing, accept, first bytes read): "plain" splits on the first four bytes only,
+// "tunnel_route" reads the whole version line, as tetherd does with the tunnel on the web
+// port; "agent" is a tunnel agent's connection, "user" an OpenSSH client's.
+func BenchmarkMuxRoute(b *testing.B) {
+	for _, tc := range []struct {
+		name, line string
+		route      bool
+	}{
+		{"plain/user", "SSH-2.0-OpenSSH_9.6\r\n", false},
+		{"tunnel_route/user", "SSH-2.0-OpenSSH_9.6\r\n", true},
+		{"tunnel_route/agent", transport.SSHClientVersion + "\r\n", true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			m := NewMux(ln, nil)
+			to := m.SSH()
+			if tc.route {
+				tun := m.Route(transport.SSHClientVersion)
+				if strings.HasPrefix(tc.line, transport.SSHClientVersion) {
+					to = tun
+				}
+			}
+			go func() { _ = m.Serve(ctx) }()
+			buf := make([]byte, len(tc.line))
+			b.ResetTimer()
+			for b.Loop() {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.WriteString(c, tc.line); err != nil {
+					b.Fatal(err)
+				}
+				s, err := to.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(s, buf); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+				c.Close()
 			}
 		})
 	}

@@ -38,6 +38,11 @@ type RootConfig struct {
 	// (ListenAddr was a default, not the operator's choice); the advertised address
 	// follows the port actually bound when PublicAddr's port is 0.
 	FallbackListen bool
+	// Listener, when set, is where the SSH fallback is served instead of a TCP socket of
+	// its own: the web port's mux route for the tunnel agent's SSH version line (one port
+	// for web, user SSH and the tunnel). QUIC then binds UDP at ListenAddr, whose port
+	// is the web port's (not 0). The root owns Listener: it is closed when NewRoot fails.
+	Listener net.Listener
 	// PublicAddr is the address leaves reach this replica's tunnel at (what
 	// /webapi/ping advertises and trusted_cluster tunnel_addr holds); a port of 0 means
 	// the bound port.
@@ -142,6 +147,16 @@ func NewRoot(cfg RootConfig) (*Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy.tunnel_public_addr %q: %w", cfg.PublicAddr, err)
 	}
+	if cfg.Listener != nil {
+		if bindPort == "0" {
+			cfg.Listener.Close()
+			return nil, errors.New("tunnel: a shared listener needs the port it is bound to, not 0")
+		}
+		if err := r.start(bindHost, bindPort, pubHost, pubPort, resetKey); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
 	for attempt := 0; ; attempt++ {
 		err := r.start(bindHost, bindPort, pubHost, pubPort, resetKey)
 		if err == nil {
@@ -159,13 +174,18 @@ func NewRoot(cfg RootConfig) (*Root, error) {
 	}
 }
 
-// start binds TCP then UDP at the same port and starts the server there.
+// start binds TCP (or takes the shared Listener) then UDP at the same port and starts
+// the server there.
 func (r *Root) start(bindHost, bindPort, pubHost, pubPort string, resetKey []byte) error {
-	ln, err := net.Listen("tcp", net.JoinHostPort(bindHost, bindPort))
-	if err != nil {
-		return fmt.Errorf("listening for SSH fallback tunnels on %s: %w", net.JoinHostPort(bindHost, bindPort), err)
+	ln, port := r.cfg.Listener, bindPort
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(bindHost, bindPort))
+		if err != nil {
+			return fmt.Errorf("listening for SSH fallback tunnels on %s: %w", net.JoinHostPort(bindHost, bindPort), err)
+		}
+		port = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	if pubPort == "0" {
 		pubPort = port
 	}

@@ -37,11 +37,29 @@ type cluster struct {
 	dataDir string
 }
 
+// start runs a cluster with the default tunnel: on the web port.
 func start(t *testing.T, name, extra string) *cluster {
+	t.Helper()
+	return startWith(t, name, "", extra)
+}
+
+// startWith runs a cluster with proxy lines (indented, under proxy:) and top-level extra.
+func startWith(t *testing.T, name, proxy, extra string) *cluster {
+	t.Helper()
+	return startConfig(t, name, "  web_listen_addr: 127.0.0.1:0\n  public_addr: 127.0.0.1:0\n"+proxy, extra)
+}
+
+// startAt runs a cluster whose web port is web.
+func startAt(t *testing.T, name, web string) *cluster {
+	t.Helper()
+	return startConfig(t, name, "  web_listen_addr: "+web+"\n", "")
+}
+
+func startConfig(t *testing.T, name, proxy, extra string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "tether.yaml")
-	cfg := fmt.Sprintf("cluster_name: %s\ndata_dir: %s\nproxy:\n  web_listen_addr: 127.0.0.1:0\n  public_addr: 127.0.0.1:0\n  tunnel_listen_addr: 127.0.0.1:0\n%s", name, filepath.Join(dir, "data"), extra)
+	cfg := fmt.Sprintf("cluster_name: %s\ndata_dir: %s\nproxy:\n%s%s", name, filepath.Join(dir, "data"), proxy, extra)
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
