@@ -5,17 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -28,31 +25,10 @@ import (
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway"
 	"github.com/tetherproject/tether/gateway/config"
+	"github.com/tetherproject/tether/internal/testproc"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/transport"
 )
-
-// pingTunnel is the ssh_tunnel_public_addr the cluster's /webapi/ping advertises.
-func pingTunnel(t *testing.T, c *cluster) string {
-	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reading the advertised address only
-	resp, err := client.Get("https://" + c.gw.Addr() + "/webapi/ping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ping struct {
-		Proxy struct {
-			SSH struct {
-				Tunnel string `json:"ssh_tunnel_public_addr"`
-			} `json:"ssh"`
-		} `json:"proxy"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil {
-		t.Fatal(err)
-	}
-	return ping.Proxy.SSH.Tunnel
-}
 
 // By default the tunnel is on the web port: /webapi/ping advertises the web address, and a
 // leaf connects there over QUIC (UDP at the web port number) or, when the root serves no
@@ -64,7 +40,7 @@ func TestTunnelSharesTheWebPort(t *testing.T) {
 	} {
 		t.Run(tc.carrier, func(t *testing.T) {
 			root := startWith(t, "root.example.com", tc.proxy, "")
-			if got := pingTunnel(t, root); got != root.gw.Addr() || root.gw.TunnelAddr() != root.gw.Addr() {
+			if got := testproc.PingTunnelAddr(t, root.gw.Addr()); got != root.gw.Addr() || root.gw.TunnelAddr() != root.gw.Addr() {
 				t.Fatalf("tunnel advertised at %s (TunnelAddr %s), want the web address %s", got, root.gw.TunnelAddr(), root.gw.Addr())
 			}
 			leaf := start(t, "leaf.example.com", "root_ca_file: "+rootCAFile(t, root)+"\n")
@@ -84,7 +60,7 @@ func TestTunnelOnItsOwnPort(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	root := startWith(t, "root.example.com", "  tunnel_listen_addr: "+addr+"\n", "")
-	if got := pingTunnel(t, root); got != addr || root.gw.TunnelAddr() != addr || addr == root.gw.Addr() {
+	if got := testproc.PingTunnelAddr(t, root.gw.Addr()); got != addr || root.gw.TunnelAddr() != addr || addr == root.gw.Addr() {
 		t.Fatalf("tunnel advertised at %s (TunnelAddr %s, web %s), want %s", got, root.gw.TunnelAddr(), root.gw.Addr(), addr)
 	}
 	leaf := start(t, "leaf.example.com", "root_ca_file: "+rootCAFile(t, root)+"\n")
@@ -212,8 +188,8 @@ func TestTunnelWhenTheWebPortsUDPIsTaken(t *testing.T) {
 	})
 	t.Run("defaulted", func(t *testing.T) {
 		root := startAt(t, "root.example.com", web)
-		if root.gw.Addr() != web || root.gw.TunnelAddr() == web || pingTunnel(t, root) != root.gw.TunnelAddr() {
-			t.Fatalf("web %s, tunnel %s, ping %s", root.gw.Addr(), root.gw.TunnelAddr(), pingTunnel(t, root))
+		if root.gw.Addr() != web || root.gw.TunnelAddr() == web || testproc.PingTunnelAddr(t, root.gw.Addr()) != root.gw.TunnelAddr() {
+			t.Fatalf("web %s, tunnel %s, ping %s", root.gw.Addr(), root.gw.TunnelAddr(), testproc.PingTunnelAddr(t, root.gw.Addr()))
 		}
 		if !strings.Contains(root.logs.String(), "cannot share the web port") {
 			t.Fatalf("no warning:\n%s", root.logs)
