@@ -83,6 +83,12 @@ func RunNodeOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) erro
 	}
 	agent, err := NewNodeAgent(ctx, cfg, log, nil, newAuditor(log, declog, "", events))
 	if err != nil {
+		if ctx.Err() != nil {
+			// Asked to stop (SIGTERM, SIGINT) while joining: a clean stop, not a failure.
+			// Nothing was saved on the node.
+			log.Info("stopped before the node finished joining", "reason", context.Cause(ctx))
+			return nil
+		}
 		return err
 	}
 	if cfg.DiagAddr == "" {

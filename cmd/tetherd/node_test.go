@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -230,4 +236,58 @@ node:
 		}
 		return nil
 	})
+}
+
+// TestNodeStoppedWhileJoiningStopsCleanly: SIGTERM while the join request is still
+// waiting for the cluster (here a listener that never answers) is a clean stop, exit 0,
+// like a stop at any other time.
+func TestNodeStoppedWhileJoiningStopsCleanly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // hold it open, answer nothing
+		}
+	}()
+	dir := t.TempDir()
+	// A CA to pin; the listener never gets as far as presenting a certificate.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pin"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := writeFile(t, filepath.Join(dir, "pin.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	nodeCfg := writeFile(t, filepath.Join(dir, "node.yaml"), fmt.Sprintf(`data_dir: %s
+node:
+  enabled: true
+  name: patient
+  listen_addr: %s
+  auth_server: %s
+  token: 0123456789abcdef0123456789abcdef
+  ca_pin_file: %s
+`, filepath.Join(dir, "node"), freeAddr(t), ln.Addr(), pin))
+	stop, out := tetherdProcess(t, nodeCfg)
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the node never dialed the cluster:\n%s", out.String())
+	}
+	stop() // fails the test unless tetherd exits 0
+	if !strings.Contains(out.String(), "stopped before the node finished joining") {
+		t.Fatalf("no log line saying the node stopped while joining:\n%s", out.String())
+	}
 }
