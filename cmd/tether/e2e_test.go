@@ -43,10 +43,20 @@ func TestMain(m *testing.M) {
 type proc struct {
 	name, dataDir, addr string
 	log                 *testenv.Buffer
-	pid                 int // of the running tetherd, when started by startTetherdWithLog
+	pid                 int // of the running tetherd
 }
 
 func startTetherd(t *testing.T, bin, name string, args ...string) *proc {
+	t.Helper()
+	return launchTetherd(t, bin, name, func(dir, addr string) string {
+		return fmt.Sprintf("cluster_name: %s\ndata_dir: %s/data\nproxy:\n  web_listen_addr: %s\n", name, dir, addr)
+	}, args...)
+}
+
+// launchTetherd runs `tetherd start` for cluster name on a free 127.0.0.1 port, with the
+// configuration config(dir, addr) returns for its fresh directory and web address, until
+// the test ends (it must then stop cleanly on SIGTERM), and waits for its web API.
+func launchTetherd(t *testing.T, bin, name string, config func(dir, addr string) string, args ...string) *proc {
 	t.Helper()
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -56,7 +66,7 @@ func startTetherd(t *testing.T, bin, name string, args ...string) *proc {
 	addr := l.Addr().String()
 	l.Close()
 	cfg := filepath.Join(dir, "tether.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("cluster_name: %s\ndata_dir: %s/data\nproxy:\n  web_listen_addr: %s\n", name, dir, addr)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(dir, addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{name: name, dataDir: filepath.Join(dir, "data"), addr: addr, log: &testenv.Buffer{}}
@@ -65,6 +75,7 @@ func startTetherd(t *testing.T, bin, name string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
@@ -82,6 +93,9 @@ func startTetherd(t *testing.T, bin, name string, args ...string) *proc {
 	})
 	return p
 }
+
+// decisionLogOf is where startTetherdWithLog and startTetherdWith put p's decision log.
+func decisionLogOf(p *proc) string { return filepath.Join(filepath.Dir(p.dataDir), "decisions.jsonl") }
 
 func (p *proc) ctl(t *testing.T, bin string, args ...string) string {
 	t.Helper()

@@ -3,11 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -15,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,41 +38,10 @@ type sshCluster struct {
 // startTetherdWithLog is startTetherd with the decision log written to a file.
 func startTetherdWithLog(t *testing.T, bin, name string, args ...string) (*proc, string) {
 	t.Helper()
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	declog := filepath.Join(dir, "decisions.jsonl")
-	cfg := filepath.Join(dir, "tether.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("cluster_name: %s\ndata_dir: %s/data\nproxy:\n  web_listen_addr: %s\npolicy:\n  decision_log:\n    file: %s\n", name, dir, addr, declog)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, dataDir: filepath.Join(dir, "data"), addr: addr, log: &testenv.Buffer{}}
-	cmd := exec.Command(bin, append([]string{"start", "-c", cfg}, args...)...)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.pid = cmd.Process.Pid
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("%s did not stop cleanly: %v\n%s", name, err, p.log)
-		}
-	})
-	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe only
-	testenv.Eventually(t, 30*time.Second, func() error {
-		resp, err := probe.Get("https://" + addr + "/webapi/ping")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
-	return p, declog
+	p := launchTetherd(t, bin, name, func(dir, addr string) string {
+		return fmt.Sprintf("cluster_name: %s\ndata_dir: %s/data\nproxy:\n  web_listen_addr: %s\npolicy:\n  decision_log:\n    file: %s\n", name, dir, addr, filepath.Join(dir, "decisions.jsonl"))
+	}, args...)
+	return p, decisionLogOf(p)
 }
 
 // startOpenSSHD runs an OpenSSH server on a free loopback port whose host key the
