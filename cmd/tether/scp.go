@@ -247,7 +247,21 @@ func (c *copier) download(srcs []scpPath, dst string) error {
 	return nil
 }
 
+// maxSCPDepth is how many directory levels tether scp -r descends, as OpenSSH's sftp
+// client (MAX_DIR_DEPTH): a symbolic link loop on the node ends with an error.
+const maxSCPDepth = 64
+
+// plainName reports whether a name a node listed is one path element that stays in
+// the directory being copied: not empty, ".", "..", and without '/' or NUL.
+func plainName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+}
+
 func (c *copier) get(remote, local string) error {
+	return c.getDepth(remote, local, 0)
+}
+
+func (c *copier) getDepth(remote, local string, depth int) error {
 	st, err := c.sftp.Stat(remote)
 	if err != nil {
 		return c.remoteErr("reading", remote, err)
@@ -256,6 +270,9 @@ func (c *copier) get(remote, local string) error {
 		if !c.recursive {
 			return fmt.Errorf("%s:%s is a directory: use -r to copy it", c.where, remote)
 		}
+		if depth >= maxSCPDepth {
+			return fmt.Errorf("%s:%s is more than %d directory levels deep (a symbolic link loop?): not copied", c.where, remote, maxSCPDepth)
+		}
 		if err := os.Mkdir(local, st.Mode().Perm()|0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
 		}
@@ -263,8 +280,15 @@ func (c *copier) get(remote, local string) error {
 		if err != nil {
 			return c.remoteErr("listing", remote, err)
 		}
+		// A name is the node's word: one that is not a plain name would write outside
+		// local (OpenSSH refuses them too, CVE-2019-6111).
 		for _, e := range entries {
-			if err := c.get(path.Join(remote, e.Name()), filepath.Join(local, e.Name())); err != nil {
+			if !plainName(e.Name()) {
+				return fmt.Errorf("%s:%s: the node listed an entry named %q, which is not a plain file name: refused, nothing written outside %s", c.where, remote, e.Name(), local)
+			}
+		}
+		for _, e := range entries {
+			if err := c.getDepth(path.Join(remote, e.Name()), filepath.Join(local, e.Name()), depth+1); err != nil {
 				return err
 			}
 		}

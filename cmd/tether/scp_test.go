@@ -1,0 +1,154 @@
+package main
+
+import (
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+)
+
+// fakeInfo is a file listing entry a (malicious) sftp server makes up.
+type fakeInfo struct {
+	name string
+	dir  bool
+}
+
+func (f fakeInfo) Name() string { return f.name }
+func (f fakeInfo) Size() int64  { return 4 }
+func (f fakeInfo) Mode() fs.FileMode {
+	if f.dir {
+		return fs.ModeDir | 0o755
+	}
+	return 0o644
+}
+func (f fakeInfo) ModTime() time.Time { return time.Unix(0, 0) }
+func (f fakeInfo) IsDir() bool        { return f.dir }
+func (f fakeInfo) Sys() any           { return nil }
+
+type listerAt []os.FileInfo
+
+func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
+	if off >= int64(len(l)) {
+		return 0, io.EOF
+	}
+	n := copy(out, l[off:])
+	if int(off)+n == len(l) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// evilNode answers Stat and List as list says; every file reads "evil".
+type evilNode struct {
+	list func(method, path string) []os.FileInfo
+}
+
+func (e evilNode) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
+	return listerAt(e.list(r.Method, r.Filepath)), nil
+}
+
+func (e evilNode) Fileread(*sftp.Request) (io.ReaderAt, error) {
+	return strings.NewReader("evil"), nil
+}
+
+// evilCopier is a copier whose sftp server is node, in process.
+func evilCopier(t *testing.T, node evilNode) *copier {
+	t.Helper()
+	a, b := net.Pipe()
+	srv := sftp.NewRequestServer(b, sftp.Handlers{FileGet: node, FilePut: sftp.InMemHandler().FilePut, FileCmd: sftp.InMemHandler().FileCmd, FileList: node})
+	go func() { _ = srv.Serve() }()
+	c, err := sftp.NewClientPipe(a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); srv.Close() })
+	return &copier{sftp: c, recursive: true, where: "visitor@evil"}
+}
+
+// A node lists the directory being copied with names that leave it: pkg/sftp's ReadDir
+// keeps only path.Base of a name and drops "." and "..", but "x/.." reaches tether as
+// "..", and "/" as "/". tether scp -r refuses them and writes nothing outside the target
+// (OpenSSH's sftp client refuses such names too, CVE-2019-6111).
+func TestSCPDownloadRefusesNamesThatLeaveTheTarget(t *testing.T) {
+	for _, evil := range []string{"x/..", "../..", "x/.", "/", ""} {
+		t.Run(strings.ReplaceAll(evil, "/", "_"), func(t *testing.T) {
+			base := t.TempDir()
+			target := filepath.Join(base, "in", "target")
+			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			c := evilCopier(t, evilNode{list: func(method, p string) []os.FileInfo {
+				if method == "List" {
+					return []os.FileInfo{fakeInfo{name: evil}}
+				}
+				return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+			}})
+			err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "d", Remote: true}}, target)
+			if err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Fatalf("download with the entry %q: err = %v, want a refusal", evil, err)
+			}
+			var written []string
+			_ = filepath.WalkDir(base, func(p string, d fs.DirEntry, _ error) error {
+				if !d.IsDir() {
+					written = append(written, p)
+				}
+				return nil
+			})
+			if len(written) > 0 {
+				t.Fatalf("files written: %v", written)
+			}
+		})
+	}
+}
+
+// A node whose directory holds itself (a symbolic link loop, or a made-up endless tree)
+// stops tether scp -r at a depth OpenSSH's sftp client also stops at, with an error.
+func TestSCPDownloadStopsAtAnEndlessTree(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "target")
+	c := evilCopier(t, evilNode{list: func(method, p string) []os.FileInfo {
+		if method == "List" {
+			return []os.FileInfo{fakeInfo{name: "loop", dir: true}}
+		}
+		return []os.FileInfo{fakeInfo{name: "loop", dir: true}}
+	}})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "d", Remote: true}}, target)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "levels") {
+			t.Fatalf("err = %v, want a depth error", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("tether scp -r follows an endless tree")
+	}
+}
+
+// Plain names are copied as before.
+func TestSCPDownloadCopiesPlainNames(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "target")
+	c := evilCopier(t, evilNode{list: func(method, p string) []os.FileInfo {
+		switch {
+		case method == "List":
+			return []os.FileInfo{fakeInfo{name: "a.txt"}, fakeInfo{name: "..hidden"}}
+		case p == "/d":
+			return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+		}
+		return []os.FileInfo{fakeInfo{name: filepath.Base(p)}}
+	}})
+	if err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d", Remote: true}}, target); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a.txt", "..hidden"} {
+		if b, err := os.ReadFile(filepath.Join(target, n)); err != nil || string(b) != "evil" {
+			t.Fatalf("%s: %q %v", n, b, err)
+		}
+	}
+}
