@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -112,20 +113,54 @@ func dialProxy(ctx context.Context, p *Profile, signer ssh.Signer) (*ssh.Client,
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the proxy at %s: check that the cluster is running, then try again", p.Proxy)
 	}
+	hostKey := &hostKeyCheck{check: forward.HostKeyCallback(cas, []string{host}, time.Now)}
 	cfg := &ssh.ClientConfig{
 		User:            p.User,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: forward.HostKeyCallback(cas, []string{host}, time.Now),
+		HostKeyCallback: hostKey.callback,
 		Timeout:         15 * time.Second,
 	}
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	cc, chans, reqs, err := ssh.NewClientConn(conn, p.Proxy, cfg)
 	if err != nil {
 		conn.Close()
+		if herr := hostKey.failure(); herr != nil {
+			return nil, hostKeyError("the proxy "+p.Proxy, p, herr)
+		}
 		return nil, describeSSHError("the proxy "+p.Proxy, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// hostKeyCheck remembers why a host key was refused, so that the refusal is reported
+// as what it is (a possible man in the middle) and not as a generic connection failure.
+type hostKeyCheck struct {
+	check ssh.HostKeyCallback
+	mu    sync.Mutex
+	err   error
+}
+
+func (h *hostKeyCheck) callback(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	err := h.check(hostname, remote, key)
+	if err != nil {
+		h.mu.Lock()
+		h.err = err
+		h.mu.Unlock()
+	}
+	return err
+}
+
+func (h *hostKeyCheck) failure() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+// hostKeyError is OpenSSH's "Host key verification failed", with the reason and what to
+// do: never "try again", since trying again is what an attacker in the middle wants.
+func hostKeyError(what string, p *Profile, err error) error {
+	return fmt.Errorf("host key verification failed for %s: %v. Someone may be intercepting the connection, or the cluster's host CA changed: do not retry blindly; if your administrator confirms a change, run tether login again to refresh %s", what, err, p.KnownHostsPath())
 }
 
 func describeSSHError(what string, err error) error {
@@ -202,11 +237,13 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 	// The proxy decides the route first (an unknown or hidden cluster, an offline leaf);
 	// the host CA is needed only once a node answers.
 	hostKey := forward.HostKeyCallback(cas, []string{fqdn, node}, time.Now)
-	if len(cas) == 0 {
+	noCA := len(cas) == 0
+	if noCA {
 		hostKey = func(string, net.Addr, ssh.PublicKey) error {
 			return fmt.Errorf("no host CA for cluster %s in %s (it joined after you signed in?): run tether login again", cluster, p.KnownHostsPath())
 		}
 	}
+	check := &hostKeyCheck{check: hostKey}
 	conn, exit, err := nodeStream(pc, node, port, cluster, os.Stderr)
 	if err != nil {
 		pc.Close()
@@ -215,7 +252,7 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 	cfg := &ssh.ClientConfig{
 		User:            login,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: hostKey,
+		HostKeyCallback: check.callback,
 	}
 	type result struct {
 		c   *ssh.Client
@@ -235,6 +272,14 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 		if r.err != nil {
 			conn.Close()
 			pc.Close()
+			// The node answered and its host key was refused: say so whatever status
+			// the proxy's subsystem ends with.
+			if herr := check.failure(); herr != nil {
+				if noCA {
+					return nil, nil, herr
+				}
+				return nil, nil, hostKeyError(fmt.Sprintf("node %s in cluster %s", node, cluster), p, herr)
+			}
 			// The proxy said why on stderr (already printed) when it refused the route.
 			select {
 			case code := <-exit:
