@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
@@ -58,5 +61,45 @@ func TestLogoutWithoutAProfileSaysSo(t *testing.T) {
 	cmd.SetArgs([]string{"logout"})
 	if err := cmd.Execute(); err != nil || !strings.Contains(out.String(), "not logged in") {
 		t.Fatalf("logout: %v %q", err, out.String())
+	}
+}
+
+// The seed guide (step 5) reads tsh status -f json with jq: '.active.roles | join(",")'
+// and '.active.username'. tether status -f json carries the same "active" object.
+func TestStatusJSONHasTshsActiveProfile(t *testing.T) {
+	p := &Profile{Proxy: "root.example.com:3080", User: "alice", Cluster: "root.example.com", SelectedCluster: "root.example.com",
+		Roles: []string{"access", "full-access"}, Logins: []string{"visitor"}, ValidBefore: time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)}
+	b, err := json.Marshal(statusDocument(p, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Active struct {
+			ProfileURL string   `json:"profile_url"`
+			Username   string   `json:"username"`
+			Cluster    string   `json:"cluster"`
+			Roles      []string `json:"roles"`
+			Logins     []string `json:"logins"`
+			ValidUntil string   `json:"valid_until"`
+		} `json:"active"`
+		User string `json:"user"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	a := doc.Active
+	if a.Username != "alice" || strings.Join(a.Roles, ",") != "access,full-access" || a.Cluster != "root.example.com" ||
+		a.ProfileURL != "https://root.example.com:3080" || strings.Join(a.Logins, ",") != "visitor" || a.ValidUntil != "2026-12-02T14:00:00Z" || doc.User != "alice" {
+		t.Fatalf("status -f json: %s", b)
+	}
+	if _, err := exec.LookPath("jq"); err == nil { // the guide's own lines, when jq is installed
+		for expr, want := range map[string]string{`.active.roles | join(",")`: "access,full-access", `.active.username`: "alice"} {
+			cmd := exec.Command("jq", "-r", expr)
+			cmd.Stdin = bytes.NewReader(b)
+			out, err := cmd.Output()
+			if err != nil || strings.TrimSpace(string(out)) != want {
+				t.Errorf("jq -r '%s': %q %v, want %q", expr, out, err, want)
+			}
+		}
 	}
 }

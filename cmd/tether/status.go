@@ -86,6 +86,40 @@ type statusJSON struct {
 	ValidUntil      time.Time    `json:"valid_until"`
 	Leaves          []leafStatus `json:"leaf_clusters"`
 	LeavesError     string       `json:"leaf_clusters_error,omitempty"`
+	// Active is the same profile under the names tsh status -f json uses, so that the
+	// seed guide's jq lines (.active.roles, .active.username) work as written.
+	Active activeProfileJSON `json:"active"`
+}
+
+// activeProfileJSON is tsh's "active" profile object (the fields Tether has).
+type activeProfileJSON struct {
+	ProfileURL string    `json:"profile_url"`
+	Username   string    `json:"username"`
+	Cluster    string    `json:"cluster"`
+	Roles      []string  `json:"roles"`
+	Logins     []string  `json:"logins"`
+	ValidUntil time.Time `json:"valid_until"`
+}
+
+// statusDocument is what tether status -f json prints for p.
+func statusDocument(p *Profile, leaves []leafStatus, clustersErr error) statusJSON {
+	out := statusJSON{
+		ProfileDir: p.dir, Proxy: p.Proxy, User: p.User, Cluster: p.Cluster, SelectedCluster: p.SelectedCluster,
+		Roles: nonNil(p.Roles), Logins: nonNil(p.Logins), ValidUntil: p.ValidBefore.UTC(), Leaves: []leafStatus{},
+	}
+	if clustersErr != nil {
+		out.LeavesError = clustersErr.Error()
+	}
+	out.Leaves = append(out.Leaves, leaves...)
+	selected := p.SelectedCluster
+	if selected == "" {
+		selected = p.Cluster
+	}
+	out.Active = activeProfileJSON{
+		ProfileURL: "https://" + p.Proxy, Username: p.User, Cluster: selected,
+		Roles: out.Roles, Logins: out.Logins, ValidUntil: out.ValidUntil,
+	}
+	return out
 }
 
 type leafStatus struct {
@@ -124,14 +158,7 @@ func statusCommand() *cobra.Command {
 			}
 			leaves := leafRoles(ctxOf(cmd), p, leafNames)
 			if format == "json" {
-				out := statusJSON{
-					ProfileDir: p.dir, Proxy: p.Proxy, User: p.User, Cluster: p.Cluster, SelectedCluster: p.SelectedCluster,
-					Roles: nonNil(p.Roles), Logins: nonNil(p.Logins), ValidUntil: p.ValidBefore.UTC(), Leaves: []leafStatus{},
-				}
-				if cerr != nil {
-					out.LeavesError = cerr.Error()
-				}
-				out.Leaves = append(out.Leaves, leaves...)
+				out := statusDocument(p, leaves, cerr)
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
