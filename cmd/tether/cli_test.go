@@ -30,6 +30,9 @@ func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
 		{[]string{"users", "signup"}, "accepts 1 arg"},
 		{[]string{"help", "frob"}, "unknown help topic"},
 		{[]string{"--frob"}, "unknown flag"},
+		{[]string{"sshh", "--cluster=leaf", "visitor@node"}, `unknown command "sshh" for "tether"`},
+		{[]string{"users", "frob", "--proxy=x:1"}, `unknown command "frob" for "tether users"`},
+		{[]string{"ssh", "--frob", "visitor@node"}, "unknown flag: --frob"},
 	} {
 		cmd := rootCommand()
 		var out bytes.Buffer

@@ -55,6 +55,18 @@ func requireSubcommands(cmd *cobra.Command) {
 		return
 	}
 	cmd.Args = cobra.ArbitraryArgs
+	// A flag cobra cannot parse here belongs to the mistyped command before it
+	// ("lock --user=alice"): name that command, not the flag. Subcommands inherit this
+	// function, so it acts only for cmd itself.
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if c != cmd {
+			return err
+		}
+		if args := c.Flags().Args(); len(args) > 0 {
+			return c.RunE(c, args)
+		}
+		return err
+	})
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		var names []string
 		for _, sub := range c.Commands() {

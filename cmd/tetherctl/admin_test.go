@@ -77,6 +77,11 @@ func TestUnknownCommandsFail(t *testing.T) {
 		{[]string{"get", "role", "user"}, "accepts 1 arg(s), received 2"},
 		{[]string{"tokens", "ls", "extra"}, "unknown command"},
 		{[]string{"get", "--bogus", "role"}, "unknown flag: --bogus"},
+		// tctl habits: an unknown command with flags names the command, not a flag.
+		{[]string{"lock", "--user=alice", "--ttl=1h"}, `unknown command "lock" for "tetherctl"`},
+		{[]string{"gett", "role", "--data-dir", "/x"}, `unknown command "gett" for "tetherctl"`},
+		{[]string{"tokens", "lst", "--format=json"}, `unknown command "lst" for "tetherctl tokens"`},
+		{[]string{"--bogus"}, "unknown flag: --bogus"},
 		{[]string{"help", "tokens", "bogus"}, "unknown help topic"},
 		{[]string{"help", "bogus"}, "unknown help topic"},
 	} {
