@@ -76,6 +76,9 @@ func configCommand() *cobra.Command {
 				fmt.Fprintf(w, "    IdentitiesOnly yes\n")
 				fmt.Fprintf(w, "    PubkeyAuthentication yes\n")
 				fmt.Fprintf(w, "    PasswordAuthentication no\n")
+				// Only the host CAs above are trusted: a plain or unknown host key is
+				// refused, not offered for trust on first use into this known_hosts.
+				fmt.Fprintf(w, "    StrictHostKeyChecking yes\n")
 				fmt.Fprintf(w, "    ProxyCommand %s proxy ssh --cluster=%s %%r@%%h:%%p\n", proxyCmd, c)
 				fmt.Fprintln(w)
 			}
