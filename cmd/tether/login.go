@@ -68,6 +68,12 @@ func loginCommand() *cobra.Command {
 			if strings.ContainsAny(user, `/\`) || user == "." || user == ".." {
 				return fmt.Errorf("--user %q is not a user name", user)
 			}
+			if pf.caFile == "" && !pf.insecure {
+				if saved := savedCAFile(pf.proxy); saved != "" {
+					pf.caFile = saved
+					fmt.Fprintf(cmd.ErrOrStderr(), "Verifying %s with the TLS CA your last sign-in there saved (%s); --ca-file gives another.\n", pf.proxy, saved)
+				}
+			}
 			c, err := pf.client(cmd)
 			if err != nil {
 				return err
@@ -117,6 +123,21 @@ func loginCommand() *cobra.Command {
 	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (required)")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "how long the certificates should last, for example 8h (default 12h; your roles may cap it)")
 	return cmd
+}
+
+// savedCAFile is the TLS CA file of the profile (expired or not) when it was signed in at
+// proxy with --ca-file: signing in there again needs no --ca-file, as the expired-profile
+// message promises. The file holds the CA the proxy sent over a connection verified with
+// the CA given then, so reusing it trusts nothing new.
+func savedCAFile(proxy string) string {
+	old, err := readProfile()
+	if err != nil || old.Proxy != proxy || old.CAFile == "" || old.Insecure {
+		return ""
+	}
+	if st, err := os.Stat(old.CAFile); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return old.CAFile
 }
 
 func loginError(err error, proxy, user string) error {
