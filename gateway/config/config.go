@@ -13,10 +13,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
 
 	"github.com/tetherproject/tether/policy/decisionlog"
 	"github.com/tetherproject/tether/resource"
@@ -273,6 +275,11 @@ func Load(path string) (*Config, error) {
 	}
 	if err := masksFromEnv(v); err != nil {
 		return nil, err
+	}
+	if path != "" {
+		if unknown := unknownKeys(path); len(unknown) > 0 {
+			return nil, fmt.Errorf("configuration %s has keys tetherd does not know (tetherd configure prints every key):\n  %s", path, strings.Join(unknown, "\n  "))
+		}
 	}
 	var c Config
 	if err := v.UnmarshalExact(&c); err != nil {
@@ -670,3 +677,59 @@ log:
   # text or json
   format: text
 `
+
+// unknownKeys lists the keys of the YAML file at path that Config has no field for, as
+// "PATH:LINE: unknown key a.b (a has: ...)", in file order. Sections are followed into
+// structs only: a map (node.labels) takes any key, and list items are left to
+// UnmarshalExact. A file that does not parse gives none (viper has said why already).
+func unknownKeys(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	var out []string
+	walkKeys(path, doc.Content[0], reflect.TypeOf(Config{}), "", &out)
+	return out
+}
+
+func walkKeys(path string, n *yaml.Node, t reflect.Type, prefix string, out *[]string) {
+	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
+		return
+	}
+	var names []string
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names = append(names, name)
+		fields[strings.ToLower(name)] = f.Type
+	}
+	section := strings.TrimSuffix(prefix, ".")
+	if section == "" {
+		section = "the top level"
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		ft, ok := fields[strings.ToLower(k.Value)]
+		if !ok {
+			*out = append(*out, fmt.Sprintf("%s:%d: unknown key %s%s (%s has: %s)", path, k.Line, prefix, k.Value, section, strings.Join(names, ", ")))
+			continue
+		}
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Time{}) {
+			walkKeys(path, v, ft, prefix+k.Value+".", out)
+		}
+	}
+}

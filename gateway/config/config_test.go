@@ -238,3 +238,28 @@ func TestNodeSection(t *testing.T) {
 		})
 	}
 }
+
+// Unknown keys are reported as tetherd's users wrote them: the dotted key, its line, and
+// the keys that section has; every one of the file at once, and no Go type names
+// ("'config.Config' has invalid keys"). Maps (node.labels) take any key.
+func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
+	path := write(t, "cluster_name: a\ndata_dir: /tmp/x\nproxy:\n  web_listen_addr: 127.0.0.1:3080\n  web_lissten: 1\nfoo: bar\nnode:\n  labels:\n    anything: goes\n  Enabled: false\n")
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("unknown keys accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic)",
+		path + ":6: unknown key foo (",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	for _, bad := range []string{"config.Config", "decoding failed", "anything", "Enabled"} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("error %q says %q", msg, bad)
+		}
+	}
+}
