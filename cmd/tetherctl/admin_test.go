@@ -78,7 +78,7 @@ func TestUnknownCommandsFail(t *testing.T) {
 		{[]string{"tokens", "ls", "extra"}, "unknown command"},
 		{[]string{"get", "--bogus", "role"}, "unknown flag: --bogus"},
 		// tctl habits: an unknown command with flags names the command, not a flag.
-		{[]string{"lock", "--user=alice", "--ttl=1h"}, `unknown command "lock" for "tetherctl"`},
+		{[]string{"unlock", "--user=alice", "--ttl=1h"}, `unknown command "unlock" for "tetherctl"`},
 		{[]string{"gett", "role", "--data-dir", "/x"}, `unknown command "gett" for "tetherctl"`},
 		{[]string{"tokens", "lst", "--format=json"}, `unknown command "lst" for "tetherctl tokens"`},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},

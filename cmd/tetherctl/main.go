@@ -25,7 +25,7 @@ func rootCommand() *cobra.Command {
 	root.SetVersionTemplate("tetherctl {{.Version}}\n")
 	root.AddCommand(policyCommand())
 	root.AddCommand(tokensCommand(), createCommand(), getCommand(), rmCommand(), updateCommand(), usersCommand())
-	root.AddCommand(versionCommand(), statusCommand(), nodesCommand(), authCommand())
+	root.AddCommand(versionCommand(), statusCommand(), nodesCommand(), authCommand(), lockCommand())
 	root.SetHelpCommand(helpCommand())
 	requireSubcommands(root)
 	return root

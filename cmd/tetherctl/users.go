@@ -148,6 +148,7 @@ func usersCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "User %q has been deleted\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "Certificates already issued to %s stay valid until they expire; to end them now: tetherctl lock --user=%s\n", args[0], args[0])
 			return nil
 		},
 	}
