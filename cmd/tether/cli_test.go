@@ -106,3 +106,34 @@ func TestStatusJSONHasTshsActiveProfile(t *testing.T) {
 		}
 	}
 }
+
+// tether status on an expired profile shows it marked EXPIRED, as tsh status does, and
+// still fails with the sign-in advice (nothing can be reached with it).
+func TestStatusShowsAnExpiredProfile(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("TETHER_HOME", home)
+	p := &Profile{Proxy: "root.example.com:3080", User: "alice", Cluster: "root.example.com", SelectedCluster: "root.example.com",
+		Roles: []string{"access"}, Logins: []string{"visitor"}, ValidBefore: time.Now().Add(-time.Hour)}
+	p.dir = home
+	if err := p.save(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, {"status", "-f", "json"}} {
+		cmd := rootCommand()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(args)
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), "expired") || !strings.Contains(err.Error(), "tether login") {
+			t.Fatalf("%v: err = %v", args, err)
+		}
+		want := "[EXPIRED]"
+		if len(args) > 1 {
+			want = `"username": "alice"`
+		}
+		if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "alice") {
+			t.Fatalf("%v: output %q does not show the expired profile", args, out.String())
+		}
+	}
+}

@@ -94,7 +94,7 @@ func loadProfile() (*Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if now := time.Now(); !now.Before(p.ValidBefore) || (!p.TLSValidBefore.IsZero() && !now.Before(p.TLSValidBefore)) {
+	if p.expired(time.Now()) {
 		end := p.ValidBefore
 		if !p.TLSValidBefore.IsZero() && p.TLSValidBefore.Before(end) {
 			end = p.TLSValidBefore
@@ -108,6 +108,11 @@ func loadProfile() (*Profile, error) {
 		}
 	}
 	return p, nil
+}
+
+// expired reports whether either certificate of the profile has ended at now.
+func (p *Profile) expired(now time.Time) bool {
+	return !now.Before(p.ValidBefore) || (!p.TLSValidBefore.IsZero() && !now.Before(p.TLSValidBefore))
 }
 
 // readProfile reads profile.json without checking its expiry.

@@ -147,6 +147,17 @@ func statusCommand() *cobra.Command {
 			}
 			p, err := loadProfile()
 			if err != nil {
+				// An expired profile is still shown, marked EXPIRED, as tsh status does;
+				// the error (exit 1) says to sign in again.
+				if old, rerr := readProfile(); rerr == nil && old.expired(time.Now()) {
+					if format == "json" {
+						enc := json.NewEncoder(cmd.OutOrStdout())
+						enc.SetIndent("", "  ")
+						_ = enc.Encode(statusDocument(old, nil, err))
+					} else {
+						_ = printStatus(cmd.OutOrStdout(), old, nil)
+					}
+				}
 				return err
 			}
 			clusters, cerr := fetchClusters(cmd, p)
