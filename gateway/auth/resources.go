@@ -178,7 +178,15 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 	}
 	s.log.Info("resource stored", "kind", r.GetKind(), "name", name)
 	s.auditResource(ctx, map[bool]string{true: audit.ResourceUpdate, false: audit.ResourceCreate}[existed], r.GetKind(), name)
-	return created(r.GetKind(), name, existed), nil
+	msg := created(r.GetKind(), name, existed)
+	if _, isNode := r.(*resource.Node); isNode && existed {
+		// A node agent re-asserts its address and labels with every heartbeat: the
+		// admin's edit lasts until the next one, so say where to change them.
+		if _, err := s.nodeClaimOf(ctx, name); err == nil {
+			msg += fmt.Sprintf("; note: %s is a Tether node agent, and its next heartbeat restores the address and labels of its tether.yaml (node.labels) and its join token: change them there", name)
+		}
+	}
+	return msg, nil
 }
 
 // checkRolesExist requires every name to be a stored role or a role created in the same

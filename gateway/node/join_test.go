@@ -256,3 +256,30 @@ func TestHeartbeatAndAdminIdentitiesAreNotInterchangeable(t *testing.T) {
 		t.Fatalf("the node's own heartbeat: %d %s", code, body)
 	}
 }
+
+// An admin's create -f of a node agent's resource is kept only until its next heartbeat,
+// which restores the labels of its configuration and join token: create says so. A node
+// registered by hand (an OpenSSH server) has no heartbeat and no such note.
+func TestEditingANodeAgentSaysItsHeartbeatWins(t *testing.T) {
+	g := startCluster(t)
+	a, err := node.New(context.Background(), nodeConfig(t, g, "edit1", nodeToken(t, g, auth.TokenOptions{}), t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runAgent(t, a)()
+	n := getNode(t, g.Auth(), "edit1")
+	n.Metadata.Labels = map[string]string{"env": "prod"}
+	msgs, err := g.Auth().Create(context.Background(), []resource.Resource{n}, true)
+	if err != nil || len(msgs) != 1 || !strings.Contains(msgs[0], "has been updated") || !strings.Contains(msgs[0], "heartbeat") {
+		t.Fatalf("create -f of a node agent: %q %v, want a note that its heartbeat restores its labels", msgs, err)
+	}
+	hand := &resource.Node{Kind: resource.KindNode, Version: "v2", Metadata: resource.Metadata{Name: "openssh2"}, Spec: resource.NodeSpec{Addr: "127.0.0.1:22", Hostname: "openssh2"}}
+	if _, err := g.Auth().Create(context.Background(), []resource.Resource{hand}, false); err != nil {
+		t.Fatal(err)
+	}
+	hand.Metadata.Labels = map[string]string{"env": "prod"}
+	msgs, err = g.Auth().Create(context.Background(), []resource.Resource{hand}, true)
+	if err != nil || len(msgs) != 1 || strings.Contains(msgs[0], "heartbeat") {
+		t.Fatalf("create -f of a node registered by hand: %q %v", msgs, err)
+	}
+}
