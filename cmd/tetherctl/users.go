@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,10 +157,12 @@ func usersCommand() *cobra.Command {
 	return cmd
 }
 
+// splitList reads a comma-separated list: blanks trimmed, empty items and repeats dropped
+// (the first occurrence keeps its place).
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
+		if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
