@@ -97,6 +97,7 @@ func TestSeedGuide(t *testing.T) {
 		{"step_5_cluster_labels_hide_the_leaf_until_a_role_grants_them", s.step5},
 		{"step_6_access_a_server_in_the_leaf_as_role_mapping_allows", s.step6},
 		{"bad_input_is_refused_with_what_to_do_next", s.badInput},
+		{"live_sessions_end_when_the_rules_they_were_allowed_under_change", s.liveFollowsPolicy},
 		{"temporarily_disable_the_trust_cuts_live_sessions_and_re-enable_restores_it", s.disableTrust},
 		{"remove_the_leaf_completely_on_both_sides", s.removeLeaf},
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -58,6 +59,11 @@ type Config struct {
 	Now            func() time.Time
 	// Auditor receives session.start and session.end; nil records nothing.
 	Auditor audit.Auditor
+	// RecheckInterval is how often a session routed to a leaf is checked against the
+	// root's policy (a new bundle revision: a lock, a role or trust change; new labels on
+	// the remote_cluster; a time bound of the decision); 0 means
+	// forward.DefaultRecheckInterval.
+	RecheckInterval time.Duration
 }
 
 // Server is the SSH entry of a proxy.
@@ -80,6 +86,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = forward.DefaultRecheckInterval
 	}
 	principals := []string{cfg.ClusterName}
 	seen := map[string]bool{cfg.ClusterName: true}
@@ -263,17 +272,24 @@ func (s *Server) route(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 		log.Error("looking up the cluster", "err", err)
 		return fail(fmt.Sprintf("cannot look up cluster %s now; try again", cluster))
 	}
-	d, err := s.cfg.Engine.Decide(ctx, &policy.Input{
+	in := policy.Input{
 		Action: policy.ActionClusterRoute, Cluster: s.cfg.ClusterName, Now: s.cfg.Now(), Cert: id.ID,
 		RemoteCluster: &policy.RemoteCluster{Name: rc.Metadata.Name, Labels: rc.Metadata.Labels},
-	})
+	}
+	d, err := s.cfg.Engine.Decide(ctx, &in)
 	if err != nil {
 		log.Error("deciding cluster.route", "err", err)
 		return fail(fmt.Sprintf("cannot decide access to cluster %s now; try again", cluster))
 	}
 	if !d.Allow {
-		// A cluster the user may not reach reads as one that does not exist.
 		log.Info("cluster.route denied", "reasons", d.Reasons)
+		if onlyLocks(d.Reasons) {
+			// A lock names the user (or their role, login, certificate), not the cluster:
+			// saying so reveals nothing about the cluster and tells the user why (Teleport:
+			// "lock targeting ... is in force").
+			return fail(fmt.Sprintf("access to cluster %s denied: %s", cluster, strings.Join(d.Reasons, "; ")))
+		}
+		// A cluster the user may not reach reads as one that does not exist.
 		return fail(notFound)
 	}
 	log.Info("cluster.route allowed", "roles", d.Roles)
@@ -287,10 +303,89 @@ func (s *Server) route(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 		log.Info("dialing the leaf", "err", err)
 		return fail(LeafDialMessage(cluster, node, err))
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var cut atomic.Bool
+	go s.recheckRoute(watchCtx, log, in, d.ExpiresAt, func(why string) {
+		cut.Store(true)
+		fmt.Fprintf(ch.Stderr(), "ERROR: the session to %s in cluster %s was ended: %s\n", node, cluster, why)
+		conn.Close()
+	})
 	rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, sessionFields)
-	in, out := pipe(ch, conn)
-	rec.End(ctx, in, out)
+	up, down := pipe(ch, conn)
+	rec.End(ctx, up, down)
+	if cut.Load() {
+		return 1
+	}
 	return 0
+}
+
+// onlyLocks is true when every reason of a denial is a lock's ("locked by lock ...", the
+// wording of rego/access.rego's lock_message).
+func onlyLocks(reasons []string) bool {
+	for _, r := range reasons {
+		if !strings.HasPrefix(r, "locked by lock ") {
+			return false
+		}
+	}
+	return len(reasons) > 0
+}
+
+// recheckRoute decides a routed session's cluster.route again while it lasts: when the
+// bundle revision changes (a lock, a role, a trust change), when the remote_cluster's
+// labels change or it is removed, and when the decision's time bound passes. On a denial
+// it calls end with what the user reads, once, and returns; it returns when ctx ends.
+// The leaf decides its own sessions again too; this covers the root's rules, which only
+// the root knows (its locks, cluster_labels).
+func (s *Server) recheckRoute(ctx context.Context, log *slog.Logger, in policy.Input, expires time.Time, end func(why string)) {
+	rev := s.cfg.Engine.Revision()
+	t := time.NewTicker(s.cfg.RecheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.cfg.Now()
+		changed := s.cfg.Engine.Revision() != rev
+		rc, err := s.cfg.RemoteCluster(ctx, in.RemoteCluster.Name)
+		switch {
+		case errors.Is(err, ErrClusterNotFound):
+			log.Info("cluster removed; ending the routed session")
+			end("the cluster was removed")
+			return
+		case err != nil:
+			log.Warn("reading the remote cluster to check a routed session", "err", err)
+		case !maps.Equal(rc.Metadata.Labels, in.RemoteCluster.Labels):
+			in.RemoteCluster = &policy.RemoteCluster{Name: rc.Metadata.Name, Labels: rc.Metadata.Labels}
+			changed = true
+		}
+		if !changed && (expires.IsZero() || now.Before(expires)) {
+			continue
+		}
+		rev = s.cfg.Engine.Revision()
+		in.Now = now
+		d, err := s.cfg.Engine.Decide(ctx, &in)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Error("deciding cluster.route again; ending the routed session", "err", err)
+			end("the access policy could not be evaluated")
+			return
+		}
+		if !d.Allow {
+			log.Info("cluster.route no longer allowed; ending the routed session", "reasons", d.Reasons)
+			if onlyLocks(d.Reasons) {
+				end(strings.Join(d.Reasons, "; "))
+			} else {
+				end("access to the cluster is no longer allowed")
+			}
+			return
+		}
+		expires = d.ExpiresAt
+	}
 }
 
 // LeafDialMessage is what the user reads when the root could not reach node through
