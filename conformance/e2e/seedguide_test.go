@@ -356,6 +356,11 @@ func (s *scenario) step6(t *testing.T) {
 		if r.Code == 0 || strings.Contains(r.Stdout, "uid=0") {
 			t.Fatalf("ssh -J as a login the user lacks: %s", r)
 		}
+		// ssh straight to the proxy: it runs no command, and says what it is for.
+		r = s.openssh(t, u, "-F", cfg, u.Name+"@tether-proxy", "true")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "the proxy runs no shell or command") {
+			t.Fatalf("ssh to the proxy itself: %s", r)
+		}
 	})
 	t.Run("tether_ls_--cluster=leaf_lists_the_leaf_nodes", func(t *testing.T) {
 		r := s.myuser.Tether(t, "", "ls", "--cluster="+leafName)
