@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -97,6 +98,7 @@ func TestSeedGuide(t *testing.T) {
 		{"step_5_cluster_labels_hide_the_leaf_until_a_role_grants_them", s.step5},
 		{"step_6_access_a_server_in_the_leaf_as_role_mapping_allows", s.step6},
 		{"bad_input_is_refused_with_what_to_do_next", s.badInput},
+		{"live_sessions_end_when_the_rules_they_were_allowed_under_change", s.liveFollowsPolicy},
 		{"temporarily_disable_the_trust_cuts_live_sessions_and_re-enable_restores_it", s.disableTrust},
 		{"remove_the_leaf_completely_on_both_sides", s.removeLeaf},
 	}
@@ -328,6 +330,36 @@ func (s *scenario) step6(t *testing.T) {
 		r := s.openssh(t, s.myuser, "-F", testproc.WriteFile(t, "ssh_config", cfg), "visitor@"+prodNode+"."+leafName, "echo via-config; exit 4")
 		if r.Code != 4 || r.Stdout != "via-config\n" {
 			t.Fatalf("ssh -F: %s", r)
+		}
+	})
+	t.Run("OpenSSH_ssh_-J_through_the_root_proxy_reaches_a_leaf_node", func(t *testing.T) {
+		// ProxyJump's inner ssh reads only the configuration file (not -o or -i), so the
+		// jump host and the nodes are both described in one.
+		u := s.myuser
+		keys := filepath.Join(u.Home, "keys", hostOf(s.root.Addr))
+		_, port, _ := net.SplitHostPort(s.root.Addr)
+		ident := fmt.Sprintf("    UserKnownHostsFile %s\n    IdentityFile %s\n    CertificateFile %s\n    IdentitiesOnly yes\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n    BatchMode yes\n",
+			filepath.Join(u.Home, "known_hosts"), filepath.Join(keys, u.Name), filepath.Join(keys, u.Name+"-cert.pub"))
+		cfg := testproc.WriteFile(t, "ssh_config", fmt.Sprintf("Host tether-proxy\n    HostName %s\n    Port %s\n    HostKeyAlias %s\n%s\nHost *.%s\n    ProxyJump %s@tether-proxy\n%s",
+			hostOf(s.root.Addr), port, rootName, ident, leafName, u.Name, ident))
+		r := s.openssh(t, u, "-F", cfg, "visitor@"+prodNode+"."+leafName, "echo via-jump; exit 3")
+		if r.Code != 3 || r.Stdout != "via-jump\n" {
+			t.Fatalf("ssh -J: %s", r)
+		}
+		// The same route and the same refusals as the subsystem: an unknown node is the
+		// leaf's answer, and a denied login is the leaf's decision.
+		r = s.openssh(t, u, "-F", cfg, "visitor@ghost."+leafName, "true")
+		if r.Code == 0 || !strings.Contains(r.Stderr, `node "ghost" not found in cluster `+leafName) {
+			t.Fatalf("ssh -J to an unknown node: %s", r)
+		}
+		r = s.openssh(t, u, "-F", cfg, "root@"+prodNode+"."+leafName, "true")
+		if r.Code == 0 || strings.Contains(r.Stdout, "uid=0") {
+			t.Fatalf("ssh -J as a login the user lacks: %s", r)
+		}
+		// ssh straight to the proxy: it runs no command, and says what it is for.
+		r = s.openssh(t, u, "-F", cfg, u.Name+"@tether-proxy", "true")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "the proxy runs no shell or command") {
+			t.Fatalf("ssh to the proxy itself: %s", r)
 		}
 	})
 	t.Run("tether_ls_--cluster=leaf_lists_the_leaf_nodes", func(t *testing.T) {

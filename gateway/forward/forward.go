@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -484,8 +485,11 @@ func HostKeyCallback(trusted []ca.TrustedKey, names []string, now func() time.Ti
 	}
 }
 
-// recheck decides every live session again when the bundle revision changes and ends
-// the ones now denied (a lock, a role or trust change).
+// recheck decides every live session again when the bundle revision changes, and when
+// the node it reaches is relabelled, and ends the ones now denied (a lock, a role or trust
+// change, labels the roles no longer match); a removed node ends them all. The node is
+// read once per tick while sessions are live; labels that did not change with the
+// revision need no new decision (nor a decision-log event every tick).
 func (c *userConn) recheck() {
 	rev := c.s.cfg.Engine.Revision()
 	t := time.NewTicker(c.s.cfg.RecheckInterval)
@@ -497,31 +501,60 @@ func (c *userConn) recheck() {
 		case <-t.C:
 		}
 		now := c.s.cfg.Engine.Revision()
-		if now == rev {
-			continue
-		}
+		changed := now != rev
 		rev = now
+		type tracked struct {
+			s  *session
+			in policy.Input
+		}
 		c.mu.Lock()
-		live := make([]*session, 0, len(c.sessions))
+		live := make([]tracked, 0, len(c.sessions))
 		for s := range c.sessions {
-			live = append(live, s)
+			live = append(live, tracked{s, s.in})
 		}
 		c.mu.Unlock()
-		for _, s := range live {
-			in := s.in
-			in.Now = c.s.cfg.Now()
-			if n, err := c.s.cfg.Nodes(c.ctx, c.target.Node); err == nil {
-				in.Node = &policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels}
-			} else if errors.Is(err, ErrNodeNotFound) {
-				c.log.Info("node removed; ending the session")
-				s.cancel()
+		if len(live) == 0 {
+			continue
+		}
+		var node *policy.Node
+		n, err := c.s.cfg.Nodes(c.ctx, c.target.Node)
+		switch {
+		case errors.Is(err, ErrNodeNotFound):
+			c.log.Info("node removed; ending its sessions", "sessions", len(live))
+			for _, l := range live {
+				l.s.cancel()
+			}
+			continue
+		case err != nil:
+			// The labels cannot be read now: keep the ones decided with, and decide again
+			// only for a new revision.
+			c.log.Warn("reading the node to check its live sessions", "err", err)
+		default:
+			node = &policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels}
+		}
+		for _, l := range live {
+			in := l.in
+			relabelled := node != nil && (in.Node == nil || !maps.Equal(in.Node.Labels, node.Labels))
+			if !changed && !relabelled {
 				continue
 			}
+			if node != nil {
+				in.Node = node
+			}
+			in.Now = c.s.cfg.Now()
 			d, err := c.s.cfg.Engine.Decide(c.ctx, &in)
 			if err != nil || !d.Allow {
-				c.log.Info("policy changed; session no longer allowed, ending it", "reasons", d.Reasons, "err", err)
-				s.cancel()
+				why := "policy changed"
+				if relabelled {
+					why = "node relabelled"
+				}
+				c.log.Info(why+"; session no longer allowed, ending it", "action", in.Action, "reasons", d.Reasons, "err", err)
+				l.s.cancel()
+				continue
 			}
+			c.mu.Lock()
+			l.s.in = in
+			c.mu.Unlock()
 		}
 	}
 }

@@ -304,13 +304,17 @@ func (c *userConn) serveNodeChannels(node *ssh.Client) {
 			}
 			c.mu.Lock()
 			s := c.remote[strconv.Itoa(int(m.Port))]
+			var in policy.Input
+			if s != nil {
+				in = s.in
+			}
 			c.mu.Unlock()
 			if s == nil {
 				c.log.Warn("refused a forwarded connection from the node for a port no allowed listener has", "port", m.Port)
 				_ = nc.Reject(ssh.Prohibited, "no such forward")
 				continue
 			}
-			go c.back(nc, "forwarded-tcpip", s.in, fmt.Sprintf("-R %s:%d from %s:%d", m.Addr, m.Port, m.OrigAddr, m.OrigPort))
+			go c.back(nc, "forwarded-tcpip", in, fmt.Sprintf("-R %s:%d from %s:%d", m.Addr, m.Port, m.OrigAddr, m.OrigPort))
 		}
 	}()
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -58,6 +59,11 @@ type Config struct {
 	Now            func() time.Time
 	// Auditor receives session.start and session.end; nil records nothing.
 	Auditor audit.Auditor
+	// RecheckInterval is how often a session routed to a leaf is checked against the
+	// root's policy (a new bundle revision: a lock, a role or trust change; new labels on
+	// the remote_cluster; a time bound of the decision); 0 means
+	// forward.DefaultRecheckInterval.
+	RecheckInterval time.Duration
 }
 
 // Server is the SSH entry of a proxy.
@@ -80,6 +86,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = forward.DefaultRecheckInterval
 	}
 	principals := []string{cfg.ClusterName}
 	seen := map[string]bool{cfg.ClusterName: true}
@@ -155,8 +164,16 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}()
 	var wg sync.WaitGroup
 	for nc := range chans {
+		if nc.ChannelType() == "direct-tcpip" {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.directTCPIP(ctx, sconn, id, nc)
+			}()
+			continue
+		}
 		if nc.ChannelType() != "session" {
-			_ = nc.Reject(ssh.Prohibited, "the proxy serves only the subsystem proxy:NODE:PORT@CLUSTER (tether ssh, or tether proxy ssh as OpenSSH's ProxyCommand)")
+			_ = nc.Reject(ssh.Prohibited, "the proxy serves the subsystem proxy:NODE:PORT@CLUSTER (tether ssh, or tether proxy ssh as OpenSSH's ProxyCommand) and ProxyJump (ssh -J) to nodes")
 			continue
 		}
 		ch, creqs, err := nc.Accept()
@@ -178,6 +195,14 @@ func (s *Server) session(ctx context.Context, sconn *ssh.ServerConn, id *forward
 	for req := range reqs {
 		name, ok := subsystemName(req)
 		if !ok || !strings.HasPrefix(name, SubsystemPrefix) {
+			if req.Type == "shell" || req.Type == "exec" {
+				// ssh -p PORT user@proxy: say what the proxy is for (a refused request
+				// would only read "exec request failed"), with exit status 1. Nothing runs.
+				_ = req.Reply(true, nil)
+				fmt.Fprintln(ch.Stderr(), "ERROR: the proxy runs no shell or command: reach a node with tether ssh login@node, ssh -J USER@PROXY login@node.cluster, or tether proxy ssh as OpenSSH's ProxyCommand (tether config)")
+				_, _ = ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 1))
+				return
+			}
 			_ = req.Reply(false, nil)
 			continue
 		}
@@ -226,71 +251,256 @@ func ParseTarget(s, def string) (node, cluster string, err error) {
 // its tunnel. What the user reads goes to the channel's stderr; the result is the exit
 // status.
 func (s *Server) route(ctx context.Context, sconn *ssh.ServerConn, id *forward.Identity, ch ssh.Channel, target string) int {
-	client := sconn.RemoteAddr().String()
-	fail := func(msg string) int {
+	node, cluster, err := ParseTarget(target, s.cfg.ClusterName)
+	if err != nil {
+		fmt.Fprintln(ch.Stderr(), "ERROR:", err.Error())
+		return 1
+	}
+	r, msg := s.open(ctx, sconn, id, node, cluster)
+	if msg != "" {
 		fmt.Fprintln(ch.Stderr(), "ERROR:", msg)
 		return 1
 	}
-	node, cluster, err := ParseTarget(target, s.cfg.ClusterName)
-	if err != nil {
-		return fail(err.Error())
+	if s.carry(ctx, sconn, id, r, ch, func(why string) {
+		fmt.Fprintf(ch.Stderr(), "ERROR: the session to %s in cluster %s was ended: %s\n", node, cluster, why)
+	}) {
+		return 1
 	}
+	return 0
+}
+
+// directTCPIP serves OpenSSH's ProxyJump (ssh -J USER@PROXY login@node.cluster): a
+// direct-tcpip channel to "node.cluster" (or "node" in this cluster) takes the same route
+// as the subsystem — the root's cluster.route decision, then the leaf, which authenticates
+// the user again and decides the session. The port is not used: the enforcement point
+// reaches the node at its registered address. A refusal is the channel's rejection
+// message, which OpenSSH prints.
+func (s *Server) directTCPIP(ctx context.Context, sconn *ssh.ServerConn, id *forward.Identity, nc ssh.NewChannel) {
+	var req struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil || req.Port > 65535 {
+		_ = nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+		return
+	}
+	node, cluster := s.resolveHost(ctx, req.Host)
+	if node == "" {
+		_ = nc.Reject(ssh.Prohibited, fmt.Sprintf("no node named in %q", req.Host))
+		return
+	}
+	r, msg := s.open(ctx, sconn, id, node, cluster)
+	if msg != "" {
+		_ = nc.Reject(ssh.Prohibited, msg)
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		r.conn.Close()
+		r.wait()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	defer ch.Close()
+	s.carry(ctx, sconn, id, r, ch, func(string) {})
+}
+
+// resolveHost reads the host of a ProxyJump request: NODE.CLUSTER for a leaf this proxy
+// knows (the longest matching cluster name wins), NODE or NODE.THISCLUSTER for this
+// cluster's nodes. Whether the user may reach the cluster is decided later, the same way
+// for a known and an unknown name.
+func (s *Server) resolveHost(ctx context.Context, host string) (node, cluster string) {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	own := resource.NormalizeClusterName(s.cfg.ClusterName)
+	for i := strings.IndexByte(host, '.'); i > 0; {
+		candidate := host[i+1:]
+		if candidate == own {
+			return host[:i], own
+		}
+		if _, err := s.cfg.RemoteCluster(ctx, candidate); err == nil {
+			return host[:i], candidate
+		}
+		j := strings.IndexByte(host[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return host, own
+}
+
+// routed is a stream to the enforcement point that serves node, ready to carry the
+// user's SSH connection.
+type routed struct {
+	node, cluster string
+	conn          net.Conn
+	log           *slog.Logger
+	// done is closed when this cluster's own enforcement point has finished with the
+	// connection; nil for a leaf.
+	done <-chan struct{}
+	// in and expires are the leaf route's cluster.route decision, to decide again.
+	in      *policy.Input
+	expires time.Time
+}
+
+func (r *routed) wait() {
+	if r.done != nil {
+		<-r.done
+	}
+}
+
+// open reaches node in cluster for the user: this cluster's enforcement point in-process,
+// or a leaf's through its tunnel after the root's cluster.route decision. It returns what
+// the user reads when it cannot.
+func (s *Server) open(ctx context.Context, sconn *ssh.ServerConn, id *forward.Identity, node, cluster string) (*routed, string) {
+	client := sconn.RemoteAddr().String()
 	log := s.log.With("user", id.ID.Username, "node", node, "target_cluster", cluster, "client", client)
-	sessionFields := map[string]any{"user_cluster": id.ID.SigningCA.Cluster, "node": node, "cluster": cluster,
-		"remote": client, "login": sconn.User()}
 	if cluster == s.cfg.ClusterName {
 		local, remote := net.Pipe()
-		piped := make(chan struct{})
-		rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, sessionFields)
+		done := make(chan struct{})
 		go func() {
-			defer close(piped)
-			in, out := pipe(ch, remote)
-			rec.End(ctx, in, out)
+			defer close(done)
+			if err := s.cfg.Forward.ServeConn(ctx, local, forward.Target{Node: node, ClientAddr: client}); err != nil {
+				log.Info("forwarded connection ended", "err", err)
+			}
 		}()
-		if err := s.cfg.Forward.ServeConn(ctx, local, forward.Target{Node: node, ClientAddr: client}); err != nil {
-			log.Info("forwarded connection ended", "err", err)
-		}
-		<-piped
-		return 0
+		return &routed{node: node, cluster: cluster, conn: remote, log: log, done: done}, ""
 	}
 	rc, err := s.cfg.RemoteCluster(ctx, cluster)
 	notFound := fmt.Sprintf("cluster %s not found: run tether clusters to see the clusters you may reach", cluster)
 	if errors.Is(err, ErrClusterNotFound) {
 		log.Info("cluster.route denied: no such cluster")
-		return fail(notFound)
+		return nil, notFound
 	}
 	if err != nil {
 		log.Error("looking up the cluster", "err", err)
-		return fail(fmt.Sprintf("cannot look up cluster %s now; try again", cluster))
+		return nil, fmt.Sprintf("cannot look up cluster %s now; try again", cluster)
 	}
-	d, err := s.cfg.Engine.Decide(ctx, &policy.Input{
+	in := policy.Input{
 		Action: policy.ActionClusterRoute, Cluster: s.cfg.ClusterName, Now: s.cfg.Now(), Cert: id.ID,
 		RemoteCluster: &policy.RemoteCluster{Name: rc.Metadata.Name, Labels: rc.Metadata.Labels},
-	})
+	}
+	d, err := s.cfg.Engine.Decide(ctx, &in)
 	if err != nil {
 		log.Error("deciding cluster.route", "err", err)
-		return fail(fmt.Sprintf("cannot decide access to cluster %s now; try again", cluster))
+		return nil, fmt.Sprintf("cannot decide access to cluster %s now; try again", cluster)
 	}
 	if !d.Allow {
-		// A cluster the user may not reach reads as one that does not exist.
 		log.Info("cluster.route denied", "reasons", d.Reasons)
-		return fail(notFound)
+		if onlyLocks(d.Reasons) {
+			// A lock names the user (or their role, login, certificate), not the cluster:
+			// saying so reveals nothing about the cluster and tells the user why (Teleport:
+			// "lock targeting ... is in force").
+			return nil, fmt.Sprintf("access to cluster %s denied: %s", cluster, strings.Join(d.Reasons, "; "))
+		}
+		// A cluster the user may not reach reads as one that does not exist.
+		return nil, notFound
 	}
 	log.Info("cluster.route allowed", "roles", d.Roles)
 	leaves := s.leaves.Load()
 	if leaves == nil {
 		log.Info("no tunnel to leaf clusters")
-		return fail(fmt.Sprintf("cluster %s is offline", cluster))
+		return nil, fmt.Sprintf("cluster %s is offline", cluster)
 	}
 	conn, err := (*leaves).DialLeaf(ctx, rc.Metadata.Name, node, id.Cert.Marshal(), client)
 	if err != nil {
 		log.Info("dialing the leaf", "err", err)
-		return fail(LeafDialMessage(cluster, node, err))
+		return nil, LeafDialMessage(cluster, node, err)
 	}
-	rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, sessionFields)
-	in, out := pipe(ch, conn)
-	rec.End(ctx, in, out)
-	return 0
+	return &routed{node: node, cluster: cluster, conn: conn, log: log, in: &in, expires: d.ExpiresAt}, ""
+}
+
+// carry copies between the user's channel and r until either side ends, recorded as one
+// session; a leaf route is decided again while it lasts (recheckRoute), and a denial
+// calls say with the reason and ends it. It reports whether the route was cut.
+func (s *Server) carry(ctx context.Context, sconn *ssh.ServerConn, id *forward.Identity, r *routed, ch ssh.Channel, say func(why string)) bool {
+	var cut atomic.Bool
+	if r.in != nil {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go s.recheckRoute(watchCtx, r.log, *r.in, r.expires, func(why string) {
+			cut.Store(true)
+			say(why)
+			r.conn.Close()
+		})
+	}
+	rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, map[string]any{
+		"user_cluster": id.ID.SigningCA.Cluster, "node": r.node, "cluster": r.cluster,
+		"remote": sconn.RemoteAddr().String(), "login": sconn.User()})
+	up, down := pipe(ch, r.conn)
+	rec.End(ctx, up, down)
+	r.wait()
+	return cut.Load()
+}
+
+// onlyLocks is true when every reason of a denial is a lock's ("locked by lock ...", the
+// wording of rego/access.rego's lock_message).
+func onlyLocks(reasons []string) bool {
+	for _, r := range reasons {
+		if !strings.HasPrefix(r, "locked by lock ") {
+			return false
+		}
+	}
+	return len(reasons) > 0
+}
+
+// recheckRoute decides a routed session's cluster.route again while it lasts: when the
+// bundle revision changes (a lock, a role, a trust change), when the remote_cluster's
+// labels change or it is removed, and when the decision's time bound passes. On a denial
+// it calls end with what the user reads, once, and returns; it returns when ctx ends.
+// The leaf decides its own sessions again too; this covers the root's rules, which only
+// the root knows (its locks, cluster_labels).
+func (s *Server) recheckRoute(ctx context.Context, log *slog.Logger, in policy.Input, expires time.Time, end func(why string)) {
+	rev := s.cfg.Engine.Revision()
+	t := time.NewTicker(s.cfg.RecheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.cfg.Now()
+		changed := s.cfg.Engine.Revision() != rev
+		rc, err := s.cfg.RemoteCluster(ctx, in.RemoteCluster.Name)
+		switch {
+		case errors.Is(err, ErrClusterNotFound):
+			log.Info("cluster removed; ending the routed session")
+			end("the cluster was removed")
+			return
+		case err != nil:
+			log.Warn("reading the remote cluster to check a routed session", "err", err)
+		case !maps.Equal(rc.Metadata.Labels, in.RemoteCluster.Labels):
+			in.RemoteCluster = &policy.RemoteCluster{Name: rc.Metadata.Name, Labels: rc.Metadata.Labels}
+			changed = true
+		}
+		if !changed && (expires.IsZero() || now.Before(expires)) {
+			continue
+		}
+		rev = s.cfg.Engine.Revision()
+		in.Now = now
+		d, err := s.cfg.Engine.Decide(ctx, &in)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Error("deciding cluster.route again; ending the routed session", "err", err)
+			end("the access policy could not be evaluated")
+			return
+		}
+		if !d.Allow {
+			log.Info("cluster.route no longer allowed; ending the routed session", "reasons", d.Reasons)
+			if onlyLocks(d.Reasons) {
+				end(strings.Join(d.Reasons, "; "))
+			} else {
+				end("access to the cluster is no longer allowed")
+			}
+			return
+		}
+		expires = d.ExpiresAt
+	}
 }
 
 // LeafDialMessage is what the user reads when the root could not reach node through
