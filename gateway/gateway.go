@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	g.auth, err = auth.New(ctx, auth.Config{
 		ClusterName:     cfg.ClusterName,
 		CA:              cluster,
+		CADir:           filepath.Join(cfg.DataDir, "ca"),
 		Store:           g.store,
 		Engine:          g.engine,
 		OperatorModules: modules,

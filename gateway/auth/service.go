@@ -53,6 +53,9 @@ type Config struct {
 	ClusterName string
 	// CA is this cluster's certificate authorities. Required.
 	CA *ca.Cluster
+	// CADir is where CA is saved (data_dir/ca); RotateCA saves each phase there. Empty
+	// refuses rotations (nothing would survive a restart).
+	CADir string
 	// Store holds the resources. Required.
 	Store state.Store
 	// Engine receives every rebuilt bundle. Required.
@@ -89,6 +92,8 @@ type Service struct {
 	stale     atomic.Bool  // the last rebuild failed; Run retries it
 
 	tunnelStatus atomic.Pointer[func() []TunnelStatus] // the leaf's tunnels, for Status
+
+	rotateMu sync.Mutex // one rotation step at a time (memory, disk and bundle agree)
 }
 
 const (

@@ -204,6 +204,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("POST /v1/admin/tokens", s.admin(s.addToken))
 	s.mux.Handle("GET /v1/admin/tokens", s.admin(s.listTokens))
 	s.mux.Handle("POST /v1/admin/tokens/delete", s.admin(s.deleteToken))
+	s.mux.Handle("POST "+RotatePath, s.admin(s.rotate))
 	return s
 }
 

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	osuser "os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/internal/testenv"
+)
+
+// A host CA rotation of a running root, through every phase with tetherctl auth rotate,
+// with no restart: users who sign in mid-rotation (both keys in known_hosts) reach the
+// node with tether ssh and with OpenSSH through tether proxy ssh in every phase, and users
+// who sign in after it (only the new key) reach it too — which needs the proxy's own host
+// certificate to follow the host CA's signing key. A profile from before the rotation
+// (only the old key) is refused once the old key is dropped.
+func TestHostCARotationWithoutRestart(t *testing.T) {
+	tetherd, tetherctl, tether := binaries(t)
+	me, err := osuser.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := me.Username
+	const name = "root.example.com"
+	root, _ := startTetherdWith(t, tetherd, name,
+		"node:\n  enabled: true\n  name: node1\n  listen_addr: 127.0.0.1:0\n  public_addr: 127.0.0.1:0\n  heartbeat_interval: 500ms\n")
+	sshBin := testenv.Command(t, "ssh")
+
+	signIn := func(who string) user {
+		t.Helper()
+		u := user{bin: tether, home: filepath.Join(t.TempDir(), who)}
+		added := root.ctl(t, tetherctl, "users", "add", who, "--roles=access", "--logins="+login)
+		secret := u.signUp(t, added, who+" password 1")
+		proxy := regexp.MustCompile(`--proxy=(\S+)`).FindStringSubmatch(added)[1]
+		caFile := regexp.MustCompile(`--ca-file=(\S+)`).FindStringSubmatch(added)[1]
+		u.must(t, who+" password 1\n"+auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod))+"\n", "login", "--proxy="+proxy, "--ca-file="+caFile, "--user="+who)
+		return u
+	}
+	hostCAKeys := func(u user) int {
+		data, err := os.ReadFile(filepath.Join(u.home, "known_hosts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(data), "@cert-authority")
+	}
+	tetherSSH := func(u user) error {
+		out, errOut, err := u.run(t, "", "ssh", "--cluster="+name, login+"@node1", "echo rotated-ok")
+		if err != nil || out != "rotated-ok\n" {
+			return fmt.Errorf("tether ssh: %v\n%s%s", err, out, errOut)
+		}
+		return nil
+	}
+	openSSH := func(u user, who string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		keys := filepath.Join(u.home, "keys", "127.0.0.1")
+		cmd := exec.CommandContext(ctx, sshBin, "-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none",
+			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
+			"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", tether, name),
+			"-o", "UserKnownHostsFile="+filepath.Join(u.home, "known_hosts"),
+			"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, who),
+			"-o", "CertificateFile="+filepath.Join(keys, who+"-cert.pub"),
+			login+"@node1."+name, "echo rotated-ok")
+		cmd.Env = append(os.Environ(), "TETHER_HOME="+u.home)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.HasSuffix(string(out), "rotated-ok\n") {
+			return fmt.Errorf("OpenSSH through tether proxy ssh: %v\n%s", err, out)
+		}
+		return nil
+	}
+	rotate := func(phase string) {
+		t.Helper()
+		out := root.ctl(t, tetherctl, "auth", "rotate", "--type=host", "--phase="+phase)
+		if !strings.Contains(out, "The host CA is in phase "+phase) {
+			t.Fatalf("auth rotate --phase=%s:\n%s", phase, out)
+		}
+	}
+
+	// Bad input says what to give; a skipped phase is refused by the server, which names
+	// the phases it allows.
+	for _, tc := range []struct{ args, want string }{
+		{"--type=ssh --phase=init", `--type="ssh": give --type=user, host or tls`},
+		{"--type=host --phase=later", `--phase="later": give --phase=init`},
+		{"--type=host --phase=update_clients", "cannot go from standby to update_clients; the next phase is one of [init]"},
+	} {
+		out, err := exec.Command(tetherctl, append(append([]string{"auth", "rotate"}, strings.Fields(tc.args)...), "--data-dir", root.dataDir)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) || strings.Count(string(out), "\n") > 2 {
+			t.Fatalf("auth rotate %s: %v\n%s", tc.args, err, out)
+		}
+	}
+
+	before := signIn("alice")
+	if n := hostCAKeys(before); n != 1 {
+		t.Fatalf("known_hosts before the rotation holds %d host CA lines, want 1", n)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error { return tetherSSH(before) })
+
+	rotate("init")
+	mid := signIn("bob")
+	if n := hostCAKeys(mid); n != 2 {
+		t.Fatalf("known_hosts mid-rotation holds %d host CA lines, want 2 (old and new key)", n)
+	}
+	for _, phase := range []string{"init", "update_clients", "update_servers"} {
+		if phase != "init" {
+			rotate(phase)
+		}
+		// The node agent renews its host certificate by heartbeat: within a few intervals.
+		testenv.Eventually(t, 30*time.Second, func() error { return tetherSSH(mid) })
+		if err := openSSH(mid, "bob"); err != nil {
+			t.Fatalf("phase %s: %v\n%s", phase, err, root.log)
+		}
+	}
+	rotate("standby")
+	after := signIn("carol")
+	if n := hostCAKeys(after); n != 1 {
+		t.Fatalf("known_hosts after the rotation holds %d host CA lines, want 1", n)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error { return tetherSSH(after) })
+	if err := openSSH(after, "carol"); err != nil {
+		t.Fatalf("after the rotation: %v", err)
+	}
+	if err := tetherSSH(mid); err != nil {
+		t.Fatalf("a profile trusting both keys stopped working: %v", err)
+	}
+	// The old key is gone: a profile that trusts only it must not accept the proxy.
+	if err := tetherSSH(before); err == nil {
+		t.Fatal("a profile trusting only the dropped host CA key still accepted the proxy")
+	}
+	if err := openSSH(before, "alice"); err == nil {
+		t.Fatal("OpenSSH trusting only the dropped host CA key still accepted the proxy")
+	}
+	// The phase survives a look at the status, and the data directory holds one key.
+	if st := root.ctl(t, tetherctl, "status"); !strings.Contains(st, "(standby)") {
+		t.Fatalf("status after the rotation:\n%s", st)
+	}
+	if keys, _ := filepath.Glob(filepath.Join(root.dataDir, "ca", "host", "key-*.pub")); len(keys) != 1 || filepath.Base(keys[0]) != "key-2.pub" {
+		t.Fatalf("host CA keys on disk after the rotation: %v", keys)
+	}
+}
