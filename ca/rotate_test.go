@@ -282,12 +282,18 @@ func TestTLSRotation(t *testing.T) {
 		return err == nil
 	}
 	old := leafCert()
+	if !a.IssuedBySigning(old) {
+		t.Error("a certificate of the signing CA is not IssuedBySigning")
+	}
 	for _, p := range []ca.RotationPhase{ca.Init, ca.UpdateClients} {
 		if err := a.Rotate(p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	fresh := leafCert()
+	if a.IssuedBySigning(old) || !a.IssuedBySigning(fresh) {
+		t.Errorf("after update_clients: old IssuedBySigning %v, new %v", a.IssuedBySigning(old), a.IssuedBySigning(fresh))
+	}
 	if !verifies(old) || !verifies(fresh) || len(a.CACerts()) != 2 {
 		t.Errorf("during the rotation: old verifies %v, new verifies %v, %d CA certs", verifies(old), verifies(fresh), len(a.CACerts()))
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -143,5 +146,89 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 	}
 	if keys, _ := filepath.Glob(filepath.Join(root.dataDir, "ca", "host", "key-*.pub")); len(keys) != 1 || filepath.Base(keys[0]) != "key-2.pub" {
 		t.Fatalf("host CA keys on disk after the rotation: %v", keys)
+	}
+}
+
+// A TLS CA rotation of a running root, through every phase with tetherctl auth rotate,
+// with no restart: tetherctl keeps working (the admin identity is issued again), the node
+// agent beside the cluster stays online (its heartbeat client certificate is renewed when
+// the signing CA changes), and after the rotation the web API presents a certificate of
+// the new CA only, which a user added then (--ca-file is the new CA) signs in with.
+func TestTLSCARotationWithoutRestart(t *testing.T) {
+	tetherd, tetherctl, tether := binaries(t)
+	me, err := osuser.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "root.example.com"
+	root, _ := startTetherdWith(t, tetherd, name,
+		"node:\n  enabled: true\n  name: node1\n  listen_addr: 127.0.0.1:0\n  public_addr: 127.0.0.1:0\n  heartbeat_interval: 300ms\n")
+	lastHeartbeat := regexp.MustCompile(`last_heartbeat: (\S+)`)
+	// onlineSince: node1 is online with a heartbeat accepted after since.
+	onlineSince := func(since time.Time) error {
+		out, err := exec.Command(tetherctl, "get", "node/node1", "--data-dir", root.dataDir).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "connection: online") {
+			return fmt.Errorf("node1: %v\n%s", err, out)
+		}
+		m := lastHeartbeat.FindStringSubmatch(string(out))
+		if m == nil {
+			return fmt.Errorf("node1 shows no heartbeat:\n%s", out)
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil || !at.After(since) {
+			return fmt.Errorf("node1's last heartbeat %s is not after %s", m[1], since)
+		}
+		return nil
+	}
+	testenv.Eventually(t, 30*time.Second, func() error { return onlineSince(time.Time{}) })
+	webCertIssuer := func() []byte {
+		t.Helper()
+		conn, err := tls.Dial("tcp", root.addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only reading the certificate
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].AuthorityKeyId
+	}
+	first := webCertIssuer()
+	for _, phase := range []string{"init", "update_clients", "update_servers", "standby"} {
+		out := root.ctl(t, tetherctl, "auth", "rotate", "--type=tls", "--phase="+phase)
+		if !strings.Contains(out, "The tls CA is in phase "+phase) {
+			t.Fatalf("auth rotate --phase=%s:\n%s", phase, out)
+		}
+		if st := root.ctl(t, tetherctl, "status"); !strings.Contains(st, "("+phase+")") {
+			t.Fatalf("status in %s:\n%s", phase, st)
+		}
+		// The node's heartbeats are still accepted: one more than a second after the move
+		// (several intervals, so a renewed client certificate was sent and used).
+		moved := time.Now().Add(time.Second)
+		testenv.Eventually(t, 20*time.Second, func() error { return onlineSince(moved) })
+	}
+	if bytes.Equal(webCertIssuer(), first) {
+		t.Fatal("the web API still presents a certificate of the dropped TLS CA")
+	}
+	newCA, err := os.ReadFile(filepath.Join(root.dataDir, "ca", "tls", "key-2.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(newCA)
+	conn, err := tls.Dial("tcp", root.addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("the web API's certificate does not verify with the new TLS CA alone: %v", err)
+	}
+	conn.Close()
+
+	u := user{bin: tether, home: filepath.Join(t.TempDir(), "dave")}
+	added := root.ctl(t, tetherctl, "users", "add", "dave", "--roles=access", "--logins="+me.Username)
+	if !strings.Contains(added, "key-2.crt") {
+		t.Fatalf("users add after the rotation does not name the new TLS CA:\n%s", added)
+	}
+	secret := u.signUp(t, added, "dave password 1")
+	proxy := regexp.MustCompile(`--proxy=(\S+)`).FindStringSubmatch(added)[1]
+	caFile := regexp.MustCompile(`--ca-file=(\S+)`).FindStringSubmatch(added)[1]
+	u.must(t, "dave password 1\n"+auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod))+"\n", "login", "--proxy="+proxy, "--ca-file="+caFile, "--user=dave")
+	if out := u.must(t, "", "ls"); !strings.Contains(out, "node1") {
+		t.Fatalf("tether ls after the rotation:\n%s", out)
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/resource"
 )
 
 // RotateCA moves the cluster's CA of type typ to phase (ca.Authority.Rotate: init,
@@ -36,6 +39,12 @@ func (s *Service) RotateCA(ctx context.Context, typ ca.Type, phase ca.RotationPh
 	if from == "" {
 		from = ca.Standby
 	}
+	if phase == ca.Init {
+		// Only a new rotation is refused: one under way may finish or roll back.
+		if err := s.checkNoCopies(ctx, typ); err != nil {
+			return CAStatus{}, err
+		}
+	}
 	dir := filepath.Join(s.cfg.CADir, string(typ))
 	if err := a.RotateSaved(phase, dir); err != nil {
 		if ca.IsPhaseError(err) {
@@ -47,8 +56,46 @@ func (s *Service) RotateCA(ctx context.Context, typ ca.Type, phase ca.RotationPh
 	s.log.Info("certificate authority rotated", "type", typ, "from", from, "phase", phase, "signing", st.Fingerprints[0])
 	s.Audit(ctx, AuditEvent{Type: AuditCARotate, Fields: map[string]any{
 		"type": string(typ), "from": string(from), "phase": string(phase), "signing": st.Fingerprints[0]}})
+	if s.cfg.AfterRotate != nil {
+		s.cfg.AfterRotate(ctx, typ)
+	}
 	if err := s.rebuildAfter(ctx); err != nil {
 		return st, err
 	}
 	return st, nil
+}
+
+// checkNoCopies refuses to start rotating a CA another cluster keeps a copy of from the
+// trust handshake: a root keeps its leaves' host CA (its users' known_hosts) and TLS CA
+// (their tunnels); a leaf keeps its roots' user CA (root-signed certificates) and TLS CA
+// (the tunnel). Rotated keys do not reach those copies yet, so the rotation would cut
+// the other cluster off at update_clients, with no way back but a new trust.
+func (s *Service) checkNoCopies(ctx context.Context, typ ca.Type) error {
+	var holders []string
+	if typ == ca.HostCA || typ == ca.TLSCA {
+		tcs, err := s.list(ctx, resourcesPrefix+resource.KindTrustedCluster+"/")
+		if err != nil {
+			return fmt.Errorf("checking the trusted clusters before a rotation: %w", err)
+		}
+		for _, r := range tcs {
+			holders = append(holders, "root "+r.(*resource.TrustedCluster).Metadata.Name)
+		}
+	}
+	if typ == ca.UserCA || typ == ca.TLSCA {
+		rcs, err := s.list(ctx, resourcesPrefix+resource.KindRemoteCluster+"/")
+		if err != nil {
+			return fmt.Errorf("checking the remote clusters before a rotation: %w", err)
+		}
+		for _, r := range rcs {
+			holders = append(holders, "leaf "+r.(*resource.RemoteCluster).Metadata.Name)
+		}
+	}
+	if len(holders) == 0 {
+		return nil
+	}
+	sort.Strings(holders)
+	return errorf(ErrBadRequest, "the %s CA cannot be rotated while other clusters keep a copy of it from the trust handshake (%s): "+
+		"rotated keys do not reach them yet, so they would stop accepting this cluster at update_clients; "+
+		"remove those trusts first (tetherctl rm trusted_cluster/ROOT on a leaf, rm rc/LEAF on a root) and establish them again after the rotation",
+		typ, strings.Join(holders, ", "))
 }

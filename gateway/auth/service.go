@@ -72,6 +72,10 @@ type Config struct {
 	Auditor Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AfterRotate, when set, is called after RotateCA moved a CA (saved, bundle rebuilt),
+	// before RotateCA returns: what the process keeps outside the CA (the admin identity
+	// file) is renewed there.
+	AfterRotate func(ctx context.Context, typ ca.Type)
 }
 
 // Service is a cluster's auth service. Its methods are safe for concurrent use.
