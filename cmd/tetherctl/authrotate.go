@@ -18,15 +18,22 @@ func authRotateCommand() *cobra.Command {
 Teleport's tctl auth rotate --manual:
 
   init            a new key is made and trusted beside the current one; it does not sign yet.
-                  Users sign in again (tether login) to trust the new key.
+                  Users sign in again (tether login) to trust the new key; OpenSSH servers
+                  registered by hand get the new keys now (tetherctl auth export
+                  --type=user for TrustedUserCAKeys, --type=host for known_hosts).
   update_clients  the new key signs: every certificate this cluster issues or presents from
                   now on (user certificates, the proxy's and the nodes' host certificates,
-                  TLS certificates) is the new key's; the old key is still trusted.
+                  TLS certificates, the admin identity) is the new key's; the old key is
+                  still trusted. Tether node agents renew theirs by heartbeat.
   update_servers  OpenSSH servers registered by hand get new host certificates now
-                  (tetherctl auth sign) and TrustedUserCAKeys (tetherctl auth export).
+                  (tetherctl auth sign).
   standby         the old key is dropped: what it signed stops verifying.
   rollback        back to the old key (from init, update_clients or update_servers);
                   standby then drops the new one.
+
+A CA another cluster keeps a copy of from the trust handshake (a leaf's host and TLS CAs,
+a root's user and TLS CAs) cannot start a rotation: rotated keys do not reach the other
+cluster yet.
 
 The phase is saved in the cluster's data directory, so a restart resumes the rotation.`,
 		Args: cobra.NoArgs,
