@@ -98,6 +98,9 @@ type Service struct {
 	tunnelStatus atomic.Pointer[func() []TunnelStatus] // the leaf's tunnels, for Status
 
 	rotateMu sync.Mutex // one rotation step at a time (memory, disk and bundle agree)
+
+	nodesMu sync.Mutex
+	nodes   map[string]cachedNode // Nodes' parsed documents by store key
 }
 
 const (
