@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,4 +283,29 @@ func TestTunnelSharesTheWebPortByAddressNotText(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tunnelBind never panics on what a configuration may hold, and is symmetric: whether two
+// addresses are one bind, or overlap, does not depend on which is the web's. Hosts other
+// than IP literals, an empty host and localhost are skipped (no DNS while fuzzing).
+func FuzzTunnelBind(f *testing.F) {
+	for _, s := range [][2]string{{"0.0.0.0:3080", ":3080"}, {"[::]:3080", "127.0.0.1:3080"}, {"localhost:443", "127.0.0.1:https"},
+		{"127.0.0.1:0", "127.0.0.1:0"}, {"[::1]:22", "[::ffff:127.0.0.1]:22"}, {"1.2.3.4:99999", ":-1"}, {"[fe80::1%eth0]:80", "[fe80::1]:80"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, web, tunnel string) {
+		for _, a := range []string{web, tunnel} {
+			if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "localhost" && net.ParseIP(h) == nil {
+				t.Skip("a host name would need DNS")
+			}
+		}
+		ab, errAB := Proxy{WebListenAddr: web, TunnelListenAddr: tunnel}.tunnelBind()
+		ba, errBA := Proxy{WebListenAddr: tunnel, TunnelListenAddr: web}.tunnelBind()
+		if ab != ba || (errAB == nil) != (errBA == nil) {
+			t.Fatalf("%q %q: %v %v, swapped %v %v", web, tunnel, ab, errAB, ba, errBA)
+		}
+		if ab && errAB != nil {
+			t.Fatalf("%q %q: shared and an error %v", web, tunnel, errAB)
+		}
+	})
 }
