@@ -36,6 +36,11 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 	root, _ := startTetherdWith(t, tetherd, name,
 		"node:\n  enabled: true\n  name: node1\n  listen_addr: 127.0.0.1:0\n  public_addr: 127.0.0.1:0\n  heartbeat_interval: 500ms\n")
 	sshBin := testenv.Command(t, "ssh")
+	// An OpenSSH server registered by hand, whose admin follows the rotation: a new host
+	// certificate in update_servers (tetherctl auth sign), sshd reloaded.
+	sshdNode := runOpenSSHD(t, testenv.Command(t, "ssh-keygen"), func(args ...string) string { return root.ctl(t, tetherctl, args...) },
+		filepath.Join(root.dataDir, "ca", "user", "key-1.pub"), "node-ssh")
+	root.ctl(t, tetherctl, "create", writeTemp(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: node-ssh\nspec:\n  addr: %s\n  hostname: node-ssh\n", sshdNode.addr)))
 
 	signIn := func(who string) user {
 		t.Helper()
@@ -54,13 +59,14 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 		}
 		return strings.Count(string(data), "@cert-authority")
 	}
-	tetherSSH := func(u user) error {
-		out, errOut, err := u.run(t, "", "ssh", "--cluster="+name, login+"@node1", "echo rotated-ok")
+	tetherSSHTo := func(u user, node string) error {
+		out, errOut, err := u.run(t, "", "ssh", "--cluster="+name, login+"@"+node, "echo rotated-ok")
 		if err != nil || out != "rotated-ok\n" {
-			return fmt.Errorf("tether ssh: %v\n%s%s", err, out, errOut)
+			return fmt.Errorf("tether ssh to %s: %v\n%s%s", node, err, out, errOut)
 		}
 		return nil
 	}
+	tetherSSH := func(u user) error { return tetherSSHTo(u, "node1") }
 	openSSH := func(u user, who string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -115,11 +121,16 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 		if phase != "init" {
 			rotate(phase)
 		}
+		if phase == "update_servers" {
+			sshdNode.sign(t)
+			sshdNode.reload(t)
+		}
 		// The node agent renews its host certificate by heartbeat: within a few intervals.
 		testenv.Eventually(t, 30*time.Second, func() error { return tetherSSH(mid) })
 		if err := openSSH(mid, "bob"); err != nil {
 			t.Fatalf("phase %s: %v\n%s", phase, err, root.log)
 		}
+		testenv.Eventually(t, 30*time.Second, func() error { return tetherSSHTo(mid, "node-ssh") })
 	}
 	rotate("standby")
 	after := signIn("carol")
@@ -129,6 +140,9 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() error { return tetherSSH(after) })
 	if err := openSSH(after, "carol"); err != nil {
 		t.Fatalf("after the rotation: %v", err)
+	}
+	if err := tetherSSHTo(after, "node-ssh"); err != nil {
+		t.Fatalf("after the rotation, the OpenSSH node re-signed in update_servers: %v\n%s", err, sshdNode.log)
 	}
 	if err := tetherSSH(mid); err != nil {
 		t.Fatalf("a profile trusting both keys stopped working: %v", err)
