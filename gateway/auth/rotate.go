@@ -18,8 +18,10 @@ import (
 // certificates, user certificates, the TLS certificates it serves. It returns the CA's
 // status after the move.
 //
-// The move is made on a copy read from disk and swapped in only once saved, so a failed
-// save leaves both the running CA and the disk at the previous phase.
+// The move is made on a copy of the authority and swapped in only once saved
+// (ca.Authority.RotateSaved), so a failed save leaves both the running CA and the disk at
+// the previous phase. Only this process rotates: replicas sharing a store keep their own
+// copy of data_dir/ca and do not see the move.
 func (s *Service) RotateCA(ctx context.Context, typ ca.Type, phase ca.RotationPhase) (CAStatus, error) {
 	var a *ca.Authority
 	for _, x := range s.cfg.CA.Authorities() {
