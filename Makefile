@@ -92,6 +92,7 @@ bench: tools
 	$(GO) test -run '^$$' -bench 'BenchmarkIssueUser|BenchmarkVerifyUser' -benchtime 2s -timeout 10m ./ca/
 	$(GO) test -run '^$$' -bench 'TunnelFigures' -benchtime 1x -timeout 30m ./transport/
 	$(GO) test -run '^$$' -bench 'NodeListFigures' -benchtime 1x -timeout 10m ./gateway/
+	$(GO) test -run '^$$' -bench 'NodeReadFigures' -benchtime 1x -timeout 10m ./gateway/
 	$(GO) test -run '^$$' -bench 'BenchmarkMuxRoute' -benchtime 2000x ./gateway/proxy/
 	$(GO) test -count=1 -v -run '^TestSSHFigures$$' -timeout 30m ./cmd/tether/ -args -tether.sshbench | grep -E 'FIGURE|FAIL|^ok'
 

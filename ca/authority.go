@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -187,6 +188,23 @@ func (a *Authority) CACerts() []*x509.Certificate {
 		out = append(out, a.other.cert)
 	}
 	return out
+}
+
+// IssuedBySigning reports whether cert was issued by this TLS authority's signing CA
+// certificate (by its authority key id, or its signature when it has none): a
+// certificate a running server presents is re-issued when it is not, so that a rotation
+// reaches it without a restart. False for an SSH authority.
+func (a *Authority) IssuedBySigning(cert *x509.Certificate) bool {
+	if a.typ != TLSCA || cert == nil {
+		return false
+	}
+	a.mu.RLock()
+	signing := a.signing.cert
+	a.mu.RUnlock()
+	if len(cert.AuthorityKeyId) > 0 && len(signing.SubjectKeyId) > 0 {
+		return bytes.Equal(cert.AuthorityKeyId, signing.SubjectKeyId)
+	}
+	return cert.CheckSignatureFrom(signing) == nil
 }
 
 // CertPool is a pool of CACerts, for tls.Config's RootCAs or ClientCAs.

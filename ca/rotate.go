@@ -1,6 +1,9 @@
 package ca
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // RotationPhase is where an authority is in a key rotation. The phases are Teleport's:
 //
@@ -53,7 +56,7 @@ func (a *Authority) Rotate(phase RotationPhase) error {
 		allowed = allowed || p == phase
 	}
 	if !allowed {
-		return fmt.Errorf("rotating the %s: cannot go from %s to %s; the next phase is one of %v", a, a.phase, phase, nextPhases[a.phase])
+		return &phaseError{fmt.Errorf("rotating the %s: cannot go from %s to %s; the next phase is one of %v", a, a.phase, phase, nextPhases[a.phase])}
 	}
 	switch phase {
 	case Init:
@@ -74,5 +77,38 @@ func (a *Authority) Rotate(phase RotationPhase) error {
 		a.other = nil
 	}
 	a.phase = phase
+	return nil
+}
+
+// phaseError is a move Rotate does not allow from the current phase.
+type phaseError struct{ error }
+
+func (e *phaseError) Unwrap() error { return e.error }
+
+// IsPhaseError reports whether err is Rotate refusing a move the current phase does not
+// allow (the caller's mistake, not a failure).
+func IsPhaseError(err error) bool {
+	var pe *phaseError
+	return errors.As(err, &pe)
+}
+
+// RotateSaved is Rotate followed by Save(dir), made on a copy that replaces the
+// authority's keys and phase only once saved: when the move or the save fails, the
+// authority in memory and on disk both stay at the previous phase. Callers serialise
+// rotations of one authority.
+func (a *Authority) RotateSaved(phase RotationPhase, dir string) error {
+	a.mu.RLock()
+	b := &Authority{Clock: a.Clock, cluster: a.cluster, typ: a.typ, alg: a.alg,
+		phase: a.phase, signing: a.signing, other: a.other, lastGen: a.lastGen}
+	a.mu.RUnlock()
+	if err := b.Rotate(phase); err != nil {
+		return err
+	}
+	if err := b.Save(dir); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.phase, a.signing, a.other, a.lastGen = b.phase, b.signing, b.other, b.lastGen
+	a.mu.Unlock()
 	return nil
 }

@@ -1,9 +1,11 @@
 package ca_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -280,12 +282,18 @@ func TestTLSRotation(t *testing.T) {
 		return err == nil
 	}
 	old := leafCert()
+	if !a.IssuedBySigning(old) {
+		t.Error("a certificate of the signing CA is not IssuedBySigning")
+	}
 	for _, p := range []ca.RotationPhase{ca.Init, ca.UpdateClients} {
 		if err := a.Rotate(p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	fresh := leafCert()
+	if a.IssuedBySigning(old) || !a.IssuedBySigning(fresh) {
+		t.Errorf("after update_clients: old IssuedBySigning %v, new %v", a.IssuedBySigning(old), a.IssuedBySigning(fresh))
+	}
 	if !verifies(old) || !verifies(fresh) || len(a.CACerts()) != 2 {
 		t.Errorf("during the rotation: old verifies %v, new verifies %v, %d CA certs", verifies(old), verifies(fresh), len(a.CACerts()))
 	}
@@ -463,5 +471,44 @@ func TestIssueDuringRotation(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// RotateSaved moves and saves, or does neither: a phase the rotation does not allow and a
+// directory that cannot be written both leave the authority in memory and on disk as
+// they were; a good move is on disk for a restart.
+func TestRotateSavedIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	a := newAuthority(t, "root.example.com", ca.HostCA, "")
+	dir := t.TempDir() + "/host"
+	if err := a.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	old := ssh.FingerprintSHA256(a.SigningKey())
+	if err := a.RotateSaved(ca.UpdateClients, dir); !ca.IsPhaseError(err) {
+		t.Fatalf("skipping init: %v, want a phase error", err)
+	}
+	if err := a.RotateSaved(ca.Init, dir); err != nil {
+		t.Fatal(err)
+	}
+	blocked := t.TempDir() + "/file"
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RotateSaved(ca.UpdateClients, blocked); err == nil || ca.IsPhaseError(err) {
+		t.Fatalf("saving into a file: %v, want a save error", err)
+	}
+	if a.Phase() != ca.Init || ssh.FingerprintSHA256(a.SigningKey()) != old {
+		t.Fatalf("a failed save changed the authority: phase %s", a.Phase())
+	}
+	if err := a.RotateSaved(ca.UpdateClients, dir); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := ca.LoadAuthority(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Phase() != ca.UpdateClients || !bytes.Equal(loaded.SigningKey().Marshal(), a.SigningKey().Marshal()) || len(loaded.TrustedKeys()) != 2 {
+		t.Fatalf("on disk: phase %s, %d trusted keys", loaded.Phase(), len(loaded.TrustedKeys()))
 	}
 }

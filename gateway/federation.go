@@ -39,17 +39,14 @@ const leafAskTimeout = 20 * time.Second
 // ownNodes lists this cluster's nodes that id may reach, with the logins it may use on
 // each, in one Engine.NodeList evaluation, logged as one decision-log event.
 func (g *Gateway) ownNodes(ctx context.Context, id policy.Cert, requestedBy string) ([]tunnel.LeafNode, error) {
-	rs, err := g.auth.Get(ctx, resource.KindNode, "", false)
+	// Parsed documents kept by store revision: read fresh, parsed only when changed.
+	res, err := g.auth.Nodes(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
+		return nil, err
 	}
-	var res []*resource.Node
-	var nodes []policy.Node
-	for _, r := range rs {
-		if n, ok := r.(*resource.Node); ok {
-			res = append(res, n)
-			nodes = append(nodes, policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels})
-		}
+	nodes := make([]policy.Node, len(res))
+	for i, n := range res {
+		nodes[i] = policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels}
 	}
 	in := &policy.Input{Action: policy.ActionNodeList, Cluster: g.cfg.ClusterName, Now: time.Now(), Cert: id}
 	access, err := g.engine.NodeList(ctx, in, nodes)

@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	g.auth, err = auth.New(ctx, auth.Config{
 		ClusterName:     cfg.ClusterName,
 		CA:              cluster,
+		CADir:           filepath.Join(cfg.DataDir, "ca"),
 		Store:           g.store,
 		Engine:          g.engine,
 		OperatorModules: modules,
@@ -133,6 +134,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		Trust:           tc,
 		Logger:          g.log,
 		Auditor:         g.auditor,
+		AfterRotate: func(_ context.Context, typ ca.Type) {
+			if typ != ca.TLSCA {
+				return
+			}
+			// The admin identity holds the TLS CA certificates tetherctl verifies this
+			// server with, and a client certificate of the signing CA: issue it again.
+			if err := g.writeAdminIdentity(); err != nil {
+				g.log.Error("renewing the admin identity after a TLS CA rotation", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -288,8 +299,16 @@ func (g *Gateway) AdminIdentityPath() string { return filepath.Join(g.cfg.DataDi
 func (g *Gateway) renewAdminIdentity() error {
 	path := g.AdminIdentityPath()
 	if !identity.NeedsRenewal(path, adminIdentityTTL/4, time.Now()) {
-		return nil
+		if id, err := identity.Load(path); err == nil && g.auth.CA().TLS.IssuedBySigning(id.Leaf) {
+			return nil
+		}
 	}
+	return g.writeAdminIdentity()
+}
+
+// writeAdminIdentity issues the admin identity and writes it.
+func (g *Gateway) writeAdminIdentity() error {
+	path := g.AdminIdentityPath()
 	data, err := identity.Issue(g.auth.CA(), g.Addr(), adminIdentityTTL)
 	if err != nil {
 		return err

@@ -7,8 +7,8 @@
 # node-west: OpenSSH's sshd trusting leaf-west's user CA); Alice signed up for real. The demo
 # then runs every command it is about to print, exactly as printed, in a clean `bash -c`
 # (no variable or function of this script), prints them, and stays up until Ctrl-C or
-# SIGTERM, when it stops every process it started and removes its temporary directory and
-# any Unix user it created.
+# SIGTERM, when it stops every process it started and removes its temporary directory and,
+# when no other demo still uses it, the Unix user a demo created (scripts/demo-user.sh).
 #
 # DEMO_EXIT_AFTER_CHECKS=1 exits after the checks instead of staying up: status 0 when every
 # check passed (CI and scripts).
@@ -29,19 +29,20 @@ done
 
 work=$(mktemp -d /tmp/tether-demo.XXXXXX)
 pids=()
-created_user=""
+held_user=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	echo
-	echo "Stopping the demo: ${#pids[@]} processes, $work${created_user:+, the Unix user $created_user}"
+	echo "Stopping the demo: ${#pids[@]} processes, $work"
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
 	rm -rf "$work"
-	if [ -n "$created_user" ] && ! out=$(userdel -r "$created_user" 2>&1); then
-		echo "could not remove the Unix user $created_user the demo created: $out" >&2
-		echo "(a process still runs as it; remove it later with: userdel -r $created_user)" >&2
+	# The Unix user is shared by every demo running on this machine: the last one to stop
+	# removes it, and only if a demo created it (scripts/demo-user.sh).
+	if [ -n "$held_user" ]; then
+		DEMO_USER=$held_user "$repo/scripts/demo-user.sh" release $$ || true
 	fi
 	exit "$rc"
 }
@@ -53,20 +54,17 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 # The login alice uses on the nodes. The node agent and sshd switch to the login's Unix
-# user, which only root can do: as root the demo creates the guide's `visitor` user (and
-# removes it at exit); otherwise every login is the current user, the only one an
-# unprivileged node agent or sshd can serve.
+# user, which only root can do: as root the demo creates the guide's `visitor` user (the
+# last demo running removes it at exit); otherwise every login is the current user, the
+# only one an unprivileged node agent or sshd can serve.
 if [ "$(id -u)" -eq 0 ]; then
 	login=visitor
-	if ! id visitor >/dev/null 2>&1; then
-		useradd -m -s /bin/sh visitor
-		created_user=visitor
-		# useradd leaves the password locked ("!"), and sshd without PAM refuses locked
-		# accounts even for certificates: "*" is no password, not locked.
-		usermod -p '*' visitor
-		echo "(created the Unix user visitor for the demo; it is removed when the demo stops)"
-	fi
-	if [ -z "$created_user" ] && [ "$(passwd -S visitor 2>/dev/null | awk '{print $2}')" = L ]; then
+	# Created when missing (password "*": sshd without PAM refuses locked accounts even
+	# for certificates), held by this demo's PID, removed by the last demo to stop.
+	DEMO_USER=visitor "$repo/scripts/demo-user.sh" acquire $$
+	held_user=visitor
+	# passwd -S says L for "*" too: read the hash field ("!" is locked).
+	if [[ "$(getent shadow visitor | cut -d: -f2)" == '!'* ]]; then
 		echo "WARNING: the existing Unix user visitor is locked; sshd (node-west) refuses locked accounts" >&2
 		echo "without PAM, even with a certificate. Unlock it without a password: usermod -p '*' visitor" >&2
 	fi

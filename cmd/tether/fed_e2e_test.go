@@ -139,6 +139,26 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		}
 	})
 
+	// The node list is served from parsed documents kept by store revision: a node the
+	// leaf's admin removes is gone from the next list, a relabelled one shows its labels.
+	t.Run("a_removed_node_is_gone_from_the_next_list", func(t *testing.T) {
+		alice.must(t, "", "ls", "--cluster="+leafName) // the leaf's view is warm
+		leaf.ctl(t, tetherctl, "create", writeTemp(t, "kind: node\nversion: v2\nmetadata:\n  name: node-brief\n  labels: {env: stage}\nspec:\n  addr: 127.0.0.1:2\n"))
+		if out := alice.must(t, "", "ls", "--cluster="+leafName); !strings.Contains(out, "node-brief") {
+			t.Fatalf("a new node is not listed:\n%s", out)
+		}
+		leaf.ctl(t, tetherctl, "create", "--force", writeTemp(t, "kind: node\nversion: v2\nmetadata:\n  name: node-brief\n  labels: {env: prod}\nspec:\n  addr: 127.0.0.1:2\n"))
+		if out := alice.must(t, "", "ls", "--cluster="+leafName); strings.Contains(out, "node-brief") {
+			t.Fatalf("a node relabelled out of reach is still listed:\n%s", out)
+		}
+		leaf.ctl(t, tetherctl, "create", "--force", writeTemp(t, "kind: node\nversion: v2\nmetadata:\n  name: node-brief\n  labels: {env: stage}\nspec:\n  addr: 127.0.0.1:2\n"))
+		alice.must(t, "", "ls", "--cluster="+leafName)
+		leaf.ctl(t, tetherctl, "rm", "node/node-brief")
+		if out := alice.must(t, "", "ls", "--cluster="+leafName); strings.Contains(out, "node-brief") {
+			t.Fatalf("a removed node is still listed:\n%s", out)
+		}
+	})
+
 	t.Run("a_hidden_leaf_reads_as_an_unknown_one", func(t *testing.T) {
 		root.ctl(t, tetherctl, "update", "rc/"+leafName, "--set-labels=env=secret")
 		defer root.ctl(t, tetherctl, "update", "rc/"+leafName, "--set-labels=")

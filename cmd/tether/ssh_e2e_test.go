@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,16 +50,48 @@ func startTetherdWithLog(t *testing.T, bin, name string, args ...string) (*proc,
 // user CA key in userCAPub. It returns the address and the server's log.
 func startOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string, userCAPub string) (string, *testenv.Buffer) {
 	t.Helper()
+	d := runOpenSSHD(t, keygen, ctl, userCAPub, "node1")
+	return d.addr, d.log
+}
+
+// openSSHD is a running OpenSSH server registered (by its admin) as a node.
+type openSSHD struct {
+	addr, name, hostKey string
+	log                 *testenv.Buffer
+	cmd                 *exec.Cmd
+	ctl                 func(args ...string) string
+}
+
+// sign writes a host certificate for the server's key from the cluster's host CA as it is
+// now (tetherctl auth sign), as its admin does at first and in a rotation's update_servers.
+func (d *openSSHD) sign(t *testing.T) {
+	t.Helper()
+	hostCert := d.ctl("auth", "sign", "--host="+d.name, "--pub="+d.hostKey+".pub")
+	if err := os.WriteFile(d.hostKey+"-cert.pub", []byte(hostCert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reload makes sshd read its configuration and host certificate again (SIGHUP: it
+// executes itself anew, same PID).
+func (d *openSSHD) reload(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runOpenSSHD is startOpenSSHD for a node named name, returning the server.
+func runOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string, userCAPub, name string) *openSSHD {
+	t.Helper()
 	sshd := testenv.Command(t, "sshd")
 	dir := t.TempDir()
 	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
 	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
-	hostCert := ctl("auth", "sign", "--host=node1", "--pub="+hostKey+".pub")
-	if err := os.WriteFile(hostKey+"-cert.pub", []byte(hostCert), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	d := &openSSHD{name: name, hostKey: hostKey, ctl: ctl}
+	d.sign(t)
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Skipf("sshd needs /run/sshd (run the tests as root): %v", err)
 	}
@@ -96,6 +129,7 @@ LogLevel VERBOSE
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	d.addr, d.log, d.cmd = addr, log, cmd
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -113,7 +147,7 @@ LogLevel VERBOSE
 		}
 		return nil
 	})
-	return addr, log
+	return d
 }
 
 func newSSHCluster(t *testing.T) *sshCluster {

@@ -168,6 +168,8 @@ func describeSSHError(what string, err error) error {
 	switch {
 	case strings.Contains(msg, "unable to authenticate"):
 		return fmt.Errorf("%s refused your certificate (expired, or from another cluster): run tether login again", what)
+	case strings.Contains(msg, ca.ErrUnknownAuthority.Error()):
+		return fmt.Errorf("%s presented a host certificate of a CA your profile does not trust (the cluster's host CA was rotated?): run tether login again", what)
 	case strings.Contains(msg, "no host CA for cluster"):
 		return errors.New(msg[strings.Index(msg, "no host CA for cluster"):])
 	case strings.Contains(msg, "host certificate") || strings.Contains(msg, "host presented"):

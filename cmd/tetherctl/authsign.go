@@ -15,7 +15,7 @@ import (
 )
 
 func authCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "auth", Short: "Sign keys with the cluster's certificate authorities, export their public keys"}
+	cmd := &cobra.Command{Use: "auth", Short: "Sign keys with the cluster's certificate authorities, export their public keys, rotate them"}
 	var dataDir, host, pubFile string
 	var ttl time.Duration
 	sign := &cobra.Command{
@@ -66,6 +66,6 @@ give sshd the cluster's user CA (data-dir/ca/user/key-N.pub) as TrustedUserCAKey
 	sign.Flags().StringVar(&host, "host", "", "the node's name (comma-separated for several)")
 	sign.Flags().StringVar(&pubFile, "pub", "", "the server's public host key file")
 	sign.Flags().DurationVar(&ttl, "ttl", 0, "the certificate's lifetime; 0 never expires (as ssh-keygen)")
-	cmd.AddCommand(sign, authExportCommand())
+	cmd.AddCommand(sign, authExportCommand(), authRotateCommand())
 	return cmd
 }

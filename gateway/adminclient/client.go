@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/gateway/web"
@@ -164,4 +165,12 @@ func (c *Client) ListTokens(ctx context.Context) ([]web.TokenListItem, error) {
 // DeleteToken removes a token by value or listed prefix.
 func (c *Client) DeleteToken(ctx context.Context, token string) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/admin/tokens/delete", web.TokenDeleteRequest{Token: token}, nil)
+}
+
+// RotateCA moves one of the cluster's CAs (user, host or tls) to a rotation phase and
+// returns its state after the move.
+func (c *Client) RotateCA(ctx context.Context, typ, phase string) (auth.CAStatus, error) {
+	var out auth.CAStatus
+	err := c.doJSON(ctx, http.MethodPost, web.RotatePath, web.RotateRequest{Type: typ, Phase: phase}, &out)
+	return out, err
 }

@@ -19,6 +19,9 @@ const (
 	// AuditAdminAuthFailed: a call to the admin API without a valid admin identity
 	// (fields: peer, reason, suppressed).
 	AuditAdminAuthFailed = "admin.auth.failed"
+	// AuditCARotate: an admin moved one of the cluster's CAs to a rotation phase (fields:
+	// type, from, phase, signing: the signing key's fingerprint).
+	AuditCARotate = "ca.rotate"
 )
 
 // AuditEvent is one security-relevant event (audit.Event).

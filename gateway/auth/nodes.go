@@ -317,7 +317,7 @@ func (s *Service) NodeHeartbeat(ctx context.Context, name string, peer *x509.Cer
 		return nil, err
 	}
 	now := s.cfg.Now()
-	renewTLS := peer.NotAfter.Sub(now) < NodeTLSCertTTL/2
+	renewTLS := peer.NotAfter.Sub(now) < NodeTLSCertTTL/2 || !s.cfg.CA.TLS.IssuedBySigning(peer)
 	return s.nodeCredentials(n, key, s.hostCertDue(req.HostCert, key, now), renewTLS)
 }
 

@@ -53,6 +53,9 @@ type Config struct {
 	ClusterName string
 	// CA is this cluster's certificate authorities. Required.
 	CA *ca.Cluster
+	// CADir is where CA is saved (data_dir/ca); RotateCA saves each phase there. Empty
+	// refuses rotations (nothing would survive a restart).
+	CADir string
 	// Store holds the resources. Required.
 	Store state.Store
 	// Engine receives every rebuilt bundle. Required.
@@ -69,6 +72,10 @@ type Config struct {
 	Auditor Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AfterRotate, when set, is called after RotateCA moved a CA (saved, bundle rebuilt),
+	// before RotateCA returns: what the process keeps outside the CA (the admin identity
+	// file) is renewed there.
+	AfterRotate func(ctx context.Context, typ ca.Type)
 }
 
 // Service is a cluster's auth service. Its methods are safe for concurrent use.
@@ -89,6 +96,11 @@ type Service struct {
 	stale     atomic.Bool  // the last rebuild failed; Run retries it
 
 	tunnelStatus atomic.Pointer[func() []TunnelStatus] // the leaf's tunnels, for Status
+
+	rotateMu sync.Mutex // one rotation step at a time (memory, disk and bundle agree)
+
+	nodesMu sync.Mutex
+	nodes   map[string]cachedNode // Nodes' parsed documents by store key
 }
 
 const (

@@ -43,17 +43,7 @@ type RemoteClusterCounts struct {
 func (s *Service) Status(ctx context.Context) (Status, error) {
 	st := Status{ClusterName: s.cfg.ClusterName, Storage: storageKind(s.cfg.Store)}
 	for _, a := range s.cfg.CA.Authorities() {
-		c := CAStatus{Type: string(a.Type()), Phase: string(a.Phase())}
-		if c.Phase == "" {
-			c.Phase = string(ca.Standby)
-		}
-		for _, k := range a.TrustedKeys() {
-			c.Fingerprints = append(c.Fingerprints, k.Fingerprint())
-		}
-		for _, cert := range a.CACerts() {
-			c.Fingerprints = append(c.Fingerprints, TLSCAPin(cert.RawSubjectPublicKeyInfo))
-		}
-		st.CAs = append(st.CAs, c)
+		st.CAs = append(st.CAs, caStatus(a))
 	}
 	rcs, err := s.remoteClusters(ctx)
 	if err != nil {
@@ -68,6 +58,20 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	return st, nil
+}
+
+func caStatus(a *ca.Authority) CAStatus {
+	c := CAStatus{Type: string(a.Type()), Phase: string(a.Phase())}
+	if c.Phase == "" {
+		c.Phase = string(ca.Standby)
+	}
+	for _, k := range a.TrustedKeys() {
+		c.Fingerprints = append(c.Fingerprints, k.Fingerprint())
+	}
+	for _, cert := range a.CACerts() {
+		c.Fingerprints = append(c.Fingerprints, TLSCAPin(cert.RawSubjectPublicKeyInfo))
+	}
+	return c
 }
 
 // TLSCAPin is a TLS CA's pin as Teleport writes it: "sha256:" and the hex SHA-256 of the

@@ -114,12 +114,75 @@ type Proxy struct {
 	TunnelPublicDefaulted bool `mapstructure:"-"`
 }
 
-// TunnelShared reports whether the tunnel is served on the web port (tunnel_listen_addr
-// names the same host and port as web_listen_addr).
+// TunnelShared reports whether the tunnel is served on the web port: tunnel_listen_addr
+// binds the same port on the same addresses as web_listen_addr, however written
+// (0.0.0.0, [::] and an empty host all listen on every address; a host name is the
+// address it resolves to). Load refuses the same port on overlapping addresses that are
+// not the same.
 func (p Proxy) TunnelShared() bool {
-	wh, wp, err1 := net.SplitHostPort(p.WebListenAddr)
-	th, tp, err2 := net.SplitHostPort(p.TunnelListenAddr)
-	return err1 == nil && err2 == nil && wh == th && wp == tp
+	shared, err := p.tunnelBind()
+	return err == nil && shared
+}
+
+// tunnelBind compares the web and tunnel listen addresses: shared when they bind the same
+// port on the same addresses; an error when they bind the same port on overlapping
+// addresses that are not the same (all addresses and one of them), which could neither
+// be bound twice nor mean one listener.
+func (p Proxy) tunnelBind() (bool, error) {
+	if p.WebListenAddr == p.TunnelListenAddr {
+		return true, nil // the default, including port 0 (tests): one listener
+	}
+	wip, wport, err := listenBind("proxy.web_listen_addr", p.WebListenAddr)
+	if err != nil {
+		return false, err
+	}
+	tip, tport, err := listenBind("proxy.tunnel_listen_addr", p.TunnelListenAddr)
+	if err != nil {
+		return false, err
+	}
+	if wport != tport || wport == 0 {
+		return false, nil // port 0 written twice differently: two free ports
+	}
+	switch {
+	case wip == nil && tip == nil:
+		return true, nil
+	case wip == nil || tip == nil:
+		return false, fmt.Errorf("proxy.tunnel_listen_addr %s and proxy.web_listen_addr %s are the same port on overlapping addresses: "+
+			"to serve the tunnel on the web port write the same address in both (or leave tunnel_listen_addr out); else give the tunnel another port",
+			p.TunnelListenAddr, p.WebListenAddr)
+	case wip.Equal(tip):
+		return true, nil
+	}
+	return false, nil
+}
+
+// listenBind is the port number addr listens on and the IP address it binds: nil for
+// every address (an empty host or an unspecified address), else the address Go's
+// net.Listen would use for the host.
+func listenBind(key, addr string) (net.IP, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s %q: want host:port", key, addr)
+	}
+	port, err := net.LookupPort("tcp", p)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s %q: %q is not a port", key, addr, p)
+	}
+	if host == "" {
+		return nil, port, nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		a, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s %q: cannot resolve %s", key, addr, host)
+		}
+		ip = a.IP
+	}
+	if ip == nil || ip.IsUnspecified() {
+		return nil, port, nil
+	}
+	return ip, port, nil
 }
 
 // Storage selects where resources live.
@@ -406,6 +469,9 @@ func (c *Config) complete() error {
 	if c.Proxy.TunnelListenAddr == "" {
 		c.Proxy.TunnelListenAddr = c.Proxy.WebListenAddr
 		c.Proxy.TunnelListenDefaulted = true
+	}
+	if _, err := c.Proxy.tunnelBind(); err != nil {
+		return err
 	}
 	if c.Proxy.TunnelPublicAddr == "" {
 		if c.Proxy.TunnelShared() {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -262,4 +264,73 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 			t.Errorf("error %q says %q", msg, bad)
 		}
 	}
+}
+
+// The tunnel shares the web port when both name the same port and the same bind, however
+// written: every unspecified form ("", 0.0.0.0, [::]) is one bind (Go listens on all
+// addresses for each), a host name is the address Go would listen on. The same port on
+// overlapping binds that are not the same (all addresses and one of them) cannot be bound
+// twice and would not mean one listener either: refused, saying what to write.
+func TestTunnelSharesTheWebPortByAddressNotText(t *testing.T) {
+	for _, tc := range []struct {
+		name, web, tunnel string
+		shared            bool
+		err               string
+	}{
+		{"same_text", "127.0.0.1:3080", "127.0.0.1:3080", true, ""},
+		{"all_v4_and_empty_host", "0.0.0.0:3080", ":3080", true, ""},
+		{"all_v4_and_all_v6", "0.0.0.0:3080", "[::]:3080", true, ""},
+		{"loopback_and_localhost", "127.0.0.1:3080", "localhost:3080", true, ""},
+		{"named_port", "127.0.0.1:443", "127.0.0.1:https", true, ""},
+		{"zero_ports_same_host", "127.0.0.1:0", "127.0.0.1:0", true, ""},
+		{"other_port", "0.0.0.0:3080", "0.0.0.0:3024", false, ""},
+		{"other_loopback", "127.0.0.1:3080", "127.0.0.2:3080", false, ""},
+		{"all_and_one", "0.0.0.0:3080", "127.0.0.1:3080", false, "proxy.tunnel_listen_addr 127.0.0.1:3080 and proxy.web_listen_addr 0.0.0.0:3080 are the same port on overlapping addresses"},
+		{"one_and_all", "127.0.0.1:3080", "[::]:3080", false, "proxy.tunnel_listen_addr [::]:3080 and proxy.web_listen_addr 127.0.0.1:3080 are the same port on overlapping addresses"},
+		{"unresolvable", "127.0.0.1:3080", "no-such-host.invalid:3080", false, "proxy.tunnel_listen_addr \"no-such-host.invalid:3080\": cannot resolve"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(write(t, fmt.Sprintf("cluster_name: a\ndata_dir: /tmp/x\nproxy:\n  web_listen_addr: %q\n  tunnel_listen_addr: %q\n", tc.web, tc.tunnel)))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Proxy.TunnelShared() != tc.shared {
+				t.Fatalf("TunnelShared %v, want %v", c.Proxy.TunnelShared(), tc.shared)
+			}
+			if tc.shared && c.Proxy.TunnelPublicAddr != c.Proxy.PublicAddr {
+				t.Fatalf("a shared tunnel is advertised at %s, not public_addr %s", c.Proxy.TunnelPublicAddr, c.Proxy.PublicAddr)
+			}
+		})
+	}
+}
+
+// tunnelBind never panics on what a configuration may hold, and is symmetric: whether two
+// addresses are one bind, or overlap, does not depend on which is the web's. Hosts other
+// than IP literals, an empty host and localhost are skipped (no DNS while fuzzing).
+func FuzzTunnelBind(f *testing.F) {
+	for _, s := range [][2]string{{"0.0.0.0:3080", ":3080"}, {"[::]:3080", "127.0.0.1:3080"}, {"localhost:443", "127.0.0.1:https"},
+		{"127.0.0.1:0", "127.0.0.1:0"}, {"[::1]:22", "[::ffff:127.0.0.1]:22"}, {"1.2.3.4:99999", ":-1"}, {"[fe80::1%eth0]:80", "[fe80::1]:80"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, web, tunnel string) {
+		for _, a := range []string{web, tunnel} {
+			if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "localhost" && net.ParseIP(h) == nil {
+				t.Skip("a host name would need DNS")
+			}
+		}
+		ab, errAB := Proxy{WebListenAddr: web, TunnelListenAddr: tunnel}.tunnelBind()
+		ba, errBA := Proxy{WebListenAddr: tunnel, TunnelListenAddr: web}.tunnelBind()
+		if ab != ba || (errAB == nil) != (errBA == nil) {
+			t.Fatalf("%q %q: %v %v, swapped %v %v", web, tunnel, ab, errAB, ba, errBA)
+		}
+		if ab && errAB != nil {
+			t.Fatalf("%q %q: shared and an error %v", web, tunnel, errAB)
+		}
+	})
 }

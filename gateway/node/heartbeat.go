@@ -117,6 +117,12 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	a.mu.Lock()
 	a.id = next
 	a.mu.Unlock()
+	if next.TLSCert != cur.TLSCert {
+		// The client certificate is sent at the handshake only: a kept-alive connection
+		// would go on presenting the old one (until it expires, or its CA is dropped by a
+		// rotation, and every heartbeat is refused).
+		a.client.CloseIdleConnections()
+	}
 	a.log.Info("node credentials updated by the cluster", "user_cas", len(next.UserCAs))
 	return nil
 }

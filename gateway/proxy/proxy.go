@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -68,10 +69,15 @@ type Config struct {
 
 // Server is the SSH entry of a proxy.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	host   ssh.Signer
-	leaves atomic.Pointer[LeafDialer]
+	cfg        Config
+	log        *slog.Logger
+	principals []string
+	leaves     atomic.Pointer[LeafDialer]
+
+	hostMu    sync.Mutex
+	host      ssh.Signer // the current host certificate and its key
+	hostBy    []byte     // the CA key that signed it, wire form
+	hostRenew time.Time  // when half its lifetime has passed
 
 	wg sync.WaitGroup
 }
@@ -98,15 +104,50 @@ func New(cfg Config) (*Server, error) {
 			principals = append(principals, p)
 		}
 	}
-	host, err := forward.HostSigner(cfg.CA.Host, principals, 0)
-	if err != nil {
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "proxy-ssh", "cluster", cfg.ClusterName), principals: principals}
+	if _, err := s.hostSigner(); err != nil {
 		return nil, fmt.Errorf("issuing the proxy's host certificate: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "proxy-ssh", "cluster", cfg.ClusterName), host: host}
 	if cfg.Leaves != nil {
 		s.SetLeaves(cfg.Leaves)
 	}
 	return s, nil
+}
+
+// HostCertTTL is the lifetime of the proxy's host certificate; it is re-issued when half
+// of it has passed.
+const HostCertTTL = 24 * time.Hour
+
+// hostSigner returns the proxy's host certificate, issuing a new one (for a new key) when
+// there is none yet, when the host CA's signing key is no longer the one that signed it
+// (a rotation moved to update_clients, or rolled back), or when half its lifetime has
+// passed. Clients that trust only the signing key (a tether login after the rotation)
+// thus accept the proxy without a restart.
+func (s *Server) hostSigner() (ssh.Signer, error) {
+	s.hostMu.Lock()
+	defer s.hostMu.Unlock()
+	signing := s.cfg.CA.Host.SigningKey()
+	if signing == nil {
+		return nil, errors.New("the host CA has no signing key")
+	}
+	if s.host != nil && bytes.Equal(s.hostBy, signing.Marshal()) && s.cfg.Now().Before(s.hostRenew) {
+		return s.host, nil
+	}
+	host, err := forward.HostSigner(s.cfg.CA.Host, s.principals, HostCertTTL)
+	if err != nil {
+		return nil, err
+	}
+	cert, ok := host.PublicKey().(*ssh.Certificate)
+	if !ok {
+		return nil, errors.New("the host signer holds no certificate")
+	}
+	after, before := time.Unix(int64(cert.ValidAfter), 0), time.Unix(int64(cert.ValidBefore), 0)
+	renewed := s.host != nil
+	s.host, s.hostBy, s.hostRenew = host, cert.SignatureKey.Marshal(), after.Add(before.Sub(after)/2)
+	if renewed {
+		s.log.Info("renewed the proxy's host certificate", "signing_ca", ssh.FingerprintSHA256(cert.SignatureKey), "valid_before", before.UTC())
+	}
+	return host, nil
 }
 
 // SetLeaves sets (or, with nil, removes) the dialer of leaf clusters; safe while serving.
@@ -145,8 +186,13 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	host, err := s.hostSigner()
+	if err != nil {
+		s.log.Error("issuing the proxy's host certificate; refusing the connection", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
 	var id *forward.Identity
-	cfg := forward.ServerConfig(ctx, s.host, s.cfg.TrustedUserKeys, s.cfg.Now, s.log, &id)
+	cfg := forward.ServerConfig(ctx, host, s.cfg.TrustedUserKeys, s.cfg.Now, s.log, &id)
 	_ = conn.SetDeadline(time.Now().Add(forward.DefaultHandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, cfg)
 	if err != nil {

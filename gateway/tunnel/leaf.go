@@ -177,11 +177,12 @@ func (l *Leaf) sync(ctx context.Context) {
 }
 
 // certificate is the leaf's client certificate from its own TLS CA, naming the cluster
-// in its tether://cluster/NAME URI; renewed at half its life.
+// in its tether://cluster/NAME URI; renewed at half its life and when the TLS CA's
+// signing certificate changed (a rotation).
 func (l *Leaf) certificate() (*tls.Certificate, error) {
 	l.certMu.Lock()
 	defer l.certMu.Unlock()
-	if l.cert != nil && time.Until(l.cert.Leaf.NotAfter) > ca.DefaultTLSTTL/2 {
+	if l.cert != nil && time.Until(l.cert.Leaf.NotAfter) > ca.DefaultTLSTTL/2 && l.cfg.Auth.CA().TLS.IssuedBySigning(l.cert.Leaf) {
 		return l.cert, nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -235,11 +235,12 @@ func (r *Root) endpoint() transport.Endpoint {
 }
 
 // certificate is this replica's server certificate from the cluster's TLS CA, naming
-// the advertised host and loopback; renewed at half its life.
+// the advertised host and loopback; renewed at half its life and when the TLS CA's
+// signing certificate changed (a rotation).
 func (r *Root) certificate() (*tls.Certificate, error) {
 	r.certMu.Lock()
 	defer r.certMu.Unlock()
-	if r.cert != nil && time.Until(r.cert.Leaf.NotAfter) > ca.DefaultTLSTTL/2 {
+	if r.cert != nil && time.Until(r.cert.Leaf.NotAfter) > ca.DefaultTLSTTL/2 && r.cfg.Auth.CA().TLS.IssuedBySigning(r.cert.Leaf) {
 		return r.cert, nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -204,6 +204,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("POST /v1/admin/tokens", s.admin(s.addToken))
 	s.mux.Handle("GET /v1/admin/tokens", s.admin(s.listTokens))
 	s.mux.Handle("POST /v1/admin/tokens/delete", s.admin(s.deleteToken))
+	s.mux.Handle("POST "+RotatePath, s.admin(s.rotate))
 	return s
 }
 
@@ -228,7 +229,9 @@ func (s *Server) TLSConfig() *tls.Config {
 func (s *Server) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cert != nil && time.Until(s.cert.Leaf.NotAfter) > ca.MaxTLSTTL/4 {
+	// Re-issued before it expires, and at once when the TLS CA's signing certificate
+	// changed (a rotation), so clients that trust only the new CA accept it.
+	if s.cert != nil && time.Until(s.cert.Leaf.NotAfter) > ca.MaxTLSTTL/4 && s.cfg.Auth.CA().TLS.IssuedBySigning(s.cert.Leaf) {
 		return s.cert, nil
 	}
 	key, err := ca.GenerateKey(ca.Ed25519)

@@ -1,0 +1,66 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/ca"
+)
+
+// RotateCA moves, saves and rebuilds; it refuses what it cannot do safely: no CA
+// directory, an unknown type, a phase out of order, and starting to rotate a CA a joined
+// leaf keeps a copy of (the root's user and TLS CAs).
+func TestRotateCA(t *testing.T) {
+	ctx := context.Background()
+	root := newService(t, "root.example.com")
+	if _, err := root.RotateCA(ctx, ca.HostCA, ca.Init); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("without a CA directory: %v", err)
+	}
+	root.cfg.CADir = t.TempDir()
+	if _, err := root.RotateCA(ctx, "ssh", ca.Init); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("unknown type: %v", err)
+	}
+	if _, err := root.RotateCA(ctx, ca.HostCA, ca.UpdateServers); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "cannot go from standby to update_servers") {
+		t.Fatalf("skipping phases: %v", err)
+	}
+	rev := root.Revision()
+	old := ssh.FingerprintSHA256(root.CA().Host.SigningKey())
+	st, err := root.RotateCA(ctx, ca.HostCA, ca.Init)
+	if err != nil || st.Phase != "init" || len(st.Fingerprints) != 2 || st.Fingerprints[0] != old {
+		t.Fatalf("init: %+v %v", st, err)
+	}
+	if root.Revision() == rev {
+		t.Fatal("the bundle was not rebuilt")
+	}
+	loaded, err := ca.LoadAuthority(root.cfg.CADir + "/host")
+	if err != nil || loaded.Phase() != ca.Init {
+		t.Fatalf("not saved: %v", err)
+	}
+
+	// A joined leaf keeps the root's user and TLS CAs: a new rotation of those is refused,
+	// naming the leaf; the host CA's rotation under way may go on.
+	if _, err := root.ValidateTrustedCluster(ctx, trustToken(t, root, TokenOptions{}), hostCAOf(t, "leaf.example.com"), "leaf"); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []ca.Type{ca.UserCA, ca.TLSCA} {
+		_, err := root.RotateCA(ctx, typ, ca.Init)
+		if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "leaf leaf.example.com") {
+			t.Fatalf("%s CA with a leaf: %v", typ, err)
+		}
+		if root.CA().Authorities()[0].Phase() != ca.Standby && typ == ca.UserCA {
+			t.Fatal("a refused rotation moved the user CA")
+		}
+	}
+	for _, p := range []ca.RotationPhase{ca.UpdateClients, ca.UpdateServers, ca.Standby} {
+		if _, err := root.RotateCA(ctx, ca.HostCA, p); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	if got := ssh.FingerprintSHA256(root.CA().Host.SigningKey()); got == old || len(root.CA().Host.TrustedKeys()) != 1 {
+		t.Fatalf("after the rotation the host CA signs with %s (old %s)", got, old)
+	}
+}
