@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	osuser "os/user"
 	"strings"
 	"syscall"
 
@@ -22,9 +23,10 @@ func sshCommand() *cobra.Command {
 		forceTTY, noTTY, agent bool
 		noCommand              bool
 		local, remote, dynamic []string
+		loginFlag              string
 	)
 	cmd := &cobra.Command{
-		Use:   "ssh [--cluster=X] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] login@node [command...]",
+		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] [login@]node [command...]",
 		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow; forward ports and your agent as the node's cluster allows",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,9 +50,9 @@ func sshCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			login, node, ok := strings.Cut(args[0], "@")
-			if !ok || login == "" || node == "" {
-				return fmt.Errorf("%q: give login@node (tether ls lists the nodes and your logins)", args[0])
+			login, node, err := sshDestination(args[0], loginFlag)
+			if err != nil {
+				return err
 			}
 			if cluster == "" {
 				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
@@ -91,6 +93,7 @@ func sshCommand() *cobra.Command {
 	}
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster of the node (default: the one cluster where the node is found)")
+	cmd.Flags().StringVarP(&loginFlag, "login", "l", "", "the login on the node (as OpenSSH's -l: it wins over login@; default: login@, else your local user name)")
 	cmd.Flags().IntVarP(&port, "port", "p", 22, "the node's SSH port (the node's registered address decides; kept for OpenSSH compatibility)")
 	cmd.Flags().BoolVarP(&forceTTY, "tty", "t", false, "allocate a terminal even for a command")
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
@@ -203,4 +206,25 @@ func sshSignal(s os.Signal) ssh.Signal {
 		return ssh.SIGQUIT
 	}
 	return ssh.SIGTERM
+}
+
+// sshDestination reads [login@]node as OpenSSH does: -l wins over login@, and without
+// either the login is the local user's name (tsh and ssh alike).
+func sshDestination(arg, loginFlag string) (login, node string, err error) {
+	node = arg
+	if l, n, ok := strings.Cut(arg, "@"); ok {
+		login, node = l, n
+	}
+	if loginFlag != "" {
+		login = loginFlag
+	}
+	if login == "" && !strings.Contains(arg, "@") {
+		if u, err := osuser.Current(); err == nil {
+			login = u.Username
+		}
+	}
+	if login == "" || node == "" {
+		return "", "", fmt.Errorf("%q: give login@node or -l login (tether ls lists the nodes and your logins)", arg)
+	}
+	return login, node, nil
 }
