@@ -88,6 +88,9 @@ func loginCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(password) > maxPasswordLength {
+				return fmt.Errorf("the password is longer than %d bytes, which no Tether password is: check what was typed or piped in", maxPasswordLength)
+			}
 			otp, err := pr.ask("Enter your one-time code: ", true)
 			if err != nil {
 				return err
@@ -287,6 +290,9 @@ func usersCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if len(pw) > maxPasswordLength {
+					return fmt.Errorf("the password is longer than %d bytes: choose a shorter one", maxPasswordLength)
+				}
 				again, err := pr.ask("Enter it again: ", true)
 				if err != nil {
 					return err
@@ -341,3 +347,7 @@ func timeLeft(t time.Time) string {
 	}
 	return "valid for " + strings.TrimSuffix(d.String(), "0s")
 }
+
+// maxPasswordLength is the longest password the cluster takes (auth.MaxPasswordLength; a
+// test keeps the two equal): a longer one is refused here, before it is sent.
+const maxPasswordLength = 1024

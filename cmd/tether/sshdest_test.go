@@ -3,6 +3,8 @@ package main
 import (
 	osuser "os/user"
 	"testing"
+
+	"github.com/tetherproject/tether/gateway/auth"
 )
 
 // tether ssh reads its destination as OpenSSH and tsh do: -l wins over login@, and with
@@ -35,5 +37,11 @@ func TestSSHDestination(t *testing.T) {
 		if err != nil || login != tc.login || node != tc.node {
 			t.Errorf("%q -l %q: %q %q %v, want %q %q", tc.arg, tc.flag, login, node, err, tc.login, tc.node)
 		}
+	}
+}
+
+func TestMaxPasswordLengthIsTheClusters(t *testing.T) {
+	if maxPasswordLength != auth.MaxPasswordLength {
+		t.Fatalf("tether refuses passwords over %d bytes, the cluster over %d", maxPasswordLength, auth.MaxPasswordLength)
 	}
 }
