@@ -90,6 +90,7 @@ type Engine struct {
 	cur       atomic.Pointer[prepared]
 	decisions *lru.Cache[key, *cachedDecision]
 	ids       *lru.Cache[key, *identity]
+	hash      keyHash // picks a cache slot; entries keep their key bytes (key.go)
 	logger    Logger
 	stats     stats
 	metrics   engineMetrics
@@ -135,6 +136,7 @@ type prepared struct {
 }
 
 type identity struct {
+	key   []byte    // identityKey's encoding this entry was made for
 	cert  ast.Value // the certificate as an input value
 	value ast.Value // data.tether.identity.of(...)
 	// What the engine reads of value in Go on every decision, decoded once.
@@ -143,6 +145,7 @@ type identity struct {
 }
 
 type cachedDecision struct {
+	key         []byte // decisionKey's encoding this entry was made for
 	d           Decision
 	evaluatedAt time.Time
 }
@@ -155,7 +158,7 @@ var ErrNoBundle = errors.New("policy: no bundle loaded")
 
 // New returns an engine with no bundle; Load one before asking for decisions.
 func New(opts Options) (*Engine, error) {
-	e := &Engine{logger: opts.Logger}
+	e := &Engine{logger: opts.Logger, hash: newKeyHash()}
 	size := opts.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
@@ -319,9 +322,13 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	// now, which the cache key leaves out.
 	useCache := e.decisions != nil && in.Action != ActionCertIssue
 	var k key
+	var enc *encoder
 	if useCache {
-		k = decisionKey(p.gen, in)
-		if c, ok := e.decisions.Get(k); ok && c.validAt(in.Now) {
+		enc = decisionKey(p.gen, in)
+		defer enc.release()
+		k = e.hash(enc.b)
+		// A hit needs the very bytes the entry was made for, not only their hash.
+		if c, ok := e.decisions.Get(k); ok && string(c.key) == string(enc.b) && c.validAt(in.Now) {
 			serve := true
 			if p.timeDependent {
 				// Only allows are cached for this bundle; one holds only while the
@@ -356,7 +363,7 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	}
 	d.class = reasonClass(&d)
 	if useCache && (d.Allow || !p.timeDependent) {
-		e.decisions.Add(k, &cachedDecision{d: d, evaluatedAt: in.Now})
+		e.decisions.Add(k, &cachedDecision{key: slices.Clone(enc.b), d: d, evaluatedAt: in.Now})
 	}
 	e.log(in, d)
 	return d, nil
@@ -551,8 +558,10 @@ func (d Decision) Explained(ctx context.Context) (Decision, error) {
 }
 
 func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
-	k := identityKey(p.gen, in.Cluster, &in.Cert)
-	if id, ok := e.ids.Get(k); ok {
+	enc := identityKey(p.gen, in.Cluster, &in.Cert)
+	defer enc.release()
+	k := e.hash(enc.b)
+	if id, ok := e.ids.Get(k); ok && string(id.key) == string(enc.b) {
 		return id, nil
 	}
 	cert := in.Cert.Value()
@@ -564,6 +573,7 @@ func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identit
 	if err != nil {
 		return nil, err
 	}
+	id.key = slices.Clone(enc.b)
 	e.ids.Add(k, id)
 	return id, nil
 }
