@@ -207,41 +207,56 @@ func (c *Cert) Value() ast.Value {
 // Value is the whole input document as a Rego value. cert may be a cached c.Value().
 func (in *Input) Value() ast.Value { return in.valueWithCert(in.Cert.Value()) }
 
+// The input document's keys, made once (ast.InternedTerm allocates for most of them).
+var (
+	keyAction        = ast.StringTerm("action")
+	keyCluster       = ast.StringTerm("cluster")
+	keyNow           = ast.StringTerm("now")
+	keyCert          = ast.StringTerm("cert")
+	keyLogin         = ast.StringTerm("login")
+	keyNode          = ast.StringTerm("node")
+	keyRemoteCluster = ast.StringTerm("remote_cluster")
+	keyName          = ast.StringTerm("name")
+	keyLabels        = ast.StringTerm("labels")
+)
+
 func (in *Input) valueWithCert(cert ast.Value) ast.Value {
-	o := ast.NewObject()
-	o.Insert(ast.InternedTerm("action"), ast.StringTerm(in.Action))
-	o.Insert(ast.InternedTerm("cluster"), ast.StringTerm(in.Cluster))
-	o.Insert(ast.InternedTerm("now"), ast.StringTerm(timeString(in.Now)))
-	o.Insert(ast.InternedTerm("cert"), ast.NewTerm(cert))
+	// One ast.NewObject call per object: it allocates the elements in one block, where
+	// Insert allocates per element and grows the object's map (this runs on every miss).
+	items := make([][2]*ast.Term, 0, 7)
+	items = append(items,
+		[2]*ast.Term{keyAction, ast.StringTerm(in.Action)},
+		[2]*ast.Term{keyCluster, ast.StringTerm(in.Cluster)},
+		[2]*ast.Term{keyNow, ast.StringTerm(timeString(in.Now))},
+		[2]*ast.Term{keyCert, ast.NewTerm(cert)})
 	if in.Login != "" {
-		o.Insert(ast.InternedTerm("login"), ast.StringTerm(in.Login))
+		items = append(items, [2]*ast.Term{keyLogin, ast.StringTerm(in.Login)})
 	}
 	if in.Node != nil {
-		o.Insert(ast.InternedTerm("node"), ast.NewTerm(namedLabels(in.Node.Name, in.Node.Labels)))
+		items = append(items, [2]*ast.Term{keyNode, ast.NewTerm(namedLabels(in.Node.Name, in.Node.Labels))})
 	}
 	if in.RemoteCluster != nil {
-		o.Insert(ast.InternedTerm("remote_cluster"), ast.NewTerm(namedLabels(in.RemoteCluster.Name, in.RemoteCluster.Labels)))
+		items = append(items, [2]*ast.Term{keyRemoteCluster, ast.NewTerm(namedLabels(in.RemoteCluster.Name, in.RemoteCluster.Labels))})
 	}
-	return o
+	return ast.NewObject(items...)
 }
 
 // identityInput is what the identity stage sees: the certificate and the cluster.
 func identityInput(cluster string, cert ast.Value) ast.Value {
-	o := ast.NewObject()
-	o.Insert(ast.InternedTerm("cert"), ast.NewTerm(cert))
-	o.Insert(ast.InternedTerm("cluster"), ast.StringTerm(cluster))
-	return o
+	return ast.NewObject(
+		[2]*ast.Term{keyCert, ast.NewTerm(cert)},
+		[2]*ast.Term{keyCluster, ast.StringTerm(cluster)})
 }
 
 func namedLabels(name string, labels map[string]string) ast.Value {
-	o := ast.NewObject()
-	o.Insert(ast.InternedTerm("name"), ast.StringTerm(name))
-	l := ast.NewObject()
-	for _, k := range sortedKeys(labels) {
-		l.Insert(ast.StringTerm(k), ast.StringTerm(labels[k]))
+	// An object's value does not depend on the order its keys are given in.
+	l := make([][2]*ast.Term, 0, len(labels))
+	for k, v := range labels {
+		l = append(l, [2]*ast.Term{ast.StringTerm(k), ast.StringTerm(v)})
 	}
-	o.Insert(ast.InternedTerm("labels"), ast.NewTerm(l))
-	return o
+	return ast.NewObject(
+		[2]*ast.Term{keyName, ast.StringTerm(name)},
+		[2]*ast.Term{keyLabels, ast.NewTerm(ast.NewObject(l...))})
 }
 
 func stringArray(ss []string) ast.Value {
