@@ -15,8 +15,8 @@ import (
 
 // query is one of the engine's queries, compiled once per bundle by the bundle's compiler
 // and evaluated by OPA's evaluator (topdown) directly, without the rego package's
-// per-evaluation set-up: that builds metrics maps, a resolver trie per resolver, a read
-// transaction, a result set and a goroutine that watches the context (an in-process A/B
+// per-evaluation set-up: that builds metrics maps, a resolver trie per resolver, a result
+// set and a goroutine that watches the context (an in-process A/B
 // measured 1.5–2× the CPU per decision through rego; docs/ARCHITECTURE.md). Here an
 // evaluation takes a topdown.Query from a pool (each one configured once: compiler, store,
 // resolvers, strict builtin errors, no metrics), sets the input, the time and a read
