@@ -3,6 +3,9 @@ package policy
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"reflect"
+	"sync"
 	"testing"
 )
 
@@ -27,4 +30,52 @@ func TestCancelledContextIsAnError(t *testing.T) {
 	if err != nil || !d.Allow || d.Cached {
 		t.Fatalf("after the cancelled call: %+v, %v", d, err)
 	}
+}
+
+// TestPooledQueriesKeepNoState: the engine's pooled evaluators, used by many goroutines at
+// once with no decision cache, give every request the public query's answer (reasons of
+// allows included): no input, time, identity or result leaks from one evaluation into the
+// next.
+func TestPooledQueriesKeepNoState(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{CacheSize: -1})
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 5))
+	n := 400
+	if testing.Short() {
+		n = 100
+	}
+	reqs := make([]*Input, n)
+	want := make([]Decision, n)
+	for i := range reqs {
+		reqs[i] = f.randomInput(r)
+		d, err := e.DecidePlain(ctx, reqs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = d
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for k := 0; k < n; k++ {
+				i := (k*7 + g*13) % n // each goroutine its own order
+				d, err := e.Decide(ctx, reqs[i])
+				if err == nil {
+					d, err = d.Explained(ctx)
+				}
+				if err != nil {
+					t.Errorf("request %d: %v", i, err)
+					return
+				}
+				if !reflect.DeepEqual(d, want[i]) {
+					t.Errorf("request %d on goroutine %d:\ngot  %+v\nwant %+v", i, g, d, want[i])
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
 }
