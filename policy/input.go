@@ -221,24 +221,61 @@ var (
 )
 
 func (in *Input) valueWithCert(cert ast.Value) ast.Value {
-	// One ast.NewObject call per object: it allocates the elements in one block, where
-	// Insert allocates per element and grows the object's map (this runs on every miss).
-	items := make([][2]*ast.Term, 0, 7)
-	items = append(items,
-		[2]*ast.Term{keyAction, ast.StringTerm(in.Action)},
-		[2]*ast.Term{keyCluster, ast.StringTerm(in.Cluster)},
-		[2]*ast.Term{keyNow, ast.StringTerm(timeString(in.Now))},
-		[2]*ast.Term{keyCert, ast.NewTerm(cert)})
-	if in.Login != "" {
-		items = append(items, [2]*ast.Term{keyLogin, ast.StringTerm(in.Login)})
-	}
+	// This runs on every miss: the terms come from one block (termBlock), and each object
+	// is made by one ast.NewObject call, which allocates its elements in one block where
+	// Insert allocates per element and grows the object's map.
+	n := 7
 	if in.Node != nil {
-		items = append(items, [2]*ast.Term{keyNode, ast.NewTerm(namedLabels(in.Node.Name, in.Node.Labels))})
+		n += 3 + 2*len(in.Node.Labels)
 	}
 	if in.RemoteCluster != nil {
-		items = append(items, [2]*ast.Term{keyRemoteCluster, ast.NewTerm(namedLabels(in.RemoteCluster.Name, in.RemoteCluster.Labels))})
+		n += 3 + 2*len(in.RemoteCluster.Labels)
 	}
-	return ast.NewObject(items...)
+	tb := make(termBlock, 0, n)
+	var items [7][2]*ast.Term
+	items[0] = [2]*ast.Term{keyAction, tb.str(in.Action)}
+	items[1] = [2]*ast.Term{keyCluster, tb.str(in.Cluster)}
+	items[2] = [2]*ast.Term{keyNow, tb.str(timeString(in.Now))}
+	items[3] = [2]*ast.Term{keyCert, tb.val(cert)}
+	k := 4
+	if in.Login != "" {
+		items[k] = [2]*ast.Term{keyLogin, tb.str(in.Login)}
+		k++
+	}
+	if in.Node != nil {
+		items[k] = [2]*ast.Term{keyNode, tb.val(tb.namedLabels(in.Node.Name, in.Node.Labels))}
+		k++
+	}
+	if in.RemoteCluster != nil {
+		items[k] = [2]*ast.Term{keyRemoteCluster, tb.val(tb.namedLabels(in.RemoteCluster.Name, in.RemoteCluster.Labels))}
+		k++
+	}
+	return ast.NewObject(items[:k]...)
+}
+
+// termBlock hands out terms from one allocation while it has room (and allocates each one
+// on its own after that).
+type termBlock []ast.Term
+
+func (tb *termBlock) val(v ast.Value) *ast.Term {
+	if len(*tb) == cap(*tb) {
+		return ast.NewTerm(v)
+	}
+	*tb = append(*tb, ast.Term{Value: v})
+	return &(*tb)[len(*tb)-1]
+}
+
+func (tb *termBlock) str(s string) *ast.Term { return tb.val(ast.String(s)) }
+
+func (tb *termBlock) namedLabels(name string, labels map[string]string) ast.Value {
+	// An object's value does not depend on the order its keys are given in.
+	l := make([][2]*ast.Term, 0, len(labels))
+	for k, v := range labels {
+		l = append(l, [2]*ast.Term{tb.str(k), tb.str(v)})
+	}
+	return ast.NewObject(
+		[2]*ast.Term{keyName, tb.str(name)},
+		[2]*ast.Term{keyLabels, tb.val(ast.NewObject(l...))})
 }
 
 // identityInput is what the identity stage sees: the certificate and the cluster.
@@ -249,14 +286,8 @@ func identityInput(cluster string, cert ast.Value) ast.Value {
 }
 
 func namedLabels(name string, labels map[string]string) ast.Value {
-	// An object's value does not depend on the order its keys are given in.
-	l := make([][2]*ast.Term, 0, len(labels))
-	for k, v := range labels {
-		l = append(l, [2]*ast.Term{ast.StringTerm(k), ast.StringTerm(v)})
-	}
-	return ast.NewObject(
-		[2]*ast.Term{keyName, ast.StringTerm(name)},
-		[2]*ast.Term{keyLabels, ast.NewTerm(ast.NewObject(l...))})
+	var tb termBlock
+	return tb.namedLabels(name, labels)
 }
 
 func stringArray(ss []string) ast.Value {
