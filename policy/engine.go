@@ -90,6 +90,7 @@ type Engine struct {
 	cur       atomic.Pointer[prepared]
 	decisions *lru.Cache[key, *cachedDecision]
 	ids       *lru.Cache[key, *identity]
+	hash      keyHash // picks a cache slot; entries keep their key bytes (key.go)
 	logger    Logger
 	stats     stats
 	metrics   engineMetrics
@@ -123,18 +124,19 @@ type prepared struct {
 	// denyIgnoresNodeName: no operator deny can read input.node.name, so a node list asks
 	// the denies once per distinct (login, labels) (bundles.CheckOperatorRules).
 	denyIgnoresNodeName bool
-	plain               rego.PreparedEvalQuery
-	identity            rego.PreparedEvalQuery
-	access              rego.PreparedEvalQuery
-	fast                rego.PreparedEvalQuery
-	reasons             rego.PreparedEvalQuery
-	nodes               rego.PreparedEvalQuery
-	denies              rego.PreparedEvalQuery // data.tether.custom.deny; only when timeDependent
+	plain               *query
+	identity            *query
+	access              *query
+	fast                *query
+	reasons             *query
+	nodes               *query
+	denies              *query // data.tether.custom.deny; only when timeDependent
 	compiler            *ast.Compiler
 	store               storage.Store
 }
 
 type identity struct {
+	key   []byte    // identityKey's encoding this entry was made for
 	cert  ast.Value // the certificate as an input value
 	value ast.Value // data.tether.identity.of(...)
 	// What the engine reads of value in Go on every decision, decoded once.
@@ -143,6 +145,7 @@ type identity struct {
 }
 
 type cachedDecision struct {
+	key         []byte // decisionKey's encoding this entry was made for
 	d           Decision
 	evaluatedAt time.Time
 }
@@ -155,7 +158,7 @@ var ErrNoBundle = errors.New("policy: no bundle loaded")
 
 // New returns an engine with no bundle; Load one before asking for decisions.
 func New(opts Options) (*Engine, error) {
-	e := &Engine{logger: opts.Logger}
+	e := &Engine{logger: opts.Logger, hash: newKeyHash()}
 	size := opts.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
@@ -237,36 +240,28 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
 	}
 	p := &prepared{revision: b.Revision, gen: generations.Add(1), timeDependent: report.TimeDependent, denyIgnoresNodeName: report.DenyIgnoresNodeName, compiler: compiler, store: store}
-	type query struct {
-		query string
-		dst   *rego.PreparedEvalQuery
+	idRes := stageRef{stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })}
+	nowRes := stageRef{stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })}
+	type spec struct {
+		text string
+		dst  **query
+		res  []stageRef // each query gets only the values it reads
 	}
-	queries := []query{{DecisionQuery, &p.plain}, {identityQuery, &p.identity}, {accessQuery, &p.access},
-		{fastQuery, &p.fast}, {reasonsQuery, &p.reasons}, {nodesQuery, &p.nodes}}
+	specs := []spec{{DecisionQuery, &p.plain, nil}, {identityQuery, &p.identity, nil}, {accessQuery, &p.access, []stageRef{idRes}},
+		{fastQuery, &p.fast, []stageRef{idRes, nowRes}}, {reasonsQuery, &p.reasons, []stageRef{idRes}},
+		{nodesQuery, &p.nodes, []stageRef{idRes, nowRes,
+			{stageNodesRef, stageResolver(func(s *stage) ast.Value { return s.nodes })},
+			{stageNameFreeRef, stageResolver(func(s *stage) ast.Value { return s.nameFree })}}}}
 	if p.timeDependent {
-		queries = append(queries, query{deniesQuery, &p.denies})
+		specs = append(specs, spec{deniesQuery, &p.denies, nil})
 	}
-	for _, q := range queries {
+	for _, q := range specs {
 		// A builtin error (to_number("stage"), a type error) must not make a deny
-		// undefined and the request allowed: strict errors end the evaluation, and the
-		// engine turns the error into a denial (policyErrorDecision).
-		opts := []func(*rego.Rego){rego.Query(q.query), rego.Compiler(compiler), rego.Store(store), rego.StrictBuiltinErrors(true)}
-		// Each query gets only the resolvers it reads (OPA sets them up per evaluation).
-		switch q.dst {
-		case &p.access, &p.reasons:
-			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })))
-		case &p.fast:
-			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })),
-				rego.Resolver(stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })))
-		case &p.nodes:
-			opts = append(opts, rego.Resolver(stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })),
-				rego.Resolver(stageNowRef, stageResolver(func(s *stage) ast.Value { return s.now })),
-				rego.Resolver(stageNodesRef, stageResolver(func(s *stage) ast.Value { return s.nodes })),
-				rego.Resolver(stageNameFreeRef, stageResolver(func(s *stage) ast.Value { return s.nameFree })))
-		}
-		pq, err := rego.New(opts...).PrepareForEval(ctx)
+		// undefined and the request allowed: strict errors end the evaluation (query.eval),
+		// and the engine turns the error into a denial (policyErrorDecision).
+		pq, err := newQuery(compiler, store, q.text, q.res...)
 		if err != nil {
-			return nil, fmt.Errorf("loading bundle %s: preparing %s: %w", b.Revision, q.query, err)
+			return nil, fmt.Errorf("loading bundle %s: preparing %s: %w", b.Revision, q.text, err)
 		}
 		*q.dst = pq
 	}
@@ -319,9 +314,13 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	// now, which the cache key leaves out.
 	useCache := e.decisions != nil && in.Action != ActionCertIssue
 	var k key
+	var enc *encoder
 	if useCache {
-		k = decisionKey(p.gen, in)
-		if c, ok := e.decisions.Get(k); ok && c.validAt(in.Now) {
+		enc = decisionKey(p.gen, in)
+		defer enc.release()
+		k = e.hash(enc.b)
+		// A hit needs the very bytes the entry was made for, not only their hash.
+		if c, ok := e.decisions.Get(k); ok && string(c.key) == string(enc.b) && c.validAt(in.Now) {
 			serve := true
 			if p.timeDependent {
 				// Only allows are cached for this bundle; one holds only while the
@@ -356,7 +355,7 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	}
 	d.class = reasonClass(&d)
 	if useCache && (d.Allow || !p.timeDependent) {
-		e.decisions.Add(k, &cachedDecision{d: d, evaluatedAt: in.Now})
+		e.decisions.Add(k, &cachedDecision{key: slices.Clone(enc.b), d: d, evaluatedAt: in.Now})
 	}
 	e.log(in, d)
 	return d, nil
@@ -365,7 +364,7 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 // operatorDeniesClear evaluates data.tether.custom.deny on the request, as the library
 // does, and reports whether it denies nothing.
 func operatorDeniesClear(ctx context.Context, p *prepared, in *Input) (bool, error) {
-	v, err := evalValue(ctx, p.denies, in.Value())
+	v, err := p.denies.eval(ctx, in.Value(), in.Now)
 	if err != nil {
 		return false, fmt.Errorf("evaluating %s: %w", deniesQuery, err)
 	}
@@ -437,7 +436,7 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, 
 	if in.Action == ActionSSHSession {
 		now := in.Now.UnixNano()
 		st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(now, 10))}
-		v, err := evalValue(context.WithValue(ctx, stageKey{}, st), p.fast, input)
+		v, err := p.fast.eval(context.WithValue(ctx, stageKey{}, st), input, in.Now)
 		if err != nil {
 			return Decision{}, fmt.Errorf("evaluating %s: %w", fastQuery, err)
 		}
@@ -452,7 +451,7 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, 
 		// An empty denial (a session without a node) is decide_full's to answer.
 	}
 	e.stats.generic.Add(1)
-	v, err := evalValue(context.WithValue(ctx, stageKey{}, &stage{identity: id.value}), p.access, input)
+	v, err := p.access.eval(context.WithValue(ctx, stageKey{}, &stage{identity: id.value}), input, in.Now)
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluating access: %w", err)
 	}
@@ -511,7 +510,7 @@ type allowWhy struct {
 
 func (w *allowWhy) get(ctx context.Context) ([]string, error) {
 	w.once.Do(func() {
-		v, err := evalValue(context.WithValue(ctx, stageKey{}, &stage{identity: w.id}), w.p.reasons, w.input)
+		v, err := w.p.reasons.eval(context.WithValue(ctx, stageKey{}, &stage{identity: w.id}), w.input, time.Time{})
 		if err != nil {
 			w.err = fmt.Errorf("evaluating %s: %w", reasonsQuery, err)
 			return
@@ -551,12 +550,14 @@ func (d Decision) Explained(ctx context.Context) (Decision, error) {
 }
 
 func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
-	k := identityKey(p.gen, in.Cluster, &in.Cert)
-	if id, ok := e.ids.Get(k); ok {
+	enc := identityKey(p.gen, in.Cluster, &in.Cert)
+	defer enc.release()
+	k := e.hash(enc.b)
+	if id, ok := e.ids.Get(k); ok && string(id.key) == string(enc.b) {
 		return id, nil
 	}
 	cert := in.Cert.Value()
-	v, err := evalValue(ctx, p.identity, identityInput(in.Cluster, cert))
+	v, err := p.identity.eval(ctx, identityInput(in.Cluster, cert), time.Time{})
 	if err != nil {
 		return nil, fmt.Errorf("evaluating identity: %w", err)
 	}
@@ -564,6 +565,7 @@ func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identit
 	if err != nil {
 		return nil, err
 	}
+	id.key = slices.Clone(enc.b)
 	e.ids.Add(k, id)
 	return id, nil
 }
@@ -612,7 +614,7 @@ func (e *Engine) DecidePlain(ctx context.Context, in *Input) (Decision, error) {
 	if err := in.Validate(); err != nil {
 		return Decision{}, err
 	}
-	v, err := evalValue(ctx, p.plain, in.Value())
+	v, err := p.plain.eval(ctx, in.Value(), time.Time{})
 	if err != nil {
 		if d, ok := policyErrorDecision(p.revision, err); ok {
 			return d, nil

@@ -3,8 +3,6 @@ package policy
 import (
 	"context"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -12,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/tetherproject/tether/bundles"
 	"github.com/tetherproject/tether/resource"

@@ -207,41 +207,87 @@ func (c *Cert) Value() ast.Value {
 // Value is the whole input document as a Rego value. cert may be a cached c.Value().
 func (in *Input) Value() ast.Value { return in.valueWithCert(in.Cert.Value()) }
 
+// The input document's keys, made once (ast.InternedTerm allocates for most of them).
+var (
+	keyAction        = ast.StringTerm("action")
+	keyCluster       = ast.StringTerm("cluster")
+	keyNow           = ast.StringTerm("now")
+	keyCert          = ast.StringTerm("cert")
+	keyLogin         = ast.StringTerm("login")
+	keyNode          = ast.StringTerm("node")
+	keyRemoteCluster = ast.StringTerm("remote_cluster")
+	keyName          = ast.StringTerm("name")
+	keyLabels        = ast.StringTerm("labels")
+)
+
 func (in *Input) valueWithCert(cert ast.Value) ast.Value {
-	o := ast.NewObject()
-	o.Insert(ast.InternedTerm("action"), ast.StringTerm(in.Action))
-	o.Insert(ast.InternedTerm("cluster"), ast.StringTerm(in.Cluster))
-	o.Insert(ast.InternedTerm("now"), ast.StringTerm(timeString(in.Now)))
-	o.Insert(ast.InternedTerm("cert"), ast.NewTerm(cert))
-	if in.Login != "" {
-		o.Insert(ast.InternedTerm("login"), ast.StringTerm(in.Login))
-	}
+	// This runs on every miss: the terms come from one block (termBlock), and each object
+	// is made by one ast.NewObject call, which allocates its elements in one block where
+	// Insert allocates per element and grows the object's map.
+	n := 7
 	if in.Node != nil {
-		o.Insert(ast.InternedTerm("node"), ast.NewTerm(namedLabels(in.Node.Name, in.Node.Labels)))
+		n += 3 + 2*len(in.Node.Labels)
 	}
 	if in.RemoteCluster != nil {
-		o.Insert(ast.InternedTerm("remote_cluster"), ast.NewTerm(namedLabels(in.RemoteCluster.Name, in.RemoteCluster.Labels)))
+		n += 3 + 2*len(in.RemoteCluster.Labels)
 	}
-	return o
+	tb := make(termBlock, 0, n)
+	var items [7][2]*ast.Term
+	items[0] = [2]*ast.Term{keyAction, tb.str(in.Action)}
+	items[1] = [2]*ast.Term{keyCluster, tb.str(in.Cluster)}
+	items[2] = [2]*ast.Term{keyNow, tb.str(timeString(in.Now))}
+	items[3] = [2]*ast.Term{keyCert, tb.val(cert)}
+	k := 4
+	if in.Login != "" {
+		items[k] = [2]*ast.Term{keyLogin, tb.str(in.Login)}
+		k++
+	}
+	if in.Node != nil {
+		items[k] = [2]*ast.Term{keyNode, tb.val(tb.namedLabels(in.Node.Name, in.Node.Labels))}
+		k++
+	}
+	if in.RemoteCluster != nil {
+		items[k] = [2]*ast.Term{keyRemoteCluster, tb.val(tb.namedLabels(in.RemoteCluster.Name, in.RemoteCluster.Labels))}
+		k++
+	}
+	return ast.NewObject(items[:k]...)
+}
+
+// termBlock hands out terms from one allocation while it has room (and allocates each one
+// on its own after that).
+type termBlock []ast.Term
+
+func (tb *termBlock) val(v ast.Value) *ast.Term {
+	if len(*tb) == cap(*tb) {
+		return ast.NewTerm(v)
+	}
+	*tb = append(*tb, ast.Term{Value: v})
+	return &(*tb)[len(*tb)-1]
+}
+
+func (tb *termBlock) str(s string) *ast.Term { return tb.val(ast.String(s)) }
+
+func (tb *termBlock) namedLabels(name string, labels map[string]string) ast.Value {
+	// An object's value does not depend on the order its keys are given in.
+	l := make([][2]*ast.Term, 0, len(labels))
+	for k, v := range labels {
+		l = append(l, [2]*ast.Term{tb.str(k), tb.str(v)})
+	}
+	return ast.NewObject(
+		[2]*ast.Term{keyName, tb.str(name)},
+		[2]*ast.Term{keyLabels, tb.val(ast.NewObject(l...))})
 }
 
 // identityInput is what the identity stage sees: the certificate and the cluster.
 func identityInput(cluster string, cert ast.Value) ast.Value {
-	o := ast.NewObject()
-	o.Insert(ast.InternedTerm("cert"), ast.NewTerm(cert))
-	o.Insert(ast.InternedTerm("cluster"), ast.StringTerm(cluster))
-	return o
+	return ast.NewObject(
+		[2]*ast.Term{keyCert, ast.NewTerm(cert)},
+		[2]*ast.Term{keyCluster, ast.StringTerm(cluster)})
 }
 
 func namedLabels(name string, labels map[string]string) ast.Value {
-	o := ast.NewObject()
-	o.Insert(ast.InternedTerm("name"), ast.StringTerm(name))
-	l := ast.NewObject()
-	for _, k := range sortedKeys(labels) {
-		l.Insert(ast.StringTerm(k), ast.StringTerm(labels[k]))
-	}
-	o.Insert(ast.InternedTerm("labels"), ast.NewTerm(l))
-	return o
+	var tb termBlock
+	return tb.namedLabels(name, labels)
 }
 
 func stringArray(ss []string) ast.Value {

@@ -1,16 +1,27 @@
 package policy
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
+	"hash/maphash"
 	"slices"
 	"sync"
 )
 
-// key is a SHA-256 digest of a canonical encoding. Two inputs get the same key only if
-// they encode identically (length-prefixed fields in a fixed order, maps sorted), so a
-// cached decision is only ever served for an input equal to the one it was made for.
-type key [sha256.Size]byte
+// key is a seeded 64-bit hash (hash/maphash, a seed per engine) of a canonical encoding
+// (length-prefixed fields in a fixed order, maps sorted). It only picks the cache slot:
+// every cache entry keeps the encoding it was made for, and a lookup is a hit only when
+// the request encodes to exactly those bytes, so two inputs whose hashes collide (by
+// chance or by an attacker's design) can never be served each other's decision; the later
+// one replaces the earlier in the slot.
+type key uint64
+
+// keyHash hashes canonical encodings for one engine's caches.
+type keyHash func([]byte) key
+
+func newKeyHash() keyHash {
+	seed := maphash.MakeSeed()
+	return func(b []byte) key { return key(maphash.Bytes(seed, b)) }
+}
 
 type encoder struct{ b []byte }
 
@@ -79,24 +90,23 @@ func (e *encoder) cert(c *Cert) {
 	e.bool(c.MFAVerified)
 }
 
-func (e *encoder) sum() key { return sha256.Sum256(e.b) }
-
 func getEncoder() *encoder {
 	e := encoders.Get().(*encoder)
 	e.b = e.b[:0]
 	return e
 }
 
-func (e *encoder) done() key {
-	k := e.sum()
-	encoders.Put(e)
-	return k
+// release returns an encoder to the pool; its bytes must not be used afterwards.
+func (e *encoder) release() {
+	if cap(e.b) <= 64<<10 { // an oversize input does not pin its buffer
+		encoders.Put(e)
+	}
 }
 
-// decisionKey identifies a decision: the loaded bundle (its generation, unique per Load in
-// this process, so a decision made on a previous load can never be served for the current
-// one, even for an equal revision) and the whole input except now.
-func decisionKey(gen uint64, in *Input) key {
+// decisionKey encodes what identifies a decision: the loaded bundle (its generation, unique
+// per Load in this process, so a decision made on a previous load can never be served for
+// the current one, even for an equal revision) and the whole input except now.
+func decisionKey(gen uint64, in *Input) *encoder {
 	e := getEncoder()
 	{
 		e.b = append(e.b, 'd')
@@ -116,16 +126,16 @@ func decisionKey(gen uint64, in *Input) key {
 			e.labels(in.RemoteCluster.Labels)
 		}
 	}
-	return e.done()
+	return e
 }
 
-// identityKey identifies an identity: the loaded bundle's generation, the cluster and the
-// certificate.
-func identityKey(gen uint64, cluster string, c *Cert) key {
+// identityKey encodes what identifies an identity: the loaded bundle's generation, the
+// cluster and the certificate.
+func identityKey(gen uint64, cluster string, c *Cert) *encoder {
 	e := getEncoder()
 	e.b = append(e.b, 'i')
 	e.b = binary.AppendUvarint(e.b, gen)
 	e.str(cluster)
 	e.cert(c)
-	return e.done()
+	return e
 }

@@ -1,0 +1,109 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/resolver"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// query is one of the engine's queries, compiled once per bundle by the bundle's compiler
+// and evaluated by OPA's evaluator (topdown) directly, without the rego package's
+// per-evaluation set-up: that builds metrics maps, a resolver trie per resolver, a result
+// set and a goroutine that watches the context (an in-process A/B
+// measured 1.5–2× the CPU per decision through rego; docs/ARCHITECTURE.md). Here an
+// evaluation takes a topdown.Query from a pool (each one configured once: compiler, store,
+// resolvers, strict builtin errors, no metrics), sets the input, the time and a read
+// transaction, and reads one binding. What is evaluated is exactly what rego evaluates.
+type query struct {
+	text     string
+	compiler *ast.Compiler
+	store    storage.Store
+	qc       ast.QueryCompiler
+	body     ast.Body
+	res      []stageRef
+	pool     sync.Pool // *topdown.Query
+}
+
+// stageRef is a value the query reads beside its input (see stage).
+type stageRef struct {
+	ref ast.Ref
+	r   resolver.Resolver
+}
+
+// outVar is the query's result variable: each query is `outVar = <text>`.
+const outVar = ast.Var("__tether_out__")
+
+func newQuery(compiler *ast.Compiler, store storage.Store, text string, res ...stageRef) (*query, error) {
+	parsed, err := ast.ParseBodyWithOpts(fmt.Sprintf("%s = %s", outVar, text), ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, err
+	}
+	qc := compiler.QueryCompiler().WithStrict(false)
+	body, err := qc.Compile(parsed)
+	if err != nil {
+		return nil, err
+	}
+	return &query{text: text, compiler: compiler, store: store, qc: qc, body: body, res: res}, nil
+}
+
+// never is the cancellation of an evaluation whose context cannot be cancelled.
+var never = topdown.NewCancel()
+
+// eval evaluates the query on input at the instant now (what time.now_ns would read) and
+// returns its single value. A builtin error ends the evaluation with that error
+// (strict builtin errors), so a deny is never silently undefined.
+func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.Value, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tq, _ := q.pool.Get().(*topdown.Query)
+	if tq == nil {
+		tq = topdown.NewQuery(q.body).WithQueryCompiler(q.qc).WithCompiler(q.compiler).WithStore(q.store).
+			WithStrictBuiltinErrors(true).WithMetrics(metrics.NoOp())
+		for _, r := range q.res {
+			tq = tq.WithResolver(r.ref, r.r)
+		}
+	}
+	txn, err := q.store.NewTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cancel, stop := cancelFor(ctx)
+	tq.WithInput(ast.NewTerm(input)).WithTime(now).WithTransaction(txn).WithCancel(cancel)
+	var out *ast.Term
+	n := 0
+	err = tq.Iter(ctx, func(qr topdown.QueryResult) error {
+		n++
+		out = qr[outVar]
+		return nil
+	})
+	stop()
+	q.store.Abort(ctx, txn)
+	// The pooled query keeps no reference to this evaluation's input or transaction.
+	tq.WithInput(nil).WithTransaction(nil).WithCancel(nil)
+	q.pool.Put(tq)
+	if err != nil {
+		return nil, err
+	}
+	if n != 1 || out == nil {
+		return nil, fmt.Errorf("policy returned no decision for %s (is the Tether library in the bundle?)", q.text)
+	}
+	return out.Value, nil
+}
+
+// cancelFor returns the cancellation an evaluation under ctx watches: a context that can
+// be cancelled cancels the evaluation (context.AfterFunc, no goroutine until it fires).
+func cancelFor(ctx context.Context) (topdown.Cancel, func() bool) {
+	if ctx.Done() == nil {
+		return never, func() bool { return true }
+	}
+	c := topdown.NewCancel()
+	return c, context.AfterFunc(ctx, c.Cancel)
+}
