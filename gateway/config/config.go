@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -43,7 +44,8 @@ type Config struct {
 	// TrustTimeout bounds one trust handshake with a root, answer included.
 	TrustTimeout time.Duration `mapstructure:"trust_timeout"`
 	// DiagAddr, host:port, serves Prometheus metrics (/metrics) and health checks
-	// (/healthz, /readyz) over plain HTTP, as Teleport's --diag-addr. Empty: off.
+	// (/healthz, /readyz) over plain HTTP, as Teleport's --diag-addr; at debug level also
+	// Go's profiles (/debug/pprof/, see PprofEnabled). Empty: off.
 	DiagAddr string  `mapstructure:"diag_addr"`
 	Proxy    Proxy   `mapstructure:"proxy"`
 	Storage  Storage `mapstructure:"storage"`
@@ -356,6 +358,14 @@ func (r Redis) TLSConfig() (*tls.Config, error) {
 
 // NodeOnly reports whether this process runs a node agent and no cluster.
 func (c *Config) NodeOnly() bool { return c.Node.Enabled && c.ClusterName == "" }
+
+// PprofEnabled says whether the diagnostic address serves /debug/pprof/: at debug level
+// (tetherd start --debug, or log.level: debug), as Teleport does with --diag-addr and
+// --debug.
+func (c *Config) PprofEnabled() bool {
+	var level slog.Level
+	return c.DiagAddr != "" && level.UnmarshalText([]byte(c.Log.Level)) == nil && level <= slog.LevelDebug
+}
 
 // SetDiagAddr sets diag_addr (tetherd start --diag-addr), checked as the file's is.
 func (c *Config) SetDiagAddr(addr string) error {

@@ -238,3 +238,25 @@ func TestNodeSection(t *testing.T) {
 		})
 	}
 }
+
+// TestPprofOnlyAtDebugWithADiagAddr: Go's profiles are served only with a diagnostic
+// address and the debug log level (tetherd start --debug sets it), as Teleport does.
+func TestPprofOnlyAtDebugWithADiagAddr(t *testing.T) {
+	for _, c := range []struct {
+		diag, level string
+		want        bool
+	}{
+		{"127.0.0.1:3000", "debug", true},
+		{"127.0.0.1:3000", "DEBUG", true},
+		{"127.0.0.1:3000", "info", false},
+		{"127.0.0.1:3000", "", false},
+		{"127.0.0.1:3000", "warn", false},
+		{"127.0.0.1:3000", "nonsense", false},
+		{"", "debug", false},
+	} {
+		cfg := &Config{DiagAddr: c.diag, Log: Log{Level: c.level}}
+		if got := cfg.PprofEnabled(); got != c.want {
+			t.Errorf("diag_addr %q, log.level %q: pprof %v, want %v", c.diag, c.level, got, c.want)
+		}
+	}
+}
