@@ -209,6 +209,8 @@ func int64ToF(n int) float64 { return float64(n) }
 
 // TestPprofOnlyWithDebug: tetherd start --diag-addr serves Go's profiles at /debug/pprof/
 // only with --debug (as Teleport's diagnostic address); without it the path is absent.
+// Also tetherd's GOGC: 400 unless the environment sets one (the first process runs with
+// GOGC=150).
 func TestPprofOnlyWithDebug(t *testing.T) {
 	tetherd, _, _ := binaries(t)
 	get := func(url string) int {
@@ -226,9 +228,18 @@ func TestPprofOnlyWithDebug(t *testing.T) {
 		if debug {
 			args = append(args, "--debug")
 		}
+		wantGC := 400.0
+		if !debug {
+			t.Setenv("GOGC", "150")
+			wantGC = 150
+		}
 		p := startTetherd(t, tetherd, fmt.Sprintf("pprof-%v.example.com", debug), args...)
+		os.Unsetenv("GOGC")
 		if code := get("http://" + diag + "/metrics"); code != 200 {
 			t.Fatalf("debug %v: /metrics %d\n%s", debug, code, p.log)
+		}
+		if v := scrape(t, diag, "go_gc_gogc_percent"); v != wantGC {
+			t.Errorf("debug %v: go_gc_gogc_percent %v, want %v", debug, v, wantGC)
 		}
 		want := http.StatusNotFound
 		if debug {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,8 @@ var (
 	scpOnly   = flag.Bool("tether.scponly", false, "TestSSHFigures: only the scp figures")
 	scpRounds = flag.Int("tether.scprounds", 1, "TestSSHFigures: rounds of the scp figures (through, tether scp, direct interleaved)")
 	scpPerf   = flag.String("tether.perf", "", "TestSSHFigures: record the whole machine with perf record -a -g into this file during the first OpenSSH scp through the path")
+	carrier   = flag.String("tether.carrier", "quic", "TestSSHFigures: the tunnel's carrier, quic or ssh (the root serves the SSH fallback only)")
+	scpPprof  = flag.String("tether.pprof", "", "TestSSHFigures: run root and leaf with --debug and a diagnostic address, and write their CPU profiles during the first OpenSSH scp through the path into this directory (root.pprof, leaf.pprof)")
 )
 
 // directClient is what plain OpenSSH needs to reach the test sshd straight: a key with a
@@ -98,7 +101,23 @@ func TestSSHFigures(t *testing.T) {
 	if !*sshBench {
 		t.Skip("a benchmark: run with -args -tether.sshbench (make bench)")
 	}
-	p := newLeafPath(t)
+	var rootArgs, leafArgs []string
+	rootDiag, leafDiag := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	if *scpPprof != "" {
+		rootArgs, leafArgs = []string{"--debug", "--diag-addr=" + rootDiag}, []string{"--debug", "--diag-addr=" + leafDiag}
+	}
+	switch *carrier {
+	case "quic":
+	case "ssh":
+		t.Setenv("TETHER_PROXY_TUNNEL_DISABLE_QUIC", "true")
+	default:
+		t.Fatalf("-tether.carrier=%s: quic or ssh", *carrier)
+	}
+	p := newLeafPathWith(t, rootArgs, leafArgs)
+	if out := p.root.ctl(t, p.tetherctl, "get", "rc", "--format", "text"); !strings.Contains(out, " "+*carrier) {
+		t.Fatalf("the tunnel is not over %s:\n%s", *carrier, out)
+	}
+	t.Logf("tunnel carrier: %s", *carrier)
 	d := newDirectClient(t, filepath.Join(p.leaf.dataDir, "ca"), p.login, p.sshdAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -183,13 +202,32 @@ func TestSSHFigures(t *testing.T) {
 			perf = startPerf(t, *scpPerf)
 		}
 		proxyCPU := watchCPU(ctx, p.alice.bin, "proxy")
+		var profiles sync.WaitGroup
+		if *scpPprof != "" && round == 0 {
+			for name, addr := range map[string]string{"root": rootDiag, "leaf": leafDiag} {
+				profiles.Add(1)
+				go func() {
+					defer profiles.Done()
+					fetchProfile(t, addr, filepath.Join(*scpPprof, name+".pprof"), 4*time.Second)
+				}()
+			}
+		}
 		rootCPU, leafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
 		st := timed(scpThrough)
 		rootCPU, leafCPU = cpuTime(t, p.root.pid)-rootCPU, cpuTime(t, p.leaf.pid)-leafCPU
-		proxy := proxyCPU()
+		proxy, proxyPIDs := proxyCPU()
+		profiles.Wait()
+		if *scpPprof != "" && round == 0 {
+			for name, addr := range map[string]string{"root": rootDiag, "leaf": leafDiag} {
+				fetchPprof(t, addr, "allocs", filepath.Join(*scpPprof, name+".allocs"))
+			}
+		}
 		client := scpThrough.ProcessState.UserTime() + scpThrough.ProcessState.SystemTime()
 		if perf != nil {
 			stopPerf(t, perf)
+		}
+		if *scpPprof != "" && round == 0 {
+			t.Logf("tether proxy pids %v", proxyPIDs)
 		}
 		tetherScp := p.tether(ctx, nil, "scp", "-q", leafFlag, src, p.target()+":"+filepath.Join(dir, "tether"))
 		tRootCPU, tLeafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
@@ -202,7 +240,7 @@ func TestSSHFigures(t *testing.T) {
 		dClient := directScp.ProcessState.UserTime() + directScp.ProcessState.SystemTime()
 		t.Logf("FIGURE scp 256 MiB through root -> leaf -> node (OpenSSH scp, ProxyCommand): %.1f MiB/s (%v); tether scp: %.1f MiB/s (%v); direct scp: %.1f MiB/s (%v); through/direct %.0f%%, tether scp/direct %.0f%% (target >= 50%%)",
 			mib(st), st.Round(time.Millisecond), mib(tt), tt.Round(time.Millisecond), mib(sd), sd.Round(time.Millisecond), 100*mib(st)/mib(sd), 100*mib(tt)/mib(sd))
-		t.Logf("FIGURE scp 256 MiB through the path, CPU: root tetherd %v (%.1f ms/MiB), leaf tetherd %v (%.1f ms/MiB), client side (scp + ssh + tether proxy) %v (%.1f ms/MiB) of which tether proxy %v (%.1f ms/MiB), against %v wall",
+		t.Logf("FIGURE scp 256 MiB through the path, CPU: root tetherd %v (%.1f ms/MiB), leaf tetherd %v (%.1f ms/MiB), scp + ssh %v (%.1f ms/MiB), tether proxy %v (%.1f ms/MiB), against %v wall",
 			rootCPU.Round(time.Millisecond), perMiB(rootCPU), leafCPU.Round(time.Millisecond), perMiB(leafCPU),
 			client.Round(time.Millisecond), perMiB(client), proxy.Round(time.Millisecond), perMiB(proxy), st.Round(time.Millisecond))
 		t.Logf("FIGURE tether scp CPU: root tetherd %.1f ms/MiB, leaf tetherd %.1f ms/MiB, tether scp %.1f ms/MiB; direct scp client side (scp + ssh) %.1f ms/MiB",
@@ -234,10 +272,11 @@ func percents(xs []float64) string {
 // watchCPU samples, every 50 ms until the returned function is called, the CPU time of
 // every process whose command line starts with bin and has arg as its second word (such
 // as tether proxy ssh, started by OpenSSH and reaped by it), and returns their total as
-// last seen: within one sample interval of the truth.
-func watchCPU(ctx context.Context, bin, arg string) func() time.Duration {
+// last seen (within one sample interval of the truth) and their pids.
+func watchCPU(ctx context.Context, bin, arg string) func() (time.Duration, []int) {
 	ctx, cancel := context.WithCancel(ctx)
 	seen := map[int]time.Duration{}
+	var pids []int
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -259,6 +298,9 @@ func watchCPU(ctx context.Context, bin, arg string) func() time.Duration {
 					continue
 				}
 				if c, ok := procCPU(pid); ok {
+					if _, ok := seen[pid]; !ok {
+						pids = append(pids, pid)
+					}
 					seen[pid] = c
 				}
 			}
@@ -269,14 +311,37 @@ func watchCPU(ctx context.Context, bin, arg string) func() time.Duration {
 			}
 		}
 	}()
-	return func() time.Duration {
+	return func() (time.Duration, []int) {
 		cancel()
 		<-done
 		var total time.Duration
 		for _, c := range seen {
 			total += c
 		}
-		return total
+		return total, pids
+	}
+}
+
+// fetchProfile writes a CPU profile of d from the tetherd diagnostic server at addr.
+func fetchProfile(t *testing.T, addr, file string, d time.Duration) {
+	fetchPprof(t, addr, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), file)
+}
+
+// fetchPprof writes /debug/pprof/<what> of the tetherd diagnostic server at addr.
+func fetchPprof(t *testing.T, addr, what, file string) {
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Get(fmt.Sprintf("http://%s/debug/pprof/%s", addr, what))
+	if err != nil {
+		t.Errorf("profile of %s: %v", addr, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Errorf("profile of %s: %d %s", addr, resp.StatusCode, body)
+		return
+	}
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -63,6 +63,7 @@ func startCommand() *cobra.Command {
 				return err
 			}
 			slog.SetDefault(log)
+			log.Debug("garbage collection", "gogc", tuneGC())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if cfg.NodeOnly() {
