@@ -221,6 +221,14 @@ func TestSSHFigures(t *testing.T) {
 			for name, addr := range map[string]string{"root": rootDiag, "leaf": leafDiag} {
 				fetchPprof(t, addr, "allocs", filepath.Join(*scpPprof, name+".allocs"))
 			}
+			// At debug level each hop logs the cipher it negotiated.
+			for name, log := range map[string]string{"root": p.root.log.String(), "leaf": p.leaf.log.String()} {
+				for _, line := range strings.Split(log, "\n") {
+					if strings.Contains(line, "cipher=") {
+						t.Logf("%s: %s", name, line)
+					}
+				}
+			}
 		}
 		client := scpThrough.ProcessState.UserTime() + scpThrough.ProcessState.SystemTime()
 		if perf != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
+	"github.com/tetherproject/tether/transport"
 )
 
 // ErrNodeNotFound is what a NodeLookup returns for a name that is not a registered node.
@@ -209,6 +210,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 	defer sconn.Close()
 	login := sconn.User()
 	log = log.With("user", id.ID.Username, "login", login)
+	log.Debug("user SSH connection", "cipher", transport.SSHCipher(sconn), "client_version", string(sconn.ClientVersion()))
 
 	// The connection ends when the certificate does.
 	expiry := time.AfterFunc(id.ID.ValidBefore.Sub(s.cfg.Now()), func() {
@@ -454,6 +456,7 @@ func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
+	c.log.Debug("node SSH connection", "addr", n.Spec.Addr, "cipher", transport.SSHCipher(cc), "server_version", string(cc.ServerVersion()))
 	return ssh.NewClient(cc, chans, reqs), nil
 }
 

@@ -146,6 +146,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	defer sconn.Close()
+	s.log.Debug("user SSH connection", "remote", conn.RemoteAddr().String(), "user", id.ID.Username, "cipher", transport.SSHCipher(sconn), "client_version", string(sconn.ClientVersion()))
 	go ssh.DiscardRequests(reqs)
 	expiry := time.AfterFunc(id.ID.ValidBefore.Sub(s.cfg.Now()), func() { sconn.Close() })
 	defer expiry.Stop()
