@@ -33,6 +33,7 @@ var (
 	scpRounds = flag.Int("tether.scprounds", 1, "TestSSHFigures: rounds of the scp figures (through, tether scp, direct interleaved)")
 	scpPerf   = flag.String("tether.perf", "", "TestSSHFigures: record the whole machine with perf record -a -g into this file during the first OpenSSH scp through the path")
 	carrier   = flag.String("tether.carrier", "quic", "TestSSHFigures: the tunnel's carrier, quic or ssh (the root serves the SSH fallback only)")
+	scpCipher = flag.String("tether.scpcipher", "", "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path asks for this cipher (-c) instead of its default")
 	scpPprof  = flag.String("tether.pprof", "", "TestSSHFigures: run root and leaf with --debug and a diagnostic address, and write their CPU profiles during the first OpenSSH scp through the path into this directory (root.pprof, leaf.pprof)")
 )
 
@@ -191,7 +192,11 @@ func TestSSHFigures(t *testing.T) {
 	perMiB := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / 256 }
 	var ratiosThrough, ratiosTether []float64
 	for round := range *scpRounds {
-		scpThrough := exec.CommandContext(ctx, scp, append(scpBase,
+		throughBase := scpBase
+		if *scpCipher != "" {
+			throughBase = append([]string{"-c", *scpCipher}, scpBase...)
+		}
+		scpThrough := exec.CommandContext(ctx, scp, append(throughBase,
 			"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", p.alice.bin, p.leafName),
 			"-o", "UserKnownHostsFile="+filepath.Join(p.profile, "known_hosts"),
 			"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, "alice"), "-o", "CertificateFile="+filepath.Join(keys, "alice-cert.pub"),

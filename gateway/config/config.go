@@ -14,10 +14,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/viper"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/policy/decisionlog"
 	"github.com/tetherproject/tether/resource"
@@ -46,12 +48,18 @@ type Config struct {
 	// DiagAddr, host:port, serves Prometheus metrics (/metrics) and health checks
 	// (/healthz, /readyz) over plain HTTP, as Teleport's --diag-addr; at debug level also
 	// Go's profiles (/debug/pprof/, see PprofEnabled). Empty: off.
-	DiagAddr string  `mapstructure:"diag_addr"`
-	Proxy    Proxy   `mapstructure:"proxy"`
-	Storage  Storage `mapstructure:"storage"`
-	Policy   Policy  `mapstructure:"policy"`
-	Log      Log     `mapstructure:"log"`
-	Node     Node    `mapstructure:"node"`
+	DiagAddr string `mapstructure:"diag_addr"`
+	// Ciphers, when set, are the only ciphers the user-facing SSH servers (the proxy's SSH
+	// entry and the enforcement point that terminates users' SSH) offer, as Teleport's
+	// teleport.ciphers. Empty: x/crypto/ssh's defaults (AES-GCM, ChaCha20-Poly1305,
+	// AES-CTR), which OpenSSH clients meet with chacha20-poly1305@openssh.com. Only
+	// ciphers x/crypto/ssh counts as secure are accepted.
+	Ciphers []string `mapstructure:"ciphers"`
+	Proxy   Proxy    `mapstructure:"proxy"`
+	Storage Storage  `mapstructure:"storage"`
+	Policy  Policy   `mapstructure:"policy"`
+	Log     Log      `mapstructure:"log"`
+	Node    Node     `mapstructure:"node"`
 }
 
 // Node runs a Tether node agent in this process: it joins a cluster with a node token,
@@ -215,6 +223,7 @@ var defaults = map[string]any{
 	"root_ca_file":                          "",
 	"trust_timeout":                         "30s",
 	"diag_addr":                             "",
+	"ciphers":                               []string{},
 	"proxy.web_listen_addr":                 "0.0.0.0:3080",
 	"proxy.public_addr":                     "",
 	"proxy.tunnel_public_addr":              "",
@@ -359,6 +368,17 @@ func (r Redis) TLSConfig() (*tls.Config, error) {
 // NodeOnly reports whether this process runs a node agent and no cluster.
 func (c *Config) NodeOnly() bool { return c.Node.Enabled && c.ClusterName == "" }
 
+// checkCiphers refuses a cipher x/crypto/ssh does not implement or counts as insecure.
+func checkCiphers(ciphers []string) error {
+	secure := ssh.SupportedAlgorithms().Ciphers
+	for _, c := range ciphers {
+		if !slices.Contains(secure, c) {
+			return fmt.Errorf("ciphers: %q is not a supported secure SSH cipher: choose among %s", c, strings.Join(secure, ", "))
+		}
+	}
+	return nil
+}
+
 // PprofEnabled says whether the diagnostic address serves /debug/pprof/: at debug level
 // (tetherd start --debug, or log.level: debug), as Teleport does with --diag-addr and
 // --debug.
@@ -377,6 +397,9 @@ func (c *Config) SetDiagAddr(addr string) error {
 }
 
 func (c *Config) complete() error {
+	if err := checkCiphers(c.Ciphers); err != nil {
+		return err
+	}
 	if c.DiagAddr != "" {
 		if err := c.SetDiagAddr(c.DiagAddr); err != nil {
 			return err
@@ -581,6 +604,13 @@ trust_timeout: 30s
 # metrics on /metrics, liveness on /healthz, readiness on /readyz. Empty: off. Also
 # TETHER_DIAG_ADDR or tetherd start --diag-addr.
 diag_addr: ""
+
+# The only ciphers the SSH servers users reach (the proxy's SSH entry, the enforcement
+# point) offer; empty: AES-GCM, ChaCha20-Poly1305 and AES-CTR, which OpenSSH clients meet
+# with chacha20-poly1305@openssh.com. [aes128-gcm@openssh.com, aes256-gcm@openssh.com]
+# makes them pick AES-GCM, cheaper for the gateway with AES-NI (scp through a leaf used a
+# fifth less CPU there), and refuses clients configured for ChaCha20 only.
+ciphers: []
 
 proxy:
   # Where the HTTPS web API (/webapi/ping, the trust handshake, the admin API) listens.

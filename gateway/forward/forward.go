@@ -56,6 +56,8 @@ type Config struct {
 	Now             func() time.Time
 	// Auditor receives session.start and session.end; nil records nothing.
 	Auditor audit.Auditor
+	// Ciphers, when not empty, are the only ciphers offered to users (config ciphers).
+	Ciphers []string
 }
 
 // Server serves user SSH connections aimed at nodes of its cluster.
@@ -201,6 +203,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 	}
 	var id *Identity
 	scfg := ServerConfig(ctx, hostSigner, s.cfg.TrustedUserKeys, s.cfg.Now, log, &id)
+	scfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, scfg)
 	if err != nil {

@@ -58,6 +58,8 @@ type Config struct {
 	Now            func() time.Time
 	// Auditor receives session.start and session.end; nil records nothing.
 	Auditor audit.Auditor
+	// Ciphers, when not empty, are the only ciphers offered to users (config ciphers).
+	Ciphers []string
 }
 
 // Server is the SSH entry of a proxy.
@@ -138,6 +140,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	defer cancel()
 	var id *forward.Identity
 	cfg := forward.ServerConfig(ctx, s.host, s.cfg.TrustedUserKeys, s.cfg.Now, s.log, &id)
+	cfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(forward.DefaultHandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, cfg)
 	if err != nil {
