@@ -18,6 +18,7 @@ import (
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/forward"
+	"github.com/tetherproject/tether/internal/relaycopy"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/transport"
@@ -318,14 +319,14 @@ func LeafDialMessage(cluster, node string, err error) string {
 func pipe(ch ssh.Channel, conn net.Conn) (in, out int64) {
 	var inN atomic.Int64
 	go func() {
-		_, _ = io.Copy(countingWriter{conn, &inN}, ch)
+		_, _ = relaycopy.Copy(countingWriter{conn, &inN}, ch)
 		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {
 			conn.Close()
 		}
 	}()
-	out, _ = io.Copy(ch, conn)
+	out, _ = relaycopy.Copy(ch, conn)
 	_ = ch.CloseWrite()
 	conn.Close()
 	return inN.Load(), out
