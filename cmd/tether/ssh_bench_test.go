@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ var (
 	scpPerf   = flag.String("tether.perf", "", "TestSSHFigures: record the whole machine with perf record -a -g into this file during the first OpenSSH scp through the path")
 	carrier   = flag.String("tether.carrier", "quic", "TestSSHFigures: the tunnel's carrier, quic or ssh (the root serves the SSH fallback only)")
 	scpCipher = flag.String("tether.scpcipher", "", "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path asks for this cipher (-c) instead of its default")
+	scpNReq   = flag.Int("tether.scpnrequests", 0, "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path keeps this many SFTP requests in flight (-X nrequests=N; OpenSSH's default 64)")
 	scpPprof  = flag.String("tether.pprof", "", "TestSSHFigures: run root and leaf with --debug and a diagnostic address, and write their CPU profiles during the first OpenSSH scp through the path into this directory (root.pprof, leaf.pprof)")
 )
 
@@ -194,7 +196,10 @@ func TestSSHFigures(t *testing.T) {
 	for round := range *scpRounds {
 		throughBase := scpBase
 		if *scpCipher != "" {
-			throughBase = append([]string{"-c", *scpCipher}, scpBase...)
+			throughBase = append([]string{"-c", *scpCipher}, throughBase...)
+		}
+		if *scpNReq > 0 {
+			throughBase = append([]string{"-X", fmt.Sprintf("nrequests=%d", *scpNReq)}, throughBase...)
 		}
 		scpThrough := exec.CommandContext(ctx, scp, append(throughBase,
 			"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", p.alice.bin, p.leafName),
@@ -218,7 +223,9 @@ func TestSSHFigures(t *testing.T) {
 			}
 		}
 		rootCPU, leafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
+		busy0, steal0, all0 := machineCPU(t)
 		st := timed(scpThrough)
+		busy1, steal1, all1 := machineCPU(t)
 		rootCPU, leafCPU = cpuTime(t, p.root.pid)-rootCPU, cpuTime(t, p.leaf.pid)-leafCPU
 		proxy, proxyPIDs := proxyCPU()
 		profiles.Wait()
@@ -258,6 +265,8 @@ func TestSSHFigures(t *testing.T) {
 			client.Round(time.Millisecond), perMiB(client), proxy.Round(time.Millisecond), perMiB(proxy), st.Round(time.Millisecond))
 		t.Logf("FIGURE tether scp CPU: root tetherd %.1f ms/MiB, leaf tetherd %.1f ms/MiB, tether scp %.1f ms/MiB; direct scp client side (scp + ssh) %.1f ms/MiB",
 			perMiB(tRootCPU), perMiB(tLeafCPU), perMiB(tClient), perMiB(dClient))
+		t.Logf("FIGURE machine during the OpenSSH scp through the path: busy %.2f of %d CPUs (%.0f%%), steal %.0f%%",
+			float64(runtime.NumCPU())*float64(busy1-busy0)/float64(all1-all0), runtime.NumCPU(), 100*float64(busy1-busy0)/float64(all1-all0), 100*float64(steal1-steal0)/float64(all1-all0))
 		ratiosThrough = append(ratiosThrough, mib(st)/mib(sd))
 		ratiosTether = append(ratiosTether, mib(tt)/mib(sd))
 	}
@@ -389,6 +398,26 @@ func procCPU(pid int) (time.Duration, bool) {
 	fmt.Sscan(f[11], &utime)
 	fmt.Sscan(f[12], &stime)
 	return time.Duration(utime+stime) * time.Second / 100, true
+}
+
+// machineCPU reads the machine's CPU time counters (/proc/stat, all CPUs): busy (user,
+// nice, system, irq, softirq), steal, and the total.
+func machineCPU(t *testing.T) (busy, steal, total int64) {
+	t.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1:]
+	v := make([]int64, len(f))
+	for i := range f {
+		v[i], _ = strconv.ParseInt(f[i], 10, 64)
+		if i < 8 {
+			total += v[i]
+		}
+	}
+	// user nice system idle iowait irq softirq steal
+	return v[0] + v[1] + v[2] + v[5] + v[6], v[7], total
 }
 
 // cpuTime is the user + system CPU time process pid has used (Linux /proc).
