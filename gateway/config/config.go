@@ -601,7 +601,8 @@ root_ca_file: ""
 trust_timeout: 30s
 
 # Diagnostic server (plain HTTP; bind it to loopback or a management network): Prometheus
-# metrics on /metrics, liveness on /healthz, readiness on /readyz. Empty: off. Also
+# metrics on /metrics, liveness on /healthz, readiness on /readyz; at debug level
+# (tetherd start --debug) also Go's profiles on /debug/pprof/. Empty: off. Also
 # TETHER_DIAG_ADDR or tetherd start --diag-addr.
 diag_addr: ""
 
