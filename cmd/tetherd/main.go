@@ -18,6 +18,7 @@ import (
 	"github.com/tetherproject/tether/gateway"
 	"github.com/tetherproject/tether/gateway/config"
 	"github.com/tetherproject/tether/gateway/node"
+	"github.com/tetherproject/tether/internal/gctune"
 )
 
 func rootCommand() *cobra.Command {
@@ -63,7 +64,7 @@ func startCommand() *cobra.Command {
 				return err
 			}
 			slog.SetDefault(log)
-			log.Debug("garbage collection", "gogc", tuneGC())
+			log.Debug("garbage collection", "gogc", gctune.Apply())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if cfg.NodeOnly() {
