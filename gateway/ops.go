@@ -57,6 +57,9 @@ func (g *Gateway) newDiag() error {
 		},
 	}
 	g.diag, err = metrics.Listen(g.cfg.DiagAddr, reg, ready, g.log)
+	if err == nil && g.cfg.PprofEnabled() {
+		g.diag.EnablePprof()
+	}
 	return err
 }
 
@@ -101,6 +104,9 @@ func RunNodeOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) erro
 	diag, err := metrics.Listen(cfg.DiagAddr, reg, nil, log)
 	if err != nil {
 		return err
+	}
+	if cfg.PprofEnabled() {
+		diag.EnablePprof()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

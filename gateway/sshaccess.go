@@ -86,6 +86,7 @@ func (g *Gateway) newSSHAccess(publicHosts []string) error {
 	g.forward, err = forward.New(forward.Config{
 		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
 		TrustedUserKeys: userCAKeys(g.auth), Nodes: lookupNode(g.auth), Logger: g.log, Auditor: g.auditor,
+		Ciphers: g.cfg.Ciphers,
 	})
 	if err != nil {
 		return err
@@ -93,7 +94,7 @@ func (g *Gateway) newSSHAccess(publicHosts []string) error {
 	g.sshProxy, err = proxy.New(proxy.Config{
 		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
 		TrustedUserKeys: userCAKeys(g.auth), Forward: g.forward, RemoteCluster: lookupRemoteCluster(g.auth),
-		HostPrincipals: publicHosts, Logger: g.log, Auditor: g.auditor,
+		HostPrincipals: publicHosts, Logger: g.log, Auditor: g.auditor, Ciphers: g.cfg.Ciphers,
 	})
 	return err
 }

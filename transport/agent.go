@@ -497,7 +497,7 @@ func (r *replica) setUp(s *session) {
 			st.QUICFailure = ""
 		}
 	})
-	r.log.Info("tunnel connected", "transport", s.link.transport(), "version", s.version, "root_replica", s.replica,
+	r.log.Info("tunnel connected", "transport", s.link.transport(), "cipher", s.link.cipher(), "version", s.version, "root_replica", s.replica,
 		"keepalive_interval", s.interval, "keepalive_count", s.count)
 }
 

@@ -28,6 +28,8 @@ type link interface {
 	// received counts the bytes that arrived from the peer so far (0 where unknown).
 	received() uint64
 	transport() Transport
+	// cipher names the carrier's negotiated encryption, for the log.
+	cipher() string
 	localAddr() net.Addr
 	remoteAddr() net.Addr
 }

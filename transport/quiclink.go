@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -58,8 +59,11 @@ func (l *quicLink) received() uint64      { return l.conn.ConnectionStats().Byte
 func (l *quicLink) closeErr() error       { return context.Cause(l.conn.Context()) }
 func (l *quicLink) done() <-chan struct{} { return l.conn.Context().Done() }
 func (l *quicLink) transport() Transport  { return QUIC }
-func (l *quicLink) localAddr() net.Addr   { return l.conn.LocalAddr() }
-func (l *quicLink) remoteAddr() net.Addr  { return l.conn.RemoteAddr() }
+func (l *quicLink) cipher() string {
+	return "TLS 1.3 " + tls.CipherSuiteName(l.conn.ConnectionState().TLS.CipherSuite)
+}
+func (l *quicLink) localAddr() net.Addr  { return l.conn.LocalAddr() }
+func (l *quicLink) remoteAddr() net.Addr { return l.conn.RemoteAddr() }
 
 // quicStream adapts a QUIC stream: Close ends both directions (the QUIC stream's own
 // Close only ends the sending side).

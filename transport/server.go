@@ -388,7 +388,7 @@ func (s *Server) serveLink(l link, cluster string) {
 	s.mu.Unlock()
 	info := s.info(t)
 	s.log.Info("leaf tunnel connected", "cluster", cluster, "transport", info.Transport, "version", info.Version, "remote", info.RemoteAddr,
-		"keepalive_interval", info.KeepAliveInterval, "keepalive_count", info.KeepAliveCount)
+		"cipher", t.link.cipher(), "keepalive_interval", info.KeepAliveInterval, "keepalive_count", info.KeepAliveCount)
 	if s.cfg.OnConnect != nil {
 		s.cfg.OnConnect(info)
 	}

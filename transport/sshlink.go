@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,33 @@ const (
 // sshCiphers puts AES-GCM first: with AES-NI it is the fastest on the machines we run on,
 // and it is OpenSSH's own first choice there.
 var sshCiphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"}
+
+// SSHCipher names the ciphers an SSH connection negotiated, as "aes128-gcm@openssh.com",
+// or "read / write" when the directions differ, for the log.
+func SSHCipher(c ssh.Conn) string {
+	switch v := c.(type) {
+	case *ssh.ServerConn:
+		c = v.Conn
+	case *ssh.Client:
+		c = v.Conn
+	}
+	a, ok := c.(ssh.AlgorithmsConnMetadata)
+	if !ok {
+		return "unknown"
+	}
+	alg := a.Algorithms()
+	cipher := func(d ssh.DirectionAlgorithms) string {
+		if strings.Contains(d.Cipher, "gcm") || strings.Contains(d.Cipher, "poly1305") {
+			return d.Cipher
+		}
+		return d.Cipher + " " + d.MAC
+	}
+	r, w := cipher(alg.Read), cipher(alg.Write)
+	if r == w {
+		return r
+	}
+	return r + " / " + w
+}
 
 // sshLink is a link over one SSH connection on TCP.
 type sshLink struct {
@@ -132,6 +160,7 @@ func (l *sshLink) received() uint64                                 { return 0 }
 func (l *sshLink) closeErr() error                                  { return nil }
 func (l *sshLink) done() <-chan struct{}                            { return l.closed }
 func (l *sshLink) transport() Transport                             { return SSH }
+func (l *sshLink) cipher() string                                   { return SSHCipher(l.conn) }
 func (l *sshLink) localAddr() net.Addr                              { return l.tcp.LocalAddr() }
 func (l *sshLink) remoteAddr() net.Addr                             { return l.tcp.RemoteAddr() }
 

@@ -43,6 +43,13 @@ type leafPath struct {
 
 func newLeafPath(t *testing.T) *leafPath {
 	t.Helper()
+	return newLeafPathWith(t, nil, nil)
+}
+
+// newLeafPathWith is newLeafPath with extra tetherd start arguments for the root and the
+// leaf.
+func newLeafPathWith(t *testing.T, rootArgs, leafArgs []string) *leafPath {
+	t.Helper()
 	tetherd, tetherctl, tether := binaries(t)
 	me, err := osuser.Current()
 	if err != nil {
@@ -50,8 +57,8 @@ func newLeafPath(t *testing.T) *leafPath {
 	}
 	p := &leafPath{tetherctl: tetherctl, login: me.Username, leafName: "leaf.example.com",
 		ssh: testenv.Command(t, "ssh"), keygen: testenv.Command(t, "ssh-keygen")}
-	p.root, _ = startTetherdWithLog(t, tetherd, "root.example.com")
-	p.leaf, p.leafDeclog = startTetherdWithLog(t, tetherd, p.leafName, "--insecure")
+	p.root, _ = startTetherdWithLog(t, tetherd, "root.example.com", rootArgs...)
+	p.leaf, p.leafDeclog = startTetherdWithLog(t, tetherd, p.leafName, append([]string{"--insecure"}, leafArgs...)...)
 
 	// The leaf's role for root users, then the trust (its local roles must exist).
 	p.setLeafRole(t, []string{p.login}, "")

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetherproject/tether/internal/buildinfo"
+	"github.com/tetherproject/tether/internal/gctune"
 )
 
 func rootCommand() *cobra.Command {
@@ -101,6 +102,7 @@ func ctxOf(cmd *cobra.Command) context.Context {
 }
 
 func main() {
+	gctune.Apply()
 	if err := rootCommand().Execute(); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {

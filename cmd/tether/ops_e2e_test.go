@@ -206,3 +206,49 @@ func TestOperationsMetricsAndAudit(t *testing.T) {
 }
 
 func int64ToF(n int) float64 { return float64(n) }
+
+// TestPprofOnlyWithDebug: tetherd start --diag-addr serves Go's profiles at /debug/pprof/
+// only with --debug (as Teleport's diagnostic address); without it the path is absent.
+// Also tetherd's GOGC: 400 unless the environment sets one (the first process runs with
+// GOGC=150).
+func TestPprofOnlyWithDebug(t *testing.T) {
+	tetherd, _, _ := binaries(t)
+	get := func(url string) int {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, debug := range []bool{false, true} {
+		diag := "127.0.0.1:" + freePort(t)
+		args := []string{"--diag-addr=" + diag}
+		if debug {
+			args = append(args, "--debug")
+		}
+		wantGC := 400.0
+		if !debug {
+			t.Setenv("GOGC", "150")
+			wantGC = 150
+		}
+		p := startTetherd(t, tetherd, fmt.Sprintf("pprof-%v.example.com", debug), args...)
+		os.Unsetenv("GOGC")
+		if code := get("http://" + diag + "/metrics"); code != 200 {
+			t.Fatalf("debug %v: /metrics %d\n%s", debug, code, p.log)
+		}
+		if v := scrape(t, diag, "go_gc_gogc_percent"); v != wantGC {
+			t.Errorf("debug %v: go_gc_gogc_percent %v, want %v", debug, v, wantGC)
+		}
+		want := http.StatusNotFound
+		if debug {
+			want = http.StatusOK
+		}
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1"} {
+			if code := get("http://" + diag + path); code != want {
+				t.Errorf("debug %v: %s answered %d, want %d", debug, path, code, want)
+			}
+		}
+	}
+}

@@ -2,13 +2,14 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tetherproject/tether/internal/relaycopy"
 )
 
 func proxyCommand() *cobra.Command {
@@ -56,10 +57,10 @@ func proxyCommand() *cobra.Command {
 				return err
 			}
 			go func() {
-				_, _ = io.Copy(conn, os.Stdin)
+				_, _ = relaycopy.Copy(conn, os.Stdin)
 				_ = conn.(interface{ CloseWrite() error }).CloseWrite()
 			}()
-			_, _ = io.Copy(os.Stdout, conn)
+			_, _ = relaycopy.Copy(os.Stdout, conn)
 			conn.Close()
 			if code := <-exit; code != 0 {
 				return &exitError{Code: code}

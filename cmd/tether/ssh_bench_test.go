@@ -9,12 +9,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +28,16 @@ import (
 	"github.com/tetherproject/tether/internal/testenv"
 )
 
-var sshBench = flag.Bool("tether.sshbench", false, "run TestSSHFigures, the SSH access path's figures for make bench")
+var (
+	sshBench  = flag.Bool("tether.sshbench", false, "run TestSSHFigures, the SSH access path's figures for make bench")
+	scpOnly   = flag.Bool("tether.scponly", false, "TestSSHFigures: only the scp figures")
+	scpRounds = flag.Int("tether.scprounds", 1, "TestSSHFigures: rounds of the scp figures (through, tether scp, direct interleaved)")
+	scpPerf   = flag.String("tether.perf", "", "TestSSHFigures: record the whole machine with perf record -a -g into this file during the first OpenSSH scp through the path")
+	carrier   = flag.String("tether.carrier", "quic", "TestSSHFigures: the tunnel's carrier, quic or ssh (the root serves the SSH fallback only)")
+	scpCipher = flag.String("tether.scpcipher", "", "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path asks for this cipher (-c) instead of its default")
+	scpNReq   = flag.Int("tether.scpnrequests", 0, "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path keeps this many SFTP requests in flight (-X nrequests=N; OpenSSH's default 64)")
+	scpPprof  = flag.String("tether.pprof", "", "TestSSHFigures: run root and leaf with --debug and a diagnostic address, and write their CPU profiles during the first OpenSSH scp through the path into this directory (root.pprof, leaf.pprof)")
+)
 
 // directClient is what plain OpenSSH needs to reach the test sshd straight: a key with a
 // certificate of the cluster's user CA, and a known_hosts line trusting its host CA.
@@ -91,7 +104,23 @@ func TestSSHFigures(t *testing.T) {
 	if !*sshBench {
 		t.Skip("a benchmark: run with -args -tether.sshbench (make bench)")
 	}
-	p := newLeafPath(t)
+	var rootArgs, leafArgs []string
+	rootDiag, leafDiag := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	if *scpPprof != "" {
+		rootArgs, leafArgs = []string{"--debug", "--diag-addr=" + rootDiag}, []string{"--debug", "--diag-addr=" + leafDiag}
+	}
+	switch *carrier {
+	case "quic":
+	case "ssh":
+		t.Setenv("TETHER_PROXY_TUNNEL_DISABLE_QUIC", "true")
+	default:
+		t.Fatalf("-tether.carrier=%s: quic or ssh", *carrier)
+	}
+	p := newLeafPathWith(t, rootArgs, leafArgs)
+	if out := p.root.ctl(t, p.tetherctl, "get", "rc", "--format", "text"); !strings.Contains(out, " "+*carrier) {
+		t.Fatalf("the tunnel is not over %s:\n%s", *carrier, out)
+	}
+	t.Logf("tunnel carrier: %s", *carrier)
 	d := newDirectClient(t, filepath.Join(p.leaf.dataDir, "ca"), p.login, p.sshdAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -106,40 +135,42 @@ func TestSSHFigures(t *testing.T) {
 		return exec.CommandContext(ctx, p.ssh, append(append(all, d.sshArgs()...), args...)...)
 	}
 	leafFlag := "--cluster=" + p.leafName
-	// One warm-up of each, so neither side pays a cold cache in the figures.
-	run(p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true"))
-	run(direct(p.login+"@127.0.0.1", "true"))
-	const n = 10
-	var through, straight []time.Duration
-	for range n {
-		start := time.Now()
+	if !*scpOnly {
+		// One warm-up of each, so neither side pays a cold cache in the figures.
 		run(p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true"))
-		through = append(through, time.Since(start))
-		start = time.Now()
 		run(direct(p.login+"@127.0.0.1", "true"))
-		straight = append(straight, time.Since(start))
-	}
-	mt, md := median(through), median(straight)
-	t.Logf("FIGURE tether ssh --cluster=leaf node true (root -> tunnel -> leaf -> OpenSSH node): median %v over %d runs; direct OpenSSH ssh: median %v; ratio %.2f (target <= 2)",
-		mt.Round(time.Millisecond), n, md.Round(time.Millisecond), float64(mt)/float64(md))
-
-	parallel := func(mk func(i int) *exec.Cmd) time.Duration {
-		start := time.Now()
-		var wg sync.WaitGroup
-		for i := range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				run(mk(i))
-			}()
+		const n = 10
+		var through, straight []time.Duration
+		for range n {
+			start := time.Now()
+			run(p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true"))
+			through = append(through, time.Since(start))
+			start = time.Now()
+			run(direct(p.login+"@127.0.0.1", "true"))
+			straight = append(straight, time.Since(start))
 		}
-		wg.Wait()
-		return time.Since(start)
+		mt, md := median(through), median(straight)
+		t.Logf("FIGURE tether ssh --cluster=leaf node true (root -> tunnel -> leaf -> OpenSSH node): median %v over %d runs; direct OpenSSH ssh: median %v; ratio %.2f (target <= 2)",
+			mt.Round(time.Millisecond), n, md.Round(time.Millisecond), float64(mt)/float64(md))
+
+		parallel := func(mk func(i int) *exec.Cmd) time.Duration {
+			start := time.Now()
+			var wg sync.WaitGroup
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					run(mk(i))
+				}()
+			}
+			wg.Wait()
+			return time.Since(start)
+		}
+		pt := parallel(func(int) *exec.Cmd { return p.openssh(ctx, p.login+"@node1."+p.leafName, "true") })
+		pd := parallel(func(int) *exec.Cmd { return direct(p.login+"@127.0.0.1", "true") })
+		t.Logf("FIGURE 20 concurrent ssh -o ProxyCommand=\"tether proxy ssh --cluster=leaf\" true: %v wall; 20 direct: %v; ratio %.2f",
+			pt.Round(time.Millisecond), pd.Round(time.Millisecond), float64(pt)/float64(pd))
 	}
-	pt := parallel(func(int) *exec.Cmd { return p.openssh(ctx, p.login+"@node1."+p.leafName, "true") })
-	pd := parallel(func(int) *exec.Cmd { return direct(p.login+"@127.0.0.1", "true") })
-	t.Logf("FIGURE 20 concurrent ssh -o ProxyCommand=\"tether proxy ssh --cluster=leaf\" true: %v wall; 20 direct: %v; ratio %.2f",
-		pt.Round(time.Millisecond), pd.Round(time.Millisecond), float64(pt)/float64(pd))
 
 	scp := testenv.Command(t, "scp")
 	dir := t.TempDir()
@@ -159,24 +190,234 @@ func TestSSHFigures(t *testing.T) {
 	}
 	keys := filepath.Join(p.profile, "keys", "127.0.0.1")
 	scpBase := []string{"-q", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"}
-	scpThrough := exec.CommandContext(ctx, scp, append(scpBase,
-		"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", p.alice.bin, p.leafName),
-		"-o", "UserKnownHostsFile="+filepath.Join(p.profile, "known_hosts"),
-		"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, "alice"), "-o", "CertificateFile="+filepath.Join(keys, "alice-cert.pub"),
-		src, p.login+"@node1."+p.leafName+":"+filepath.Join(dir, "through"))...)
-	scpThrough.Env = append(os.Environ(), "TETHER_HOME="+p.profile)
-	rootCPU, leafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
-	st := timed(scpThrough)
-	rootCPU, leafCPU = cpuTime(t, p.root.pid)-rootCPU, cpuTime(t, p.leaf.pid)-leafCPU
-	tt := timed(p.tether(ctx, nil, "scp", "-q", leafFlag, src, p.target()+":"+filepath.Join(dir, "tether")))
-	sd := timed(exec.CommandContext(ctx, scp, append(append(scpBase, "-i", d.key, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile="+d.knownHosts, "-o", "HostKeyAlias=node1", "-P", d.port),
-		src, p.login+"@127.0.0.1:"+filepath.Join(dir, "direct"))...))
 	mib := func(d time.Duration) float64 { return 256 / d.Seconds() }
-	t.Logf("FIGURE scp 256 MiB through root -> leaf -> node (OpenSSH scp, ProxyCommand): %.1f MiB/s (%v); tether scp: %.1f MiB/s (%v); direct scp: %.1f MiB/s (%v); through/direct %.0f%%, tether scp/direct %.0f%% (target >= 50%%)",
-		mib(st), st.Round(time.Millisecond), mib(tt), tt.Round(time.Millisecond), mib(sd), sd.Round(time.Millisecond), 100*mib(st)/mib(sd), 100*mib(tt)/mib(sd))
-	t.Logf("FIGURE scp 256 MiB through the path, CPU of the gateways: root tetherd %v (%.1f ms/MiB), leaf tetherd %v (%.1f ms/MiB), against %v wall",
-		rootCPU.Round(time.Millisecond), float64(rootCPU.Milliseconds())/256, leafCPU.Round(time.Millisecond), float64(leafCPU.Milliseconds())/256, st.Round(time.Millisecond))
+	perMiB := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / 256 }
+	var ratiosThrough, ratiosTether []float64
+	for round := range *scpRounds {
+		throughBase := scpBase
+		if *scpCipher != "" {
+			throughBase = append([]string{"-c", *scpCipher}, throughBase...)
+		}
+		if *scpNReq > 0 {
+			throughBase = append([]string{"-X", fmt.Sprintf("nrequests=%d", *scpNReq)}, throughBase...)
+		}
+		scpThrough := exec.CommandContext(ctx, scp, append(throughBase,
+			"-o", fmt.Sprintf("ProxyCommand=%s proxy ssh --cluster=%s %%r@%%h:%%p", p.alice.bin, p.leafName),
+			"-o", "UserKnownHostsFile="+filepath.Join(p.profile, "known_hosts"),
+			"-o", "IdentitiesOnly=yes", "-i", filepath.Join(keys, "alice"), "-o", "CertificateFile="+filepath.Join(keys, "alice-cert.pub"),
+			src, p.login+"@node1."+p.leafName+":"+filepath.Join(dir, "through"))...)
+		scpThrough.Env = append(os.Environ(), "TETHER_HOME="+p.profile)
+		var perf *exec.Cmd
+		if *scpPerf != "" && round == 0 {
+			perf = startPerf(t, *scpPerf)
+		}
+		proxyCPU := watchCPU(ctx, p.alice.bin, "proxy")
+		var profiles sync.WaitGroup
+		if *scpPprof != "" && round == 0 {
+			for name, addr := range map[string]string{"root": rootDiag, "leaf": leafDiag} {
+				profiles.Add(1)
+				go func() {
+					defer profiles.Done()
+					fetchProfile(t, addr, filepath.Join(*scpPprof, name+".pprof"), 4*time.Second)
+				}()
+			}
+		}
+		rootCPU, leafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
+		busy0, steal0, all0 := machineCPU(t)
+		st := timed(scpThrough)
+		busy1, steal1, all1 := machineCPU(t)
+		rootCPU, leafCPU = cpuTime(t, p.root.pid)-rootCPU, cpuTime(t, p.leaf.pid)-leafCPU
+		proxy, proxyPIDs := proxyCPU()
+		profiles.Wait()
+		if *scpPprof != "" && round == 0 {
+			for name, addr := range map[string]string{"root": rootDiag, "leaf": leafDiag} {
+				fetchPprof(t, addr, "allocs", filepath.Join(*scpPprof, name+".allocs"))
+			}
+			// At debug level each hop logs the cipher it negotiated.
+			for name, log := range map[string]string{"root": p.root.log.String(), "leaf": p.leaf.log.String()} {
+				for _, line := range strings.Split(log, "\n") {
+					if strings.Contains(line, "cipher=") {
+						t.Logf("%s: %s", name, line)
+					}
+				}
+			}
+		}
+		client := scpThrough.ProcessState.UserTime() + scpThrough.ProcessState.SystemTime()
+		if perf != nil {
+			stopPerf(t, perf)
+		}
+		if *scpPprof != "" && round == 0 {
+			t.Logf("tether proxy pids %v", proxyPIDs)
+		}
+		tetherScp := p.tether(ctx, nil, "scp", "-q", leafFlag, src, p.target()+":"+filepath.Join(dir, "tether"))
+		tRootCPU, tLeafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
+		tt := timed(tetherScp)
+		tRootCPU, tLeafCPU = cpuTime(t, p.root.pid)-tRootCPU, cpuTime(t, p.leaf.pid)-tLeafCPU
+		tClient := tetherScp.ProcessState.UserTime() + tetherScp.ProcessState.SystemTime()
+		directScp := exec.CommandContext(ctx, scp, append(append(scpBase, "-i", d.key, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile="+d.knownHosts, "-o", "HostKeyAlias=node1", "-P", d.port),
+			src, p.login+"@127.0.0.1:"+filepath.Join(dir, "direct"))...)
+		sd := timed(directScp)
+		dClient := directScp.ProcessState.UserTime() + directScp.ProcessState.SystemTime()
+		t.Logf("FIGURE scp 256 MiB through root -> leaf -> node (OpenSSH scp, ProxyCommand): %.1f MiB/s (%v); tether scp: %.1f MiB/s (%v); direct scp: %.1f MiB/s (%v); through/direct %.0f%%, tether scp/direct %.0f%% (target >= 50%%)",
+			mib(st), st.Round(time.Millisecond), mib(tt), tt.Round(time.Millisecond), mib(sd), sd.Round(time.Millisecond), 100*mib(st)/mib(sd), 100*mib(tt)/mib(sd))
+		t.Logf("FIGURE scp 256 MiB through the path, CPU: root tetherd %v (%.1f ms/MiB), leaf tetherd %v (%.1f ms/MiB), scp + ssh %v (%.1f ms/MiB), tether proxy %v (%.1f ms/MiB), against %v wall",
+			rootCPU.Round(time.Millisecond), perMiB(rootCPU), leafCPU.Round(time.Millisecond), perMiB(leafCPU),
+			client.Round(time.Millisecond), perMiB(client), proxy.Round(time.Millisecond), perMiB(proxy), st.Round(time.Millisecond))
+		t.Logf("FIGURE tether scp CPU: root tetherd %.1f ms/MiB, leaf tetherd %.1f ms/MiB, tether scp %.1f ms/MiB; direct scp client side (scp + ssh) %.1f ms/MiB",
+			perMiB(tRootCPU), perMiB(tLeafCPU), perMiB(tClient), perMiB(dClient))
+		t.Logf("FIGURE machine during the OpenSSH scp through the path: busy %.2f of %d CPUs (%.0f%%), steal %.0f%%",
+			float64(runtime.NumCPU())*float64(busy1-busy0)/float64(all1-all0), runtime.NumCPU(), 100*float64(busy1-busy0)/float64(all1-all0), 100*float64(steal1-steal0)/float64(all1-all0))
+		ratiosThrough = append(ratiosThrough, mib(st)/mib(sd))
+		ratiosTether = append(ratiosTether, mib(tt)/mib(sd))
+	}
+	if len(ratiosThrough) > 1 {
+		t.Logf("FIGURE scp over %d rounds: through/direct median %.0f%% (%s), tether scp/direct median %.0f%% (%s)",
+			len(ratiosThrough), 100*medianF(ratiosThrough), percents(ratiosThrough), 100*medianF(ratiosTether), percents(ratiosTether))
+	}
 	fmt.Println()
+}
+
+func medianF(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func percents(xs []float64) string {
+	ps := make([]string, len(xs))
+	for i, x := range xs {
+		ps[i] = fmt.Sprintf("%.0f%%", 100*x)
+	}
+	return strings.Join(ps, " ")
+}
+
+// watchCPU samples, every 50 ms until the returned function is called, the CPU time of
+// every process whose command line starts with bin and has arg as its second word (such
+// as tether proxy ssh, started by OpenSSH and reaped by it), and returns their total as
+// last seen (within one sample interval of the truth) and their pids.
+func watchCPU(ctx context.Context, bin, arg string) func() (time.Duration, []int) {
+	ctx, cancel := context.WithCancel(ctx)
+	seen := map[int]time.Duration{}
+	var pids []int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			dirs, _ := os.ReadDir("/proc")
+			for _, e := range dirs {
+				pid, err := strconv.Atoi(e.Name())
+				if err != nil {
+					continue
+				}
+				cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				if err != nil {
+					continue
+				}
+				args := strings.Split(string(cmdline), "\x00")
+				if len(args) < 2 || args[0] != bin || args[1] != arg {
+					continue
+				}
+				if c, ok := procCPU(pid); ok {
+					if _, ok := seen[pid]; !ok {
+						pids = append(pids, pid)
+					}
+					seen[pid] = c
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() (time.Duration, []int) {
+		cancel()
+		<-done
+		var total time.Duration
+		for _, c := range seen {
+			total += c
+		}
+		return total, pids
+	}
+}
+
+// fetchProfile writes a CPU profile of d from the tetherd diagnostic server at addr.
+func fetchProfile(t *testing.T, addr, file string, d time.Duration) {
+	fetchPprof(t, addr, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), file)
+}
+
+// fetchPprof writes /debug/pprof/<what> of the tetherd diagnostic server at addr.
+func fetchPprof(t *testing.T, addr, what, file string) {
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Get(fmt.Sprintf("http://%s/debug/pprof/%s", addr, what))
+	if err != nil {
+		t.Errorf("profile of %s: %v", addr, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Errorf("profile of %s: %d %s", addr, resp.StatusCode, body)
+		return
+	}
+	if err := os.WriteFile(file, body, 0o644); err != nil {
+		t.Error(err)
+	}
+}
+
+// startPerf records every CPU's call stacks into file until stopPerf.
+func startPerf(t *testing.T, file string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("perf", "record", "-a", "-g", "-F", "499", "-o", file)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("perf record: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	return cmd
+}
+
+func stopPerf(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Logf("perf record: %v", err)
+	}
+}
+
+// procCPU is the user + system CPU time process pid has used, false once it is gone.
+func procCPU(pid int) (time.Duration, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * time.Second / 100, true
+}
+
+// machineCPU reads the machine's CPU time counters (/proc/stat, all CPUs): busy (user,
+// nice, system, irq, softirq), steal, and the total.
+func machineCPU(t *testing.T) (busy, steal, total int64) {
+	t.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1:]
+	v := make([]int64, len(f))
+	for i := range f {
+		v[i], _ = strconv.ParseInt(f[i], 10, 64)
+		if i < 8 {
+			total += v[i]
+		}
+	}
+	// user nice system idle iowait irq softirq steal
+	return v[0] + v[1] + v[2] + v[5] + v[6], v[7], total
 }
 
 // cpuTime is the user + system CPU time process pid has used (Linux /proc).

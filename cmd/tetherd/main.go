@@ -18,6 +18,7 @@ import (
 	"github.com/tetherproject/tether/gateway"
 	"github.com/tetherproject/tether/gateway/config"
 	"github.com/tetherproject/tether/gateway/node"
+	"github.com/tetherproject/tether/internal/gctune"
 )
 
 func rootCommand() *cobra.Command {
@@ -63,6 +64,7 @@ func startCommand() *cobra.Command {
 				return err
 			}
 			slog.SetDefault(log)
+			log.Debug("garbage collection", "gogc", gctune.Apply())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if cfg.NodeOnly() {
@@ -77,7 +79,7 @@ func startCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (see tetherd configure)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "as a leaf or a node agent, accept any TLS certificate from the root or cluster when joining (testing only)")
-	cmd.Flags().BoolVarP(&debug, "debug", "d", false, "log at debug level (every decision's outcome, audit events, handshakes)")
+	cmd.Flags().BoolVarP(&debug, "debug", "d", false, "log at debug level (every decision's outcome, audit events, handshakes); with --diag-addr, also serve Go's profiles at /debug/pprof/")
 	cmd.Flags().StringVar(&diagAddr, "diag-addr", "", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) on this host:port (overrides diag_addr)")
 	return cmd
 }

@@ -334,3 +334,51 @@ func FuzzTunnelBind(f *testing.F) {
 		}
 	})
 }
+
+// TestPprofOnlyAtDebugWithADiagAddr: Go's profiles are served only with a diagnostic
+// address and the debug log level (tetherd start --debug sets it), as Teleport does.
+func TestPprofOnlyAtDebugWithADiagAddr(t *testing.T) {
+	for _, c := range []struct {
+		diag, level string
+		want        bool
+	}{
+		{"127.0.0.1:3000", "debug", true},
+		{"127.0.0.1:3000", "DEBUG", true},
+		{"127.0.0.1:3000", "info", false},
+		{"127.0.0.1:3000", "", false},
+		{"127.0.0.1:3000", "warn", false},
+		{"127.0.0.1:3000", "nonsense", false},
+		{"", "debug", false},
+	} {
+		cfg := &Config{DiagAddr: c.diag, Log: Log{Level: c.level}}
+		if got := cfg.PprofEnabled(); got != c.want {
+			t.Errorf("diag_addr %q, log.level %q: pprof %v, want %v", c.diag, c.level, got, c.want)
+		}
+	}
+}
+
+// TestCiphers: ciphers restricts what the user-facing SSH servers offer; empty keeps
+// x/crypto's defaults; a cipher x/crypto does not count as secure, or a misspelt one, is
+// refused with the list to choose from; TETHER_CIPHERS takes a comma-separated list.
+func TestCiphers(t *testing.T) {
+	base := "cluster_name: c.example.com\ndata_dir: /tmp/x\n"
+	c, err := Load(write(t, base))
+	if err != nil || len(c.Ciphers) != 0 {
+		t.Fatalf("default: %v %v", c, err)
+	}
+	c, err = Load(write(t, base+"ciphers: [aes128-gcm@openssh.com, aes256-gcm@openssh.com]\n"))
+	if err != nil || strings.Join(c.Ciphers, ",") != "aes128-gcm@openssh.com,aes256-gcm@openssh.com" {
+		t.Fatalf("aes-gcm: %v %v", c, err)
+	}
+	for _, bad := range []string{"3des-cbc", "arcfour", "aes128-cbc", "aes128-gcm"} {
+		_, err := Load(write(t, base+"ciphers: ["+bad+"]\n"))
+		if err == nil || !strings.Contains(err.Error(), `ciphers: "`+bad+`" is not a supported secure SSH cipher`) || !strings.Contains(err.Error(), "chacha20-poly1305@openssh.com") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	t.Setenv("TETHER_CIPHERS", "aes256-gcm@openssh.com,chacha20-poly1305@openssh.com")
+	c, err = Load(write(t, base))
+	if err != nil || strings.Join(c.Ciphers, ",") != "aes256-gcm@openssh.com,chacha20-poly1305@openssh.com" {
+		t.Fatalf("TETHER_CIPHERS: %v %v", c.Ciphers, err)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
+	"github.com/tetherproject/tether/transport"
 )
 
 // ErrNodeNotFound is what a NodeLookup returns for a name that is not a registered node.
@@ -56,6 +57,8 @@ type Config struct {
 	Now             func() time.Time
 	// Auditor receives session.start and session.end; nil records nothing.
 	Auditor audit.Auditor
+	// Ciphers, when not empty, are the only ciphers offered to users (config ciphers).
+	Ciphers []string
 }
 
 // Server serves user SSH connections aimed at nodes of its cluster.
@@ -201,6 +204,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 	}
 	var id *Identity
 	scfg := ServerConfig(ctx, hostSigner, s.cfg.TrustedUserKeys, s.cfg.Now, log, &id)
+	scfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, scfg)
 	if err != nil {
@@ -210,6 +214,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 	defer sconn.Close()
 	login := sconn.User()
 	log = log.With("user", id.ID.Username, "login", login)
+	log.Debug("user SSH connection", "cipher", transport.SSHCipher(sconn), "client_version", string(sconn.ClientVersion()))
 
 	// The connection ends when the certificate does.
 	expiry := time.AfterFunc(id.ID.ValidBefore.Sub(s.cfg.Now()), func() {
@@ -455,6 +460,7 @@ func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
+	c.log.Debug("node SSH connection", "addr", n.Spec.Addr, "cipher", transport.SSHCipher(cc), "server_version", string(cc.ServerVersion()))
 	return ssh.NewClient(cc, chans, reqs), nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/internal/relaycopy"
 )
 
 // refusedRequests are session requests never passed to a node: X11 would give the node a
@@ -27,7 +29,7 @@ func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-
 	out.Add(2)
 	go func() {
 		defer out.Done()
-		n, _ := io.Copy(uch, nch)
+		n, _ := relaycopy.Copy(uch, nch)
 		downN.Add(n)
 	}()
 	go func() {
@@ -36,7 +38,7 @@ func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-
 		downN.Add(n)
 	}()
 	go func() {
-		n, _ := io.Copy(nch, uch)
+		n, _ := relaycopy.Copy(nch, uch)
 		upN.Add(n)
 		_ = nch.CloseWrite()
 	}()

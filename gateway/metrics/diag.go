@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +25,9 @@ type Check func(ctx context.Context) error
 type Diag struct {
 	listener net.Listener
 	srv      *http.Server
+	mux      *http.ServeMux
 	log      *slog.Logger
+	pprof    bool
 }
 
 // NewRegistry returns a registry with c and the Go runtime and process collectors.
@@ -71,9 +75,50 @@ func Listen(addr string, reg *prometheus.Registry, ready map[string]Check, log *
 		}
 		_, _ = fmt.Fprintln(w, "ready")
 	})
-	d := &Diag{listener: ln, log: log,
+	d := &Diag{listener: ln, log: log, mux: mux,
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}}
 	return d, nil
+}
+
+// EnablePprof serves Go's profiles under /debug/pprof/ (net/http/pprof: CPU profile,
+// heap, goroutines, execution trace), as Teleport's diagnostic address does with
+// --debug. Profiles reveal internals (stacks, timings) and a CPU profile or trace costs
+// CPU while it runs, so tetherd enables them only at debug level. Call before Serve.
+//
+// A CPU profile or trace may run longer than the server's write timeout: its write
+// deadline is moved to the asked duration plus 30 s.
+func (d *Diag) EnablePprof() {
+	d.pprof = true
+	d.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	d.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	d.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	d.mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	d.mux.Handle("GET /debug/pprof/profile", longWrite(http.HandlerFunc(pprof.Profile)))
+	d.mux.Handle("GET /debug/pprof/trace", longWrite(http.HandlerFunc(pprof.Trace)))
+}
+
+// maxProfile bounds a CPU profile or trace asked of /debug/pprof (seconds=).
+const maxProfile = 10 * time.Minute
+
+// longWrite lets a pprof handler that runs for ?seconds=N (default 30) write its answer:
+// net/http/pprof refuses a duration at or beyond the server's WriteTimeout, so the
+// request sees a server whose WriteTimeout covers it, and the connection's write
+// deadline is moved to match.
+func longWrite(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sec, err := strconv.ParseInt(r.FormValue("seconds"), 10, 64)
+		if err != nil || sec <= 0 {
+			sec = 30
+		}
+		if time.Duration(sec)*time.Second > maxProfile {
+			http.Error(w, fmt.Sprintf("seconds=%d: at most %d", sec, int(maxProfile.Seconds())), http.StatusBadRequest)
+			return
+		}
+		write := time.Duration(sec)*time.Second + 30*time.Second
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(write))
+		ctx := context.WithValue(r.Context(), http.ServerContextKey, &http.Server{WriteTimeout: write})
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // Addr is the bound address.
@@ -87,7 +132,11 @@ func (d *Diag) Serve(ctx context.Context) error {
 		defer cancel()
 		_ = d.srv.Shutdown(sctx)
 	}()
-	d.log.Info("diagnostic server listening", "addr", d.Addr(), "paths", "/metrics /healthz /readyz")
+	paths := "/metrics /healthz /readyz"
+	if d.pprof {
+		paths += " /debug/pprof/"
+	}
+	d.log.Info("diagnostic server listening", "addr", d.Addr(), "paths", paths)
 	if err := d.srv.Serve(d.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("diagnostic server: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,78 @@ func TestDiagServer(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the diagnostic server did not stop")
+	}
+}
+
+// TestPprofOnlyWhenEnabled: /debug/pprof/ is absent from a diagnostic server unless
+// EnablePprof was called; then the index, a CPU profile (gzip'd protobuf) and a goroutine
+// dump answer, and an unreasonable duration is refused.
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	t.Parallel()
+	serve := func(pprof bool) string {
+		reg, err := NewRegistry(NewCollector(Sources{Events: &Events{}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Listen("127.0.0.1:0", reg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pprof {
+			d.EnablePprof()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = d.Serve(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return "http://" + d.Addr()
+	}
+	get := func(url string) (int, []byte) {
+		t.Helper()
+		c := &http.Client{Timeout: 20 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	off := serve(false)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile?seconds=1", "/debug/pprof/goroutine", "/debug/pprof/cmdline", "/debug/pprof/trace?seconds=1"} {
+		if code, body := get(off + path); code != http.StatusNotFound {
+			t.Errorf("without EnablePprof, %s: %d %.80q, want 404", path, code, body)
+		}
+	}
+	on := serve(true)
+	if code, body := get(on + "/debug/pprof/"); code != 200 || !strings.Contains(string(body), "goroutine") {
+		t.Errorf("/debug/pprof/: %d %.200q", code, body)
+	}
+	if code, body := get(on + "/debug/pprof/profile?seconds=1"); code != 200 || len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b {
+		t.Errorf("/debug/pprof/profile?seconds=1: %d %.80q, want a gzip'd profile", code, body)
+	}
+	if code, body := get(on + "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(string(body), "TestPprofOnlyWhenEnabled") {
+		t.Errorf("/debug/pprof/goroutine: %d %.200q", code, body)
+	}
+	if code, body := get(on + "/debug/pprof/profile?seconds=601"); code != http.StatusBadRequest || !strings.Contains(string(body), "at most 600") {
+		t.Errorf("/debug/pprof/profile?seconds=601: %d %q", code, body)
+	}
+}
+
+// TestLongWriteCoversTheProfile: a profile asked for at least the server's write timeout
+// (net/http/pprof's default 30 s against the diagnostic server's 30 s) is not refused
+// for it: the handler sees a write timeout beyond the duration asked for.
+func TestLongWriteCoversTheProfile(t *testing.T) {
+	t.Parallel()
+	var seen time.Duration
+	h := longWrite(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		seen = r.Context().Value(http.ServerContextKey).(*http.Server).WriteTimeout
+	}))
+	for q, want := range map[string]time.Duration{"": 60 * time.Second, "?seconds=45": 75 * time.Second, "?seconds=x": 60 * time.Second} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/profile"+q, nil))
+		if seen != want {
+			t.Errorf("%q: write timeout %v, want %v", q, seen, want)
+		}
 	}
 }

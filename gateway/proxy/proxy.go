@@ -20,6 +20,7 @@ import (
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/forward"
+	"github.com/tetherproject/tether/internal/relaycopy"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/transport"
@@ -65,6 +66,8 @@ type Config struct {
 	// the remote_cluster; a time bound of the decision); 0 means
 	// forward.DefaultRecheckInterval.
 	RecheckInterval time.Duration
+	// Ciphers, when not empty, are the only ciphers offered to users (config ciphers).
+	Ciphers []string
 }
 
 // Server is the SSH entry of a proxy.
@@ -193,6 +196,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	var id *forward.Identity
 	cfg := forward.ServerConfig(ctx, host, s.cfg.TrustedUserKeys, s.cfg.Now, s.log, &id)
+	cfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(forward.DefaultHandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, cfg)
 	if err != nil {
@@ -201,6 +205,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	defer sconn.Close()
+	s.log.Debug("user SSH connection", "remote", conn.RemoteAddr().String(), "user", id.ID.Username, "cipher", transport.SSHCipher(sconn), "client_version", string(sconn.ClientVersion()))
 	go ssh.DiscardRequests(reqs)
 	expiry := time.AfterFunc(id.ID.ValidBefore.Sub(s.cfg.Now()), func() { sconn.Close() })
 	defer expiry.Stop()
@@ -570,14 +575,14 @@ func LeafDialMessage(cluster, node string, err error) string {
 func pipe(ch ssh.Channel, conn net.Conn) (in, out int64) {
 	var inN atomic.Int64
 	go func() {
-		_, _ = io.Copy(countingWriter{conn, &inN}, ch)
+		_, _ = relaycopy.Copy(countingWriter{conn, &inN}, ch)
 		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		} else {
 			conn.Close()
 		}
 	}()
-	out, _ = io.Copy(ch, conn)
+	out, _ = relaycopy.Copy(ch, conn)
 	_ = ch.CloseWrite()
 	conn.Close()
 	return inN.Load(), out
