@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/tetherproject/tether/internal/cli"
+
 	"github.com/spf13/cobra"
 
 	"github.com/tetherproject/tether/internal/buildinfo"
@@ -42,44 +44,8 @@ func rootCommand() *cobra.Command {
 			return target.Help()
 		},
 	})
-	requireSubcommands(root)
+	cli.RequireSubcommands(root)
 	return root
-}
-
-// requireSubcommands makes a command that only groups subcommands fail on a missing or
-// unknown one, instead of printing its help and exiting 0.
-func requireSubcommands(cmd *cobra.Command) {
-	for _, c := range cmd.Commands() {
-		requireSubcommands(c)
-	}
-	if !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil {
-		return
-	}
-	cmd.Args = cobra.ArbitraryArgs
-	// A flag cobra cannot parse here belongs to the mistyped command before it
-	// ("lock --user=alice"): name that command, not the flag. Subcommands inherit this
-	// function, so it acts only for cmd itself.
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		if c != cmd {
-			return err
-		}
-		if args := c.Flags().Args(); len(args) > 0 {
-			return c.RunE(c, args)
-		}
-		return err
-	})
-	cmd.RunE = func(c *cobra.Command, args []string) error {
-		var names []string
-		for _, sub := range c.Commands() {
-			if sub.IsAvailableCommand() {
-				names = append(names, sub.Name())
-			}
-		}
-		if len(args) == 0 {
-			return fmt.Errorf("%s needs a command: one of %s (see %s --help)", c.CommandPath(), strings.Join(names, ", "), c.CommandPath())
-		}
-		return fmt.Errorf("unknown command %q for %q: use one of %s (see %s --help)", args[0], c.CommandPath(), strings.Join(names, ", "), c.CommandPath())
-	}
 }
 
 func versionCommand() *cobra.Command {

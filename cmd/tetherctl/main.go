@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/tetherproject/tether/internal/cli"
+
 	"github.com/spf13/cobra"
 
 	"github.com/tetherproject/tether/internal/buildinfo"
@@ -27,7 +29,7 @@ func rootCommand() *cobra.Command {
 	root.AddCommand(tokensCommand(), createCommand(), getCommand(), rmCommand(), updateCommand(), usersCommand())
 	root.AddCommand(versionCommand(), statusCommand(), nodesCommand(), authCommand(), lockCommand())
 	root.SetHelpCommand(helpCommand())
-	requireSubcommands(root)
+	cli.RequireSubcommands(root)
 	return root
 }
 
@@ -44,44 +46,6 @@ func helpCommand() *cobra.Command {
 			}
 			return target.Help()
 		},
-	}
-}
-
-// requireSubcommands makes every command that only groups subcommands (tetherctl itself,
-// tokens, users, policy) fail with a message on a missing or unknown subcommand. Cobra
-// would print the help and exit 0, which lets a typo in a script pass silently.
-func requireSubcommands(cmd *cobra.Command) {
-	for _, c := range cmd.Commands() {
-		requireSubcommands(c)
-	}
-	if !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil {
-		return
-	}
-	cmd.Args = cobra.ArbitraryArgs
-	// A flag cobra cannot parse here belongs to the mistyped command before it
-	// ("lock --user=alice"): name that command, not the flag. Subcommands inherit this
-	// function, so it acts only for cmd itself.
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		if c != cmd {
-			return err
-		}
-		if args := c.Flags().Args(); len(args) > 0 {
-			return c.RunE(c, args)
-		}
-		return err
-	})
-	cmd.RunE = func(c *cobra.Command, args []string) error {
-		var names []string
-		for _, sub := range c.Commands() {
-			if sub.IsAvailableCommand() {
-				names = append(names, sub.Name())
-			}
-		}
-		use := strings.Join(names, ", ")
-		if len(args) == 0 {
-			return fmt.Errorf("%s needs a command: one of %s (see %s --help)", c.CommandPath(), use, c.CommandPath())
-		}
-		return fmt.Errorf("unknown command %q for %q: use one of %s (see %s --help)", args[0], c.CommandPath(), use, c.CommandPath())
 	}
 }
 

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tetherproject/tether/internal/testproc"
 )
 
 // One port, however the two addresses are written: a tunnel_listen_addr that binds the
@@ -32,21 +31,8 @@ func TestTetherdOnePortByAddress(t *testing.T) {
 		web := freeAddr(t)
 		port := web[strings.LastIndexByte(web, ':')+1:]
 		startTetherd(t, config(t, web, "localhost:"+port), true)
-		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // reading ping
-		resp, err := client.Get("https://" + web + "/webapi/ping")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var ping struct {
-			Proxy struct {
-				SSH struct {
-					Tunnel string `json:"ssh_tunnel_public_addr"`
-				} `json:"ssh"`
-			} `json:"proxy"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&ping); err != nil || ping.Proxy.SSH.Tunnel != web {
-			t.Fatalf("ping advertises the tunnel at %q (%v), want the web address %s", ping.Proxy.SSH.Tunnel, err, web)
+		if got := testproc.PingTunnelAddr(t, web); got != web {
+			t.Fatalf("ping advertises the tunnel at %q, want the web address %s", got, web)
 		}
 	})
 	t.Run("all_addresses_and_one_of_them_are_refused", func(t *testing.T) {

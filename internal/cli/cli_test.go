@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// A command that only groups subcommands fails on a missing or unknown one, naming it and
+// the choices; flags after an unknown command blame the command, not the flag.
+func TestRequireSubcommands(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "tool needs a command: one of get, group (see tool --help)"},
+		{[]string{"lock", "--user=alice"}, `unknown command "lock" for "tool": use one of get, group`},
+		{[]string{"group"}, "tool group needs a command: one of leaf"},
+		{[]string{"group", "nope"}, `unknown command "nope" for "tool group"`},
+		{[]string{"get"}, ""},
+	} {
+		root := &cobra.Command{Use: "tool", SilenceErrors: true, SilenceUsage: true, CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true}}
+		group := &cobra.Command{Use: "group"}
+		group.AddCommand(&cobra.Command{Use: "leaf", RunE: func(*cobra.Command, []string) error { return nil }})
+		root.AddCommand(&cobra.Command{Use: "get", RunE: func(*cobra.Command, []string) error { return nil }}, group)
+		RequireSubcommands(root)
+		root.SetArgs(tc.args)
+		root.SetOut(io.Discard)
+		err := root.Execute()
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", tc.args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
