@@ -94,6 +94,9 @@ type session struct {
 	agentSock  string // SSH_AUTH_SOCK once agent forwarding was asked for and permitted
 	agentClose func()
 
+	// afterReply, when set by handle, runs once the request has been answered.
+	afterReply func()
+
 	mu      sync.Mutex
 	started bool
 	ptmx    *os.File
@@ -136,6 +139,10 @@ func (a *Agent) runSession(ctx context.Context, conn *ssh.ServerConn, ch ssh.Cha
 			}
 			if r.WantReply {
 				_ = r.Reply(ok, nil)
+			}
+			if f := s.afterReply; f != nil {
+				s.afterReply = nil
+				f()
 			}
 		}
 	}
@@ -204,8 +211,16 @@ func (s *session) handle(r *ssh.Request, done chan struct{}) (bool, string) {
 			}
 		}
 		if err := s.start(r.Type, arg.Value, done); err != nil {
-			close(done)
-			return false, err.Error()
+			// As sshd does when the login's shell cannot run: the request succeeds, the
+			// reason goes to stderr and the exit status is 1, so the user reads why (a
+			// refused request carries no reason in SSH).
+			s.log.Info("session program not started", "request", r.Type, "reason", err.Error())
+			s.afterReply = func() {
+				fmt.Fprintf(s.ch.Stderr(), "node: cannot start the %s: %v\r\n", r.Type, err)
+				_, _ = s.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
+				close(done)
+			}
+			return true, ""
 		}
 		return true, ""
 	case "x11-req":

@@ -281,3 +281,21 @@ func (n *sshNode) clientConfig(t *testing.T, login string, methods ...ssh.AuthMe
 	}}
 	return &ssh.ClientConfig{User: login, Auth: methods, HostKeyCallback: checker.CheckHostKey, Timeout: 10 * time.Second}
 }
+
+// A program the node cannot start (here: the login's shell is missing) is reported as
+// sshd does: the request succeeds, the reason is on stderr and the exit status is 1 —
+// not a bare refusal the user reads as "exec request failed" with no reason.
+func TestAProgramThatCannotStartSaysWhy(t *testing.T) {
+	n := startSSHNode(t)
+	login := n.user.Username
+	if out, err := exec.Command(testenv.Command(t, "usermod"), "-s", "/nonexistent/shell", login).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v\n%s", err, out)
+	}
+	code, out, stderr := n.ssh(t, n.key(t, login), login, nil, "id -un")
+	if code != 1 || out != "" || !strings.Contains(stderr, "node: cannot start the exec") || !strings.Contains(stderr, "/nonexistent/shell") {
+		t.Fatalf("exit %d stdout %q stderr %q", code, out, stderr)
+	}
+	if !strings.Contains(n.log.String(), "session program not started") {
+		t.Fatalf("not logged:\n%s", n.log)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -120,8 +121,27 @@ func Start(t testing.TB, owner Owner, name string, cmd *exec.Cmd) *Background {
 		b.err = cmd.Wait()
 		close(b.done)
 	}()
-	owner.Cleanup(func() { b.Stop(syscall.SIGTERM) })
+	owner.Cleanup(func() {
+		// A failed test shows what each of its processes said last: the node agent's or
+		// the leaf's reason is often the only explanation of a refusal the client saw.
+		if f, ok := owner.(interface {
+			Failed() bool
+			Logf(string, ...any)
+		}); ok && f.Failed() {
+			f.Logf("the last output of %s:\n%s", name, lastLines(b.Log.String(), 40))
+		}
+		b.Stop(syscall.SIGTERM)
+	})
 	return b
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Stop sends sig and waits for the process to end (SIGKILL after 10 s); it returns how the
