@@ -377,6 +377,8 @@ checks=(
 	"ok${T}tether config > $ssh_config"
 	"ok${T}ssh -F $ssh_config $login@node-west.leaf-west uname -a"
 	"ok${T}ssh -F $ssh_config $login@node-east.leaf-east 'id -un'"
+	"#${T}or with the root's proxy as OpenSSH's jump host (ProxyJump, as with Teleport's proxy):"
+	"ok${T}ssh -F $ssh_config -J 127.0.0.1 $login@node-west.leaf-west hostname"
 	"#${T}denied: Alice's full-access maps to stage-access, which reaches env=stage only, and"
 	"#${T}visitor does not allow the login ubuntu; node-west is env=prod:"
 	"deny${T}tether ssh --cluster=leaf-west ubuntu@node-west uname -a${T}not authorized"

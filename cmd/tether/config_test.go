@@ -64,4 +64,16 @@ func TestConfigMakesOpenSSHRefuseUnknownHostKeys(t *testing.T) {
 			t.Errorf("%s: not tether's known_hosts", host)
 		}
 	}
+	// The proxy's own block, for ProxyJump: its port, the profile's user and keys, and its
+	// host certificate checked under the root cluster's name.
+	g, err := exec.Command(sshBin, "-G", "-F", cfg, "127.0.0.1").Output()
+	if err != nil {
+		t.Fatalf("ssh -G 127.0.0.1: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"\nport 3080\n", "\nuser alice\n", "\nhostkeyalias root\n", "\nstricthostkeychecking true\n",
+		"\ncertificatefile " + p.CertPath() + "\n", "\nuserknownhostsfile " + p.KnownHostsPath() + "\n"} {
+		if !strings.Contains(string(g), want) {
+			t.Errorf("ssh -G -F (tether config) 127.0.0.1 lacks %q:\n%s", strings.TrimSpace(want), out.String())
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -333,31 +332,32 @@ func (s *scenario) step6(t *testing.T) {
 		}
 	})
 	t.Run("OpenSSH_ssh_-J_through_the_root_proxy_reaches_a_leaf_node", func(t *testing.T) {
-		// ProxyJump's inner ssh reads only the configuration file (not -o or -i), so the
-		// jump host and the nodes are both described in one.
+		// tether config describes the proxy too (port, keys, its host certificate under the
+		// root's name); ProxyJump's inner ssh reads only that file (not -o or -i).
 		u := s.myuser
-		keys := filepath.Join(u.Home, "keys", hostOf(s.root.Addr))
-		_, port, _ := net.SplitHostPort(s.root.Addr)
-		ident := fmt.Sprintf("    UserKnownHostsFile %s\n    IdentityFile %s\n    CertificateFile %s\n    IdentitiesOnly yes\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n    BatchMode yes\n",
-			filepath.Join(u.Home, "known_hosts"), filepath.Join(keys, u.Name), filepath.Join(keys, u.Name+"-cert.pub"))
-		cfg := testproc.WriteFile(t, "ssh_config", fmt.Sprintf("Host tether-proxy\n    HostName %s\n    Port %s\n    HostKeyAlias %s\n%s\nHost *.%s\n    ProxyJump %s@tether-proxy\n%s",
-			hostOf(s.root.Addr), port, rootName, ident, leafName, u.Name, ident))
-		r := s.openssh(t, u, "-F", cfg, "visitor@"+prodNode+"."+leafName, "echo via-jump; exit 3")
+		cfgText := u.MustTether(t, "config")
+		proxyHost := hostOf(s.root.Addr)
+		if !strings.Contains(cfgText, "Host "+proxyHost+"\n") {
+			t.Fatalf("tether config has no block for the proxy %s:\n%s", proxyHost, cfgText)
+		}
+		cfg := testproc.WriteFile(t, "ssh_config", cfgText)
+		jump := []string{"-F", cfg, "-J", proxyHost}
+		r := s.openssh(t, u, append(jump, "visitor@"+prodNode+"."+leafName, "echo via-jump; exit 3")...)
 		if r.Code != 3 || r.Stdout != "via-jump\n" {
 			t.Fatalf("ssh -J: %s", r)
 		}
 		// The same route and the same refusals as the subsystem: an unknown node is the
 		// leaf's answer, and a denied login is the leaf's decision.
-		r = s.openssh(t, u, "-F", cfg, "visitor@ghost."+leafName, "true")
+		r = s.openssh(t, u, append(jump, "visitor@ghost."+leafName, "true")...)
 		if r.Code == 0 || !strings.Contains(r.Stderr, `node "ghost" not found in cluster `+leafName) {
 			t.Fatalf("ssh -J to an unknown node: %s", r)
 		}
-		r = s.openssh(t, u, "-F", cfg, "root@"+prodNode+"."+leafName, "true")
+		r = s.openssh(t, u, append(jump, "root@"+prodNode+"."+leafName, "true")...)
 		if r.Code == 0 || strings.Contains(r.Stdout, "uid=0") {
 			t.Fatalf("ssh -J as a login the user lacks: %s", r)
 		}
 		// ssh straight to the proxy: it runs no command, and says what it is for.
-		r = s.openssh(t, u, "-F", cfg, u.Name+"@tether-proxy", "true")
+		r = s.openssh(t, u, "-F", cfg, proxyHost, "true")
 		if r.Code != 1 || !strings.Contains(r.Stderr, "the proxy runs no shell or command") {
 			t.Fatalf("ssh to the proxy itself: %s", r)
 		}
