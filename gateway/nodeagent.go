@@ -27,7 +27,7 @@ func NewNodeAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, clu
 		Name: n.Name, Labels: n.Labels, ListenAddr: n.ListenAddr, PublicAddr: n.PublicAddr,
 		AuthServer: n.AuthServer, Token: n.Token, Insecure: cfg.Insecure,
 		Dir: filepath.Join(cfg.DataDir, "node"), HeartbeatInterval: n.HeartbeatInterval,
-		Logger: log, Auditor: auditor,
+		Logger: log, Auditor: auditor, Ciphers: cfg.Ciphers,
 	}
 	if n.CAPinFile != "" {
 		data, err := os.ReadFile(n.CAPinFile)

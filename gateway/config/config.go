@@ -52,7 +52,7 @@ type Config struct {
 	// Go's profiles (/debug/pprof/, see PprofEnabled). Empty: off.
 	DiagAddr string `mapstructure:"diag_addr"`
 	// Ciphers, when set, are the only ciphers the user-facing SSH servers (the proxy's SSH
-	// entry and the enforcement point that terminates users' SSH) offer, as Teleport's
+	// entry, the enforcement point that terminates users' SSH, and a node agent) offer, as Teleport's
 	// teleport.ciphers. Empty: x/crypto/ssh's defaults (AES-GCM, ChaCha20-Poly1305,
 	// AES-CTR), which OpenSSH clients meet with chacha20-poly1305@openssh.com. Only
 	// ciphers x/crypto/ssh counts as secure are accepted.
@@ -680,7 +680,7 @@ trust_timeout: 30s
 diag_addr: ""
 
 # The only ciphers the SSH servers users reach (the proxy's SSH entry, the enforcement
-# point) offer; empty: AES-GCM, ChaCha20-Poly1305 and AES-CTR, which OpenSSH clients meet
+# point, a node agent) offer; empty: AES-GCM, ChaCha20-Poly1305 and AES-CTR, which OpenSSH clients meet
 # with chacha20-poly1305@openssh.com. [aes128-gcm@openssh.com, aes256-gcm@openssh.com]
 # makes them pick AES-GCM, cheaper for the gateway with AES-NI (scp through a leaf used a
 # fifth less CPU there), and refuses clients configured for ChaCha20 only.

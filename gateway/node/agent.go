@@ -70,6 +70,9 @@ type Config struct {
 	Now func() time.Time
 	// Auditor receives session.start and session.end; nil records nothing.
 	Auditor audit.Auditor
+	// Ciphers, when set, are the only ciphers the node's SSH server offers (the
+	// cluster's ciphers option, as Teleport's teleport.ciphers); empty: x/crypto's.
+	Ciphers []string
 }
 
 // Agent is a running node agent. Create it with New, run it with Run.

@@ -91,6 +91,7 @@ func (a *Agent) serverConfig() *ssh.ServerConfig {
 			}
 		},
 	}
+	cfg.Ciphers = a.cfg.Ciphers
 	cfg.AddHostKey(id.signer)
 	return cfg
 }

@@ -30,11 +30,14 @@ type sshNode struct {
 	log   interface{ String() string }
 }
 
-func startSSHNode(t *testing.T) *sshNode {
+func startSSHNode(t *testing.T, opts ...func(*node.Config)) *sshNode {
 	t.Helper()
 	u := testUser(t)
 	g := startCluster(t)
 	cfg := nodeConfig(t, g, "node1", nodeToken(t, g, auth.TokenOptions{}), t.TempDir())
+	for _, o := range opts {
+		o(&cfg)
+	}
 	logger, buf := logBuffer()
 	cfg.Logger = logger
 	a, err := node.New(t.Context(), cfg)
@@ -297,5 +300,20 @@ func TestAProgramThatCannotStartSaysWhy(t *testing.T) {
 	}
 	if !strings.Contains(n.log.String(), "session program not started") {
 		t.Fatalf("not logged:\n%s", n.log)
+	}
+}
+
+// The cluster's ciphers option reaches the node agent's SSH server too: with AES-GCM only,
+// a client that insists on ChaCha20 is refused and a default client negotiates AES-GCM.
+func TestCiphersOptionLimitsTheNodeAgent(t *testing.T) {
+	n := startSSHNode(t, func(c *node.Config) { c.Ciphers = []string{"aes128-gcm@openssh.com"} })
+	login := n.user.Username
+	code, _, stderr := n.ssh(t, n.key(t, login), login, []string{"-c", "chacha20-poly1305@openssh.com"}, "true")
+	if code != 255 || !strings.Contains(stderr, "no matching cipher") {
+		t.Fatalf("a ChaCha20-only client: exit %d stderr %q", code, stderr)
+	}
+	code, out, stderr := n.ssh(t, n.key(t, login), login, []string{"-v"}, "id -un")
+	if code != 0 || out != login+"\n" || !strings.Contains(stderr, "cipher: aes128-gcm@openssh.com") {
+		t.Fatalf("a default client: exit %d stdout %q stderr %q", code, out, stderr)
 	}
 }
