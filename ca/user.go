@@ -25,6 +25,11 @@ const (
 	ExtIssuedVia = "tether-issued-via@tether.dev"
 	// ExtMFAVerified, present with an empty value, says the user passed MFA at issuance.
 	ExtMFAVerified = "tether-mfa-verified@tether.dev"
+	// ExtNodeAccess, present with an empty value, marks a certificate the cluster's
+	// enforcement point issued for one connection to a node, after its ssh.session
+	// decision. Tether node agents accept only such certificates, so a user's login
+	// certificate (of the same user CA) cannot reach a node around the decision.
+	ExtNodeAccess = "tether-node-access@tether.dev"
 )
 
 // openSSHPermits are the permissions ssh-keygen grants a user certificate by default.
@@ -72,6 +77,9 @@ type UserCertRequest struct {
 	// ...) the certificate must not carry; the zero value grants ssh-keygen's defaults.
 	// The enforcement point withholds what the policy denied, so the node refuses it too.
 	Withhold []string
+	// NodeAccess marks the certificate as the enforcement point's, for a node connection
+	// it decided (ExtNodeAccess). Never set for a user's login certificate.
+	NodeAccess bool
 }
 
 // IssueUser signs a user certificate for req with the authority's signing key, which
@@ -172,6 +180,9 @@ func userCert(req UserCertRequest) (*ssh.Certificate, error) {
 	}
 	if req.MFAVerified {
 		ext[ExtMFAVerified] = ""
+	}
+	if req.NodeAccess {
+		ext[ExtNodeAccess] = ""
 	}
 	for _, p := range openSSHPermits {
 		ext[p] = ""

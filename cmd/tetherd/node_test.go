@@ -153,7 +153,7 @@ func openSSHFiles(t *testing.T, cluster *ca.Cluster, login string) (keyPath, kno
 	dir := t.TempDir()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
-	cert, err := cluster.User.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: []string{login}, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute})
+	cert, err := cluster.User.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: []string{login}, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, NodeAccess: true})
 	if err != nil {
 		t.Fatal(err)
 	}

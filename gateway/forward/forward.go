@@ -428,7 +428,7 @@ func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
 		PublicKey: signer.PublicKey(), Username: c.id.ID.Username,
 		KeyID:  fmt.Sprintf("%s@%s via %s", c.id.ID.Username, c.id.ID.SigningCA.Cluster, c.s.cfg.ClusterName),
 		Logins: []string{c.login}, TTL: c.s.cfg.NodeCertTTL, MaxTTL: c.s.cfg.NodeCertTTL,
-		Withhold: c.withheldPermits(n),
+		Withhold: c.withheldPermits(n), NodeAccess: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuing the node certificate: %w", err)

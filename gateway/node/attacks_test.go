@@ -61,6 +61,9 @@ func TestOnlyValidUserCertificatesOfTheClusterLogIn(t *testing.T) {
 		{"login_not_in_principals", login, n.key(t, "someoneelse"), "does not allow login"},
 		{"plain_key_without_certificate", login, plain, "not a certificate"},
 		{"login_that_does_not_exist_here", "nosuchlogin9", n.key(t, "nosuchlogin9"), "no such user on this node"},
+		// What tether login gets: the same user CA, the login among its principals, but no
+		// enforcement-point decision behind it.
+		{"a_users_login_certificate_straight_to_the_node", login, loginCertificate(t, n.g.Auth().CA().User, login), "is a user's login certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, stderr := n.ssh(t, tc.key, tc.login, nil, "id -un")
@@ -197,7 +200,7 @@ func newUserKeyWithout(t *testing.T, authority *ca.Authority, logins []string, w
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := authority.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: logins, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, Withhold: withhold})
+	cert, err := authority.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: logins, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, Withhold: withhold, NodeAccess: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,4 +310,19 @@ func TestUserCARotationReachesTheNodeByHeartbeats(t *testing.T) {
 	if err := login(rotated); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// loginCertificate is a certificate as a user's sign-in gets it (no ExtNodeAccess).
+func loginCertificate(t *testing.T, authority *ca.Authority, login string) *userKey {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := authority.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: []string{login}, Roles: []string{"access"}, IssuedVia: "local", TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeUserKey(t, priv, signer, cert)
 }

@@ -215,7 +215,7 @@ func newUserKey(t *testing.T, authority *ca.Authority, logins []string, ttl time
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := authority.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: logins, TTL: ttl, MaxTTL: ttl})
+	cert, err := authority.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: logins, TTL: ttl, MaxTTL: ttl, NodeAccess: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,6 +128,11 @@ func (a *Agent) authenticate(id *identity, meta ssh.ConnMetadata, key ssh.Public
 	if _, err := ca.VerifyUser(cert, trusted); err != nil {
 		return nil, err
 	}
+	if _, ok := cert.Extensions[ca.ExtNodeAccess]; !ok {
+		// The user CA also signs users' login certificates: one of those reaching the node
+		// straight would skip the enforcement point's decision (labels, deny rules, locks).
+		return nil, fmt.Errorf("certificate %q is a user's login certificate, not one the cluster's enforcement point issued after deciding the session: reach nodes through the proxy (tether ssh, tether proxy ssh)", cert.KeyId)
+	}
 	now := a.cfg.Now()
 	if after := int64(cert.ValidAfter); after < 0 || now.Unix() < after {
 		return nil, fmt.Errorf("certificate %q is not valid before %s", cert.KeyId, time.Unix(int64(cert.ValidAfter), 0).UTC().Format(time.RFC3339))
