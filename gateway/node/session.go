@@ -217,7 +217,7 @@ func (s *session) handle(r *ssh.Request, done chan struct{}) (bool, string) {
 			s.log.Info("session program not started", "request", r.Type, "reason", err.Error())
 			s.afterReply = func() {
 				fmt.Fprintf(s.ch.Stderr(), "node: cannot start the %s: %v\r\n", r.Type, err)
-				_, _ = s.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
+				s.exitStatus(1)
 				close(done)
 			}
 			return true, ""
@@ -381,6 +381,11 @@ func (s *session) exit(ps *os.ProcessState, err error) {
 		status = uint32(ps.ExitCode())
 	}
 	s.log.Info("session ended", "status", status)
+	s.exitStatus(status)
+}
+
+// exitStatus sends exit-status and closes the channel.
+func (s *session) exitStatus(status uint32) {
 	_, _ = s.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
 	s.ch.Close()
 }
