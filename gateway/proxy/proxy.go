@@ -245,21 +245,22 @@ func (s *Server) session(ctx context.Context, sconn *ssh.ServerConn, id *forward
 	defer ch.Close()
 	for req := range reqs {
 		name, ok := subsystemName(req)
-		if !ok || !strings.HasPrefix(name, SubsystemPrefix) {
-			if req.Type == "shell" || req.Type == "exec" {
-				// ssh -p PORT user@proxy: say what the proxy is for (a refused request
-				// would only read "exec request failed"), with exit status 1. Nothing runs.
-				_ = req.Reply(true, nil)
-				fmt.Fprintln(ch.Stderr(), "ERROR: the proxy runs no shell or command: reach a node with tether ssh login@node, ssh -J USER@PROXY login@node.cluster, or tether proxy ssh as OpenSSH's ProxyCommand (tether config)")
-				_, _ = ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 1))
-				return
-			}
+		var code int
+		switch {
+		case ok && strings.HasPrefix(name, SubsystemPrefix):
+			_ = req.Reply(true, nil)
+			go ssh.DiscardRequests(reqs)
+			code = s.route(ctx, sconn, id, ch, strings.TrimPrefix(name, SubsystemPrefix))
+		case req.Type == "shell" || req.Type == "exec":
+			// ssh -p PORT user@proxy: say what the proxy is for (a refused request would
+			// only read "exec request failed"), with exit status 1. Nothing runs.
+			_ = req.Reply(true, nil)
+			fmt.Fprintln(ch.Stderr(), "ERROR: the proxy runs no shell or command: reach a node with tether ssh login@node, ssh -J USER@PROXY login@node.cluster, or tether proxy ssh as OpenSSH's ProxyCommand (tether config)")
+			code = 1
+		default:
 			_ = req.Reply(false, nil)
 			continue
 		}
-		_ = req.Reply(true, nil)
-		go ssh.DiscardRequests(reqs)
-		code := s.route(ctx, sconn, id, ch, strings.TrimPrefix(name, SubsystemPrefix))
 		_, _ = ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, uint32(code)))
 		return
 	}
