@@ -62,6 +62,21 @@ func reasonClass(d *Decision) uint8 {
 	return best
 }
 
+// DeniedOnlyByLocks is true for a denial every reason of which is a lock ("locked by
+// lock ..."): what a lock says names the user, role, login or certificate it targets, so a
+// gateway may show it where it hides other reasons (a cluster the user may not see).
+func (d *Decision) DeniedOnlyByLocks() bool {
+	if d.Allow || len(d.Reasons) == 0 {
+		return false
+	}
+	for _, r := range d.Reasons {
+		if classOfReason(r) != classLock {
+			return false
+		}
+	}
+	return true
+}
+
 func classOfReason(r string) uint8 {
 	// The policy prefixes session denials with "user U@C is not authorized to login as
 	// L@C: "; classify what follows.

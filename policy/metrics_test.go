@@ -95,3 +95,22 @@ func TestReasonClasses(t *testing.T) {
 		t.Errorf("an allow has class %q", classNames[c])
 	}
 }
+
+func TestDeniedOnlyByLocks(t *testing.T) {
+	for _, tc := range []struct {
+		d    Decision
+		want bool
+	}{
+		{Decision{Reasons: []string{`locked by lock "l": leaked`}}, true},
+		{Decision{Reasons: []string{`locked by lock "a"`, `locked by lock "b": x`}}, true},
+		{Decision{Reasons: []string{`user alice@root is not authorized to login as visitor@leaf: locked by lock "l"`}}, true},
+		{Decision{Reasons: []string{`locked by lock "l"`, "no role allows cluster leaf"}}, false},
+		{Decision{Reasons: []string{"no role allows cluster leaf"}}, false},
+		{Decision{}, false},
+		{Decision{Allow: true, Reasons: []string{`locked by lock "l"`}}, false},
+	} {
+		if got := tc.d.DeniedOnlyByLocks(); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.d.Reasons, got, tc.want)
+		}
+	}
+}

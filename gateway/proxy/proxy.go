@@ -441,7 +441,7 @@ func (s *Server) open(ctx context.Context, sconn *ssh.ServerConn, id *forward.Id
 	}
 	if !d.Allow {
 		log.Info("cluster.route denied", "reasons", d.Reasons)
-		if onlyLocks(d.Reasons) {
+		if d.DeniedOnlyByLocks() {
 			// A lock names the user (or their role, login, certificate), not the cluster:
 			// saying so reveals nothing about the cluster and tells the user why (Teleport:
 			// "lock targeting ... is in force").
@@ -485,17 +485,6 @@ func (s *Server) carry(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 	rec.End(ctx, up, down)
 	r.wait()
 	return cut.Load()
-}
-
-// onlyLocks is true when every reason of a denial is a lock's ("locked by lock ...", the
-// wording of rego/access.rego's lock_message).
-func onlyLocks(reasons []string) bool {
-	for _, r := range reasons {
-		if !strings.HasPrefix(r, "locked by lock ") {
-			return false
-		}
-	}
-	return len(reasons) > 0
 }
 
 // recheckRoute decides a routed session's cluster.route again while it lasts: when the
@@ -544,7 +533,7 @@ func (s *Server) recheckRoute(ctx context.Context, log *slog.Logger, in policy.I
 		}
 		if !d.Allow {
 			log.Info("cluster.route no longer allowed; ending the routed session", "reasons", d.Reasons)
-			if onlyLocks(d.Reasons) {
+			if d.DeniedOnlyByLocks() {
 				end(strings.Join(d.Reasons, "; "))
 			} else {
 				end("access to the cluster is no longer allowed")
