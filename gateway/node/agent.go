@@ -140,6 +140,18 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	case id.expired(cfg.Now()):
 		a.log.Info("the node's client certificate ran out: joining again")
 		ok = false
+	case cfg.Token != "" && tokenDigest(cfg.Token) != id.TokenSHA256:
+		// The admin put a new token in node.token (after tetherctl rm node/NAME, say):
+		// join with it. If that join fails, the earlier identity still serves, as it did
+		// before the token changed; the heartbeat then says whether the cluster knows it.
+		a.log.Info("node.token is not the token this node joined with: joining again")
+		a.cfg.Token = cfg.Token
+		next, jerr := a.join(ctx, key)
+		if jerr != nil {
+			a.log.Warn("joining with the new node.token failed; serving with the identity of the earlier join", "err", jerr)
+			break
+		}
+		id = next
 	}
 	if !ok {
 		if cfg.Token == "" && cfg.TokenFunc != nil {
@@ -232,7 +244,7 @@ func (a *Agent) join(ctx context.Context, key crypto.Signer) (*identity, error) 
 	if err := postJSON(ctx, client, "https://"+a.cfg.AuthServer+web.NodeJoinPath, req, &creds); err != nil {
 		return nil, fmt.Errorf("node %q joining the cluster at %s: %w", a.cfg.Name, a.cfg.AuthServer, err)
 	}
-	id := &identity{Name: a.cfg.Name, NodeCredentials: creds}
+	id := &identity{Name: a.cfg.Name, TokenSHA256: tokenDigest(a.cfg.Token), NodeCredentials: creds}
 	if err := id.bind(key); err != nil {
 		return nil, fmt.Errorf("the cluster's answer to the join: %w", err)
 	}

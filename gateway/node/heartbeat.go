@@ -90,13 +90,13 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		var se *statusError
 		if errors.As(err, &se) && se.Status == http.StatusForbidden {
 			if !a.removed.Swap(true) {
-				a.log.Error("the cluster no longer knows this node: it refuses every login from now on. Join again with a new token: remove "+a.cfg.Dir+"/"+identityFile+", set node.token and restart", "err", err)
+				a.log.Error("the cluster no longer knows this node: it refuses every login from now on. To join again, put a new node token (tetherctl tokens add --type=node) in node.token and restart", "err", err)
 			}
 		}
 		return err
 	}
 	a.removed.Store(false)
-	next := &identity{Name: cur.Name, NodeCredentials: creds}
+	next := &identity{Name: cur.Name, TokenSHA256: cur.TokenSHA256, NodeCredentials: creds}
 	if next.HostCert == "" {
 		next.HostCert = cur.HostCert
 	}

@@ -4,8 +4,10 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -33,7 +35,17 @@ type identity struct {
 	signer ssh.Signer
 	// Name is the node name the identity was issued for.
 	Name string `json:"name"`
+	// TokenSHA256 is the SHA-256 (hex) of the node token of the join that made this
+	// identity, so a restart with another node.token joins again. Empty in identities
+	// saved before it was recorded. The token itself is never stored.
+	TokenSHA256 string `json:"token_sha256,omitempty"`
 	auth.NodeCredentials
+}
+
+// tokenDigest is what an identity records of the token it joined with.
+func tokenDigest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // loadOrCreateKey reads the node key, or makes one.

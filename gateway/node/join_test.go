@@ -3,7 +3,9 @@ package node_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -123,6 +125,80 @@ func TestJoin(t *testing.T) {
 			t.Fatalf("a new key could not take the removed node's name: %v", err)
 		}
 		runAgent(t, a)()
+	})
+}
+
+// TestANewNodeTokenJoinsAgain: node.token is read again at every start. A token other
+// than the one of the join makes the node join again (the admin removed the node and gave
+// it a new token; before, it kept the removed identity until identity.json was deleted by
+// hand), the same token does not, and a new token that fails leaves the earlier identity.
+func TestANewNodeTokenJoinsAgain(t *testing.T) {
+	g := startCluster(t)
+	good := nodeToken(t, g, auth.TokenOptions{Labels: map[string]string{"team": "ops"}})
+	first := t.TempDir()
+	a, err := node.New(context.Background(), nodeConfig(t, g, "node-a", good, first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)()
+	recorded := func(t *testing.T) string {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(first, "identity.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id struct {
+			TokenSHA256 string `json:"token_sha256"`
+		}
+		if err := json.Unmarshal(data, &id); err != nil {
+			t.Fatal(err)
+		}
+		return id.TokenSHA256
+	}
+	digest := func(tok string) string {
+		sum := sha256.Sum256([]byte(tok))
+		return hex.EncodeToString(sum[:])
+	}
+	startWith := func(t *testing.T, token string) (*testenv.Buffer, func()) {
+		t.Helper()
+		log, buf := logBuffer()
+		cfg := nodeConfig(t, g, "node-a", token, first)
+		cfg.Labels = map[string]string{"env": "test", "team": "ops"}
+		cfg.Logger = log
+		a, err := node.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf, runAgent(t, a)
+	}
+	t.Run("the_same_token_restarts_without_joining", func(t *testing.T) {
+		buf, stop := startWith(t, good)
+		stop()
+		if strings.Contains(buf.String(), "joining again") || recorded(t) != digest(good) {
+			t.Fatalf("joined again with the token it joined with (recorded %s):\n%s", recorded(t), buf)
+		}
+	})
+	t.Run("a_new_token_that_fails_keeps_the_earlier_identity", func(t *testing.T) {
+		buf, stop := startWith(t, strings.Repeat("fedcba9876543210", 2))
+		stop()
+		if !strings.Contains(buf.String(), "joining with the new node.token failed") || recorded(t) != digest(good) {
+			t.Fatalf("recorded %s, log:\n%s", recorded(t), buf)
+		}
+	})
+	t.Run("a_new_token_after_removal_joins_again", func(t *testing.T) {
+		if _, err := g.Auth().Delete(context.Background(), resource.KindNode, "node-a"); err != nil {
+			t.Fatal(err)
+		}
+		fresh := nodeToken(t, g, auth.TokenOptions{Labels: map[string]string{"team": "ops"}})
+		buf, stop := startWith(t, fresh)
+		defer stop()
+		if n := getNode(t, g.Auth(), "node-a"); n.Status.Connection != resource.ConnectionOnline {
+			t.Fatalf("node %+v, log:\n%s", n, buf)
+		}
+		data, _ := os.ReadFile(filepath.Join(first, "identity.json"))
+		if recorded(t) != digest(fresh) || strings.Contains(string(data), fresh) {
+			t.Fatalf("identity.json must record the new token's digest, never the token: %s", data)
+		}
 	})
 }
 
