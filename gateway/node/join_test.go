@@ -166,7 +166,7 @@ func TestARemovedNodeRefusesLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgent(t, a)
-	key := newUserKey(t, g.Auth().CA().User, []string{"root"}, time.Minute)
+	key := newUserKey(t, g.Auth().CA().OpenSSH, []string{"root"}, time.Minute)
 	signer, err := ssh.NewCertSigner(key.Cert, key.Signer)
 	if err != nil {
 		t.Fatal(err)
