@@ -87,6 +87,17 @@ func TestLoginCertificatesDoNotOpenAnOpenSSHNode(t *testing.T) {
 		})
 	}
 
+	t.Run("control_a_certificate_of_the_openssh_CA_logs_in_the_same_way", func(t *testing.T) {
+		// The same client, port and options with a node certificate of the leaf's openssh
+		// CA (what make bench's direct baseline uses): the refusals above are the CA's.
+		d := newDirectClient(t, filepath.Join(p.leaf.dataDir, "ca"), p.login, p.sshdAddr)
+		out, err := exec.CommandContext(ctx, p.ssh, append(append([]string{"-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ControlPath=none",
+			"-o", "IdentityAgent=none", "-o", "GlobalKnownHostsFile=/dev/null"}, d.sshArgs()...), p.login+"@"+host, "echo", "reached-the-node")...).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "reached-the-node" {
+			t.Fatalf("ssh with an openssh CA certificate: %v\n%s\nsshd:\n%s", err, out, p.sshdLog)
+		}
+	})
+
 	t.Run("the_leafs_decided_connection_through_root_and_leaf_logs_in", func(t *testing.T) {
 		out, err := p.tether(ctx, nil, "ssh", "--cluster="+p.leafName, p.target(), "echo reached-through-the-leaf").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "reached-through-the-leaf" {
@@ -112,4 +123,90 @@ func parseCertFile(t *testing.T, data []byte) *ssh.Certificate {
 		t.Fatal("not a certificate")
 	}
 	return cert
+}
+
+// TestOpenSSHCARotationReachesOpenSSHNodes: tetherctl auth rotate --type=openssh on a
+// running cluster with an OpenSSH node. The enforcement point's node certificates follow
+// the signing key at once; the node's admin re-exports (auth export --type=openssh) after
+// init, when it prints both keys, so the switch at update_clients cuts nothing. A node
+// that was not given the new key is refused from update_clients on, and the user is told
+// which export to give it.
+func TestOpenSSHCARotationReachesOpenSSHNodes(t *testing.T) {
+	c := newSSHCluster(t)
+	target := c.login + "@node1"
+	ssh := func(t *testing.T) (string, string, int) {
+		t.Helper()
+		return c.tether(t, "ssh", "--cluster="+c.cluster, target, "echo on-the-node")
+	}
+	works := func(t *testing.T, when string) {
+		t.Helper()
+		if out, errOut, code := ssh(t); code != 0 || out != "on-the-node\n" {
+			t.Fatalf("%s: exit %d, %q\n%s\nsshd:\n%s", when, code, out, errOut, c.sshdLog)
+		}
+	}
+	rotate := func(t *testing.T, phase string) string {
+		t.Helper()
+		out := c.root.ctl(t, c.tetherctl, "auth", "rotate", "--type=openssh", "--phase="+phase)
+		if !strings.Contains(out, "The openssh CA is in phase "+phase) {
+			t.Fatalf("auth rotate: %s", out)
+		}
+		return strings.Fields(out[strings.Index(out, "signing"):])[1]
+	}
+	works(t, "before the rotation")
+	old := rotate(t, "init")
+	works(t, "init, sshd not re-exported yet (the old key still signs)")
+
+	t.Run("a_node_not_given_the_new_key_is_refused_once_it_signs", func(t *testing.T) {
+		newKey := rotate(t, "update_clients")
+		if newKey == old {
+			t.Fatal("update_clients did not switch the signing key")
+		}
+		_, errOut, code := ssh(t)
+		if code == 0 || !strings.Contains(errOut, `refused the login "`+c.login+`"`) || !strings.Contains(errOut, "auth export --type=openssh") {
+			t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+		}
+		rotate(t, "rollback")
+		works(t, "after the rollback")
+		rotate(t, "standby")
+		old = rotate(t, "init")
+	})
+
+	c.sshd.trustOpenSSHCA(t) // the admin's re-export after init: both keys
+	if fps := exportedFingerprints(t, c.sshd.userCAs); len(fps) != 2 || fps[0] != old {
+		t.Fatalf("auth export --type=openssh during init printed %v, want the signing key %s and the new one", fps, old)
+	}
+	newKey := rotate(t, "update_clients")
+	works(t, "update_clients with both keys exported")
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(c.sshdLog.String(), "CA ED25519 "+newKey) {
+			return fmt.Errorf("sshd did not accept a certificate of the new key %s:\n%s", newKey, c.sshdLog)
+		}
+		return nil
+	})
+	rotate(t, "update_servers")
+	rotate(t, "standby")
+	c.sshd.trustOpenSSHCA(t) // after standby: the new key alone
+	if fps := exportedFingerprints(t, c.sshd.userCAs); len(fps) != 1 || fps[0] != newKey {
+		t.Fatalf("auth export --type=openssh after standby printed %v, want %s alone", fps, newKey)
+	}
+	works(t, "standby with the new key alone")
+}
+
+// exportedFingerprints reads a TrustedUserCAKeys file as sshd does, one key a line, and
+// returns the keys' fingerprints in order.
+func exportedFingerprints(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, ssh.FingerprintSHA256(k))
+	}
+	return out
 }

@@ -31,6 +31,7 @@ type sshCluster struct {
 	login           string // a Unix login sshd accepts (the user running the tests)
 	sshdLog         *testenv.Buffer
 	sshdAddr        string
+	sshd            *openSSHD
 	declog, profile string
 	ssh, keygen     string
 	cluster         string
@@ -187,7 +188,8 @@ func newSSHCluster(t *testing.T) *sshCluster {
 
 	// An OpenSSH server whose host key the admin signs with tetherctl auth sign, trusting
 	// the cluster's openssh CA.
-	c.sshdAddr, c.sshdLog = startOpenSSHD(t, c.keygen, func(args ...string) string { return c.root.ctl(t, tetherctl, args...) })
+	c.sshd = runOpenSSHD(t, c.keygen, func(args ...string) string { return c.root.ctl(t, tetherctl, args...) }, "node1")
+	c.sshdAddr, c.sshdLog = c.sshd.addr, c.sshd.log
 	node := fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: node1\n  labels:\n    env: test\nspec:\n  addr: %s\n  hostname: node1\n", c.sshdAddr)
 	c.root.ctl(t, tetherctl, "create", writeTemp(t, node))
 	return c
