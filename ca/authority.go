@@ -22,16 +22,21 @@ import (
 // resource's spec.type.
 type Type string
 
-// The three certificate authorities of a cluster.
+// The four certificate authorities of a cluster.
 const (
-	UserCA Type = resource.CATypeUser // signs SSH user certificates
+	UserCA Type = resource.CATypeUser // signs users' SSH login certificates
 	HostCA Type = resource.CATypeHost // signs SSH host certificates
 	TLSCA  Type = resource.CATypeTLS  // signs X.509 certificates for the tunnel's mutual TLS
+	// OpenSSHCA signs only the enforcement point's per-connection SSH user certificates
+	// for nodes (OpenSSH servers trust it as TrustedUserCAKeys, node agents learn it at
+	// join and heartbeat). It is local: never sent in the trust handshake, so no other
+	// cluster holds it, and no login certificate is ever signed by it.
+	OpenSSHCA Type = resource.CATypeOpenSSH
 )
 
-func (t Type) valid() bool { return t == UserCA || t == HostCA || t == TLSCA }
+func (t Type) valid() bool { return t == UserCA || t == HostCA || t == TLSCA || t == OpenSSHCA }
 
-func (t Type) ssh() bool { return t == UserCA || t == HostCA }
+func (t Type) ssh() bool { return t == UserCA || t == HostCA || t == OpenSSHCA }
 
 // Authority is one certificate authority of one cluster: the key that signs and, during a
 // rotation, one more key that is trusted but does not sign. It is safe for concurrent
@@ -66,7 +71,7 @@ func NewAuthority(cluster string, typ Type, alg Algorithm) (*Authority, error) {
 		return nil, err
 	}
 	if !typ.valid() {
-		return nil, fmt.Errorf("unknown certificate authority type %q; use user, host or tls", typ)
+		return nil, fmt.Errorf("unknown certificate authority type %q; use user, host, tls or openssh", typ)
 	}
 	a := &Authority{cluster: cluster, typ: typ, alg: alg.orDefault(), phase: Standby}
 	k, err := a.newKey(1)
@@ -219,7 +224,7 @@ func (a *Authority) CertPool() *x509.CertPool {
 // Resource exports the authority as a cert_authority resource: SSH public keys in
 // authorized_keys format, TLS certificates in PEM. Private keys (OpenSSH PEM for SSH,
 // PKCS#8 PEM for TLS) are included only when withSecrets is set. The resource is named
-// after the cluster, as Teleport names it; spec.type tells a cluster's three apart.
+// after the cluster, as Teleport names it; spec.type tells a cluster's four apart.
 func (a *Authority) Resource(withSecrets bool) (*resource.CertAuthority, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()

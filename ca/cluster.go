@@ -8,36 +8,53 @@ import (
 	"github.com/tetherproject/tether/resource"
 )
 
-// Cluster is a cluster's three certificate authorities.
+// Cluster is a cluster's four certificate authorities.
 type Cluster struct {
 	Name string
-	User *Authority // signs user certificates
+	User *Authority // signs users' login certificates
 	Host *Authority // signs host certificates for gateways and nodes
 	TLS  *Authority // signs X.509 certificates for the tunnel's mutual TLS
+	// OpenSSH signs the enforcement point's per-connection certificates for nodes, the
+	// only user certificates nodes accept. Local to the cluster (see OpenSSHCA).
+	OpenSSH *Authority
 }
 
-// NewCluster generates the three authorities of cluster name with keys of algorithm alg
+// clusterTypes are a cluster's authority types, in the order of Authorities.
+var clusterTypes = []Type{UserCA, HostCA, TLSCA, OpenSSHCA}
+
+func (c *Cluster) slot(t Type) **Authority {
+	switch t {
+	case UserCA:
+		return &c.User
+	case HostCA:
+		return &c.Host
+	case TLSCA:
+		return &c.TLS
+	case OpenSSHCA:
+		return &c.OpenSSH
+	}
+	return nil
+}
+
+// NewCluster generates the four authorities of cluster name with keys of algorithm alg
 // ("" means Ed25519).
 func NewCluster(name string, alg Algorithm) (*Cluster, error) {
 	c := &Cluster{Name: name}
-	for _, p := range []struct {
-		typ Type
-		a   **Authority
-	}{{UserCA, &c.User}, {HostCA, &c.Host}, {TLSCA, &c.TLS}} {
-		a, err := NewAuthority(name, p.typ, alg)
+	for _, t := range clusterTypes {
+		a, err := NewAuthority(name, t, alg)
 		if err != nil {
 			return nil, err
 		}
-		*p.a = a
+		*c.slot(t) = a
 	}
 	return c, nil
 }
 
-// Authorities lists the user, host and TLS authorities, in that order.
-func (c *Cluster) Authorities() []*Authority { return []*Authority{c.User, c.Host, c.TLS} }
+// Authorities lists the user, host, TLS and openssh authorities, in that order.
+func (c *Cluster) Authorities() []*Authority { return []*Authority{c.User, c.Host, c.TLS, c.OpenSSH} }
 
 // Save writes each authority to a subdirectory of dir named after its type (user, host,
-// tls); dir is created with mode 0700.
+// tls, openssh); dir is created with mode 0700.
 func (c *Cluster) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("saving the certificate authorities of %s: %w", c.Name, err)
@@ -53,62 +70,130 @@ func (c *Cluster) Save(dir string) error {
 	return nil
 }
 
-// LoadCluster reads the authorities Cluster.Save wrote to dir. All three must be there
-// and belong to the same cluster.
+// LoadCluster reads the authorities Cluster.Save wrote to dir. All four must be there,
+// belong to the same cluster and have keys of their own: an SSH key that two of them
+// hold (a key file copied from one CA's directory to another's) is refused, since a
+// node trusting the openssh CA would then accept what the other signs.
 func LoadCluster(dir string) (*Cluster, error) {
+	c, err := loadCluster(dir, clusterTypes)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.checkDistinctKeys(dir)
+}
+
+func loadCluster(dir string, types []Type) (*Cluster, error) {
 	c := &Cluster{}
-	for _, p := range []struct {
-		typ Type
-		a   **Authority
-	}{{UserCA, &c.User}, {HostCA, &c.Host}, {TLSCA, &c.TLS}} {
-		a, err := LoadAuthority(filepath.Join(dir, string(p.typ)))
+	for _, t := range types {
+		a, err := LoadAuthority(filepath.Join(dir, string(t)))
 		if err != nil {
 			return nil, err
 		}
-		if a.Type() != p.typ {
-			return nil, fmt.Errorf("loading the certificate authorities in %s: %s/ holds a %s CA", dir, p.typ, a.Type())
+		if a.Type() != t {
+			return nil, fmt.Errorf("loading the certificate authorities in %s: %s/ holds a %s CA", dir, t, a.Type())
 		}
 		if c.Name == "" {
 			c.Name = a.Cluster()
 		}
 		if a.Cluster() != c.Name {
-			return nil, fmt.Errorf("loading the certificate authorities in %s: the %s CA belongs to %s, the user CA to %s", dir, p.typ, a.Cluster(), c.Name)
+			return nil, fmt.Errorf("loading the certificate authorities in %s: the %s CA belongs to %s, the user CA to %s", dir, t, a.Cluster(), c.Name)
 		}
-		*p.a = a
+		*c.slot(t) = a
 	}
 	return c, nil
 }
 
+// checkDistinctKeys refuses a cluster where one SSH key belongs to two authorities.
+func (c *Cluster) checkDistinctKeys(dir string) error {
+	seen := map[string]Type{}
+	for _, a := range c.Authorities() {
+		if a == nil {
+			continue
+		}
+		for _, k := range a.TrustedKeys() {
+			fp := k.Fingerprint()
+			if prev, dup := seen[fp]; dup {
+				return fmt.Errorf("loading the certificate authorities in %s: key %s is in the %s CA and in the %s CA; every CA needs a key of its own (restore the %s CA's key files from a backup, or rotate it)",
+					dir, fp, prev, a.Type(), a.Type())
+			}
+			seen[fp] = a.Type()
+		}
+	}
+	return nil
+}
+
 // LoadOrCreateCluster loads the authorities in dir, or, when dir holds none yet (first
 // start), creates them for cluster name with algorithm alg and saves them there. Loaded
-// authorities must belong to name.
-func LoadOrCreateCluster(dir, name string, alg Algorithm) (c *Cluster, created bool, err error) {
+// authorities must belong to name. A store written before the openssh CA existed (user,
+// host and TLS CAs only) gets one, generated and saved here. added lists the CA types
+// generated by this call: all four at a first start, OpenSSHCA alone for such an older
+// store (its nodes must then be given the new CA's keys: tetherctl auth export
+// --type=openssh), none otherwise.
+func LoadOrCreateCluster(dir, name string, alg Algorithm) (c *Cluster, added []Type, err error) {
 	c, err = LoadCluster(dir)
 	switch {
 	case err == nil:
 		if c.Name != name {
-			return nil, false, fmt.Errorf("the certificate authorities in %s belong to cluster %s, not %s; use another data directory or the right cluster name", dir, c.Name, name)
+			return nil, nil, wrongCluster(dir, c.Name, name)
 		}
-		return c, false, nil
+		return c, nil, nil
 	case !isNotExist(err):
-		return nil, false, err
+		return nil, nil, err
 	}
-	for _, t := range []Type{UserCA, HostCA, TLSCA} {
-		// Only a wholly empty store may be created; a partial one is an operator's to fix.
+	present := 0
+	for _, t := range clusterTypes {
 		if _, statErr := os.Stat(filepath.Join(dir, string(t), metaFile)); statErr == nil {
-			return nil, false, err
+			present++
 		}
+	}
+	if present == 3 && !exists(filepath.Join(dir, string(OpenSSHCA), metaFile)) {
+		return addOpenSSH(dir, name)
+	}
+	if present != 0 {
+		// Only a wholly empty store may be created; a partial one is an operator's to fix.
+		return nil, nil, err
 	}
 	if c, err = NewCluster(name, alg); err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	if err := c.Save(dir); err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	return c, true, nil
+	return c, append([]Type(nil), clusterTypes...), nil
 }
 
-// Resources exports the three authorities as cert_authority resources (see
+// addOpenSSH loads a store of user, host and TLS CAs and gives it an openssh CA with
+// the user CA's algorithm.
+func addOpenSSH(dir, name string) (*Cluster, []Type, error) {
+	c, err := loadCluster(dir, []Type{UserCA, HostCA, TLSCA})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Name != name {
+		return nil, nil, wrongCluster(dir, c.Name, name)
+	}
+	if c.OpenSSH, err = NewAuthority(name, OpenSSHCA, c.User.Algorithm()); err != nil {
+		return nil, nil, err
+	}
+	if err := c.checkDistinctKeys(dir); err != nil {
+		return nil, nil, err
+	}
+	if err := c.OpenSSH.Save(filepath.Join(dir, string(OpenSSHCA))); err != nil {
+		return nil, nil, err
+	}
+	return c, []Type{OpenSSHCA}, nil
+}
+
+func wrongCluster(dir, has, want string) error {
+	return fmt.Errorf("the certificate authorities in %s belong to cluster %s, not %s; use another data directory or the right cluster name", dir, has, want)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// Resources exports the four authorities as cert_authority resources (see
 // Authority.Resource).
 func (c *Cluster) Resources(withSecrets bool) ([]*resource.CertAuthority, error) {
 	var out []*resource.CertAuthority

@@ -1,15 +1,21 @@
 // Package ca owns a Tether cluster's certificate authorities: an SSH user CA, an SSH host
-// CA and an X.509 CA per cluster. It generates and stores their keys, issues user, host
-// and TLS certificates, verifies the signature on a user certificate against the set of
-// trusted CA keys, and rotates a CA without cutting trust.
+// CA, an X.509 CA and an SSH openssh CA per cluster. It generates and stores their keys,
+// issues user, host and TLS certificates, verifies the signature on a user certificate
+// against the set of trusted CA keys, and rotates a CA without cutting trust.
 //
 // # The model
 //
-// An [Authority] is one CA of one cluster ([UserCA], [HostCA] or [TLSCA]). It holds the key
-// that signs and, during a rotation, one more key that is trusted but does not sign (see
-// [RotationPhase]). [Cluster] groups a cluster's three authorities and stores them in a
-// directory; private keys are written 0600 and a key file readable by anyone else is
-// refused when loading.
+// An [Authority] is one CA of one cluster ([UserCA], [HostCA], [TLSCA] or [OpenSSHCA]). It
+// holds the key that signs and, during a rotation, one more key that is trusted but does
+// not sign (see [RotationPhase]). [Cluster] groups a cluster's four authorities and stores
+// them in a directory; private keys are written 0600 and a key file readable by anyone
+// else is refused when loading, as is one key held by two authorities.
+//
+// The user CA signs users' login certificates; the openssh CA signs only the certificates
+// a cluster's enforcement point issues for one node connection it decided
+// ([UserCertRequest.NodeAccess]), and nodes trust only it ([VerifyNodeAccess]; OpenSSH's
+// TrustedUserCAKeys). So a login certificate never opens a node around the decision. The
+// openssh CA is local to its cluster: it is never part of a trust between clusters.
 //
 // Verification is split the way DESIGN.md §3 splits it: Go checks cryptography, Rego
 // checks rules. [VerifyUser] answers only "which trusted key signed this user certificate,

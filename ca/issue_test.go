@@ -223,3 +223,55 @@ func TestIssueUserLimitsMatchCertFromSSH(t *testing.T) {
 		t.Error("IssueUser signs a certificate past the limit")
 	}
 }
+
+// TestOpenSSHCASignsOnlyNodeCertificates: the openssh CA and the user CA never sign each
+// other's certificates, and a node's check (VerifyNodeAccess) accepts only the openssh
+// CA's, even when it is handed the user CA's keys too.
+func TestOpenSSHCASignsOnlyNodeCertificates(t *testing.T) {
+	t.Parallel()
+	c, err := ca.NewCluster("leaf.example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pub := newKey(t, ca.Ed25519)
+	login, node := aliceRequest(pub), aliceRequest(pub)
+	node.NodeAccess = true
+	for _, tc := range []struct {
+		name    string
+		a       *ca.Authority
+		req     ca.UserCertRequest
+		wantErr string
+	}{
+		{"user_CA_signs_login_certificates", c.User, login, ""},
+		{"openssh_CA_signs_node_certificates", c.OpenSSH, node, ""},
+		{"openssh_CA_refuses_a_login_certificate", c.OpenSSH, login, "signs only the enforcement point's node certificates"},
+		{"user_CA_refuses_a_node_certificate", c.User, node, "node certificates (NodeAccess) are the openssh CA's"},
+		{"host_CA_refuses_both", c.Host, node, "does not sign user certificates"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.a.IssueUser(tc.req)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("IssueUser = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+	both := append(c.User.TrustedKeys(), c.OpenSSH.TrustedKeys()...)
+	t.Run("a_node_accepts_the_openssh_CAs_certificate", func(t *testing.T) {
+		signer, err := ca.VerifyNodeAccess(issue(t, c.OpenSSH, node), both)
+		if err != nil || signer.Type != ca.OpenSSHCA {
+			t.Fatalf("VerifyNodeAccess = %v, %v", signer, err)
+		}
+	})
+	t.Run("a_node_refuses_a_login_certificate", func(t *testing.T) {
+		_, err := ca.VerifyNodeAccess(issue(t, c.User, login), both)
+		if err == nil || !strings.Contains(err.Error(), "signed by the user CA of leaf.example.com") {
+			t.Fatalf("VerifyNodeAccess = %v, want refused", err)
+		}
+	})
+	t.Run("the_proxy_refuses_a_node_certificate_as_a_login", func(t *testing.T) {
+		_, err := ca.VerifyUser(issue(t, c.OpenSSH, node), both)
+		if err == nil || !strings.Contains(err.Error(), "not by a trusted user CA key") {
+			t.Fatalf("VerifyUser = %v, want refused", err)
+		}
+	})
+}

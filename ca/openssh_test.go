@@ -23,11 +23,12 @@ import (
 	"github.com/tetherproject/tether/ca"
 )
 
-// TestOpenSSH proves Tether's certificates against real OpenSSH: sshd trusts the user
+// TestOpenSSH proves Tether's certificates against real OpenSSH: sshd trusts the openssh
 // CA's public key file as Save writes it (TrustedUserCAKeys) and presents a host
 // certificate from the host CA (HostCertificate); the ssh client trusts the host CA with
-// an @cert-authority line and logs in with a user certificate. sshd and ssh are required:
-// `make tools` installs them.
+// an @cert-authority line and logs in with a node certificate of the openssh CA. A
+// user's login certificate, from the same cluster's user CA, is refused. sshd and ssh are
+// required: `make tools` installs them.
 func TestOpenSSH(t *testing.T) {
 	t.Parallel()
 	sshdPath, sshPath, keygenPath := requireTool(t, "sshd"), requireTool(t, "ssh"), requireTool(t, "ssh-keygen")
@@ -78,7 +79,7 @@ func TestOpenSSH(t *testing.T) {
 			srv := startSSHD(t, sshdPath, dir, sshdConfig{
 				HostKey:           hostKey,
 				HostCertificate:   hostKey + "-cert.pub",
-				TrustedUserCAKeys: filepath.Join(dir, "cas", "user", "key-1.pub"),
+				TrustedUserCAKeys: filepath.Join(dir, "cas", "openssh", "key-1.pub"),
 			})
 			knownHosts := writeFile(t, dir, "known_hosts", fmt.Sprintf("@cert-authority [127.0.0.1]:%d %s\n", srv.port, ca.AuthorizedKey(cluster.Host.SigningKey())))
 			strangerHosts := writeFile(t, dir, "known_hosts_stranger", fmt.Sprintf("@cert-authority [127.0.0.1]:%d %s\n", srv.port, ca.AuthorizedKey(stranger.Host.SigningKey())))
@@ -88,6 +89,7 @@ func TestOpenSSH(t *testing.T) {
 				a.Clock = fixedClock(clock)
 				req := aliceRequest(userPub)
 				req.KeyID, req.Logins, req.TTL = keyID, logins, time.Hour
+				req.NodeAccess = a.Type() == ca.OpenSSHCA
 				cert, err := a.IssueUser(req)
 				if err != nil {
 					t.Fatal(err)
@@ -95,7 +97,8 @@ func TestOpenSSH(t *testing.T) {
 				return writeKeyAndCert(t, dir, keyID, userPriv, cert)
 			}
 			now := time.Now()
-			caFP, strangerFP := ca.Fingerprint(cluster.User.SigningKey()), ca.Fingerprint(stranger.User.SigningKey())
+			caFP, strangerFP := ca.Fingerprint(cluster.OpenSSH.SigningKey()), ca.Fingerprint(stranger.OpenSSH.SigningKey())
+			userFP := ca.Fingerprint(cluster.User.SigningKey())
 			for _, tc := range []struct {
 				name       string
 				key        string // written key; its certificate is key + "-cert.pub"
@@ -103,15 +106,17 @@ func TestOpenSSH(t *testing.T) {
 				wantErr    string   // empty: `true` runs and exits 0
 				sshdLog    []string // what sshd must have logged, in order
 			}{
-				{name: "user_certificate_logs_in", key: login(cluster.User, "alice-ok", []string{me.Username, "visitor"}, now), knownHosts: knownHosts,
-					sshdLog: []string{`Accepted certificate ID "alice-ok"`, "CA " + caFP + " via " + filepath.Join(dir, "cas", "user", "key-1.pub"), "Accepted publickey for " + me.Username}},
-				{name: "certificate_from_another_ca_is_refused", key: login(stranger.User, "alice-stranger", []string{me.Username}, now), knownHosts: knownHosts,
+				{name: "node_certificate_of_the_openssh_ca_logs_in", key: login(cluster.OpenSSH, "alice-ok", []string{me.Username, "visitor"}, now), knownHosts: knownHosts,
+					sshdLog: []string{`Accepted certificate ID "alice-ok"`, "CA " + caFP + " via " + filepath.Join(dir, "cas", "openssh", "key-1.pub"), "Accepted publickey for " + me.Username}},
+				{name: "login_certificate_of_the_same_clusters_user_ca_is_refused", key: login(cluster.User, "alice-login", []string{me.Username}, now), knownHosts: knownHosts,
+					wantErr: "Permission denied", sshdLog: []string{"Failed publickey for " + me.Username, "ID alice-login", "CA " + alg2ssh(alg) + " " + userFP}},
+				{name: "certificate_from_another_ca_is_refused", key: login(stranger.OpenSSH, "alice-stranger", []string{me.Username}, now), knownHosts: knownHosts,
 					wantErr: "Permission denied", sshdLog: []string{"Failed publickey for " + me.Username, "ID alice-stranger", "CA " + alg2ssh(alg) + " " + strangerFP}},
-				{name: "login_not_among_the_principals_is_refused", key: login(cluster.User, "alice-visitor", []string{"visitor"}, now), knownHosts: knownHosts,
+				{name: "login_not_among_the_principals_is_refused", key: login(cluster.OpenSSH, "alice-visitor", []string{"visitor"}, now), knownHosts: knownHosts,
 					wantErr: "Permission denied", sshdLog: []string{"Certificate invalid: name is not a listed principal", "ID alice-visitor"}},
-				{name: "expired_certificate_is_refused", key: login(cluster.User, "alice-expired", []string{me.Username}, now.Add(-2*time.Hour)), knownHosts: knownHosts,
+				{name: "expired_certificate_is_refused", key: login(cluster.OpenSSH, "alice-expired", []string{me.Username}, now.Add(-2*time.Hour)), knownHosts: knownHosts,
 					wantErr: "Permission denied", sshdLog: []string{"Certificate invalid: expired", "ID alice-expired"}},
-				{name: "host_certificate_from_another_host_ca_is_refused", key: login(cluster.User, "alice-strangerhost", []string{me.Username}, now), knownHosts: strangerHosts,
+				{name: "host_certificate_from_another_host_ca_is_refused", key: login(cluster.OpenSSH, "alice-strangerhost", []string{me.Username}, now), knownHosts: strangerHosts,
 					wantErr: "Host key verification failed"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +141,7 @@ func TestOpenSSH(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ssh-keygen -L: %v\n%s", err, out)
 				}
-				for _, want := range []string{"user certificate", "Key ID: \"alice-ok\"", ca.ExtRoles, ca.ExtTraits, ca.ExtUser, ca.ExtMFAVerified, "permit-pty", "Critical Options: (none)"} {
+				for _, want := range []string{"user certificate", "Key ID: \"alice-ok\"", ca.ExtRoles, ca.ExtTraits, ca.ExtUser, ca.ExtMFAVerified, ca.ExtNodeAccess, "permit-pty", "Critical Options: (none)"} {
 					if !strings.Contains(string(out), want) {
 						t.Errorf("ssh-keygen -L output lacks %q:\n%s", want, out)
 					}

@@ -56,12 +56,12 @@ func TestStore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if privs != 3 {
-					t.Errorf("%d private key files, want 3", privs)
+				if privs != 4 {
+					t.Errorf("%d private key files, want 4", privs)
 				}
 			})
 			t.Run("ssh_keys_are_openssh_pem_and_tls_keys_pkcs8", func(t *testing.T) {
-				for typ, header := range map[string]string{"user": "OPENSSH PRIVATE KEY", "host": "OPENSSH PRIVATE KEY", "tls": "PRIVATE KEY"} {
+				for typ, header := range map[string]string{"user": "OPENSSH PRIVATE KEY", "host": "OPENSSH PRIVATE KEY", "tls": "PRIVATE KEY", "openssh": "OPENSSH PRIVATE KEY"} {
 					b, err := os.ReadFile(filepath.Join(dir, typ, "key-1"))
 					if err != nil {
 						t.Fatal(err)
@@ -154,16 +154,21 @@ func TestLoadRefusesOpenKeyFile(t *testing.T) {
 func TestLoadOrCreateCluster(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data", "cas")
-	t.Run("first_start_creates", func(t *testing.T) {
-		c, created, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", "")
-		if err != nil || !created || c.Name != "leaf.example.com" {
-			t.Fatalf("LoadOrCreateCluster = %v, %v, %v", c, created, err)
+	t.Run("first_start_creates_all_four", func(t *testing.T) {
+		c, added, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", "")
+		if err != nil || c.Name != "leaf.example.com" || !slices.Equal(added, []ca.Type{ca.UserCA, ca.HostCA, ca.TLSCA, ca.OpenSSHCA}) {
+			t.Fatalf("LoadOrCreateCluster = %v, %v, %v", c, added, err)
+		}
+		for _, a := range c.Authorities() {
+			if a == nil {
+				t.Fatal("an authority is missing")
+			}
 		}
 	})
 	t.Run("second_start_loads", func(t *testing.T) {
-		_, created, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", "")
-		if err != nil || created {
-			t.Fatalf("created %v, err %v", created, err)
+		_, added, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", "")
+		if err != nil || added != nil {
+			t.Fatalf("added %v, err %v", added, err)
 		}
 	})
 	t.Run("another_cluster_name_is_refused", func(t *testing.T) {
@@ -181,6 +186,70 @@ func TestLoadOrCreateCluster(t *testing.T) {
 			t.Fatalf("error = %v", err)
 		}
 	})
+}
+
+// TestStoreFromBeforeTheOpenSSHCAGetsOne is attacker test (d) of the openssh CA: a data
+// dir written before it existed (user, host and TLS CAs) is given one at start, with a
+// key of its own, and keeps its other keys.
+func TestStoreFromBeforeTheOpenSSHCAGetsOne(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cas")
+	before, _, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", ca.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "openssh")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.LoadCluster(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadCluster of a store without the openssh CA = %v, want not exist", err)
+	}
+	c, added, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", "")
+	if err != nil || !slices.Equal(added, []ca.Type{ca.OpenSSHCA}) {
+		t.Fatalf("LoadOrCreateCluster = %v, %v", added, err)
+	}
+	if c.OpenSSH == nil || c.OpenSSH.Algorithm() != ca.ECDSAP256 {
+		t.Fatalf("openssh CA %v: want one with the user CA's algorithm", c.OpenSSH)
+	}
+	for _, a := range []*ca.Authority{c.User, c.Host} {
+		if sameKey(a.SigningKey(), c.OpenSSH.SigningKey()) {
+			t.Errorf("the new openssh CA has the %s's key", a)
+		}
+	}
+	if !sameKey(c.User.SigningKey(), before.User.SigningKey()) || !sameKey(c.Host.SigningKey(), before.Host.SigningKey()) {
+		t.Error("the existing CAs' keys changed")
+	}
+	again, added, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", "")
+	if err != nil || added != nil || !sameKey(again.OpenSSH.SigningKey(), c.OpenSSH.SigningKey()) {
+		t.Fatalf("the next start: added %v, err %v, same key %v", added, err, err == nil && sameKey(again.OpenSSH.SigningKey(), c.OpenSSH.SigningKey()))
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "openssh", "key-1")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("openssh/key-1: %v, %v", fi, err)
+	}
+}
+
+// TestClusterCAsNeverShareAKey: a store where the openssh CA holds the user CA's key (its
+// key file copied over) is refused at load, since every OpenSSH node trusting the openssh
+// CA would then accept users' login certificates.
+func TestClusterCAsNeverShareAKey(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cas")
+	if _, _, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"key-1", "key-1.pub"} {
+		data, err := os.ReadFile(filepath.Join(dir, "user", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "openssh", f), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := ca.LoadOrCreateCluster(dir, "leaf.example.com", "")
+	if err == nil || !strings.Contains(err.Error(), "is in the user CA and in the openssh CA") {
+		t.Fatalf("error = %v, want the shared key refused", err)
+	}
 }
 
 func TestStoreDuringRotation(t *testing.T) {

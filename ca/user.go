@@ -78,15 +78,22 @@ type UserCertRequest struct {
 	// The enforcement point withholds what the policy denied, so the node refuses it too.
 	Withhold []string
 	// NodeAccess marks the certificate as the enforcement point's, for a node connection
-	// it decided (ExtNodeAccess). Never set for a user's login certificate.
+	// it decided (ExtNodeAccess). Only the openssh CA issues it, and only with it set;
+	// never set for a user's login certificate.
 	NodeAccess bool
 }
 
 // IssueUser signs a user certificate for req with the authority's signing key, which
-// must be a user CA. valid_after is BackdateBy before now; valid_before is now plus the
-// smaller of TTL and MaxTTL.
+// must be a user CA (login certificates) or an openssh CA (the enforcement point's node
+// certificates, req.NodeAccess set). valid_after is BackdateBy before now; valid_before
+// is now plus the smaller of TTL and MaxTTL.
 func (a *Authority) IssueUser(req UserCertRequest) (*ssh.Certificate, error) {
-	if a.typ != UserCA {
+	switch {
+	case a.typ == OpenSSHCA && !req.NodeAccess:
+		return nil, fmt.Errorf("issuing a user certificate: the %s signs only the enforcement point's node certificates (NodeAccess); sign login certificates with the user CA", a)
+	case a.typ == UserCA && req.NodeAccess:
+		return nil, fmt.Errorf("issuing a user certificate: node certificates (NodeAccess) are the openssh CA's; the %s signs login certificates, which nodes must not accept", a)
+	case a.typ != UserCA && a.typ != OpenSSHCA:
 		return nil, fmt.Errorf("issuing a user certificate: the %s does not sign user certificates; use the user CA", a)
 	}
 	cert, err := userCert(req)

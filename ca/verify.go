@@ -27,7 +27,7 @@ var (
 // TrustedKey is an SSH CA public key this cluster trusts, and whose it is.
 type TrustedKey struct {
 	Cluster string
-	Type    Type // UserCA or HostCA
+	Type    Type // UserCA, HostCA or OpenSSHCA
 	Key     ssh.PublicKey
 }
 
@@ -45,7 +45,7 @@ func (k TrustedKey) String() string {
 func TrustedKeysOf(ca *resource.CertAuthority) ([]TrustedKey, error) {
 	typ := Type(ca.Spec.Type)
 	if !typ.ssh() {
-		return nil, fmt.Errorf("cert_authority %s/%s: not an SSH certificate authority (type user or host)", ca.Metadata.Name, ca.Spec.Type)
+		return nil, fmt.Errorf("cert_authority %s/%s: not an SSH certificate authority (type user, host or openssh)", ca.Metadata.Name, ca.Spec.Type)
 	}
 	cluster := ca.Spec.ClusterName
 	if err := checkClusterName(cluster); err != nil {
@@ -87,13 +87,20 @@ func checkCAKey(key ssh.PublicKey) error {
 // critical option is present, and nothing else: principals, validity times, roles and
 // whether the signer's cluster is trusted for this request are the policy's to decide.
 func VerifyUser(cert *ssh.Certificate, trusted []TrustedKey) (TrustedKey, error) {
-	return verify(cert, ssh.UserCert, trusted)
+	return verify(cert, ssh.UserCert, UserCA, trusted)
+}
+
+// VerifyNodeAccess is VerifyUser for a node: cert must be a user certificate signed by one
+// of the trusted openssh CA keys (the enforcement point's per-connection certificates). A
+// login certificate of the user CA is refused, whatever keys trusted holds.
+func VerifyNodeAccess(cert *ssh.Certificate, trusted []TrustedKey) (TrustedKey, error) {
+	return verify(cert, ssh.UserCert, OpenSSHCA, trusted)
 }
 
 // VerifyHost is VerifyUser for host certificates and host CA keys. It does not check the
 // principals against the host name; the caller does.
 func VerifyHost(cert *ssh.Certificate, trusted []TrustedKey) (TrustedKey, error) {
-	return verify(cert, ssh.HostCert, trusted)
+	return verify(cert, ssh.HostCert, HostCA, trusted)
 }
 
 func certTypeName(t uint32) string {
@@ -106,13 +113,9 @@ func certTypeName(t uint32) string {
 	return fmt.Sprintf("type %d", t)
 }
 
-func verify(cert *ssh.Certificate, certType uint32, trusted []TrustedKey) (TrustedKey, error) {
+func verify(cert *ssh.Certificate, certType uint32, want Type, trusted []TrustedKey) (TrustedKey, error) {
 	if cert == nil {
 		return TrustedKey{}, fmt.Errorf("no certificate")
-	}
-	want := UserCA
-	if certType == ssh.HostCert {
-		want = HostCA
 	}
 	if cert.CertType != certType {
 		return TrustedKey{}, fmt.Errorf("%w: certificate %q is a %s certificate, not a %s certificate", ErrWrongCertType, cert.KeyId, certTypeName(cert.CertType), certTypeName(certType))
@@ -135,7 +138,7 @@ func verify(cert *ssh.Certificate, certType uint32, trusted []TrustedKey) (Trust
 	}
 	if signer == nil {
 		if otherType != nil {
-			return TrustedKey{}, fmt.Errorf("%w: certificate %q is signed by the %s, which does not sign %s certificates", ErrUnknownAuthority, cert.KeyId, otherType, want)
+			return TrustedKey{}, fmt.Errorf("%w: certificate %q is signed by the %s, not by a trusted %s CA key", ErrUnknownAuthority, cert.KeyId, otherType, want)
 		}
 		return TrustedKey{}, fmt.Errorf("%w: certificate %q is signed by %s key %s, which is not a trusted %s CA key here (if it belongs to a trusted cluster, re-sync its certificate authorities)",
 			ErrUnknownAuthority, cert.KeyId, cert.SignatureKey.Type(), Fingerprint(cert.SignatureKey), want)

@@ -77,12 +77,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data_dir: %w", err)
 	}
-	cluster, created, err := ca.LoadOrCreateCluster(filepath.Join(cfg.DataDir, "ca"), cfg.ClusterName, ca.Algorithm(cfg.CAAlgorithm))
+	cluster, added, err := ca.LoadOrCreateCluster(filepath.Join(cfg.DataDir, "ca"), cfg.ClusterName, ca.Algorithm(cfg.CAAlgorithm))
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	switch {
+	case len(added) > 1:
 		g.log.Info("created the cluster's certificate authorities", "dir", filepath.Join(cfg.DataDir, "ca"))
+	case len(added) == 1 && added[0] == ca.OpenSSHCA:
+		g.log.Warn("created the cluster's openssh CA: the enforcement point now connects to nodes with its certificates only. "+
+			"On every OpenSSH server registered as a node, replace the file TrustedUserCAKeys names with the output of "+
+			"`tetherctl auth export --type=openssh` and reload sshd (until then those nodes refuse the cluster's connections; "+
+			"users' login certificates no longer reach them). Tether node agents learn the new CA at their next heartbeat",
+			"dir", filepath.Join(cfg.DataDir, "ca", string(ca.OpenSSHCA)), "fingerprint", ca.Fingerprint(cluster.OpenSSH.SigningKey()))
 	}
 	if g.store, err = openStore(cfg, g.log); err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ type CertAuthority struct {
 
 // CertAuthoritySpec holds a CA's keys.
 type CertAuthoritySpec struct {
-	// Type is CATypeUser, CATypeHost or CATypeTLS.
+	// Type is CATypeUser, CATypeHost, CATypeTLS or CATypeOpenSSH.
 	Type string `yaml:"type"`
 	// ClusterName is the cluster the CA belongs to.
 	ClusterName string `yaml:"cluster_name"`
@@ -26,6 +26,10 @@ const (
 	CATypeUser = "user"
 	CATypeHost = "host"
 	CATypeTLS  = "tls"
+	// CATypeOpenSSH signs only the certificates a cluster's enforcement point issues for
+	// one connection to a node; nodes trust it instead of the user CA. It is local to its
+	// cluster: a cert_authority of this type is never another cluster's.
+	CATypeOpenSSH = "openssh"
 )
 
 // CAKeySet is a CA's SSH and TLS keys.
@@ -64,9 +68,9 @@ func (c *CertAuthority) Validate() error {
 	}
 	res := describe(KindCertAuthority, c.Metadata.Name)
 	switch c.Spec.Type {
-	case CATypeUser, CATypeHost, CATypeTLS:
+	case CATypeUser, CATypeHost, CATypeTLS, CATypeOpenSSH:
 	default:
-		return fieldErr(res, path{"spec", "type"}, "must be user, host or tls, got %q", c.Spec.Type)
+		return fieldErr(res, path{"spec", "type"}, "must be user, host, tls or openssh, got %q", c.Spec.Type)
 	}
 	if isBlank(c.Spec.ClusterName) {
 		return fieldErr(res, path{"spec", "cluster_name"}, "required")

@@ -612,7 +612,7 @@ func TestValidationRules(t *testing.T) {
 		{"token_name_required", "kind: token\nversion: v2\nmetadata: {}\nspec: {roles: [node]}\n", `token: metadata.name: required`},
 
 		{"cert_authority_type", "kind: cert_authority\nversion: v2\nmetadata: {name: c}\nspec: {type: db, cluster_name: c}\n",
-			`t.yaml:4:14: cert_authority "c": spec.type: must be user, host or tls, got "db"`},
+			`t.yaml:4:14: cert_authority "c": spec.type: must be user, host, tls or openssh, got "db"`},
 		{"cert_authority_cluster_name", "kind: cert_authority\nversion: v2\nmetadata: {name: c}\nspec: {type: host}\n",
 			`cert_authority "c": spec.cluster_name: required`},
 		{"cert_authority_public_key", "kind: cert_authority\nversion: v2\nmetadata: {name: c}\nspec: {type: tls, cluster_name: c, additional_trusted_keys: {ssh: [{private_key: k}]}}\n",

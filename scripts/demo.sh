@@ -4,7 +4,7 @@
 # A root (root.example.com) and two leaves (leaf-east, leaf-west), each a tetherd with the
 # embedded store on 127.0.0.1, joined by the guide's own steps with tetherctl in place of
 # tctl; a node in each leaf (node-east: a Tether node agent joined with a node token;
-# node-west: OpenSSH's sshd trusting leaf-west's user CA); Alice signed up for real. The demo
+# node-west: OpenSSH's sshd trusting leaf-west's openssh CA); Alice signed up for real. The demo
 # then runs every command it is about to print, exactly as printed, in a clean `bash -c`
 # (no variable or function of this script), prints them, and stays up until Ctrl-C or
 # SIGTERM, when it stops every process it started and removes its temporary directory and,
@@ -277,15 +277,17 @@ done
 kill -0 "$node_pid" 2>/dev/null || { echo "the node agent node-east did not start; its log:" >&2; cat "$work/node-east/tetherd.log" >&2; exit 1; }
 
 # node-west: sshd with its own host key, certified by leaf-west's host CA, trusting
-# leaf-west's user CA (which signs the short-lived certificate the leaf presents).
+# leaf-west's openssh CA, which signs only the short-lived certificate the leaf presents
+# after its ssh.session decision (never the user CA: users' login certificates would
+# open the node directly).
 dir=$work/node-west
 mkdir -p "$dir"
 ssh-keygen -q -t ed25519 -N '' -C node-west -f "$dir/ssh_host_ed25519_key"
 printf '$ tetherctl --data-dir %s auth sign --host=node-west --pub=ssh_host_ed25519_key.pub > ssh_host_ed25519_key-cert.pub\n' "$work/leaf-west/data"
 ctl leaf-west auth sign --host=node-west --pub="$dir/ssh_host_ed25519_key.pub" > "$dir/ssh_host_ed25519_key-cert.pub"
-printf '$ tetherctl --data-dir %s auth export --type=user > leaf-west-user-ca.pub\n' "$work/leaf-west/data"
-ctl leaf-west auth export --type=user > "$dir/leaf-west-user-ca.pub"
-cat "$dir/leaf-west-user-ca.pub"
+printf '$ tetherctl --data-dir %s auth export --type=openssh > leaf-west-openssh-ca.pub\n' "$work/leaf-west/data"
+ctl leaf-west auth export --type=openssh > "$dir/leaf-west-openssh-ca.pub"
+cat "$dir/leaf-west-openssh-ca.pub"
 sshd_up() { # sshd_up ADDR: the server answers with an SSH banner
 	python3 - "$1" <<'EOF'
 import socket, sys
@@ -302,7 +304,7 @@ Port $sshd_port
 ListenAddress 127.0.0.1
 HostKey $dir/ssh_host_ed25519_key
 HostCertificate $dir/ssh_host_ed25519_key-cert.pub
-TrustedUserCAKeys $dir/leaf-west-user-ca.pub
+TrustedUserCAKeys $dir/leaf-west-openssh-ca.pub
 AuthorizedKeysFile none
 PubkeyAuthentication yes
 PasswordAuthentication no

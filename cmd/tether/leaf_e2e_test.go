@@ -74,9 +74,9 @@ func newLeafPathWith(t *testing.T, rootArgs, leafArgs []string) *leafPath {
 		return nil
 	})
 
-	// An OpenSSH server on the leaf, trusting the leaf's user CA.
-	p.sshdAddr, p.sshdLog = startOpenSSHD(t, p.keygen, func(args ...string) string { return p.leaf.ctl(t, tetherctl, args...) },
-		filepath.Join(p.leaf.dataDir, "ca", "user", "key-1.pub"))
+	// An OpenSSH server on the leaf, trusting the leaf's openssh CA (auth export
+	// --type=openssh).
+	p.sshdAddr, p.sshdLog = startOpenSSHD(t, p.keygen, func(args ...string) string { return p.leaf.ctl(t, tetherctl, args...) })
 	node := fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: node1\n  labels:\n    env: test\nspec:\n  addr: %s\n  hostname: node1\n", p.sshdAddr)
 	p.leaf.ctl(t, tetherctl, "create", writeTemp(t, node))
 

@@ -38,8 +38,7 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 	sshBin := testenv.Command(t, "ssh")
 	// An OpenSSH server registered by hand, whose admin follows the rotation: a new host
 	// certificate in update_servers (tetherctl auth sign), sshd reloaded.
-	sshdNode := runOpenSSHD(t, testenv.Command(t, "ssh-keygen"), func(args ...string) string { return root.ctl(t, tetherctl, args...) },
-		filepath.Join(root.dataDir, "ca", "user", "key-1.pub"), "node-ssh")
+	sshdNode := runOpenSSHD(t, testenv.Command(t, "ssh-keygen"), func(args ...string) string { return root.ctl(t, tetherctl, args...) }, "node-ssh")
 	root.ctl(t, tetherctl, "create", writeTemp(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: node-ssh\nspec:\n  addr: %s\n  hostname: node-ssh\n", sshdNode.addr)))
 
 	signIn := func(who string) user {
@@ -96,7 +95,7 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 	// Bad input says what to give; a skipped phase is refused by the server, which names
 	// the phases it allows.
 	for _, tc := range []struct{ args, want string }{
-		{"--type=ssh --phase=init", `--type="ssh": give --type=user, host or tls`},
+		{"--type=ssh --phase=init", `--type="ssh": give --type=user, host, tls or openssh`},
 		{"--type=host --phase=later", `--phase="later": give --phase=init`},
 		{"--type=host --phase=update_clients", "cannot go from standby to update_clients; the next phase is one of [init]"},
 	} {

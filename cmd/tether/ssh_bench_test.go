@@ -40,7 +40,8 @@ var (
 )
 
 // directClient is what plain OpenSSH needs to reach the test sshd straight: a key with a
-// certificate of the cluster's user CA, and a known_hosts line trusting its host CA.
+// certificate of the cluster's openssh CA (a user's login certificate is refused), and a
+// known_hosts line trusting its host CA.
 type directClient struct {
 	key, knownHosts, port string
 }
@@ -60,7 +61,9 @@ func newDirectClient(t *testing.T, caDir, login, addr string) directClient {
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	spub, _ := ssh.NewPublicKey(pub)
-	cert, err := cas.User.IssueUser(ca.UserCertRequest{PublicKey: spub, Username: "direct", Logins: []string{login}, TTL: time.Hour, MaxTTL: time.Hour})
+	// The baseline connects as the enforcement point would: the sshd trusts only the
+	// openssh CA, whose certificates carry NodeAccess.
+	cert, err := cas.OpenSSH.IssueUser(ca.UserCertRequest{PublicKey: spub, Username: "direct", Logins: []string{login}, TTL: time.Hour, MaxTTL: time.Hour, NodeAccess: true})
 	if err != nil {
 		t.Fatal(err)
 	}

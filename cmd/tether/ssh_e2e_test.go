@@ -31,6 +31,7 @@ type sshCluster struct {
 	login           string // a Unix login sshd accepts (the user running the tests)
 	sshdLog         *testenv.Buffer
 	sshdAddr        string
+	sshd            *openSSHD
 	declog, profile string
 	ssh, keygen     string
 	cluster         string
@@ -46,17 +47,19 @@ func startTetherdWithLog(t *testing.T, bin, name string, args ...string) (*proc,
 }
 
 // startOpenSSHD runs an OpenSSH server on a free loopback port whose host key the
-// cluster's admin signed for node1 (ctl runs tetherctl on that cluster), trusting the
-// user CA key in userCAPub. It returns the address and the server's log.
-func startOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string, userCAPub string) (string, *testenv.Buffer) {
+// cluster's admin signed for node1 (ctl runs tetherctl on that cluster), trusting what
+// `tetherctl auth export --type=openssh` printed. It returns the address and the
+// server's log.
+func startOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string) (string, *testenv.Buffer) {
 	t.Helper()
-	d := runOpenSSHD(t, keygen, ctl, userCAPub, "node1")
+	d := runOpenSSHD(t, keygen, ctl, "node1")
 	return d.addr, d.log
 }
 
 // openSSHD is a running OpenSSH server registered (by its admin) as a node.
 type openSSHD struct {
 	addr, name, hostKey string
+	userCAs             string // the TrustedUserCAKeys file
 	log                 *testenv.Buffer
 	cmd                 *exec.Cmd
 	ctl                 func(args ...string) string
@@ -72,6 +75,16 @@ func (d *openSSHD) sign(t *testing.T) {
 	}
 }
 
+// trustOpenSSHCA writes the cluster's openssh CA keys as they are now (tetherctl auth
+// export --type=openssh) to the TrustedUserCAKeys file, as its admin does at first and in
+// a rotation of the openssh CA. sshd reads the file at every login.
+func (d *openSSHD) trustOpenSSHCA(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(d.userCAs, []byte(d.ctl("auth", "export", "--type=openssh")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // reload makes sshd read its configuration and host certificate again (SIGHUP: it
 // executes itself anew, same PID).
 func (d *openSSHD) reload(t *testing.T) {
@@ -81,8 +94,9 @@ func (d *openSSHD) reload(t *testing.T) {
 	}
 }
 
-// runOpenSSHD is startOpenSSHD for a node named name, returning the server.
-func runOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string, userCAPub, name string) *openSSHD {
+// runOpenSSHD is startOpenSSHD for a node named name, returning the server. Its
+// TrustedUserCAKeys file is d.userCAs, written from auth export --type=openssh.
+func runOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string, name string) *openSSHD {
 	t.Helper()
 	sshd := testenv.Command(t, "sshd")
 	dir := t.TempDir()
@@ -90,8 +104,9 @@ func runOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string, u
 	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
-	d := &openSSHD{name: name, hostKey: hostKey, ctl: ctl}
+	d := &openSSHD{name: name, hostKey: hostKey, ctl: ctl, userCAs: filepath.Join(dir, "tether_openssh_ca.pub")}
 	d.sign(t)
+	d.trustOpenSSHCA(t)
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Skipf("sshd needs /run/sshd (run the tests as root): %v", err)
 	}
@@ -120,7 +135,7 @@ MaxStartups 100:30:200
 MaxSessions 100
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
-`, port, hostKey, hostKey, userCAPub)), 0o600); err != nil {
+`, port, hostKey, hostKey, d.userCAs)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	log := &testenv.Buffer{}
@@ -172,9 +187,9 @@ func newSSHCluster(t *testing.T) *sshCluster {
 	c.profile = c.alice.home
 
 	// An OpenSSH server whose host key the admin signs with tetherctl auth sign, trusting
-	// the cluster's user CA.
-	c.sshdAddr, c.sshdLog = startOpenSSHD(t, c.keygen, func(args ...string) string { return c.root.ctl(t, tetherctl, args...) },
-		filepath.Join(c.root.dataDir, "ca", "user", "key-1.pub"))
+	// the cluster's openssh CA.
+	c.sshd = runOpenSSHD(t, c.keygen, func(args ...string) string { return c.root.ctl(t, tetherctl, args...) }, "node1")
+	c.sshdAddr, c.sshdLog = c.sshd.addr, c.sshd.log
 	node := fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: node1\n  labels:\n    env: test\nspec:\n  addr: %s\n  hostname: node1\n", c.sshdAddr)
 	c.root.ctl(t, tetherctl, "create", writeTemp(t, node))
 	return c

@@ -129,7 +129,7 @@ func TestAdminToolOnACluster(t *testing.T) {
 		if err := json.Unmarshal([]byte(root.mustCtl(t, "status", "--format", "json")), &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.ClusterName != "root.example.com" || len(st.CAs) != 3 || st.Storage != "embedded" || len(st.TLSCAFiles) != 1 {
+		if st.ClusterName != "root.example.com" || len(st.CAs) != 4 || st.Storage != "embedded" || len(st.TLSCAFiles) != 1 {
 			t.Fatalf("status json: %+v", st)
 		}
 		// The file named is the CA that signs the web API's certificate: pinning it works.
@@ -159,7 +159,7 @@ func TestAdminToolOnACluster(t *testing.T) {
 			}
 		}
 		out = root.mustCtl(t, "get", "all", "--format", "text")
-		for _, want := range []string{"Role ", "User ", "Cluster          Type Keys", "root.example.com user 1 active, 0 additional", "root.example.com tls  1 active, 0 additional"} {
+		for _, want := range []string{"Role ", "User ", "Cluster          Type    Keys", "root.example.com user    1 active, 0 additional", "root.example.com tls     1 active, 0 additional", "root.example.com openssh 1 active, 0 additional"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("get all --format text lacks %q:\n%s", want, out)
 			}

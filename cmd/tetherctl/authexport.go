@@ -18,14 +18,19 @@ func authExportCommand() *cobra.Command {
 	var conn connFlags
 	var typ string
 	cmd := &cobra.Command{
-		Use:   "export --type=user|openssh|host|tls",
-		Short: "Print the cluster's public CA keys: user (sshd TrustedUserCAKeys), host (known_hosts), tls (PEM)",
+		Use:   "export --type=openssh|user|host|tls",
+		Short: "Print the cluster's public CA keys: openssh (sshd TrustedUserCAKeys), user, host (known_hosts), tls (PEM)",
 		Long: `Prints the public keys of this cluster's certificate authorities, every key a
 certificate may be checked against (the signing key and, during a rotation, the others):
 
-  --type=user     one OpenSSH public key per line: the file sshd's TrustedUserCAKeys names,
-                  so an OpenSSH server registered as a node accepts the short-lived
-                  certificates the cluster issues for it (--type=openssh is the same)
+  --type=openssh  one OpenSSH public key per line: the file sshd's TrustedUserCAKeys names
+                  on an OpenSSH server registered as a node. The openssh CA signs only the
+                  5-minute certificates the cluster's enforcement point issues for one
+                  connection, after its ssh.session decision; users' login certificates
+                  (tether login) are the user CA's, so that sshd refuses them.
+  --type=user     the same form for the user CA, which signs users' login certificates.
+                  Do not give it to a node's sshd: every user who signs in at this
+                  cluster would log in to the node directly, around its access decision.
   --type=host     @cert-authority lines for an OpenSSH client's known_hosts
   --type=tls      the TLS CA certificates in PEM (what a leaf pins with root_ca_file)
 
@@ -33,10 +38,10 @@ Teleport's tctl prints --type=user as authorized_keys "cert-authority" lines tha
 be edited for TrustedUserCAKeys; tetherctl prints the form sshd reads.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			want, ok := map[string]string{"user": resource.CATypeUser, "openssh": resource.CATypeUser,
+			want, ok := map[string]string{"openssh": resource.CATypeOpenSSH, "user": resource.CATypeUser,
 				"host": resource.CATypeHost, "tls": resource.CATypeTLS}[typ]
 			if !ok {
-				return fmt.Errorf("--type=%q: give --type=user (sshd TrustedUserCAKeys), host (known_hosts) or tls (PEM)", typ)
+				return fmt.Errorf("--type=%q: give --type=openssh (a node's sshd TrustedUserCAKeys), user, host (known_hosts) or tls (PEM)", typ)
 			}
 			c, err := conn.client()
 			if err != nil {
@@ -66,7 +71,7 @@ be edited for TrustedUserCAKeys; tetherctl prints the form sshd reads.`,
 		},
 	}
 	conn.register(cmd)
-	cmd.Flags().StringVar(&typ, "type", "", "user (or openssh), host or tls")
+	cmd.Flags().StringVar(&typ, "type", "", "openssh, user, host or tls")
 	return cmd
 }
 
@@ -99,7 +104,7 @@ func writeCAExport(w io.Writer, cluster, typ string, cas []*resource.CertAuthori
 				if typ == resource.CATypeHost {
 					fmt.Fprintf(&b, "@cert-authority *.%s,%s %s clustername=%s&type=host\n", cluster, cluster, key, cluster)
 				} else {
-					fmt.Fprintf(&b, "%s clustername=%s&type=user\n", key, cluster)
+					fmt.Fprintf(&b, "%s clustername=%s&type=%s\n", key, cluster, typ)
 				}
 				n++
 			}

@@ -17,32 +17,45 @@ import (
 	"github.com/tetherproject/tether/resource"
 )
 
-// TestAuthExport runs tetherctl auth export against a running cluster: what --type=user
-// prints is a TrustedUserCAKeys file that accepts the certificates the cluster issues and
-// nothing else, --type=host is known_hosts @cert-authority lines for *.cluster, --type=tls
-// the PEM CA certificates.
+// TestAuthExport runs tetherctl auth export against a running cluster: what
+// --type=openssh prints is a TrustedUserCAKeys file that accepts the enforcement point's
+// node certificates and nothing else (no user's login certificate); --type=user is the
+// user CA alone; --type=host is known_hosts @cert-authority lines for *.cluster,
+// --type=tls the PEM CA certificates.
 func TestAuthExport(t *testing.T) {
 	c := startCluster(t, "leaf-west", "")
 	authorities, err := ca.LoadCluster(filepath.Join(c.dataDir, "ca"))
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	t.Run("user_is_a_TrustedUserCAKeys_file_for_the_clusters_certificates", func(t *testing.T) {
-		out := c.mustCtl(t, "auth", "export", "--type=user")
-		if alias := c.mustCtl(t, "auth", "export", "--type=openssh"); alias != out {
-			t.Errorf("--type=openssh differs from --type=user:\n%s\n%s", alias, out)
-		}
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	sshPub, _ := ssh.NewPublicKey(pub)
+	nodeCert, err := authorities.OpenSSH.IssueUser(ca.UserCertRequest{PublicKey: sshPub, Username: "alice", Logins: []string{"visitor"}, TTL: time.Minute, MaxTTL: time.Minute, NodeAccess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loginCert, err := authorities.User.IssueUser(ca.UserCertRequest{PublicKey: sshPub, Username: "alice", Logins: []string{"visitor"}, TTL: time.Minute, MaxTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostCert, err := authorities.Host.IssueHost(ca.HostCertRequest{PublicKey: sshPub, Principals: []string{"node"}, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// exported reads an export as sshd reads TrustedUserCAKeys: one plain public key a
+	// line, no options; and checks the comment.
+	exported := func(t *testing.T, typ string) *ssh.CertChecker {
+		t.Helper()
+		out := c.mustCtl(t, "auth", "export", "--type="+typ)
 		var trusted []ssh.PublicKey
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			// sshd reads TrustedUserCAKeys one plain public key a line: no options.
 			key, comment, opts, _, err := ssh.ParseAuthorizedKey([]byte(line))
-			if err != nil || len(opts) != 0 || comment != "clustername=leaf-west&type=user" {
+			if err != nil || len(opts) != 0 || comment != "clustername=leaf-west&type="+typ {
 				t.Fatalf("line %q: key err %v, options %v, comment %q", line, err, opts, comment)
 			}
 			trusted = append(trusted, key)
 		}
-		checker := &ssh.CertChecker{IsUserAuthority: func(auth ssh.PublicKey) bool {
+		return &ssh.CertChecker{IsUserAuthority: func(auth ssh.PublicKey) bool {
 			for _, k := range trusted {
 				if string(k.Marshal()) == string(auth.Marshal()) {
 					return true
@@ -50,22 +63,45 @@ func TestAuthExport(t *testing.T) {
 			}
 			return false
 		}}
-		pub, _, _ := ed25519.GenerateKey(rand.Reader)
-		sshPub, _ := ssh.NewPublicKey(pub)
-		cert, err := authorities.User.IssueUser(ca.UserCertRequest{PublicKey: sshPub, Username: "alice", Logins: []string{"visitor"}, TTL: time.Minute, MaxTTL: time.Minute})
-		if err != nil {
-			t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		typ              string
+		accepts, refuses []*ssh.Certificate
+	}{
+		// (b): the openssh export holds no user CA key, so a login certificate is refused.
+		{"openssh", []*ssh.Certificate{nodeCert}, []*ssh.Certificate{loginCert, hostCert}},
+		{"user", []*ssh.Certificate{loginCert}, []*ssh.Certificate{nodeCert, hostCert}},
+	} {
+		t.Run(tc.typ+"_is_a_TrustedUserCAKeys_file_of_that_CA_alone", func(t *testing.T) {
+			checker := exported(t, tc.typ)
+			for _, cert := range tc.accepts {
+				if _, err := checker.Authenticate(connMeta("visitor"), cert); err != nil {
+					t.Errorf("--type=%s refuses a certificate of the %s CA: %v", tc.typ, tc.typ, err)
+				}
+			}
+			for _, cert := range tc.refuses {
+				if _, err := checker.Authenticate(connMeta("visitor"), cert); err == nil {
+					t.Errorf("--type=%s accepts certificate %q (signed by %s)", tc.typ, cert.KeyId, ssh.FingerprintSHA256(cert.SignatureKey))
+				}
+			}
+		})
+	}
+	t.Run("openssh_during_a_rotation_prints_both_keys", func(t *testing.T) {
+		before := c.mustCtl(t, "auth", "export", "--type=openssh")
+		c.mustCtl(t, "auth", "rotate", "--type=openssh", "--phase=init")
+		during := c.mustCtl(t, "auth", "export", "--type=openssh")
+		if lines := strings.Split(strings.TrimSpace(during), "\n"); len(lines) != 2 || lines[0]+"\n" != before {
+			t.Fatalf("export during init:\n%s\nwant the signing key first, then the new one (before:\n%s)", during, before)
 		}
-		if _, err := checker.Authenticate(connMeta("visitor"), cert); err != nil {
-			t.Fatalf("a certificate of the cluster's user CA is not accepted by the exported keys: %v", err)
+		for _, p := range []string{"update_clients", "update_servers", "standby"} {
+			c.mustCtl(t, "auth", "rotate", "--type=openssh", "--phase="+p)
 		}
-		// A host certificate of the same cluster is no user certificate.
-		hostCert, err := authorities.Host.IssueHost(ca.HostCertRequest{PublicKey: sshPub, Principals: []string{"node"}, TTL: time.Minute})
-		if err != nil {
-			t.Fatal(err)
+		after := c.mustCtl(t, "auth", "export", "--type=openssh")
+		if lines := strings.Split(strings.TrimSpace(during), "\n"); after != lines[1]+"\n" {
+			t.Fatalf("export after standby:\n%s\nwant the new key alone:\n%s", after, lines[1])
 		}
-		if _, err := checker.Authenticate(connMeta("visitor"), hostCert); err == nil {
-			t.Fatal("the exported user CA keys accept a host certificate signed by the host CA")
+		if user := c.mustCtl(t, "auth", "export", "--type=user"); strings.Contains(during, strings.Fields(user)[1]) {
+			t.Fatal("the rotated openssh CA holds the user CA's key")
 		}
 	})
 
@@ -94,7 +130,7 @@ func TestAuthExport(t *testing.T) {
 
 	t.Run("bad_input_says_what_to_give", func(t *testing.T) {
 		for _, args := range [][]string{{"auth", "export"}, {"auth", "export", "--type=users"}} {
-			if out, err := c.ctl(t, args...); err == nil || !strings.Contains(err.Error(), "give --type=user") {
+			if out, err := c.ctl(t, args...); err == nil || !strings.Contains(err.Error(), "give --type=openssh") {
 				t.Errorf("tetherctl %v: %v\n%s", args, err, out)
 			}
 		}

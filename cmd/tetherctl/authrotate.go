@@ -12,7 +12,7 @@ func authRotateCommand() *cobra.Command {
 	var conn connFlags
 	var typ, phase string
 	cmd := &cobra.Command{
-		Use:   "rotate --type=user|host|tls --phase=init|update_clients|update_servers|standby|rollback",
+		Use:   "rotate --type=user|host|tls|openssh --phase=init|update_clients|update_servers|standby|rollback",
 		Short: "Move one of the running cluster's CAs to the next phase of a key rotation",
 		Long: `Rotates a certificate authority of the running cluster one phase at a time, as
 Teleport's tctl auth rotate --manual:
@@ -20,11 +20,13 @@ Teleport's tctl auth rotate --manual:
   init            a new key is made and trusted beside the current one; it does not sign yet.
                   Users sign in again (tether login) to trust the new key; OpenSSH servers
                   registered by hand get the new keys now (tetherctl auth export
-                  --type=user for TrustedUserCAKeys, --type=host for known_hosts).
+                  --type=openssh for TrustedUserCAKeys, --type=host for known_hosts).
   update_clients  the new key signs: every certificate this cluster issues or presents from
                   now on (user certificates, the proxy's and the nodes' host certificates,
-                  TLS certificates, the admin identity) is the new key's; the old key is
-                  still trusted. Tether node agents renew theirs by heartbeat.
+                  TLS certificates, the admin identity, the openssh CA's per-connection
+                  certificates for nodes) is the new key's; the old key is still trusted.
+                  Tether node agents renew theirs, and learn the openssh CA's keys, by
+                  heartbeat.
   update_servers  OpenSSH servers registered by hand get new host certificates now
                   (tetherctl auth sign).
   standby         the old key is dropped: what it signed stops verifying.
@@ -33,15 +35,17 @@ Teleport's tctl auth rotate --manual:
 
 A CA another cluster keeps a copy of from the trust handshake (a leaf's host and TLS CAs,
 a root's user and TLS CAs) cannot start a rotation: rotated keys do not reach the other
-cluster yet.
+cluster yet. The openssh CA is the cluster's own (never sent in the handshake): rotate it
+with --type=openssh, giving OpenSSH nodes the output of auth export --type=openssh (both
+keys) after init and before update_clients.
 
 The phase is saved in the cluster's data directory, so a restart resumes the rotation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch typ {
-			case "user", "host", "tls":
+			case "user", "host", "tls", "openssh":
 			default:
-				return fmt.Errorf("--type=%q: give --type=user, host or tls", typ)
+				return fmt.Errorf("--type=%q: give --type=user, host, tls or openssh", typ)
 			}
 			switch phase {
 			case "init", "update_clients", "update_servers", "standby", "rollback":
@@ -69,7 +73,7 @@ The phase is saved in the cluster's data directory, so a restart resumes the rot
 		},
 	}
 	conn.register(cmd)
-	cmd.Flags().StringVar(&typ, "type", "", "the CA to rotate: user, host or tls")
+	cmd.Flags().StringVar(&typ, "type", "", "the CA to rotate: user, host, tls or openssh")
 	cmd.Flags().StringVar(&phase, "phase", "", "the phase to move to: init, update_clients, update_servers, standby or rollback")
 	return cmd
 }

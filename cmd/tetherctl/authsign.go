@@ -26,7 +26,8 @@ cluster's host CA, so that the cluster's proxy can verify the server when it con
 as a registered node. NAME must be the node resource's name (the proxy checks it among the
 certificate's principals). Run it on the cluster's host: it reads the CA from --data-dir.
 Write the output next to the key as ..._key-cert.pub and add HostCertificate to sshd_config;
-give sshd the cluster's user CA (data-dir/ca/user/key-N.pub) as TrustedUserCAKeys.`,
+give sshd the cluster's openssh CA as TrustedUserCAKeys (tetherctl auth export
+--type=openssh; never the user CA, which signs users' login certificates).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if host == "" || pubFile == "" {

@@ -37,7 +37,9 @@ which a Tether node agent (tetherd start) joins the cluster.
 
 With --addr: registers an OpenSSH server (no agent, no token) as the node NAME at HOST:PORT,
 and prints what its sshd needs: a host certificate of the cluster's host CA for NAME
-(tetherctl auth sign) and the cluster's user CA as TrustedUserCAKeys (tetherctl auth export).
+(tetherctl auth sign) and the cluster's openssh CA as TrustedUserCAKeys (tetherctl auth
+export --type=openssh). The openssh CA signs only the cluster's own 5-minute certificates
+for one decided connection, so users' login certificates do not open the server.
 The cluster only ever dials a registered node's address.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -126,15 +128,15 @@ func openSSHNode(name, addr string, labels map[string]string) ([]byte, error) {
 
 func printOpenSSHNodeAdded(w io.Writer, name, addr, dataDir string) error {
 	_, err := fmt.Fprintf(w, `node %q has been registered: the cluster dials %s for it.
-On that server, give sshd a host certificate for %s and the cluster's user CA:
+On that server, give sshd a host certificate for %s and the cluster's openssh CA:
 
   tetherctl --data-dir %s auth sign --host=%s --pub=/etc/ssh/ssh_host_ed25519_key.pub > /etc/ssh/ssh_host_ed25519_key-cert.pub
-  tetherctl --data-dir %s auth export --type=user > /etc/ssh/tether_user_ca.pub
+  tetherctl --data-dir %s auth export --type=openssh > /etc/ssh/tether_openssh_ca.pub
 
 and in sshd_config:
 
   HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub
-  TrustedUserCAKeys /etc/ssh/tether_user_ca.pub
+  TrustedUserCAKeys /etc/ssh/tether_openssh_ca.pub
 `, name, addr, name, dataDir, name, dataDir)
 	return err
 }

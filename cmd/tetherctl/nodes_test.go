@@ -75,7 +75,7 @@ func TestNodesAddPrintsAConfigurationThatJoins(t *testing.T) {
 func TestNodesAddRegistersAnOpenSSHServer(t *testing.T) {
 	leaf := startCluster(t, "leaf-west", "")
 	out := leaf.mustCtl(t, "nodes", "add", "--name=node-west", "--addr=127.0.0.1:2222", "--labels=env=prod")
-	for _, want := range []string{`node "node-west" has been registered`, "auth sign --host=node-west", "auth export --type=user", "TrustedUserCAKeys"} {
+	for _, want := range []string{`node "node-west" has been registered`, "auth sign --host=node-west", "auth export --type=openssh", "TrustedUserCAKeys"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("nodes add --addr does not say %q:\n%s", want, out)
 		}

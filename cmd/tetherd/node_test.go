@@ -88,7 +88,7 @@ func nodeTestUser(t *testing.T) *user.User {
 
 // TestTetherdServesANodeBesideItsCluster: one tetherd runs the cluster and a node agent
 // that joins it by itself; OpenSSH's ssh, sftp run against the node with a certificate
-// of the cluster's user CA, and the sftp subsystem is tetherd node-sftp run as the login.
+// of the cluster's openssh CA, and the sftp subsystem is tetherd node-sftp run as the login.
 func TestTetherdServesANodeBesideItsCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs tetherd")
@@ -146,14 +146,14 @@ node:
 	}
 }
 
-// openSSHFiles writes a key with a certificate of cluster's user CA for login, and a
+// openSSHFiles writes a key with a node certificate of cluster's openssh CA for login, and a
 // known_hosts file trusting its host CA.
 func openSSHFiles(t *testing.T, cluster *ca.Cluster, login string) (keyPath, knownHosts string) {
 	t.Helper()
 	dir := t.TempDir()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
-	cert, err := cluster.User.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: []string{login}, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, NodeAccess: true})
+	cert, err := cluster.OpenSSH.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: []string{login}, TTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, NodeAccess: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,9 +73,9 @@ func (s *scenario) badInput(t *testing.T) {
 		}
 	})
 	t.Run("a_node_that_refuses_the_login", func(t *testing.T) {
-		// An OpenSSH server that trusts the root's user CA, not the leaf's: the leaf's
+		// An OpenSSH server that trusts the root's openssh CA, not the leaf's: the leaf's
 		// certificate for the session is refused by the server itself.
-		other := testproc.StartSSHD(t, t, s.ssh, s.leaf, "mongodb-strict", s.root.UserCAFile())
+		other := testproc.StartSSHD(t, t, s.ssh, s.leaf, "mongodb-strict", s.root.OpenSSHCAFile(t, t))
 		s.leaf.Create(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: mongodb-strict\n  labels:\n    env: stage\nspec:\n  addr: %s\n  hostname: mongodb-strict\n", other.Addr))
 		defer s.leaf.MustCtl(t, "rm", "node/mongodb-strict")
 		r := s.tsh(t, s.myuser, leafName, "visitor@mongodb-strict", "echo should-not-run")

@@ -120,7 +120,7 @@ func (s *scenario) step1(t *testing.T) {
 	s.leaf.Create(t, leafRoles)
 
 	s.stage = testproc.StartNodeAgent(t, s.top, s.bins, s.leaf, stageNode, "env=stage")
-	s.prod = testproc.StartSSHD(t, s.top, s.ssh, s.leaf, prodNode, s.leaf.UserCAFile())
+	s.prod = testproc.StartSSHD(t, s.top, s.ssh, s.leaf, prodNode, s.leaf.OpenSSHCAFile(t, s.top))
 	s.leaf.Create(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: %s\n  labels:\n    env: prod\nspec:\n  addr: %s\n  hostname: %s\n", prodNode, s.prod.Addr, prodNode))
 	out := s.leaf.MustCtl(t, "get", "node", "--format", "text")
 	for _, n := range []string{stageNode, prodNode} {

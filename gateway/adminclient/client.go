@@ -167,7 +167,7 @@ func (c *Client) DeleteToken(ctx context.Context, token string) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/admin/tokens/delete", web.TokenDeleteRequest{Token: token}, nil)
 }
 
-// RotateCA moves one of the cluster's CAs (user, host or tls) to a rotation phase and
+// RotateCA moves one of the cluster's CAs (user, host, tls or openssh) to a rotation phase and
 // returns its state after the move.
 func (c *Client) RotateCA(ctx context.Context, typ, phase string) (auth.CAStatus, error) {
 	var out auth.CAStatus

@@ -95,9 +95,13 @@ type NodeCredentials struct {
 	TLSCert string `json:"tls_cert,omitempty"`
 	// TLSCAs are the cluster's TLS CA certificates (PEM).
 	TLSCAs string `json:"tls_cas"`
-	// UserCAs are the public keys of the cluster's user CA (authorized_keys form),
+	// NodeCAs are the public keys of the cluster's openssh CA (authorized_keys form),
 	// signing key and rotation keys: the only keys the node accepts user certificates of.
-	UserCAs []string `json:"user_cas"`
+	// The openssh CA signs only the enforcement point's per-connection certificates, so a
+	// user's login certificate (user CA) never opens a node. (Before the openssh CA the
+	// node trusted the user CA, as "user_cas"; an identity saved then is refreshed by the
+	// first heartbeat.)
+	NodeCAs []string `json:"node_cas"`
 	// HostCAs are the public keys of the cluster's host CA, for clients' known_hosts.
 	HostCAs []string `json:"host_cas"`
 }
@@ -391,9 +395,9 @@ func (s *Service) putNodeHeartbeat(ctx context.Context, n *resource.Node, ttl ti
 // nodeCredentials issues what a node needs: the CAs it trusts, and the host and client
 // certificates asked for.
 func (s *Service) nodeCredentials(n *resource.Node, key ssh.PublicKey, hostCert, tlsCert bool) (*NodeCredentials, error) {
-	out := &NodeCredentials{ClusterName: s.cfg.ClusterName, UserCAs: []string{}, HostCAs: []string{}}
-	for _, k := range s.cfg.CA.User.TrustedKeys() {
-		out.UserCAs = append(out.UserCAs, ca.AuthorizedKey(k.Key))
+	out := &NodeCredentials{ClusterName: s.cfg.ClusterName, NodeCAs: []string{}, HostCAs: []string{}}
+	for _, k := range s.cfg.CA.OpenSSH.TrustedKeys() {
+		out.NodeCAs = append(out.NodeCAs, ca.AuthorizedKey(k.Key))
 	}
 	for _, k := range s.cfg.CA.Host.TrustedKeys() {
 		out.HostCAs = append(out.HostCAs, ca.AuthorizedKey(k.Key))

@@ -22,6 +22,11 @@ import (
 // (ca.Authority.RotateSaved), so a failed save leaves both the running CA and the disk at
 // the previous phase. Only this process rotates: replicas sharing a store keep their own
 // copy of data_dir/ca and do not see the move.
+//
+// The openssh CA is local (no other cluster keeps a copy): the enforcement point signs
+// each node connection's certificate with its signing key, node agents learn its keys by
+// heartbeat, and OpenSSH servers take them from tetherctl auth export --type=openssh
+// after init.
 func (s *Service) RotateCA(ctx context.Context, typ ca.Type, phase ca.RotationPhase) (CAStatus, error) {
 	var a *ca.Authority
 	for _, x := range s.cfg.CA.Authorities() {
@@ -30,7 +35,7 @@ func (s *Service) RotateCA(ctx context.Context, typ ca.Type, phase ca.RotationPh
 		}
 	}
 	if a == nil {
-		return CAStatus{}, errorf(ErrBadRequest, "no CA of type %q: give user, host or tls", typ)
+		return CAStatus{}, errorf(ErrBadRequest, "no CA of type %q: give user, host, tls or openssh", typ)
 	}
 	if s.cfg.CADir == "" {
 		return CAStatus{}, errorf(ErrBadRequest, "this cluster keeps no CA directory; rotation is not possible")

@@ -23,7 +23,7 @@ type Status struct {
 
 // CAStatus is one of the cluster's certificate authorities.
 type CAStatus struct {
-	// Type is user, host or tls.
+	// Type is user, host, tls or openssh.
 	Type string `json:"type"`
 	// Phase is the rotation phase (standby when no rotation is under way).
 	Phase string `json:"phase"`

@@ -206,6 +206,7 @@ func TestJoinReusingAKnownKeyIsRefused(t *testing.T) {
 	}
 	rootUser, _ := root.CA().User.Resource(false)
 	rootHost, _ := root.CA().Host.Resource(false)
+	rootOpenSSH, _ := root.CA().OpenSSH.Resource(false)
 	if err := root.CA().User.Rotate(ca.Init); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +231,7 @@ func TestJoinReusingAKnownKeyIsRefused(t *testing.T) {
 	}{
 		{"roots_own_user_key_as_leaf_host_key", keysAs("leaf.example.com", rootUser)},
 		{"roots_own_host_key", keysAs("leaf.example.com", rootHost)},
+		{"roots_own_openssh_key", keysAs("leaf.example.com", rootOpenSSH)},
 		{"roots_rotation_key", keysAs("leaf.example.com", rotationKey)},
 		{"roots_tls_CA_key_in_a_forged_certificate", withTLS},
 		{"another_leafs_host_key", keysAs("leaf.example.com", other)},

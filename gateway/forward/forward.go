@@ -424,7 +424,9 @@ func (c *userConn) dialNode(n *resource.Node) (*ssh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := c.s.cfg.CA.User.IssueUser(ca.UserCertRequest{
+	// The openssh CA, never the user CA: nodes trust only it, so users' login certificates
+	// (user CA) cannot reach a node around this connection's decision.
+	cert, err := c.s.cfg.CA.OpenSSH.IssueUser(ca.UserCertRequest{
 		PublicKey: signer.PublicKey(), Username: c.id.ID.Username,
 		KeyID:  fmt.Sprintf("%s@%s via %s", c.id.ID.Username, c.id.ID.SigningCA.Cluster, c.s.cfg.ClusterName),
 		Logins: []string{c.login}, TTL: c.s.cfg.NodeCertTTL, MaxTTL: c.s.cfg.NodeCertTTL,

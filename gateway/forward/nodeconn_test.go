@@ -68,7 +68,7 @@ func TestNodeFailureMessage(t *testing.T) {
 	t.Run("a_node_refusing_the_login_names_the_login", func(t *testing.T) {
 		err := handshake(t, ssh.InsecureIgnoreHostKey()) //nolint:gosec // the host key is not what this case tests
 		msg := NodeFailureMessage("node1", "leaf", "visitor", err)
-		if !strings.Contains(msg, `node "node1" in cluster leaf refused the login "visitor"`) || !strings.Contains(msg, "TrustedUserCAKeys") {
+		if !strings.Contains(msg, `node "node1" in cluster leaf refused the login "visitor"`) || !strings.Contains(msg, "auth export --type=openssh") {
 			t.Fatalf("%q (from %v)", msg, err)
 		}
 	})

@@ -152,6 +152,8 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			break
 		}
 		id = next
+	case len(id.NodeCAs) == 0:
+		a.log.Warn("the saved node identity predates the cluster's openssh CA: no login is accepted until the first heartbeat brings its keys")
 	}
 	if !ok {
 		if cfg.Token == "" && cfg.TokenFunc != nil {
@@ -245,7 +247,7 @@ func (a *Agent) join(ctx context.Context, key crypto.Signer) (*identity, error) 
 		return nil, fmt.Errorf("node %q joining the cluster at %s: %w", a.cfg.Name, a.cfg.AuthServer, err)
 	}
 	id := &identity{Name: a.cfg.Name, TokenSHA256: tokenDigest(a.cfg.Token), NodeCredentials: creds}
-	if err := id.bind(key); err != nil {
+	if err := id.checkAnswer(key); err != nil {
 		return nil, fmt.Errorf("the cluster's answer to the join: %w", err)
 	}
 	if err := id.save(a.cfg.Dir); err != nil {

@@ -26,7 +26,7 @@ func TestOnlyValidUserCertificatesOfTheClusterLogIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expiring := newUserKey(t, n.g.Auth().CA().User, []string{login}, time.Second)
+	expiring := newUserKey(t, n.g.Auth().CA().OpenSSH, []string{login}, time.Second)
 	hostSigned := func() *userKey {
 		_, priv, _ := ed25519.GenerateKey(rand.Reader)
 		signer, _ := ssh.NewSignerFromKey(priv)
@@ -56,13 +56,13 @@ func TestOnlyValidUserCertificatesOfTheClusterLogIn(t *testing.T) {
 		key         *userKey
 		reason      string
 	}{
-		{"certificate_of_another_CA", login, newUserKey(t, evil.User, []string{login}, time.Hour), "not a trusted user CA key"},
+		{"certificate_of_another_CA", login, newUserKey(t, evil.OpenSSH, []string{login}, time.Hour), "not a trusted openssh CA key"},
 		{"expired_certificate", login, expiring, "expired at"},
 		{"login_not_in_principals", login, n.key(t, "someoneelse"), "does not allow login"},
 		{"plain_key_without_certificate", login, plain, "not a certificate"},
 		{"login_that_does_not_exist_here", "nosuchlogin9", n.key(t, "nosuchlogin9"), "no such user on this node"},
-		// What tether login gets: the same user CA, the login among its principals, but no
-		// enforcement-point decision behind it.
+		// What tether login gets: the cluster's user CA, the login among its principals, but
+		// no enforcement-point decision behind it. The node trusts only the openssh CA.
 		{"a_users_login_certificate_straight_to_the_node", login, loginCertificate(t, n.g.Auth().CA().User, login), "is a user's login certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestOnlyValidUserCertificatesOfTheClusterLogIn(t *testing.T) {
 func TestForwardingNeedsTheCertificatesPermits(t *testing.T) {
 	n := startSSHNode(t)
 	login := n.user.Username
-	key := newUserKeyWithout(t, n.g.Auth().CA().User, []string{login}, "permit-port-forwarding", "permit-agent-forwarding")
+	key := newUserKeyWithout(t, n.g.Auth().CA().OpenSSH, []string{login}, "permit-port-forwarding", "permit-agent-forwarding")
 	t.Run("remote_port_forward_with_openssh", func(t *testing.T) {
 		code, _, stderr := n.ssh(t, key, login, []string{"-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:9"}, "true")
 		if code != 255 || !strings.Contains(stderr, "remote port forwarding failed") {
@@ -242,7 +242,7 @@ func TestSessionsDropPrivilegesToTheLogin(t *testing.T) {
 
 func TestALiveConnectionEndsWhenItsCertificateExpires(t *testing.T) {
 	n := startSSHNode(t)
-	key := newUserKey(t, n.g.Auth().CA().User, []string{n.user.Username}, 2*time.Second)
+	key := newUserKey(t, n.g.Auth().CA().OpenSSH, []string{n.user.Username}, 2*time.Second)
 	c := n.dial(t, key, n.user.Username)
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
@@ -253,10 +253,10 @@ func TestALiveConnectionEndsWhenItsCertificateExpires(t *testing.T) {
 	}
 }
 
-// TestUserCARotationReachesTheNodeByHeartbeats: the node trusts the user CA keys the
-// last heartbeat brought: a certificate of the new key logs in once the rotation began,
+// TestOpenSSHCARotationReachesTheNodeByHeartbeats: the node trusts the openssh CA keys
+// the last heartbeat brought: a certificate of the new key logs in once the rotation began,
 // and one of the old key stops logging in once the rotation ended.
-func TestUserCARotationReachesTheNodeByHeartbeats(t *testing.T) {
+func TestOpenSSHCARotationReachesTheNodeByHeartbeats(t *testing.T) {
 	u := testUser(t)
 	g := startCluster(t)
 	cfg := nodeConfig(t, g, "rot1", nodeToken(t, g, auth.TokenOptions{}), t.TempDir())
@@ -267,7 +267,7 @@ func TestUserCARotationReachesTheNodeByHeartbeats(t *testing.T) {
 	}
 	runAgent(t, a)
 	n := &sshNode{g: g, agent: a, user: u}
-	userCA := g.Auth().CA().User
+	userCA := g.Auth().CA().OpenSSH
 	old := n.key(t, u.Username)
 	login := func(k *userKey) error {
 		signer, err := ssh.NewCertSigner(k.Cert, k.Signer)

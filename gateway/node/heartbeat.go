@@ -75,7 +75,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// heartbeat sends one heartbeat and applies the answer: the user CA keys as they are
+// heartbeat sends one heartbeat and applies the answer: the openssh CA keys as they are
 // now, and renewed certificates.
 func (a *Agent) heartbeat(ctx context.Context) error {
 	cur := a.identity()
@@ -103,11 +103,11 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	if next.TLSCert == "" {
 		next.TLSCert = cur.TLSCert
 	}
-	if err := next.bind(cur.key); err != nil {
+	if err := next.checkAnswer(cur.key); err != nil {
 		return err
 	}
 	changed := next.HostCert != cur.HostCert || next.TLSCert != cur.TLSCert ||
-		!slices.Equal(next.UserCAs, cur.UserCAs) || next.TLSCAs != cur.TLSCAs || !slices.Equal(next.HostCAs, cur.HostCAs)
+		!slices.Equal(next.NodeCAs, cur.NodeCAs) || next.TLSCAs != cur.TLSCAs || !slices.Equal(next.HostCAs, cur.HostCAs)
 	if !changed {
 		return nil
 	}
@@ -123,6 +123,6 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		// rotation, and every heartbeat is refused).
 		a.client.CloseIdleConnections()
 	}
-	a.log.Info("node credentials updated by the cluster", "user_cas", len(next.UserCAs))
+	a.log.Info("node credentials updated by the cluster", "openssh_cas", len(next.NodeCAs))
 	return nil
 }

@@ -131,10 +131,18 @@ func (id *identity) bind(key crypto.Signer) error {
 	if id.signer, err = ssh.NewCertSigner(cert, signer); err != nil {
 		return err
 	}
-	if _, err := id.userCAs(); err != nil {
+	_, err = id.tlsCertificate()
+	return err
+}
+
+// checkAnswer checks what a join or heartbeat answered: bound, and with the openssh CA
+// keys the node is to trust. (A saved identity may lack them, when it was written before
+// the openssh CA existed; the node then accepts no one until its first heartbeat.)
+func (id *identity) checkAnswer(key crypto.Signer) error {
+	if err := id.bind(key); err != nil {
 		return err
 	}
-	_, err = id.tlsCertificate()
+	_, err := id.nodeCAs()
 	return err
 }
 
@@ -158,21 +166,21 @@ func (id *identity) hostCert() (*ssh.Certificate, error) {
 	return cert, nil
 }
 
-// userCAs returns the user CA keys the node trusts; at least one.
-func (id *identity) userCAs() ([]ssh.PublicKey, error) {
+// nodeCAs returns the openssh CA keys the node trusts; at least one.
+func (id *identity) nodeCAs() ([]ssh.PublicKey, error) {
 	var out []ssh.PublicKey
-	for _, line := range id.UserCAs {
+	for _, line := range id.NodeCAs {
 		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
-			return nil, fmt.Errorf("user CA key: %w", err)
+			return nil, fmt.Errorf("openssh CA key: %w", err)
 		}
 		if _, isCert := k.(*ssh.Certificate); isCert {
-			return nil, errors.New("user CA key: a certificate, not a key")
+			return nil, errors.New("openssh CA key: a certificate, not a key")
 		}
 		out = append(out, k)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no user CA keys: the node would accept no one")
+		return nil, errors.New("no openssh CA keys yet (the node identity predates the cluster's openssh CA): the node accepts no one until its next heartbeat succeeds")
 	}
 	return out, nil
 }

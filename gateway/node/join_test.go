@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/node"
@@ -242,7 +243,7 @@ func TestARemovedNodeRefusesLogins(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgent(t, a)
-	key := newUserKey(t, g.Auth().CA().User, []string{"root"}, time.Minute)
+	key := newUserKey(t, g.Auth().CA().OpenSSH, []string{"root"}, time.Minute)
 	signer, err := ssh.NewCertSigner(key.Cert, key.Signer)
 	if err != nil {
 		t.Fatal(err)
@@ -357,5 +358,79 @@ func TestEditingANodeAgentSaysItsHeartbeatWins(t *testing.T) {
 	msgs, err = g.Auth().Create(context.Background(), []resource.Resource{hand}, true)
 	if err != nil || len(msgs) != 1 || strings.Contains(msgs[0], "heartbeat") {
 		t.Fatalf("create -f of a node registered by hand: %q %v", msgs, err)
+	}
+}
+
+// TestAnIdentityFromBeforeTheOpenSSHCAIsRefreshedByTheFirstHeartbeat: a node whose saved
+// identity.json holds the user CA's keys (user_cas, written before the openssh CA) starts
+// without a token, says so, accepts no login on that old answer, and trusts the openssh CA
+// once its first heartbeat is answered. A user's login certificate never opens it.
+func TestAnIdentityFromBeforeTheOpenSSHCAIsRefreshedByTheFirstHeartbeat(t *testing.T) {
+	g := startCluster(t)
+	dir := t.TempDir()
+	cfg := nodeConfig(t, g, "old1", nodeToken(t, g, auth.TokenOptions{}), dir)
+	a, err := node.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)()
+	// Rewrite the saved answer as a node agent of the previous version kept it.
+	path := filepath.Join(dir, "identity.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved map[string]any
+	if err := json.Unmarshal(raw, &saved); err != nil {
+		t.Fatal(err)
+	}
+	delete(saved, "node_cas")
+	var userCAs []string
+	for _, k := range g.Auth().CA().User.TrustedKeys() {
+		userCAs = append(userCAs, ca.AuthorizedKey(k.Key))
+	}
+	saved["user_cas"] = userCAs
+	raw, _ = json.Marshal(saved)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Token = "" // a restart needs no token
+	cfg.HeartbeatInterval = 20 * time.Minute
+	logger, buf := logBuffer()
+	cfg.Logger = logger
+	b, err := node.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("the node does not start on its old identity: %v", err)
+	}
+	if !strings.Contains(buf.String(), "predates the cluster's openssh CA") {
+		t.Fatalf("no warning about the old identity:\n%s", buf.String())
+	}
+	runAgent(t, b)
+	dial := func(k *userKey) error {
+		signer, err := ssh.NewCertSigner(k.Cert, k.Signer)
+		if err != nil {
+			return err
+		}
+		c, err := ssh.Dial("tcp", b.Addr().String(), &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}) //nolint:gosec // the test is about the client's authentication
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	// The first heartbeat is sent at once, not after the (20-minute) interval.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := dial(newUserKey(t, g.Auth().CA().OpenSSH, []string{"root"}, time.Minute)); err != nil {
+			return fmt.Errorf("%w\n%s", err, buf.String())
+		}
+		return nil
+	})
+	if err := dial(loginCertificate(t, g.Auth().CA().User, "root")); err == nil {
+		t.Fatal("a login certificate of the user CA opens the node")
+	}
+	raw, _ = os.ReadFile(path)
+	if !strings.Contains(string(raw), `"node_cas"`) || strings.Contains(string(raw), `"user_cas"`) {
+		t.Fatalf("the saved identity was not refreshed:\n%s", raw)
 	}
 }

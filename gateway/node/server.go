@@ -87,7 +87,7 @@ func (a *Agent) serverConfig() *ssh.ServerConfig {
 				// authenticate logged the reason.
 			default:
 				a.log.Warn("ssh login denied", "login", meta.User(), "remote", meta.RemoteAddr().String(), "method", method,
-					"reason", "only certificates from the cluster's user CA are accepted; "+method+" authentication is disabled")
+					"reason", "only the cluster's node certificates (openssh CA) are accepted; "+method+" authentication is disabled")
 			}
 		},
 	}
@@ -97,7 +97,7 @@ func (a *Agent) serverConfig() *ssh.ServerConfig {
 }
 
 // authenticate starts from "denied": it returns permissions only when key is a user
-// certificate signed by one of the cluster's user CA keys, valid now (no clock skew
+// certificate signed by one of the cluster's openssh CA keys, valid now (no clock skew
 // allowed), whose principals include the requested login, and the login is a user on
 // this host. Every denial is logged with its reason; the client learns nothing more
 // than that the key was refused.
@@ -115,23 +115,29 @@ func (a *Agent) authenticate(id *identity, meta ssh.ConnMetadata, key ssh.Public
 	}
 	cert, ok := key.(*ssh.Certificate)
 	if !ok {
-		return nil, fmt.Errorf("a plain %s key (%s), not a certificate: only certificates from the cluster's user CA are accepted", key.Type(), ssh.FingerprintSHA256(key))
+		return nil, fmt.Errorf("a plain %s key (%s), not a certificate: only the cluster's node certificates (openssh CA) are accepted", key.Type(), ssh.FingerprintSHA256(key))
 	}
-	cas, err := id.userCAs()
+	cas, err := id.nodeCAs()
 	if err != nil {
 		return nil, err
 	}
 	trusted := make([]ca.TrustedKey, 0, len(cas))
 	for _, k := range cas {
-		trusted = append(trusted, ca.TrustedKey{Cluster: id.ClusterName, Type: ca.UserCA, Key: k})
+		trusted = append(trusted, ca.TrustedKey{Cluster: id.ClusterName, Type: ca.OpenSSHCA, Key: k})
 	}
-	if _, err := ca.VerifyUser(cert, trusted); err != nil {
+	// Only the openssh CA's certificates: the user CA signs users' login certificates, and
+	// one of those reaching the node straight would skip the enforcement point's decision
+	// (labels, deny rules, locks). The extension is a second lock on the same door.
+	_, isNodeCert := cert.Extensions[ca.ExtNodeAccess]
+	loginCert := fmt.Errorf("certificate %q is a user's login certificate, not one the cluster's enforcement point issued after deciding the session: reach nodes through the proxy (tether ssh, tether proxy ssh)", cert.KeyId)
+	if _, err := ca.VerifyNodeAccess(cert, trusted); err != nil {
+		if !isNodeCert && errors.Is(err, ca.ErrUnknownAuthority) {
+			return nil, fmt.Errorf("%w (%v)", loginCert, err)
+		}
 		return nil, err
 	}
-	if _, ok := cert.Extensions[ca.ExtNodeAccess]; !ok {
-		// The user CA also signs users' login certificates: one of those reaching the node
-		// straight would skip the enforcement point's decision (labels, deny rules, locks).
-		return nil, fmt.Errorf("certificate %q is a user's login certificate, not one the cluster's enforcement point issued after deciding the session: reach nodes through the proxy (tether ssh, tether proxy ssh)", cert.KeyId)
+	if !isNodeCert {
+		return nil, loginCert
 	}
 	now := a.cfg.Now()
 	if after := int64(cert.ValidAfter); after < 0 || now.Unix() < after {

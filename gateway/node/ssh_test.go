@@ -48,9 +48,9 @@ func startSSHNode(t *testing.T, opts ...func(*node.Config)) *sshNode {
 	return &sshNode{g: g, agent: a, user: u, log: buf}
 }
 
-// key is a certificate of the cluster's user CA for logins, valid for ten minutes.
+// key is a node certificate of the cluster's openssh CA for logins, valid for ten minutes.
 func (n *sshNode) key(t *testing.T, logins ...string) *userKey {
-	return newUserKey(t, n.g.Auth().CA().User, logins, 10*time.Minute)
+	return newUserKey(t, n.g.Auth().CA().OpenSSH, logins, 10*time.Minute)
 }
 
 // ssh runs OpenSSH's client against the node as login with key.

@@ -11,7 +11,7 @@ const RotatePath = "/v1/admin/authorities/rotate"
 
 // RotateRequest moves one of the cluster's CAs to a rotation phase.
 type RotateRequest struct {
-	// Type is user, host or tls.
+	// Type is user, host, tls or openssh.
 	Type string `json:"type"`
 	// Phase is init, update_clients, update_servers, standby or rollback.
 	Phase string `json:"phase"`

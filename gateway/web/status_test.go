@@ -78,7 +78,7 @@ func TestStatusRoute(t *testing.T) {
 			}
 			continue
 		}
-		if out.ClusterName != "root.example.com" || out.Storage != "embedded" || len(out.CAs) != 3 ||
+		if out.ClusterName != "root.example.com" || out.Storage != "embedded" || len(out.CAs) != 4 ||
 			len(out.TLSCAFiles) != 1 || out.TLSCAFiles[0] != filepath.Join(caDir, "tls", "key-1.crt") || !strings.Contains(out.TLSCAPEM, "BEGIN CERTIFICATE") {
 			t.Fatalf("status: %+v", out)
 		}

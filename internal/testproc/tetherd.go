@@ -81,8 +81,18 @@ func (c *Cluster) Stop(sig syscall.Signal) error { return c.proc.Stop(sig) }
 // leaf's `root_ca_file` pin.
 func (c *Cluster) TLSCAFile() string { return filepath.Join(c.DataDir, "ca", "tls", "key-1.crt") }
 
-// UserCAFile is the cluster's SSH user CA public key, an OpenSSH server's TrustedUserCAKeys.
-func (c *Cluster) UserCAFile() string { return filepath.Join(c.DataDir, "ca", "user", "key-1.pub") }
+// OpenSSHCAFile writes what `tetherctl auth export --type=openssh` prints to a file in
+// owner's temporary directory (sshd reads it at every login, so it must live as long as
+// the server) and returns its path: an OpenSSH node's TrustedUserCAKeys, as its admin
+// makes it.
+func (c *Cluster) OpenSSHCAFile(t testing.TB, owner Owner) string {
+	t.Helper()
+	p := filepath.Join(owner.TempDir(), c.Name+"-openssh-ca.pub")
+	if err := os.WriteFile(p, []byte(c.MustCtl(t, "auth", "export", "--type=openssh")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // Ctl runs `tetherctl ARGS --data-dir DATA` against the cluster.
 func (c *Cluster) Ctl(t testing.TB, args ...string) Result {
