@@ -29,7 +29,10 @@ Teleport's tctl auth rotate --manual:
                   heartbeat.
   update_servers  OpenSSH servers registered by hand get new host certificates now
                   (tetherctl auth sign).
-  standby         the old key is dropped: what it signed stops verifying.
+  standby         the old key is dropped: what it signed stops verifying here and at Tether
+                  node agents; OpenSSH servers registered by hand keep trusting it until
+                  they get auth export's output again (do it now: after a compromise, the
+                  old key opens every sshd that still lists it).
   rollback        back to the old key (from init, update_clients or update_servers);
                   standby then drops the new one.
 

@@ -143,16 +143,22 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	case cfg.Token != "" && tokenDigest(cfg.Token) != id.TokenSHA256:
 		// The admin put a new token in node.token (after tetherctl rm node/NAME, say):
 		// join with it. If that join fails, the earlier identity still serves, as it did
-		// before the token changed; the heartbeat then says whether the cluster knows it.
+		// before the token changed, and the token is recorded as tried so later starts
+		// do not try it again; the heartbeat then says whether the cluster knows the node.
 		a.log.Info("node.token is not the token this node joined with: joining again")
 		a.cfg.Token = cfg.Token
 		next, jerr := a.join(ctx, key)
-		if jerr != nil {
-			a.log.Warn("joining with the new node.token failed; serving with the identity of the earlier join", "err", jerr)
+		if jerr == nil {
+			id = next
 			break
 		}
-		id = next
-	case len(id.NodeCAs) == 0:
+		a.log.Warn("joining with the new node.token failed; serving with the identity of the earlier join", "err", jerr)
+		id.TokenSHA256 = tokenDigest(cfg.Token)
+		if err := id.save(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("saving the node identity: %w", err)
+		}
+	}
+	if ok && len(id.NodeCAs) == 0 {
 		a.log.Warn("the saved node identity predates the cluster's openssh CA: no login is accepted until the first heartbeat brings its keys")
 	}
 	if !ok {

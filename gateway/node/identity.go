@@ -36,8 +36,9 @@ type identity struct {
 	// Name is the node name the identity was issued for.
 	Name string `json:"name"`
 	// TokenSHA256 is the SHA-256 (hex) of the node token of the join that made this
-	// identity, so a restart with another node.token joins again. Empty in identities
-	// saved before it was recorded. The token itself is never stored.
+	// identity, or of a later node.token whose join failed (tried once, not at every
+	// start), so a restart with another node.token joins again. Empty in identities saved
+	// before it was recorded. The token itself is never stored.
 	TokenSHA256 string `json:"token_sha256,omitempty"`
 	auth.NodeCredentials
 }
