@@ -17,6 +17,12 @@ import (
 // stored beside the data they are computed from:
 //   - trusted_clusters[name].role_map_errors = data.tether.rolemap.errors(role_map_rules)
 //   - every selector key's "literal" = data.tether.labels.literal_matcher(values)
+//   - trusted_clusters[name].role_map.any_pattern = data.tether.rolemap.any_pattern_of(
+//     role_map.patterns): one regex that matches a role when some pattern does
+//   - every role's "derived" = data.tether.identity.role_derived(role): its literal logins
+//     (an allow's checked against the login rule), its login templates, its selectors'
+//     static parts (labels.static: template-free keys compiled, with their per-key
+//     regexes) and whether its cluster_labels select anything
 //
 // The identity stage reads what is stored and computes it when a bundle does not carry it
 // (opa build, an older tetherctl); the engine refuses a bundle whose stored values are not
@@ -27,6 +33,8 @@ var library struct {
 	once     sync.Once
 	errors   rego.PreparedEvalQuery
 	literals rego.PreparedEvalQuery
+	roles    rego.PreparedEvalQuery
+	patterns rego.PreparedEvalQuery
 	err      error
 }
 
@@ -50,7 +58,12 @@ func prepareLibrary() error {
 		for _, q := range []struct {
 			query string
 			dst   *rego.PreparedEvalQuery
-		}{{"data.tether.rolemap.errors(input)", &l.errors}, {"data.tether.labels.literal_matcher(input)", &l.literals}} {
+		}{
+			{"data.tether.rolemap.errors(input)", &l.errors},
+			{"data.tether.labels.literal_matcher(input)", &l.literals},
+			{"data.tether.identity.role_derived(input)", &l.roles},
+			{"data.tether.rolemap.any_pattern_of(input)", &l.patterns},
+		} {
 			*q.dst, l.err = rego.New(rego.Query(q.query), rego.Compiler(c), rego.StrictBuiltinErrors(true)).PrepareForEval(context.Background())
 			if l.err != nil {
 				return
@@ -117,4 +130,36 @@ func literalMatcher(values []any) (map[string]any, error) {
 		return nil, fmt.Errorf("compiling label values: the library returned %T, want an object", v)
 	}
 	return m, nil
+}
+
+// roleDerived returns the library's role_derived of one shaped role (without "derived").
+func roleDerived(role map[string]any) (map[string]any, error) {
+	if err := prepareLibrary(); err != nil {
+		return nil, err
+	}
+	v, err := evalLibrary(library.roles, role)
+	if err != nil {
+		return nil, fmt.Errorf("deriving the role's static parts: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("deriving the role's static parts: the library returned %T, want an object", v)
+	}
+	return m, nil
+}
+
+// anyPattern returns the library's one regex for all of a role_map's patterns.
+func anyPattern(patterns []any) (string, error) {
+	if err := prepareLibrary(); err != nil {
+		return "", err
+	}
+	v, err := evalLibrary(library.patterns, patterns)
+	if err != nil {
+		return "", fmt.Errorf("joining role_map patterns: %w", err)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("joining role_map patterns: the library returned %T, want a string", v)
+	}
+	return s, nil
 }

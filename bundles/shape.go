@@ -224,11 +224,15 @@ func shapeTrustedCluster(tc *resource.TrustedCluster) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	anyRe, err := anyPattern(patterns)
+	if err != nil {
+		return nil, err
+	}
 	return map[string]any{
 		"enabled":         tc.Spec.Enabled,
 		"role_map_rules":  rules,
 		"role_map_errors": errs,
-		"role_map":        map[string]any{"exact": exact, "patterns": patterns},
+		"role_map":        map[string]any{"exact": exact, "patterns": patterns, "any_pattern": anyRe},
 	}, nil
 }
 
@@ -259,7 +263,13 @@ func shapeRole(r *resource.Role) (map[string]any, error) {
 	if o := r.Spec.Options.ForwardAgent; o.IsSet() {
 		options["forward_agent"] = o.Value(false)
 	}
-	return map[string]any{"allow": allow, "deny": deny, "options": options}, nil
+	role := map[string]any{"allow": allow, "deny": deny, "options": options}
+	derived, err := roleDerived(role)
+	if err != nil {
+		return nil, err
+	}
+	role["derived"] = derived
+	return role, nil
 }
 
 func shapeConditions(c resource.RoleConditions) (map[string]any, error) {
