@@ -8,6 +8,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	regolib "github.com/tetherproject/tether/rego"
 )
@@ -19,6 +20,10 @@ import (
 //   - every selector key's "literal" = data.tether.labels.literal_matcher(values)
 //   - trusted_clusters[name].role_map.any_pattern = data.tether.rolemap.any_pattern_of(
 //     role_map.patterns): one regex that matches a role when some pattern does
+//   - every certificate authority's "derived" = data.tether.certs.ca_derived(ca): its
+//     problems that do not depend on the certificate (wrong type, not active, cluster not
+//     trusted, trust disabled), evaluated on the whole shaped document (trust state is
+//     in the trusted clusters)
 //   - every role's "derived" = data.tether.identity.role_derived(role): its literal logins
 //     (an allow's checked against the login rule), its login templates, its selectors'
 //     static parts (labels.static: template-free keys compiled, with their per-key
@@ -35,6 +40,7 @@ var library struct {
 	literals rego.PreparedEvalQuery
 	roles    rego.PreparedEvalQuery
 	patterns rego.PreparedEvalQuery
+	compiler *ast.Compiler
 	err      error
 }
 
@@ -55,6 +61,7 @@ func prepareLibrary() error {
 			l.err = c.Errors
 			return
 		}
+		l.compiler = c
 		for _, q := range []struct {
 			query string
 			dst   *rego.PreparedEvalQuery
@@ -162,4 +169,37 @@ func anyPattern(patterns []any) (string, error) {
 		return "", fmt.Errorf("joining role_map patterns: the library returned %T, want a string", v)
 	}
 	return s, nil
+}
+
+// deriveCAs stores each certificate authority's ca_derived, evaluated by the library on
+// the shaped document doc ({"tether": {...}}) it belongs to.
+func deriveCAs(doc map[string]any) error {
+	if err := prepareLibrary(); err != nil {
+		return err
+	}
+	cas, _ := doc["tether"].(map[string]any)["cas"].(map[string]any)
+	if len(cas) == 0 {
+		return nil
+	}
+	pq, err := rego.New(rego.Query("data.tether.certs.ca_derived(input)"), rego.Compiler(library.compiler),
+		rego.Store(inmem.NewFromObject(doc)), rego.StrictBuiltinErrors(true)).PrepareForEval(context.Background())
+	if err != nil {
+		return fmt.Errorf("preparing the certificate authorities' derived data: %w", err)
+	}
+	derived := make(map[string]any, len(cas))
+	for fp, ca := range cas {
+		v, err := evalLibrary(pq, ca)
+		if err != nil {
+			return fmt.Errorf("deriving certificate authority %s: %w", fp, err)
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("deriving certificate authority %s: the library returned %T, want an object", fp, v)
+		}
+		derived[fp] = m
+	}
+	for fp, m := range derived {
+		cas[fp].(map[string]any)["derived"] = m
+	}
+	return nil
 }

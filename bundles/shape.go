@@ -70,7 +70,7 @@ func Shape(opts ShapeOptions) (map[string]any, error) {
 			return nil, fmt.Errorf("shaping policy data: %w", err)
 		}
 	}
-	return map[string]any{"tether": map[string]any{
+	doc := map[string]any{"tether": map[string]any{
 		"cluster": map[string]any{
 			"name":              opts.ClusterName,
 			"max_clock_skew_ns": int64(skew),
@@ -80,7 +80,11 @@ func Shape(opts ShapeOptions) (map[string]any, error) {
 		"trusted_clusters": s.trusted,
 		"remote_clusters":  s.remotes,
 		"locks":            s.locks,
-	}}, nil
+	}}
+	if err := deriveCAs(doc); err != nil {
+		return nil, fmt.Errorf("shaping policy data: %w", err)
+	}
+	return doc, nil
 }
 
 type shaper struct {

@@ -469,6 +469,21 @@ func TestStoredDerivedDataChecked(t *testing.T) {
 		})
 		refused(t, b, "roles.stage-access.derived")
 	})
+	// The leaf's host CA made to look like a user CA: its host certificates would be
+	// users' certificates.
+	t.Run("ca_derived_edited_refused", func(t *testing.T) {
+		b := rebuild(t, func(map[string]any) {}, func(map[string]any) {})
+		ca := b.Data["tether"].(map[string]any)["cas"].(map[string]any)[f.leafHost.fingerprint].(map[string]any)
+		if n := len(ca["derived"].(map[string]any)["type_problems"].([]any)); n != 1 {
+			t.Fatalf("the host CA's stored type problems: %d, want 1", n)
+		}
+		ca["derived"].(map[string]any)["type_problems"] = []any{}
+		b, err := bundles.Build(bundles.BuildOptions{Data: b.Data, Roots: good.Roots, Modules: good.Modules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, b, "cas."+f.leafHost.fingerprint+".derived")
+	})
 	// The role_map's one regex edited to match nothing would drop every pattern mapping;
 	// to match everything it only costs time, but it is refused all the same.
 	t.Run("any_pattern_edited_refused", func(t *testing.T) {
@@ -493,6 +508,16 @@ func TestStoredDerivedDataChecked(t *testing.T) {
 				}
 			}
 		})
+		for _, ca := range b.Data["tether"].(map[string]any)["cas"].(map[string]any) {
+			if _, ok := ca.(map[string]any)["derived"]; !ok {
+				t.Fatal("Shape stored no derived data for a certificate authority")
+			}
+			delete(ca.(map[string]any), "derived")
+		}
+		b, err := bundles.Build(bundles.BuildOptions{Data: b.Data, Roots: good.Roots, Modules: good.Modules})
+		if err != nil {
+			t.Fatal(err)
+		}
 		old, err := New(Options{})
 		if err != nil {
 			t.Fatal(err)

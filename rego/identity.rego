@@ -35,9 +35,9 @@ base(inp) := {
 	"issued_via": object.get(cert, "issued_via", ""),
 	"valid_after_ns": parse_time(object.get(cert, "valid_after", "")),
 	"valid_before_ns": parse_time(object.get(cert, "valid_before", "")),
-	"allow": [grant(r, role_static(r).allow, tr) | some r in roles],
-	"deny": [restriction(r, role_static(r).deny, tr) | some r in roles],
-	"requirements": requirements(roles),
+	"allow": [grant(r, sts[i].allow, tr) | some i, r in roles],
+	"deny": [restriction(r, sts[i].deny, tr) | some i, r in roles],
+	"requirements": requirements(roles, sts),
 	"locks": identity_locks(object.get(cert, "username", ""), origin, roles, object.get(cert, "roles", [])),
 } if {
 	cert := object.get(inp, "cert", {})
@@ -45,6 +45,7 @@ base(inp) := {
 	problems := array.concat(cluster_problems(inp), certs.trust_problems(cert))
 	mapped := mapped_roles(cert, origin)
 	roles := with_grants(existing(mapped.roles), inp)
+	sts := [role_static(r) | some r in roles]
 	tr := traits(cert, origin)
 }
 
@@ -202,6 +203,12 @@ derived_stale contains sprintf("trusted_clusters.%s.role_map.any_pattern", [name
 	tc.role_map.any_pattern != rolemap.any_pattern_of(object.get(tc.role_map, "patterns", []))
 }
 
+derived_stale contains sprintf("cas.%s.derived", [fp]) if {
+	some fp, ca in data.tether.cas
+	is_object(ca.derived)
+	ca.derived != certs.ca_derived(ca)
+}
+
 derived_stale contains sprintf("roles.%s.derived", [name]) if {
 	some name, role in data.tether.roles
 	is_object(role.derived)
@@ -281,7 +288,11 @@ role_static(name) := data.tether.roles[name].derived if {
 # literal logins (an allow's checked against the login rule), the login templates left for
 # the traits, the selectors' static parts (labels.static) and whether cluster_labels
 # select anything.
-role_derived(role) := {c: condition_derived(role, c) | some c in ["allow", "deny"]}
+role_derived(role) := {
+	"allow": condition_derived(role, "allow"),
+	"deny": condition_derived(role, "deny"),
+	"requirements": role_requirements(role),
+}
 
 condition_derived(role, c) := {
 	"logins": {l: true | some t in logins; l := t.lit; is_string(l); login_ok(l, c)},
@@ -305,16 +316,25 @@ valid_login(l) if regex.match(`^[A-Za-z_](?:[A-Za-z0-9_.-]{0,31}|[A-Za-z0-9_.-]{
 
 # requirements: per-role demands on the certificate (Tether hardening against a
 # compromised identity provider).
-requirements(roles) := {
-	"mfa": [r | some r in roles; object.get(data.tether.roles[r], ["options", "require_session_mfa"], false) == true],
-	"max_age": [[r, ns] | some r in roles; ns := object.get(data.tether.roles[r], ["options", "max_cert_age_ns"], 0); ns > 0],
-	"connectors": [[r, cs] | some r in roles; cs := object.get(data.tether.roles[r], ["options", "require_connectors"], []); count(cs) > 0],
-	"max_session_ttl_ns": [role_ttl(r) | some r in roles],
+# (sts[i] is role_static(roles[i]).)
+requirements(roles, sts) := {
+	"mfa": [r | some i, r in roles; sts[i].requirements.mfa],
+	"max_age": [[r, ns] | some i, r in roles; ns := sts[i].requirements.max_age_ns; ns > 0],
+	"connectors": [[r, cs] | some i, r in roles; cs := sts[i].requirements.connectors; count(cs) > 0],
+	"max_session_ttl_ns": [sts[i].requirements.ttl_ns | some i, _ in roles],
+}
+
+# role_requirements: a role's options as requirements reads them (part of role_derived).
+role_requirements(role) := {
+	"mfa": object.get(role, ["options", "require_session_mfa"], false) == true,
+	"max_age_ns": object.get(role, ["options", "max_cert_age_ns"], 0),
+	"connectors": object.get(role, ["options", "require_connectors"], []),
+	"ttl_ns": role_ttl(role),
 }
 
 # role_ttl is a role's max_session_ttl, Teleport's 30 hours when it sets none.
-role_ttl(r) := ns if {
-	ns := object.get(data.tether.roles[r], ["options", "max_session_ttl_ns"], 0)
+role_ttl(role) := ns if {
+	ns := object.get(role, ["options", "max_session_ttl_ns"], 0)
 	ns > 0
 } else := default_max_session_ttl_ns
 

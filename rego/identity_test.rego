@@ -2,6 +2,7 @@
 # this cluster — its local roles, traits, role conditions and the locks it may meet.
 package tether.identity_test
 
+import data.tether.certs
 import data.tether.fixtures_test as fx
 import data.tether.identity
 import data.tether.labels
@@ -137,6 +138,7 @@ test_stale_literals_are_named if {
 # login templates, selectors' static parts) as the role's "derived", and each role_map's
 # one regex of all its patterns (rolemap.any_pattern_of) as role_map.any_pattern.
 stored_derived_world(w) := object.union(w, {
+	"cas": stored_cas(w),
 	"roles": {name: object.union(role, {"derived": identity.role_derived(role)}) | some name, role in w.roles},
 	"trusted_clusters": {name: object.union(tc, {"role_map": {"any_pattern": rolemap.any_pattern_of(tc.role_map.patterns)}}) |
 		some name, tc in w.trusted_clusters
@@ -144,8 +146,14 @@ stored_derived_world(w) := object.union(w, {
 	},
 })
 
+stored_cas(w) := cas if {
+	cas := {fp: object.union(ca, {"derived": certs.ca_derived(ca)}) | some fp, ca in w.cas} with data.tether.cluster as w.cluster
+		with data.tether.trusted_clusters as w.trusted_clusters
+}
+
 derived_certs := [
 	fx.alice(["access"]), fx.alice(["full-access", "access"]), fx.alice(["team-auditor"]), fx.bob_cert,
+	fx.signed_by(fx.alice(["access"]), fx.leaf, "SHA256:leaf-host"), fx.signed_by(fx.alice(["access"]), fx.stranger, "SHA256:stranger-user"),
 	fx.signed_by(fx.alice(["access"]), fx.broken_root, "SHA256:broken-root-user"),
 	fx.put(fx.alice(["full-access"]), "principals", ["visitor", "ubuntu", "bad login"]),
 ]
@@ -179,6 +187,20 @@ test_stale_role_derived_is_named if {
 	count(identity.derived_stale) == 0 with data.tether.roles as stored.roles
 	edited := object.union(stored.roles, {"visitor": {"derived": {"allow": {"logins": {"root": true}}}}})
 	identity.derived_stale == {"roles.visitor.derived"} with data.tether.roles as edited
+}
+
+test_stale_ca_derived_is_named if {
+	w := fx.leaf_world
+	stored := stored_derived_world(w)
+	count(identity.derived_stale) == 0 with data.tether.cas as stored.cas
+		with data.tether.cluster as w.cluster
+		with data.tether.trusted_clusters as w.trusted_clusters
+
+	# The leaf's host CA made to look like a user CA.
+	edited := object.union(stored.cas, {"SHA256:leaf-host": {"derived": {"type_problems": []}}})
+	identity.derived_stale == {"cas.SHA256:leaf-host.derived"} with data.tether.cas as edited
+		with data.tether.cluster as w.cluster
+		with data.tether.trusted_clusters as w.trusted_clusters
 }
 
 test_stale_any_pattern_is_named if {
