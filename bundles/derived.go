@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -91,7 +92,28 @@ func evalLibrary(pq rego.PreparedEvalQuery, input any) (any, error) {
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return nil, fmt.Errorf("the library returned no answer")
 	}
-	return rs[0].Expressions[0].Value, nil
+	return integers(rs[0].Expressions[0].Value), nil
+}
+
+// integers turns the json.Number values of a result into int64, the type Shape uses for
+// numbers (every number the library derives is an integer count of nanoseconds); any
+// other number is left as it is.
+func integers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = integers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = integers(e)
+		}
+	}
+	return v
 }
 
 // roleMapErrors returns the library's validation errors of one role_map, sorted.
