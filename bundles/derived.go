@@ -2,12 +2,14 @@ package bundles
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	regolib "github.com/tetherproject/tether/rego"
 )
@@ -17,6 +19,16 @@ import (
 // stored beside the data they are computed from:
 //   - trusted_clusters[name].role_map_errors = data.tether.rolemap.errors(role_map_rules)
 //   - every selector key's "literal" = data.tether.labels.literal_matcher(values)
+//   - trusted_clusters[name].role_map.any_pattern = data.tether.rolemap.any_pattern_of(
+//     role_map.patterns): one regex that matches a role when some pattern does
+//   - every certificate authority's "derived" = data.tether.certs.ca_derived(ca): its
+//     problems that do not depend on the certificate (wrong type, not active, cluster not
+//     trusted, trust disabled), evaluated on the whole shaped document (trust state is
+//     in the trusted clusters)
+//   - every role's "derived" = data.tether.identity.role_derived(role): its literal logins
+//     (an allow's checked against the login rule), its login templates, its selectors'
+//     static parts (labels.static: template-free keys compiled, with their per-key
+//     regexes) and whether its cluster_labels select anything
 //
 // The identity stage reads what is stored and computes it when a bundle does not carry it
 // (opa build, an older tetherctl); the engine refuses a bundle whose stored values are not
@@ -27,6 +39,9 @@ var library struct {
 	once     sync.Once
 	errors   rego.PreparedEvalQuery
 	literals rego.PreparedEvalQuery
+	roles    rego.PreparedEvalQuery
+	patterns rego.PreparedEvalQuery
+	compiler *ast.Compiler
 	err      error
 }
 
@@ -47,10 +62,16 @@ func prepareLibrary() error {
 			l.err = c.Errors
 			return
 		}
+		l.compiler = c
 		for _, q := range []struct {
 			query string
 			dst   *rego.PreparedEvalQuery
-		}{{"data.tether.rolemap.errors(input)", &l.errors}, {"data.tether.labels.literal_matcher(input)", &l.literals}} {
+		}{
+			{"data.tether.rolemap.errors(input)", &l.errors},
+			{"data.tether.labels.literal_matcher(input)", &l.literals},
+			{"data.tether.identity.role_derived(input)", &l.roles},
+			{"data.tether.rolemap.any_pattern_of(input)", &l.patterns},
+		} {
 			*q.dst, l.err = rego.New(rego.Query(q.query), rego.Compiler(c), rego.StrictBuiltinErrors(true)).PrepareForEval(context.Background())
 			if l.err != nil {
 				return
@@ -71,7 +92,28 @@ func evalLibrary(pq rego.PreparedEvalQuery, input any) (any, error) {
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return nil, fmt.Errorf("the library returned no answer")
 	}
-	return rs[0].Expressions[0].Value, nil
+	return integers(rs[0].Expressions[0].Value), nil
+}
+
+// integers turns the json.Number values of a result into int64, the type Shape uses for
+// numbers (every number the library derives is an integer count of nanoseconds); any
+// other number is left as it is.
+func integers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = integers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = integers(e)
+		}
+	}
+	return v
 }
 
 // roleMapErrors returns the library's validation errors of one role_map, sorted.
@@ -117,4 +159,69 @@ func literalMatcher(values []any) (map[string]any, error) {
 		return nil, fmt.Errorf("compiling label values: the library returned %T, want an object", v)
 	}
 	return m, nil
+}
+
+// roleDerived returns the library's role_derived of one shaped role (without "derived").
+func roleDerived(role map[string]any) (map[string]any, error) {
+	if err := prepareLibrary(); err != nil {
+		return nil, err
+	}
+	v, err := evalLibrary(library.roles, role)
+	if err != nil {
+		return nil, fmt.Errorf("deriving the role's static parts: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("deriving the role's static parts: the library returned %T, want an object", v)
+	}
+	return m, nil
+}
+
+// anyPattern returns the library's one regex for all of a role_map's patterns.
+func anyPattern(patterns []any) (string, error) {
+	if err := prepareLibrary(); err != nil {
+		return "", err
+	}
+	v, err := evalLibrary(library.patterns, patterns)
+	if err != nil {
+		return "", fmt.Errorf("joining role_map patterns: %w", err)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("joining role_map patterns: the library returned %T, want a string", v)
+	}
+	return s, nil
+}
+
+// deriveCAs stores each certificate authority's ca_derived, evaluated by the library on
+// the shaped document doc ({"tether": {...}}) it belongs to.
+func deriveCAs(doc map[string]any) error {
+	if err := prepareLibrary(); err != nil {
+		return err
+	}
+	cas, _ := doc["tether"].(map[string]any)["cas"].(map[string]any)
+	if len(cas) == 0 {
+		return nil
+	}
+	pq, err := rego.New(rego.Query("data.tether.certs.ca_derived(input)"), rego.Compiler(library.compiler),
+		rego.Store(inmem.NewFromObject(doc)), rego.StrictBuiltinErrors(true)).PrepareForEval(context.Background())
+	if err != nil {
+		return fmt.Errorf("preparing the certificate authorities' derived data: %w", err)
+	}
+	derived := make(map[string]any, len(cas))
+	for fp, ca := range cas {
+		v, err := evalLibrary(pq, ca)
+		if err != nil {
+			return fmt.Errorf("deriving certificate authority %s: %w", fp, err)
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("deriving certificate authority %s: the library returned %T, want an object", fp, v)
+		}
+		derived[fp] = m
+	}
+	for fp, m := range derived {
+		cas[fp].(map[string]any)["derived"] = m
+	}
+	return nil
 }

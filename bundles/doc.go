@@ -11,9 +11,11 @@
 // give equal revisions and the engine can key its caches on it.
 //
 // [Shape] also stores derived data: what the identity stage would compute from the
-// bundle alone (a trusted cluster's role_map validation, each selector key's literal
-// matcher), evaluated once at build time by the library's own rules (derived.go), so a
-// new certificate does not pay for it; the engine checks it against the rules at load.
+// bundle alone (a trusted cluster's role_map validation and one regex of its patterns,
+// each selector key's literal matcher, each role's certificate-independent part, each
+// certificate authority's problems), evaluated once at build time by the library's own
+// rules (derived.go), so a new certificate does not pay for it; the engine checks it
+// against the rules at load.
 //
 // On disk a bundle is what OPA reads: a .tar.gz archive ([WriteTarGz],
 // [ReadTarGz]) or a directory ([WriteDir]); [Read] takes either. Both hold

@@ -70,7 +70,7 @@ func Shape(opts ShapeOptions) (map[string]any, error) {
 			return nil, fmt.Errorf("shaping policy data: %w", err)
 		}
 	}
-	return map[string]any{"tether": map[string]any{
+	doc := map[string]any{"tether": map[string]any{
 		"cluster": map[string]any{
 			"name":              opts.ClusterName,
 			"max_clock_skew_ns": int64(skew),
@@ -80,7 +80,11 @@ func Shape(opts ShapeOptions) (map[string]any, error) {
 		"trusted_clusters": s.trusted,
 		"remote_clusters":  s.remotes,
 		"locks":            s.locks,
-	}}, nil
+	}}
+	if err := deriveCAs(doc); err != nil {
+		return nil, fmt.Errorf("shaping policy data: %w", err)
+	}
+	return doc, nil
 }
 
 type shaper struct {
@@ -224,11 +228,15 @@ func shapeTrustedCluster(tc *resource.TrustedCluster) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	anyRe, err := anyPattern(patterns)
+	if err != nil {
+		return nil, err
+	}
 	return map[string]any{
 		"enabled":         tc.Spec.Enabled,
 		"role_map_rules":  rules,
 		"role_map_errors": errs,
-		"role_map":        map[string]any{"exact": exact, "patterns": patterns},
+		"role_map":        map[string]any{"exact": exact, "patterns": patterns, "any_pattern": anyRe},
 	}, nil
 }
 
@@ -259,7 +267,13 @@ func shapeRole(r *resource.Role) (map[string]any, error) {
 	if o := r.Spec.Options.ForwardAgent; o.IsSet() {
 		options["forward_agent"] = o.Value(false)
 	}
-	return map[string]any{"allow": allow, "deny": deny, "options": options}, nil
+	role := map[string]any{"allow": allow, "deny": deny, "options": options}
+	derived, err := roleDerived(role)
+	if err != nil {
+		return nil, err
+	}
+	role["derived"] = derived
+	return role, nil
 }
 
 func shapeConditions(c resource.RoleConditions) (map[string]any, error) {

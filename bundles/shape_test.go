@@ -98,3 +98,40 @@ func TestShapeForwardingOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestShapeStoresDerivedDataAsJSONTypes: the derived values Shape stores (evaluated by the
+// library) hold the same Go types as the rest of the document: numbers as int64.
+func TestShapeStoresDerivedDataAsJSONTypes(t *testing.T) {
+	res, err := resource.Parse([]byte(`kind: role
+version: v5
+metadata: {name: short}
+spec:
+  options: {max_cert_age: 2h, max_session_ttl: 1h}
+  allow:
+    logins: [visitor, "{{internal.logins}}"]
+    node_labels: {env: [stage], team: ["{{external.team}}"]}
+`), "roles.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := Shape(ShapeOptions{ClusterName: "leaf.example.com", Resources: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := doc["tether"].(map[string]any)["roles"].(map[string]any)["short"].(map[string]any)["derived"].(map[string]any)
+	req := d["requirements"].(map[string]any)
+	if req["max_age_ns"] != int64(2*time.Hour) || req["ttl_ns"] != int64(time.Hour) {
+		t.Fatalf("derived requirements %#v, want int64 nanoseconds", req)
+	}
+	allow := d["allow"].(map[string]any)
+	if _, ok := allow["logins"].(map[string]any)["visitor"]; !ok || len(allow["login_templates"].([]any)) != 1 {
+		t.Fatalf("derived allow %#v: want the literal login apart from the template", allow)
+	}
+	node := allow["node"].(map[string]any)
+	if _, ok := node["fixed_res"].(map[string]any)["env"]; !ok {
+		t.Fatalf("derived node selector %#v: want env compiled", node)
+	}
+	if _, ok := node["templated"].(map[string]any)["team"]; !ok {
+		t.Fatalf("derived node selector %#v: want team left for the traits", node)
+	}
+}

@@ -437,9 +437,68 @@ func TestStoredDerivedDataChecked(t *testing.T) {
 			t.Fatalf("Load = %v, want the edited literal refused", err)
 		}
 	})
+	refused := func(t *testing.T, b *bundles.Bundle, what string) {
+		t.Helper()
+		e, err := New(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Load(ctx, b)
+		if err == nil || !strings.Contains(err.Error(), what) || !strings.Contains(err.Error(), "rebuild the bundle with tetherctl policy build") {
+			t.Fatalf("Load = %v, want %s refused", err, what)
+		}
+	}
+	// A role's derived part edited to grant a login the role does not name, to drop a deny
+	// login, or to let a selector key match any value: each would decide differently.
+	t.Run("role_derived_login_added_refused", func(t *testing.T) {
+		b := rebuild(t, func(map[string]any) {}, func(roles map[string]any) {
+			roles["visitor"].(map[string]any)["derived"].(map[string]any)["allow"].(map[string]any)["logins"].(map[string]any)["root"] = true
+		})
+		refused(t, b, "roles.visitor.derived")
+	})
+	t.Run("role_derived_deny_login_dropped_refused", func(t *testing.T) {
+		b := rebuild(t, func(map[string]any) {}, func(roles map[string]any) {
+			roles["stage-access"].(map[string]any)["derived"].(map[string]any)["deny"].(map[string]any)["logins"] = map[string]any{}
+		})
+		refused(t, b, "roles.stage-access.derived")
+	})
+	t.Run("role_derived_selector_widened_refused", func(t *testing.T) {
+		b := rebuild(t, func(map[string]any) {}, func(roles map[string]any) {
+			node := roles["stage-access"].(map[string]any)["derived"].(map[string]any)["allow"].(map[string]any)["node"].(map[string]any)
+			node["fixed_res"].(map[string]any)["env"] = "^(?s:.*)$"
+		})
+		refused(t, b, "roles.stage-access.derived")
+	})
+	// The leaf's host CA made to look like a user CA: its host certificates would be
+	// users' certificates.
+	t.Run("ca_derived_edited_refused", func(t *testing.T) {
+		b := rebuild(t, func(map[string]any) {}, func(map[string]any) {})
+		ca := b.Data["tether"].(map[string]any)["cas"].(map[string]any)[f.leafHost.fingerprint].(map[string]any)
+		if n := len(ca["derived"].(map[string]any)["type_problems"].([]any)); n != 1 {
+			t.Fatalf("the host CA's stored type problems: %d, want 1", n)
+		}
+		ca["derived"].(map[string]any)["type_problems"] = []any{}
+		b, err := bundles.Build(bundles.BuildOptions{Data: b.Data, Roots: good.Roots, Modules: good.Modules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, b, "cas."+f.leafHost.fingerprint+".derived")
+	})
+	// The role_map's one regex edited to match nothing would drop every pattern mapping;
+	// to match everything it only costs time, but it is refused all the same.
+	t.Run("any_pattern_edited_refused", func(t *testing.T) {
+		for _, re := range []string{"^$", "(?s:.*)"} {
+			b := rebuild(t, func(tc map[string]any) { tc["role_map"].(map[string]any)["any_pattern"] = re })
+			refused(t, b, "trusted_clusters."+rootName+".role_map.any_pattern")
+		}
+	})
 	t.Run("without_stored_values_same_decisions", func(t *testing.T) {
-		b := rebuild(t, func(tc map[string]any) { delete(tc, "role_map_errors") }, func(roles map[string]any) {
+		b := rebuild(t, func(tc map[string]any) {
+			delete(tc, "role_map_errors")
+			delete(tc["role_map"].(map[string]any), "any_pattern")
+		}, func(roles map[string]any) {
 			for _, r := range roles {
+				delete(r.(map[string]any), "derived")
 				for _, c := range []string{"allow", "deny"} {
 					for _, f := range []string{"node_labels", "cluster_labels"} {
 						for _, k := range r.(map[string]any)[c].(map[string]any)[f].(map[string]any)["keys"].(map[string]any) {
@@ -449,6 +508,16 @@ func TestStoredDerivedDataChecked(t *testing.T) {
 				}
 			}
 		})
+		for _, ca := range b.Data["tether"].(map[string]any)["cas"].(map[string]any) {
+			if _, ok := ca.(map[string]any)["derived"]; !ok {
+				t.Fatal("Shape stored no derived data for a certificate authority")
+			}
+			delete(ca.(map[string]any), "derived")
+		}
+		b, err := bundles.Build(bundles.BuildOptions{Data: b.Data, Roots: good.Roots, Modules: good.Modules})
+		if err != nil {
+			t.Fatal(err)
+		}
 		old, err := New(Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -474,6 +543,18 @@ func TestStoredDerivedDataChecked(t *testing.T) {
 			want.Revision, got.Revision, want.Cached = "", "", false
 			if !reflect.DeepEqual(want, got) {
 				t.Fatalf("request %d: stored errors %+v, computed %+v", i, want, got)
+			}
+			// The identity itself is the same value either way.
+			wantID, err := cur.Identity(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotID, err := old.Identity(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(wantID, gotID) {
+				t.Fatalf("request %d: identity with derived data %v, computed %v", i, wantID, gotID)
 			}
 		}
 	})

@@ -31,18 +31,32 @@ signer_problems(cert) := ca_problems(ca, object.get(cert, ["signing_ca", "cluste
 }
 
 ca_problems(ca, claimed) := array.concat(
-	array.concat(
-		[sprintf("certificate is signed by the %s certificate authority of %s, not its user certificate authority", [ca.type, ca.cluster]) | ca.type != "user"],
-		[sprintf("certificate claims cluster %q but its certificate authority belongs to %q", [claimed, ca.cluster]) | ca.cluster != claimed],
-	),
-	array.concat(
+	array.concat(st.type_problems, [sprintf("certificate claims cluster %q but its certificate authority belongs to %q", [claimed, ca.cluster]) | ca.cluster != claimed]),
+	st.state_problems,
+) if {
+	st := ca_static(ca)
+}
+
+# ca_static is what ca_problems says of a CA whatever the certificate: ca_derived, which
+# bundles.Shape evaluates at build time and stores as the CA's "derived"; computed here
+# when a bundle does not carry it. The engine refuses a bundle whose stored value is not
+# what ca_derived gives (identity.derived_stale).
+ca_static(ca) := ca.derived if is_object(ca.derived)
+
+else := ca_derived(ca)
+
+# ca_derived: the problems of a CA that do not depend on the certificate it signed, in
+# ca_problems' order: before the cluster claim, its type; after it, its trust state.
+ca_derived(ca) := {
+	"type_problems": [sprintf("certificate is signed by the %s certificate authority of %s, not its user certificate authority", [ca.type, ca.cluster]) | ca.type != "user"],
+	"state_problems": array.concat(
 		[sprintf("the certificate authority of %s is not active here (trust disabled or key rotated out)", [ca.cluster]) | not_active(ca)],
 		array.concat(
 			[sprintf("cluster %s is not a trusted cluster of this one", [ca.cluster]) | untrusted(ca.cluster)],
 			[sprintf("trust with cluster %s is disabled", [ca.cluster]) | trust_disabled(ca.cluster)],
 		),
 	),
-)
+}
 
 not_active(ca) if not ca.active
 

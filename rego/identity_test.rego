@@ -2,6 +2,7 @@
 # this cluster — its local roles, traits, role conditions and the locks it may meet.
 package tether.identity_test
 
+import data.tether.certs
 import data.tether.fixtures_test as fx
 import data.tether.identity
 import data.tether.labels
@@ -131,6 +132,82 @@ test_stale_literals_are_named if {
 	some k, s in role.allow.node_labels.keys
 	edited := object.union(roles, {name: {"allow": {"node_labels": {"keys": {k: {"literal": object.union(s.literal, {"any": true})}}}}}})
 	identity.derived_stale == {sprintf("roles.%s.allow.node_labels.keys.%s.literal", [name, k])} with data.tether.roles as edited
+}
+
+# bundles.Shape also stores each role's static part (identity.role_derived: literal logins,
+# login templates, selectors' static parts) as the role's "derived", and each role_map's
+# one regex of all its patterns (rolemap.any_pattern_of) as role_map.any_pattern.
+stored_derived_world(w) := object.union(w, {
+	"cas": stored_cas(w),
+	"roles": {name: object.union(role, {"derived": identity.role_derived(role)}) | some name, role in w.roles},
+	"trusted_clusters": {name: object.union(tc, {"role_map": {"any_pattern": rolemap.any_pattern_of(tc.role_map.patterns)}}) |
+		some name, tc in w.trusted_clusters
+		tc.role_map
+	},
+})
+
+stored_cas(w) := cas if {
+	cas := {fp: object.union(ca, {"derived": certs.ca_derived(ca)}) | some fp, ca in w.cas} with data.tether.cluster as w.cluster
+		with data.tether.trusted_clusters as w.trusted_clusters
+}
+
+derived_certs := [
+	fx.alice(["access"]), fx.alice(["full-access", "access"]), fx.alice(["team-auditor"]), fx.bob_cert,
+	fx.signed_by(fx.alice(["access"]), fx.leaf, "SHA256:leaf-host"), fx.signed_by(fx.alice(["access"]), fx.stranger, "SHA256:stranger-user"),
+	fx.signed_by(fx.alice(["access"]), fx.broken_root, "SHA256:broken-root-user"),
+	fx.put(fx.alice(["full-access"]), "principals", ["visitor", "ubuntu", "bad login"]),
+]
+
+test_stored_role_derived_gives_the_same_identity if {
+	stored := stored_derived_world(fx.leaf_world)
+	stored.roles != fx.leaf_world.roles
+	every cert in derived_certs {
+		inp := {"action": "ssh.session", "cluster": fx.leaf, "now": fx.now, "cert": cert}
+		fx.identity_of(stored, inp) == fx.identity_of(fx.leaf_world, inp)
+	}
+}
+
+test_role_derived_splits_literals_from_templates if {
+	d := identity.role_derived(fx.role({
+		"logins": [fx.lit("visitor"), fx.lit("bad login"), fx.internal("logins")],
+		"node_labels": fx.tsel({"env": [fx.lit("stage")], "team": [fx.lit("db"), fx.external("team")]}),
+		"deny_logins": [fx.lit("bad login")],
+	}))
+	d.allow.logins == {"visitor": true}
+	d.allow.login_templates == [fx.internal("logins")]
+	d.allow.node.fixed == {"env": {"any": false, "exact": {"stage": true}, "regex": "", "invalid": false}}
+	d.allow.node.fixed_res == {"env": "^(?:stage)$"}
+	object.keys(d.allow.node.templated) == {"team"}
+	d.deny.logins == {"bad login": true}
+	not d.allow.has_cluster_labels
+}
+
+test_stale_role_derived_is_named if {
+	stored := stored_derived_world(fx.leaf_world)
+	count(identity.derived_stale) == 0 with data.tether.roles as stored.roles
+	edited := object.union(stored.roles, {"visitor": {"derived": {"allow": {"logins": {"root": true}}}}})
+	identity.derived_stale == {"roles.visitor.derived"} with data.tether.roles as edited
+}
+
+test_stale_ca_derived_is_named if {
+	w := fx.leaf_world
+	stored := stored_derived_world(w)
+	count(identity.derived_stale) == 0 with data.tether.cas as stored.cas
+		with data.tether.cluster as w.cluster
+		with data.tether.trusted_clusters as w.trusted_clusters
+
+	# The leaf's host CA made to look like a user CA.
+	edited := object.union(stored.cas, {"SHA256:leaf-host": {"derived": {"type_problems": []}}})
+	identity.derived_stale == {"cas.SHA256:leaf-host.derived"} with data.tether.cas as edited
+		with data.tether.cluster as w.cluster
+		with data.tether.trusted_clusters as w.trusted_clusters
+}
+
+test_stale_any_pattern_is_named if {
+	stored := stored_derived_world(fx.leaf_world)
+	count(identity.derived_stale) == 0 with data.tether.trusted_clusters as stored.trusted_clusters
+	edited := object.union(stored.trusted_clusters, {fx.root: {"role_map": {"any_pattern": "^$"}}})
+	identity.derived_stale == {sprintf("trusted_clusters.%s.role_map.any_pattern", [fx.root])} with data.tether.trusted_clusters as edited
 }
 
 test_certificate_of_an_unknown_cluster_maps_nothing if {

@@ -20,10 +20,56 @@ import data.tether.templates
 # ^regex$). A value that comes out of a template is a trait value, asserted by an identity
 # provider, and is matched as literal text: it lands in "exact", never in "any" or "regex",
 # so a trait "*" or "^.*$" selects only a label whose value is exactly that text.
-compile(sel, _) := {"wildcard": true, "keys": {}} if sel.wildcard
+compile(sel, traits) := compile_static(static(sel), traits)
 
-compile(sel, traits) := {"wildcard": false, "keys": {k: matcher(key_literals(s), traits) | some k, s in object.get(sel, "keys", {})}} if {
+# static is the part of compile that depends only on what the role's author wrote: the
+# matchers of the keys without templates ("fixed") with their per-key regexes for the
+# lookup path (key_regex for allow, deny_key_regex for deny), and the literal parts of the
+# keys with templates ("templated"), left for the certificate's traits. bundles.Shape
+# evaluates it once per role selector at build time (identity.role_derived); a
+# certificate then only expands the templates of the keys that have them.
+static(sel) := {"wildcard": true, "fixed": {}, "templated": {}, "fixed_res": {}, "fixed_deny_res": {}} if sel.wildcard
+
+static(sel) := {
+	"wildcard": false,
+	"fixed": fixed,
+	"templated": {k: lm | some k, lm in lms; count(lm.templates) > 0},
+	"fixed_res": {k: re | some k, vm in fixed; re := key_regex(vm)},
+	"fixed_deny_res": {k: re | some k, vm in fixed; re := deny_key_regex(vm)},
+} if {
 	not sel.wildcard
+	lms := {k: key_literals(s) | some k, s in object.get(sel, "keys", {})}
+	fixed := {k: matcher(lm, {}) | some k, lm in lms; count(lm.templates) == 0}
+}
+
+# compile_static completes a static selector with the traits: compile.
+# (Each function on the identity's path is one else chain: OPA evaluates every body of a
+# function, an else chain stops at the first that holds.)
+compile_static(st, traits) := {"wildcard": true, "keys": {}} if {
+	st.wildcard
+} else := {"wildcard": false, "keys": st.fixed} if {
+	count(st.templated) == 0
+} else := {"wildcard": false, "keys": object.union(st.fixed, {k: matcher(lm, traits) | some k, lm in st.templated})} if {
+	count(st.templated) > 0
+}
+
+# static_key_regexes is key_regexes(m) for m = compile_static(st, traits), reusing the
+# fixed keys' regexes: {} for the wildcard, undefined when the selector can match nothing.
+static_key_regexes(st, m) := {} if {
+	st.wildcard
+} else := res if {
+	count(m.keys) > 0
+	res := object.union(st.fixed_res, {k: re | some k, _ in st.templated; re := key_regex(m.keys[k])})
+	count(res) == count(m.keys)
+}
+
+# static_deny_key_regexes is deny_key_regexes(m) for m = compile_static(st, traits).
+static_deny_key_regexes(st, m) := {} if {
+	st.wildcard
+} else := res if {
+	count(m.keys) > 0
+	res := object.union(st.fixed_deny_res, {k: re | some k, _ in st.templated; re := deny_key_regex(m.keys[k])})
+	count(res) == count(m.keys)
 }
 
 value_matcher(ts, traits) := matcher(literal_matcher(ts), traits)
@@ -148,10 +194,9 @@ key_regexes(m) := res if {
 	count(res) == count(m.keys)
 }
 
-key_regex(vm) := `^(?s:.*)$` if vm.any
-
-key_regex(vm) := concat("", ["^(?:", concat("|", alts), ")$"]) if {
-	not vm.any
+key_regex(vm) := `^(?s:.*)$` if {
+	vm.any
+} else := concat("", ["^(?:", concat("|", alts), ")$"]) if {
 	alts := array.concat(
 		sort([quote(v) | some v, _ in vm.exact]),
 		[concat("", ["(?:", vm.regex, ")"]) | vm.regex != ""],
@@ -170,9 +215,9 @@ deny_key_regexes(m) := res if {
 	count(res) == count(m.keys)
 }
 
-deny_key_regex(vm) := `^(?s:.*)$` if vm.invalid
-
-deny_key_regex(vm) := key_regex(vm) if not vm.invalid
+deny_key_regex(vm) := `^(?s:.*)$` if {
+	vm.invalid
+} else := key_regex(vm)
 
 # matches_keys: the request-time check of key_regexes / deny_key_regexes.
 matches_keys(res, labels) if count([1 | some k, re in res; regex.match(re, labels[k])]) == count(res)

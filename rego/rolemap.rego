@@ -101,9 +101,40 @@ exact_matches(rm, roles) := {[r.rule, ri, li, v] |
 pattern_matches(rm, roles) := {[p.rule, ri, li, v] |
 	some ri, role in roles
 	role != implicit_role
+	regex.match(any_pattern(rm), role)
 	some p in rm.patterns
 	regex.match(p.regex, role)
 	some li, tmpl in p.local
 	v := regex.replace(role, p.regex, tmpl)
 	v != ""
 }
+
+# any_pattern is one regex that matches a role exactly when some pattern of the map does,
+# so a role that no pattern maps (most roles of a map with many literal remotes) costs one
+# match instead of one per pattern. Each pattern is already anchored, ^(?:...)$, and keeps
+# its own flags inside its group. bundles.Shape stores it as role_map.any_pattern at build
+# time (the engine refuses a bundle where it is not what this rule gives,
+# identity.derived_stale); it is computed here when a bundle does not carry it.
+any_pattern(rm) := rm.any_pattern if is_string(rm.any_pattern)
+
+else := any_pattern_of(object.get(rm, "patterns", []))
+
+# any_pattern_of joins the patterns' regexes. With none it matches nothing; when one is
+# not a valid regex (a hand-written role_map) it matches everything, so every pattern is
+# tried and the invalid one fails the evaluation as it would without the shortcut.
+any_pattern_of(patterns) := `^\b\B$` if count(patterns) == 0
+
+any_pattern_of(patterns) := `(?s:.*)` if {
+	count(patterns) > 0
+	some p in patterns
+	not valid_pattern(p)
+}
+
+any_pattern_of(patterns) := concat("|", [concat("", ["(?:", p.regex, ")"]) | some p in patterns]) if {
+	count(patterns) > 0
+	every p in patterns {
+		valid_pattern(p)
+	}
+}
+
+valid_pattern(p) if regex.is_valid(p.regex)

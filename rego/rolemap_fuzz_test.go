@@ -2,6 +2,7 @@ package regolib
 
 import (
 	"context"
+	"regexp"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -95,4 +96,71 @@ func validJSONString(s string) bool {
 		}
 	}
 	return true
+}
+
+// FuzzAnyPatternAgrees: the one regex bundles.Shape stores for a role_map's patterns
+// (rolemap.any_pattern_of) matches a role exactly when one of the patterns does, so the
+// identity stage skips only roles that no pattern would have mapped.
+func FuzzAnyPatternAgrees(f *testing.F) {
+	seeds := [][3]string{
+		{"cluster-*", "^remote-(.*)$", "cluster-a"},
+		{"cluster-*", "^remote-(.*)$", "remote-"},
+		{"^(?i)ops-[0-9]+$", "a.b?[c]*", "OPS-7"},
+		{"^(?i)ops$", "x*", "Ops\n"},
+		{"^a|b$", "*", "ab"},
+		{"^(?s).*$", "g-*", "\n"},
+		{"^x$", "^y$", ""},
+	}
+	for _, s := range seeds {
+		f.Add(s[0], s[1], s[2])
+	}
+	opts := []func(*rego.Rego){rego.Query("data.tether.rolemap.any_pattern_of(input)")}
+	for _, m := range Modules() {
+		opts = append(opts, rego.Module(m.Path, string(m.Raw)))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, remote1, remote2, role string) {
+		var patterns []any
+		var res []*regexp.Regexp
+		for _, remote := range []string{remote1, remote2} {
+			if !validJSONString(remote) {
+				return
+			}
+			re, literal, err := resource.CompileRoleMapRemote(remote)
+			if err != nil || literal {
+				continue
+			}
+			compiled, err := regexp.Compile(re)
+			if err != nil {
+				return // role_map validation refuses it; the map is never applied
+			}
+			patterns = append(patterns, map[string]any{"rule": int64(len(patterns)), "regex": re, "local": []any{"x"}})
+			res = append(res, compiled)
+		}
+		if !validJSONString(role) || patterns == nil {
+			return
+		}
+		rs, err := pq.Eval(context.Background(), rego.EvalInput(patterns))
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("any_pattern_of: %v %v", rs, err)
+		}
+		joined, ok := rs[0].Expressions[0].Value.(string)
+		if !ok {
+			t.Fatalf("any_pattern_of gave %v", rs[0].Expressions[0].Value)
+		}
+		one, err := regexp.Compile(joined)
+		if err != nil {
+			t.Fatalf("any_pattern_of(%v) = %q does not compile: %v", patterns, joined, err)
+		}
+		some := false
+		for _, re := range res {
+			some = some || re.MatchString(role)
+		}
+		if one.MatchString(role) != some {
+			t.Fatalf("any_pattern %q matches %q: %v; some pattern of %v: %v", joined, role, one.MatchString(role), patterns, some)
+		}
+	})
 }

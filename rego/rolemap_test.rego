@@ -239,3 +239,47 @@ test_regex_remote_does_not_match_inside_a_role if {
 test_no_rules_map_nothing if {
 	map([], ["access"]) == []
 }
+
+# ---- the one regex of all patterns (role_map.any_pattern) ---------------------------------
+
+any_pattern_rules := [
+	rule("access", ["visitor"]),
+	rule("cluster-*", ["$1"]),
+	rule("^remote-(.*)$", ["local-$1"]),
+	rule("^(?i)ops-[0-9]+$", ["ops"]),
+	rule("a.b?[c]*", ["x"]),
+]
+
+# It matches a role exactly when some pattern does (each keeps its own flags), so the
+# roles it rules out would have been mapped by no pattern.
+test_any_pattern_matches_when_some_pattern_does if {
+	shaped := fx.shape_role_map(any_pattern_rules)
+	re := rolemap.any_pattern_of(shaped.patterns)
+	every role in ["access", "cluster-", "cluster-a", "remote-x", "OPS-7", "ops-7", "Ops-x", "a.b?[c]zz", "xcluster-a", "remote", "", "ab?[c]", "OPS-7\n"] {
+		{true | regex.match(re, role)} == {true | some p in shaped.patterns; regex.match(p.regex, role)}
+	}
+}
+
+test_any_pattern_of_no_patterns_matches_nothing if {
+	re := rolemap.any_pattern_of([])
+	every role in ["", "a", "access", "\n"] {
+		not regex.match(re, role)
+	}
+}
+
+# A hand-written role_map whose pattern is not a valid regex: the shortcut steps aside, so
+# every pattern is tried and the invalid one fails as it would without it.
+test_any_pattern_with_an_invalid_pattern_matches_everything if {
+	rolemap.any_pattern_of([{"rule": 0, "regex": "^(?:a)$", "local": ["x"]}, {"rule": 1, "regex": "(", "local": ["y"]}]) == `(?s:.*)`
+	rolemap.any_pattern_of([{"rule": 0, "local": ["y"]}]) == `(?s:.*)`
+}
+
+# A stored any_pattern (what bundles.Shape ships) maps the same as one computed here.
+test_stored_any_pattern_maps_the_same if {
+	shaped := fx.shape_role_map(any_pattern_rules)
+	stored := object.union(shaped, {"any_pattern": rolemap.any_pattern_of(shaped.patterns)})
+	every roles in [["access"], ["cluster-a", "remote-b"], ["OPS-7", "nope"], [""], ["a.b?[c]x", "access"]] {
+		rolemap.map_roles(stored, roles) == rolemap.map_roles(shaped, roles)
+	}
+	rolemap.map_roles(shaped, ["cluster-a", "remote-b", "OPS-7"]) == ["a", "local-b", "ops"]
+}
