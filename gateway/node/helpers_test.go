@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -286,3 +287,30 @@ func runSSH(t *testing.T, args []string, env ...string) (int, string, string) {
 }
 
 func removeFile(p string) error { return os.Remove(p) }
+
+// writePreOpenSSHIdentity rewrites the identity.json in dir as a node agent of the version
+// before the openssh CA kept it (user_cas, no node_cas, no token digest) and returns its path.
+func writePreOpenSSHIdentity(t *testing.T, g *gateway.Gateway, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "identity.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved map[string]any
+	if err := json.Unmarshal(raw, &saved); err != nil {
+		t.Fatal(err)
+	}
+	delete(saved, "node_cas")
+	delete(saved, "token_sha256")
+	var userCAs []string
+	for _, k := range g.Auth().CA().User.TrustedKeys() {
+		userCAs = append(userCAs, ca.AuthorizedKey(k.Key))
+	}
+	saved["user_cas"] = userCAs
+	raw, _ = json.Marshal(saved)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

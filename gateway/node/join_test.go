@@ -20,7 +20,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/node"
@@ -384,26 +383,7 @@ func TestAnIdentityFromBeforeTheOpenSSHCAIsRefreshedByTheFirstHeartbeat(t *testi
 		t.Fatal(err)
 	}
 	runAgent(t, a)()
-	// Rewrite the saved answer as a node agent of the previous version kept it.
-	path := filepath.Join(dir, "identity.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var saved map[string]any
-	if err := json.Unmarshal(raw, &saved); err != nil {
-		t.Fatal(err)
-	}
-	delete(saved, "node_cas")
-	var userCAs []string
-	for _, k := range g.Auth().CA().User.TrustedKeys() {
-		userCAs = append(userCAs, ca.AuthorizedKey(k.Key))
-	}
-	saved["user_cas"] = userCAs
-	raw, _ = json.Marshal(saved)
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writePreOpenSSHIdentity(t, g, dir)
 
 	cfg.Token = "" // a restart needs no token
 	cfg.HeartbeatInterval = 20 * time.Minute
@@ -439,7 +419,7 @@ func TestAnIdentityFromBeforeTheOpenSSHCAIsRefreshedByTheFirstHeartbeat(t *testi
 	if err := dial(loginCertificate(t, g.Auth().CA().User, "root")); err == nil {
 		t.Fatal("a login certificate of the user CA opens the node")
 	}
-	raw, _ = os.ReadFile(path)
+	raw, _ := os.ReadFile(path)
 	if !strings.Contains(string(raw), `"node_cas"`) || strings.Contains(string(raw), `"user_cas"`) {
 		t.Fatalf("the saved identity was not refreshed:\n%s", raw)
 	}

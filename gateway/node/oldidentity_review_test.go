@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,26 +33,7 @@ func TestAnOldIdentityThatCannotHeartbeatAcceptsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgent(t, a)()
-	path := filepath.Join(dir, "identity.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var saved map[string]any
-	if err := json.Unmarshal(raw, &saved); err != nil {
-		t.Fatal(err)
-	}
-	delete(saved, "node_cas")
-	delete(saved, "token_sha256")
-	var userCAs []string
-	for _, k := range g.Auth().CA().User.TrustedKeys() {
-		userCAs = append(userCAs, ca.AuthorizedKey(k.Key))
-	}
-	saved["user_cas"] = userCAs
-	raw, _ = json.Marshal(saved)
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writePreOpenSSHIdentity(t, g, dir)
 
 	cfg.AuthServer = "127.0.0.1:1" // the cluster does not answer
 	logger, buf := logBuffer()
