@@ -62,6 +62,13 @@ type AgentConfig struct {
 	Backoff Backoff
 	// DisableQUIC or DisableSSH leaves a carrier out.
 	DisableQUIC, DisableSSH bool
+	// BulkSSH keeps, per replica, an SSH-over-TCP tunnel beside the QUIC one while QUIC
+	// is the carrier, for user session streams (bulk bytes: x/crypto/ssh over TCP costs
+	// less CPU per byte than quic-go). It is an ordinary tunnel (same identity, hello,
+	// heartbeats) with a reconnect backoff of its own; a root that does not agree in its
+	// hello answer gets none. When QUIC fails the SSH tunnel becomes the only one, and
+	// when QUIC returns it is kept instead of drained.
+	BulkSSH bool
 	// IgnoreAdvertisedReplicas keeps the agent to the replicas it was given instead of
 	// also following the replica list the root advertises.
 	IgnoreAdvertisedReplicas bool
@@ -98,6 +105,10 @@ type ReplicaStatus struct {
 	LastError string
 	// QUICFailure is the class of the last QUIC failure (empty when QUIC last worked).
 	QUICFailure string
+	// Bulk: an SSH tunnel for user sessions is up beside the QUIC one (BulkSSH).
+	Bulk bool
+	// BulkError is why the last attempt at that SSH tunnel failed, or why it ended.
+	BulkError string
 }
 
 // Agent keeps the leaf's tunnels: one to every root replica it is given or learns of,
@@ -258,7 +269,7 @@ func (a *Agent) quicTransport() (*quic.Transport, error) {
 
 func (a *Agent) hello() *frame.Hello {
 	return &frame.Hello{MinVersion: a.cfg.MinVersion, MaxVersion: a.cfg.MaxVersion, KeepAliveInterval: a.cfg.KeepAliveInterval,
-		KeepAliveCount: a.cfg.KeepAliveCount, Cluster: a.cfg.Cluster, Agent: a.cfg.Name}
+		KeepAliveCount: a.cfg.KeepAliveCount, Cluster: a.cfg.Cluster, Agent: a.cfg.Name, Bulk: a.cfg.BulkSSH}
 }
 
 func (a *Agent) learn(eps []Endpoint) {
@@ -502,13 +513,20 @@ func (r *replica) setUp(s *session) {
 }
 
 // serve runs the tunnel until it ends, moving to QUIC when a probe finds it works again,
-// and returns how long the replica was connected.
+// and returns how long the replica was connected. While QUIC is the carrier and the root
+// agreed, an SSH tunnel for user sessions runs beside it (bulk); when the QUIC tunnel
+// ends, a live bulk tunnel takes over as the only one, and when a probe brings QUIC back
+// an SSH tunnel the root knows as bulk stays up beside it instead of draining.
 func (r *replica) serve(s *session) time.Duration {
 	start := time.Now()
 	r.setUp(s)
 	done := r.runSession(s)
 	var probe chan *session
 	stopProbe := func() {}
+	var bulk *bulkTunnel
+	if r.wantBulk(s) {
+		bulk = r.startBulk(nil, nil)
+	}
 	if s.link.transport() == SSH && !r.a.cfg.DisableQUIC && r.ep.QUIC != "" {
 		probe, stopProbe = r.startProbe()
 	}
@@ -518,19 +536,148 @@ func (r *replica) serve(s *session) time.Duration {
 		case <-r.ctx.Done():
 			s.end(codeNormal, ErrClosed)
 			<-done
+			if b, bdone := bulk.stop(); b != nil {
+				b.end(codeNormal, ErrClosed)
+				<-bdone
+			}
 			return time.Since(start)
 		case <-done:
 			r.ended(s)
-			return time.Since(start)
+			b, bdone := bulk.stop()
+			bulk = nil
+			r.update(func(st *ReplicaStatus) { st.Bulk = false })
+			if b == nil {
+				return time.Since(start)
+			}
+			select {
+			case <-bdone:
+				return time.Since(start)
+			default:
+			}
+			r.log.Info("the QUIC tunnel ended; the SSH tunnel kept for sessions now carries everything")
+			s, done = b, bdone
+			r.setUp(s)
+			if !r.a.cfg.DisableQUIC && r.ep.QUIC != "" {
+				probe, stopProbe = r.startProbe()
+			}
 		case q := <-probe:
-			r.log.Info("QUIC works again; new streams move back from SSH, which drains")
+			r.log.Info("QUIC works again; new streams move back from SSH")
 			stopProbe()
 			probe = nil
 			old, oldDone := s, done
 			s, done = q, r.runSession(q)
 			r.setUp(q)
-			go r.drain(old, oldDone)
+			switch {
+			case r.wantBulk(q) && old.bulk:
+				// The root already sends sessions to this SSH tunnel: keep it.
+				bulk = r.startBulk(old, oldDone)
+			case r.wantBulk(q):
+				go r.drain(old, oldDone)
+				bulk = r.startBulk(nil, nil)
+			default:
+				go r.drain(old, oldDone)
+			}
 		}
+	}
+}
+
+// wantBulk: a QUIC session whose root agreed to session streams over an SSH tunnel beside
+// it, with SSH allowed for this replica.
+func (r *replica) wantBulk(s *session) bool {
+	return r.a.cfg.BulkSSH && s.link.transport() == QUIC && s.bulk && !r.a.cfg.DisableSSH && r.ep.TCP != ""
+}
+
+// bulkTunnel keeps the SSH tunnel for user sessions beside a QUIC one: it connects,
+// serves, and reconnects with a backoff of its own, so a failing SSH path never
+// disturbs the QUIC tunnel.
+type bulkTunnel struct {
+	cancel   context.CancelFunc
+	finished chan struct{}
+
+	mu    sync.Mutex
+	s     *session
+	sdone <-chan struct{}
+}
+
+// startBulk starts keeping the bulk tunnel, adopting s (already running, done when sdone
+// closes) when it is given.
+func (r *replica) startBulk(s *session, sdone <-chan struct{}) *bulkTunnel {
+	ctx, cancel := context.WithCancel(r.ctx)
+	b := &bulkTunnel{cancel: cancel, finished: make(chan struct{}), s: s, sdone: sdone}
+	go r.keepBulk(ctx, b)
+	return b
+}
+
+// stop stops reconnecting and hands back the live session, if any, with its done
+// channel; the caller ends it or serves it. A nil receiver has nothing.
+func (b *bulkTunnel) stop() (*session, <-chan struct{}) {
+	if b == nil {
+		return nil, nil
+	}
+	b.cancel()
+	<-b.finished
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, d := b.s, b.sdone
+	b.s, b.sdone = nil, nil
+	return s, d
+}
+
+func (r *replica) keepBulk(ctx context.Context, b *bulkTunnel) {
+	defer close(b.finished)
+	bo := r.a.cfg.Backoff
+	for ctx.Err() == nil {
+		b.mu.Lock()
+		s, sdone := b.s, b.sdone
+		b.mu.Unlock()
+		if s == nil {
+			var err error
+			s, err = r.dialSSH(ctx)
+			if err == nil && !s.bulk {
+				s.end(codeNormal, errors.New("the root does not take session streams on an SSH tunnel"))
+				err = errors.New("the root did not agree to an SSH tunnel for sessions")
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				wait := bo.Next()
+				var hr *helloRefusedError
+				if errors.As(err, &hr) {
+					wait = max(wait, hr.retryAfter)
+				}
+				r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, err.Error() })
+				r.log.Info("SSH tunnel for sessions: connect failed", "err", err, "retry_in", wait)
+				sleep(ctx, wait)
+				continue
+			}
+			sdone = r.runSession(s)
+			b.mu.Lock()
+			b.s, b.sdone = s, sdone
+			b.mu.Unlock()
+			r.log.Info("SSH tunnel for sessions connected beside QUIC", "cipher", s.link.cipher(), "version", s.version)
+		}
+		r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = true, "" })
+		select {
+		case <-ctx.Done():
+			return // the session stays for whoever stopped us
+		case <-sdone:
+		}
+		b.mu.Lock()
+		b.s, b.sdone = nil, nil
+		b.mu.Unlock()
+		err := s.reason()
+		if err == nil {
+			err = s.link.closeErr()
+		}
+		if err == nil {
+			err = errors.New("tunnel closed")
+		}
+		bo.Connected(time.Since(s.connectedAt))
+		wait := bo.Next()
+		r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, err.Error() })
+		r.log.Info("SSH tunnel for sessions down; sessions go over QUIC until it is back", "err", err, "retry_in", wait)
+		sleep(ctx, wait)
 	}
 }
 

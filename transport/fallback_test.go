@@ -92,7 +92,7 @@ func TestFallbackAndBack(t *testing.T) {
 		}
 		defer c.Close()
 		roundTrip(t, c, 64<<10)
-		if got := srv.pick("leaf.example.com").link.transport(); got != want {
+		if got := CarrierOf(c); got != want {
 			t.Errorf("dial went over %s, want %s", got, want)
 		}
 	}
@@ -131,7 +131,7 @@ func TestRepeatedStreamFailuresFallBack(t *testing.T) {
 			c.ProbeInterval = 2 * time.Second
 		}), srv.Endpoint())
 		waitConnected(t, a, QUIC, 5*time.Second)
-		tun := srv.pick("leaf.example.com")
+		tun := srv.pick("leaf.example.com", false)
 		for range StreamFailureLimit {
 			st, err := tun.link.openStream(context.Background(), nil)
 			if err != nil {

@@ -23,6 +23,9 @@ type session struct {
 	cluster  string // the verified leaf cluster (root side)
 	replica  string // the root replica's name (leaf side)
 	agent    string
+	// bulk: an SSH tunnel the leaf keeps beside QUIC for user session streams (root
+	// side: the hello's mark; leaf side: the root's answer agreed to it).
+	bulk bool
 
 	connectedAt   time.Time
 	lastHeartbeat atomic.Int64 // unix nanoseconds
@@ -115,7 +118,8 @@ func leafHello(ctx context.Context, l link, h *frame.Hello, timeout time.Duratio
 	if ack.KeepAliveInterval < minKeepAliveInterval || ack.KeepAliveInterval > maxKeepAliveInterval || ack.KeepAliveCount > maxKeepAliveCount {
 		return nil, ack, fmt.Errorf("root chose keep-alive %v × %d outside the bounds", ack.KeepAliveInterval, ack.KeepAliveCount)
 	}
-	s := &session{link: l, ctrl: ctrl, version: ack.Version, interval: ack.KeepAliveInterval, count: ack.KeepAliveCount, replica: ack.Replica, connectedAt: time.Now()}
+	s := &session{link: l, ctrl: ctrl, version: ack.Version, interval: ack.KeepAliveInterval, count: ack.KeepAliveCount, replica: ack.Replica,
+		bulk: h.Bulk && ack.Bulk, connectedAt: time.Now()}
 	s.lastHeartbeat.Store(time.Now().UnixNano())
 	return s, ack, nil
 }
@@ -135,6 +139,7 @@ type rootHelloParams struct {
 	replica                string
 	replicas               []Endpoint
 	timeout                time.Duration
+	noBulk                 bool // answer as a root that predates the Bulk mark (tests)
 	// admit is asked last; a non-nil refusal is sent as the answer.
 	admit func(cluster string) *frame.HelloAck
 }
@@ -178,11 +183,17 @@ func rootHello(ctx context.Context, l link, cluster string, p rootHelloParams) (
 		}
 	}
 	iv, n := negotiateKeepAlive(h.KeepAliveInterval, h.KeepAliveCount, p.interval, p.count)
-	ack := &frame.HelloAck{Version: v, KeepAliveInterval: iv, KeepAliveCount: n, Replica: p.replica, Replicas: p.replicas}
+	// A root of this version sends session dials to a leaf's healthy SSH tunnel marked
+	// Bulk (Server.pick), so it agrees to every leaf that asks.
+	ack := &frame.HelloAck{Version: v, KeepAliveInterval: iv, KeepAliveCount: n, Replica: p.replica, Replicas: p.replicas, Bulk: h.Bulk}
+	if p.noBulk {
+		ack.Bulk, h.Bulk = false, false
+	}
 	if err := frame.Write(ctrl, frame.TypeHelloAck, ack.Marshal()); err != nil {
 		return nil, fmt.Errorf("answering hello: %w", err)
 	}
-	s := &session{link: l, ctrl: ctrl, version: v, interval: iv, count: n, cluster: cluster, agent: h.Agent, connectedAt: time.Now()}
+	s := &session{link: l, ctrl: ctrl, version: v, interval: iv, count: n, cluster: cluster, agent: h.Agent,
+		bulk: h.Bulk && l.transport() == SSH, connectedAt: time.Now()}
 	s.lastHeartbeat.Store(time.Now().UnixNano())
 	s.state.Store("")
 	return s, nil

@@ -232,13 +232,17 @@ func (s *Service) NodeRegistered(ctx context.Context, name string) (bool, error)
 
 // TunnelStatus is a leaf's tunnel to one root replica, for `tetherctl status`.
 type TunnelStatus struct {
-	Root      string    `json:"root"`
-	Endpoint  string    `json:"endpoint"`
-	Replica   string    `json:"replica,omitempty"`
-	State     string    `json:"state"`
-	Transport string    `json:"transport,omitempty"`
-	Since     time.Time `json:"since"`
-	LastError string    `json:"last_error,omitempty"`
+	Root      string `json:"root"`
+	Endpoint  string `json:"endpoint"`
+	Replica   string `json:"replica,omitempty"`
+	State     string `json:"state"`
+	Transport string `json:"transport,omitempty"`
+	// SessionsOverSSH: user sessions ride an SSH tunnel kept beside the QUIC one
+	// (proxy.tunnel_bulk_ssh); SessionsError is why that tunnel is down, if it is.
+	SessionsOverSSH bool      `json:"sessions_over_ssh,omitempty"`
+	SessionsError   string    `json:"sessions_ssh_error,omitempty"`
+	Since           time.Time `json:"since"`
+	LastError       string    `json:"last_error,omitempty"`
 }
 
 // SetTunnelStatus installs the function Status asks for the leaf's tunnels.
