@@ -35,6 +35,8 @@ var (
 	benchBytes  = flag.Int64("tether.bulk", 1<<30, "bytes per bulk throughput run in BenchmarkTunnelFigures")
 	benchOpens  = flag.Int("tether.opens", 2000, "stream opens per carrier in BenchmarkTunnelFigures")
 	benchBeat   = flag.Duration("tether.heartbeat", time.Second, "heartbeat interval of the many leaves in BenchmarkTunnelFigures (the default is 15 s)")
+	benchMany   = flag.Bool("tether.manybulk", false, "BenchmarkTunnelFigures: the many leaves keep an SSH tunnel for sessions beside QUIC (AgentConfig.BulkSSH, tetherd's default): two tunnels each")
+	benchOnly   = flag.Bool("tether.manyonly", false, "BenchmarkTunnelFigures: only the many-leaves figure")
 )
 
 const chunk = 1 << 20 // bulk writes go out in large chunks: fewer, fuller packets
@@ -375,6 +377,10 @@ func BenchmarkTunnelFigures(b *testing.B) {
 	for range b.N {
 	}
 	p := testPKI(b)
+	if *benchOnly {
+		manyLeaves(b, p, *benchLeaves)
+		return
+	}
 	size := *benchBytes
 	root := p.rootCert(b)
 	srv := startServer(b, p, func(c *ServerConfig) {
@@ -528,6 +534,12 @@ func TestBenchRootProcess(t *testing.T) {
 	if err := srv.ListenQUIC(os.Getenv("TETHER_BENCH_QUIC")); err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv("TETHER_BENCH_TCP") != "" {
+		// The SSH tunnels at the QUIC port's number, as tetherd serves them.
+		if err := srv.ListenTCP(srv.Endpoint().QUIC); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fmt.Printf("endpoint %s\n", srv.Endpoint().QUIC)
 	stop := make(chan struct{})
 	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
@@ -598,8 +610,11 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	dir := b.TempDir()
 	writePEMs(b, dir, p.rootCert(b), map[string][]*x509.Certificate{"leaf-ca": p.leaf.TLS.CACerts()})
 	startRoot := func(addr string) *helperProcess {
-		h := startHelper(b, "TestBenchRootProcess", "TETHER_BENCH_ROOT="+dir, "TETHER_BENCH_QUIC="+addr, "TETHER_BENCH_BEAT="+benchBeat.String())
-		return h
+		env := []string{"TETHER_BENCH_ROOT=" + dir, "TETHER_BENCH_QUIC=" + addr, "TETHER_BENCH_BEAT=" + benchBeat.String()}
+		if *benchMany {
+			env = append(env, "TETHER_BENCH_TCP=1")
+		}
+		return startHelper(b, "TestBenchRootProcess", env...)
 	}
 	root := startRoot("127.0.0.1:0")
 	addr := root.waitLine(b, "endpoint ", 20*time.Second)
@@ -607,16 +622,21 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	agents := make([]*Agent, n)
 	var wg sync.WaitGroup
 	start := time.Now()
+	ep, perLeaf, kind := Endpoint{QUIC: addr}, 1, "QUIC"
+	if *benchMany {
+		ep, perLeaf, kind = Endpoint{QUIC: addr, TCP: addr}, 2, "QUIC + SSH tunnel for sessions"
+	}
 	for i := range agents {
 		a, err := NewAgent(AgentConfig{Cluster: "leaf.example.com", Certificate: cert, RootCAs: p.root.TLS.CertPool(), Handler: benchHandler(0),
-			DisableSSH: true, IgnoreAdvertisedReplicas: true, KeepAliveInterval: *benchBeat, KeepAliveCount: 3,
+			DisableSSH: !*benchMany, BulkSSH: *benchMany, IgnoreAdvertisedReplicas: true, KeepAliveInterval: *benchBeat, KeepAliveCount: 3,
 			UDPBufferSize: 256 << 10, Backoff: Backoff{StableAfter: 2 * time.Second}, Logger: testLoggerTo(io.Discard)})
 		if err != nil {
 			b.Fatal(err)
 		}
 		agents[i] = a
-		a.AddReplica(Endpoint{QUIC: addr})
+		a.AddReplica(ep)
 	}
+	n *= perLeaf // tunnels
 	defer func() {
 		for _, a := range agents {
 			wg.Go(func() { a.Close() })
@@ -664,10 +684,10 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	if len(back) > 0 {
 		peak = max(peak, back[0].conns) // all in the first sample
 	}
-	fmt.Printf("%d leaves (QUIC, heartbeat %v) on one root process: all connected in %v; at rest: root RSS %.0f MiB (target ≤ 200: %s), CPU %.2f cores (target < 0.5: %s)\n",
-		n, *benchBeat, connectTime.Round(time.Millisecond), float64(peakRSS)/1024, met(peakRSS <= 200*1024), cores, met(cores < 0.5))
-	fmt.Printf("%d leaves after SIGKILL and restart of the root: all back in %v (target ≤ 5 s: %s), peak %d reconnects/s\n",
-		n, allBack.Round(time.Millisecond), met(allBack <= 5*time.Second), peak)
+	fmt.Printf("%d leaves (%s, heartbeat %v) on one root process: all %d tunnels connected in %v; at rest: root RSS %.0f MiB (target ≤ 200: %s), CPU %.2f cores (target < 0.5: %s)\n",
+		len(agents), kind, *benchBeat, n, connectTime.Round(time.Millisecond), float64(peakRSS)/1024, met(peakRSS <= 200*1024), cores, met(cores < 0.5))
+	fmt.Printf("%d leaves after SIGKILL and restart of the root: all %d tunnels back in %v (target ≤ 5 s: %s), peak %d reconnects/s\n",
+		len(agents), n, allBack.Round(time.Millisecond), met(allBack <= 5*time.Second), peak)
 }
 
 var _ = errors.New
