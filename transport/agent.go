@@ -626,6 +626,15 @@ func (b *bulkTunnel) stop() (*session, <-chan struct{}) {
 func (r *replica) keepBulk(ctx context.Context, b *bulkTunnel) {
 	defer close(b.finished)
 	bo := r.a.cfg.Backoff
+	b.mu.Lock()
+	adopted := b.s != nil
+	b.mu.Unlock()
+	if !adopted {
+		// A random wait up to the handshake time before the first connect: after a
+		// root restart every leaf's QUIC tunnel comes back at once, and the SSH tunnels
+		// for sessions (sessions go over QUIC meanwhile) should not compete with them.
+		sleep(ctx, rand.N(r.a.cfg.HandshakeTimeout+1))
+	}
 	for ctx.Err() == nil {
 		b.mu.Lock()
 		s, sdone := b.s, b.sdone

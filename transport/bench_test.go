@@ -643,8 +643,48 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 		}
 		wg.Wait()
 	}()
+	// With an SSH tunnel for sessions the root's count is not per leaf (a leaf that fell
+	// back to SSH holds one tunnel until its QUIC probe): ask the agents too.
+	var since time.Time // connected after this
+	allUp := func(full bool) func() bool {
+		return func() bool {
+			for _, a := range agents {
+				st := a.Status()
+				if len(st) == 0 || !st[0].Connected || st[0].Since.Before(since) || full && st[0].Transport == QUIC && !st[0].Bulk {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitAgents := func(cond func() bool, within time.Duration) (time.Duration, bool) {
+		from := time.Now()
+		for time.Since(from) < within {
+			if cond() {
+				return time.Since(from), true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(from), false
+	}
+	if *benchMany {
+		_, ok1 := waitAgents(allUp(false), 120*time.Second)
+		t1 := time.Since(start)
+		_, ok2 := waitAgents(allUp(true), 120*time.Second)
+		fmt.Printf("%d leaves (QUIC + SSH tunnel for sessions): every leaf connected after %v (%v), every leaf with its SSH tunnel for sessions (or on SSH alone) after %v (%v)\n",
+			len(agents), t1.Round(10*time.Millisecond), ok1, time.Since(start).Round(10*time.Millisecond), ok2)
+	}
 	up := root.stats(b, func(s rootStat) bool { return s.tunnels >= int64(n) }, 120*time.Second)
 	connectTime := time.Since(start)
+	if os.Getenv("TETHER_BENCH_TRACE") != "" {
+		next := time.Duration(0)
+		for _, s := range up {
+			if d := s.at.Sub(start); d >= next {
+				fmt.Printf("  connect +%v tunnels %d connects %d\n", d.Round(10*time.Millisecond), s.tunnels, s.conns)
+				next = d + time.Second
+			}
+		}
+	}
 	// At rest: heartbeats every -tether.heartbeat (1 s by default: 15× the default rate) for 6 s.
 	time.Sleep(time.Second) // let the connect burst's garbage go before measuring the steady state
 	rest := root.stats(b, func(s rootStat) bool { return s.at.Sub(up[len(up)-1].at) > 6*time.Second }, 30*time.Second)
@@ -660,12 +700,20 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	if os.Getenv("TETHER_BENCH_TRACE") != "" {
 		go func() {
 			time.Sleep(8 * time.Second)
-			for _, a := range agents[:n] {
+			for _, a := range agents {
 				if st := a.Status()[0]; !st.Connected {
 					fmt.Printf("  down since %v: %s\n", st.Since.Sub(restart).Round(time.Millisecond), st.LastError)
 				}
 			}
 		}()
+	}
+	if *benchMany {
+		since = restart
+		_, ok1 := waitAgents(allUp(false), 120*time.Second)
+		t1 := time.Since(restart)
+		_, ok2 := waitAgents(allUp(true), 120*time.Second)
+		fmt.Printf("%d leaves after SIGKILL and restart of the root: every leaf connected again after %v (%v), with its SSH tunnel for sessions after %v (%v)\n",
+			len(agents), t1.Round(10*time.Millisecond), ok1, time.Since(restart).Round(10*time.Millisecond), ok2)
 	}
 	back := root.stats(b, func(s rootStat) bool { return s.tunnels >= int64(n) }, 120*time.Second)
 	allBack := time.Since(restart)
