@@ -58,6 +58,9 @@ type AgentConfig struct {
 	// DrainTimeout bounds how long an SSH tunnel keeps its streams after the leaf moved
 	// back to QUIC (default 1 minute).
 	DrainTimeout time.Duration
+	// BulkIdleTimeout closes the SSH tunnel for sessions (BulkSSH) once it carried no
+	// session stream for this long (DefaultBulkIdleTimeout); sessions still on it keep it.
+	BulkIdleTimeout time.Duration
 	// Backoff spaces reconnects.
 	Backoff Backoff
 	// DisableQUIC or DisableSSH leaves a carrier out.
@@ -161,6 +164,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = time.Minute
+	}
+	if cfg.BulkIdleTimeout == 0 {
+		cfg.BulkIdleTimeout = DefaultBulkIdleTimeout
 	}
 	if cfg.UDPBufferSize == 0 {
 		cfg.UDPBufferSize = DefaultUDPBufferSize
@@ -296,6 +302,13 @@ type replica struct {
 	hint         atomic.Int64 // reconnect-after hint from the root, nanoseconds
 	quicSuspend  time.Time    // no QUIC before this (owned by run)
 	quicTimeouts int          // consecutive QUIC connects that timed out (owned by run)
+
+	// The SSH tunnel for sessions (AgentConfig.BulkSSH), opened on demand.
+	bulkMu        sync.Mutex
+	bulkFor       *session    // the QUIC tunnel beside which it may open; nil: none
+	bulk          *bulkTunnel // connecting or up; nil: none
+	bulkBackoff   Backoff     // spaces attempts after failures
+	bulkNotBefore time.Time   // no new attempt before this
 }
 
 func (r *replica) status() ReplicaStatus {
@@ -514,7 +527,8 @@ func (r *replica) setUp(s *session) {
 
 // serve runs the tunnel until it ends, moving to QUIC when a probe finds it works again,
 // and returns how long the replica was connected. While QUIC is the carrier and the root
-// agreed, an SSH tunnel for user sessions runs beside it (bulk); when the QUIC tunnel
+// agreed, an SSH tunnel for user sessions may run beside it (bulk), opened on demand by
+// the first session dial and closed when idle (see demandBulk); when the QUIC tunnel
 // ends, a live bulk tunnel takes over as the only one, and when a probe brings QUIC back
 // an SSH tunnel the root knows as bulk stays up beside it instead of draining.
 func (r *replica) serve(s *session) time.Duration {
@@ -523,10 +537,7 @@ func (r *replica) serve(s *session) time.Duration {
 	done := r.runSession(s)
 	var probe chan *session
 	stopProbe := func() {}
-	var bulk *bulkTunnel
-	if r.wantBulk(s) {
-		bulk = r.startBulk(nil, nil)
-	}
+	r.allowBulk(s, nil, nil)
 	if s.link.transport() == SSH && !r.a.cfg.DisableQUIC && r.ep.QUIC != "" {
 		probe, stopProbe = r.startProbe()
 	}
@@ -536,15 +547,14 @@ func (r *replica) serve(s *session) time.Duration {
 		case <-r.ctx.Done():
 			s.end(codeNormal, ErrClosed)
 			<-done
-			if b, bdone := bulk.stop(); b != nil {
+			if b, bdone := r.stopBulk(); b != nil {
 				b.end(codeNormal, ErrClosed)
 				<-bdone
 			}
 			return time.Since(start)
 		case <-done:
 			r.ended(s)
-			b, bdone := bulk.stop()
-			bulk = nil
+			b, bdone := r.stopBulk()
 			r.update(func(st *ReplicaStatus) { st.Bulk = false })
 			if b == nil {
 				return time.Since(start)
@@ -555,6 +565,7 @@ func (r *replica) serve(s *session) time.Duration {
 			default:
 			}
 			r.log.Info("the QUIC tunnel ended; the SSH tunnel kept for sessions now carries everything")
+			b.closing.Store(false) // it may have been closing for idleness: no more
 			s, done = b, bdone
 			r.setUp(s)
 			if !r.a.cfg.DisableQUIC && r.ep.QUIC != "" {
@@ -567,15 +578,13 @@ func (r *replica) serve(s *session) time.Duration {
 			old, oldDone := s, done
 			s, done = q, r.runSession(q)
 			r.setUp(q)
-			switch {
-			case r.wantBulk(q) && old.bulk:
-				// The root already sends sessions to this SSH tunnel: keep it.
-				bulk = r.startBulk(old, oldDone)
-			case r.wantBulk(q):
+			if r.wantBulk(q) && old.bulk {
+				// The root already sends sessions to this SSH tunnel: keep it for them
+				// (it closes when idle like one opened on demand).
+				r.allowBulk(q, old, oldDone)
+			} else {
 				go r.drain(old, oldDone)
-				bulk = r.startBulk(nil, nil)
-			default:
-				go r.drain(old, oldDone)
+				r.allowBulk(q, nil, nil)
 			}
 		}
 	}
@@ -587,9 +596,16 @@ func (r *replica) wantBulk(s *session) bool {
 	return r.a.cfg.BulkSSH && s.link.transport() == QUIC && s.bulk && !r.a.cfg.DisableSSH && r.ep.TCP != ""
 }
 
-// bulkTunnel keeps the SSH tunnel for user sessions beside a QUIC one: it connects,
-// serves, and reconnects with a backoff of its own, so a failing SSH path never
-// disturbs the QUIC tunnel.
+// StateClosing is the state a leaf's heartbeat carries on an SSH tunnel for sessions it
+// is closing for idleness: the root sends it no new session (Server.pick), and the leaf
+// closes it once the root has read that and the tunnel's streams have ended.
+const StateClosing = "closing: idle"
+
+// errBulkIdle ends an SSH tunnel for sessions that carried none for BulkIdleTimeout.
+var errBulkIdle = errors.New("idle: no session for the idle timeout")
+
+// bulkTunnel is the SSH tunnel for user sessions beside a QUIC one, while it connects or
+// runs: opened on demand, it never disturbs the QUIC tunnel, and it ends when idle.
 type bulkTunnel struct {
 	cancel   context.CancelFunc
 	finished chan struct{}
@@ -599,8 +615,45 @@ type bulkTunnel struct {
 	sdone <-chan struct{}
 }
 
-// startBulk starts keeping the bulk tunnel, adopting s (already running, done when sdone
-// closes) when it is given.
+// allowBulk makes q (the replica's current tunnel) the one beside which an SSH tunnel
+// for sessions may open, when it wants one, adopting s (already running, done when sdone
+// closes) as that tunnel when given.
+func (r *replica) allowBulk(q, s *session, sdone <-chan struct{}) {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	r.bulkFor = nil
+	if !r.wantBulk(q) {
+		return
+	}
+	r.bulkFor = q
+	if s != nil {
+		r.bulk = r.startBulk(s, sdone)
+	}
+}
+
+// demandBulk opens the SSH tunnel for sessions beside q, the QUIC tunnel a session dial
+// just arrived on, unless it is open or opening, or a failed attempt's backoff has not
+// run out. The session that asked rides QUIC: nothing waits for the SSH tunnel.
+func (r *replica) demandBulk(q *session) {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	if r.bulkFor != q || r.bulk != nil || time.Now().Before(r.bulkNotBefore) {
+		return
+	}
+	r.bulk = r.startBulk(nil, nil)
+}
+
+// stopBulk stops the SSH tunnel for sessions from being opened or watched and hands
+// back its live session, if any, with its done channel; the caller ends or serves it.
+func (r *replica) stopBulk() (*session, <-chan struct{}) {
+	r.bulkMu.Lock()
+	b := r.bulk
+	r.bulkFor, r.bulk = nil, nil
+	r.bulkMu.Unlock()
+	return b.stop()
+}
+
+// startBulk starts keeping a bulk tunnel (r.bulkMu held).
 func (r *replica) startBulk(s *session, sdone <-chan struct{}) *bulkTunnel {
 	ctx, cancel := context.WithCancel(r.ctx)
 	b := &bulkTunnel{cancel: cancel, finished: make(chan struct{}), s: s, sdone: sdone}
@@ -608,8 +661,8 @@ func (r *replica) startBulk(s *session, sdone <-chan struct{}) *bulkTunnel {
 	return b
 }
 
-// stop stops reconnecting and hands back the live session, if any, with its done
-// channel; the caller ends it or serves it. A nil receiver has nothing.
+// stop stops watching and hands back the live session, if any, with its done channel;
+// the caller ends it or serves it. A nil receiver has nothing.
 func (b *bulkTunnel) stop() (*session, <-chan struct{}) {
 	if b == nil {
 		return nil, nil
@@ -623,70 +676,105 @@ func (b *bulkTunnel) stop() (*session, <-chan struct{}) {
 	return s, d
 }
 
+// keepBulk connects the SSH tunnel for sessions (unless adopting one) and watches it
+// until it ends, closes it when idle, or ctx ends (the session then stays for stop's
+// caller). It does not reconnect: the next session dial opens it again, not before the
+// backoff a failed attempt or a failed tunnel drew.
 func (r *replica) keepBulk(ctx context.Context, b *bulkTunnel) {
 	defer close(b.finished)
-	bo := r.a.cfg.Backoff
-	b.mu.Lock()
-	adopted := b.s != nil
-	b.mu.Unlock()
-	if !adopted {
-		// A random wait up to the handshake time before the first connect: after a
-		// root restart every leaf's QUIC tunnel comes back at once, and the SSH tunnels
-		// for sessions (sessions go over QUIC meanwhile) should not compete with them.
-		sleep(ctx, rand.N(r.a.cfg.HandshakeTimeout+1))
-	}
-	for ctx.Err() == nil {
-		b.mu.Lock()
-		s, sdone := b.s, b.sdone
-		b.mu.Unlock()
-		if s == nil {
-			var err error
-			s, err = r.dialSSH(ctx)
-			if err == nil && !s.bulk {
-				s.end(codeNormal, errors.New("the root does not take session streams on an SSH tunnel"))
-				err = errors.New("the root did not agree to an SSH tunnel for sessions")
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				wait := bo.Next()
-				var hr *helloRefusedError
-				if errors.As(err, &hr) {
-					wait = max(wait, hr.retryAfter)
-				}
-				r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, err.Error() })
-				r.log.Info("SSH tunnel for sessions: connect failed", "err", err, "retry_in", wait)
-				sleep(ctx, wait)
-				continue
-			}
-			sdone = r.runSession(s)
-			b.mu.Lock()
-			b.s, b.sdone = s, sdone
-			b.mu.Unlock()
-			r.log.Info("SSH tunnel for sessions connected beside QUIC", "cipher", s.link.cipher(), "version", s.version)
+	defer func() {
+		r.bulkMu.Lock()
+		if r.bulk == b {
+			r.bulk = nil
 		}
-		r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = true, "" })
+		r.bulkMu.Unlock()
+	}()
+	retryLater := func(err error, connected time.Duration) {
+		r.bulkMu.Lock()
+		if connected > 0 {
+			r.bulkBackoff.Connected(connected)
+		}
+		wait := r.bulkBackoff.Next()
+		var hr *helloRefusedError
+		if errors.As(err, &hr) {
+			wait = max(wait, hr.retryAfter)
+		}
+		r.bulkNotBefore = time.Now().Add(wait)
+		r.bulkMu.Unlock()
+		r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, err.Error() })
+		r.log.Info("SSH tunnel for sessions down or refused; sessions go over QUIC", "err", err, "next_attempt_after", wait)
+	}
+	b.mu.Lock()
+	s, sdone := b.s, b.sdone
+	b.mu.Unlock()
+	if s == nil {
+		var err error
+		s, err = r.dialSSH(ctx)
+		if err == nil && !s.bulk {
+			s.end(codeNormal, errors.New("the root does not take session streams on an SSH tunnel"))
+			err = errors.New("the root did not agree to an SSH tunnel for sessions")
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				retryLater(err, 0)
+			}
+			return
+		}
+		sdone = r.runSession(s)
+		b.mu.Lock()
+		b.s, b.sdone = s, sdone
+		b.mu.Unlock()
+		r.log.Info("SSH tunnel for sessions connected beside QUIC", "cipher", s.link.cipher(), "version", s.version)
+	}
+	r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = true, "" })
+	idle := r.a.cfg.BulkIdleTimeout
+	tick := time.NewTicker(min(max(idle/5, 20*time.Millisecond), 5*time.Second))
+	defer tick.Stop()
+	var closingSince, ackedAt time.Time
+	for {
 		select {
 		case <-ctx.Done():
 			return // the session stays for whoever stopped us
 		case <-sdone:
+			b.mu.Lock()
+			b.s, b.sdone = nil, nil
+			b.mu.Unlock()
+			err := s.reason()
+			if errors.Is(err, errBulkIdle) {
+				r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, "" })
+				r.log.Info("SSH tunnel for sessions closed: idle", "idle_timeout", idle)
+				return
+			}
+			if err == nil {
+				err = s.link.closeErr()
+			}
+			if err == nil {
+				err = errors.New("tunnel closed")
+			}
+			retryLater(err, time.Since(s.connectedAt))
+			return
+		case now := <-tick.C:
+			busy := s.streams.Load() > 0 || s.active.Load() > 0
+			switch {
+			case closingSince.IsZero():
+				if !busy && now.Sub(time.Unix(0, s.lastUse.Load())) >= idle {
+					// Ask the root to send no new session here, then close once it
+					// answered a heartbeat after that (it read the mark) and every
+					// stream it sent before has ended.
+					closingSince = now
+					s.closing.Store(true)
+					s.heartbeatNow()
+				}
+			case ackedAt.IsZero():
+				if seq := s.closingSeq.Load(); seq != 0 && s.repliedSeq.Load() >= seq {
+					ackedAt = now
+				}
+			case !busy && now.Sub(ackedAt) >= 200*time.Millisecond:
+				// The grace covers a session the root picked just before it read the
+				// mark; its stream is counted busy by now.
+				s.end(codeDrained, errBulkIdle)
+			}
 		}
-		b.mu.Lock()
-		b.s, b.sdone = nil, nil
-		b.mu.Unlock()
-		err := s.reason()
-		if err == nil {
-			err = s.link.closeErr()
-		}
-		if err == nil {
-			err = errors.New("tunnel closed")
-		}
-		bo.Connected(time.Since(s.connectedAt))
-		wait := bo.Next()
-		r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, err.Error() })
-		r.log.Info("SSH tunnel for sessions down; sessions go over QUIC until it is back", "err", err, "retry_in", wait)
-		sleep(ctx, wait)
 	}
 }
 
@@ -755,13 +843,23 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 			if r.a.cfg.State != nil {
 				state = r.a.cfg.State()
 			}
+			closing := s.closing.Load()
+			if closing {
+				state = StateClosing
+			}
 			hb := &frame.Heartbeat{Seq: seq, State: state, ActiveStreams: uint64(max(s.active.Load(), 0))}
 			if err := s.writeControl(frame.TypeHeartbeat, hb.Marshal(s.version)); err != nil {
 				s.end(codeNormal, fmt.Errorf("sending heartbeat: %w", err))
 				return
 			}
+			if closing {
+				s.closingSeq.CompareAndSwap(0, seq)
+			} else {
+				s.closingSeq.Store(0)
+			}
 			select {
 			case <-t.C:
+			case <-s.kick:
 			case <-s.link.done():
 				return
 			}
@@ -787,6 +885,7 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 					return
 				}
 				r.hint.Store(int64(rep.ReconnectAfter))
+				s.repliedSeq.Store(rep.Seq)
 				r.update(func(st *ReplicaStatus) { st.LastHeartbeat = time.Now() })
 				r.a.learn(rep.Replicas)
 			case frame.TypeGoAway:
@@ -815,6 +914,12 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 // the handler's serve function. Dial requests that do not arrive whole in time count as
 // stream failures; StreamFailureLimit in a row close a QUIC tunnel.
 func (r *replica) handleStream(s *session, st stream) {
+	s.streams.Add(1)
+	s.lastUse.Store(time.Now().UnixNano())
+	defer func() {
+		s.lastUse.Store(time.Now().UnixNano())
+		s.streams.Add(-1)
+	}()
 	req, err := readDialRequest(st, s.version, r.a.cfg.HandshakeTimeout)
 	if err != nil {
 		st.Close()
@@ -852,8 +957,14 @@ func (r *replica) handleStream(s *session, st stream) {
 		st.Close()
 		return
 	}
+	if req.Service == frame.ServiceSSH && s.link.transport() == QUIC {
+		r.demandBulk(s) // a user session: the next ones ride the SSH tunnel for sessions
+	}
 	s.active.Add(1)
-	conn := newStreamConn(st, s.link, func() { s.active.Add(-1) })
+	conn := newStreamConn(st, s.link, func() {
+		s.lastUse.Store(time.Now().UnixNano())
+		s.active.Add(-1)
+	})
 	defer conn.Close()
 	serve(conn)
 }

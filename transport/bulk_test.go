@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -68,6 +70,35 @@ func sessionOver(t *testing.T, s *Server, want Transport) net.Conn {
 	return c
 }
 
+// bulkUp has an idle leaf carry a user session — it rides QUIC and brings the SSH tunnel
+// for sessions up — and waits until that tunnel is up on both sides.
+func bulkUp(t *testing.T, s *Server, a *Agent) {
+	t.Helper()
+	c := sessionOver(t, s, QUIC)
+	roundTrip(t, c, 16<<10)
+	c.Close()
+	waitBulk(t, a, true, 5*time.Second)
+	waitTunnels(t, s, bulkLeaf, 1, SSH, 5*time.Second)
+}
+
+// ping writes n bytes to an echo connection and reads them back, leaving it open.
+func ping(c net.Conn, n int) error {
+	data := bytes.Repeat([]byte{'p'}, n)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write(data); err != nil {
+		return fmt.Errorf("writing: %w", err)
+	}
+	got := make([]byte, n)
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("reading the echo: %w", err)
+	}
+	if !bytes.Equal(got, data) {
+		return errors.New("the echo differs")
+	}
+	return nil
+}
+
 // serviceDials counts the dial streams the root opened per carrier; a service request
 // (node list) is sent and its carrier read from the counter, since the test handler
 // refuses services.
@@ -95,21 +126,34 @@ func serviceOver(t *testing.T, s *Server, want Transport) {
 	}
 }
 
-// TestBulkSSHCarriesSessions: with BulkSSH the leaf keeps an SSH tunnel beside QUIC; user
-// sessions go over it, service requests and heartbeats stay on QUIC; the SSH tunnel
-// killed → sessions over QUIC, the QUIC tunnel untouched, the SSH tunnel back; QUIC
-// killed → the SSH tunnel carries everything with its live sessions intact, and when QUIC
-// returns the same SSH tunnel stays for sessions instead of draining.
+// TestBulkSSHCarriesSessions: with BulkSSH an idle leaf holds one QUIC tunnel; the first
+// user session rides QUIC and brings an SSH tunnel up beside it, and the next sessions go
+// over that; service requests and heartbeats stay on QUIC and never open it; the SSH
+// tunnel killed → sessions over QUIC, the QUIC tunnel untouched, the next session opens it
+// again; QUIC killed → the SSH tunnel carries everything with its live sessions intact, and
+// when QUIC returns the same SSH tunnel stays for sessions instead of draining.
 func TestBulkSSHCarriesSessions(t *testing.T) {
 	t.Parallel()
 	p := testPKI(t)
 
-	t.Run("sessions_over_ssh_services_over_quic", func(t *testing.T) {
+	t.Run("idle_leaf_one_tunnel_first_session_opens_ssh", func(t *testing.T) {
 		t.Parallel()
 		srv := startServer(t, p, nil)
 		a := startAgent(t, agentConfig(t, p, bulkAgent(nil)), srv.Endpoint())
+		waitConnected(t, a, QUIC, 5*time.Second)
+		for range 3 {
+			serviceOver(t, srv, QUIC)
+		}
+		time.Sleep(500 * time.Millisecond) // give a wrongly opened SSH tunnel the time to show
+		if got := tunnelsOf(srv); len(got[SSH]) != 0 || len(got[QUIC]) != 1 {
+			t.Fatalf("idle leaf after service requests: tunnels %+v, want one QUIC tunnel", got)
+		}
+		if st := a.Status()[0]; st.Bulk || st.BulkError != "" {
+			t.Fatalf("idle leaf status %+v", st)
+		}
+		first := sessionOver(t, srv, QUIC) // nothing waits for the SSH tunnel
+		defer first.Close()
 		waitBulk(t, a, true, 5*time.Second)
-		waitTunnels(t, srv, bulkLeaf, 1, QUIC, 5*time.Second)
 		waitTunnels(t, srv, bulkLeaf, 1, SSH, 5*time.Second)
 		if ssh := tunnelsOf(srv)[SSH][0]; !ssh.Bulk {
 			t.Errorf("the SSH tunnel is not marked bulk: %+v", ssh)
@@ -117,10 +161,45 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		if q := tunnelsOf(srv)[QUIC][0]; q.Bulk {
 			t.Errorf("the QUIC tunnel is marked bulk: %+v", q)
 		}
+		roundTrip(t, first, 64<<10)
 		c := sessionOver(t, srv, SSH)
 		roundTrip(t, c, 1<<20)
 		c.Close()
 		serviceOver(t, srv, QUIC)
+	})
+
+	t.Run("idle_close_keeps_live_session_and_leaf_online", func(t *testing.T) {
+		t.Parallel()
+		srv := startServer(t, p, nil)
+		a := startAgent(t, agentConfig(t, p, bulkAgent(func(c *AgentConfig) { c.BulkIdleTimeout = 400 * time.Millisecond })), srv.Endpoint())
+		waitConnected(t, a, QUIC, 5*time.Second)
+		quicSince := a.Status()[0].Since
+		bulkUp(t, srv, a)
+		sshAt := tunnelsOf(srv)[SSH][0].ConnectedAt
+		live := sessionOver(t, srv, SSH)
+		for range 3 { // three idle timeouts with a session open but quiet
+			time.Sleep(400 * time.Millisecond)
+			if err := ping(live, 1024); err != nil {
+				t.Fatalf("a live session on the SSH tunnel was cut: %v", err)
+			}
+		}
+		if got := tunnelsOf(srv)[SSH]; len(got) != 1 || !got[0].ConnectedAt.Equal(sshAt) {
+			t.Fatalf("the SSH tunnel with a live session did not stay: %+v", got)
+		}
+		roundTrip(t, live, 1024)
+		live.Close()
+		waitTunnels(t, srv, bulkLeaf, 0, SSH, 5*time.Second)
+		st := waitBulk(t, a, false, 2*time.Second)
+		if st.BulkError != "" || !st.Since.Equal(quicSince) {
+			t.Errorf("after the idle close: status %+v, QUIC since %v", st, quicSince)
+		}
+		if got := tunnelsOf(srv)[QUIC]; len(got) != 1 {
+			t.Fatalf("the QUIC tunnel did not stay: %+v", got)
+		}
+		bulkUp(t, srv, a) // the next session opens it again
+		c := sessionOver(t, srv, SSH)
+		roundTrip(t, c, 64<<10)
+		c.Close()
 	})
 
 	t.Run("bulk_killed_sessions_fall_back_to_quic_and_it_returns", func(t *testing.T) {
@@ -129,8 +208,9 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		a := startAgent(t, agentConfig(t, p, bulkAgent(func(c *AgentConfig) {
 			c.Backoff = Backoff{Base: 300 * time.Millisecond, Cap: 300 * time.Millisecond}
 		})), srv.Endpoint())
-		waitBulk(t, a, true, 5*time.Second)
+		waitConnected(t, a, QUIC, 5*time.Second)
 		quicSince := a.Status()[0].Since
+		bulkUp(t, srv, a)
 		live := sessionOver(t, srv, SSH)
 		defer live.Close()
 
@@ -144,14 +224,28 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		srv.mu.Unlock()
 		bulk.end(codeNormal, errors.New("test: the SSH path broke"))
 		waitTunnels(t, srv, bulkLeaf, 0, SSH, 5*time.Second)
-		c := sessionOver(t, srv, QUIC)
-		roundTrip(t, c, 64<<10)
-		c.Close()
 		if err := echoCheck(live, 1024); err == nil {
 			t.Error("a session on the killed SSH tunnel still carries bytes")
 		}
-		st := waitBulk(t, a, true, 5*time.Second)
-		if !st.Since.Equal(quicSince) {
+		// Sessions ride QUIC; one after the failure's backoff opens the SSH tunnel again.
+		c := sessionOver(t, srv, QUIC)
+		roundTrip(t, c, 16<<10)
+		c.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for !a.Status()[0].Bulk {
+			if time.Now().After(deadline) {
+				t.Fatalf("the SSH tunnel for sessions did not come back: %+v", a.Status()[0])
+			}
+			time.Sleep(100 * time.Millisecond)
+			c, err := srv.Dial(context.Background(), bulkLeaf, "web", nil, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			roundTrip(t, c, 16<<10)
+			c.Close()
+		}
+		waitTunnels(t, srv, bulkLeaf, 1, SSH, 5*time.Second)
+		if st := a.Status()[0]; !st.Since.Equal(quicSince) {
 			t.Errorf("the QUIC tunnel was disturbed: since %v, was %v", st.Since, quicSince)
 		}
 		c = sessionOver(t, srv, SSH)
@@ -170,13 +264,16 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		ln.Close()
 		a := startAgent(t, agentConfig(t, p, bulkAgent(nil)), Endpoint{QUIC: srv.Endpoint().QUIC, TCP: closedTCP})
 		waitConnected(t, a, QUIC, 5*time.Second)
+		c := sessionOver(t, srv, QUIC)
+		roundTrip(t, c, 64<<10)
+		c.Close()
 		testenv.Eventually(t, 5*time.Second, func() error {
 			if st := a.Status()[0]; st.BulkError == "" || !st.Connected || st.Transport != QUIC {
 				return fmt.Errorf("status %+v", st)
 			}
 			return nil
 		})
-		c := sessionOver(t, srv, QUIC)
+		c = sessionOver(t, srv, QUIC)
 		roundTrip(t, c, 64<<10)
 		c.Close()
 	})
@@ -187,7 +284,8 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		relay := newUDPRelay(t, srv.Endpoint().QUIC)
 		a := startAgent(t, agentConfig(t, p, bulkAgent(func(c *AgentConfig) { c.HandshakeTimeout = time.Second })),
 			Endpoint{QUIC: relay.addr(), TCP: srv.Endpoint().TCP})
-		waitBulk(t, a, true, 5*time.Second)
+		waitConnected(t, a, QUIC, 5*time.Second)
+		bulkUp(t, srv, a)
 		sshAt := tunnelsOf(srv)[SSH][0].ConnectedAt
 		live := sessionOver(t, srv, SSH)
 		defer live.Close()
@@ -215,12 +313,16 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		serviceOver(t, srv, QUIC)
 	})
 
-	t.Run("option_off_one_tunnel", func(t *testing.T) {
+	t.Run("option_off_never", func(t *testing.T) {
 		t.Parallel()
 		srv := startServer(t, p, nil)
 		a := startAgent(t, agentConfig(t, p, nil), srv.Endpoint())
 		waitConnected(t, a, QUIC, 5*time.Second)
-		time.Sleep(500 * time.Millisecond) // give a wrongly started bulk tunnel the time to show
+		for range 3 {
+			c := sessionOver(t, srv, QUIC)
+			c.Close()
+		}
+		time.Sleep(500 * time.Millisecond) // give a wrongly started SSH tunnel the time to show
 		if got := tunnelsOf(srv); len(got[SSH]) != 0 || len(got[QUIC]) != 1 {
 			t.Fatalf("tunnels %+v, want one QUIC tunnel", got)
 		}
@@ -233,6 +335,8 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		srv := startServer(t, p, func(c *ServerConfig) { c.legacyNoBulk = true })
 		a := startAgent(t, agentConfig(t, p, bulkAgent(nil)), srv.Endpoint())
 		waitConnected(t, a, QUIC, 5*time.Second)
+		c := sessionOver(t, srv, QUIC)
+		c.Close()
 		time.Sleep(500 * time.Millisecond)
 		if got := tunnelsOf(srv); len(got[SSH]) != 0 || len(got[QUIC]) != 1 {
 			t.Fatalf("tunnels %+v, want one QUIC tunnel", got)
@@ -248,7 +352,8 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		trusted.Store(true)
 		srv := startServer(t, p, func(c *ServerConfig) { c.VerifyLeaf = p.verifier(&trusted) })
 		a := startAgent(t, agentConfig(t, p, bulkAgent(nil)), srv.Endpoint())
-		waitBulk(t, a, true, 5*time.Second)
+		waitConnected(t, a, QUIC, 5*time.Second)
+		bulkUp(t, srv, a)
 		trusted.Store(false)
 		if n := srv.Disconnect(bulkLeaf, "trust disabled"); n != 2 {
 			t.Errorf("Disconnect closed %d tunnels, want 2", n)
@@ -262,3 +367,40 @@ func TestBulkSSHCarriesSessions(t *testing.T) {
 		})
 	})
 }
+
+// TestPickSkipsAClosingSSHTunnel: an SSH tunnel for sessions the leaf is closing for
+// idleness (its heartbeat said StateClosing) gets no new session while QUIC is healthy,
+// and still one when it is all there is.
+func TestPickSkipsAClosingSSHTunnel(t *testing.T) {
+	now := time.Now().UnixNano()
+	mk := func(tr Transport, bulk bool, state string) *rootTunnel {
+		rt := &rootTunnel{session: &session{link: fakeLink{tr: tr}, bulk: bulk, interval: time.Second, connectedAt: time.Now()}}
+		rt.lastHeartbeat.Store(now)
+		rt.state.Store(state)
+		return rt
+	}
+	q, b := mk(QUIC, false, "ok"), mk(SSH, true, "ok")
+	s := &Server{tunnels: map[string][]*rootTunnel{bulkLeaf: {q, b}}}
+	if got := s.pick(bulkLeaf, true); got != b {
+		t.Fatal("a session did not pick the SSH tunnel for sessions")
+	}
+	if got := s.pick(bulkLeaf, false); got != q {
+		t.Fatal("a service request did not pick QUIC")
+	}
+	b.state.Store(StateClosing)
+	if got := s.pick(bulkLeaf, true); got != q {
+		t.Fatal("a session picked the SSH tunnel the leaf is closing")
+	}
+	s.tunnels[bulkLeaf] = []*rootTunnel{b}
+	if got := s.pick(bulkLeaf, true); got != b {
+		t.Fatal("the closing SSH tunnel, alone, was not picked")
+	}
+}
+
+// fakeLink is a link that only names its carrier (pick asks nothing else).
+type fakeLink struct {
+	link
+	tr Transport
+}
+
+func (l fakeLink) transport() Transport { return l.tr }

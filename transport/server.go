@@ -494,7 +494,9 @@ func (s *Server) pick(cluster string, userSession bool) *rootTunnel {
 		if now.Sub(time.Unix(0, t.lastHeartbeat.Load())) <= 2*t.interval+100*time.Millisecond {
 			r += 4
 		}
-		if userSession && t.bulk {
+		if st, _ := t.state.Load().(string); st == StateClosing {
+			r &^= 4 // closing for idleness: only when nothing else is there
+		} else if userSession && t.bulk {
 			r += 2
 		}
 		if t.link.transport() == QUIC {

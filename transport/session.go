@@ -33,6 +33,14 @@ type session struct {
 	failures      atomic.Int32 // consecutive stream failures
 	state         atomic.Value // string: the leaf's last reported state
 
+	// Leaf side, for the SSH tunnel for sessions's idle close (see keepBulk).
+	streams    atomic.Int64  // dial streams being answered (then counted in active)
+	lastUse    atomic.Int64  // unix nanoseconds: the last dial stream's start or end
+	closing    atomic.Bool   // heartbeats carry StateClosing
+	closingSeq atomic.Uint64 // the first heartbeat that carried it
+	repliedSeq atomic.Uint64 // the last heartbeat the root answered
+	kick       chan struct{} // a heartbeat now (heartbeatNow)
+
 	writeMu sync.Mutex // serialises control frames
 	endOnce sync.Once
 	endErr  atomic.Pointer[error]
@@ -44,6 +52,14 @@ func (s *session) reason() error {
 		return *p
 	}
 	return nil
+}
+
+// heartbeatNow has the heartbeat loop send one now rather than at its next tick.
+func (s *session) heartbeatNow() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // deadTimeout is how long a side waits for the peer's next control frame.
@@ -119,8 +135,9 @@ func leafHello(ctx context.Context, l link, h *frame.Hello, timeout time.Duratio
 		return nil, ack, fmt.Errorf("root chose keep-alive %v × %d outside the bounds", ack.KeepAliveInterval, ack.KeepAliveCount)
 	}
 	s := &session{link: l, ctrl: ctrl, version: ack.Version, interval: ack.KeepAliveInterval, count: ack.KeepAliveCount, replica: ack.Replica,
-		bulk: h.Bulk && ack.Bulk, connectedAt: time.Now()}
+		bulk: h.Bulk && ack.Bulk, connectedAt: time.Now(), kick: make(chan struct{}, 1)}
 	s.lastHeartbeat.Store(time.Now().UnixNano())
+	s.lastUse.Store(time.Now().UnixNano())
 	return s, ack, nil
 }
 
