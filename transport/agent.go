@@ -65,12 +65,14 @@ type AgentConfig struct {
 	Backoff Backoff
 	// DisableQUIC or DisableSSH leaves a carrier out.
 	DisableQUIC, DisableSSH bool
-	// BulkSSH keeps, per replica, an SSH-over-TCP tunnel beside the QUIC one while QUIC
+	// BulkSSH opens, per replica, an SSH-over-TCP tunnel beside the QUIC one while QUIC
 	// is the carrier, for user session streams (bulk bytes: x/crypto/ssh over TCP costs
-	// less CPU per byte than quic-go). It is an ordinary tunnel (same identity, hello,
-	// heartbeats) with a reconnect backoff of its own; a root that does not agree in its
-	// hello answer gets none. When QUIC fails the SSH tunnel becomes the only one, and
-	// when QUIC returns it is kept instead of drained.
+	// less CPU per byte than quic-go): on demand, when a session dial arrives over QUIC
+	// (that session rides QUIC), and closed after BulkIdleTimeout without a session. It
+	// is an ordinary tunnel (same identity, hello, heartbeats); a failed attempt or a
+	// failed tunnel delays the next one by a backoff of its own; a root that does not
+	// agree in its hello answer gets none. When QUIC fails the SSH tunnel becomes the
+	// only one, and when QUIC returns it is kept instead of drained.
 	BulkSSH bool
 	// IgnoreAdvertisedReplicas keeps the agent to the replicas it was given instead of
 	// also following the replica list the root advertises.
@@ -110,6 +112,9 @@ type ReplicaStatus struct {
 	QUICFailure string
 	// Bulk: an SSH tunnel for user sessions is up beside the QUIC one (BulkSSH).
 	Bulk bool
+	// BulkOnDemand: the next session dial may open one (BulkSSH on, and the root
+	// agreed); false when the tunnel is not QUIC or the root does not take it.
+	BulkOnDemand bool
 	// BulkError is why the last attempt at that SSH tunnel failed, or why it ended.
 	BulkError string
 }
@@ -555,7 +560,7 @@ func (r *replica) serve(s *session) time.Duration {
 		case <-done:
 			r.ended(s)
 			b, bdone := r.stopBulk()
-			r.update(func(st *ReplicaStatus) { st.Bulk = false })
+			r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkOnDemand = false, false })
 			if b == nil {
 				return time.Since(start)
 			}
@@ -622,7 +627,9 @@ func (r *replica) allowBulk(q, s *session, sdone <-chan struct{}) {
 	r.bulkMu.Lock()
 	defer r.bulkMu.Unlock()
 	r.bulkFor = nil
-	if !r.wantBulk(q) {
+	want := r.wantBulk(q)
+	r.update(func(st *ReplicaStatus) { st.BulkOnDemand = want })
+	if !want {
 		return
 	}
 	r.bulkFor = q

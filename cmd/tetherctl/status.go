@@ -104,6 +104,8 @@ func printStatus(w io.Writer, st web.StatusResponse) {
 			line += " (+ssh for sessions)"
 		case t.SessionsError != "":
 			line += " (sessions over quic too: the ssh tunnel for sessions failed: " + t.SessionsError + ")"
+		case t.SessionsIdle:
+			line += " (ssh for sessions: idle)"
 		}
 		if !t.Since.IsZero() {
 			line += " since " + t.Since.UTC().Format(time.RFC3339)

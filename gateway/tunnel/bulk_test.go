@@ -63,11 +63,32 @@ func sessionCarrier(t *testing.T, root, leaf *cluster) (atRoot, atLeaf transport
 	return transport.CarrierOf(c), <-seen
 }
 
+// sshForSessionsUp has user sessions dialled until one rides the SSH tunnel for sessions
+// (the first rides QUIC and opens it) and waits until it is up.
+func sshForSessionsUp(t *testing.T, root, leaf *cluster) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		atRoot, atLeaf := sessionCarrier(t, root, leaf)
+		if atRoot != atLeaf {
+			t.Fatalf("the root saw %s, the leaf %s", atRoot, atLeaf)
+		}
+		if atRoot == transport.SSH {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions still ride QUIC; the SSH tunnel for sessions did not open: %+v", leafTunnels(root, leaf.name))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestLeafKeepsAnSSHTunnelForSessions: a leaf (proxy.tunnel_bulk_ssh, on by default)
-// keeps an SSH tunnel beside QUIC; user sessions ride it, node lists stay on QUIC; the
-// leaf counts once in get rc, the connected-leaves metric and its own status; the SSH
-// tunnel killed leaves the leaf online over QUIC and comes back; disabling the trust
-// closes both.
+// holds one QUIC tunnel while idle — node lists do not change that —; its first user
+// session rides QUIC and opens an SSH tunnel beside it, which the next sessions ride;
+// the leaf counts once in get rc, the connected-leaves metric and its own status; the
+// SSH tunnel killed leaves the leaf online over QUIC and the next sessions open it again;
+// disabling the trust closes both.
 func TestLeafKeepsAnSSHTunnelForSessions(t *testing.T) {
 	root := start(t, "root.example.com", "")
 	leaf := start(t, "leaf.example.com", "root_ca_file: "+rootCAFile(t, root)+"\n")
@@ -75,16 +96,38 @@ func TestLeafKeepsAnSSHTunnelForSessions(t *testing.T) {
 	join(t, root, leaf)
 	registerNode(t, leaf, "node1")
 	waitStatus(t, root, leaf.name, resource.ConnectionOnline, "quic", 10*time.Second)
-	waitLeafTunnels(t, root, leaf.name, 1, 1)
+
+	t.Run("idle_one_tunnel_node_lists_do_not_open_it", func(t *testing.T) {
+		for range 3 {
+			_, _ = root.gw.Tunnel().Ask(ctx, leaf.name, frame.ServiceNodeList, nil, "192.0.2.1:5000") // refused: no certificate
+		}
+		time.Sleep(500 * time.Millisecond) // a wrongly opened SSH tunnel would show by now
+		waitLeafTunnels(t, root, leaf.name, 1, 0)
+		s, err := leaf.gw.Auth().Status(ctx)
+		if err != nil || len(s.Tunnels) != 1 || s.Tunnels[0].SessionsOverSSH || !s.Tunnels[0].SessionsIdle {
+			t.Errorf("idle leaf status: %+v %v", s.Tunnels, err)
+		}
+	})
+
+	t.Run("first_session_over_quic_opens_it", func(t *testing.T) {
+		if atRoot, atLeaf := sessionCarrier(t, root, leaf); atRoot != transport.QUIC || atLeaf != transport.QUIC {
+			t.Errorf("the first session went over %s (root) / %s (leaf), want quic", atRoot, atLeaf)
+		}
+		waitLeafTunnels(t, root, leaf.name, 1, 1)
+		sshForSessionsUp(t, root, leaf)
+	})
 
 	t.Run("counted_once", func(t *testing.T) {
 		if got := root.gw.Tunnel().ConnectedLeaves(); len(got) != 1 || got["quic"] != 1 {
 			t.Errorf("connected leaves %v, want quic: 1", got)
 		}
-		s, err := leaf.gw.Auth().Status(ctx)
-		if err != nil || len(s.Tunnels) != 1 || s.Tunnels[0].Transport != "quic" || !s.Tunnels[0].SessionsOverSSH {
-			t.Errorf("leaf status: %+v %v", s.Tunnels, err)
-		}
+		testenv.Eventually(t, 5*time.Second, func() error {
+			s, err := leaf.gw.Auth().Status(ctx)
+			if err != nil || len(s.Tunnels) != 1 || s.Tunnels[0].Transport != "quic" || !s.Tunnels[0].SessionsOverSSH || s.Tunnels[0].SessionsIdle {
+				return fmt.Errorf("leaf status: %+v %v", s.Tunnels, err)
+			}
+			return nil
+		})
 		if ssh := leafTunnels(root, leaf.name)[transport.SSH][0]; !ssh.Bulk {
 			t.Errorf("the SSH tunnel is not marked for sessions: %+v", ssh)
 		}
@@ -106,7 +149,7 @@ func TestLeafKeepsAnSSHTunnelForSessions(t *testing.T) {
 		}
 	})
 
-	t.Run("ssh_tunnel_killed_leaf_stays_online_and_it_returns", func(t *testing.T) {
+	t.Run("ssh_tunnel_killed_leaf_stays_online_and_sessions_reopen_it", func(t *testing.T) {
 		ssh := leafTunnels(root, leaf.name)[transport.SSH][0]
 		// Cut the SSH tunnel's TCP connection in the kernel (both ends are on loopback).
 		out, err := exec.Command("ss", "-K", "dst", ssh.RemoteAddr).CombinedOutput()
@@ -124,10 +167,8 @@ func TestLeafKeepsAnSSHTunnelForSessions(t *testing.T) {
 		if st, _ := rcStatus(root, leaf.name); st.Connection != resource.ConnectionOnline || st.Transport != "quic" {
 			t.Errorf("get rc after the SSH tunnel died: %+v", st)
 		}
+		sshForSessionsUp(t, root, leaf)
 		waitLeafTunnels(t, root, leaf.name, 1, 1)
-		if atRoot, _ := sessionCarrier(t, root, leaf); atRoot != transport.SSH {
-			t.Errorf("after the SSH tunnel came back the session went over %s", atRoot)
-		}
 		if got := root.gw.Tunnel().ConnectedLeaves(); got["quic"] != 1 || got["ssh"] != 0 {
 			t.Errorf("connected leaves %v", got)
 		}
@@ -142,24 +183,26 @@ func TestLeafKeepsAnSSHTunnelForSessions(t *testing.T) {
 		waitLeafTunnels(t, root, leaf.name, 0, 0)
 		setEnabled(t, root, leaf, true)
 		waitStatus(t, root, leaf.name, resource.ConnectionOnline, "quic", 10*time.Second)
-		waitLeafTunnels(t, root, leaf.name, 1, 1)
+		waitLeafTunnels(t, root, leaf.name, 1, 0) // idle again
 	})
 }
 
 // TestBulkSSHOffKeepsOneTunnel: proxy.tunnel_bulk_ssh: false on the leaf keeps one tunnel
-// per root replica, and sessions go over QUIC.
+// per root replica, and sessions go over QUIC and never open another.
 func TestBulkSSHOffKeepsOneTunnel(t *testing.T) {
 	root := start(t, "root.example.com", "")
 	leaf := startWith(t, "leaf.example.com", "  tunnel_bulk_ssh: false\n", "root_ca_file: "+rootCAFile(t, root)+"\n")
 	join(t, root, leaf)
 	registerNode(t, leaf, "node1")
 	waitStatus(t, root, leaf.name, resource.ConnectionOnline, "quic", 10*time.Second)
+	for range 3 {
+		if atRoot, atLeaf := sessionCarrier(t, root, leaf); atRoot != transport.QUIC || atLeaf != transport.QUIC {
+			t.Errorf("the session went over %s / %s, want quic", atRoot, atLeaf)
+		}
+	}
 	time.Sleep(time.Second) // a wrongly started SSH tunnel would show by now
 	waitLeafTunnels(t, root, leaf.name, 1, 0)
-	if atRoot, atLeaf := sessionCarrier(t, root, leaf); atRoot != transport.QUIC || atLeaf != transport.QUIC {
-		t.Errorf("the session went over %s / %s, want quic", atRoot, atLeaf)
-	}
-	if s, _ := leaf.gw.Auth().Status(context.Background()); len(s.Tunnels) != 1 || s.Tunnels[0].SessionsOverSSH {
+	if s, _ := leaf.gw.Auth().Status(context.Background()); len(s.Tunnels) != 1 || s.Tunnels[0].SessionsOverSSH || s.Tunnels[0].SessionsIdle {
 		t.Errorf("leaf status: %+v", s.Tunnels)
 	}
 }

@@ -37,8 +37,9 @@ type LeafConfig struct {
 	KeepAliveCount    int
 	// ProbeInterval is how often QUIC is retried while on the SSH fallback.
 	ProbeInterval time.Duration
-	// BulkSSH keeps an SSH-over-TCP tunnel beside each QUIC tunnel for user sessions
-	// (proxy.tunnel_bulk_ssh, on by default in tetherd; see transport.AgentConfig.BulkSSH).
+	// BulkSSH opens an SSH-over-TCP tunnel beside each QUIC tunnel for user sessions
+	// while the leaf carries sessions (proxy.tunnel_bulk_ssh, on by default in tetherd;
+	// see transport.AgentConfig.BulkSSH).
 	BulkSSH bool
 	Logger  *slog.Logger
 }
@@ -261,6 +262,7 @@ func (l *Leaf) Status() []auth.TunnelStatus {
 				ts.State, ts.Transport, ts.LastError = "connected", string(st.Transport), ""
 				if st.Transport == transport.QUIC && l.cfg.BulkSSH {
 					ts.SessionsOverSSH, ts.SessionsError = st.Bulk, st.BulkError
+					ts.SessionsIdle = st.BulkOnDemand && !st.Bulk && st.BulkError == ""
 				}
 			}
 			out = append(out, ts)
