@@ -112,7 +112,8 @@ func TestSSHFigures(t *testing.T) {
 	rcTransport, leafStatus := *carrier, "connected over "+*carrier
 	switch *carrier {
 	case "":
-		rcTransport, leafStatus = "quic", "connected over quic (+ssh for sessions)"
+		// Idle, the leaf holds the QUIC tunnel alone; a session opens the SSH one.
+		rcTransport, leafStatus = "quic", "connected over quic (ssh for sessions: idle)"
 	case "quic":
 		t.Setenv("TETHER_PROXY_TUNNEL_BULK_SSH", "false")
 	case "ssh":
@@ -180,6 +181,21 @@ func TestSSHFigures(t *testing.T) {
 		pd := parallel(func(int) *exec.Cmd { return direct(p.login+"@127.0.0.1", "true") })
 		t.Logf("FIGURE 20 concurrent ssh -o ProxyCommand=\"tether proxy ssh --cluster=leaf\" true: %v wall; 20 direct: %v; ratio %.2f",
 			pt.Round(time.Millisecond), pd.Round(time.Millisecond), float64(pt)/float64(pd))
+	}
+
+	if *carrier == "" {
+		if *scpOnly {
+			t.Logf("a session first, so the SSH tunnel for sessions is up, as for a user who is working")
+			run(p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true"))
+		}
+		const up = "connected over quic (+ssh for sessions)"
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if out := p.leaf.ctl(t, p.tetherctl, "status"); !strings.Contains(out, up) {
+				return fmt.Errorf("leaf status does not say %q:\n%s", up, out)
+			}
+			return nil
+		})
+		t.Logf("tunnel carrier for the scp figures: %s", up)
 	}
 
 	scp := testenv.Command(t, "scp")
