@@ -116,10 +116,11 @@ type Proxy struct {
 	// TunnelDisableQUIC serves the tunnel's SSH fallback only (no UDP socket), for roots
 	// whose network drops UDP: leaves find UDP refused and use SSH over TCP.
 	TunnelDisableQUIC bool `mapstructure:"tunnel_disable_quic"`
-	// TunnelBulkSSH, on a leaf (default true), keeps an SSH-over-TCP tunnel beside each
-	// QUIC tunnel to a root replica and has the root send users' SSH sessions over it
+	// TunnelBulkSSH, on a leaf (default true), opens an SSH-over-TCP tunnel beside the
+	// QUIC tunnel to a root replica while the leaf carries users' SSH sessions (the first
+	// session opens it, 10 idle minutes close it) and has the root send sessions over it
 	// (x/crypto/ssh over TCP costs less CPU per byte than QUIC: scp through a leaf is
-	// faster). false keeps one tunnel per root replica, for operators counting
+	// faster). false never opens it: one tunnel per root replica, for operators counting
 	// connections. Node lists, heartbeats and control stay on QUIC either way.
 	TunnelBulkSSH bool `mapstructure:"tunnel_bulk_ssh"`
 
@@ -709,9 +710,10 @@ proxy:
   tunnel_public_addr: root.example.com:3024
   # Serve the tunnel's SSH fallback only (no UDP), when the network drops UDP.
   tunnel_disable_quic: false
-  # As a leaf: keep an SSH-over-TCP tunnel beside each QUIC tunnel to a root and carry
-  # users' SSH sessions (scp, shells) over it, which costs less CPU per byte; node lists
-  # and heartbeats stay on QUIC. false: one tunnel per root replica.
+  # As a leaf: while users have SSH sessions (scp, shells) through this leaf, open an
+  # SSH-over-TCP tunnel beside each QUIC tunnel to a root and carry the sessions over it,
+  # which costs less CPU per byte; closed after 10 minutes without a session. Node lists
+  # and heartbeats stay on QUIC. false: never, one tunnel per root replica.
   tunnel_bulk_ssh: true
 
 storage:
