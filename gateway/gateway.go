@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		return nil, err
 	}
 	listenHost, _, _ := net.SplitHostPort(g.listener.Addr().String())
-	g.leaf = tunnel.NewLeaf(tunnel.LeafConfig{Auth: g.auth, Logger: g.log})
+	g.leaf = tunnel.NewLeaf(tunnel.LeafConfig{Auth: g.auth, BulkSSH: cfg.Proxy.TunnelBulkSSH, Logger: g.log})
 	g.web = web.New(web.Config{
 		Auth:             g.auth,
 		PublicAddr:       cfg.Proxy.PublicAddr,

@@ -58,10 +58,22 @@ type AgentConfig struct {
 	// DrainTimeout bounds how long an SSH tunnel keeps its streams after the leaf moved
 	// back to QUIC (default 1 minute).
 	DrainTimeout time.Duration
+	// BulkIdleTimeout closes the SSH tunnel for sessions (BulkSSH) once it carried no
+	// session stream for this long (DefaultBulkIdleTimeout); sessions still on it keep it.
+	BulkIdleTimeout time.Duration
 	// Backoff spaces reconnects.
 	Backoff Backoff
 	// DisableQUIC or DisableSSH leaves a carrier out.
 	DisableQUIC, DisableSSH bool
+	// BulkSSH opens, per replica, an SSH-over-TCP tunnel beside the QUIC one while QUIC
+	// is the carrier, for user session streams (bulk bytes: x/crypto/ssh over TCP costs
+	// less CPU per byte than quic-go): on demand, when a session dial arrives over QUIC
+	// (that session rides QUIC), and closed after BulkIdleTimeout without a session. It
+	// is an ordinary tunnel (same identity, hello, heartbeats); a failed attempt or a
+	// failed tunnel delays the next one by a backoff of its own; a root that does not
+	// agree in its hello answer gets none. When QUIC fails the SSH tunnel becomes the
+	// only one, and when QUIC returns it is kept instead of drained.
+	BulkSSH bool
 	// IgnoreAdvertisedReplicas keeps the agent to the replicas it was given instead of
 	// also following the replica list the root advertises.
 	IgnoreAdvertisedReplicas bool
@@ -98,6 +110,13 @@ type ReplicaStatus struct {
 	LastError string
 	// QUICFailure is the class of the last QUIC failure (empty when QUIC last worked).
 	QUICFailure string
+	// Bulk: an SSH tunnel for user sessions is up beside the QUIC one (BulkSSH).
+	Bulk bool
+	// BulkOnDemand: the next session dial may open one (BulkSSH on, and the root
+	// agreed); false when the tunnel is not QUIC or the root does not take it.
+	BulkOnDemand bool
+	// BulkError is why the last attempt at that SSH tunnel failed, or why it ended.
+	BulkError string
 }
 
 // Agent keeps the leaf's tunnels: one to every root replica it is given or learns of,
@@ -150,6 +169,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = time.Minute
+	}
+	if cfg.BulkIdleTimeout == 0 {
+		cfg.BulkIdleTimeout = DefaultBulkIdleTimeout
 	}
 	if cfg.UDPBufferSize == 0 {
 		cfg.UDPBufferSize = DefaultUDPBufferSize
@@ -258,7 +280,7 @@ func (a *Agent) quicTransport() (*quic.Transport, error) {
 
 func (a *Agent) hello() *frame.Hello {
 	return &frame.Hello{MinVersion: a.cfg.MinVersion, MaxVersion: a.cfg.MaxVersion, KeepAliveInterval: a.cfg.KeepAliveInterval,
-		KeepAliveCount: a.cfg.KeepAliveCount, Cluster: a.cfg.Cluster, Agent: a.cfg.Name}
+		KeepAliveCount: a.cfg.KeepAliveCount, Cluster: a.cfg.Cluster, Agent: a.cfg.Name, Bulk: a.cfg.BulkSSH}
 }
 
 func (a *Agent) learn(eps []Endpoint) {
@@ -285,6 +307,13 @@ type replica struct {
 	hint         atomic.Int64 // reconnect-after hint from the root, nanoseconds
 	quicSuspend  time.Time    // no QUIC before this (owned by run)
 	quicTimeouts int          // consecutive QUIC connects that timed out (owned by run)
+
+	// The SSH tunnel for sessions (AgentConfig.BulkSSH), opened on demand.
+	bulkMu        sync.Mutex
+	bulkFor       *session    // the QUIC tunnel beside which it may open; nil: none
+	bulk          *bulkTunnel // connecting or up; nil: none
+	bulkBackoff   Backoff     // spaces attempts after failures
+	bulkNotBefore time.Time   // no new attempt before this
 }
 
 func (r *replica) status() ReplicaStatus {
@@ -502,13 +531,18 @@ func (r *replica) setUp(s *session) {
 }
 
 // serve runs the tunnel until it ends, moving to QUIC when a probe finds it works again,
-// and returns how long the replica was connected.
+// and returns how long the replica was connected. While QUIC is the carrier and the root
+// agreed, an SSH tunnel for user sessions may run beside it (bulk), opened on demand by
+// the first session dial and closed when idle (see demandBulk); when the QUIC tunnel
+// ends, a live bulk tunnel takes over as the only one, and when a probe brings QUIC back
+// an SSH tunnel the root knows as bulk stays up beside it instead of draining.
 func (r *replica) serve(s *session) time.Duration {
 	start := time.Now()
 	r.setUp(s)
 	done := r.runSession(s)
 	var probe chan *session
 	stopProbe := func() {}
+	r.allowBulk(s, nil, nil)
 	if s.link.transport() == SSH && !r.a.cfg.DisableQUIC && r.ep.QUIC != "" {
 		probe, stopProbe = r.startProbe()
 	}
@@ -518,18 +552,235 @@ func (r *replica) serve(s *session) time.Duration {
 		case <-r.ctx.Done():
 			s.end(codeNormal, ErrClosed)
 			<-done
+			if b, bdone := r.stopBulk(); b != nil {
+				b.end(codeNormal, ErrClosed)
+				<-bdone
+			}
 			return time.Since(start)
 		case <-done:
 			r.ended(s)
-			return time.Since(start)
+			b, bdone := r.stopBulk()
+			r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkOnDemand = false, false })
+			if b == nil {
+				return time.Since(start)
+			}
+			select {
+			case <-bdone:
+				return time.Since(start)
+			default:
+			}
+			r.log.Info("the QUIC tunnel ended; the SSH tunnel kept for sessions now carries everything")
+			b.closing.Store(false) // it may have been closing for idleness: no more
+			s, done = b, bdone
+			r.setUp(s)
+			if !r.a.cfg.DisableQUIC && r.ep.QUIC != "" {
+				probe, stopProbe = r.startProbe()
+			}
 		case q := <-probe:
-			r.log.Info("QUIC works again; new streams move back from SSH, which drains")
+			r.log.Info("QUIC works again; new streams move back from SSH")
 			stopProbe()
 			probe = nil
 			old, oldDone := s, done
 			s, done = q, r.runSession(q)
 			r.setUp(q)
-			go r.drain(old, oldDone)
+			if r.wantBulk(q) && old.bulk {
+				// The root already sends sessions to this SSH tunnel: keep it for them
+				// (it closes when idle like one opened on demand).
+				r.allowBulk(q, old, oldDone)
+			} else {
+				go r.drain(old, oldDone)
+				r.allowBulk(q, nil, nil)
+			}
+		}
+	}
+}
+
+// wantBulk: a QUIC session whose root agreed to session streams over an SSH tunnel beside
+// it, with SSH allowed for this replica.
+func (r *replica) wantBulk(s *session) bool {
+	return r.a.cfg.BulkSSH && s.link.transport() == QUIC && s.bulk && !r.a.cfg.DisableSSH && r.ep.TCP != ""
+}
+
+// StateClosing is the state a leaf's heartbeat carries on an SSH tunnel for sessions it
+// is closing for idleness: the root sends it no new session (Server.pick), and the leaf
+// closes it once the root has read that and the tunnel's streams have ended.
+const StateClosing = "closing: idle"
+
+// errBulkIdle ends an SSH tunnel for sessions that carried none for BulkIdleTimeout.
+var errBulkIdle = errors.New("idle: no session for the idle timeout")
+
+// bulkTunnel is the SSH tunnel for user sessions beside a QUIC one, while it connects or
+// runs: opened on demand, it never disturbs the QUIC tunnel, and it ends when idle.
+type bulkTunnel struct {
+	cancel   context.CancelFunc
+	finished chan struct{}
+
+	mu    sync.Mutex
+	s     *session
+	sdone <-chan struct{}
+}
+
+// allowBulk makes q (the replica's current tunnel) the one beside which an SSH tunnel
+// for sessions may open, when it wants one, adopting s (already running, done when sdone
+// closes) as that tunnel when given.
+func (r *replica) allowBulk(q, s *session, sdone <-chan struct{}) {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	r.bulkFor = nil
+	want := r.wantBulk(q)
+	r.update(func(st *ReplicaStatus) { st.BulkOnDemand = want })
+	if !want {
+		return
+	}
+	r.bulkFor = q
+	if s != nil {
+		r.bulk = r.startBulk(s, sdone)
+	}
+}
+
+// demandBulk opens the SSH tunnel for sessions beside q, the QUIC tunnel a session dial
+// just arrived on, unless it is open or opening, or a failed attempt's backoff has not
+// run out. The session that asked rides QUIC: nothing waits for the SSH tunnel.
+func (r *replica) demandBulk(q *session) {
+	r.bulkMu.Lock()
+	defer r.bulkMu.Unlock()
+	if r.bulkFor != q || r.bulk != nil || time.Now().Before(r.bulkNotBefore) {
+		return
+	}
+	r.bulk = r.startBulk(nil, nil)
+}
+
+// stopBulk stops the SSH tunnel for sessions from being opened or watched and hands
+// back its live session, if any, with its done channel; the caller ends or serves it.
+func (r *replica) stopBulk() (*session, <-chan struct{}) {
+	r.bulkMu.Lock()
+	b := r.bulk
+	r.bulkFor, r.bulk = nil, nil
+	r.bulkMu.Unlock()
+	return b.stop()
+}
+
+// startBulk starts keeping a bulk tunnel (r.bulkMu held).
+func (r *replica) startBulk(s *session, sdone <-chan struct{}) *bulkTunnel {
+	ctx, cancel := context.WithCancel(r.ctx)
+	b := &bulkTunnel{cancel: cancel, finished: make(chan struct{}), s: s, sdone: sdone}
+	go r.keepBulk(ctx, b)
+	return b
+}
+
+// stop stops watching and hands back the live session, if any, with its done channel;
+// the caller ends it or serves it. A nil receiver has nothing.
+func (b *bulkTunnel) stop() (*session, <-chan struct{}) {
+	if b == nil {
+		return nil, nil
+	}
+	b.cancel()
+	<-b.finished
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, d := b.s, b.sdone
+	b.s, b.sdone = nil, nil
+	return s, d
+}
+
+// keepBulk connects the SSH tunnel for sessions (unless adopting one) and watches it
+// until it ends, closes it when idle, or ctx ends (the session then stays for stop's
+// caller). It does not reconnect: the next session dial opens it again, not before the
+// backoff a failed attempt or a failed tunnel drew.
+func (r *replica) keepBulk(ctx context.Context, b *bulkTunnel) {
+	defer close(b.finished)
+	defer func() {
+		r.bulkMu.Lock()
+		if r.bulk == b {
+			r.bulk = nil
+		}
+		r.bulkMu.Unlock()
+	}()
+	retryLater := func(err error, connected time.Duration) {
+		r.bulkMu.Lock()
+		if connected > 0 {
+			r.bulkBackoff.Connected(connected)
+		}
+		wait := r.bulkBackoff.Next()
+		var hr *helloRefusedError
+		if errors.As(err, &hr) {
+			wait = max(wait, hr.retryAfter)
+		}
+		r.bulkNotBefore = time.Now().Add(wait)
+		r.bulkMu.Unlock()
+		r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, err.Error() })
+		r.log.Info("SSH tunnel for sessions down or refused; sessions go over QUIC", "err", err, "next_attempt_after", wait)
+	}
+	b.mu.Lock()
+	s, sdone := b.s, b.sdone
+	b.mu.Unlock()
+	if s == nil {
+		var err error
+		s, err = r.dialSSH(ctx)
+		if err == nil && !s.bulk {
+			s.end(codeNormal, errors.New("the root does not take session streams on an SSH tunnel"))
+			err = errors.New("the root did not agree to an SSH tunnel for sessions")
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				retryLater(err, 0)
+			}
+			return
+		}
+		sdone = r.runSession(s)
+		b.mu.Lock()
+		b.s, b.sdone = s, sdone
+		b.mu.Unlock()
+		r.log.Info("SSH tunnel for sessions connected beside QUIC", "cipher", s.link.cipher(), "version", s.version)
+	}
+	r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = true, "" })
+	idle := r.a.cfg.BulkIdleTimeout
+	tick := time.NewTicker(min(max(idle/5, 20*time.Millisecond), 5*time.Second))
+	defer tick.Stop()
+	var closingSince, ackedAt time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return // the session stays for whoever stopped us
+		case <-sdone:
+			b.mu.Lock()
+			b.s, b.sdone = nil, nil
+			b.mu.Unlock()
+			err := s.reason()
+			if errors.Is(err, errBulkIdle) {
+				r.update(func(st *ReplicaStatus) { st.Bulk, st.BulkError = false, "" })
+				r.log.Info("SSH tunnel for sessions closed: idle", "idle_timeout", idle)
+				return
+			}
+			if err == nil {
+				err = s.link.closeErr()
+			}
+			if err == nil {
+				err = errors.New("tunnel closed")
+			}
+			retryLater(err, time.Since(s.connectedAt))
+			return
+		case now := <-tick.C:
+			busy := s.streams.Load() > 0 || s.active.Load() > 0
+			switch {
+			case closingSince.IsZero():
+				if !busy && now.Sub(time.Unix(0, s.lastUse.Load())) >= idle {
+					// Ask the root to send no new session here, then close once it
+					// answered a heartbeat after that (it read the mark) and every
+					// stream it sent before has ended.
+					closingSince = now
+					s.closing.Store(true)
+					s.heartbeatNow()
+				}
+			case ackedAt.IsZero():
+				if seq := s.closingSeq.Load(); seq != 0 && s.repliedSeq.Load() >= seq {
+					ackedAt = now
+				}
+			case !busy && now.Sub(ackedAt) >= 200*time.Millisecond:
+				// The grace covers a session the root picked just before it read the
+				// mark; its stream is counted busy by now.
+				s.end(codeDrained, errBulkIdle)
+			}
 		}
 	}
 }
@@ -599,13 +850,23 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 			if r.a.cfg.State != nil {
 				state = r.a.cfg.State()
 			}
+			closing := s.closing.Load()
+			if closing {
+				state = StateClosing
+			}
 			hb := &frame.Heartbeat{Seq: seq, State: state, ActiveStreams: uint64(max(s.active.Load(), 0))}
 			if err := s.writeControl(frame.TypeHeartbeat, hb.Marshal(s.version)); err != nil {
 				s.end(codeNormal, fmt.Errorf("sending heartbeat: %w", err))
 				return
 			}
+			if closing {
+				s.closingSeq.CompareAndSwap(0, seq)
+			} else {
+				s.closingSeq.Store(0)
+			}
 			select {
 			case <-t.C:
+			case <-s.kick:
 			case <-s.link.done():
 				return
 			}
@@ -631,6 +892,7 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 					return
 				}
 				r.hint.Store(int64(rep.ReconnectAfter))
+				s.repliedSeq.Store(rep.Seq)
 				r.update(func(st *ReplicaStatus) { st.LastHeartbeat = time.Now() })
 				r.a.learn(rep.Replicas)
 			case frame.TypeGoAway:
@@ -659,6 +921,12 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 // the handler's serve function. Dial requests that do not arrive whole in time count as
 // stream failures; StreamFailureLimit in a row close a QUIC tunnel.
 func (r *replica) handleStream(s *session, st stream) {
+	s.streams.Add(1)
+	s.lastUse.Store(time.Now().UnixNano())
+	defer func() {
+		s.lastUse.Store(time.Now().UnixNano())
+		s.streams.Add(-1)
+	}()
 	req, err := readDialRequest(st, s.version, r.a.cfg.HandshakeTimeout)
 	if err != nil {
 		st.Close()
@@ -696,8 +964,14 @@ func (r *replica) handleStream(s *session, st stream) {
 		st.Close()
 		return
 	}
+	if req.Service == frame.ServiceSSH && s.link.transport() == QUIC {
+		r.demandBulk(s) // a user session: the next ones ride the SSH tunnel for sessions
+	}
 	s.active.Add(1)
-	conn := newStreamConn(st, s.link, func() { s.active.Add(-1) })
+	conn := newStreamConn(st, s.link, func() {
+		s.lastUse.Store(time.Now().UnixNano())
+		s.active.Add(-1)
+	})
 	defer conn.Close()
 	serve(conn)
 }

@@ -35,6 +35,8 @@ var (
 	benchBytes  = flag.Int64("tether.bulk", 1<<30, "bytes per bulk throughput run in BenchmarkTunnelFigures")
 	benchOpens  = flag.Int("tether.opens", 2000, "stream opens per carrier in BenchmarkTunnelFigures")
 	benchBeat   = flag.Duration("tether.heartbeat", time.Second, "heartbeat interval of the many leaves in BenchmarkTunnelFigures (the default is 15 s)")
+	benchMany   = flag.Bool("tether.manybulk", false, "BenchmarkTunnelFigures: the many leaves have the SSH tunnel for sessions on (AgentConfig.BulkSSH, tetherd's default): idle, they open none, so one tunnel each")
+	benchOnly   = flag.Bool("tether.manyonly", false, "BenchmarkTunnelFigures: only the many-leaves figure")
 )
 
 const chunk = 1 << 20 // bulk writes go out in large chunks: fewer, fuller packets
@@ -375,6 +377,10 @@ func BenchmarkTunnelFigures(b *testing.B) {
 	for range b.N {
 	}
 	p := testPKI(b)
+	if *benchOnly {
+		manyLeaves(b, p, *benchLeaves)
+		return
+	}
 	size := *benchBytes
 	root := p.rootCert(b)
 	srv := startServer(b, p, func(c *ServerConfig) {
@@ -528,6 +534,12 @@ func TestBenchRootProcess(t *testing.T) {
 	if err := srv.ListenQUIC(os.Getenv("TETHER_BENCH_QUIC")); err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv("TETHER_BENCH_TCP") != "" {
+		// The SSH tunnels at the QUIC port's number, as tetherd serves them.
+		if err := srv.ListenTCP(srv.Endpoint().QUIC); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fmt.Printf("endpoint %s\n", srv.Endpoint().QUIC)
 	stop := make(chan struct{})
 	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
@@ -598,8 +610,11 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	dir := b.TempDir()
 	writePEMs(b, dir, p.rootCert(b), map[string][]*x509.Certificate{"leaf-ca": p.leaf.TLS.CACerts()})
 	startRoot := func(addr string) *helperProcess {
-		h := startHelper(b, "TestBenchRootProcess", "TETHER_BENCH_ROOT="+dir, "TETHER_BENCH_QUIC="+addr, "TETHER_BENCH_BEAT="+benchBeat.String())
-		return h
+		env := []string{"TETHER_BENCH_ROOT=" + dir, "TETHER_BENCH_QUIC=" + addr, "TETHER_BENCH_BEAT=" + benchBeat.String()}
+		if *benchMany {
+			env = append(env, "TETHER_BENCH_TCP=1")
+		}
+		return startHelper(b, "TestBenchRootProcess", env...)
 	}
 	root := startRoot("127.0.0.1:0")
 	addr := root.waitLine(b, "endpoint ", 20*time.Second)
@@ -607,15 +622,19 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	agents := make([]*Agent, n)
 	var wg sync.WaitGroup
 	start := time.Now()
+	ep, kind := Endpoint{QUIC: addr}, "QUIC"
+	if *benchMany {
+		ep, kind = Endpoint{QUIC: addr, TCP: addr}, "QUIC, SSH tunnel for sessions on demand: idle leaves open none"
+	}
 	for i := range agents {
 		a, err := NewAgent(AgentConfig{Cluster: "leaf.example.com", Certificate: cert, RootCAs: p.root.TLS.CertPool(), Handler: benchHandler(0),
-			DisableSSH: true, IgnoreAdvertisedReplicas: true, KeepAliveInterval: *benchBeat, KeepAliveCount: 3,
+			DisableSSH: !*benchMany, BulkSSH: *benchMany, IgnoreAdvertisedReplicas: true, KeepAliveInterval: *benchBeat, KeepAliveCount: 3,
 			UDPBufferSize: 256 << 10, Backoff: Backoff{StableAfter: 2 * time.Second}, Logger: testLoggerTo(io.Discard)})
 		if err != nil {
 			b.Fatal(err)
 		}
 		agents[i] = a
-		a.AddReplica(Endpoint{QUIC: addr})
+		a.AddReplica(ep)
 	}
 	defer func() {
 		for _, a := range agents {
@@ -623,8 +642,52 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 		}
 		wg.Wait()
 	}()
+	// With the SSH tunnel for sessions on, the agents tell whether any opened one (an
+	// idle leaf must not); a leaf that fell back to SSH holds that one tunnel instead.
+	var since time.Time // connected after this
+	allUp := func() bool {
+		for _, a := range agents {
+			st := a.Status()
+			if len(st) == 0 || !st[0].Connected || st[0].Since.Before(since) {
+				return false
+			}
+		}
+		return true
+	}
+	withBulk := func() (k int) {
+		for _, a := range agents {
+			if st := a.Status(); len(st) > 0 && st[0].Bulk {
+				k++
+			}
+		}
+		return k
+	}
+	waitAgents := func(cond func() bool, within time.Duration) (time.Duration, bool) {
+		from := time.Now()
+		for time.Since(from) < within {
+			if cond() {
+				return time.Since(from), true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(from), false
+	}
+	if *benchMany {
+		_, ok := waitAgents(allUp, 120*time.Second)
+		fmt.Printf("%d leaves (%s): every leaf connected after %v (%v); leaves with an SSH tunnel for sessions: %d\n",
+			len(agents), kind, time.Since(start).Round(10*time.Millisecond), ok, withBulk())
+	}
 	up := root.stats(b, func(s rootStat) bool { return s.tunnels >= int64(n) }, 120*time.Second)
 	connectTime := time.Since(start)
+	if os.Getenv("TETHER_BENCH_TRACE") != "" {
+		next := time.Duration(0)
+		for _, s := range up {
+			if d := s.at.Sub(start); d >= next {
+				fmt.Printf("  connect +%v tunnels %d connects %d\n", d.Round(10*time.Millisecond), s.tunnels, s.conns)
+				next = d + time.Second
+			}
+		}
+	}
 	// At rest: heartbeats every -tether.heartbeat (1 s by default: 15× the default rate) for 6 s.
 	time.Sleep(time.Second) // let the connect burst's garbage go before measuring the steady state
 	rest := root.stats(b, func(s rootStat) bool { return s.at.Sub(up[len(up)-1].at) > 6*time.Second }, 30*time.Second)
@@ -640,12 +703,18 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	if os.Getenv("TETHER_BENCH_TRACE") != "" {
 		go func() {
 			time.Sleep(8 * time.Second)
-			for _, a := range agents[:n] {
+			for _, a := range agents {
 				if st := a.Status()[0]; !st.Connected {
 					fmt.Printf("  down since %v: %s\n", st.Since.Sub(restart).Round(time.Millisecond), st.LastError)
 				}
 			}
 		}()
+	}
+	if *benchMany {
+		since = restart
+		_, ok := waitAgents(allUp, 120*time.Second)
+		fmt.Printf("%d leaves after SIGKILL and restart of the root: every leaf connected again after %v (%v); leaves with an SSH tunnel for sessions: %d\n",
+			len(agents), time.Since(restart).Round(10*time.Millisecond), ok, withBulk())
 	}
 	back := root.stats(b, func(s rootStat) bool { return s.tunnels >= int64(n) }, 120*time.Second)
 	allBack := time.Since(restart)
@@ -664,10 +733,10 @@ func manyLeaves(b *testing.B, p *pki, n int) {
 	if len(back) > 0 {
 		peak = max(peak, back[0].conns) // all in the first sample
 	}
-	fmt.Printf("%d leaves (QUIC, heartbeat %v) on one root process: all connected in %v; at rest: root RSS %.0f MiB (target ≤ 200: %s), CPU %.2f cores (target < 0.5: %s)\n",
-		n, *benchBeat, connectTime.Round(time.Millisecond), float64(peakRSS)/1024, met(peakRSS <= 200*1024), cores, met(cores < 0.5))
-	fmt.Printf("%d leaves after SIGKILL and restart of the root: all back in %v (target ≤ 5 s: %s), peak %d reconnects/s\n",
-		n, allBack.Round(time.Millisecond), met(allBack <= 5*time.Second), peak)
+	fmt.Printf("%d leaves (%s, heartbeat %v) on one root process: all %d tunnels connected in %v; at rest: root RSS %.0f MiB (target ≤ 200: %s), CPU %.2f cores (target < 0.5: %s)\n",
+		len(agents), kind, *benchBeat, n, connectTime.Round(time.Millisecond), float64(peakRSS)/1024, met(peakRSS <= 200*1024), cores, met(cores < 0.5))
+	fmt.Printf("%d leaves after SIGKILL and restart of the root: all %d tunnels back in %v (target ≤ 5 s: %s), peak %d reconnects/s\n",
+		len(agents), n, allBack.Round(time.Millisecond), met(allBack <= 5*time.Second), peak)
 }
 
 var _ = errors.New

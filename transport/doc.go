@@ -10,6 +10,15 @@
 // outright, repeated stream failures — keeps probing QUIC in the background, and moves
 // new streams back once a QUIC tunnel says hello again; the old SSH tunnel drains.
 //
+// With AgentConfig.BulkSSH the leaf also opens an SSH tunnel beside a working QUIC one,
+// marked in its hello, while it carries user sessions: the first session dial over QUIC
+// opens it, and it closes after AgentConfig.BulkIdleTimeout without a session (its
+// heartbeat says StateClosing first, so the root sends it nothing new, and live sessions
+// keep it). The root sends user sessions (bulk bytes: x/crypto/ssh over TCP costs less
+// CPU per byte than quic-go) over it while it is healthy; everything else stays on QUIC.
+// It is never drained: it becomes the only one when QUIC fails and stays beside QUIC
+// when QUIC returns. CarrierOf tells which carrier a dial rides.
+//
 // Both carriers authenticate the same way, against the same callbacks: the leaf holds an
 // X.509 certificate from its cluster's CA, and the root's ServerConfig.VerifyLeaf decides
 // which cluster that chain proves (PinnedClusters is the usual verifier: the chain must

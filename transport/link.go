@@ -48,13 +48,24 @@ type stream interface {
 // streamConn is a dial stream handed to the caller as a net.Conn.
 type streamConn struct {
 	stream
+	carrier       Transport
 	local, remote net.Addr
 	onClose       func()
 	closed        chan struct{}
 }
 
 func newStreamConn(s stream, l link, onClose func()) *streamConn {
-	return &streamConn{stream: s, local: l.localAddr(), remote: l.remoteAddr(), onClose: onClose, closed: make(chan struct{})}
+	return &streamConn{stream: s, carrier: l.transport(), local: l.localAddr(), remote: l.remoteAddr(), onClose: onClose, closed: make(chan struct{})}
+}
+
+// CarrierOf names the carrier a dial's connection rides (on the root: what Server.Dial
+// returned; on the leaf: what a DialHandler's serve function is given), or "" for any
+// other connection.
+func CarrierOf(c net.Conn) Transport {
+	if sc, ok := c.(*streamConn); ok {
+		return sc.carrier
+	}
+	return ""
 }
 
 func (c *streamConn) Close() error {

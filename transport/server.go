@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -80,6 +81,9 @@ type ServerConfig struct {
 	OnDisconnect func(info TunnelInfo, err error)
 	// Logger receives the server's logs (slog.Default()).
 	Logger *slog.Logger
+
+	// legacyNoBulk answers hellos as a root that predates the Bulk mark (tests).
+	legacyNoBulk bool
 }
 
 // TunnelInfo describes one leaf tunnel as the root sees it.
@@ -97,6 +101,11 @@ type TunnelInfo struct {
 	State string
 	// ActiveStreams is what the leaf last reported.
 	ActiveStreams uint64
+	// Bulk: an SSH tunnel the leaf keeps beside its QUIC one for user session streams
+	// (see Server.Dial); counting leaves, count it with the leaf's other tunnels.
+	Bulk bool
+	// Dials counts the dial streams this replica opened on the tunnel.
+	Dials uint64
 }
 
 // Server is the root replica's tunnel server: a QUIC listener on UDP and the SSH fallback
@@ -119,6 +128,7 @@ type Server struct {
 
 type rootTunnel struct {
 	*session
+	dials atomic.Uint64 // dial streams opened on the tunnel
 }
 
 // NewServer checks the configuration and returns a server with no listener yet.
@@ -356,7 +366,7 @@ func (s *Server) serveLink(l link, cluster string) {
 	sess, err := rootHello(s.ctx, l, cluster, rootHelloParams{
 		minVersion: s.cfg.MinVersion, maxVersion: s.cfg.MaxVersion,
 		interval: s.cfg.KeepAliveInterval, count: s.cfg.KeepAliveCount,
-		replica: s.cfg.Replica, replicas: replicas, timeout: s.cfg.HandshakeTimeout,
+		replica: s.cfg.Replica, replicas: replicas, timeout: s.cfg.HandshakeTimeout, noBulk: s.cfg.legacyNoBulk,
 		admit: func(c string) *frame.HelloAck {
 			ack := s.admit(c)
 			admitted = ack == nil
@@ -449,6 +459,7 @@ func (s *Server) info(t *rootTunnel) TunnelInfo {
 		Cluster: t.cluster, Transport: t.link.transport(), Version: t.version, RemoteAddr: t.link.remoteAddr().String(),
 		Agent: t.agent, ConnectedAt: t.connectedAt, LastHeartbeat: time.Unix(0, t.lastHeartbeat.Load()),
 		KeepAliveInterval: t.interval, KeepAliveCount: t.count, State: st, ActiveStreams: uint64(max(t.active.Load(), 0)),
+		Bulk: t.bulk, Dials: t.dials.Load(),
 	}
 }
 
@@ -467,10 +478,12 @@ func (s *Server) Tunnels() []TunnelInfo {
 
 // pick chooses the tunnel for a new stream: a healthy one (a heartbeat within two
 // intervals) before a silent one — a leaf whose UDP just got blocked has already moved
-// to SSH while its old QUIC tunnel waits out its heartbeat deadline here — then QUIC
-// before SSH (a leaf that moved back to QUIC gets new streams there while its SSH tunnel
-// drains), then the newest.
-func (s *Server) pick(cluster string) *rootTunnel {
+// to SSH while its old QUIC tunnel waits out its heartbeat deadline here —; for a user
+// session (userSession) an SSH tunnel the leaf keeps beside QUIC for sessions (bulk: the
+// SSH carrier costs less CPU per byte), for anything else QUIC before SSH (a leaf that
+// moved back to QUIC gets new streams there while an unmarked SSH tunnel drains); then
+// the newest.
+func (s *Server) pick(cluster string, userSession bool) *rootTunnel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -479,6 +492,11 @@ func (s *Server) pick(cluster string) *rootTunnel {
 	for _, t := range s.tunnels[cluster] {
 		r := 0
 		if now.Sub(time.Unix(0, t.lastHeartbeat.Load())) <= 2*t.interval+100*time.Millisecond {
+			r += 4
+		}
+		if st, _ := t.state.Load().(string); st == StateClosing {
+			r &^= 4 // closing for idleness: only when nothing else is there
+		} else if userSession && t.bulk {
 			r += 2
 		}
 		if t.link.transport() == QUIC {
@@ -494,7 +512,9 @@ func (s *Server) pick(cluster string) *rootTunnel {
 // Dial opens a stream to the leaf cluster and asks it to connect node, a registered node
 // name (never an address), on behalf of the user whose certificate and address are
 // given. It returns the connection once the leaf accepted, or a *DialDeniedError with the
-// leaf's reason, or ErrNoTunnel.
+// leaf's reason, or ErrNoTunnel. A user session goes over the leaf's healthy SSH tunnel
+// marked Bulk when it has one (CarrierOf tells which carrier a connection rides), every
+// other request over the usual pick: healthy first, QUIC before SSH, newest.
 func (s *Server) Dial(ctx context.Context, cluster, node string, userCert []byte, clientAddr string) (net.Conn, error) {
 	return s.DialTraced(ctx, cluster, &frame.DialRequest{Node: node, UserCert: userCert, ClientAddr: clientAddr})
 }
@@ -508,7 +528,7 @@ func (s *Server) DialTraced(ctx context.Context, cluster string, req *frame.Dial
 		s.log.Warn("refused a dial for something that is not a node name", "cluster", cluster, "target", req.Node, "service", req.Service.String())
 		return nil, err
 	}
-	t := s.pick(cluster)
+	t := s.pick(cluster, req.Service == frame.ServiceSSH)
 	if t == nil {
 		return nil, fmt.Errorf("dialing %q in %q: %w", req.Node, cluster, ErrNoTunnel)
 	}
@@ -550,6 +570,7 @@ func (s *Server) dialOn(ctx context.Context, t *rootTunnel, req *frame.DialReque
 	if err != nil {
 		return nil, err
 	}
+	t.dials.Add(1)
 	st, err := t.link.openStream(ctx, fr)
 	if err != nil {
 		return nil, fmt.Errorf("opening stream with the dial request: %w", err)

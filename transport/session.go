@@ -23,12 +23,23 @@ type session struct {
 	cluster  string // the verified leaf cluster (root side)
 	replica  string // the root replica's name (leaf side)
 	agent    string
+	// bulk: an SSH tunnel the leaf keeps beside QUIC for user session streams (root
+	// side: the hello's mark; leaf side: the root's answer agreed to it).
+	bulk bool
 
 	connectedAt   time.Time
 	lastHeartbeat atomic.Int64 // unix nanoseconds
 	active        atomic.Int64 // dial streams in use
 	failures      atomic.Int32 // consecutive stream failures
 	state         atomic.Value // string: the leaf's last reported state
+
+	// Leaf side, for the SSH tunnel for sessions's idle close (see keepBulk).
+	streams    atomic.Int64  // dial streams being answered (then counted in active)
+	lastUse    atomic.Int64  // unix nanoseconds: the last dial stream's start or end
+	closing    atomic.Bool   // heartbeats carry StateClosing
+	closingSeq atomic.Uint64 // the first heartbeat that carried it
+	repliedSeq atomic.Uint64 // the last heartbeat the root answered
+	kick       chan struct{} // a heartbeat now (heartbeatNow)
 
 	writeMu sync.Mutex // serialises control frames
 	endOnce sync.Once
@@ -41,6 +52,14 @@ func (s *session) reason() error {
 		return *p
 	}
 	return nil
+}
+
+// heartbeatNow has the heartbeat loop send one now rather than at its next tick.
+func (s *session) heartbeatNow() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // deadTimeout is how long a side waits for the peer's next control frame.
@@ -115,8 +134,10 @@ func leafHello(ctx context.Context, l link, h *frame.Hello, timeout time.Duratio
 	if ack.KeepAliveInterval < minKeepAliveInterval || ack.KeepAliveInterval > maxKeepAliveInterval || ack.KeepAliveCount > maxKeepAliveCount {
 		return nil, ack, fmt.Errorf("root chose keep-alive %v × %d outside the bounds", ack.KeepAliveInterval, ack.KeepAliveCount)
 	}
-	s := &session{link: l, ctrl: ctrl, version: ack.Version, interval: ack.KeepAliveInterval, count: ack.KeepAliveCount, replica: ack.Replica, connectedAt: time.Now()}
+	s := &session{link: l, ctrl: ctrl, version: ack.Version, interval: ack.KeepAliveInterval, count: ack.KeepAliveCount, replica: ack.Replica,
+		bulk: h.Bulk && ack.Bulk, connectedAt: time.Now(), kick: make(chan struct{}, 1)}
 	s.lastHeartbeat.Store(time.Now().UnixNano())
+	s.lastUse.Store(time.Now().UnixNano())
 	return s, ack, nil
 }
 
@@ -135,6 +156,7 @@ type rootHelloParams struct {
 	replica                string
 	replicas               []Endpoint
 	timeout                time.Duration
+	noBulk                 bool // answer as a root that predates the Bulk mark (tests)
 	// admit is asked last; a non-nil refusal is sent as the answer.
 	admit func(cluster string) *frame.HelloAck
 }
@@ -178,11 +200,17 @@ func rootHello(ctx context.Context, l link, cluster string, p rootHelloParams) (
 		}
 	}
 	iv, n := negotiateKeepAlive(h.KeepAliveInterval, h.KeepAliveCount, p.interval, p.count)
-	ack := &frame.HelloAck{Version: v, KeepAliveInterval: iv, KeepAliveCount: n, Replica: p.replica, Replicas: p.replicas}
+	// A root of this version sends session dials to a leaf's healthy SSH tunnel marked
+	// Bulk (Server.pick), so it agrees to every leaf that asks.
+	ack := &frame.HelloAck{Version: v, KeepAliveInterval: iv, KeepAliveCount: n, Replica: p.replica, Replicas: p.replicas, Bulk: h.Bulk}
+	if p.noBulk {
+		ack.Bulk, h.Bulk = false, false
+	}
 	if err := frame.Write(ctrl, frame.TypeHelloAck, ack.Marshal()); err != nil {
 		return nil, fmt.Errorf("answering hello: %w", err)
 	}
-	s := &session{link: l, ctrl: ctrl, version: v, interval: iv, count: n, cluster: cluster, agent: h.Agent, connectedAt: time.Now()}
+	s := &session{link: l, ctrl: ctrl, version: v, interval: iv, count: n, cluster: cluster, agent: h.Agent,
+		bulk: h.Bulk && l.transport() == SSH, connectedAt: time.Now()}
 	s.lastHeartbeat.Store(time.Now().UnixNano())
 	s.state.Store("")
 	return s, nil

@@ -137,7 +137,7 @@ func TestDial(t *testing.T) {
 				}
 			})
 			t.Run("leaf_refuses_a_raw_address_sent_anyway", func(t *testing.T) {
-				tun := srv.pick("leaf.example.com")
+				tun := srv.pick("leaf.example.com", false)
 				st, err := tun.link.openStream(ctx, nil)
 				if err != nil {
 					t.Fatal(err)

@@ -31,6 +31,8 @@ const (
 	DefaultDialTimeout       = 10 * time.Second
 	DefaultProbeInterval     = 30 * time.Second
 	DefaultAcceptLoops       = 4
+	// DefaultBulkIdleTimeout closes an SSH tunnel for sessions that carried none for it.
+	DefaultBulkIdleTimeout = 10 * time.Minute
 	// DefaultUDPBufferSize is the socket buffer asked for: below about 7 MiB QUIC drops
 	// packets under load.
 	DefaultUDPBufferSize = 7 << 20

@@ -33,7 +33,7 @@ var (
 	scpOnly   = flag.Bool("tether.scponly", false, "TestSSHFigures: only the scp figures")
 	scpRounds = flag.Int("tether.scprounds", 1, "TestSSHFigures: rounds of the scp figures (through, tether scp, direct interleaved)")
 	scpPerf   = flag.String("tether.perf", "", "TestSSHFigures: record the whole machine with perf record -a -g into this file during the first OpenSSH scp through the path")
-	carrier   = flag.String("tether.carrier", "quic", "TestSSHFigures: the tunnel's carrier, quic or ssh (the root serves the SSH fallback only)")
+	carrier   = flag.String("tether.carrier", "", "TestSSHFigures: the tunnel's carrier: empty (tetherd's default: QUIC, with user sessions over the SSH tunnel the leaf keeps beside it), quic (QUIC only: the leaf sets tunnel_bulk_ssh false) or ssh (the root serves the SSH fallback only)")
 	scpCipher = flag.String("tether.scpcipher", "", "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path asks for this cipher (-c) instead of its default")
 	scpNReq   = flag.Int("tether.scpnrequests", 0, "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path keeps this many SFTP requests in flight (-X nrequests=N; OpenSSH's default 64)")
 	scpPprof  = flag.String("tether.pprof", "", "TestSSHFigures: run root and leaf with --debug and a diagnostic address, and write their CPU profiles during the first OpenSSH scp through the path into this directory (root.pprof, leaf.pprof)")
@@ -112,18 +112,29 @@ func TestSSHFigures(t *testing.T) {
 	if *scpPprof != "" {
 		rootArgs, leafArgs = []string{"--debug", "--diag-addr=" + rootDiag}, []string{"--debug", "--diag-addr=" + leafDiag}
 	}
+	rcTransport, leafStatus := *carrier, "connected over "+*carrier
 	switch *carrier {
+	case "":
+		// Idle, the leaf holds the QUIC tunnel alone; a session opens the SSH one.
+		rcTransport, leafStatus = "quic", "connected over quic (ssh for sessions: idle)"
 	case "quic":
+		t.Setenv("TETHER_PROXY_TUNNEL_BULK_SSH", "false")
 	case "ssh":
 		t.Setenv("TETHER_PROXY_TUNNEL_DISABLE_QUIC", "true")
 	default:
-		t.Fatalf("-tether.carrier=%s: quic or ssh", *carrier)
+		t.Fatalf("-tether.carrier=%s: empty, quic or ssh", *carrier)
 	}
 	p := newLeafPathWith(t, rootArgs, leafArgs)
-	if out := p.root.ctl(t, p.tetherctl, "get", "rc", "--format", "text"); !strings.Contains(out, " "+*carrier) {
-		t.Fatalf("the tunnel is not over %s:\n%s", *carrier, out)
+	if out := p.root.ctl(t, p.tetherctl, "get", "rc", "--format", "text"); !strings.Contains(out, " "+rcTransport) {
+		t.Fatalf("the tunnel is not over %s:\n%s", rcTransport, out)
 	}
-	t.Logf("tunnel carrier: %s", *carrier)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if out := p.leaf.ctl(t, p.tetherctl, "status"); !strings.Contains(out, leafStatus) {
+			return fmt.Errorf("leaf status does not say %q:\n%s", leafStatus, out)
+		}
+		return nil
+	})
+	t.Logf("tunnel carrier: %s", leafStatus)
 	d := newDirectClient(t, filepath.Join(p.leaf.dataDir, "ca"), p.login, p.sshdAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -173,6 +184,21 @@ func TestSSHFigures(t *testing.T) {
 		pd := parallel(func(int) *exec.Cmd { return direct(p.login+"@127.0.0.1", "true") })
 		t.Logf("FIGURE 20 concurrent ssh -o ProxyCommand=\"tether proxy ssh --cluster=leaf\" true: %v wall; 20 direct: %v; ratio %.2f",
 			pt.Round(time.Millisecond), pd.Round(time.Millisecond), float64(pt)/float64(pd))
+	}
+
+	if *carrier == "" {
+		if *scpOnly {
+			t.Logf("a session first, so the SSH tunnel for sessions is up, as for a user who is working")
+			run(p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true"))
+		}
+		const up = "connected over quic (+ssh for sessions)"
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if out := p.leaf.ctl(t, p.tetherctl, "status"); !strings.Contains(out, up) {
+				return fmt.Errorf("leaf status does not say %q:\n%s", up, out)
+			}
+			return nil
+		})
+		t.Logf("tunnel carrier for the scp figures: %s", up)
 	}
 
 	scp := testenv.Command(t, "scp")

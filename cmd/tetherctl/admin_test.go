@@ -331,7 +331,7 @@ func TestLeafPinsTheFileStatusNames(t *testing.T) {
 		if out := root.mustCtl(t, "get", "rc", "--format", "text"); !regexp.MustCompile(`(?m)^leaf\.example\.com\s+online\s.*\squic\s*$`).MatchString(out) {
 			return fmt.Errorf("get rc --format text:\n%s", out)
 		}
-		if out := leaf.mustCtl(t, "status"); !regexp.MustCompile(`(?m)^Tunnel\s+root\.example\.com: connected over quic since \S+ to 127\.0\.0\.1:\d+$`).MatchString(out) {
+		if out := leaf.mustCtl(t, "status"); !regexp.MustCompile(`(?m)^Tunnel\s+root\.example\.com: connected over quic \(ssh for sessions: idle\) since \S+ to 127\.0\.0\.1:\d+$`).MatchString(out) {
 			return fmt.Errorf("leaf status:\n%s", out)
 		}
 		return nil

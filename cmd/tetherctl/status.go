@@ -99,6 +99,14 @@ func printStatus(w io.Writer, st web.StatusResponse) {
 		if t.Transport != "" {
 			line += " over " + t.Transport
 		}
+		switch {
+		case t.SessionsOverSSH:
+			line += " (+ssh for sessions)"
+		case t.SessionsError != "":
+			line += " (sessions over quic too: the ssh tunnel for sessions failed: " + t.SessionsError + ")"
+		case t.SessionsIdle:
+			line += " (ssh for sessions: idle)"
+		}
 		if !t.Since.IsZero() {
 			line += " since " + t.Since.UTC().Format(time.RFC3339)
 		}

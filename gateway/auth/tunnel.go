@@ -232,13 +232,20 @@ func (s *Service) NodeRegistered(ctx context.Context, name string) (bool, error)
 
 // TunnelStatus is a leaf's tunnel to one root replica, for `tetherctl status`.
 type TunnelStatus struct {
-	Root      string    `json:"root"`
-	Endpoint  string    `json:"endpoint"`
-	Replica   string    `json:"replica,omitempty"`
-	State     string    `json:"state"`
-	Transport string    `json:"transport,omitempty"`
-	Since     time.Time `json:"since"`
-	LastError string    `json:"last_error,omitempty"`
+	Root      string `json:"root"`
+	Endpoint  string `json:"endpoint"`
+	Replica   string `json:"replica,omitempty"`
+	State     string `json:"state"`
+	Transport string `json:"transport,omitempty"`
+	// SessionsOverSSH: user sessions ride an SSH tunnel opened beside the QUIC one
+	// (proxy.tunnel_bulk_ssh) while the leaf carries sessions; SessionsIdle: that option
+	// is on and the tunnel is closed for now (the next session opens it); SessionsError
+	// is why its last attempt failed, if it did.
+	SessionsOverSSH bool      `json:"sessions_over_ssh,omitempty"`
+	SessionsIdle    bool      `json:"sessions_ssh_idle,omitempty"`
+	SessionsError   string    `json:"sessions_ssh_error,omitempty"`
+	Since           time.Time `json:"since"`
+	LastError       string    `json:"last_error,omitempty"`
 }
 
 // SetTunnelStatus installs the function Status asks for the leaf's tunnels.

@@ -116,6 +116,13 @@ type Proxy struct {
 	// TunnelDisableQUIC serves the tunnel's SSH fallback only (no UDP socket), for roots
 	// whose network drops UDP: leaves find UDP refused and use SSH over TCP.
 	TunnelDisableQUIC bool `mapstructure:"tunnel_disable_quic"`
+	// TunnelBulkSSH, on a leaf (default true), opens an SSH-over-TCP tunnel beside the
+	// QUIC tunnel to a root replica while the leaf carries users' SSH sessions (the first
+	// session opens it, 10 idle minutes close it) and has the root send sessions over it
+	// (x/crypto/ssh over TCP costs less CPU per byte than QUIC: scp through a leaf is
+	// faster). false never opens it: one tunnel per root replica, for operators counting
+	// connections. Node lists, heartbeats and control stay on QUIC either way.
+	TunnelBulkSSH bool `mapstructure:"tunnel_bulk_ssh"`
 
 	// TunnelListenDefaulted and TunnelPublicDefaulted record that the addresses above
 	// were derived, not set: a taken default port then moves to a free one, and the
@@ -294,6 +301,7 @@ var defaults = map[string]any{
 	"proxy.tunnel_public_addr":              "",
 	"proxy.tunnel_listen_addr":              "",
 	"proxy.tunnel_disable_quic":             false,
+	"proxy.tunnel_bulk_ssh":                 true,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
 	"storage.redis.username":                "",
@@ -702,6 +710,11 @@ proxy:
   tunnel_public_addr: root.example.com:3024
   # Serve the tunnel's SSH fallback only (no UDP), when the network drops UDP.
   tunnel_disable_quic: false
+  # As a leaf: while users have SSH sessions (scp, shells) through this leaf, open an
+  # SSH-over-TCP tunnel beside each QUIC tunnel to a root and carry the sessions over it,
+  # which costs less CPU per byte; closed after 10 minutes without a session. Node lists
+  # and heartbeats stay on QUIC. false: never, one tunnel per root replica.
+  tunnel_bulk_ssh: true
 
 storage:
   # embedded: one process, a log file under data_dir. redis: replicated gateways.

@@ -252,7 +252,7 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic)",
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh)",
 		path + ":6: unknown key foo (",
 	} {
 		if !strings.Contains(msg, want) {
@@ -380,5 +380,36 @@ func TestCiphers(t *testing.T) {
 	c, err = Load(write(t, base))
 	if err != nil || strings.Join(c.Ciphers, ",") != "aes256-gcm@openssh.com,chacha20-poly1305@openssh.com" {
 		t.Fatalf("TETHER_CIPHERS: %v %v", c.Ciphers, err)
+	}
+}
+
+// TestTunnelBulkSSH: a leaf keeps an SSH tunnel for sessions beside QUIC unless the
+// operator says false; a misspelt key is refused like any other.
+func TestTunnelBulkSSH(t *testing.T) {
+	for _, tc := range []struct {
+		name, proxy string
+		want        bool
+		wantErr     string
+	}{
+		{"default_on", "", true, ""},
+		{"off", "  tunnel_bulk_ssh: false\n", false, ""},
+		{"on", "  tunnel_bulk_ssh: true\n", true, ""},
+		{"misspelt_refused", "  tunnel_bulk_sh: false\n", false, "unknown key proxy.tunnel_bulk_sh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(write(t, "cluster_name: a\ndata_dir: /tmp/x\nproxy:\n  web_listen_addr: 127.0.0.1:3080\n"+tc.proxy))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Proxy.TunnelBulkSSH != tc.want {
+				t.Errorf("tunnel_bulk_ssh = %v, want %v", c.Proxy.TunnelBulkSSH, tc.want)
+			}
+		})
 	}
 }

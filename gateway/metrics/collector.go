@@ -46,7 +46,7 @@ var (
 	descTunnelConnects = prometheus.NewDesc("tether_tunnel_connects_total",
 		"Leaf tunnels that came up on this root replica.", nil, nil)
 	descTunnelReconnects = prometheus.NewDesc("tether_tunnel_reconnects_total",
-		"Leaf tunnels that came up for a leaf that had been connected to this process before.", nil, nil)
+		"Leaves that came back: a tunnel that came up for a leaf that had been connected to this process before and held no other tunnel here (a leaf's second tunnel, for sessions beside QUIC, is not a return).", nil, nil)
 	descSessions = prometheus.NewDesc("tether_ssh_sessions_active",
 		"SSH sessions in progress by component: proxy (the root's SSH entry), forward (a cluster's enforcement point), node (the node agent).",
 		[]string{"component"}, nil)

@@ -68,7 +68,7 @@ tether_ssh_sessions_active{component="proxy"} 0
 # TYPE tether_connected_leaves gauge
 tether_connected_leaves{transport="quic"} 2
 tether_connected_leaves{transport="ssh"} 1
-# HELP tether_tunnel_reconnects_total Leaf tunnels that came up for a leaf that had been connected to this process before.
+# HELP tether_tunnel_reconnects_total Leaves that came back: a tunnel that came up for a leaf that had been connected to this process before and held no other tunnel here (a leaf's second tunnel, for sessions beside QUIC, is not a return).
 # TYPE tether_tunnel_reconnects_total counter
 tether_tunnel_reconnects_total 2
 `

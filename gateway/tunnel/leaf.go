@@ -37,7 +37,11 @@ type LeafConfig struct {
 	KeepAliveCount    int
 	// ProbeInterval is how often QUIC is retried while on the SSH fallback.
 	ProbeInterval time.Duration
-	Logger        *slog.Logger
+	// BulkSSH opens an SSH-over-TCP tunnel beside each QUIC tunnel for user sessions
+	// while the leaf carries sessions (proxy.tunnel_bulk_ssh, on by default in tetherd;
+	// see transport.AgentConfig.BulkSSH).
+	BulkSSH bool
+	Logger  *slog.Logger
 }
 
 // Leaf keeps one transport.Agent per enabled trust whose root TLS CA is stored.
@@ -161,6 +165,7 @@ func (l *Leaf) sync(ctx context.Context) {
 			KeepAliveInterval: l.cfg.KeepAliveInterval,
 			KeepAliveCount:    l.cfg.KeepAliveCount,
 			ProbeInterval:     l.cfg.ProbeInterval,
+			BulkSSH:           l.cfg.BulkSSH,
 			Name:              "tetherd",
 			Logger:            l.cfg.Logger.With("root", name),
 		})
@@ -255,6 +260,10 @@ func (l *Leaf) Status() []auth.TunnelStatus {
 			}
 			if st.Connected {
 				ts.State, ts.Transport, ts.LastError = "connected", string(st.Transport), ""
+				if st.Transport == transport.QUIC && l.cfg.BulkSSH {
+					ts.SessionsOverSSH, ts.SessionsError = st.Bulk, st.BulkError
+					ts.SessionsIdle = st.BulkOnDemand && !st.Bulk && st.BulkError == ""
+				}
 			}
 			out = append(out, ts)
 		}

@@ -84,40 +84,56 @@ type Root struct {
 	reconnects atomic.Uint64
 }
 
-// noteConnect counts a tunnel that came up (OnConnect).
+// noteConnect counts a tunnel that came up (OnConnect): every tunnel is a connect; a
+// reconnect is a leaf coming back — one that had been connected to this process before
+// and has no other tunnel here now (its SSH tunnel for sessions beside QUIC, or a
+// carrier change, is not a return).
 func (r *Root) noteConnect(i transport.TunnelInfo) {
 	r.connects.Add(1)
+	alone := true
+	for _, t := range r.srv.Tunnels() {
+		if t.Cluster == i.Cluster && !t.ConnectedAt.Equal(i.ConnectedAt) {
+			alone = false
+		}
+	}
 	r.connMu.Lock()
 	defer r.connMu.Unlock()
 	if r.seen == nil {
 		r.seen = map[string]bool{}
 	}
-	if r.seen[i.Cluster] {
+	if r.seen[i.Cluster] && alone {
 		r.reconnects.Add(1)
 	}
 	r.seen[i.Cluster] = true
 }
 
-// Connects returns how many leaf tunnels came up since start, and how many of them were
-// of a leaf that had been connected before (reconnects).
+// Connects returns how many leaf tunnels came up since start, and how many of them
+// brought back a leaf that had been connected before (reconnects; see noteConnect).
 func (r *Root) Connects() (connects, reconnects uint64) {
 	return r.connects.Load(), r.reconnects.Load()
 }
 
-// ConnectedLeaves counts the leaves with a tunnel to this replica, by the transport of
-// their tunnel (quic when a leaf has one of each).
+// ConnectedLeaves counts the leaves with a tunnel to this replica, once each, by the
+// transport of their tunnel (quic when a leaf has one of each, as it does while it keeps
+// an SSH tunnel for sessions beside QUIC).
 func (r *Root) ConnectedLeaves() map[string]int {
-	by := map[string]string{}
-	for _, t := range r.srv.Tunnels() {
-		if cur, ok := by[t.Cluster]; !ok || cur != string(transport.QUIC) {
-			by[t.Cluster] = string(t.Transport)
-		}
-	}
 	out := map[string]int{}
-	for _, tr := range by {
-		out[tr]++
+	for _, tr := range leafTransports(r.srv.Tunnels()) {
+		out[string(tr)]++
 	}
 	return out
+}
+
+// leafTransports is each leaf's transport as status shows it: quic when any of its
+// tunnels is QUIC, else ssh.
+func leafTransports(ts []transport.TunnelInfo) map[string]transport.Transport {
+	by := map[string]transport.Transport{}
+	for _, t := range ts {
+		if cur, ok := by[t.Cluster]; !ok || cur != transport.QUIC {
+			by[t.Cluster] = t.Transport
+		}
+	}
+	return by
 }
 
 // replicaRecord is what each root replica heartbeats under state.HeartbeatProxy.
@@ -292,19 +308,28 @@ func (r *Root) verifyLeaf(chain []*x509.Certificate) (string, error) {
 func (r *Root) record(i transport.TunnelInfo, closed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// One record per leaf and replica, whatever number of tunnels the leaf holds here
+	// (its SSH tunnel for sessions beside QUIC, or the old carrier draining): it names
+	// the leaf's preferred carrier, is online until the freshest tunnel's deadline, and
+	// is closed only when the last tunnel went.
+	ts := r.srv.Tunnels()
+	tr, connected := leafTransports(ts)[i.Cluster]
+	if !connected {
+		tr = i.Transport
+	}
 	last := i.LastHeartbeat
 	if last.Before(i.ConnectedAt) {
 		last = i.ConnectedAt
 	}
 	window := i.KeepAliveInterval * time.Duration(i.KeepAliveCount)
-	rec := auth.TunnelRecord{Replica: r.replica, Transport: string(i.Transport), RemoteAddr: i.RemoteAddr,
-		LastHeartbeat: last.UTC(), OnlineUntil: last.Add(window).UTC(), Closed: closed}
-	if closed {
-		if still := r.connected(i.Cluster); still != nil {
-			// Another tunnel of the leaf (the other carrier) is still up here.
-			rec.Transport, rec.Closed = string(still.Transport), false
+	for _, t := range ts {
+		if t.Cluster == i.Cluster {
+			last = latest(last, t.LastHeartbeat, t.ConnectedAt)
+			window = max(window, t.KeepAliveInterval*time.Duration(t.KeepAliveCount))
 		}
 	}
+	rec := auth.TunnelRecord{Replica: r.replica, Transport: string(tr), RemoteAddr: i.RemoteAddr,
+		LastHeartbeat: last.UTC(), OnlineUntil: last.Add(window).UTC(), Closed: closed && !connected}
 	if err := r.cfg.Auth.RecordTunnel(ctx, i.Cluster, rec); err != nil {
 		r.log.Warn("recording a leaf's tunnel status", "leaf", i.Cluster, "err", err)
 	}
@@ -320,13 +345,14 @@ func (r *Root) record(i transport.TunnelInfo, closed bool) {
 	}
 }
 
-func (r *Root) connected(cluster string) *transport.TunnelInfo {
-	for _, t := range r.srv.Tunnels() {
-		if t.Cluster == cluster {
-			return &t
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
 		}
 	}
-	return nil
+	return out
 }
 
 func (r *Root) replicaList() []transport.Endpoint {

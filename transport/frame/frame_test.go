@@ -252,6 +252,37 @@ func TestHelloFromANewerLeafSkipsUnknownFields(t *testing.T) {
 	}
 }
 
+// TestBulkMarkIsOptional: the bulk-carrier mark rides in the frozen hello and its answer
+// as tags an older peer skips (a v3 root reads a newer leaf's hello; a newer root's answer
+// reads in an older leaf), round-trips, and is refused when it is not a boolean.
+func TestBulkMarkIsOptional(t *testing.T) {
+	t.Parallel()
+	h := &Hello{MinVersion: 1, MaxVersion: 3, KeepAliveInterval: time.Second, KeepAliveCount: 3, Cluster: "leaf", Bulk: true}
+	if got, err := UnmarshalHello(h.Marshal()); err != nil || !reflect.DeepEqual(got, h) {
+		t.Errorf("hello with Bulk: %+v, %v", got, err)
+	}
+	a := &HelloAck{Version: 3, KeepAliveInterval: time.Second, KeepAliveCount: 3, Bulk: true}
+	if got, err := UnmarshalHelloAck(a.Marshal()); err != nil || !reflect.DeepEqual(got, a) {
+		t.Errorf("hello-ack with Bulk: %+v, %v", got, err)
+	}
+	// An older decoder knows none of these tags: what it sees is the message without them.
+	old := (&Hello{MinVersion: 1, MaxVersion: 3, Cluster: "leaf"}).Marshal()
+	if got, err := UnmarshalHello(old); err != nil || got.Bulk {
+		t.Errorf("hello without the mark: %+v, %v", got, err)
+	}
+	for name, bad := range map[string][]byte{
+		"hello_bulk_zero":     append((&Hello{MinVersion: 1, MaxVersion: 1, Cluster: "leaf"}).Marshal(), 7, 1, 0),
+		"hello_bulk_two_byte": append((&Hello{MinVersion: 1, MaxVersion: 1, Cluster: "leaf"}).Marshal(), 7, 2, 1, 1),
+	} {
+		if _, err := UnmarshalHello(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := UnmarshalHelloAck(append(a.Marshal()[:len(a.Marshal())-3], 8, 1, 2)); err == nil {
+		t.Error("hello-ack with a non-boolean Bulk accepted")
+	}
+}
+
 func TestAcceptedDialAnswerWithReasonIsMalformed(t *testing.T) {
 	t.Parallel()
 	if _, err := UnmarshalDialAnswer(1, []byte{1, 1, 1, 2, 1, 'x'}); !errors.Is(err, ErrMalformed) {

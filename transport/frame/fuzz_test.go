@@ -70,6 +70,8 @@ func FuzzDecode(f *testing.F) {
 // negotiation that follows them.
 func FuzzHello(f *testing.F) {
 	f.Add((&Hello{MinVersion: 1, MaxVersion: 2, KeepAliveInterval: 15e9, KeepAliveCount: 3, Cluster: "leaf", Agent: "a"}).Marshal())
+	f.Add((&Hello{MinVersion: 1, MaxVersion: 3, Cluster: "leaf", Bulk: true}).Marshal())
+	f.Add((&HelloAck{Version: 3, KeepAliveInterval: 15e9, KeepAliveCount: 3, Bulk: true}).Marshal())
 	f.Add((&HelloAck{Version: 1, KeepAliveInterval: 15e9, KeepAliveCount: 3, Replicas: []Endpoint{{QUIC: "h:1", TCP: "h:2"}}}).Marshal())
 	f.Add((&HelloAck{Reason: "busy", RetryAfter: 1e9}).Marshal())
 	f.Fuzz(func(t *testing.T, p []byte) {

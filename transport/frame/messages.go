@@ -18,6 +18,11 @@ type Hello struct {
 	Cluster string
 	// Agent describes the leaf's software, for logs.
 	Agent string
+	// Bulk (tag 7, optional; older roots skip it): the leaf keeps an SSH-over-TCP tunnel
+	// beside its QUIC one for user session streams. On a QUIC tunnel it asks whether the
+	// root sends sessions to such a tunnel; on an SSH tunnel it marks the tunnel as one
+	// the leaf keeps (never drains) while QUIC is up.
+	Bulk bool
 }
 
 // HelloAck is the root's answer to a hello. Reason non-empty means refused: the tunnel
@@ -33,6 +38,10 @@ type HelloAck struct {
 	Replicas   []Endpoint
 	RetryAfter time.Duration
 	Reason     string
+	// Bulk (tag 8, optional; older leaves skip it) answers a hello that set Bulk: this
+	// root sends user session streams to the leaf's SSH tunnel marked Bulk when it is
+	// healthy. An older root never sets it, and the leaf then opens no such tunnel.
+	Bulk bool
 }
 
 // Endpoint is where a root replica listens for tunnels: UDP for QUIC and TCP for the
@@ -122,12 +131,14 @@ var (
 		1: {kind: kindUint, max: 3, since: 1}, 2: {kind: kindUint, max: 3, since: 1},
 		3: {kind: kindUint, max: 10, since: 1}, 4: {kind: kindUint, max: 10, since: 1},
 		5: {kind: kindString, max: 253, since: 1}, 6: {kind: kindString, max: 128, since: 1},
+		7: {kind: kindBool, max: 1, since: 1},
 	}
 	helloAckSpecs = map[byte]fieldSpec{
 		1: {kind: kindUint, max: 3, since: 1}, 2: {kind: kindUint, max: 10, since: 1},
 		3: {kind: kindUint, max: 10, since: 1}, 4: {kind: kindString, max: 253, since: 1},
 		5: {kind: kindMessage, max: 600, repeated: true, since: 1},
 		6: {kind: kindUint, max: 10, since: 1}, 7: {kind: kindString, max: 512, since: 1},
+		8: {kind: kindBool, max: 1, since: 1},
 	}
 	endpointSpecs = map[byte]fieldSpec{
 		1: {kind: kindString, max: 290, since: 1}, 2: {kind: kindString, max: 290, since: 1},
@@ -179,6 +190,7 @@ func (h *Hello) Marshal() []byte {
 	e.uint(4, uint64(max(h.KeepAliveCount, 0)))
 	e.str(5, h.Cluster)
 	e.str(6, h.Agent)
+	e.bool(7, h.Bulk)
 	return e.b
 }
 
@@ -215,6 +227,8 @@ func UnmarshalHello(p []byte) (*Hello, error) {
 			h.Cluster = string(f.val)
 		case 6:
 			h.Agent = string(f.val)
+		case 7:
+			h.Bulk = true // a boolean field is present only when true
 		}
 	}
 	if h.MinVersion == 0 || h.MaxVersion < h.MinVersion {
@@ -281,6 +295,7 @@ func (a *HelloAck) Marshal() []byte {
 	encodeEndpoints(&e, 5, a.Replicas)
 	e.uint(6, ms(a.RetryAfter))
 	e.str(7, a.Reason)
+	e.bool(8, a.Bulk)
 	return e.b
 }
 
@@ -327,6 +342,8 @@ func UnmarshalHelloAck(p []byte) (*HelloAck, error) {
 			}
 		case 7:
 			a.Reason = string(f.val)
+		case 8:
+			a.Bulk = true
 		}
 	}
 	if a.Reason == "" && (a.Version == 0 || a.KeepAliveInterval <= 0 || a.KeepAliveCount <= 0) {
