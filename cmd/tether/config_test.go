@@ -63,6 +63,11 @@ func TestConfigMakesOpenSSHRefuseUnknownHostKeys(t *testing.T) {
 		if !strings.Contains(string(g), "\nuserknownhostsfile "+p.KnownHostsPath()+"\n") {
 			t.Errorf("%s: not tether's known_hosts", host)
 		}
+		// AES-GCM first (the cluster's side is Go: AES instructions, no ChaCha20 assembly),
+		// OpenSSH's other default ciphers kept.
+		if !strings.Contains(string(g), "\nciphers "+configCiphers+"\n") {
+			t.Errorf("%s: ciphers are not tether config's order:\n%s", host, g)
+		}
 	}
 	// The proxy's own block, for ProxyJump: its port, the profile's user and keys, and its
 	// host certificate checked under the root cluster's name.

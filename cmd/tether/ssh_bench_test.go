@@ -34,7 +34,7 @@ var (
 	scpRounds = flag.Int("tether.scprounds", 1, "TestSSHFigures: rounds of the scp figures (through, tether scp, direct interleaved)")
 	scpPerf   = flag.String("tether.perf", "", "TestSSHFigures: record the whole machine with perf record -a -g into this file during the first OpenSSH scp through the path")
 	carrier   = flag.String("tether.carrier", "", "TestSSHFigures: the tunnel's carrier: empty (tetherd's default: QUIC, with user sessions over the SSH tunnel the leaf keeps beside it), quic (QUIC only: the leaf sets tunnel_bulk_ssh false) or ssh (the root serves the SSH fallback only)")
-	scpCipher = flag.String("tether.scpcipher", "", "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path asks for this cipher (-c) instead of its default")
+	scpCipher = flag.String("tether.scpcipher", "", "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path asks for this cipher (-c) instead of its default (aes128-gcm@openssh.com is what tether config's Ciphers line makes OpenSSH choose)")
 	scpNReq   = flag.Int("tether.scpnrequests", 0, "TestSSHFigures: an extra figure, not the target's: OpenSSH scp through the path keeps this many SFTP requests in flight (-X nrequests=N; OpenSSH's default 64)")
 	scpPprof  = flag.String("tether.pprof", "", "TestSSHFigures: run root and leaf with --debug and a diagnostic address, and write their CPU profiles during the first OpenSSH scp through the path into this directory (root.pprof, leaf.pprof)")
 )
