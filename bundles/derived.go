@@ -95,6 +95,24 @@ func evalLibrary(pq rego.PreparedEvalQuery, input any) (any, error) {
 	return integers(rs[0].Expressions[0].Value), nil
 }
 
+// libraryValue evaluates one of the library's prepared queries (prepared on first use)
+// on input and returns its answer as a T; what names the work in errors, want the type.
+func libraryValue[T any](pq *rego.PreparedEvalQuery, input any, what, want string) (T, error) {
+	var zero T
+	if err := prepareLibrary(); err != nil {
+		return zero, err
+	}
+	v, err := evalLibrary(*pq, input)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	t, ok := v.(T)
+	if !ok {
+		return zero, fmt.Errorf("%s: the library returned %T, want %s", what, v, want)
+	}
+	return t, nil
+}
+
 // integers turns the json.Number values of a result into int64, the type Shape uses for
 // numbers (every number the library derives is an integer count of nanoseconds); any
 // other number is left as it is.
@@ -118,16 +136,9 @@ func integers(v any) any {
 
 // roleMapErrors returns the library's validation errors of one role_map, sorted.
 func roleMapErrors(rules []any) ([]any, error) {
-	if err := prepareLibrary(); err != nil {
-		return nil, err
-	}
-	v, err := evalLibrary(library.errors, rules)
+	list, err := libraryValue[[]any](&library.errors, rules, "validating role_map", "a set")
 	if err != nil {
-		return nil, fmt.Errorf("validating role_map: %w", err)
-	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("validating role_map: the library returned %T, want a set", v)
+		return nil, err
 	}
 	errs := make([]string, 0, len(list))
 	for _, e := range list {
@@ -147,50 +158,17 @@ func roleMapErrors(rules []any) ([]any, error) {
 
 // literalMatcher returns the library's literal matcher of one selector key's values.
 func literalMatcher(values []any) (map[string]any, error) {
-	if err := prepareLibrary(); err != nil {
-		return nil, err
-	}
-	v, err := evalLibrary(library.literals, values)
-	if err != nil {
-		return nil, fmt.Errorf("compiling label values: %w", err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("compiling label values: the library returned %T, want an object", v)
-	}
-	return m, nil
+	return libraryValue[map[string]any](&library.literals, values, "compiling label values", "an object")
 }
 
 // roleDerived returns the library's role_derived of one shaped role (without "derived").
 func roleDerived(role map[string]any) (map[string]any, error) {
-	if err := prepareLibrary(); err != nil {
-		return nil, err
-	}
-	v, err := evalLibrary(library.roles, role)
-	if err != nil {
-		return nil, fmt.Errorf("deriving the role's static parts: %w", err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("deriving the role's static parts: the library returned %T, want an object", v)
-	}
-	return m, nil
+	return libraryValue[map[string]any](&library.roles, role, "deriving the role's static parts", "an object")
 }
 
 // anyPattern returns the library's one regex for all of a role_map's patterns.
 func anyPattern(patterns []any) (string, error) {
-	if err := prepareLibrary(); err != nil {
-		return "", err
-	}
-	v, err := evalLibrary(library.patterns, patterns)
-	if err != nil {
-		return "", fmt.Errorf("joining role_map patterns: %w", err)
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("joining role_map patterns: the library returned %T, want a string", v)
-	}
-	return s, nil
+	return libraryValue[string](&library.patterns, patterns, "joining role_map patterns", "a string")
 }
 
 // deriveCAs stores each certificate authority's ca_derived, evaluated by the library on

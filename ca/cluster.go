@@ -51,7 +51,13 @@ func NewCluster(name string, alg Algorithm) (*Cluster, error) {
 }
 
 // Authorities lists the user, host, TLS and openssh authorities, in that order.
-func (c *Cluster) Authorities() []*Authority { return []*Authority{c.User, c.Host, c.TLS, c.OpenSSH} }
+func (c *Cluster) Authorities() []*Authority {
+	out := make([]*Authority, len(clusterTypes))
+	for i, t := range clusterTypes {
+		out[i] = *c.slot(t)
+	}
+	return out
+}
 
 // Save writes each authority to a subdirectory of dir named after its type (user, host,
 // tls, openssh); dir is created with mode 0700.
@@ -142,7 +148,7 @@ func LoadOrCreateCluster(dir, name string, alg Algorithm) (c *Cluster, added []T
 	}
 	present := 0
 	for _, t := range clusterTypes {
-		if _, statErr := os.Stat(filepath.Join(dir, string(t), metaFile)); statErr == nil {
+		if exists(filepath.Join(dir, string(t), metaFile)) {
 			present++
 		}
 	}
