@@ -126,6 +126,9 @@ type Server struct {
 	tcpAd   net.Addr
 }
 
+// errServerClosing refuses a hello that completes while the server closes.
+var errServerClosing = errors.New("server closing")
+
 type rootTunnel struct {
 	*session
 	dials atomic.Uint64 // dial streams opened on the tunnel
@@ -363,7 +366,8 @@ func (s *Server) serveLink(l link, cluster string) {
 		replicas = s.cfg.Replicas()
 	}
 	admitted := false
-	sess, err := rootHello(s.ctx, l, cluster, rootHelloParams{
+	var t *rootTunnel
+	_, err := rootHello(s.ctx, l, cluster, rootHelloParams{
 		minVersion: s.cfg.MinVersion, maxVersion: s.cfg.MaxVersion,
 		interval: s.cfg.KeepAliveInterval, count: s.cfg.KeepAliveCount,
 		replica: s.cfg.Replica, replicas: replicas, timeout: s.cfg.HandshakeTimeout, noBulk: s.cfg.legacyNoBulk,
@@ -372,11 +376,32 @@ func (s *Server) serveLink(l link, cluster string) {
 			admitted = ack == nil
 			return ack
 		},
+		register: func(sess *session) error {
+			// Listed and recorded before the leaf reads the answer: a leaf that says
+			// "connected" is routable at once, here and (through OnConnect's record)
+			// from the other replicas.
+			s.mu.Lock()
+			if s.ctx.Err() != nil {
+				s.mu.Unlock()
+				return errServerClosing
+			}
+			t = &rootTunnel{session: sess}
+			s.tunnels[cluster] = append(s.tunnels[cluster], t)
+			s.mu.Unlock()
+			if s.cfg.OnConnect != nil {
+				s.cfg.OnConnect(s.info(t))
+			}
+			return nil
+		},
 	})
 	if admitted {
 		<-s.hellos
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errServerClosing):
+		l.close(codeGoAway, "server closing")
+		return
+	case err != nil && t == nil:
 		s.log.Info("refused tunnel hello", "cluster", cluster, "transport", l.transport(), "remote", l.remoteAddr().String(), "err", err)
 		// The reason rides in the close too: on QUIC the close can overtake the refusal
 		// written on the control stream, and the (authenticated) leaf should still learn why.
@@ -387,22 +412,12 @@ func (s *Server) serveLink(l link, cluster string) {
 		l.close(codeRejected, reason)
 		return
 	}
-	t := &rootTunnel{session: sess}
-	s.mu.Lock()
-	if s.ctx.Err() != nil {
-		s.mu.Unlock()
-		l.close(codeGoAway, "server closing")
-		return
-	}
-	s.tunnels[cluster] = append(s.tunnels[cluster], t)
-	s.mu.Unlock()
 	info := s.info(t)
-	s.log.Info("leaf tunnel connected", "cluster", cluster, "transport", info.Transport, "version", info.Version, "remote", info.RemoteAddr,
-		"cipher", t.link.cipher(), "keepalive_interval", info.KeepAliveInterval, "keepalive_count", info.KeepAliveCount)
-	if s.cfg.OnConnect != nil {
-		s.cfg.OnConnect(info)
+	if err == nil {
+		s.log.Info("leaf tunnel connected", "cluster", cluster, "transport", info.Transport, "version", info.Version, "remote", info.RemoteAddr,
+			"cipher", t.link.cipher(), "keepalive_interval", info.KeepAliveInterval, "keepalive_count", info.KeepAliveCount)
+		err = s.heartbeats(t)
 	}
-	err = s.heartbeats(t)
 	t.end(codeHeartbeat, err)
 	s.mu.Lock()
 	s.tunnels[cluster] = slices.DeleteFunc(s.tunnels[cluster], func(x *rootTunnel) bool { return x == t })

@@ -159,10 +159,16 @@ type rootHelloParams struct {
 	noBulk                 bool // answer as a root that predates the Bulk mark (tests)
 	// admit is asked last; a non-nil refusal is sent as the answer.
 	admit func(cluster string) *frame.HelloAck
+	// register makes the accepted tunnel routable before the answer is written, so a
+	// leaf that reads the answer (and says "connected") is already listed and recorded;
+	// an error is returned as is and no answer is written.
+	register func(*session) error
 }
 
 // rootHello accepts the control stream and answers the hello. cluster is the name the
-// leaf's certificate verified for; a hello claiming another name is refused.
+// leaf's certificate verified for; a hello claiming another name is refused. When the
+// answer cannot be written after register accepted the tunnel, the session is returned
+// with the error so the caller can undo the registration.
 func rootHello(ctx context.Context, l link, cluster string, p rootHelloParams) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -206,13 +212,18 @@ func rootHello(ctx context.Context, l link, cluster string, p rootHelloParams) (
 	if p.noBulk {
 		ack.Bulk, h.Bulk = false, false
 	}
-	if err := frame.Write(ctrl, frame.TypeHelloAck, ack.Marshal()); err != nil {
-		return nil, fmt.Errorf("answering hello: %w", err)
-	}
 	s := &session{link: l, ctrl: ctrl, version: v, interval: iv, count: n, cluster: cluster, agent: h.Agent,
 		bulk: h.Bulk && l.transport() == SSH, connectedAt: time.Now()}
 	s.lastHeartbeat.Store(time.Now().UnixNano())
 	s.state.Store("")
+	if p.register != nil {
+		if err := p.register(s); err != nil {
+			return nil, err
+		}
+	}
+	if err := frame.Write(ctrl, frame.TypeHelloAck, ack.Marshal()); err != nil {
+		return s, fmt.Errorf("answering hello: %w", err)
+	}
 	return s, nil
 }
 
