@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +16,8 @@ import (
 
 // liveFollowsPolicy: a session already open through root → tunnel → leaf ends within
 // seconds when the rules it was allowed under change, whichever side owns them: a lock on
-// the root (the leaf does not know the root's locks: the root decides its route again),
+// the root (the root decides its route again, and the lock reaches the leaf too, so a root
+// certificate used at the leaf's own proxy is refused),
 // new labels on the remote_cluster that the user's cluster_labels no longer match (the
 // root's rule), a node relabelled so the leaf's roles no longer reach it, and a node
 // removed (the leaf's rules). Each is put back for the steps that follow.
@@ -58,6 +62,62 @@ func (s *scenario) liveFollowsPolicy(t *testing.T) {
 			}
 			return nil
 		})
+	})
+	t.Run("a_lock_on_the_root_reaches_the_leaf_for_a_root_certificate_used_there_directly", func(t *testing.T) {
+		// The attacker's path: alice, locked at the root, still holds a valid root-signed
+		// certificate and can reach the leaf's own proxy (same port for SSH), so she jumps
+		// through it instead of the root. The leaf must know the root's lock (Teleport
+		// replicates root locks to leaves).
+		direct := func(command string) testproc.Result {
+			keys := filepath.Join(s.alice.Home, "keys", hostOf(s.root.Addr))
+			_, port, _ := net.SplitHostPort(s.leaf.Addr)
+			auth := fmt.Sprintf("-o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none -i %s -o CertificateFile=%s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null",
+				filepath.Join(keys, "alice"), filepath.Join(keys, "alice-cert.pub"))
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, s.ssh.SSH, "-F", "/dev/null", "-o", "ControlPath=none",
+				"-o", fmt.Sprintf("ProxyCommand=%s -F /dev/null %s -p %s -W %%h:%%p alice@127.0.0.1", s.ssh.SSH, auth, port))
+			cmd.Args = append(cmd.Args, strings.Fields(auth)...)
+			cmd.Args = append(cmd.Args, "visitor@"+stageNode, command)
+			cmd.Env = s.alice.Env()
+			return testproc.Run(t, cmd)
+		}
+		if r := direct("echo direct-ok"); r.Code != 0 || r.Stdout != "direct-ok\n" {
+			t.Fatalf("before the lock, alice's root certificate at the leaf's own proxy: %s", r)
+		}
+		t.Cleanup(func() { s.root.Ctl(t, "rm", "lock/alice-direct") })
+		s.root.Create(t, "kind: lock\nversion: v2\nmetadata: {name: alice-direct}\nspec:\n  target: {user: alice}\n  message: stolen laptop\n")
+		lockName := "alice-direct@" + rootName
+		// Replicated within seconds: pushed at the next tick, then the leaf's bundle is
+		// rebuilt (until then the leaf decides with the bundle it had).
+		testenv.Eventually(t, 20*time.Second, func() error {
+			if r := direct("echo direct-ok"); r.Code == 0 || strings.Contains(r.Stdout, "direct-ok") {
+				return fmt.Errorf("alice, locked at the root, reached a leaf node through the leaf's own proxy: %s", r)
+			}
+			return nil
+		})
+		if !strings.Contains(s.leaf.Log(), `locked by lock \"`+lockName+`\": stolen laptop`) && !strings.Contains(s.leaf.Log(), `locked by lock "`+lockName+`": stolen laptop`) {
+			t.Fatalf("the leaf's refusal does not name the root's lock %q:\n%s", lockName, s.leaf.Log())
+		}
+		// The lock is scoped to the root's users: the leaf's own admin and users are not
+		// touched, and a leaf admin sees where it came from.
+		got := s.leaf.MustCtl(t, "get", "lock/"+lockName)
+		for _, want := range []string{"remote_cluster: " + rootName, "tether.dev/replicated-from: " + rootName} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("the replicated lock lacks %q:\n%s", want, got)
+			}
+		}
+		// Removed at the root, removed at the leaf: alice's direct path works again.
+		s.root.MustCtl(t, "rm", "lock/alice-direct")
+		testenv.Eventually(t, 20*time.Second, func() error {
+			if r := direct("echo direct-ok"); r.Code != 0 {
+				return fmt.Errorf("after removing the lock at the root: %s", r)
+			}
+			return nil
+		})
+		if out := s.leaf.Ctl(t, "get", "lock/"+lockName); out.Code == 0 {
+			t.Fatalf("the leaf kept the root's removed lock: %s", out)
+		}
 	})
 	t.Run("new_labels_on_the_remote_cluster_end_a_session_cluster_labels_allowed", func(t *testing.T) {
 		l := session(t, s.myuser, stageNode)

@@ -377,6 +377,9 @@ func (s *Service) Delete(ctx context.Context, kind, name string) (string, error)
 		if err := s.cfg.Store.Delete(ctx, usedTokenKey(name)); err != nil && !errors.Is(err, state.ErrNotFound) {
 			return "", fmt.Errorf("deleting the trust's record of %s: %w", name, err)
 		}
+		if _, err := s.replaceRemoteLocks(ctx, name, nil); err != nil {
+			return "", fmt.Errorf("deleting the locks replicated from %s: %w", name, err)
+		}
 	}
 	s.log.Info("resource deleted", "kind", kind, "name", name)
 	s.auditResource(ctx, audit.ResourceDelete, kind, name)

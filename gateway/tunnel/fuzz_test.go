@@ -68,3 +68,38 @@ func FuzzDecodeUserRoles(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeRootLocks: whatever a root sends, DecodeRootLocks never panics, and every lock
+// it accepts is a valid lock with a target, bounded text, that re-encodes to a document
+// it accepts again.
+func FuzzDecodeRootLocks(f *testing.F) {
+	for _, s := range []string{
+		`{"locks":[]}`,
+		`{"locks":[{"name":"incident","target":{"user":"alice"},"message":"stolen laptop"}]}`,
+		`{"locks":[{"name":"m","target":{"login":"root","node":"db"},"expires":"2030-01-02T03:04:05Z"}]}`,
+		`{"locks":[{"name":"x","target":{}}]}`, `{"locks":[{"name":"a b","target":{"user":"u"}}]}`,
+		`{"locks":[{"name":"x","target":{"user":"u"},"extra":1}]}`, `{"locks":null}`, `null`, `{"locks":[]} {}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		locks, err := DecodeRootLocks(data)
+		if err != nil {
+			return
+		}
+		doc := RootLocks{Locks: []RootLock{}}
+		for _, l := range locks {
+			if err := l.Validate(); err != nil || l.Spec.Target.IsEmpty() || len(l.Spec.Message) > MaxLockMessage || !printable(l.Spec.Message) {
+				t.Fatalf("accepted %+v (%v)", l, err)
+			}
+			doc.Locks = append(doc.Locks, RootLock{Name: l.Metadata.Name, Target: RootLockTarget(l.Spec.Target), Message: l.Spec.Message, Expires: l.Spec.Expires})
+		}
+		again, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeRootLocks(again); err != nil {
+			t.Fatalf("re-encoded document refused: %v", err)
+		}
+	})
+}

@@ -212,6 +212,8 @@ func (l *Leaf) handlerFor(root string) transport.DialHandler {
 			return l.handle(ctx, req)
 		case frame.ServiceNodeList, frame.ServiceUserRoles:
 			return l.serve(ctx, root, req)
+		case frame.ServiceRootLocks:
+			return l.receiveLocks(root)
 		}
 		l.log.Warn("refused a tunnel request for an unknown service", "root", root, "service", req.Service.String())
 		return nil, transport.Deny("unknown service " + req.Service.String())

@@ -82,6 +82,12 @@ type Root struct {
 	seen       map[string]bool
 	connects   atomic.Uint64
 	reconnects atomic.Uint64
+
+	// Lock replication (locks.go): what each connected leaf was last sent, and the
+	// leaves with a push in flight.
+	lockMu  sync.Mutex
+	pushed  map[string]lockPush
+	pushing map[string]bool
 }
 
 // noteConnect counts a tunnel that came up (OnConnect): every tunnel is a connect; a
@@ -435,8 +441,12 @@ func (r *Root) Run(ctx context.Context) error {
 	defer regTick.Stop()
 	revoke := time.NewTicker(250 * time.Millisecond)
 	defer revoke.Stop()
+	locks := time.NewTicker(lockPushEvery)
+	defer locks.Stop()
 	for {
 		select {
+		case <-locks.C:
+			r.pushLocks(ctx)
 		case <-ctx.Done():
 			err := r.srv.Shutdown(5 * time.Second)
 			r.deregister()

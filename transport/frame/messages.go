@@ -82,8 +82,13 @@ const (
 	// ServiceUserRoles asks which local roles the leaf maps the user of
 	// DialRequest.UserCert to (its role_map, its engine); the leaf answers and closes.
 	ServiceUserRoles Service = 2
+	// ServiceRootLocks pushes the root's locks to the leaf (Teleport's lock replication):
+	// once the leaf accepts, the root writes the whole set as one JSON document and closes
+	// its side; the leaf stores them scoped to that root's users, answers and closes. A
+	// leaf that predates it refuses the request as malformed.
+	ServiceRootLocks Service = 3
 
-	maxService = ServiceUserRoles
+	maxService = ServiceRootLocks
 )
 
 func (s Service) String() string {
@@ -94,6 +99,8 @@ func (s Service) String() string {
 		return "node-list"
 	case ServiceUserRoles:
 		return "user-roles"
+	case ServiceRootLocks:
+		return "root-locks"
 	}
 	return fmt.Sprintf("service-%d", uint8(s))
 }

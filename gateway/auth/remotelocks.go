@@ -1,0 +1,164 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	"github.com/tetherproject/tether/gateway/audit"
+	"github.com/tetherproject/tether/resource"
+)
+
+// LabelReplicatedFrom marks a lock a root replicated to this cluster (a leaf): its value
+// is the root's name. Such locks are replaced as a whole by the root's next push and
+// removed with the trust; the root's own locks (without the label) are never sent on.
+const LabelReplicatedFrom = "tether.dev/replicated-from"
+
+// MaxRemoteLocks bounds the locks one root may keep on this cluster.
+const MaxRemoteLocks = 10_000
+
+// RemoteLockName is the name a root's lock is stored under on a leaf: the root's name
+// after an "@", so messages say whose lock it is ("locked by lock
+// "incident@root.example.com""). A name that would be too long keeps a digest instead.
+func RemoteLockName(root, name string) string {
+	n := name + "@" + root
+	if len(n) <= resource.MaxNameLength {
+		return n
+	}
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:8]) + "@" + root
+}
+
+// ReplaceRemoteLocks makes the locks replicated from root exactly locks (Teleport's
+// ReplaceRemoteLocks): each is stored scoped to root's users — its remote_cluster target
+// is set to root whatever the root sent, so a root can lock only its own users here —
+// and every earlier lock from root that is not in the set is removed. A lock whose
+// remote_cluster names another cluster is refused (it could match none of root's users;
+// a root never sends one). It returns how many locks were written or removed; the bundle
+// is rebuilt when any was.
+func (s *Service) ReplaceRemoteLocks(ctx context.Context, root string, locks []resource.Lock) (int, error) {
+	if len(locks) > MaxRemoteLocks {
+		return 0, errorf(ErrBadRequest, "%d locks from %s, more than %d", len(locks), root, MaxRemoteLocks)
+	}
+	want := make(map[string]*resource.Lock, len(locks))
+	for i := range locks {
+		l := locks[i]
+		if l.Spec.Target.IsEmpty() {
+			return 0, errorf(ErrBadRequest, "lock %q from %s has no target", l.Metadata.Name, root)
+		}
+		if rc := l.Spec.Target.RemoteCluster; rc != "" && rc != root {
+			return 0, errorf(ErrBadRequest, "lock %q from %s targets the users of cluster %q", l.Metadata.Name, root, rc)
+		}
+		orig := l.Metadata.Name
+		l.Kind, l.Version = resource.KindLock, "v2"
+		l.Metadata = resource.Metadata{
+			Name:        RemoteLockName(root, orig),
+			Description: fmt.Sprintf("lock %q of the root cluster %s, replicated through its tunnel", orig, root),
+			Labels:      map[string]string{LabelReplicatedFrom: root},
+		}
+		l.Spec.Target.RemoteCluster = root
+		if err := l.Validate(); err != nil {
+			return 0, errorf(ErrBadRequest, "lock %q from %s: %v", orig, root, err)
+		}
+		if _, dup := want[l.Metadata.Name]; dup {
+			return 0, errorf(ErrBadRequest, "lock %q from %s sent twice", orig, root)
+		}
+		want[l.Metadata.Name] = &l
+	}
+
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.replaceRemoteLocks(ctx, root, want)
+}
+
+// replaceRemoteLocks is ReplaceRemoteLocks with s.writeMu held and the locks checked.
+func (s *Service) replaceRemoteLocks(ctx context.Context, root string, want map[string]*resource.Lock) (int, error) {
+	have, err := s.remoteLocks(ctx, root)
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		l := want[n]
+		if old, ok := have[n]; ok && sameResource(old, l) {
+			continue
+		}
+		if err := s.put(ctx, resourceKey(resource.KindLock, n), l); err != nil {
+			return changed, s.afterRemoteLocks(ctx, changed, err)
+		}
+		changed++
+		s.auditResource(ctx, map[bool]string{true: audit.ResourceUpdate, false: audit.ResourceCreate}[have[n] != nil], resource.KindLock, n)
+	}
+	for n := range have {
+		if want[n] != nil {
+			continue
+		}
+		if err := s.cfg.Store.Delete(ctx, resourceKey(resource.KindLock, n)); err != nil {
+			return changed, s.afterRemoteLocks(ctx, changed, err)
+		}
+		changed++
+		s.auditResource(ctx, audit.ResourceDelete, resource.KindLock, n)
+	}
+	if changed > 0 {
+		s.log.Info("locks replicated from a root", "root", root, "locks", len(want), "changed", changed)
+	}
+	return changed, s.afterRemoteLocks(ctx, changed, nil)
+}
+
+// afterRemoteLocks rebuilds the bundle when any lock was written or removed, and returns
+// err (the write's) before the rebuild's.
+func (s *Service) afterRemoteLocks(ctx context.Context, changed int, err error) error {
+	if changed > 0 {
+		if rerr := s.rebuildAfter(ctx); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// remoteLocks reads the locks replicated from root, by name.
+func (s *Service) remoteLocks(ctx context.Context, root string) (map[string]*resource.Lock, error) {
+	rs, err := s.list(ctx, resourcesPrefix+resource.KindLock+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*resource.Lock{}
+	for _, r := range rs {
+		if l, ok := r.(*resource.Lock); ok && l.Metadata.Labels[LabelReplicatedFrom] == root {
+			out[l.Metadata.Name] = l
+		}
+	}
+	return out, nil
+}
+
+// OwnLocks lists this cluster's own locks (not those replicated from a root): what a
+// root sends its leaves.
+func (s *Service) OwnLocks(ctx context.Context) ([]*resource.Lock, error) {
+	rs, err := s.list(ctx, resourcesPrefix+resource.KindLock+"/")
+	if err != nil {
+		return nil, err
+	}
+	var out []*resource.Lock
+	for _, r := range rs {
+		if l, ok := r.(*resource.Lock); ok && l.Metadata.Labels[LabelReplicatedFrom] == "" {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// sameResource: a and b encode alike (a stored lock read back against one built from a
+// push; their times differ in location and monotonic reading, not in value).
+func sameResource(a, b resource.Resource) bool {
+	x, err1 := resource.Marshal(a)
+	y, err2 := resource.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}

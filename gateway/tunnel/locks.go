@@ -1,0 +1,270 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/resource"
+	"github.com/tetherproject/tether/transport"
+	"github.com/tetherproject/tether/transport/frame"
+)
+
+// Lock replication (frame.ServiceRootLocks), as Teleport replicates a root's locks to its
+// leaves: a lock on the root must also stop the root's users at a leaf they reach without
+// the root (a root-signed certificate used at the leaf's own proxy), not only the sessions
+// the root routes. The root pushes its whole set of locks to every leaf connected to it,
+// when the leaf's tunnel comes up, when the set changes, and every LockRepush; the leaf
+// stores them scoped to that root's users (auth.ReplaceRemoteLocks) and its own policy
+// applies them like its own locks.
+
+// LockRepush is how often a root sends an unchanged set again (a leaf whose admin removed
+// a replicated lock gets it back).
+const LockRepush = 10 * time.Minute
+
+// lockPushEvery is how often the root looks for a changed set or a new tunnel.
+const lockPushEvery = time.Second
+
+// MaxLockMessage bounds a replicated lock's message (it reaches users' terminals).
+const MaxLockMessage = 1024
+
+// RootLock is one of the root's locks on the wire.
+type RootLock struct {
+	Name    string         `json:"name"`
+	Target  RootLockTarget `json:"target"`
+	Message string         `json:"message,omitempty"`
+	Expires *time.Time     `json:"expires,omitempty"`
+}
+
+// RootLockTarget is what the lock matches on the root (resource.LockTarget). A leaf adds
+// remote_cluster = the root.
+type RootLockTarget struct {
+	User          string `json:"user,omitempty"`
+	Role          string `json:"role,omitempty"`
+	Login         string `json:"login,omitempty"`
+	Node          string `json:"node,omitempty"`
+	RemoteCluster string `json:"remote_cluster,omitempty"`
+}
+
+// RootLocks is the document the root writes on a ServiceRootLocks stream.
+type RootLocks struct {
+	Locks []RootLock `json:"locks"`
+}
+
+// RootLocksAnswer is the leaf's answer: how many locks changed, or why it refused the set.
+type RootLocksAnswer struct {
+	Changed int    `json:"changed"`
+	Error   string `json:"error,omitempty"`
+}
+
+// DecodeRootLocks reads a root's lock document strictly (unknown fields, trailing data,
+// more than auth.MaxRemoteLocks locks, long or unprintable text are refused) and returns
+// the locks as resources, validated.
+func DecodeRootLocks(data []byte) ([]resource.Lock, error) {
+	var doc RootLocks
+	if err := decodeStrict(data, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Locks) > auth.MaxRemoteLocks {
+		return nil, badAnswer("%d locks, more than %d", len(doc.Locks), auth.MaxRemoteLocks)
+	}
+	out := make([]resource.Lock, 0, len(doc.Locks))
+	for i, rl := range doc.Locks {
+		if len(rl.Message) > MaxLockMessage || !printable(rl.Message) {
+			return nil, badAnswer("lock %d: a message longer than %d bytes or not printable", i, MaxLockMessage)
+		}
+		t := rl.Target
+		for _, v := range []string{t.User, t.Role, t.Login, t.Node, t.RemoteCluster} {
+			if len(v) > resource.MaxNameLength || !printable(v) {
+				return nil, badAnswer("lock %d: a target longer than %d bytes or not printable", i, resource.MaxNameLength)
+			}
+		}
+		l := resource.Lock{Kind: resource.KindLock, Version: "v2", Metadata: resource.Metadata{Name: rl.Name},
+			Spec: resource.LockSpec{Target: resource.LockTarget(t), Message: rl.Message, Expires: rl.Expires}}
+		if err := l.Validate(); err != nil {
+			return nil, badAnswer("lock %d: %v", i, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// rootLocksDoc is the document a root sends: its own locks that have not expired and
+// that can match its own users (a lock whose remote_cluster names another cluster cannot,
+// on the root, and is not sent), in name order.
+func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, error) {
+	doc := RootLocks{Locks: []RootLock{}}
+	for _, l := range locks {
+		exp := l.Spec.Expires
+		if exp == nil {
+			exp = l.Metadata.Expires
+		}
+		if exp != nil && !exp.After(now) {
+			continue
+		}
+		if rc := l.Spec.Target.RemoteCluster; rc != "" && rc != self {
+			continue
+		}
+		doc.Locks = append(doc.Locks, RootLock{Name: l.Metadata.Name, Target: RootLockTarget(l.Spec.Target), Message: l.Spec.Message, Expires: exp})
+	}
+	sort.Slice(doc.Locks, func(i, j int) bool { return doc.Locks[i].Name < doc.Locks[j].Name })
+	return json.Marshal(doc)
+}
+
+// receiveLocks accepts root's lock document, stores it and answers.
+func (l *Leaf) receiveLocks(root string) (func(net.Conn), error) {
+	return func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		ans := RootLocksAnswer{}
+		data, err := io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
+		var locks []resource.Lock
+		if err == nil {
+			locks, err = DecodeRootLocks(data)
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ans.Changed, err = l.cfg.Auth.ReplaceRemoteLocks(ctx, root, locks)
+			cancel()
+		}
+		if err != nil {
+			ans.Error = err.Error()
+			l.log.Warn("refused the locks a root sent", "root", root, "err", err)
+		}
+		out, _ := json.Marshal(ans)
+		_, _ = c.Write(out)
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}, nil
+}
+
+// PushLocks sends this root's lock document to leaf and returns how many of the leaf's
+// replicated locks changed. A leaf that predates lock replication refuses the request
+// (a *transport.DialDeniedError or a malformed-request close).
+func (r *Root) PushLocks(ctx context.Context, leaf string, doc []byte) (int, error) {
+	conn, err := r.dial(ctx, leaf, &frame.DialRequest{Service: frame.ServiceRootLocks})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if _, err := conn.Write(doc); err != nil {
+		return 0, fmt.Errorf("sending the locks to %s: %w", leaf, err)
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	data, err := io.ReadAll(io.LimitReader(conn, 4096))
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("cluster %s did not answer in time: %w", leaf, ctx.Err())
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the answer of cluster %s: %w", leaf, err)
+	}
+	var ans RootLocksAnswer
+	if err := decodeStrict(data, &ans); err != nil {
+		return 0, err
+	}
+	if ans.Error != "" {
+		return 0, fmt.Errorf("cluster %s refused the locks: %s", leaf, ans.Error)
+	}
+	return ans.Changed, nil
+}
+
+// lockRetry is how long a root waits before pushing again to a leaf that failed or
+// refused the last push.
+const lockRetry = 30 * time.Second
+
+// lockPush is what a root last sent a leaf, or a failed push (no digest).
+type lockPush struct {
+	digest string
+	at     time.Time
+}
+
+// pushLocks sends the lock document to every leaf connected to this replica that has not
+// had this version of it (or not for LockRepush). Each push runs on its own goroutine; a
+// leaf with a push in flight is skipped.
+func (r *Root) pushLocks(ctx context.Context) {
+	ts := r.srv.Tunnels()
+	connected := map[string]bool{}
+	for _, t := range ts {
+		connected[t.Cluster] = true
+	}
+	r.lockMu.Lock()
+	for leaf := range r.pushed {
+		if !connected[leaf] {
+			delete(r.pushed, leaf) // gone: push again when it comes back
+		}
+	}
+	r.lockMu.Unlock()
+	if len(connected) == 0 {
+		return
+	}
+	locks, err := r.cfg.Auth.OwnLocks(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("reading the locks to replicate to leaves", "err", err)
+		}
+		return
+	}
+	now := time.Now()
+	doc, err := rootLocksDoc(r.cfg.Auth.ClusterName(), locks, now)
+	if err != nil {
+		r.log.Error("encoding the locks to replicate to leaves", "err", err)
+		return
+	}
+	sum := sha256.Sum256(doc)
+	digest := hex.EncodeToString(sum[:])
+	r.lockMu.Lock()
+	defer r.lockMu.Unlock()
+	if r.pushed == nil {
+		r.pushed, r.pushing = map[string]lockPush{}, map[string]bool{}
+	}
+	for leaf := range connected {
+		p, ok := r.pushed[leaf]
+		switch {
+		case r.pushing[leaf]:
+			continue
+		case ok && p.digest == digest && now.Sub(p.at) < LockRepush:
+			continue
+		case ok && p.digest == "" && now.Sub(p.at) < lockRetry:
+			continue
+		}
+		r.pushing[leaf] = true
+		go func() {
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			changed, err := r.PushLocks(pctx, leaf, doc)
+			cancel()
+			r.lockMu.Lock()
+			defer r.lockMu.Unlock()
+			delete(r.pushing, leaf)
+			var denied *transport.DialDeniedError
+			switch {
+			case err == nil:
+				r.pushed[leaf] = lockPush{digest: digest, at: now}
+				if changed > 0 {
+					r.log.Info("replicated locks to a leaf", "leaf", leaf, "locks", len(locks), "changed", changed)
+				}
+			case errors.As(err, &denied) || errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrServiceUnsupported):
+				r.pushed[leaf] = lockPush{at: now}
+				r.log.Warn("a leaf does not take the root's locks (an older version?): this root's locks stop its users there only on routes through this root; retrying",
+					"leaf", leaf, "retry_in", lockRetry, "err", err)
+			default:
+				r.pushed[leaf] = lockPush{at: now}
+				if ctx.Err() == nil {
+					r.log.Warn("replicating locks to a leaf; retrying", "leaf", leaf, "retry_in", lockRetry, "err", err)
+				}
+			}
+		}()
+	}
+}
