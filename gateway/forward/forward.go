@@ -551,6 +551,9 @@ func (c *userConn) recheck() {
 			}
 			in.Now = c.s.cfg.Now()
 			d, err := c.s.cfg.Engine.Decide(c.ctx, &in)
+			if c.ctx.Err() != nil {
+				return // the connection ended while deciding (the root cut it): nothing to recheck
+			}
 			if err != nil || !d.Allow {
 				why := "policy changed"
 				if relabelled {
