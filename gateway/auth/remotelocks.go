@@ -86,6 +86,21 @@ func (s *Service) replaceRemoteLocks(ctx context.Context, root string, want map[
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// A name held by a lock that is not this root's (the leaf admin's own, perhaps the
+	// one that cuts this root off) is never overwritten: the whole set is refused and
+	// the leaf keeps what it has.
+	for _, n := range names {
+		if have[n] != nil {
+			continue
+		}
+		ok, err := s.exists(ctx, resourceKey(resource.KindLock, n))
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return 0, errorf(ErrAlreadyExists, "the locks of %s were not taken: this cluster has a lock of its own named %q, the name one of them is stored under; rename this cluster's lock", root, n)
+		}
+	}
 	for _, n := range names {
 		l := want[n]
 		if old, ok := have[n]; ok && sameResource(old, l) {

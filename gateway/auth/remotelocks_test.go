@@ -143,3 +143,25 @@ func TestRootLocksRefused(t *testing.T) {
 		t.Fatalf("a long name: %q", n)
 	}
 }
+
+// TestRootCannotOverwriteALocalLock: a leaf admin who cut a compromised root off with a
+// local lock named like a replicated one ("cutoff@ROOT") keeps it: the root's lock of the
+// same name neither overwrites nor, by a later push without it, removes the leaf's lock.
+func TestRootCannotOverwriteALocalLock(t *testing.T) {
+	ctx := context.Background()
+	leaf := newService(t, "leaf.example.com")
+	const root = "root.example.com"
+	if _, err := leaf.Create(ctx, mustParse(t, "kind: lock\nversion: v2\nmetadata: {name: cutoff@root.example.com}\nspec:\n  target: {remote_cluster: root.example.com}\n  message: root compromised\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.ReplaceRemoteLocks(ctx, root, []resource.Lock{rootLock("cutoff", resource.LockTarget{User: "nobody"}, "")}); err == nil {
+		t.Error("the root's lock overwrote the leaf's own lock of the same name")
+	}
+	if _, err := leaf.ReplaceRemoteLocks(ctx, root, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := storedLocks(t, leaf)["cutoff@"+root]
+	if got == nil || got.Spec.Target != (resource.LockTarget{RemoteCluster: root}) || got.Metadata.Labels[LabelReplicatedFrom] != "" {
+		t.Fatalf("the leaf's own lock after the root's pushes: %+v", got)
+	}
+}
