@@ -100,7 +100,7 @@ func DecodeRootLocks(data []byte) ([]resource.Lock, error) {
 // rootLocksDoc is the document a root sends: its own locks that have not expired and
 // that can match its own users (a lock whose remote_cluster names another cluster cannot,
 // on the root, and is not sent), in name order.
-func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, error) {
+func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, int, error) {
 	doc := RootLocks{Locks: []RootLock{}}
 	for _, l := range locks {
 		exp := l.Spec.Expires
@@ -116,7 +116,8 @@ func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, e
 		doc.Locks = append(doc.Locks, RootLock{Name: l.Metadata.Name, Target: RootLockTarget(l.Spec.Target), Message: l.Spec.Message, Expires: exp})
 	}
 	sort.Slice(doc.Locks, func(i, j int) bool { return doc.Locks[i].Name < doc.Locks[j].Name })
-	return json.Marshal(doc)
+	data, err := json.Marshal(doc)
+	return data, len(doc.Locks), err
 }
 
 // receiveLocks accepts root's lock document, stores it and answers.
@@ -210,21 +211,14 @@ func (r *Root) pushLocks(ctx context.Context) {
 	if len(connected) == 0 {
 		return
 	}
-	locks, err := r.cfg.Auth.OwnLocks(ctx)
+	now := time.Now()
+	doc, digest, n, err := r.lockDoc(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("reading the locks to replicate to leaves", "err", err)
 		}
 		return
 	}
-	now := time.Now()
-	doc, err := rootLocksDoc(r.cfg.Auth.ClusterName(), locks, now)
-	if err != nil {
-		r.log.Error("encoding the locks to replicate to leaves", "err", err)
-		return
-	}
-	sum := sha256.Sum256(doc)
-	digest := hex.EncodeToString(sum[:])
 	r.lockMu.Lock()
 	defer r.lockMu.Unlock()
 	if r.pushed == nil {
@@ -253,7 +247,7 @@ func (r *Root) pushLocks(ctx context.Context) {
 			case err == nil:
 				r.pushed[leaf] = lockPush{digest: digest, at: now}
 				if changed > 0 {
-					r.log.Info("replicated locks to a leaf", "leaf", leaf, "locks", len(locks), "changed", changed)
+					r.log.Info("replicated locks to a leaf", "leaf", leaf, "locks", n, "changed", changed)
 				}
 			case errors.As(err, &denied) || errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrServiceUnsupported):
 				r.pushed[leaf] = lockPush{at: now}
@@ -267,4 +261,40 @@ func (r *Root) pushLocks(ctx context.Context) {
 			}
 		}()
 	}
+}
+
+// lockDoc returns the lock document, its digest and how many locks it holds. It is made
+// again only when the policy revision moved (every lock change moves it) or a minute
+// passed (locks that expired drop out; the leaf ignores expired ones anyway), so a root
+// with leaves connected does not read and decode every lock every second.
+func (r *Root) lockDoc(ctx context.Context, now time.Time) ([]byte, string, int, error) {
+	rev := r.cfg.Auth.Revision()
+	r.lockMu.Lock()
+	c := r.docCache
+	r.lockMu.Unlock()
+	if c.doc != nil && c.rev == rev && now.Sub(c.at) < time.Minute {
+		return c.doc, c.digest, c.n, nil
+	}
+	locks, err := r.cfg.Auth.OwnLocks(ctx)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	doc, n, err := rootLocksDoc(r.cfg.Auth.ClusterName(), locks, now)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	sum := sha256.Sum256(doc)
+	c = lockDocCache{rev: rev, at: now, doc: doc, digest: hex.EncodeToString(sum[:]), n: n}
+	r.lockMu.Lock()
+	r.docCache = c
+	r.lockMu.Unlock()
+	return c.doc, c.digest, c.n, nil
+}
+
+// lockDocCache is the last lock document a root made.
+type lockDocCache struct {
+	rev, digest string
+	at          time.Time
+	doc         []byte
+	n           int
 }

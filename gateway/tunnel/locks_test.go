@@ -18,7 +18,7 @@ func TestRootLocksDocument(t *testing.T) {
 	}
 	metaExp := lock("meta", resource.LockTarget{User: "dave"}, nil)
 	metaExp.Metadata.Expires = &future
-	data, err := rootLocksDoc("root.example.com", []*resource.Lock{
+	data, n, err := rootLocksDoc("root.example.com", []*resource.Lock{
 		lock("zed", resource.LockTarget{User: "alice"}, nil),
 		lock("old", resource.LockTarget{User: "bob"}, &past),
 		lock("elsewhere", resource.LockTarget{RemoteCluster: "leaf"}, nil),
@@ -26,8 +26,8 @@ func TestRootLocksDocument(t *testing.T) {
 		lock("later", resource.LockTarget{Login: "root"}, &future),
 		metaExp,
 	}, now)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || n != 4 {
+		t.Fatal(n, err)
 	}
 	var doc RootLocks
 	if err := json.Unmarshal(data, &doc); err != nil {

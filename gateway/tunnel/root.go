@@ -85,9 +85,10 @@ type Root struct {
 
 	// Lock replication (locks.go): what each connected leaf was last sent, and the
 	// leaves with a push in flight.
-	lockMu  sync.Mutex
-	pushed  map[string]lockPush
-	pushing map[string]bool
+	lockMu   sync.Mutex
+	pushed   map[string]lockPush
+	pushing  map[string]bool
+	docCache lockDocCache
 }
 
 // noteConnect counts a tunnel that came up (OnConnect): every tunnel is a connect; a
