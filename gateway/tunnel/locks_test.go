@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestRootLocksDocument(t *testing.T) {
 	for _, l := range doc.Locks {
 		names = append(names, l.Name)
 	}
-	if want := []string{"later", "meta", "self", "zed"}; !equalStrings(names, want) {
+	if want := []string{"later", "meta", "self", "zed"}; !slices.Equal(names, want) {
 		t.Fatalf("sent %v, want %v", names, want)
 	}
 	if doc.Locks[1].Expires == nil || !doc.Locks[1].Expires.Equal(future) {
@@ -47,16 +48,4 @@ func TestRootLocksDocument(t *testing.T) {
 	if err != nil || len(locks) != 4 {
 		t.Fatalf("the leaf refuses what the root sends: %v", err)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
