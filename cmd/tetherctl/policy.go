@@ -23,9 +23,9 @@ import (
 func policyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "Build, test and query Tether's policy offline",
+		Short: "Build, test and query Tether's policy offline; export a running cluster's bundle",
 	}
-	cmd.AddCommand(policyBuildCommand(), policyTestCommand(), policyEvalCommand(), policyExplainCommand())
+	cmd.AddCommand(policyBuildCommand(), policyTestCommand(), policyEvalCommand(), policyExplainCommand(), policyExportCommand())
 	return cmd
 }
 

@@ -313,6 +313,65 @@ func (s *scenario) step6(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("opa_eval_of_the_leafs_exported_bundle_gives_its_logged_decisions", func(t *testing.T) {
+		// A security team's check: the bundle the leaf decides with, exported from the
+		// running cluster, gives the real opa CLI the decisions the leaf logged with it.
+		opa := testenv.OPA(t)
+		checked := 0
+		testenv.Eventually(t, 30*time.Second, func() error {
+			for _, target := range []string{"visitor@" + stageNode, "visitor@" + prodNode} {
+				s.tsh(t, s.alice, leafName, target, "true")
+			}
+			path := filepath.Join(t.TempDir(), "leaf.tar.gz")
+			out := s.leaf.MustCtl(t, "policy", "export", "-o", path)
+			rev, _, ok := strings.Cut(strings.TrimPrefix(out, "bundle revision "), " ")
+			if !ok {
+				return fmt.Errorf("policy export said %q", out)
+			}
+			data, err := os.ReadFile(s.leaf.DecisionLog)
+			if err != nil {
+				return err
+			}
+			allowed, denied := 0, 0
+			for _, line := range strings.Split(string(data), "\n") {
+				var ev struct {
+					Path    string                               `json:"path"`
+					Input   json.RawMessage                      `json:"input"`
+					Result  struct{ Allow bool }                 `json:"result"`
+					Bundles map[string]struct{ Revision string } `json:"bundles"`
+				}
+				if json.Unmarshal([]byte(line), &ev) != nil || len(ev.Input) == 0 || !strings.Contains(string(ev.Input), `"username":"alice"`) {
+					continue
+				}
+				same := false
+				for _, b := range ev.Bundles {
+					same = same || b.Revision == rev
+				}
+				if !same {
+					continue
+				}
+				in := testproc.WriteFile(t, "input.json", string(ev.Input))
+				r := testproc.Run(t, exec.Command(opa, "eval", "-b", path, "-i", in, "--format", "raw", "data.tether.authz.decision.allow"))
+				if r.Code != 0 {
+					t.Fatalf("opa eval on the exported bundle: %s", r)
+				}
+				if got := strings.TrimSpace(r.Stdout); got != fmt.Sprint(ev.Result.Allow) {
+					t.Fatalf("opa eval -b gives allow=%s, the leaf logged %v for %s (path %s)", got, ev.Result.Allow, ev.Input, ev.Path)
+				}
+				if ev.Result.Allow {
+					allowed++
+				} else {
+					denied++
+				}
+			}
+			if allowed == 0 || denied == 0 {
+				return fmt.Errorf("decisions of alice logged at revision %s: %d allowed, %d denied", rev, allowed, denied)
+			}
+			checked = allowed + denied
+			return nil
+		})
+		t.Logf("%d logged decisions reproduced by opa eval -b on the exported bundle", checked)
+	})
 	t.Run("OpenSSH_ssh_with_tether_proxy_ssh_as_ProxyCommand_reaches_a_leaf_node", func(t *testing.T) {
 		for _, node := range []string{stageNode, prodNode} {
 			r := s.openssh(t, s.myuser, append(s.proxyCommandArgs(s.myuser), "visitor@"+node+"."+leafName, "echo via-proxycommand; id -un")...)

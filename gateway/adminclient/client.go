@@ -67,28 +67,9 @@ type Error struct {
 func (e *Error) Error() string { return e.Message }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	data, err := c.send(ctx, method, path, body, contentType, nil)
 	if err != nil {
 		return err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("calling the auth server: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("reading the auth server's answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e trust.ErrorResponse
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
-		}
-		return &Error{Status: resp.StatusCode, Message: e.Error}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -96,6 +77,50 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 		}
 	}
 	return nil
+}
+
+// raw makes a call without a body and returns the answer's bytes; head sees its headers.
+func (c *Client) raw(ctx context.Context, method, path string, head func(http.Header)) ([]byte, error) {
+	return c.send(ctx, method, path, nil, "", head)
+}
+
+// send makes one call and returns the body of a 2xx answer (at most 64 MiB), or the
+// server's error as an *Error.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string, head func(http.Header)) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("calling the auth server: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the auth server's answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e trust.ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: e.Error}
+	}
+	if head != nil {
+		head(resp.Header)
+	}
+	return data, nil
+}
+
+// PolicyBundle downloads the bundle the cluster decides with (.tar.gz) and its revision.
+func (c *Client) PolicyBundle(ctx context.Context) ([]byte, string, error) {
+	var rev string
+	data, err := c.raw(ctx, http.MethodGet, web.PolicyBundlePath, func(h http.Header) { rev = h.Get(web.RevisionHeader) })
+	return data, rev, err
 }
 
 func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {

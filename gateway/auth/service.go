@@ -92,8 +92,9 @@ type Service struct {
 	trustMu sync.Mutex
 
 	rebuildMu sync.Mutex
-	gen       atomic.Int64 // rebuilds so far; part of every revision
-	stale     atomic.Bool  // the last rebuild failed; Run retries it
+	gen       atomic.Int64                   // rebuilds so far; part of every revision
+	loaded    atomic.Pointer[bundles.Bundle] // the bundle the engine decides with (tetherctl policy export)
+	stale     atomic.Bool                    // the last rebuild failed; Run retries it
 
 	tunnelStatus atomic.Pointer[func() []TunnelStatus] // the leaf's tunnels, for Status
 
@@ -245,9 +246,14 @@ func (s *Service) load(ctx context.Context, items []state.Item) error {
 	if err := s.cfg.Engine.Load(ctx, b); err != nil {
 		return fmt.Errorf("loading the policy bundle: %w", err)
 	}
+	s.loaded.Store(b)
 	s.log.Debug("policy bundle loaded", "revision", b.Revision)
 	return nil
 }
+
+// LoadedBundle returns the bundle the engine decides with (its Revision is what the
+// decision log records), or nil before the first load.
+func (s *Service) LoadedBundle() *bundles.Bundle { return s.loaded.Load() }
 
 // rebuildAfter is called after a write; a failed rebuild is logged and reported, the
 // write stays.

@@ -26,6 +26,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -42,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetherproject/tether/bundles"
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/auth"
@@ -205,6 +207,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("GET /v1/admin/tokens", s.admin(s.listTokens))
 	s.mux.Handle("POST /v1/admin/tokens/delete", s.admin(s.deleteToken))
 	s.mux.Handle("POST "+RotatePath, s.admin(s.rotate))
+	s.mux.Handle("GET "+PolicyBundlePath, s.admin(s.policyBundle))
 	return s
 }
 
@@ -505,6 +508,29 @@ func (s *Server) getResources(w http.ResponseWriter, r *http.Request) {
 		out.Resources = append(out.Resources, string(doc))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// PolicyBundlePath serves the bundle the cluster decides with, as a .tar.gz in OPA's
+// layout (tetherctl policy export); its revision is in RevisionHeader and the manifest.
+const PolicyBundlePath = "/v1/admin/policy/bundle"
+
+// RevisionHeader carries the exported bundle's revision.
+const RevisionHeader = "X-Tether-Revision"
+
+func (s *Server) policyBundle(w http.ResponseWriter, _ *http.Request) {
+	b := s.cfg.Auth.LoadedBundle()
+	if b == nil {
+		writeError(w, http.StatusServiceUnavailable, "no policy bundle is loaded yet")
+		return
+	}
+	var buf bytes.Buffer
+	if err := bundles.WriteTarGz(&buf, b); err != nil {
+		s.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set(RevisionHeader, b.Revision)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) {
