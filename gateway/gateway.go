@@ -77,9 +77,23 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data_dir: %w", err)
 	}
+	if g.store, err = openStore(cfg, g.log); err != nil {
+		return nil, err
+	}
+	shared := cfg.Storage.Type == config.StorageRedis // replicas may share the store
+	if shared {
+		if err := checkCADirAgainstStore(ctx, g.store, filepath.Join(cfg.DataDir, "ca")); err != nil {
+			return nil, err
+		}
+	}
 	cluster, added, err := ca.LoadOrCreateCluster(filepath.Join(cfg.DataDir, "ca"), cfg.ClusterName, ca.Algorithm(cfg.CAAlgorithm))
 	if err != nil {
 		return nil, err
+	}
+	if shared {
+		if err := publishCARecord(ctx, g.store, cluster, false); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case len(added) > 1:
@@ -90,9 +104,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 			"`tetherctl auth export --type=openssh` and reload sshd (until then those nodes refuse the cluster's connections; "+
 			"users' login certificates no longer reach them). Tether node agents learn the new CA at their next heartbeat",
 			"dir", filepath.Join(cfg.DataDir, "ca", string(ca.OpenSSHCA)), "fingerprint", ca.Fingerprint(cluster.OpenSSH.SigningKey()))
-	}
-	if g.store, err = openStore(cfg, g.log); err != nil {
-		return nil, err
 	}
 	var logger policy.Logger
 	if dcfg, ok := cfg.DecisionLogConfig(); ok {
@@ -141,7 +152,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		Trust:           tc,
 		Logger:          g.log,
 		Auditor:         g.auditor,
-		AfterRotate: func(_ context.Context, typ ca.Type) {
+		AfterRotate: func(ctx context.Context, typ ca.Type) {
+			if shared {
+				// The rotation moved this replica's keys: the store's record follows,
+				// and the other replicas' checks say they must take them.
+				if err := publishCARecord(ctx, g.store, cluster, true); err != nil {
+					g.log.Error("recording the rotated CA in the store", "err", err)
+				}
+			}
 			if typ != ca.TLSCA {
 				return
 			}
@@ -383,6 +401,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 		running++
 		go func() { errc <- agent.Run(ctx) }()
+	}
+	if g.cfg.Storage.Type == config.StorageRedis {
+		go g.watchCARecord(ctx)
 	}
 	go func() {
 		t := time.NewTicker(time.Hour)
