@@ -68,26 +68,33 @@ func (s *scenario) liveFollowsPolicy(t *testing.T) {
 		// certificate and can reach the leaf's own proxy (same port for SSH), so she jumps
 		// through it instead of the root. The leaf must know the root's lock (Teleport
 		// replicates root locks to leaves).
-		direct := func(command string) testproc.Result {
+		directCmd := func(ctx context.Context, command string) *exec.Cmd {
 			keys := filepath.Join(s.alice.Home, "keys", hostOf(s.root.Addr))
 			_, port, _ := net.SplitHostPort(s.leaf.Addr)
 			auth := fmt.Sprintf("-o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none -i %s -o CertificateFile=%s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null",
 				filepath.Join(keys, "alice"), filepath.Join(keys, "alice-cert.pub"))
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
 			cmd := exec.CommandContext(ctx, s.ssh.SSH, "-F", "/dev/null", "-o", "ControlPath=none",
 				"-o", fmt.Sprintf("ProxyCommand=%s -F /dev/null %s -p %s -W %%h:%%p alice@127.0.0.1", s.ssh.SSH, auth, port))
 			cmd.Args = append(cmd.Args, strings.Fields(auth)...)
 			cmd.Args = append(cmd.Args, "visitor@"+stageNode, command)
 			cmd.Env = s.alice.Env()
-			return testproc.Run(t, cmd)
+			return cmd
+		}
+		direct := func(command string) testproc.Result {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			return testproc.Run(t, directCmd(ctx, command))
 		}
 		if r := direct("echo direct-ok"); r.Code != 0 || r.Stdout != "direct-ok\n" {
 			t.Fatalf("before the lock, alice's root certificate at the leaf's own proxy: %s", r)
 		}
+		// A session she holds open that way ends too, within seconds of the root's lock.
+		l := liveSession(t, "alice directly at the leaf", directCmd(context.Background(), "echo started; sleep 60"))
+		at := time.Now()
 		t.Cleanup(func() { s.root.Ctl(t, "rm", "lock/alice-direct") })
 		s.root.Create(t, "kind: lock\nversion: v2\nmetadata: {name: alice-direct}\nspec:\n  target: {user: alice}\n  message: stolen laptop\n")
 		lockName := "alice-direct@" + rootName
+		expectCut(t, l, at, s.leaf.Log, "session no longer allowed")
 		// Replicated within seconds: pushed at the next tick, then the leaf's bundle is
 		// rebuilt (until then the leaf decides with the bundle it had).
 		testenv.Eventually(t, 20*time.Second, func() error {
