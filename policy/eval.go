@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -29,15 +28,7 @@ type query struct {
 	qc       ast.QueryCompiler
 	body     ast.Body
 	res      []stageRef
-	tether   ast.Value // data.tether as the store holds it (dataCache); nil: read the store
-	pool     sync.Pool // *pooledQuery
-}
-
-// pooledQuery is a topdown.Query configured once, with the base-document cache it
-// evaluates with.
-type pooledQuery struct {
-	tq *topdown.Query
-	dc *dataCache
+	pool     sync.Pool // *topdown.Query
 }
 
 // stageRef is a value the query reads beside its input (see stage).
@@ -59,32 +50,7 @@ func newQuery(compiler *ast.Compiler, store storage.Store, text string, res ...s
 	if err != nil {
 		return nil, err
 	}
-	tether, err := readTether(store)
-	if err != nil {
-		return nil, err
-	}
-	return &query{text: text, compiler: compiler, store: store, qc: qc, body: body, res: res, tether: tether}, nil
-}
-
-// readTether reads data.tether from the bundle's store: the engine's store returns AST
-// values on read (the value itself, not a copy) and nothing writes to it after Load. nil
-// when there is none, or when the store holds something else (then OPA reads the store).
-func readTether(store storage.Store) (ast.Value, error) {
-	ctx := context.Background()
-	txn, err := store.NewTransaction(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer store.Abort(ctx, txn)
-	v, err := store.Read(ctx, txn, storage.Path{"tether"})
-	if storage.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	av, _ := v.(ast.Value)
-	return av, nil
+	return &query{text: text, compiler: compiler, store: store, qc: qc, body: body, res: res}, nil
 }
 
 // never is the cancellation of an evaluation whose context cannot be cancelled.
@@ -97,17 +63,14 @@ func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.V
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	pq, _ := q.pool.Get().(*pooledQuery)
-	if pq == nil {
-		pq = &pooledQuery{dc: &dataCache{tether: q.tether}}
-		pq.tq = topdown.NewQuery(q.body).WithQueryCompiler(q.qc).WithCompiler(q.compiler).WithStore(q.store).
+	tq, _ := q.pool.Get().(*topdown.Query)
+	if tq == nil {
+		tq = topdown.NewQuery(q.body).WithQueryCompiler(q.qc).WithCompiler(q.compiler).WithStore(q.store).
 			WithStrictBuiltinErrors(true).WithMetrics(metrics.NoOp())
 		for _, r := range q.res {
-			pq.tq = pq.tq.WithResolver(r.ref, r.r)
+			tq = tq.WithResolver(r.ref, r.r)
 		}
 	}
-	tq := pq.tq
-	tq.WithBaseCache(pq.dc)
 	txn, err := q.store.NewTransaction(ctx)
 	if err != nil {
 		return nil, err
@@ -125,8 +88,7 @@ func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.V
 	q.store.Abort(ctx, txn)
 	// The pooled query keeps no reference to this evaluation's input or transaction.
 	tq.WithInput(nil).WithTransaction(nil).WithCancel(nil)
-	pq.dc.reset()
-	q.pool.Put(pq)
+	q.pool.Put(tq)
 	if err != nil {
 		return nil, err
 	}
@@ -144,60 +106,4 @@ func cancelFor(ctx context.Context) (topdown.Cancel, func() bool) {
 	}
 	c := topdown.NewCancel()
 	return c, context.AfterFunc(ctx, c.Cancel)
-}
-
-// dataCache is the base-document cache (topdown.BaseCache) of one evaluation. OPA's own
-// starts empty on every evaluation: each data.tether.* reference the evaluation reads goes
-// to the store (a transaction read, a storage path) and is put into a tree of maps made
-// for that evaluation. Here data.tether.* is answered from data.tether as the store holds
-// it (read once per bundle; nothing writes to the store after Load), which is the value
-// the store read returns. Everything else is OPA's to read as before and is kept here for
-// the rest of the evaluation, as OPA's cache keeps it: references above data.tether.*,
-// other roots, and data.tether.stage.*, which only the resolvers answer (they refuse a
-// value the stage does not set, and a read inside a `with data...` scope).
-type dataCache struct {
-	tether ast.Value // data.tether; shared by every evaluation of the bundle, read-only
-	other  []cached  // what OPA read itself in this evaluation
-}
-
-type cached struct {
-	ref ast.Ref
-	v   ast.Value
-}
-
-var (
-	tetherKey    = ast.String("tether")
-	stageSegment = ast.String("stage")
-)
-
-// reset empties the cache for the next evaluation.
-func (c *dataCache) reset() {
-	clear(c.other)
-	c.other = c.other[:0]
-}
-
-// Get returns the value of a data reference, or nil for OPA to read it.
-func (c *dataCache) Get(ref ast.Ref) ast.Value {
-	if len(ref) >= 3 && c.tether != nil && ref[1].Value.Compare(tetherKey) == 0 && ref[2].Value.Compare(stageSegment) != 0 {
-		v, err := c.tether.Find(ref[2:])
-		if err != nil {
-			return nil
-		}
-		return v
-	}
-	for _, e := range c.other {
-		if ref.HasPrefix(e.ref) {
-			v, err := e.v.Find(ref[len(e.ref):])
-			if err != nil {
-				return nil
-			}
-			return v
-		}
-	}
-	return nil
-}
-
-// Put keeps what OPA read itself for the rest of the evaluation.
-func (c *dataCache) Put(ref ast.Ref, v ast.Value) {
-	c.other = append(c.other, cached{ref: slices.Clone(ref), v: v})
 }

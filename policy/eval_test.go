@@ -5,12 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
-
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 )
 
 // TestCancelledContextIsAnError: an evaluation under a cancelled context is an error for
@@ -82,59 +78,4 @@ func TestPooledQueriesKeepNoState(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-}
-
-// TestDataCacheReadsWhatOPAReads: the engine's base-document cache (dataCache) answers
-// data.tether.* from the bundle's data; every reference gives what OPA's own reading gives
-// (rego with the store and the stage's resolvers): present and missing paths, the whole
-// document, `with` overlays on data, and stage values, including one that is not set,
-// which is an error on both paths, never a value.
-func TestDataCacheReadsWhatOPAReads(t *testing.T) {
-	f := newFixture(t)
-	e := f.engine(t, Options{})
-	p := e.cur.Load()
-	ctx := context.Background()
-	id := ast.MustParseTerm(`{"roles": ["visitor"], "user": "alice"}`).Value
-	idRes := stageRef{stageIdentityRef, stageResolver(func(s *stage) ast.Value { return s.identity })}
-	for _, text := range []string{
-		`data.tether.cluster.name`,
-		`data.tether.roles.visitor`,
-		`[r | some r, _ in data.tether.roles]`,
-		`object.get(data.tether, ["roles", "visitor", "allow"], "none")`,
-		`object.get(data.tether, "nosuch", "none")`,
-		`object.get(data.tether.roles, "nosuch", "none")`,
-		`[data.tether.cluster.name, data.tether.cluster.name]`,
-		`object.keys(data.tether)`,
-		`object.keys(data)`,
-		`data.tether.cluster.name with data.tether.cluster.name as "overlaid"`,
-		`[data.tether.roles.visitor.allow, data.tether.cluster] with data.tether.roles.visitor.allow as {}`,
-		`data.tether.stage.identity`,
-		`data.tether.stage.identity.user`,
-		`object.get(data.tether.stage.identity, "nosuch", "none")`,
-		`[data.tether.stage.identity.roles, data.tether.cluster.name]`,
-		`data.tether.stage.identity.user with data.tether.cluster.name as "overlaid"`,
-	} {
-		q, err := newQuery(p.compiler, p.store, text, idRes)
-		if err != nil {
-			t.Fatalf("%s: %v", text, err)
-		}
-		pq, err := rego.New(rego.Query(text), rego.Compiler(p.compiler), rego.Store(p.store), rego.Resolver(idRes.ref, idRes.r)).PrepareForEval(ctx)
-		if err != nil {
-			t.Fatalf("%s: %v", text, err)
-		}
-		for _, st := range []*stage{{identity: id}, {}} {
-			sctx := context.WithValue(ctx, stageKey{}, st)
-			got, gotErr := q.eval(sctx, ast.NewObject(), fixtureNow)
-			want, wantErr := evalValue(sctx, pq, ast.NewObject())
-			switch {
-			case (gotErr != nil) != (wantErr != nil):
-				t.Errorf("%s (identity set: %t): engine %v, %v; OPA %v, %v", text, st.identity != nil, got, gotErr, want, wantErr)
-			case gotErr == nil && ast.Compare(got, want) != 0:
-				t.Errorf("%s (identity set: %t): engine %v; OPA %v", text, st.identity != nil, got, want)
-			}
-			if st.identity == nil && strings.Contains(text, "stage") && gotErr == nil {
-				t.Errorf("%s without a stage identity: %v, want an error", text, got)
-			}
-		}
-	}
 }
