@@ -84,6 +84,16 @@ test_email_local_accepted_forms if {
 	}
 }
 
+# The address regexes are written out whole (a concat is built again in every evaluation);
+# they are exactly what their pieces give.
+test_address_regexes_are_built_from_their_parts if {
+	templates.bare_address == concat("", [`^[ \t]*(`, templates.dot_atom, ")@", templates.dot_atom, `[ \t]*$`])
+	templates.named_address == concat("", [
+		`^[ \t]*((?:`, templates.phrase_word, `[ \t]*)*)<(`,
+		templates.dot_atom, ")@", templates.dot_atom, `>[ \t]*$`,
+	])
+}
+
 test_email_local_refused_forms if {
 	every raw in [
 		"", "alice", "alice@", "@example.com", "a@b@c", ".alice@example.com", "alice.@example.com",
