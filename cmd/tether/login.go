@@ -194,20 +194,9 @@ func writeLogin(pf proxyFlags, user, selected string, priv ed25519.PrivateKey, s
 	if err != nil {
 		return nil, err
 	}
-	// Every cluster's host CA for its own names; the root's also for the proxy's host.
-	var known []string
-	for _, h := range resp.HostCAs {
-		var extra []string
-		if h.Cluster == resp.Cluster {
-			extra = []string{proxyHost(pf.proxy)}
-		}
-		for _, k := range h.Keys {
-			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
-			if err != nil {
-				return nil, fmt.Errorf("the proxy sent an unreadable host CA key of %s; run tether login again", h.Cluster)
-			}
-			known = append(known, web.KnownHostsLine(h.Cluster, key, extra...))
-		}
+	known, err := knownHostsLines(resp, proxyHost(pf.proxy))
+	if err != nil {
+		return nil, err
 	}
 	if pf.caFile != "" {
 		p.CAFile = p.CAPath(resp.Cluster)
@@ -351,3 +340,30 @@ func timeLeft(t time.Time) string {
 // maxPasswordLength is the longest password the cluster takes (auth.MaxPasswordLength; a
 // test keeps the two equal): a longer one is refused here, before it is sent.
 const maxPasswordLength = 1024
+
+// knownHostsLines are the @cert-authority lines of a sign-in: every cluster's host CA for
+// its own names, but not for the names of another cluster (or the proxy host) under them
+// (web.KnownHostsExclusions); the root's also for the proxy's host.
+func knownHostsLines(resp *web.LoginResponse, proxy string) ([]string, error) {
+	var known []string
+	for _, h := range resp.HostCAs {
+		var extra, others []string
+		for _, o := range resp.HostCAs {
+			others = append(others, o.Cluster)
+		}
+		if h.Cluster == resp.Cluster {
+			extra = []string{proxy}
+		} else {
+			others = append(others, proxy)
+		}
+		extra = append(extra, web.KnownHostsExclusions(h.Cluster, others)...)
+		for _, k := range h.Keys {
+			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
+			if err != nil {
+				return nil, fmt.Errorf("the proxy sent an unreadable host CA key of %s; run tether login again", h.Cluster)
+			}
+			known = append(known, web.KnownHostsLine(h.Cluster, key, extra...))
+		}
+	}
+	return known, nil
+}
