@@ -109,3 +109,27 @@ func TestNodesAddRegistersAnOpenSSHServer(t *testing.T) {
 		t.Fatalf("a second nodes add moved node-west to %s", rs[0].(*resource.Node).Spec.Addr)
 	}
 }
+
+// tctl nodes ls, a habit of Teleport admins: the cluster's nodes as a table (the columns
+// of get node --format text), or as documents with --format json|yaml. Until the
+// acceptance pass, nodes had only add and nodes ls was an unknown command.
+func TestNodesLsListsTheNodes(t *testing.T) {
+	leaf := startCluster(t, "leaf-west", "")
+	if out := leaf.mustCtl(t, "nodes", "ls"); !strings.HasPrefix(out, "Host Name Address Labels Status Last Heartbeat\n") {
+		t.Fatalf("nodes ls without nodes:\n%s", out)
+	}
+	leaf.mustCtl(t, "nodes", "add", "--name=node-west", "--addr=127.0.0.1:2222", "--labels=env=prod")
+	out := leaf.mustCtl(t, "nodes", "ls")
+	if out != leaf.mustCtl(t, "get", "node", "--format", "text") || !strings.Contains(out, "node-west") || !strings.Contains(out, "127.0.0.1:2222") || !strings.Contains(out, "env=prod") {
+		t.Fatalf("nodes ls:\n%s", out)
+	}
+	if out := leaf.mustCtl(t, "nodes", "ls", "--format", "yaml"); out != leaf.mustCtl(t, "get", "node") {
+		t.Fatalf("nodes ls --format yaml:\n%s", out)
+	}
+	if out := leaf.mustCtl(t, "nodes", "ls", "--format", "json"); !strings.HasPrefix(strings.TrimSpace(out), "[") || !strings.Contains(out, `"node-west"`) {
+		t.Fatalf("nodes ls --format json:\n%s", out)
+	}
+	if _, err := leaf.ctl(t, "nodes", "ls", "--format", "xml"); err == nil {
+		t.Fatal("nodes ls --format xml: no error")
+	}
+}
