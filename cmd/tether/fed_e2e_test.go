@@ -187,6 +187,13 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		if _, errOut, err := alice.run(t, "", "ssh", "--cluster="+leafName, login+"@node-east", "true"); err == nil || !strings.Contains(errOut, want) {
 			t.Errorf("ssh --cluster=%s: %v\n%s", leafName, err, errOut)
 		}
+		// The leaf is listed as locked, and the search says why it found nothing there.
+		if out := alice.must(t, "", "clusters"); !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(leafName) + ` +locked +leaf `).MatchString(out) {
+			t.Errorf("clusters:\n%s", out)
+		}
+		if _, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "true"); err == nil || !strings.Contains(errOut, "not searched: "+want) {
+			t.Errorf("ssh without --cluster: %v\n%s", err, errOut)
+		}
 	})
 
 	t.Run("an_offline_leaf_is_reported_honestly", func(t *testing.T) {
