@@ -343,26 +343,38 @@ const maxPasswordLength = 1024
 
 // knownHostsLines are the @cert-authority lines of a sign-in: every cluster's host CA for
 // its own names, but not for the names of another cluster (or the proxy host) under them
-// (web.KnownHostsExclusions); the root's also for the proxy's host.
+// (web.KnownHostsExclusions); the root's also for the proxy's host, on the root's line, or
+// on a line of its own when the root's line negates it (a proxy host under a leaf's name).
 func knownHostsLines(resp *web.LoginResponse, proxy string) ([]string, error) {
+	var clusters []string
+	for _, h := range resp.HostCAs {
+		clusters = append(clusters, h.Cluster)
+	}
 	var known []string
 	for _, h := range resp.HostCAs {
-		var extra, others []string
-		for _, o := range resp.HostCAs {
-			others = append(others, o.Cluster)
-		}
+		var extra []string
+		proxyLine := false
 		if h.Cluster == resp.Cluster {
-			extra = []string{proxy}
+			extra = web.KnownHostsExclusions(h.Cluster, clusters)
+			var excluded []string
+			for _, x := range extra {
+				excluded = append(excluded, strings.TrimPrefix(x, "!"))
+			}
+			if proxyLine = matchesPatterns(proxy, excluded); !proxyLine {
+				extra = append([]string{proxy}, extra...)
+			}
 		} else {
-			others = append(others, proxy)
+			extra = web.KnownHostsExclusions(h.Cluster, append(clusters, proxy))
 		}
-		extra = append(extra, web.KnownHostsExclusions(h.Cluster, others)...)
 		for _, k := range h.Keys {
 			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
 			if err != nil {
 				return nil, fmt.Errorf("the proxy sent an unreadable host CA key of %s; run tether login again", h.Cluster)
 			}
 			known = append(known, web.KnownHostsLine(h.Cluster, key, extra...))
+			if proxyLine {
+				known = append(known, web.KnownHostsHostLine(h.Cluster, proxy, key))
+			}
 		}
 	}
 	return known, nil

@@ -182,3 +182,63 @@ func refusingSSHServer(t *testing.T, hostKey ssh.Signer) string {
 	}()
 	return l.Addr().String()
 }
+
+// The proxy's host stays the root's even when it is under a leaf's name: the root's line
+// negates the leaf's names, so the proxy host has a line of its own (an exclusion on the
+// root's line would have kept tether from trusting its own proxy).
+func TestTheProxyHostUnderALeafsNameIsTheRoots(t *testing.T) {
+	sshBin, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Skip("no OpenSSH client (make tools installs it)")
+	}
+	rootCA, _ := newTestSigner(t)
+	leafCA, _ := newTestSigner(t)
+	key := func(s ssh.Signer) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))) }
+	resp := &web.LoginResponse{Cluster: "example.com", HostCAs: []web.HostCA{
+		{Cluster: "example.com", Keys: []string{key(rootCA)}},
+		{Cluster: "east.example.com", Keys: []string{key(leafCA)}},
+	}}
+	known, err := knownHostsLines(resp, "proxy.east.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Profile{Proxy: "proxy.east.example.com:3080", User: "alice", Cluster: "example.com"}
+	p.dir = t.TempDir()
+	if err := os.WriteFile(p.KnownHostsPath(), []byte(strings.Join(known, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := clustersInKnownHosts(p); strings.Join(got, ",") != "east.example.com,example.com" {
+		t.Errorf("clusters in known_hosts: %v", got)
+	}
+	for _, tc := range []struct {
+		ca     ssh.Signer
+		name   string
+		accept bool
+	}{
+		{rootCA, "proxy.east.example.com", true},
+		{leafCA, "proxy.east.example.com", false},
+		{rootCA, "db.example.com", true},
+		{leafCA, "db.east.example.com", true},
+		{rootCA, "db.east.example.com", false},
+	} {
+		hostKey, _, _ := testCert(t, tc.ca, ssh.HostCert, tc.name)
+		addr := refusingSSHServer(t, hostKey)
+		host, port, _ := net.SplitHostPort(addr)
+		out, _ := exec.Command(sshBin, "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+p.KnownHostsPath(),
+			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlias="+tc.name,
+			"-o", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/nonexistent",
+			"-o", "ConnectTimeout=10", "-p", port, "nobody@"+host, "true").CombinedOutput()
+		accepted := strings.Contains(string(out), "Permission denied")
+		if accepted != tc.accept {
+			t.Errorf("a host certificate of the %s CA for %s: accepted=%v, want %v\n%s", caName(tc.ca, rootCA, leafCA), tc.name, accepted, tc.accept, out)
+		}
+		cas, _ := knownHostCAs(p, tc.name)
+		mine := false
+		for _, c := range cas {
+			mine = mine || bytes.Equal(c.Key.Marshal(), tc.ca.PublicKey().Marshal())
+		}
+		if mine != tc.accept {
+			t.Errorf("tether's own check: the %s CA for %s: trusted=%v, want %v", caName(tc.ca, rootCA, leafCA), tc.name, mine, tc.accept)
+		}
+	}
+}

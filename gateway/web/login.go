@@ -120,6 +120,13 @@ func KnownHostsLine(cluster string, key ssh.PublicKey, extra ...string) string {
 		strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), KnownHostsClusterPrefix, cluster)
 }
 
+// KnownHostsHostLine is an @cert-authority line trusting cluster's host CA key for the one
+// host (the proxy's, when the cluster's own line negates it), with KnownHostsLine's comment.
+func KnownHostsHostLine(cluster, host string, key ssh.PublicKey) string {
+	return fmt.Sprintf("@cert-authority %s %s %s%s&type=host", host,
+		strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), KnownHostsClusterPrefix, cluster)
+}
+
 // KnownHostsExclusions are the negated patterns ("!*.NAME", "!NAME") a cluster's
 // @cert-authority line needs so that it does not match the names of others under it: a
 // leaf that joined as example.com must not vouch for the hosts of root.example.com, nor
