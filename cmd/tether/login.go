@@ -56,12 +56,23 @@ func loginCommand() *cobra.Command {
 	var pf proxyFlags
 	var user, ttl string
 	cmd := &cobra.Command{
-		Use:   "login --proxy=HOST:PORT --user=NAME [CLUSTER]",
+		Use:   "login [--proxy=HOST:PORT --user=NAME] [CLUSTER]",
 		Short: "Sign in with your password and one-time code; get certificates for your logins",
 		Long: "Sign in at a root cluster's proxy. CLUSTER selects a leaf cluster the certificate is routed to " +
-			"(default: the root). The password and the one-time code are read from the terminal, or one line each from stdin.",
+			"(default: the root). Without --proxy and --user, those of your current profile (tether status), as tsh login does. " +
+			"The password and the one-time code are read from the terminal, or one line each from stdin.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// As tsh login: without --proxy, sign in again at the profile's proxy (expired
+			// or not); without --user, as the profile's user when it is that proxy.
+			if prev, err := readProfile(); err == nil {
+				if pf.proxy == "" {
+					pf.proxy = prev.Proxy
+				}
+				if user == "" && pf.proxy == prev.Proxy {
+					user = prev.User
+				}
+			}
 			if user == "" {
 				return errors.New("--user is required: the user name your administrator created")
 			}
@@ -123,7 +134,8 @@ func loginCommand() *cobra.Command {
 		},
 	}
 	pf.register(cmd)
-	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (required)")
+	cmd.Flags().Lookup("proxy").Usage = "the root cluster's proxy, HOST:PORT (default: your profile's)"
+	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (default: your profile's, at its proxy)")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "how long the certificates should last, for example 8h (default 12h; your roles may cap it)")
 	return cmd
 }
