@@ -161,6 +161,9 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		s.auditResource(ctx, map[bool]string{true: audit.ResourceUpdate, false: audit.ResourceCreate}[existed], resource.KindTrustedCluster, name)
 		return fmt.Sprintf("trusted cluster %q has been %s", name, map[bool]string{true: "updated", false: "created"}[existed]), nil
 	case *resource.User:
+		if err := checkUserCanSignIn(v); err != nil {
+			return "", err
+		}
 		if err := s.checkRolesExist(ctx, v.Spec.Roles, batch); err != nil {
 			return "", fmt.Errorf("user %q: %w", name, err)
 		}
@@ -187,6 +190,23 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		}
 	}
 	return msg, nil
+}
+
+// checkUserCanSignIn refuses, on write, a user no certificate could be issued for: a
+// login of its logins trait that is not a valid Unix login name (the rule roles follow;
+// the login would become a certificate principal, and no role's {{internal.logins}} gives
+// it), or a name tether login refuses. Stored users are not checked again when read.
+func checkUserCanSignIn(u *resource.User) error {
+	name := u.Metadata.Name
+	if strings.ContainsAny(name, `/\`) {
+		return errorf(ErrBadRequest, "user name %q: '/' and '\\' are not allowed in user names (tether login refuses them)", name)
+	}
+	for _, l := range u.Spec.Traits["logins"] {
+		if !resource.IsValidLogin(l) {
+			return errorf(ErrBadRequest, "user %q: login %q is not a valid Unix login name (1 to 32 characters: letters, digits, '_', '.', '-', not starting with a digit, '.' or '-'); no certificate could be issued for it", name, l)
+		}
+	}
+	return nil
 }
 
 // checkRolesExist requires every name to be a stored role or a role created in the same
