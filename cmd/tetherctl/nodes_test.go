@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -132,4 +133,37 @@ func TestNodesLsListsTheNodes(t *testing.T) {
 	if _, err := leaf.ctl(t, "nodes", "ls", "--format", "xml"); err == nil {
 		t.Fatal("nodes ls --format xml: no error")
 	}
+}
+
+// A node label the root would refuse in the leaf's node list (empty key, control
+// characters, longer than 256 bytes, more than 64 labels) is refused when the node is
+// written: until the acceptance pass a leaf admin's node with a label holding an escape
+// sequence was stored, and from then on the root answered every user's tether ls of
+// that leaf with "cluster ... sent a node list the root cannot read".
+func TestNodeLabelsTheRootCannotListAreRefused(t *testing.T) {
+	leaf := startCluster(t, "leaf-west", "")
+	node := func(labels string) string {
+		return writeFile(t, "n.yaml", "kind: node\nversion: v2\nmetadata:\n  name: n1\n  labels:\n"+labels+"spec:\n  addr: 127.0.0.1:22\n")
+	}
+	many := ""
+	for i := 0; i < 65; i++ {
+		many += fmt.Sprintf("    k%d: v\n", i)
+	}
+	for name, labels := range map[string]string{
+		"escape_sequence": "    env: \"\\e[31mred\"\n",
+		"newline_in_key":  "    \"a\\nb\": x\n",
+		"long_value":      "    env: " + strings.Repeat("x", 257) + "\n",
+		"too_many_labels": many,
+		"c1_control":      "    env: \"a\\u0085b\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := leaf.ctl(t, "create", "-f", node(labels)); err == nil || !strings.Contains(err.Error(), `node "n1"`) {
+				t.Errorf("create: %v", err)
+			}
+		})
+	}
+	if _, err := leaf.ctl(t, "nodes", "add", "--name=n2", "--addr=127.0.0.1:22", "--labels=env=a\x1bb"); err == nil {
+		t.Error("nodes add --labels with an escape: no error")
+	}
+	leaf.mustCtl(t, "create", "-f", node("    env: prod\n    team: \"ünïcode ok\"\n"))
 }
