@@ -166,8 +166,13 @@ func (g *Gateway) askLeaf(ctx context.Context, req web.UserRequest, cluster stri
 		return nil, fmt.Errorf("deciding cluster.route to %s: %w", cluster, err)
 	}
 	if !d.Allow {
-		// The same answer as an unknown cluster: a hidden leaf's existence does not leak.
 		log.Info("cluster.route denied", "reasons", d.Reasons)
+		if d.DeniedOnlyByLocks() {
+			// As the proxy's route: a lock names the user, not the cluster, so saying so
+			// reveals nothing of the cluster and tells the user why.
+			return nil, &web.ClusterError{Status: http.StatusForbidden, Message: fmt.Sprintf("access to cluster %s denied: %s", cluster, strings.Join(d.Reasons, "; "))}
+		}
+		// The same answer as an unknown cluster: a hidden leaf's existence does not leak.
 		return nil, notFound
 	}
 	ctx, cancel := context.WithTimeout(ctx, leafAskTimeout)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -135,5 +136,44 @@ func TestStatusShowsAnExpiredProfile(t *testing.T) {
 		if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "alice") {
 			t.Fatalf("%v: output %q does not show the expired profile", args, out.String())
 		}
+	}
+}
+
+// tsh login with no flags signs in again where the profile points (tsh's habit, and the
+// guide's "tsh login east" to select a leaf): the proxy and user come from the profile,
+// expired or not. Until the acceptance pass tether said "--user is required".
+func TestLoginWithoutFlagsUsesTheProfile(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyAddr := l.Addr().String()
+	l.Close() // nothing answers: the sign-in stops at reaching the proxy
+	home := t.TempDir()
+	t.Setenv("TETHER_HOME", home)
+	p := &Profile{Proxy: proxyAddr, User: "alice", Cluster: "root", ValidBefore: time.Now().Add(-time.Hour)}
+	p.dir = home
+	if err := p.save(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"login"}, {"login", "leaf-east"}, {"login", "--proxy=" + proxyAddr}} {
+		cmd := rootCommand()
+		var out, errOut bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		cmd.SetIn(strings.NewReader(""))
+		cmd.SetArgs(args)
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), "cannot reach the proxy at "+proxyAddr) {
+			t.Errorf("tether %v: %v, want it to sign in at the profile's proxy", args, err)
+		}
+	}
+	// Another proxy than the profile's: the user is not guessed.
+	cmd := rootCommand()
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetArgs([]string{"login", "--proxy=other.example.com:3080"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--user is required") {
+		t.Errorf("login at another proxy without --user: %v", err)
 	}
 }

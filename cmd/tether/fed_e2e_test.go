@@ -173,6 +173,29 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		}
 	})
 
+	// A lock names the user, not a cluster: a user locked on the root is told so by ls and
+	// status, as ssh --cluster tells them, not that the leaf does not exist (acceptance
+	// pass: ls --cluster said "cluster ... not found").
+	t.Run("a_locked_user_is_told_so", func(t *testing.T) {
+		out := root.ctl(t, tetherctl, "lock", "--user=alice", "--message=maintenance window", "--ttl=10m")
+		name := regexp.MustCompile(`lock "(\S+)"`).FindStringSubmatch(out)[1]
+		defer root.ctl(t, tetherctl, "rm", "lock/"+name)
+		want := "access to cluster " + leafName + ` denied: locked by lock "` + name + `": maintenance window`
+		if _, errOut, err := alice.run(t, "", "ls", "--cluster="+leafName); err == nil || !strings.Contains(errOut, want) {
+			t.Errorf("ls --cluster=%s: %v\n%s", leafName, err, errOut)
+		}
+		if _, errOut, err := alice.run(t, "", "ssh", "--cluster="+leafName, login+"@node-east", "true"); err == nil || !strings.Contains(errOut, want) {
+			t.Errorf("ssh --cluster=%s: %v\n%s", leafName, err, errOut)
+		}
+		// The leaf is listed as locked, and the search says why it found nothing there.
+		if out := alice.must(t, "", "clusters"); !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(leafName) + ` +locked +leaf `).MatchString(out) {
+			t.Errorf("clusters:\n%s", out)
+		}
+		if _, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "true"); err == nil || !strings.Contains(errOut, "not searched: "+want) {
+			t.Errorf("ssh without --cluster: %v\n%s", err, errOut)
+		}
+	})
+
 	t.Run("an_offline_leaf_is_reported_honestly", func(t *testing.T) {
 		leaf.ctl(t, tetherctl, "create", "--force", writeTemp(t, trust(false, "")))
 		testenv.Eventually(t, 30*time.Second, func() error {

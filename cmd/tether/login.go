@@ -56,12 +56,23 @@ func loginCommand() *cobra.Command {
 	var pf proxyFlags
 	var user, ttl string
 	cmd := &cobra.Command{
-		Use:   "login --proxy=HOST:PORT --user=NAME [CLUSTER]",
+		Use:   "login [--proxy=HOST:PORT --user=NAME] [CLUSTER]",
 		Short: "Sign in with your password and one-time code; get certificates for your logins",
 		Long: "Sign in at a root cluster's proxy. CLUSTER selects a leaf cluster the certificate is routed to " +
-			"(default: the root). The password and the one-time code are read from the terminal, or one line each from stdin.",
+			"(default: the root). Without --proxy and --user, those of your current profile (tether status), as tsh login does. " +
+			"The password and the one-time code are read from the terminal, or one line each from stdin.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// As tsh login: without --proxy, sign in again at the profile's proxy (expired
+			// or not); without --user, as the profile's user when it is that proxy.
+			if prev, err := readProfile(); err == nil {
+				if pf.proxy == "" {
+					pf.proxy = prev.Proxy
+				}
+				if user == "" && pf.proxy == prev.Proxy {
+					user = prev.User
+				}
+			}
 			if user == "" {
 				return errors.New("--user is required: the user name your administrator created")
 			}
@@ -123,7 +134,8 @@ func loginCommand() *cobra.Command {
 		},
 	}
 	pf.register(cmd)
-	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (required)")
+	cmd.Flags().Lookup("proxy").Usage = "the root cluster's proxy, HOST:PORT (default: your profile's)"
+	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (default: your profile's, at its proxy)")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "how long the certificates should last, for example 8h (default 12h; your roles may cap it)")
 	return cmd
 }
@@ -194,20 +206,9 @@ func writeLogin(pf proxyFlags, user, selected string, priv ed25519.PrivateKey, s
 	if err != nil {
 		return nil, err
 	}
-	// Every cluster's host CA for its own names; the root's also for the proxy's host.
-	var known []string
-	for _, h := range resp.HostCAs {
-		var extra []string
-		if h.Cluster == resp.Cluster {
-			extra = []string{proxyHost(pf.proxy)}
-		}
-		for _, k := range h.Keys {
-			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
-			if err != nil {
-				return nil, fmt.Errorf("the proxy sent an unreadable host CA key of %s; run tether login again", h.Cluster)
-			}
-			known = append(known, web.KnownHostsLine(h.Cluster, key, extra...))
-		}
+	known, err := knownHostsLines(resp, proxyHost(pf.proxy))
+	if err != nil {
+		return nil, err
 	}
 	if pf.caFile != "" {
 		p.CAFile = p.CAPath(resp.Cluster)
@@ -351,3 +352,42 @@ func timeLeft(t time.Time) string {
 // maxPasswordLength is the longest password the cluster takes (auth.MaxPasswordLength; a
 // test keeps the two equal): a longer one is refused here, before it is sent.
 const maxPasswordLength = 1024
+
+// knownHostsLines are the @cert-authority lines of a sign-in: every cluster's host CA for
+// its own names, but not for the names of another cluster (or the proxy host) under them
+// (web.KnownHostsExclusions); the root's also for the proxy's host, on the root's line, or
+// on a line of its own when the root's line negates it (a proxy host under a leaf's name).
+func knownHostsLines(resp *web.LoginResponse, proxy string) ([]string, error) {
+	var clusters []string
+	for _, h := range resp.HostCAs {
+		clusters = append(clusters, h.Cluster)
+	}
+	var known []string
+	for _, h := range resp.HostCAs {
+		var extra []string
+		proxyLine := false
+		if h.Cluster == resp.Cluster {
+			extra = web.KnownHostsExclusions(h.Cluster, clusters)
+			var excluded []string
+			for _, x := range extra {
+				excluded = append(excluded, strings.TrimPrefix(x, "!"))
+			}
+			if proxyLine = matchesPatterns(proxy, excluded); !proxyLine {
+				extra = append([]string{proxy}, extra...)
+			}
+		} else {
+			extra = web.KnownHostsExclusions(h.Cluster, append(clusters, proxy))
+		}
+		for _, k := range h.Keys {
+			key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
+			if err != nil {
+				return nil, fmt.Errorf("the proxy sent an unreadable host CA key of %s; run tether login again", h.Cluster)
+			}
+			known = append(known, web.KnownHostsLine(h.Cluster, key, extra...))
+			if proxyLine {
+				known = append(known, web.KnownHostsHostLine(h.Cluster, proxy, key))
+			}
+		}
+	}
+	return known, nil
+}

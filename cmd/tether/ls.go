@@ -153,10 +153,14 @@ func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error
 	}
 	var names []string
 	for _, c := range clusters {
-		if c.Name != p.Cluster && strings.HasSuffix(node, "."+c.Name) {
-			return c.Name, nil
-		}
 		names = append(names, c.Name)
+	}
+	switch c := clusterOfName(node, names); {
+	case c == p.Cluster:
+		// NODE.ROOT: the root's node, found by its name (a node may be named with dots).
+		names = []string{c}
+	case c != "":
+		return c, nil
 	}
 	var matches, searched, failed []string
 	for _, r := range fetchAllNodes(ctxOf(cmd), p, names) {
@@ -193,4 +197,17 @@ func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error
 		msg += "; not searched: " + strings.Join(failed, "; ")
 	}
 	return "", errors.New(msg + " (tether ls --cluster=NAME lists a cluster's nodes)")
+}
+
+// clusterOfName is the cluster that node names as NODE.CLUSTER, or "" when it names none.
+// The longest matching cluster name wins: db.root.example.com is root.example.com's, not
+// that of a leaf named example.com (as the proxy reads ProxyJump's NODE.CLUSTER).
+func clusterOfName(node string, clusters []string) string {
+	best := ""
+	for _, c := range clusters {
+		if strings.HasSuffix(node, "."+c) && len(c) > len(best) {
+			best = c
+		}
+	}
+	return best
 }

@@ -79,11 +79,20 @@ func knownHostCAs(p *Profile, host string) ([]ca.TrustedKey, error) {
 }
 
 // matchesPatterns is known_hosts matching for the patterns tether writes: a name, or
-// "*." followed by a domain.
+// "*." followed by a domain, each possibly negated with "!" (as in OpenSSH, a host that
+// matches a negated pattern does not match the line, whatever else it matches).
 func matchesPatterns(host string, patterns []string) bool {
 	host = strings.ToLower(host)
 	for _, pat := range patterns {
+		if neg, ok := strings.CutPrefix(pat, "!"); ok && matchesPatterns(host, []string{neg}) {
+			return false
+		}
+	}
+	for _, pat := range patterns {
 		pat = strings.ToLower(pat)
+		if strings.HasPrefix(pat, "!") {
+			continue
+		}
 		if suffix, ok := strings.CutPrefix(pat, "*."); ok {
 			if strings.HasSuffix(host, "."+suffix) {
 				return true

@@ -17,11 +17,11 @@ import (
 	"github.com/tetherproject/tether/resource"
 )
 
-// nodesCommand is tctl's `nodes add`: a node token and the node section that joins a
-// Tether node agent with it.
+// nodesCommand is tctl's `nodes add` (a node token and the node section that joins a
+// Tether node agent with it, or an OpenSSH server registered) and `nodes ls`.
 func nodesCommand() *cobra.Command {
 	var conn connFlags
-	cmd := &cobra.Command{Use: "nodes", Short: "Add Tether node agents to a running cluster"}
+	cmd := &cobra.Command{Use: "nodes", Short: "Add Tether node agents or OpenSSH servers to a running cluster, list its nodes"}
 	conn.register(cmd)
 	var (
 		ttl    time.Duration
@@ -93,7 +93,31 @@ The cluster only ever dials a registered node's address.`,
 	add.Flags().StringVar(&labels, "labels", "", "labels every node joining with the token gets, k=v,k2=v2 (they win over the node's own)")
 	add.Flags().StringVar(&name, "name", "", "the node's name, for the printed configuration (default: its host name); required with --addr")
 	add.Flags().StringVar(&addr, "addr", "", "register an OpenSSH server listening at HOST:PORT as the node --name (no token)")
-	cmd.AddCommand(add)
+	var lsFormat string
+	ls := &cobra.Command{
+		Use:   "ls [--format text|json|yaml]",
+		Short: "List the cluster's nodes (as get node; text: Host, Name, Address, Labels, Status, Last Heartbeat)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListFormat(lsFormat); err != nil {
+				return err
+			}
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			docs, err := c.Get(ctxOf(cmd), resource.KindNode, "", false)
+			if err != nil {
+				return err
+			}
+			if lsFormat == "text" {
+				return printTables(cmd.OutOrStdout(), []kindDocs{{kind: resource.KindNode, docs: docs}})
+			}
+			return printResources(cmd.OutOrStdout(), docs, lsFormat)
+		},
+	}
+	ls.Flags().StringVar(&lsFormat, "format", "text", "output format: text, json or yaml")
+	cmd.AddCommand(add, ls)
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -108,4 +109,61 @@ func TestNodesAddRegistersAnOpenSSHServer(t *testing.T) {
 	if rs, _ := leaf.gw.Auth().Get(context.Background(), resource.KindNode, "node-west", false); rs[0].(*resource.Node).Spec.Addr != "127.0.0.1:2222" {
 		t.Fatalf("a second nodes add moved node-west to %s", rs[0].(*resource.Node).Spec.Addr)
 	}
+}
+
+// tctl nodes ls, a habit of Teleport admins: the cluster's nodes as a table (the columns
+// of get node --format text), or as documents with --format json|yaml. Until the
+// acceptance pass, nodes had only add and nodes ls was an unknown command.
+func TestNodesLsListsTheNodes(t *testing.T) {
+	leaf := startCluster(t, "leaf-west", "")
+	if out := leaf.mustCtl(t, "nodes", "ls"); !strings.HasPrefix(out, "Host Name Address Labels Status Last Heartbeat\n") {
+		t.Fatalf("nodes ls without nodes:\n%s", out)
+	}
+	leaf.mustCtl(t, "nodes", "add", "--name=node-west", "--addr=127.0.0.1:2222", "--labels=env=prod")
+	out := leaf.mustCtl(t, "nodes", "ls")
+	if out != leaf.mustCtl(t, "get", "node", "--format", "text") || !strings.Contains(out, "node-west") || !strings.Contains(out, "127.0.0.1:2222") || !strings.Contains(out, "env=prod") {
+		t.Fatalf("nodes ls:\n%s", out)
+	}
+	if out := leaf.mustCtl(t, "nodes", "ls", "--format", "yaml"); out != leaf.mustCtl(t, "get", "node") {
+		t.Fatalf("nodes ls --format yaml:\n%s", out)
+	}
+	if out := leaf.mustCtl(t, "nodes", "ls", "--format", "json"); !strings.HasPrefix(strings.TrimSpace(out), "[") || !strings.Contains(out, `"node-west"`) {
+		t.Fatalf("nodes ls --format json:\n%s", out)
+	}
+	if _, err := leaf.ctl(t, "nodes", "ls", "--format", "xml"); err == nil {
+		t.Fatal("nodes ls --format xml: no error")
+	}
+}
+
+// A node label the root would refuse in the leaf's node list (empty key, control
+// characters, longer than 256 bytes, more than 64 labels) is refused when the node is
+// written: until the acceptance pass a leaf admin's node with a label holding an escape
+// sequence was stored, and from then on the root answered every user's tether ls of
+// that leaf with "cluster ... sent a node list the root cannot read".
+func TestNodeLabelsTheRootCannotListAreRefused(t *testing.T) {
+	leaf := startCluster(t, "leaf-west", "")
+	node := func(labels string) string {
+		return writeFile(t, "n.yaml", "kind: node\nversion: v2\nmetadata:\n  name: n1\n  labels:\n"+labels+"spec:\n  addr: 127.0.0.1:22\n")
+	}
+	many := ""
+	for i := 0; i < 65; i++ {
+		many += fmt.Sprintf("    k%d: v\n", i)
+	}
+	for name, labels := range map[string]string{
+		"escape_sequence": "    env: \"\\e[31mred\"\n",
+		"newline_in_key":  "    \"a\\nb\": x\n",
+		"long_value":      "    env: " + strings.Repeat("x", 257) + "\n",
+		"too_many_labels": many,
+		"c1_control":      "    env: \"a\\u0085b\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := leaf.ctl(t, "create", "-f", node(labels)); err == nil || !strings.Contains(err.Error(), `node "n1"`) {
+				t.Errorf("create: %v", err)
+			}
+		})
+	}
+	if _, err := leaf.ctl(t, "nodes", "add", "--name=n2", "--addr=127.0.0.1:22", "--labels=env=a\x1bb"); err == nil {
+		t.Error("nodes add --labels with an escape: no error")
+	}
+	leaf.mustCtl(t, "create", "-f", node("    env: prod\n    team: \"ünïcode ok\"\n"))
 }

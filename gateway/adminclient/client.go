@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -58,6 +60,41 @@ func New(id *identity.Identity, addr string) (*Client, error) {
 	return &Client{base: "https://" + addr, http: &http.Client{Transport: tr, Timeout: DefaultTimeout}}, nil
 }
 
+// callError says what a failed call means and what to check; the cause stays wrapped
+// for callers that branch on it.
+func (c *Client) callError(err error) error {
+	addr := strings.TrimPrefix(c.base, "https://")
+	var unknownCA x509.UnknownAuthorityError
+	var certInvalid x509.CertificateInvalidError
+	var wrongHost x509.HostnameError
+	var netErr net.Error
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &unknownCA):
+		return explained(fmt.Sprintf("the auth server at %s is not the cluster of the identity file: its TLS certificate is not from that cluster's CA; check -i (or --data-dir) and --auth-server", addr), err)
+	case errors.As(err, &wrongHost):
+		return explained(fmt.Sprintf("the auth server's TLS certificate does not name the host of %s; give --auth-server the address the cluster serves (its public_addr or listen address)", addr), err)
+	case errors.As(err, &certInvalid):
+		return explained(fmt.Sprintf("the auth server at %s has a TLS certificate tetherctl cannot accept (expired, or not for servers); check the cluster's clock and CAs", addr), err)
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return explained(fmt.Sprintf("cannot reach the auth server at %s: is tetherd running there, and is the address right?", addr), err)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return explained(fmt.Sprintf("the auth server at %s did not answer in time; try again, or check that it is a Tether cluster's web address", addr), err)
+	}
+	return fmt.Errorf("calling the auth server at %s: %w", addr, err)
+}
+
+// explained is an error whose message is msg alone; the cause stays for errors.Is/As.
+func explained(msg string, cause error) error { return &explainedError{msg, cause} }
+
+type explainedError struct {
+	msg   string
+	cause error
+}
+
+func (e *explainedError) Error() string { return e.msg }
+func (e *explainedError) Unwrap() error { return e.cause }
+
 // Error is a non-2xx answer.
 type Error struct {
 	Status  int
@@ -96,7 +133,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("calling the auth server: %w", err)
+		return nil, c.callError(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

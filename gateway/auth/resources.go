@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/resource"
@@ -160,7 +162,14 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		}
 		s.auditResource(ctx, map[bool]string{true: audit.ResourceUpdate, false: audit.ResourceCreate}[existed], resource.KindTrustedCluster, name)
 		return fmt.Sprintf("trusted cluster %q has been %s", name, map[bool]string{true: "updated", false: "created"}[existed]), nil
+	case *resource.Node:
+		if err := checkNodeLabels(v); err != nil {
+			return "", err
+		}
 	case *resource.User:
+		if err := checkUserCanSignIn(v); err != nil {
+			return "", err
+		}
 		if err := s.checkRolesExist(ctx, v.Spec.Roles, batch); err != nil {
 			return "", fmt.Errorf("user %q: %w", name, err)
 		}
@@ -187,6 +196,65 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		}
 	}
 	return msg, nil
+}
+
+// MaxNodeLabels and MaxNodeLabelBytes bound a node's labels: a root refuses a leaf's node
+// list holding a node beyond them (tunnel.DecodeNodeList), so a node is not stored so.
+const (
+	MaxNodeLabels     = 64
+	MaxNodeLabelBytes = 256
+)
+
+// ValidNodeLabel reports whether key: value can be a node label: a non-empty key, key and
+// value at most MaxNodeLabelBytes, valid UTF-8 without control characters (C0, DEL, C1),
+// which a terminal showing tether ls would act on.
+func ValidNodeLabel(key, value string) bool {
+	if key == "" || len(key) > MaxNodeLabelBytes || len(value) > MaxNodeLabelBytes {
+		return false
+	}
+	for _, s := range []string{key, value} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkNodeLabels refuses, on write, a node whose labels a root could not list (read
+// from the store, a node is not checked again).
+func checkNodeLabels(n *resource.Node) error {
+	if len(n.Metadata.Labels) > MaxNodeLabels {
+		return errorf(ErrBadRequest, "node %q has %d labels, more than %d", n.Metadata.Name, len(n.Metadata.Labels), MaxNodeLabels)
+	}
+	for k, v := range n.Metadata.Labels {
+		if !ValidNodeLabel(k, v) {
+			return errorf(ErrBadRequest, "node %q: label %s: %s is empty, longer than %d bytes or holds control characters (a root could not list this cluster's nodes)",
+				n.Metadata.Name, strconv.QuoteToASCII(k), strconv.QuoteToASCII(v), MaxNodeLabelBytes)
+		}
+	}
+	return nil
+}
+
+// checkUserCanSignIn refuses, on write, a user no certificate could be issued for: a
+// login of its logins trait that is not a valid Unix login name (the rule roles follow;
+// the login would become a certificate principal, and no role's {{internal.logins}} gives
+// it), or a name tether login refuses. Stored users are not checked again when read.
+func checkUserCanSignIn(u *resource.User) error {
+	name := u.Metadata.Name
+	if strings.ContainsAny(name, `/\`) {
+		return errorf(ErrBadRequest, "user name %q: '/' and '\\' are not allowed in user names (tether login refuses them)", name)
+	}
+	for _, l := range u.Spec.Traits["logins"] {
+		if !resource.IsValidLogin(l) {
+			return errorf(ErrBadRequest, "user %q: login %q is not a valid Unix login name (1 to 32 characters: letters, digits, '_', '.', '-', not starting with a digit, '.' or '-'); no certificate could be issued for it", name, l)
+		}
+	}
+	return nil
 }
 
 // checkRolesExist requires every name to be a stored role or a role created in the same

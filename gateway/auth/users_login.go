@@ -644,9 +644,13 @@ type ClusterInfo struct {
 	Labels        map[string]string `json:"labels,omitempty"`
 }
 
+// ClusterLocked is the status of a remote cluster that only a lock keeps from the user.
+const ClusterLocked = "locked"
+
 // Clusters lists this cluster and every remote cluster the policy lets id list
 // (cluster.list: the roles' cluster_labels against the labels the admins set). A
-// remote cluster's status comes from its tunnel records, as `get rc` shows it.
+// remote cluster's status comes from its tunnel records, as `get rc` shows it, or is
+// ClusterLocked when only a lock denies it.
 func (u *Users) Clusters(ctx context.Context, id policy.Cert, now time.Time) ([]ClusterInfo, error) {
 	s := u.s
 	out := []ClusterInfo{{Name: s.cfg.ClusterName, Type: "root", Status: resource.ConnectionOnline}}
@@ -666,11 +670,17 @@ func (u *Users) Clusters(ctx context.Context, id policy.Cert, now time.Time) ([]
 		if err != nil {
 			return nil, fmt.Errorf("deciding cluster.list of %s: %w", rc.Metadata.Name, err)
 		}
-		if !d.Allow {
+		locked := !d.Allow && d.DeniedOnlyByLocks()
+		if !d.Allow && !locked {
 			continue
 		}
 		ci := ClusterInfo{Name: rc.Metadata.Name, Type: "leaf", Status: rc.Status.Connection, Labels: rc.Metadata.Labels}
-		if ci.Status == "" {
+		switch {
+		case locked:
+			// Only a lock hides it: the lock names the user (or the cluster), so the
+			// cluster is listed as locked, and what is asked of it says which lock.
+			ci.Status = ClusterLocked
+		case ci.Status == "":
 			ci.Status = resource.ConnectionOffline
 		}
 		if !rc.Status.LastHeartbeat.IsZero() {

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/transport"
 	"github.com/tetherproject/tether/transport/frame"
 )
@@ -36,10 +37,10 @@ const (
 	MaxServiceAnswer = 16 << 20
 	// MaxListedNodes bounds the nodes of one node list answer.
 	MaxListedNodes = 100_000
-	// MaxNodeLabels bounds the labels of one node.
-	MaxNodeLabels = 64
-	// MaxLabelBytes bounds a label's key and value.
-	MaxLabelBytes = 256
+	// MaxNodeLabels bounds the labels of one node (auth refuses to store more).
+	MaxNodeLabels = auth.MaxNodeLabels
+	// MaxLabelBytes bounds a label's key and value (auth.ValidNodeLabel).
+	MaxLabelBytes = auth.MaxNodeLabelBytes
 	// MaxLogins bounds the logins (and roles) of one answer entry.
 	MaxLogins = 256
 	// MaxNotes bounds the notes of a user roles answer.
@@ -126,7 +127,7 @@ func DecodeNodeList(data []byte) ([]LeafNode, error) {
 			return nil, badAnswer("node %q: %d labels, more than %d", n.Name, len(n.Labels), MaxNodeLabels)
 		}
 		for k, v := range n.Labels {
-			if k == "" || len(k) > MaxLabelBytes || len(v) > MaxLabelBytes || !printable(k) || !printable(v) {
+			if !auth.ValidNodeLabel(k, v) {
 				return nil, badAnswer("node %q: a label is empty, longer than %d bytes or not printable", n.Name, MaxLabelBytes)
 			}
 		}

@@ -120,6 +120,30 @@ func KnownHostsLine(cluster string, key ssh.PublicKey, extra ...string) string {
 		strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), KnownHostsClusterPrefix, cluster)
 }
 
+// KnownHostsHostLine is an @cert-authority line trusting cluster's host CA key for the one
+// host (the proxy's, when the cluster's own line negates it), with KnownHostsLine's comment.
+func KnownHostsHostLine(cluster, host string, key ssh.PublicKey) string {
+	return fmt.Sprintf("@cert-authority %s %s %s%s&type=host", host,
+		strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), KnownHostsClusterPrefix, cluster)
+}
+
+// KnownHostsExclusions are the negated patterns ("!*.NAME", "!NAME") a cluster's
+// @cert-authority line needs so that it does not match the names of others under it: a
+// leaf that joined as example.com must not vouch for the hosts of root.example.com, nor
+// for a proxy host tether.example.com (OpenSSH, and tether, ignore a line when a negated
+// pattern matches). others are the other clusters and hosts the same known_hosts names.
+func KnownHostsExclusions(cluster string, others []string) []string {
+	c := strings.ToLower(strings.TrimSuffix(cluster, "."))
+	var out []string
+	for _, o := range others {
+		o = strings.ToLower(strings.TrimSuffix(o, "."))
+		if o != c && strings.HasSuffix(o, "."+c) {
+			out = append(out, "!*."+o, "!"+o)
+		}
+	}
+	return out
+}
+
 // KnownHostsClusterPrefix starts the comment of a KnownHostsLine, before the cluster name.
 const KnownHostsClusterPrefix = "clustername="
 
@@ -201,11 +225,15 @@ func (s *Server) HandleLogin(users *auth.Users) {
 		for _, c := range res.TLSCAs {
 			out.TLSCA += string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 		}
+		var clusters []string
+		for _, h := range res.HostCAs {
+			clusters = append(clusters, h.Cluster)
+		}
 		for _, h := range res.HostCAs {
 			hc := HostCA{Cluster: h.Cluster, Keys: []string{}}
 			for _, k := range h.Keys {
 				hc.Keys = append(hc.Keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
-				out.KnownHosts = append(out.KnownHosts, KnownHostsLine(h.Cluster, k))
+				out.KnownHosts = append(out.KnownHosts, KnownHostsLine(h.Cluster, k, KnownHostsExclusions(h.Cluster, clusters)...))
 			}
 			out.HostCAs = append(out.HostCAs, hc)
 		}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// A user is stored only if a certificate can be issued for it: every login of its
+// logins trait is a valid Unix login name (as in roles), and its name is one tether login
+// accepts. Until the acceptance pass, users add/update and create stored logins such as
+// "root;rm -rf" or "-oProxyCommand=x" and names such as "bob/x"; the user then could not
+// sign in at all ("roles ... do not allow login ..."), or tether login refused the name.
+func TestUsersMustBeAbleToSignIn(t *testing.T) {
+	root := startCluster(t, "root.example.com", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"users", "add", "bob", "--roles=access", "--logins=visitor,root;rm -rf"}, `login "root;rm -rf" is not a valid Unix login name`},
+		{[]string{"users", "add", "bob", "--roles=access", "--logins=-oProxyCommand=x"}, `login "-oProxyCommand=x" is not a valid Unix login name`},
+		{[]string{"users", "add", "bob/x", "--roles=access", "--logins=bob"}, `user name "bob/x"`},
+		{[]string{"users", "add", "..", "--roles=access", "--logins=bob"}, `".."`},
+		{[]string{"create", writeFile(t, "u.yaml", "kind: user\nversion: v2\nmetadata: {name: carol}\nspec:\n  roles: [access]\n  traits:\n    logins: ['carol ']\n")}, `login "carol " is not a valid Unix login name`},
+	} {
+		if _, err := root.ctl(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("tetherctl %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if out, _ := root.ctl(t, "get", "user"); strings.Contains(out, "name:") {
+		t.Fatalf("a refused user was stored:\n%s", out)
+	}
+	root.mustCtl(t, "users", "add", "bob", "--roles=access", "--logins=bob,ubuntu")
+	if _, err := root.ctl(t, "users", "update", "bob", "--set-logins=bob,bad;x"); err == nil || !strings.Contains(err.Error(), `login "bad;x" is not a valid Unix login name`) {
+		t.Errorf("users update --set-logins with a bad login: %v", err)
+	}
+	// Other traits are the identity provider's business and stay as they are.
+	root.mustCtl(t, "create", "-f", writeFile(t, "b.yaml", "kind: user\nversion: v2\nmetadata: {name: bob}\nspec:\n  roles: [access]\n  traits:\n    logins: [bob]\n    groups: ['sre team;x']\n"))
+}
