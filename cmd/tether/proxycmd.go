@@ -12,6 +12,14 @@ import (
 	"github.com/tetherproject/tether/internal/relaycopy"
 )
 
+// proxyPipeSize is the buffer tether proxy ssh asks for on the pipes OpenSSH gives its
+// ProxyCommand (Linux's default is 64 KiB, two of OpenSSH's 32 KiB channel packets, so
+// ssh waits for tether proxy ssh to drain the pipe every other packet, one more turn of
+// its poll loop each time). With 1 MiB (the default /proc/sys/fs/pipe-max-size) an
+// OpenSSH scp through the path cost ssh and scp half the CPU per MiB
+// (docs/ARCHITECTURE.md, "scp through a leaf: where the CPU goes").
+const proxyPipeSize = 1 << 20
+
 func proxyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "proxy", Short: "Connect OpenSSH to nodes through the proxy"}
 	var cluster string
@@ -56,6 +64,8 @@ func proxyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			growPipe(os.Stdin, proxyPipeSize)
+			growPipe(os.Stdout, proxyPipeSize)
 			go func() {
 				_, _ = relaycopy.Copy(conn, os.Stdin)
 				_ = conn.(interface{ CloseWrite() error }).CloseWrite()
