@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/resource"
@@ -99,8 +101,11 @@ func DecodeRootLocks(data []byte) ([]resource.Lock, error) {
 
 // rootLocksDoc is the document a root sends: its own locks that have not expired and
 // that can match its own users (a lock whose remote_cluster names another cluster cannot,
-// on the root, and is not sent), in name order.
-func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, int, error) {
+// on the root, and is not sent), in name order. It holds only what DecodeRootLocks takes,
+// since a leaf refuses a whole document for one lock it cannot take: a message is made
+// printable (a control character becomes a space) and cut to MaxLockMessage bytes; a lock
+// whose target text a leaf would refuse stays home and is named in skipped.
+func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) (data []byte, n int, skipped []string, err error) {
 	doc := RootLocks{Locks: []RootLock{}}
 	for _, l := range locks {
 		exp := l.Spec.Expires
@@ -110,14 +115,46 @@ func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, i
 		if exp != nil && !exp.After(now) {
 			continue
 		}
-		if rc := l.Spec.Target.RemoteCluster; rc != "" && rc != self {
+		t := l.Spec.Target
+		if rc := t.RemoteCluster; rc != "" && rc != self {
 			continue
 		}
-		doc.Locks = append(doc.Locks, RootLock{Name: l.Metadata.Name, Target: RootLockTarget(l.Spec.Target), Message: l.Spec.Message, Expires: exp})
+		if !sendableTarget(t) {
+			skipped = append(skipped, l.Metadata.Name)
+			continue
+		}
+		doc.Locks = append(doc.Locks, RootLock{Name: l.Metadata.Name, Target: RootLockTarget(t), Message: sendableMessage(l.Spec.Message), Expires: exp})
 	}
 	sort.Slice(doc.Locks, func(i, j int) bool { return doc.Locks[i].Name < doc.Locks[j].Name })
-	data, err := json.Marshal(doc)
-	return data, len(doc.Locks), err
+	sort.Strings(skipped)
+	data, err = json.Marshal(doc)
+	return data, len(doc.Locks), skipped, err
+}
+
+// sendableTarget: every text of t is one DecodeRootLocks takes.
+func sendableTarget(t resource.LockTarget) bool {
+	for _, v := range []string{t.User, t.Role, t.Login, t.Node, t.RemoteCluster} {
+		if len(v) > resource.MaxNameLength || !printable(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendableMessage is m as DecodeRootLocks takes it: valid UTF-8, control characters as
+// spaces, at most MaxLockMessage bytes (cut on a character boundary).
+func sendableMessage(m string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(m, "?") {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			r = ' '
+		}
+		if b.Len()+utf8.RuneLen(r) > MaxLockMessage {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // receiveLocks accepts root's lock document, stores it and answers.
@@ -279,9 +316,12 @@ func (r *Root) lockDoc(ctx context.Context, now time.Time) ([]byte, string, int,
 	if err != nil {
 		return nil, "", 0, err
 	}
-	doc, n, err := rootLocksDoc(r.cfg.Auth.ClusterName(), locks, now)
+	doc, n, skipped, err := rootLocksDoc(r.cfg.Auth.ClusterName(), locks, now)
 	if err != nil {
 		return nil, "", 0, err
+	}
+	if len(skipped) > 0 {
+		r.log.Error("locks not replicated to leaves: a target longer than a name or with control characters, which leaves refuse", "locks", skipped)
 	}
 	sum := sha256.Sum256(doc)
 	c = lockDocCache{rev: rev, at: now, doc: doc, digest: hex.EncodeToString(sum[:]), n: n}
