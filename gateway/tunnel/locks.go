@@ -163,7 +163,22 @@ func (l *Leaf) receiveLocks(root string) (func(net.Conn), error) {
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		ans := RootLocksAnswer{}
-		data, err := io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
+		// One push of a root is read at a time: a root that opens many at once does not
+		// make this leaf hold up to MaxServiceAnswer from each (the waiting ones stay
+		// unread, bounded by the tunnel's flow control). Two replicas of a root pushing
+		// together wait for each other.
+		slot := l.lockSlot(root)
+		var err error
+		select {
+		case slot <- struct{}{}:
+			defer func() { <-slot }()
+		case <-time.After(25 * time.Second):
+			err = errors.New("another push of this root's locks is being read; try again")
+		}
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
+		}
 		var locks []resource.Lock
 		if err == nil {
 			locks, err = DecodeRootLocks(data)
@@ -183,6 +198,12 @@ func (l *Leaf) receiveLocks(root string) (func(net.Conn), error) {
 			_ = cw.CloseWrite()
 		}
 	}, nil
+}
+
+// lockSlot is root's one-push-at-a-time slot (receiveLocks).
+func (l *Leaf) lockSlot(root string) chan struct{} {
+	s, _ := l.lockSlots.LoadOrStore(root, make(chan struct{}, 1))
+	return s.(chan struct{})
 }
 
 // PushLocks sends this root's lock document to leaf and returns how many of the leaf's
