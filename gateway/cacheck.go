@@ -64,18 +64,25 @@ func (r caRecord) disjoint(o caRecord) []string {
 }
 
 func readCARecord(ctx context.Context, st state.Store) (caRecord, error) {
+	r, _, err := readCARecordItem(ctx, st)
+	return r, err
+}
+
+// readCARecordItem is readCARecord with the item's revision (0 when there is none), for
+// a compare-and-swap.
+func readCARecordItem(ctx context.Context, st state.Store) (caRecord, int64, error) {
 	it, err := st.Get(ctx, caRecordKey)
 	if errors.Is(err, state.ErrNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the cluster's CA record from the store: %w", err)
+		return nil, 0, fmt.Errorf("reading the cluster's CA record from the store: %w", err)
 	}
 	var r caRecord
 	if err := json.Unmarshal(it.Value, &r); err != nil {
-		return nil, fmt.Errorf("the cluster's CA record in the store is damaged: %w", err)
+		return nil, 0, fmt.Errorf("the cluster's CA record in the store is damaged: %w", err)
 	}
-	return r, nil
+	return r, it.Revision, nil
 }
 
 // checkCADirAgainstStore refuses to create CAs in an empty data_dir/ca when the store
@@ -99,8 +106,22 @@ func checkCADirAgainstStore(ctx context.Context, st state.Store, dir string) err
 // refused; a type the record lacks (an upgrade that added the openssh CA) is added.
 // After a rotation (force) the record becomes this replica's.
 func publishCARecord(ctx context.Context, st state.Store, c *ca.Cluster, force bool) error {
+	// The record is written only over the one read (compare-and-swap; absent: create),
+	// so replicas of a new cluster started together on empty data_dirs cannot each find
+	// no record and each write their own: one record wins and the others are checked
+	// against it on the next attempt.
+	for range 8 {
+		err := publishCARecordOnce(ctx, st, c, force)
+		if !errors.Is(err, state.ErrConflict) && !errors.Is(err, state.ErrAlreadyExists) {
+			return err
+		}
+	}
+	return fmt.Errorf("writing the cluster's CA record to the store: %w: still contended", state.ErrConflict)
+}
+
+func publishCARecordOnce(ctx context.Context, st state.Store, c *ca.Cluster, force bool) error {
 	mine := caRecordOf(c)
-	have, err := readCARecord(ctx, st)
+	have, rev, err := readCARecordItem(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -129,7 +150,13 @@ func publishCARecord(ctx context.Context, st state.Store, c *ca.Cluster, force b
 	if err != nil {
 		return err
 	}
-	if _, err := st.Put(ctx, state.Item{Key: caRecordKey, Value: data}); err != nil {
+	item := state.Item{Key: caRecordKey, Value: data}
+	if force {
+		_, err = st.Put(ctx, item)
+	} else {
+		_, err = st.CompareAndSwap(ctx, state.Item{Key: caRecordKey, Revision: rev}, item)
+	}
+	if err != nil {
 		return fmt.Errorf("writing the cluster's CA record to the store: %w", err)
 	}
 	return nil

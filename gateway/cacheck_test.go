@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tetherproject/tether/ca"
@@ -117,5 +118,68 @@ func TestCARecordUpgradeAndRotation(t *testing.T) {
 	}
 	if err := publishCARecord(ctx, st, c, false); err == nil || !strings.Contains(err.Error(), "not the cluster's") {
 		t.Fatalf("a replica that did not follow a rotation: %v", err)
+	}
+}
+
+// TestCARecordFirstStartRace: replicas of a new cluster started together on empty
+// data_dirs each make CAs; the store's record must name exactly one replica's, and every
+// other replica must be refused, not run with CAs of its own after overwriting the
+// record (the check read "no record" and then wrote unconditionally).
+func TestCARecordFirstStartRace(t *testing.T) {
+	testenv.Command(t, "redis-server")
+	rd := redistest.Start(t, redistest.Config{})
+	ctx := context.Background()
+	const n = 8
+	clusters := make([]*ca.Cluster, n)
+	stores := make([]state.Store, n)
+	for i := range n {
+		c, err := ca.NewCluster("root.example.com", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := state.NewRedis(state.RedisConfig{Addr: rd.Addr(), Namespace: "race"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		clusters[i], stores[i] = c, st
+	}
+	for round := range 5 {
+		if round > 0 {
+			if err := stores[0].Delete(ctx, caRecordKey); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := make(chan struct{})
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i] = publishCARecord(ctx, stores[i], clusters[i], false)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var ran []int
+		for i, err := range errs {
+			if err == nil {
+				ran = append(ran, i)
+			} else if !strings.Contains(err.Error(), "are not the cluster's") {
+				t.Fatalf("replica %d: %v", i, err)
+			}
+		}
+		if len(ran) != 1 {
+			t.Fatalf("round %d: replicas %v with different CAs all passed the check", round, ran)
+		}
+		r, err := readCARecord(ctx, stores[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bad := caRecordOf(clusters[ran[0]]).disjoint(r); len(bad) > 0 {
+			t.Fatalf("round %d: the replica that runs is not the one the record names (%v)", round, bad)
+		}
 	}
 }

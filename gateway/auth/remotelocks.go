@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -71,6 +72,19 @@ func (s *Service) ReplaceRemoteLocks(ctx context.Context, root string, locks []r
 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// Only from a root this cluster trusts now: checked under the write lock, so a push
+	// that waited while the admin disabled or removed the trust changes nothing (and a
+	// removed trust leaves no locks behind).
+	r, err := s.get(ctx, resourceKey(resource.KindTrustedCluster, root))
+	if errors.Is(err, ErrNotFound) {
+		return 0, errorf(ErrBadRequest, "locks from %s refused: this cluster does not trust it", root)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if tc, ok := r.(*resource.TrustedCluster); !ok || !tc.Spec.Enabled {
+		return 0, errorf(ErrBadRequest, "locks from %s refused: the trust in it is disabled", root)
+	}
 	return s.replaceRemoteLocks(ctx, root, want)
 }
 

@@ -13,6 +13,17 @@ func rootLock(name string, target resource.LockTarget, msg string) resource.Lock
 	return resource.Lock{Metadata: resource.Metadata{Name: name}, Spec: resource.LockSpec{Target: target, Message: msg}}
 }
 
+// trustRoot stores a trusted_cluster of root as an established trust does (no join: the
+// lock tests need only the record).
+func trustRoot(t *testing.T, s *Service, root string, enabled bool) {
+	t.Helper()
+	tc := &resource.TrustedCluster{Kind: "trusted_cluster", Version: "v2", Metadata: resource.Metadata{Name: root},
+		Spec: resource.TrustedClusterSpec{Enabled: enabled, Token: "3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d", TunnelAddr: "a:1", WebProxyAddr: "a:1"}}
+	if err := s.put(context.Background(), resourceKey(resource.KindTrustedCluster, root), tc); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func storedLocks(t *testing.T, s *Service) map[string]*resource.Lock {
 	t.Helper()
 	rs, err := s.Get(context.Background(), resource.KindLock, "", false)
@@ -34,6 +45,7 @@ func TestRootLocksAreScopedToTheRootsUsers(t *testing.T) {
 	ctx := context.Background()
 	leaf := newService(t, "leaf.example.com")
 	const root = "root.example.com"
+	trustRoot(t, leaf, root, true)
 	if _, err := leaf.Create(ctx, mustParse(t, "kind: lock\nversion: v2\nmetadata: {name: incident}\nspec:\n  target: {user: alice}\n"), false); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +105,7 @@ func TestRootLocksAreScopedToTheRootsUsers(t *testing.T) {
 	}
 
 	// Another root's set does not touch this one's.
+	trustRoot(t, leaf, "other.example.com", true)
 	if _, err := leaf.ReplaceRemoteLocks(ctx, "other.example.com", []resource.Lock{rootLock("ops", resource.LockTarget{User: "bob"}, "")}); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +133,7 @@ func TestRootLocksRefused(t *testing.T) {
 	ctx := context.Background()
 	leaf := newService(t, "leaf.example.com")
 	const root = "root.example.com"
+	trustRoot(t, leaf, root, true)
 	if _, err := leaf.ReplaceRemoteLocks(ctx, root, []resource.Lock{rootLock("keep", resource.LockTarget{User: "carol"}, "")}); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +165,7 @@ func TestRootCannotOverwriteALocalLock(t *testing.T) {
 	ctx := context.Background()
 	leaf := newService(t, "leaf.example.com")
 	const root = "root.example.com"
+	trustRoot(t, leaf, root, true)
 	if _, err := leaf.Create(ctx, mustParse(t, "kind: lock\nversion: v2\nmetadata: {name: cutoff@root.example.com}\nspec:\n  target: {remote_cluster: root.example.com}\n  message: root compromised\n"), false); err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +178,29 @@ func TestRootCannotOverwriteALocalLock(t *testing.T) {
 	got := storedLocks(t, leaf)["cutoff@"+root]
 	if got == nil || got.Spec.Target != (resource.LockTarget{RemoteCluster: root}) || got.Metadata.Labels[LabelReplicatedFrom] != "" {
 		t.Fatalf("the leaf's own lock after the root's pushes: %+v", got)
+	}
+}
+
+// TestLocksOnlyFromAnEnabledTrust: a push that reaches the store after its root's trust
+// was removed or disabled (it waited for the write lock while the admin cut the root off,
+// or came before the tunnel closed) is refused: the leaf takes locks only from a root it
+// trusts now, and a removed trust leaves none behind.
+func TestLocksOnlyFromAnEnabledTrust(t *testing.T) {
+	ctx := context.Background()
+	leaf := newService(t, "leaf.example.com")
+	set := []resource.Lock{rootLock("incident", resource.LockTarget{User: "alice"}, "")}
+	if _, err := leaf.ReplaceRemoteLocks(ctx, "stranger.example.com", set); err == nil {
+		t.Error("took locks from a cluster this leaf does not trust")
+	}
+	trustRoot(t, leaf, "disabled.example.com", false)
+	if _, err := leaf.ReplaceRemoteLocks(ctx, "disabled.example.com", set); err == nil {
+		t.Error("took locks from a root whose trust is disabled")
+	}
+	if got := storedLocks(t, leaf); len(got) != 0 {
+		t.Fatalf("stored %v", got)
+	}
+	trustRoot(t, leaf, "root.example.com", true)
+	if _, err := leaf.ReplaceRemoteLocks(ctx, "root.example.com", set); err != nil {
+		t.Fatal(err)
 	}
 }

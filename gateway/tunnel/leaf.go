@@ -58,6 +58,9 @@ type Leaf struct {
 	agents map[string]*leafAgent
 	// blocked: enabled trusts that cannot have a tunnel, and why.
 	blocked map[string]string
+
+	// lockSlots: per root, the lock push being read (locks.go, receiveLocks).
+	lockSlots sync.Map
 }
 
 type leafAgent struct {

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/resource"
@@ -99,8 +101,11 @@ func DecodeRootLocks(data []byte) ([]resource.Lock, error) {
 
 // rootLocksDoc is the document a root sends: its own locks that have not expired and
 // that can match its own users (a lock whose remote_cluster names another cluster cannot,
-// on the root, and is not sent), in name order.
-func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, int, error) {
+// on the root, and is not sent), in name order. It holds only what DecodeRootLocks takes,
+// since a leaf refuses a whole document for one lock it cannot take: a message is made
+// printable (a control character becomes a space) and cut to MaxLockMessage bytes; a lock
+// whose target text a leaf would refuse stays home and is named in skipped.
+func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) (data []byte, n int, skipped []string, err error) {
 	doc := RootLocks{Locks: []RootLock{}}
 	for _, l := range locks {
 		exp := l.Spec.Expires
@@ -110,14 +115,46 @@ func rootLocksDoc(self string, locks []*resource.Lock, now time.Time) ([]byte, i
 		if exp != nil && !exp.After(now) {
 			continue
 		}
-		if rc := l.Spec.Target.RemoteCluster; rc != "" && rc != self {
+		t := l.Spec.Target
+		if rc := t.RemoteCluster; rc != "" && rc != self {
 			continue
 		}
-		doc.Locks = append(doc.Locks, RootLock{Name: l.Metadata.Name, Target: RootLockTarget(l.Spec.Target), Message: l.Spec.Message, Expires: exp})
+		if !sendableTarget(t) {
+			skipped = append(skipped, l.Metadata.Name)
+			continue
+		}
+		doc.Locks = append(doc.Locks, RootLock{Name: l.Metadata.Name, Target: RootLockTarget(t), Message: sendableMessage(l.Spec.Message), Expires: exp})
 	}
 	sort.Slice(doc.Locks, func(i, j int) bool { return doc.Locks[i].Name < doc.Locks[j].Name })
-	data, err := json.Marshal(doc)
-	return data, len(doc.Locks), err
+	sort.Strings(skipped)
+	data, err = json.Marshal(doc)
+	return data, len(doc.Locks), skipped, err
+}
+
+// sendableTarget: every text of t is one DecodeRootLocks takes.
+func sendableTarget(t resource.LockTarget) bool {
+	for _, v := range []string{t.User, t.Role, t.Login, t.Node, t.RemoteCluster} {
+		if len(v) > resource.MaxNameLength || !printable(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendableMessage is m as DecodeRootLocks takes it: valid UTF-8, control characters as
+// spaces, at most MaxLockMessage bytes (cut on a character boundary).
+func sendableMessage(m string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(m, "?") {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			r = ' '
+		}
+		if b.Len()+utf8.RuneLen(r) > MaxLockMessage {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // receiveLocks accepts root's lock document, stores it and answers.
@@ -126,7 +163,22 @@ func (l *Leaf) receiveLocks(root string) (func(net.Conn), error) {
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		ans := RootLocksAnswer{}
-		data, err := io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
+		// One push of a root is read at a time: a root that opens many at once does not
+		// make this leaf hold up to MaxServiceAnswer from each (the waiting ones stay
+		// unread, bounded by the tunnel's flow control). Two replicas of a root pushing
+		// together wait for each other.
+		slot := l.lockSlot(root)
+		var err error
+		select {
+		case slot <- struct{}{}:
+			defer func() { <-slot }()
+		case <-time.After(25 * time.Second):
+			err = errors.New("another push of this root's locks is being read; try again")
+		}
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
+		}
 		var locks []resource.Lock
 		if err == nil {
 			locks, err = DecodeRootLocks(data)
@@ -146,6 +198,12 @@ func (l *Leaf) receiveLocks(root string) (func(net.Conn), error) {
 			_ = cw.CloseWrite()
 		}
 	}, nil
+}
+
+// lockSlot is root's one-push-at-a-time slot (receiveLocks).
+func (l *Leaf) lockSlot(root string) chan struct{} {
+	s, _ := l.lockSlots.LoadOrStore(root, make(chan struct{}, 1))
+	return s.(chan struct{})
 }
 
 // PushLocks sends this root's lock document to leaf and returns how many of the leaf's
@@ -279,9 +337,12 @@ func (r *Root) lockDoc(ctx context.Context, now time.Time) ([]byte, string, int,
 	if err != nil {
 		return nil, "", 0, err
 	}
-	doc, n, err := rootLocksDoc(r.cfg.Auth.ClusterName(), locks, now)
+	doc, n, skipped, err := rootLocksDoc(r.cfg.Auth.ClusterName(), locks, now)
 	if err != nil {
 		return nil, "", 0, err
+	}
+	if len(skipped) > 0 {
+		r.log.Error("locks not replicated to leaves: a target longer than a name or with control characters, which leaves refuse", "locks", skipped)
 	}
 	sum := sha256.Sum256(doc)
 	c = lockDocCache{rev: rev, at: now, doc: doc, digest: hex.EncodeToString(sum[:]), n: n}
