@@ -10,6 +10,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -233,4 +235,34 @@ func printResources(w io.Writer, docs []string, format string) error {
 		}
 	}
 	return nil
+}
+
+// listCommand is an `ls [--format text|json|yaml]` subcommand listing every resource of
+// kind: as documents for json and yaml, through text for the table.
+func listCommand(conn *connFlags, kind, short string, text func(io.Writer, []string) error) *cobra.Command {
+	var format string
+	ls := &cobra.Command{
+		Use:   "ls [--format text|json|yaml]",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkListFormat(format); err != nil {
+				return err
+			}
+			c, err := conn.client()
+			if err != nil {
+				return err
+			}
+			docs, err := c.Get(ctxOf(cmd), kind, "", false)
+			if err != nil {
+				return err
+			}
+			if format == "text" {
+				return text(cmd.OutOrStdout(), docs)
+			}
+			return printResources(cmd.OutOrStdout(), docs, format)
+		},
+	}
+	ls.Flags().StringVar(&format, "format", "text", "output format: text, json or yaml")
+	return ls
 }

@@ -93,30 +93,10 @@ The cluster only ever dials a registered node's address.`,
 	add.Flags().StringVar(&labels, "labels", "", "labels every node joining with the token gets, k=v,k2=v2 (they win over the node's own)")
 	add.Flags().StringVar(&name, "name", "", "the node's name, for the printed configuration (default: its host name); required with --addr")
 	add.Flags().StringVar(&addr, "addr", "", "register an OpenSSH server listening at HOST:PORT as the node --name (no token)")
-	var lsFormat string
-	ls := &cobra.Command{
-		Use:   "ls [--format text|json|yaml]",
-		Short: "List the cluster's nodes (as get node; text: Host, Name, Address, Labels, Status, Last Heartbeat)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkListFormat(lsFormat); err != nil {
-				return err
-			}
-			c, err := conn.client()
-			if err != nil {
-				return err
-			}
-			docs, err := c.Get(ctxOf(cmd), resource.KindNode, "", false)
-			if err != nil {
-				return err
-			}
-			if lsFormat == "text" {
-				return printTables(cmd.OutOrStdout(), []kindDocs{{kind: resource.KindNode, docs: docs}})
-			}
-			return printResources(cmd.OutOrStdout(), docs, lsFormat)
-		},
-	}
-	ls.Flags().StringVar(&lsFormat, "format", "text", "output format: text, json or yaml")
+	ls := listCommand(&conn, resource.KindNode, "List the cluster's nodes (as get node; text: Host, Name, Address, Labels, Status, Last Heartbeat)",
+		func(w io.Writer, docs []string) error {
+			return printTables(w, []kindDocs{{kind: resource.KindNode, docs: docs}})
+		})
 	cmd.AddCommand(add, ls)
 	return cmd
 }

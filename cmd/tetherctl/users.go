@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -102,40 +103,19 @@ func usersCommand() *cobra.Command {
 	update.Flags().StringVar(&setRoles, "set-roles", "", "replace the user's roles, comma-separated")
 	update.Flags().StringVar(&setLogins, "set-logins", "", "replace the user's logins trait, comma-separated")
 
-	var lsFormat string
-	ls := &cobra.Command{
-		Use:   "ls [--format text|json|yaml]",
-		Short: "List users",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkListFormat(lsFormat); err != nil {
-				return err
-			}
-			c, err := conn.client()
+	ls := listCommand(&conn, resource.KindUser, "List users", func(w io.Writer, docs []string) error {
+		var rows [][]string
+		for _, d := range docs {
+			rs, err := resource.Parse([]byte(d), "user")
 			if err != nil {
 				return err
 			}
-			docs, err := c.Get(ctxOf(cmd), resource.KindUser, "", false)
-			if err != nil {
-				return err
-			}
-			if lsFormat != "text" {
-				return printResources(cmd.OutOrStdout(), docs, lsFormat)
-			}
-			var rows [][]string
-			for _, d := range docs {
-				rs, err := resource.Parse([]byte(d), "user")
-				if err != nil {
-					return err
-				}
-				u := rs[0].(*resource.User)
-				rows = append(rows, []string{u.Metadata.Name, strings.Join(u.Spec.Roles, ",")})
-			}
-			printTable(cmd.OutOrStdout(), []string{"User", "Roles"}, rows)
-			return nil
-		},
-	}
-	ls.Flags().StringVar(&lsFormat, "format", "text", "output format: text, json or yaml")
+			u := rs[0].(*resource.User)
+			rows = append(rows, []string{u.Metadata.Name, strings.Join(u.Spec.Roles, ",")})
+		}
+		printTable(w, []string{"User", "Roles"}, rows)
+		return nil
+	})
 	rm := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Delete a user",
