@@ -209,21 +209,18 @@ const (
 // value at most MaxNodeLabelBytes, valid UTF-8 without control characters (C0, DEL, C1),
 // which a terminal showing tether ls would act on.
 func ValidNodeLabel(key, value string) bool {
-	if key == "" || len(key) > MaxNodeLabelBytes || len(value) > MaxNodeLabelBytes {
-		return false
-	}
-	for _, s := range []string{key, value} {
-		if !utf8.ValidString(s) {
-			return false
-		}
-		for _, r := range s {
-			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-				return false
-			}
-		}
-	}
-	return true
+	return key != "" && len(key) <= MaxNodeLabelBytes && len(value) <= MaxNodeLabelBytes && Printable(key) && Printable(value)
 }
+
+// Printable reports whether s is valid UTF-8 without control characters: text that may
+// reach a user's terminal.
+func Printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, IsControl)
+}
+
+// IsControl reports whether r is a control character a terminal would act on (C0, DEL,
+// C1).
+func IsControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // checkNodeLabels refuses, on write, a node whose labels a root could not list (read
 // from the store, a node is not checked again).

@@ -146,7 +146,7 @@ func sendableTarget(t resource.LockTarget) bool {
 func sendableMessage(m string) string {
 	var b strings.Builder
 	for _, r := range strings.ToValidUTF8(m, "?") {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if auth.IsControl(r) {
 			r = ' '
 		}
 		if b.Len()+utf8.RuneLen(r) > MaxLockMessage {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/transport"
@@ -170,17 +169,7 @@ func DecodeUserRoles(data []byte) (*UserRolesAnswer, error) {
 }
 
 // printable: valid UTF-8 without control characters (what reaches a user's terminal).
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return false
-		}
-	}
-	return true
-}
+func printable(s string) bool { return auth.Printable(s) }
 
 // SetServices installs the handler of typed service requests (nil: they are refused).
 func (l *Leaf) SetServices(f ServiceFunc) {
