@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/resource"
@@ -284,6 +286,12 @@ func (s *Service) ValidateLeaf(ctx context.Context, token string, leafHostCA, le
 	}
 	if leaf == s.cfg.ClusterName {
 		return refuse(errorf(ErrBadRequest, "the leaf cluster is named %q like this root; every cluster needs its own cluster_name", leaf))
+	}
+	if ps, icann := publicsuffix.PublicSuffix(leaf); icann && ps == leaf {
+		// Users reach a leaf's nodes as NODE.LEAF (tether config writes Host *.LEAF and
+		// trusts the leaf's host CA for *.LEAF): a leaf named com would take every host
+		// under com.
+		return refuse(errorf(ErrBadRequest, "the leaf cluster is named %q, a public suffix (a top-level domain): its nodes would be every host under it; choose a cluster_name under a domain you own", leaf))
 	}
 	s.trustMu.Lock()
 	defer s.trustMu.Unlock()

@@ -97,18 +97,7 @@ func TestLeafNameIsClaimedOnce(t *testing.T) {
 			if !errors.Is(err, ErrAlreadyExists) || !strings.Contains(err.Error(), "tetherctl rm rc/leaf.example.com") {
 				t.Fatalf("got %v", err)
 			}
-			after := snapshot(t, root)
-			for k := range after {
-				if strings.HasPrefix(k, tokensPrefix) {
-					delete(after, k)
-				}
-			}
-			for k := range before {
-				if strings.HasPrefix(k, tokensPrefix) {
-					delete(before, k)
-				}
-			}
-			sameSnapshot(t, before, after)
+			sameSnapshot(t, withoutTokens(before), withoutTokens(snapshot(t, root)))
 			if root.Revision() != rev {
 				t.Fatal("the bundle was rebuilt")
 			}
@@ -520,4 +509,38 @@ func TestJoinExchangesTLSCAs(t *testing.T) {
 			t.Fatalf("a pool for a cluster that never joined: %v %v", p, err)
 		}
 	})
+}
+
+// TestLeafNamedLikeATopLevelDomainIsRefused: a leaf named as a public suffix (com, co.uk)
+// would have users' ssh configs route NODE.com, every host under the suffix, through it
+// (tether config's Host *.com block) with its host CA trusted for them; the root refuses
+// the name, whatever the token. Names that are no public suffix (leaf, github.io is a
+// private one) join.
+func TestLeafNamedLikeATopLevelDomainIsRefused(t *testing.T) {
+	ctx := context.Background()
+	root := newService(t, "root.example.com")
+	for _, name := range []string{"com", "co.uk", "COM."} {
+		before := snapshot(t, root)
+		_, err := root.ValidateTrustedCluster(ctx, trustToken(t, root, TokenOptions{}), hostCAOf(t, name), "leaf")
+		if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "public suffix") {
+			t.Fatalf("%s: got %v", name, err)
+		}
+		sameSnapshot(t, withoutTokens(before), withoutTokens(snapshot(t, root)))
+	}
+	for _, name := range []string{"leaf", "example.com"} {
+		if _, err := root.ValidateTrustedCluster(ctx, trustToken(t, root, TokenOptions{}), hostCAOf(t, name), "leaf"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+// withoutTokens drops the token records from a store snapshot (a refused join may use up
+// its token; nothing else may change).
+func withoutTokens(m map[string]string) map[string]string {
+	for k := range m {
+		if strings.HasPrefix(k, tokensPrefix) {
+			delete(m, k)
+		}
+	}
+	return m
 }
