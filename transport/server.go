@@ -84,6 +84,8 @@ type ServerConfig struct {
 
 	// legacyNoBulk answers hellos as a root that predates the Bulk mark (tests).
 	legacyNoBulk bool
+	// testAfterAdmit, when set, runs after a hello is admitted (tests: concurrent hellos).
+	testAfterAdmit func()
 }
 
 // TunnelInfo describes one leaf tunnel as the root sees it.
@@ -346,7 +348,7 @@ func (s *Server) admit(cluster string) *frame.HelloAck {
 	n := len(s.tunnels[cluster])
 	s.mu.Unlock()
 	if n >= s.cfg.MaxTunnelsPerCluster {
-		return &frame.HelloAck{Reason: fmt.Sprintf("cluster already holds %d tunnels to this proxy", n), RetryAfter: s.cfg.RetrySpread}
+		return s.tooManyTunnels(n)
 	}
 	select {
 	case s.hellos <- struct{}{}:
@@ -354,6 +356,11 @@ func (s *Server) admit(cluster string) *frame.HelloAck {
 	default:
 		return &frame.HelloAck{Reason: "root is busy", RetryAfter: s.spread()}
 	}
+}
+
+// tooManyTunnels refuses a hello of a cluster that holds n tunnels, the bound.
+func (s *Server) tooManyTunnels(n int) *frame.HelloAck {
+	return &frame.HelloAck{Reason: fmt.Sprintf("cluster already holds %d tunnels to this proxy", n), RetryAfter: s.cfg.RetrySpread}
 }
 
 func (s *Server) spread() time.Duration {
@@ -374,16 +381,24 @@ func (s *Server) serveLink(l link, cluster string) {
 		admit: func(c string) *frame.HelloAck {
 			ack := s.admit(c)
 			admitted = ack == nil
+			if admitted && s.cfg.testAfterAdmit != nil {
+				s.cfg.testAfterAdmit()
+			}
 			return ack
 		},
-		register: func(sess *session) error {
+		register: func(sess *session) (*frame.HelloAck, error) {
 			// Listed and recorded before the leaf reads the answer: a leaf that says
 			// "connected" is routable at once, here and (through OnConnect's record)
-			// from the other replicas.
+			// from the other replicas. The bound is checked again here, under the lock
+			// that lists the tunnel: hellos admitted together cannot pass it together.
 			s.mu.Lock()
 			if s.ctx.Err() != nil {
 				s.mu.Unlock()
-				return errServerClosing
+				return nil, errServerClosing
+			}
+			if n := len(s.tunnels[cluster]); n >= s.cfg.MaxTunnelsPerCluster {
+				s.mu.Unlock()
+				return s.tooManyTunnels(n), nil
 			}
 			t = &rootTunnel{session: sess}
 			s.tunnels[cluster] = append(s.tunnels[cluster], t)
@@ -391,7 +406,7 @@ func (s *Server) serveLink(l link, cluster string) {
 			if s.cfg.OnConnect != nil {
 				s.cfg.OnConnect(s.info(t))
 			}
-			return nil
+			return nil, nil
 		},
 	})
 	if admitted {

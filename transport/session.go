@@ -161,8 +161,9 @@ type rootHelloParams struct {
 	admit func(cluster string) *frame.HelloAck
 	// register makes the accepted tunnel routable before the answer is written, so a
 	// leaf that reads the answer (and says "connected") is already listed and recorded;
-	// an error is returned as is and no answer is written.
-	register func(*session) error
+	// a non-nil answer refuses the hello with it, an error is returned as is and no
+	// answer is written.
+	register func(*session) (*frame.HelloAck, error)
 }
 
 // rootHello accepts the control stream and answers the hello. cluster is the name the
@@ -217,7 +218,11 @@ func rootHello(ctx context.Context, l link, cluster string, p rootHelloParams) (
 	s.lastHeartbeat.Store(time.Now().UnixNano())
 	s.state.Store("")
 	if p.register != nil {
-		if err := p.register(s); err != nil {
+		ack, err := p.register(s)
+		if ack != nil {
+			return refuse(ack, &helloRefusedError{reason: ack.Reason, retryAfter: ack.RetryAfter})
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -382,6 +382,29 @@ func TestReplicasAdvertised(t *testing.T) {
 	c.Close()
 }
 
+// TestTunnelsPerClusterBoundHoldsForConcurrentHellos: hellos of one leaf that are
+// admitted together (the count was read before any of them was listed) cannot together
+// pass the bound: it is checked again where the tunnel is listed. A test hook holds each
+// admitted hello so they overlap.
+func TestTunnelsPerClusterBoundHoldsForConcurrentHellos(t *testing.T) {
+	t.Parallel()
+	p := testPKI(t)
+	srv := startServer(t, p, func(s *ServerConfig) {
+		s.MaxTunnelsPerCluster = 1
+		s.testAfterAdmit = func() { time.Sleep(300 * time.Millisecond) }
+	})
+	for range 4 {
+		startAgent(t, agentConfig(t, p, nil), srv.Endpoint())
+	}
+	most := 0
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		most = max(most, len(srv.Tunnels()))
+	}
+	if most != 1 {
+		t.Fatalf("at most %d tunnels of one leaf at once, want the bound of 1", most)
+	}
+}
+
 // TestTunnelsPerClusterAreBounded: one leaf's credentials cannot open unbounded tunnels.
 func TestTunnelsPerClusterAreBounded(t *testing.T) {
 	t.Parallel()
