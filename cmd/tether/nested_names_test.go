@@ -115,15 +115,7 @@ func TestANestedClusterNameIsNeitherRouteNorCAForTheOther(t *testing.T) {
 			{rootCA, "tether.example.com", true},
 			{otherCA, "db.root.example.com", false},
 		} {
-			hostKey, _, _ := testCert(t, tc.ca, ssh.HostCert, tc.name)
-			addr := refusingSSHServer(t, hostKey)
-			host, port, _ := net.SplitHostPort(addr)
-			out, _ := exec.Command(sshBin, "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+p.KnownHostsPath(),
-				"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlias="+tc.name,
-				"-o", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/nonexistent",
-				"-o", "ConnectTimeout=10", "-p", port, "nobody@"+host, "true").CombinedOutput()
-			accepted := strings.Contains(string(out), "Permission denied")
-			refused := strings.Contains(string(out), "Host key verification failed")
+			out, accepted, refused := opensshHostCheck(t, sshBin, p.KnownHostsPath(), tc.ca, tc.name)
 			if accepted == refused || accepted != tc.accept {
 				t.Errorf("a host certificate of the %s CA for %s: accepted=%v, want %v\n%s", caName(tc.ca, rootCA, leafCA), tc.name, accepted, tc.accept, out)
 			}
@@ -155,6 +147,20 @@ func caName(s, root, leaf ssh.Signer) string {
 }
 
 // refusingSSHServer is an SSH server on loopback presenting hostKey that refuses every
+// opensshHostCheck connects real OpenSSH, strict about host keys with knownHosts, to a
+// server presenting a host certificate of ca for name: accepted when ssh got as far as
+// the (refused) login, refused when it rejected the host key.
+func opensshHostCheck(t *testing.T, sshBin, knownHosts string, ca ssh.Signer, name string) (out []byte, accepted, refused bool) {
+	t.Helper()
+	hostKey, _, _ := testCert(t, ca, ssh.HostCert, name)
+	host, port, _ := net.SplitHostPort(refusingSSHServer(t, hostKey))
+	out, _ = exec.Command(sshBin, "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+knownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlias="+name,
+		"-o", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/nonexistent",
+		"-o", "ConnectTimeout=10", "-p", port, "nobody@"+host, "true").CombinedOutput()
+	return out, strings.Contains(string(out), "Permission denied"), strings.Contains(string(out), "Host key verification failed")
+}
+
 // client: a client that accepts the host key reads "Permission denied".
 func refusingSSHServer(t *testing.T, hostKey ssh.Signer) string {
 	t.Helper()
@@ -221,14 +227,7 @@ func TestTheProxyHostUnderALeafsNameIsTheRoots(t *testing.T) {
 		{leafCA, "db.east.example.com", true},
 		{rootCA, "db.east.example.com", false},
 	} {
-		hostKey, _, _ := testCert(t, tc.ca, ssh.HostCert, tc.name)
-		addr := refusingSSHServer(t, hostKey)
-		host, port, _ := net.SplitHostPort(addr)
-		out, _ := exec.Command(sshBin, "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+p.KnownHostsPath(),
-			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlias="+tc.name,
-			"-o", "HostKeyAlgorithms=ssh-ed25519-cert-v01@openssh.com", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/nonexistent",
-			"-o", "ConnectTimeout=10", "-p", port, "nobody@"+host, "true").CombinedOutput()
-		accepted := strings.Contains(string(out), "Permission denied")
+		out, accepted, _ := opensshHostCheck(t, sshBin, p.KnownHostsPath(), tc.ca, tc.name)
 		if accepted != tc.accept {
 			t.Errorf("a host certificate of the %s CA for %s: accepted=%v, want %v\n%s", caName(tc.ca, rootCA, leafCA), tc.name, accepted, tc.accept, out)
 		}

@@ -397,18 +397,7 @@ func TestAnIdentityFromBeforeTheOpenSSHCAIsRefreshedByTheFirstHeartbeat(t *testi
 		t.Fatalf("no warning about the old identity:\n%s", buf.String())
 	}
 	runAgent(t, b)
-	dial := func(k *userKey) error {
-		signer, err := ssh.NewCertSigner(k.Cert, k.Signer)
-		if err != nil {
-			return err
-		}
-		c, err := ssh.Dial("tcp", b.Addr().String(), &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}) //nolint:gosec // the test is about the client's authentication
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
+	dial := func(k *userKey) error { return dialAsRoot(b.Addr().String(), k.Cert, k.Signer) }
 	// The first heartbeat is sent at once, not after the (20-minute) interval.
 	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := dial(newUserKey(t, g.Auth().CA().OpenSSH, []string{"root"}, time.Minute)); err != nil {
@@ -423,4 +412,19 @@ func TestAnIdentityFromBeforeTheOpenSSHCAIsRefreshedByTheFirstHeartbeat(t *testi
 	if !strings.Contains(string(raw), `"node_cas"`) || strings.Contains(string(raw), `"user_cas"`) {
 		t.Fatalf("the saved identity was not refreshed:\n%s", raw)
 	}
+}
+
+// dialAsRoot opens and closes an SSH connection to a node agent at addr as login root with
+// cert, the node's host key not checked (the tests are about the client's authentication).
+func dialAsRoot(addr string, cert *ssh.Certificate, s ssh.Signer) error {
+	signer, err := ssh.NewCertSigner(cert, s)
+	if err != nil {
+		return err
+	}
+	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}) //nolint:gosec // the tests are about the client's authentication
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }

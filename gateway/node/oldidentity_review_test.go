@@ -62,18 +62,7 @@ func TestAnOldIdentityThatCannotHeartbeatAcceptsNothing(t *testing.T) {
 	if err := old.SignCert(rand.Reader, userCA); err != nil {
 		t.Fatal(err)
 	}
-	dial := func(cert *ssh.Certificate, s ssh.Signer) error {
-		signer, err := ssh.NewCertSigner(cert, s)
-		if err != nil {
-			return err
-		}
-		c, err := ssh.Dial("tcp", b.Addr().String(), &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}) //nolint:gosec // the test is about the client's authentication
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
+	dial := func(cert *ssh.Certificate, s ssh.Signer) error { return dialAsRoot(b.Addr().String(), cert, s) }
 	login := loginCertificate(t, g.Auth().CA().User, "root")
 	nodeKey := newUserKey(t, g.Auth().CA().OpenSSH, []string{"root"}, time.Minute)
 	for name, tc := range map[string]struct {
