@@ -33,9 +33,17 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// unlockDir releases a lock taken by lockDir.
+// unlockDir releases a lock taken by lockDir. The explicit LOCK_UN releases it even when
+// a child process forked at that moment (by any goroutine, before its exec closes the
+// descriptor) still shares the open file: closing alone left the directory locked until
+// that child exec'd (seen as a reopen refused in a test run beside tests that start
+// redis-server).
 func unlockDir(f *os.File) error {
-	return f.Close()
+	uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return uerr
 }
 
 // syncDir makes a rename in dir durable.
