@@ -177,3 +177,23 @@ func TestLoginWithoutFlagsUsesTheProfile(t *testing.T) {
 		t.Errorf("login at another proxy without --user: %v", err)
 	}
 }
+
+// A profile with less than half a minute left is still valid, and tether status must not call
+// it EXPIRED while tether ssh still works with it (the acceptance pass saw "[EXPIRED]" 18 s
+// before the end of a --ttl=1m sign-in: the minute rounding made 18 s zero).
+func TestTimeLeftIsNotExpiredBeforeTheEnd(t *testing.T) {
+	for _, c := range []struct {
+		left time.Duration
+		want string
+	}{
+		{20 * time.Second, "valid for 2"}, // 20s or 19s, depending on the clock between the calls
+		{time.Second + 500*time.Millisecond, "valid for 1s"},
+		{90 * time.Minute, "valid for 1h30m"},
+		{12 * time.Hour, "valid for 12h0m"},
+		{-time.Second, "EXPIRED"},
+	} {
+		if got := timeLeft(time.Now().Add(c.left)); !strings.HasPrefix(got, c.want) {
+			t.Errorf("timeLeft(now+%v) = %q, want %q", c.left, got, c.want)
+		}
+	}
+}

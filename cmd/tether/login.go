@@ -340,13 +340,17 @@ func caFlag(pf proxyFlags) string {
 	return ""
 }
 
-// timeLeft is "valid for 11h59m" or "EXPIRED".
+// timeLeft is "valid for 11h59m", "valid for 42s" in the last minute, or "EXPIRED" once t
+// has passed (not before: the certificates still work until then).
 func timeLeft(t time.Time) string {
-	d := time.Until(t).Round(time.Minute)
-	if d <= 0 {
+	left := time.Until(t)
+	if left <= 0 {
 		return "EXPIRED"
 	}
-	return "valid for " + strings.TrimSuffix(d.String(), "0s")
+	if left < time.Minute {
+		return "valid for " + max(left.Round(time.Second), time.Second).String()
+	}
+	return "valid for " + strings.TrimSuffix(left.Round(time.Minute).String(), "0s")
 }
 
 // maxPasswordLength is the longest password the cluster takes (auth.MaxPasswordLength; a
