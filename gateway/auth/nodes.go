@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/state"
+	"github.com/tetherproject/tether/transport/frame"
 )
 
 // The node agent's side of the cluster (gateway/node is the agent): a node joins once
@@ -142,9 +144,23 @@ func NodeNameOf(cert *x509.Certificate) (string, bool) {
 }
 
 // nodeResource checks a node's name, address and labels as a node resource would be.
-func (s *Service) nodeResource(name, addr string, labels, tokenLabels map[string]string) (*resource.Node, error) {
+// checkNodeName refuses, on write, a node name a root would refuse in this cluster's node
+// list (frame.ValidNodeName: an IP address, a path, a leading '_' or '.'): one such node
+// made the root refuse the whole list, so no user of the root could list or find this
+// cluster's nodes. Node names are host names besides (resource.CheckClusterName).
+func checkNodeName(name string) error {
 	if err := resource.CheckClusterName(name); err != nil {
-		return nil, errorf(ErrBadRequest, "node name %q: %v (node names are host names)", name, err)
+		return errorf(ErrBadRequest, "node name %s: %v (node names are host names)", strconv.QuoteToASCII(name), err)
+	}
+	if err := frame.ValidNodeName(name); err != nil {
+		return errorf(ErrBadRequest, "node name %s: %v; a node name is a host name starting with a letter or digit, not an address (a root could not list this cluster's nodes)", strconv.QuoteToASCII(name), err)
+	}
+	return nil
+}
+
+func (s *Service) nodeResource(name, addr string, labels, tokenLabels map[string]string) (*resource.Node, error) {
+	if err := checkNodeName(name); err != nil {
+		return nil, err
 	}
 	if n := resource.NormalizeClusterName(name); n != name {
 		return nil, errorf(ErrBadRequest, "node name %q: write it as %q (lower case, no trailing dot)", name, n)

@@ -163,6 +163,9 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		s.auditResource(ctx, map[bool]string{true: audit.ResourceUpdate, false: audit.ResourceCreate}[existed], resource.KindTrustedCluster, name)
 		return fmt.Sprintf("trusted cluster %q has been %s", name, map[bool]string{true: "updated", false: "created"}[existed]), nil
 	case *resource.Node:
+		if err := checkNodeName(name); err != nil {
+			return "", err
+		}
 		if err := checkNodeLabels(v); err != nil {
 			return "", err
 		}
