@@ -952,7 +952,7 @@ func (r *replica) handleStream(s *session, st stream) {
 		reason := genericDenial
 		var d *Denial
 		if errors.As(herr, &d) && d.Reason != "" {
-			reason = d.Reason
+			reason = fitDialAnswer(d.Reason)
 		}
 		r.log.Info("denied dial", "node", req.Node, "client", req.ClientAddr, "reason", herr)
 		_ = frame.Write(st, frame.TypeDialAnswer, (&frame.DialAnswer{Reason: reason}).Marshal(s.version))

@@ -621,7 +621,7 @@ func (s *Server) dialOn(ctx context.Context, t *rootTunnel, req *frame.DialReque
 	}
 	if !ans.Accepted {
 		st.Close()
-		return nil, &DialDeniedError{Cluster: t.cluster, Node: req.Node, Reason: ans.Reason}
+		return nil, &DialDeniedError{Cluster: t.cluster, Node: req.Node, Reason: denialReason(ans.Reason)}
 	}
 	return newStreamConn(st, t.link, nil), nil
 }

@@ -3,7 +3,10 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherproject/tether/transport/frame"
 )
@@ -100,4 +103,50 @@ func negotiateKeepAlive(leafInterval time.Duration, leafCount int, rootInterval 
 	iv = min(max(iv, minKeepAliveInterval), maxKeepAliveInterval)
 	n := min(max(max(leafCount, rootCount), 1), maxKeepAliveCount)
 	return iv, n
+}
+
+// maxAnswerReason is the longest reason a dial answer carries: the root refuses a longer
+// one as malformed (frame's dial-answer field limit).
+const maxAnswerReason = 512
+
+// fitDialAnswer shortens a leaf's refusal to fit its dial answer, at a rune boundary: a
+// longer one (a denial naming many roles) was refused by the root as a malformed answer,
+// and users read that the cluster was offline.
+func fitDialAnswer(s string) string {
+	if len(s) <= maxAnswerReason {
+		return s
+	}
+	cut := maxAnswerReason - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// MaxDenialReason bounds a leaf's reason for refusing a dial as the root passes it on.
+const MaxDenialReason = 1024
+
+// denialReason is a leaf's refusal as the root passes it on to users (the SSH entry's
+// channel refusal, the web API's errors): a leaf is another party, perhaps compromised,
+// so its text reaches a user's terminal only as printable UTF-8 — control characters
+// (C0, DEL, C1) and invalid bytes escaped Go-style — and at most MaxDenialReason bytes.
+func denialReason(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		var piece string
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			piece = fmt.Sprintf(`\x%02x`, s[i])
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			piece = strings.Trim(strconv.QuoteRune(r), "'")
+		default:
+			piece = string(r)
+		}
+		if b.Len()+len(piece) > MaxDenialReason-len("…") {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(piece)
+	}
+	return b.String()
 }
