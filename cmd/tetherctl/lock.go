@@ -29,7 +29,8 @@ func lockCommand() *cobra.Command {
 		Long: "Create a lock, as tctl lock does: every decision on this cluster that the target matches is denied " +
 			"with the message, until --ttl or --expires (default: until tetherctl rm lock/NAME). Several targets " +
 			"must all match. Live sessions whose enforcement point is this cluster end at its next check; " +
-			"a lock on a root stops new routes to its leaves (lock on the leaf to end sessions there too).",
+			"a lock on a root also reaches its connected leaves within seconds (stored there as NAME@ROOT, " +
+			"aimed at the root's users only), so it ends their sessions through a leaf and at the leaf's own proxy too.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if target.IsEmpty() {
