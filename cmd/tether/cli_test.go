@@ -197,3 +197,19 @@ func TestTimeLeftIsNotExpiredBeforeTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// tether login on a machine without a profile names both flags it needs at once: it
+// asked for --user, then, given --user, for --proxy (found by the acceptance pass, as a
+// new user typing tether login first).
+func TestLoginWithoutProfileNamesBothFlags(t *testing.T) {
+	t.Setenv("TETHER_HOME", t.TempDir())
+	cmd := rootCommand()
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetIn(strings.NewReader(""))
+	cmd.SetArgs([]string{"login"})
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "--proxy=HOST:PORT") || !strings.Contains(err.Error(), "--user=NAME") {
+		t.Errorf("tether login without a profile: %v, want both --proxy=HOST:PORT and --user=NAME named", err)
+	}
+}

@@ -73,6 +73,9 @@ func loginCommand() *cobra.Command {
 					user = prev.User
 				}
 			}
+			if user == "" && pf.proxy == "" {
+				return errors.New("no profile to sign in again with: run tether login --proxy=HOST:PORT --user=NAME, with the root cluster's proxy and the user name your administrator created")
+			}
 			if user == "" {
 				return errors.New("--user is required: the user name your administrator created")
 			}
