@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -67,6 +68,18 @@ func sortMostSpecificFirst(names []string) {
 	})
 }
 
+// configPath is a file name as an ssh_config argument: double-quoted (OpenSSH reads \" and
+// \\ in quotes) and with '%' doubled, since OpenSSH expands %d, %h, ... in these options.
+func configPath(s string) string {
+	return strings.ReplaceAll(strconv.Quote(s), "%", "%%")
+}
+
+// shellArg is s as one word of the ProxyCommand, which OpenSSH percent-expands and then
+// runs with sh -c: single-quoted ('$', '`' and '"' stay literal) and with '%' doubled.
+func shellArg(s string) string {
+	return strings.ReplaceAll("'"+strings.ReplaceAll(s, "'", `'\''`)+"'", "%", "%%")
+}
+
 func configCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "config",
@@ -83,17 +96,17 @@ func configCommand() *cobra.Command {
 			}
 			// A profile outside ~/.tether is named in the ProxyCommand, so the block works
 			// from a shell that has no TETHER_HOME (ssh -F, scp, an IDE's remote plugin).
-			proxyCmd := fmt.Sprintf("%q", self)
+			proxyCmd := shellArg(self)
 			if h := os.Getenv("TETHER_HOME"); h != "" {
 				if abs, err := filepath.Abs(h); err == nil {
-					proxyCmd = fmt.Sprintf("env TETHER_HOME=%q %q", abs, self)
+					proxyCmd = "env TETHER_HOME=" + shellArg(abs) + " " + shellArg(self)
 				}
 			}
 			w := cmd.OutOrStdout()
 			identity := func() {
-				fmt.Fprintf(w, "    UserKnownHostsFile %q\n", p.KnownHostsPath())
-				fmt.Fprintf(w, "    IdentityFile %q\n", p.KeyPath())
-				fmt.Fprintf(w, "    CertificateFile %q\n", p.CertPath())
+				fmt.Fprintf(w, "    UserKnownHostsFile %s\n", configPath(p.KnownHostsPath()))
+				fmt.Fprintf(w, "    IdentityFile %s\n", configPath(p.KeyPath()))
+				fmt.Fprintf(w, "    CertificateFile %s\n", configPath(p.CertPath()))
 				fmt.Fprintf(w, "    IdentitiesOnly yes\n")
 				fmt.Fprintf(w, "    PubkeyAuthentication yes\n")
 				fmt.Fprintf(w, "    PasswordAuthentication no\n")

@@ -82,3 +82,73 @@ func TestConfigMakesOpenSSHRefuseUnknownHostKeys(t *testing.T) {
 		}
 	}
 }
+
+// A profile directory with '%' (OpenSSH expands %d, %h... in IdentityFile, CertificateFile,
+// UserKnownHostsFile and ProxyCommand), a quote or '$' in its path: tether config printed
+// the paths as they are, so OpenSSH read another known_hosts file ("50%done" became
+// "50/rootone") and refused to run the ProxyCommand ("percent_expand: unknown key %d"),
+// and the shell running the ProxyCommand expanded "$". Found by the acceptance pass with
+// TETHER_HOME="/tmp/acc dir 50%done".
+func TestConfigQuotesPathsForOpenSSHAndTheShell(t *testing.T) {
+	sshBin, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Skip("no OpenSSH client (make tools installs it)")
+	}
+	home := filepath.Join(t.TempDir(), `a dir 50%done it's $HOME`)
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TETHER_HOME", home)
+	hostCA, _ := newTestSigner(t)
+	p := &Profile{Proxy: "127.0.0.1:3080", User: "alice", Cluster: "root", SelectedCluster: "root", ValidBefore: time.Now().Add(time.Hour)}
+	p.dir = home
+	if err := p.save(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{p.KeyPath(), p.CertPath(), p.TLSCertPath(), p.TLSKeyPath()} {
+		if err := writeFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostCA.PublicKey())))
+	if err := os.WriteFile(p.KnownHostsPath(), []byte("@cert-authority *.leaf,leaf "+key+" clustername=leaf&type=host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := rootCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"config"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	if err := os.WriteFile(cfg, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := exec.Command(sshBin, "-G", "-F", cfg, "visitor@node1.leaf").Output()
+	if err != nil {
+		t.Fatalf("ssh -G: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(string(g), "\nuserknownhostsfile "+p.KnownHostsPath()+"\n") {
+		t.Errorf("OpenSSH reads another known_hosts than %q:\n%s", p.KnownHostsPath(), out.String())
+	}
+	// The ProxyCommand as OpenSSH runs it: %% becomes %, then sh -c "exec ...". Its
+	// environment part must give tether the profile directory, unexpanded.
+	var proxy string
+	for _, l := range strings.Split(string(g), "\n") {
+		if c, ok := strings.CutPrefix(l, "proxycommand "); ok {
+			proxy = c
+		}
+	}
+	envPart, _, ok := strings.Cut(proxy, " proxy ssh ")
+	if !ok || !strings.HasPrefix(envPart, "env ") {
+		t.Fatalf("ProxyCommand %q: want env TETHER_HOME=... TETHER proxy ssh ...", proxy)
+	}
+	envPart = strings.ReplaceAll(envPart, "%%", "%")
+	// Drop the program (the last word) and print the variable instead.
+	sh := envPart[:strings.LastIndex(envPart, " ")] + " printenv TETHER_HOME"
+	got, err := exec.Command("/bin/sh", "-c", sh).Output()
+	if err != nil || strings.TrimSuffix(string(got), "\n") != home {
+		t.Errorf("the ProxyCommand's shell gives TETHER_HOME=%q (%v), want %q", got, err, home)
+	}
+}
