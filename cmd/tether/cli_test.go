@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"net"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/gateway/auth"
 )
 
 func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
@@ -211,5 +214,35 @@ func TestLoginWithoutProfileNamesBothFlags(t *testing.T) {
 	err := cmd.Execute()
 	if err == nil || !strings.Contains(err.Error(), "--proxy=HOST:PORT") || !strings.Contains(err.Error(), "--user=NAME") {
 		t.Errorf("tether login without a profile: %v, want both --proxy=HOST:PORT and --user=NAME named", err)
+	}
+}
+
+// tether clusters -f json carries tsh clusters -f json's field names (cluster_name,
+// status, cluster_type, labels, selected) besides its own (name, type), so scripts
+// written for tsh (jq -r '.[].cluster_name') work. Found by the acceptance pass: only
+// name and type were there.
+func TestClustersJSONHasTshFieldNames(t *testing.T) {
+	rows := clustersJSON([]auth.ClusterInfo{
+		{Name: "root.example.com", Type: "root", Status: "online"},
+		{Name: "leaf-east", Type: "leaf", Status: "offline", Labels: map[string]string{"env": "demo"}},
+	}, "leaf-east")
+	b, err := json.Marshal(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{
+		{"cluster_name": "root.example.com", "cluster_type": "root", "status": "online", "selected": false, "name": "root.example.com", "type": "root"},
+		{"cluster_name": "leaf-east", "cluster_type": "leaf", "status": "offline", "selected": true, "name": "leaf-east", "type": "leaf", "labels": map[string]any{"env": "demo"}},
+	}
+	for i := range want {
+		for k, v := range want[i] {
+			if !reflect.DeepEqual(got[i][k], v) {
+				t.Errorf("cluster %d: %s = %v, want %v (%s)", i, k, got[i][k], v, b)
+			}
+		}
 	}
 }

@@ -248,17 +248,9 @@ func clustersCommand() *cobra.Command {
 				return err
 			}
 			if format == "json" {
-				type row struct {
-					auth.ClusterInfo
-					Selected bool `json:"selected"`
-				}
-				rows := []row{}
-				for _, c := range clusters {
-					rows = append(rows, row{ClusterInfo: c, Selected: c.Name == p.SelectedCluster})
-				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return enc.Encode(clustersJSON(clusters, p.SelectedCluster))
 			}
 			header := []string{"Cluster Name", "Status", "Cluster Type", "Labels", "Selected"}
 			var rows [][]string
@@ -275,6 +267,25 @@ func clustersCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text or json")
 	return cmd
+}
+
+// clusterJSON is one cluster of tether clusters -f json: the cluster as the proxy lists it,
+// with tsh clusters -f json's names for the same fields (cluster_name, cluster_type) so that
+// scripts written for tsh work, and whether it is the selected cluster.
+type clusterJSON struct {
+	auth.ClusterInfo
+	ClusterName string `json:"cluster_name"`
+	ClusterType string `json:"cluster_type"`
+	Selected    bool   `json:"selected"`
+}
+
+// clustersJSON is the list tether clusters -f json prints (never null).
+func clustersJSON(clusters []auth.ClusterInfo, selected string) []clusterJSON {
+	rows := []clusterJSON{}
+	for _, c := range clusters {
+		rows = append(rows, clusterJSON{ClusterInfo: c, ClusterName: c.Name, ClusterType: c.Type, Selected: c.Name == selected})
+	}
+	return rows
 }
 
 func labelString(l map[string]string) string {
