@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -202,6 +203,22 @@ func (g *Gateway) askLeaf(ctx context.Context, req web.UserRequest, cluster stri
 	return nil, &web.ClusterError{Status: http.StatusBadGateway, Message: fmt.Sprintf("cluster %s could not be asked through its tunnel; try again", cluster)}
 }
 
+// leafNodesForRoot leaves out of a node list for a root the entries the root would refuse
+// (tunnel.CheckLeafNode): it refuses a whole list for one of them, which would hide every
+// node of this cluster from the root's users. Such a node (stored before names and labels
+// were checked on write) is logged, to be renamed or relabelled by an admin.
+func leafNodesForRoot(nodes []tunnel.LeafNode, log *slog.Logger) []tunnel.LeafNode {
+	out := nodes[:0:0]
+	for _, n := range nodes {
+		if err := tunnel.CheckLeafNode(n); err != nil {
+			log.Warn("a node left out of a root's node list: the root could not read it; rename or relabel it (tetherctl get node)", "node", n.Name, "reason", err)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 // serveTunnelService answers a typed service request a root sent through its tunnel to
 // this cluster (a leaf): the user's certificate must be signed by the user CA of that very
 // root and be valid now, and the answer is this cluster's own policy's.
@@ -223,6 +240,7 @@ func (g *Gateway) serveTunnelService(ctx context.Context, root string, req *fram
 			log.Error("listing nodes for a root's user", "err", err)
 			return nil, transport.Deny("the leaf could not list its nodes now; try again")
 		}
+		nodes = leafNodesForRoot(nodes, log)
 		log.Info("answered a node list through the tunnel", "nodes", len(nodes))
 		return json.Marshal(tunnel.NodeListAnswer{Nodes: nodes})
 	case frame.ServiceUserRoles:

@@ -119,27 +119,39 @@ func DecodeNodeList(data []byte) ([]LeafNode, error) {
 			return nil, badAnswer("node %q listed twice", n.Name)
 		}
 		seen[n.Name] = true
-		if len(n.Addr) > 290 || len(n.Hostname) > 253 || !printable(n.Addr) || !printable(n.Hostname) {
-			return nil, badAnswer("node %q: address or hostname too long or not printable", n.Name)
-		}
-		if len(n.Labels) > MaxNodeLabels {
-			return nil, badAnswer("node %q: %d labels, more than %d", n.Name, len(n.Labels), MaxNodeLabels)
-		}
-		for k, v := range n.Labels {
-			if !auth.ValidNodeLabel(k, v) {
-				return nil, badAnswer("node %q: a label is empty, longer than %d bytes or not printable", n.Name, MaxLabelBytes)
-			}
-		}
-		if len(n.Logins) == 0 || len(n.Logins) > MaxLogins {
-			return nil, badAnswer("node %q: %d logins (want 1 to %d)", n.Name, len(n.Logins), MaxLogins)
-		}
-		for _, l := range n.Logins {
-			if !loginRE.MatchString(l) {
-				return nil, badAnswer("node %q: %q is not a login", n.Name, l)
-			}
+		if err := CheckLeafNode(n); err != nil {
+			return nil, err
 		}
 	}
 	return a.Nodes, nil
+}
+
+// CheckLeafNode is DecodeNodeList's check of one entry (but for duplicates): a leaf sends
+// only entries that pass it, since the root refuses a whole list for one that does not.
+func CheckLeafNode(n LeafNode) error {
+	if err := frame.ValidNodeName(n.Name); err != nil {
+		return badAnswer("%v", err)
+	}
+	if len(n.Addr) > 290 || len(n.Hostname) > 253 || !printable(n.Addr) || !printable(n.Hostname) {
+		return badAnswer("node %q: address or hostname too long or not printable", n.Name)
+	}
+	if len(n.Labels) > MaxNodeLabels {
+		return badAnswer("node %q: %d labels, more than %d", n.Name, len(n.Labels), MaxNodeLabels)
+	}
+	for k, v := range n.Labels {
+		if !auth.ValidNodeLabel(k, v) {
+			return badAnswer("node %q: a label is empty, longer than %d bytes or not printable", n.Name, MaxLabelBytes)
+		}
+	}
+	if len(n.Logins) == 0 || len(n.Logins) > MaxLogins {
+		return badAnswer("node %q: %d logins (want 1 to %d)", n.Name, len(n.Logins), MaxLogins)
+	}
+	for _, l := range n.Logins {
+		if !loginRE.MatchString(l) {
+			return badAnswer("node %q: %q is not a login", n.Name, l)
+		}
+	}
+	return nil
 }
 
 // DecodeUserRoles reads a leaf's user roles answer: role names are names, bounded, and
