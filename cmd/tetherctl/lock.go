@@ -25,7 +25,7 @@ func lockCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "lock (--user=NAME | --role=ROLE | --login=LOGIN | --node=NODE | --remote-cluster=NAME)... [--message=TEXT] [--ttl=DURATION | --expires=RFC3339]",
-		Short: "Deny a user, role, login, node or remote cluster everything on this cluster until the lock expires or is removed (tetherctl rm lock/NAME)",
+		Short: "Deny a user, role, login, node or a remote cluster's users everything on this cluster until the lock expires or is removed (tetherctl rm lock/NAME)",
 		Long: "Create a lock, as tctl lock does: every decision on this cluster that the target matches is denied " +
 			"with the message, until --ttl or --expires (default: until tetherctl rm lock/NAME). Several targets " +
 			"must all match. Live sessions whose enforcement point is this cluster end at its next check; " +
@@ -90,7 +90,7 @@ func lockCommand() *cobra.Command {
 	f.StringVar(&target.Role, "role", "", "lock everyone holding this role")
 	f.StringVar(&target.Login, "login", "", "lock this login (Unix user) on every node")
 	f.StringVar(&target.Node, "node", "", "lock this node")
-	f.StringVar(&target.RemoteCluster, "remote-cluster", "", "lock this remote (leaf) cluster")
+	f.StringVar(&target.RemoteCluster, "remote-cluster", "", "lock the users of this cluster (the cluster that signed their certificates: on a leaf, --remote-cluster=ROOT locks the root's users; a root refuses one of its leaves, whose users never sign in there)")
 	f.StringVar(&message, "message", "", "what the locked-out user is told")
 	f.StringVar(&ttl, "ttl", "", "how long the lock lasts, for example 10h (default: until removed)")
 	f.StringVar(&expires, "expires", "", "when the lock ends, RFC 3339 (default: until removed)")

@@ -176,6 +176,10 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		if err := s.checkRolesExist(ctx, v.Spec.Roles, batch); err != nil {
 			return "", fmt.Errorf("user %q: %w", name, err)
 		}
+	case *resource.Lock:
+		if err := s.checkLockTargetsNoLeaf(ctx, v); err != nil {
+			return "", err
+		}
 	case *resource.OIDCConnector:
 		if v.Spec.ClientSecret == SecretMask {
 			old, err := s.get(ctx, resourceKey(resource.KindOIDC, name))
@@ -238,6 +242,26 @@ func checkNodeLabels(n *resource.Node) error {
 		}
 	}
 	return nil
+}
+
+// checkLockTargetsNoLeaf refuses, on write, a lock whose remote_cluster target names one
+// of this cluster's leaves (a remote_cluster): that target names the cluster whose users a
+// lock holds (the certificate's signer; on a leaf, remote_cluster: ROOT locks the root's
+// users), and a root accepts no certificate its leaf signed, so the lock would change
+// nothing while the admin believes the leaf cut off.
+func (s *Service) checkLockTargetsNoLeaf(ctx context.Context, l *resource.Lock) error {
+	rc := l.Spec.Target.RemoteCluster
+	if rc == "" || rc == s.cfg.ClusterName {
+		return nil
+	}
+	ok, err := s.exists(ctx, resourceKey(resource.KindRemoteCluster, rc))
+	if err != nil || !ok {
+		return err
+	}
+	return errorf(ErrBadRequest, "lock %q: remote_cluster %s names the cluster whose users a lock holds, and %s is a leaf of this cluster, whose users never sign in here: the lock would change nothing. "+
+		"To keep this cluster's users from %s, remove the trust (tetherctl rm rc/%s; the leaf needs a new token to join again), hide it with cluster_labels (tetherctl update rc/%s --set-labels), or lock the users; "+
+		"on %s, lock --remote-cluster=%s locks this cluster's users there",
+		l.Metadata.Name, rc, rc, rc, rc, rc, rc, s.cfg.ClusterName)
 }
 
 // checkUserCanSignIn refuses, on write, a user no certificate could be issued for: a
