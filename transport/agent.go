@@ -191,17 +191,26 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 }
 
 // AddReplica starts keeping a tunnel to a root replica (nothing if it already does).
-func (a *Agent) AddReplica(ep Endpoint) {
+func (a *Agent) AddReplica(ep Endpoint) { a.addReplica(ep, false) }
+
+// addReplica starts a replica's tunnel; learned marks one known only from a root's
+// advertisement (forgotten when no longer advertised). It reports whether it started one.
+func (a *Agent) addReplica(ep Endpoint, learned bool) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ctx.Err() != nil || a.replicas[ep] != nil {
-		return
+	if a.ctx.Err() != nil {
+		return false
+	}
+	if r := a.replicas[ep]; r != nil {
+		r.learned = r.learned && learned // given by the caller: never forgotten
+		return false
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
-	r := &replica{a: a, ep: ep, ctx: ctx, cancel: cancel, done: make(chan struct{}), log: a.log.With("replica", ep.QUIC+"|"+ep.TCP)}
+	r := &replica{a: a, ep: ep, ctx: ctx, cancel: cancel, done: make(chan struct{}), log: a.log.With("replica", ep.QUIC+"|"+ep.TCP), learned: learned}
 	r.st = ReplicaStatus{Endpoint: ep, Since: time.Now()}
 	a.replicas[ep] = r
 	go r.run()
+	return true
 }
 
 // RemoveReplica closes the tunnel to a replica now and stops reconnecting to it.
@@ -283,12 +292,50 @@ func (a *Agent) hello() *frame.Hello {
 		KeepAliveCount: a.cfg.KeepAliveCount, Cluster: a.cfg.Cluster, Agent: a.cfg.Name, Bulk: a.cfg.BulkSSH}
 }
 
-func (a *Agent) learn(eps []Endpoint) {
+// MaxLearnedReplicas bounds the replicas an agent keeps from the roots' advertisements,
+// beyond those it was given (AddReplica): twice what one advertisement may list.
+const MaxLearnedReplicas = 2 * frame.MaxReplicas
+
+// learn follows a root's advertisement eps, as received by from: a learned replica that
+// is neither advertised nor connected is forgotten (its tunnel goroutine ends), and new
+// endpoints are taken while fewer than MaxLearnedReplicas are kept, so a root (or a root
+// whose replicas come and go under new addresses) cannot make the leaf keep and dial an
+// unbounded set of addresses.
+func (a *Agent) learn(from *replica, eps []Endpoint) {
 	if a.cfg.IgnoreAdvertisedReplicas {
 		return
 	}
+	advertised := make(map[Endpoint]bool, len(eps))
 	for _, ep := range eps {
-		a.AddReplica(ep)
+		advertised[ep] = true
+	}
+	var stale []*replica
+	kept := 0
+	a.mu.Lock()
+	for ep, r := range a.replicas {
+		if !r.learned {
+			continue
+		}
+		if !advertised[ep] && r != from && !r.status().Connected {
+			delete(a.replicas, ep)
+			stale = append(stale, r)
+			continue
+		}
+		kept++
+	}
+	a.mu.Unlock()
+	for _, r := range stale {
+		r.log.Info("forgetting a root replica no longer advertised")
+		r.cancel() // not waited for: learn runs on a replica's own goroutine
+	}
+	for _, ep := range eps {
+		if kept >= MaxLearnedReplicas {
+			a.log.Warn("a root advertises more replicas than a leaf follows; the rest are left out", "limit", MaxLearnedReplicas)
+			return
+		}
+		if a.addReplica(ep, true) {
+			kept++
+		}
 	}
 }
 
@@ -303,6 +350,9 @@ type replica struct {
 
 	mu sync.Mutex
 	st ReplicaStatus
+
+	// learned: known only from a root's advertisement (guarded by a.mu).
+	learned bool
 
 	hint         atomic.Int64 // reconnect-after hint from the root, nanoseconds
 	quicSuspend  time.Time    // no QUIC before this (owned by run)
@@ -490,7 +540,7 @@ func (r *replica) dialQUIC(ctx context.Context, timeout time.Duration) (*session
 		}
 		return nil, err
 	}
-	r.a.learn(ack.Replicas)
+	r.a.learn(r, ack.Replicas)
 	return s, nil
 }
 
@@ -513,7 +563,7 @@ func (r *replica) dialSSH(ctx context.Context) (*session, error) {
 		l.close(codeRejected, "hello failed")
 		return nil, err
 	}
-	r.a.learn(ack.Replicas)
+	r.a.learn(r, ack.Replicas)
 	return s, nil
 }
 
@@ -894,7 +944,7 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 				r.hint.Store(int64(rep.ReconnectAfter))
 				s.repliedSeq.Store(rep.Seq)
 				r.update(func(st *ReplicaStatus) { st.LastHeartbeat = time.Now() })
-				r.a.learn(rep.Replicas)
+				r.a.learn(r, rep.Replicas)
 			case frame.TypeGoAway:
 				g, err := frame.UnmarshalGoAway(s.version, p)
 				if err != nil {
