@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/proxy"
 	"github.com/tetherproject/tether/gateway/tunnel"
 	"github.com/tetherproject/tether/gateway/web"
@@ -44,6 +46,15 @@ func (g *Gateway) ownNodes(ctx context.Context, id policy.Cert, requestedBy stri
 	if err != nil {
 		return nil, err
 	}
+	// A node stored with labels no list may carry (written before they were refused on
+	// write) is left out, not sent to make the root refuse the whole list.
+	res = slices.DeleteFunc(res, func(n *resource.Node) bool {
+		err := auth.CheckNodeLabels(n.Metadata.Labels)
+		if err != nil {
+			g.log.Warn("a node is left out of node lists: fix its labels (node.labels in its tether.yaml, or tetherctl create -f for an OpenSSH server)", "node", n.Metadata.Name, "err", err)
+		}
+		return err != nil
+	})
 	nodes := make([]policy.Node, len(res))
 	for i, n := range res {
 		nodes[i] = policy.Node{Name: n.Metadata.Name, Labels: n.Metadata.Labels}

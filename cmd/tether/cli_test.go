@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/tetherproject/tether/gateway/auth"
 )
 
 func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
@@ -175,5 +178,24 @@ func TestLoginWithoutFlagsUsesTheProfile(t *testing.T) {
 	cmd.SetArgs([]string{"login", "--proxy=other.example.com:3080"})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--user is required") {
 		t.Errorf("login at another proxy without --user: %v", err)
+	}
+}
+
+// TestTablesNeverSendControlCharactersToTheTerminal: labels come from servers (a node
+// agent says what its labels are); a cell holding an escape sequence is printed escaped.
+func TestTablesNeverSendControlCharactersToTheTerminal(t *testing.T) {
+	var out strings.Builder
+	printTable(&out, []string{"Node Name", "Labels"}, [][]string{
+		{"n1", "env=prod\x1b]0;owned\x07"},
+		{"n2", "a\u009b31m,b=\xff,c=\uFFFD,d=ü"},
+	})
+	got := out.String()
+	if strings.ContainsFunc(got, func(r rune) bool { return r != '\n' && auth.IsControl(r) }) || !utf8.ValidString(got) {
+		t.Fatalf("a control character or invalid UTF-8 reached the terminal: %q", got)
+	}
+	for _, want := range []string{`env=prod\x1b]0;owned\a`, `a\u009b31m,b=\xff,c=` + "\uFFFD,d=ü"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("table %q does not show %q", got, want)
+		}
 	}
 }
