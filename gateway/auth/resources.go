@@ -167,6 +167,11 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		if err := checkNodeLabels(v); err != nil {
 			return "", err
 		}
+	case *resource.Role:
+		// Checked on write only: a role stored before keeps working.
+		if strings.Contains(name, ",") {
+			return "", errorf(ErrBadRequest, "role %q: ',' is not allowed in role names (tetherctl users add --roles and tether status list roles separated by commas)", name)
+		}
 	case *resource.User:
 		if err := checkUserCanSignIn(v); err != nil {
 			return "", err
