@@ -29,7 +29,8 @@ func lockCommand() *cobra.Command {
 		Long: "Create a lock, as tctl lock does: every decision on this cluster that the target matches is denied " +
 			"with the message, until --ttl or --expires (default: until tetherctl rm lock/NAME). Several targets " +
 			"must all match. Live sessions whose enforcement point is this cluster end at its next check; " +
-			"a lock on a root stops new routes to its leaves (lock on the leaf to end sessions there too).",
+			"a lock on a root also reaches its leaves within seconds (as NAME@ROOT in their tetherctl get locks) " +
+			"and ends the root's users' sessions there.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if target.IsEmpty() {
