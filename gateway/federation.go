@@ -46,12 +46,15 @@ func (g *Gateway) ownNodes(ctx context.Context, id policy.Cert, requestedBy stri
 	if err != nil {
 		return nil, err
 	}
-	// A node stored with labels no list may carry (written before they were refused on
-	// write) is left out, not sent to make the root refuse the whole list.
+	// A node stored with a name or labels no list may carry (written before they were
+	// refused on write) is left out, not sent to make the root refuse the whole list.
 	res = slices.DeleteFunc(res, func(n *resource.Node) bool {
-		err := auth.CheckNodeLabels(n.Metadata.Labels)
+		err := frame.ValidNodeName(n.Metadata.Name)
+		if err == nil {
+			err = auth.CheckNodeLabels(n.Metadata.Labels)
+		}
 		if err != nil {
-			g.log.Warn("a node is left out of node lists: fix its labels (node.labels in its tether.yaml, or tetherctl create -f for an OpenSSH server)", "node", n.Metadata.Name, "err", err)
+			g.log.Warn("a node is left out of node lists: fix it (node.labels in its tether.yaml; an OpenSSH server: tetherctl rm node/NAME and add it again)", "node", n.Metadata.Name, "err", err)
 		}
 		return err != nil
 	})

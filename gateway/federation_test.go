@@ -119,8 +119,9 @@ func TestOwnNodeListEqualsSingleDecisions(t *testing.T) {
 	})
 }
 
-// TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists: a node written before labels were
-// checked on write (an escape sequence in a label) is left out of the leaf's node list,
+// TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists: a node written before its labels and
+// name were checked on write (an escape sequence in a label, an IP address as its name) is
+// left out of the leaf's node list,
 // which a root would otherwise refuse whole: the other nodes stay listed.
 func TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists(t *testing.T) {
 	cfg := load(t, t.TempDir())
@@ -144,8 +145,16 @@ func TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists(t *testing.T) {
 		if _, err := g.store.Put(ctx, state.Item{Key: "resources/node/bad", Value: data}); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := g.auth.Nodes(ctx); err != nil || len(n) != 2 {
-			t.Fatalf("the store holds %d nodes (%v), want the bad one beside the good one", len(n), err)
+		badName := &resource.Node{Kind: resource.KindNode, Version: "v2", Metadata: resource.Metadata{Name: "10.0.0.1"},
+			Spec: resource.NodeSpec{Addr: "10.0.0.1:22", Hostname: "10.0.0.1"}}
+		if data, err = resource.Marshal(badName); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.store.Put(ctx, state.Item{Key: "resources/node/10.0.0.1", Value: data}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := g.auth.Nodes(ctx); err != nil || len(n) != 3 {
+			t.Fatalf("the store holds %d nodes (%v), want the bad ones beside the good one", len(n), err)
 		}
 		pub, _, _ := ed25519.GenerateKey(rand.Reader)
 		key, _ := ssh.NewPublicKey(pub)
