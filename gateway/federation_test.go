@@ -67,21 +67,7 @@ func TestOwnNodeListEqualsSingleDecisions(t *testing.T) {
 			{[]string{"nosuchrole"}, []string{"visitor"}},
 		} {
 			t.Run(strings.Join(tc.roles, "+"), func(t *testing.T) {
-				pub, _, _ := ed25519.GenerateKey(rand.Reader)
-				key, _ := ssh.NewPublicKey(pub)
-				c, err := g.auth.CA().User.IssueUser(ca.UserCertRequest{PublicKey: key, Username: "alice", Logins: tc.logins, Roles: tc.roles,
-					Traits: map[string][]string{"logins": tc.logins}, TTL: time.Hour, MaxTTL: time.Hour})
-				if err != nil {
-					t.Fatal(err)
-				}
-				signer, err := ca.VerifyUser(c, g.auth.CA().User.TrustedKeys())
-				if err != nil {
-					t.Fatal(err)
-				}
-				id, err := policy.CertFromSSH(c, signer)
-				if err != nil {
-					t.Fatal(err)
-				}
+				id := aliceCert(t, g, tc.roles, tc.logins)
 				listed, err := g.ownNodes(ctx, id, "test")
 				if err != nil {
 					t.Fatal(err)
@@ -156,22 +142,7 @@ func TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists(t *testing.T) {
 		if n, err := g.auth.Nodes(ctx); err != nil || len(n) != 3 {
 			t.Fatalf("the store holds %d nodes (%v), want the bad ones beside the good one", len(n), err)
 		}
-		pub, _, _ := ed25519.GenerateKey(rand.Reader)
-		key, _ := ssh.NewPublicKey(pub)
-		c, err := g.auth.CA().User.IssueUser(ca.UserCertRequest{PublicKey: key, Username: "alice", Logins: []string{"admin"}, Roles: []string{"all"},
-			TTL: time.Hour, MaxTTL: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		signer, err := ca.VerifyUser(c, g.auth.CA().User.TrustedKeys())
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := policy.CertFromSSH(c, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		listed, err := g.ownNodes(ctx, id, "test")
+		listed, err := g.ownNodes(ctx, aliceCert(t, g, []string{"all"}, []string{"admin"}), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,4 +158,26 @@ func TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists(t *testing.T) {
 			t.Fatalf("listed %+v, want only the good node", got)
 		}
 	})
+}
+
+// aliceCert is the policy view of a certificate of g's user CA for alice with roles and
+// logins (also her logins trait), as g's SSH entry would verify it.
+func aliceCert(t *testing.T, g *Gateway, roles, logins []string) policy.Cert {
+	t.Helper()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewPublicKey(pub)
+	c, err := g.auth.CA().User.IssueUser(ca.UserCertRequest{PublicKey: key, Username: "alice", Logins: logins, Roles: roles,
+		Traits: map[string][]string{"logins": logins}, TTL: time.Hour, MaxTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ca.VerifyUser(c, g.auth.CA().User.TrustedKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := policy.CertFromSSH(c, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
