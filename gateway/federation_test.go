@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"slices"
@@ -14,8 +15,10 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/tunnel"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
+	"github.com/tetherproject/tether/state"
 )
 
 // The root's own node list is one Engine.NodeList evaluation; its answers must be those
@@ -64,21 +67,7 @@ func TestOwnNodeListEqualsSingleDecisions(t *testing.T) {
 			{[]string{"nosuchrole"}, []string{"visitor"}},
 		} {
 			t.Run(strings.Join(tc.roles, "+"), func(t *testing.T) {
-				pub, _, _ := ed25519.GenerateKey(rand.Reader)
-				key, _ := ssh.NewPublicKey(pub)
-				c, err := g.auth.CA().User.IssueUser(ca.UserCertRequest{PublicKey: key, Username: "alice", Logins: tc.logins, Roles: tc.roles,
-					Traits: map[string][]string{"logins": tc.logins}, TTL: time.Hour, MaxTTL: time.Hour})
-				if err != nil {
-					t.Fatal(err)
-				}
-				signer, err := ca.VerifyUser(c, g.auth.CA().User.TrustedKeys())
-				if err != nil {
-					t.Fatal(err)
-				}
-				id, err := policy.CertFromSSH(c, signer)
-				if err != nil {
-					t.Fatal(err)
-				}
+				id := aliceCert(t, g, tc.roles, tc.logins)
 				listed, err := g.ownNodes(ctx, id, "test")
 				if err != nil {
 					t.Fatal(err)
@@ -114,4 +103,82 @@ func TestOwnNodeListEqualsSingleDecisions(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists: a node written before its labels and
+// name were checked on write (an escape sequence in a label, an IP address as its name) is
+// left out of the leaf's node list for a root (leafNodesForRoot),
+// which a root would otherwise refuse whole: the other nodes stay listed.
+func TestANodeStoredWithBadLabelsIsLeftOutOfNodeLists(t *testing.T) {
+	cfg := load(t, t.TempDir())
+	run(t, cfg, func(g *Gateway) {
+		ctx := context.Background()
+		rs, err := resource.Parse([]byte("kind: role\nversion: v5\nmetadata: {name: all}\nspec:\n  allow:\n    logins: [admin]\n    node_labels: {'*': '*'}\n"+
+			"---\nkind: node\nversion: v2\nmetadata: {name: good, labels: {env: prod}}\nspec:\n  addr: 127.0.0.1:3000\n"), "fixture.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.auth.Create(ctx, rs, false); err != nil {
+			t.Fatal(err)
+		}
+		bad := &resource.Node{Kind: resource.KindNode, Version: "v2",
+			Metadata: resource.Metadata{Name: "bad", Labels: map[string]string{"env": "prod\x1b]0;owned\x07"}},
+			Spec:     resource.NodeSpec{Addr: "127.0.0.1:3001", Hostname: "bad"}}
+		data, err := resource.Marshal(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.store.Put(ctx, state.Item{Key: "resources/node/bad", Value: data}); err != nil {
+			t.Fatal(err)
+		}
+		badName := &resource.Node{Kind: resource.KindNode, Version: "v2", Metadata: resource.Metadata{Name: "10.0.0.1"},
+			Spec: resource.NodeSpec{Addr: "10.0.0.1:22", Hostname: "10.0.0.1"}}
+		if data, err = resource.Marshal(badName); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.store.Put(ctx, state.Item{Key: "resources/node/10.0.0.1", Value: data}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := g.auth.Nodes(ctx); err != nil || len(n) != 3 {
+			t.Fatalf("the store holds %d nodes (%v), want the bad ones beside the good one", len(n), err)
+		}
+		listed, err := g.ownNodes(ctx, aliceCert(t, g, []string{"all"}, []string{"admin"}), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = leafNodesForRoot(listed, g.log)
+		answer, err := json.Marshal(tunnel.NodeListAnswer{Nodes: listed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tunnel.DecodeNodeList(answer)
+		if err != nil {
+			t.Fatalf("a root refuses the leaf's node list: %v", err)
+		}
+		if len(got) != 1 || got[0].Name != "good" {
+			t.Fatalf("listed %+v, want only the good node", got)
+		}
+	})
+}
+
+// aliceCert is the policy view of a certificate of g's user CA for alice with roles and
+// logins (also her logins trait), as g's SSH entry would verify it.
+func aliceCert(t *testing.T, g *Gateway, roles, logins []string) policy.Cert {
+	t.Helper()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewPublicKey(pub)
+	c, err := g.auth.CA().User.IssueUser(ca.UserCertRequest{PublicKey: key, Username: "alice", Logins: logins, Roles: roles,
+		Traits: map[string][]string{"logins": logins}, TTL: time.Hour, MaxTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ca.VerifyUser(c, g.auth.CA().User.TrustedKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := policy.CertFromSSH(c, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

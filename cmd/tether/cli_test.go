@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherproject/tether/gateway/auth"
 )
@@ -243,6 +244,25 @@ func TestClustersJSONHasTshFieldNames(t *testing.T) {
 			if !reflect.DeepEqual(got[i][k], v) {
 				t.Errorf("cluster %d: %s = %v, want %v (%s)", i, k, got[i][k], v, b)
 			}
+		}
+	}
+}
+
+// TestTablesNeverSendControlCharactersToTheTerminal: labels come from servers (a node
+// agent says what its labels are); a cell holding an escape sequence is printed escaped.
+func TestTablesNeverSendControlCharactersToTheTerminal(t *testing.T) {
+	var out strings.Builder
+	printTable(&out, []string{"Node Name", "Labels"}, [][]string{
+		{"n1", "env=prod\x1b]0;owned\x07"},
+		{"n2", "a\u009b31m,b=\xff,c=\uFFFD,d=ü"},
+	})
+	got := out.String()
+	if strings.ContainsFunc(got, func(r rune) bool { return r != '\n' && auth.IsControl(r) }) || !utf8.ValidString(got) {
+		t.Fatalf("a control character or invalid UTF-8 reached the terminal: %q", got)
+	}
+	for _, want := range []string{`env=prod\x1b]0;owned\a`, `a\u009b31m,b=\xff,c=` + "\uFFFD,d=ü"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("table %q does not show %q", got, want)
 		}
 	}
 }

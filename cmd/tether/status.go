@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -302,8 +305,16 @@ func labelString(l map[string]string) string {
 }
 
 // printTable prints the seed guide's table: a header, a line of dashes under each
-// column, the rows.
+// column, the rows. Cells come from servers (node and cluster labels): a control
+// character in one is printed escaped, never sent to the terminal.
 func printTable(w io.Writer, header []string, rows [][]string) {
+	rows = slices.Clone(rows)
+	for i, r := range rows {
+		rows[i] = make([]string, len(r))
+		for j, c := range r {
+			rows[i][j] = terminalSafe(c)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	dashes := make([]string, len(header))
 	widths := make([]int, len(header))
@@ -324,4 +335,25 @@ func printTable(w io.Writer, header []string, rows [][]string) {
 		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
 	}
 	tw.Flush()
+}
+
+// terminalSafe is s with every control character a terminal would act on (C0, DEL, C1),
+// and any byte that is not UTF-8, written as a Go escape (\x1b, \u009b).
+func terminalSafe(s string) string {
+	if auth.Printable(s) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case auth.IsControl(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

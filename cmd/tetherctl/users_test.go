@@ -36,3 +36,17 @@ func TestUsersMustBeAbleToSignIn(t *testing.T) {
 	// Other traits are the identity provider's business and stay as they are.
 	root.mustCtl(t, "create", "-f", writeFile(t, "b.yaml", "kind: user\nversion: v2\nmetadata: {name: bob}\nspec:\n  roles: [access]\n  traits:\n    logins: [bob]\n    groups: ['sre team;x']\n"))
 }
+
+// A role name with a comma could be created but never given with users add --roles
+// (which splits on commas: "dev,admin" became the roles dev and admin), and tether
+// status showed it as two roles: refused on write. Roles stored before keep working.
+func TestRoleNamesHaveNoCommas(t *testing.T) {
+	root := startCluster(t, "root.example.com", "")
+	if _, err := root.ctl(t, "create", writeFile(t, "r.yaml", "kind: role\nversion: v5\nmetadata: {name: 'dev,admin'}\nspec:\n  allow: {logins: [x]}\n")); err == nil ||
+		!strings.Contains(err.Error(), `role "dev,admin": ',' is not allowed in role names`) {
+		t.Fatalf("create of a role named dev,admin: %v", err)
+	}
+	if out, _ := root.ctl(t, "get", "role/dev,admin"); strings.Contains(out, "name:") {
+		t.Fatalf("the refused role was stored:\n%s", out)
+	}
+}

@@ -121,7 +121,10 @@ func (c *Client) raw(ctx context.Context, method, path string, head func(http.He
 	return c.send(ctx, method, path, nil, "", head)
 }
 
-// send makes one call and returns the body of a 2xx answer (at most 64 MiB), or the
+// MaxAnswer is the largest answer a Client reads, in bytes; a larger one is an error.
+const MaxAnswer = 64 << 20
+
+// send makes one call and returns the body of a 2xx answer (at most MaxAnswer), or the
 // server's error as an *Error.
 func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string, head func(http.Header)) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
@@ -136,9 +139,13 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		return nil, c.callError(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading the auth server's answer: %w", err)
+	}
+	if len(data) > MaxAnswer {
+		// Never a part of the answer as if it were all of it.
+		return nil, fmt.Errorf("the auth server's answer is larger than %d MiB, more than tetherctl reads; ask for less (one kind or one name at a time)", MaxAnswer>>20)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e trust.ErrorResponse

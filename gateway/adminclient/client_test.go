@@ -58,3 +58,28 @@ func TestCallErrorsSayWhatToCheck(t *testing.T) {
 		})
 	}
 }
+
+// An answer over MaxAnswer was cut there and used as if whole (a YAML list of resources
+// cut between two documents reads as a shorter list): it is an error now.
+func TestAnAnswerTooLargeIsAnErrorNotAPart(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		doc := []byte("---\nkind: role\nversion: v5\nmetadata: {name: r}\n")
+		for n := 0; n <= MaxAnswer; n += len(doc) {
+			if _, err := w.Write(doc); err != nil {
+				return
+			}
+		}
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c, err := New(&identity.Identity{RootCAs: pool}, strings.TrimPrefix(srv.URL, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.raw(context.Background(), http.MethodGet, "/v1/admin/resources/role", nil)
+	if err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Fatalf("an answer over %d bytes: %d bytes, error %v", MaxAnswer, len(data), err)
+	}
+}

@@ -168,9 +168,20 @@ func (s *Service) nodeResource(name, addr string, labels, tokenLabels map[string
 	if addr == "" {
 		return nil, errorf(ErrBadRequest, "node %q: the address its SSH server is reached at (host:port) is required", name)
 	}
+	// Whoever holds a node token or a node's key says what its labels are; every user's
+	// tether ls prints them, and a root refuses a whole node list for one bad label.
+	if err := CheckNodeLabels(labels); err != nil {
+		return nil, errorf(ErrBadRequest, "node %q: %v: fix node.labels in the node's tether.yaml", name, err)
+	}
+	if err := CheckNodeLabels(tokenLabels); err != nil {
+		return nil, errorf(ErrBadRequest, "node %q: its join token's labels: %v: join with a new token (tetherctl tokens add --type=node)", name, err)
+	}
 	all := map[string]string{}
 	maps.Copy(all, labels)
 	maps.Copy(all, tokenLabels)
+	if err := CheckNodeLabels(all); err != nil {
+		return nil, errorf(ErrBadRequest, "node %q: node.labels and the join token's labels together: %v", name, err)
+	}
 	if len(all) == 0 {
 		all = nil
 	}

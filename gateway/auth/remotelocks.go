@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/resource"
@@ -70,6 +71,47 @@ func (s *Service) ReplaceRemoteLocks(ctx context.Context, root string, locks []r
 		want[l.Metadata.Name] = &l
 	}
 
+	// A set that changes the locks rebuilds the bundle: a root (a compromised one
+	// included) gets at most one such set applied per RemoteLockSetGap.
+	if err := s.waitLockPushGap(ctx, root); err != nil {
+		return 0, err
+	}
+	n, err := s.replaceRemoteLocksIfTrusted(ctx, root, want)
+	if n > 0 {
+		s.lockPushMu.Lock()
+		if s.lockPushNext == nil {
+			s.lockPushNext = map[string]time.Time{}
+		}
+		s.lockPushNext[root] = time.Now().Add(RemoteLockSetGap)
+		s.lockPushMu.Unlock()
+	}
+	return n, err
+}
+
+// RemoteLockSetGap is the least time between two lock sets of one root that change
+// anything: a root pushes within a second of a change, so a person's locks pass at once.
+const RemoteLockSetGap = time.Second
+
+// waitLockPushGap waits until root's next lock set may be applied, or ctx ends.
+func (s *Service) waitLockPushGap(ctx context.Context, root string) error {
+	s.lockPushMu.Lock()
+	wait := time.Until(s.lockPushNext[root])
+	s.lockPushMu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// replaceRemoteLocksIfTrusted stores the checked set want if root is trusted now.
+func (s *Service) replaceRemoteLocksIfTrusted(ctx context.Context, root string, want map[string]*resource.Lock) (int, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	// Only from a root this cluster trusts now: checked under the write lock, so a push

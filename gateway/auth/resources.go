@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,6 +170,11 @@ func (s *Service) createOne(ctx context.Context, r resource.Resource, batch []re
 		if err := checkNodeLabels(v); err != nil {
 			return "", err
 		}
+	case *resource.Role:
+		// Checked on write only: a role stored before keeps working.
+		if strings.Contains(name, ",") {
+			return "", errorf(ErrBadRequest, "role %q: ',' is not allowed in role names (tetherctl users add --roles and tether status list roles separated by commas)", name)
+		}
 	case *resource.User:
 		if err := checkUserCanSignIn(v); err != nil {
 			return "", err
@@ -229,17 +235,33 @@ func Printable(s string) bool {
 // C1).
 func IsControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
+// CheckNodeLabels reports the first of labels that cannot be a node label (ValidNodeLabel),
+// or more than MaxNodeLabels of them. Its error names the label, escaped.
+func CheckNodeLabels(labels map[string]string) error {
+	if len(labels) > MaxNodeLabels {
+		return fmt.Errorf("%d labels, more than %d", len(labels), MaxNodeLabels)
+	}
+	ok := true
+	for k, v := range labels {
+		ok = ok && ValidNodeLabel(k, v)
+	}
+	if ok { // node lists check every node: no allocation on this path
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if v := labels[k]; !ValidNodeLabel(k, v) {
+			return fmt.Errorf("label %s: %s is empty, longer than %d bytes or holds control characters",
+				strconv.QuoteToASCII(k), strconv.QuoteToASCII(v), MaxNodeLabelBytes)
+		}
+	}
+	return nil
+}
+
 // checkNodeLabels refuses, on write, a node whose labels a root could not list (read
 // from the store, a node is not checked again).
 func checkNodeLabels(n *resource.Node) error {
-	if len(n.Metadata.Labels) > MaxNodeLabels {
-		return errorf(ErrBadRequest, "node %q has %d labels, more than %d", n.Metadata.Name, len(n.Metadata.Labels), MaxNodeLabels)
-	}
-	for k, v := range n.Metadata.Labels {
-		if !ValidNodeLabel(k, v) {
-			return errorf(ErrBadRequest, "node %q: label %s: %s is empty, longer than %d bytes or holds control characters (a root could not list this cluster's nodes)",
-				n.Metadata.Name, strconv.QuoteToASCII(k), strconv.QuoteToASCII(v), MaxNodeLabelBytes)
-		}
+	if err := CheckNodeLabels(n.Metadata.Labels); err != nil {
+		return errorf(ErrBadRequest, "node %q: %v (a root could not list this cluster's nodes)", n.Metadata.Name, err)
 	}
 	return nil
 }

@@ -102,6 +102,9 @@ type Service struct {
 
 	nodesMu sync.Mutex
 	nodes   map[string]cachedNode // Nodes' parsed documents by store key
+
+	lockPushMu   sync.Mutex
+	lockPushNext map[string]time.Time // per root: when its next lock set may be applied
 }
 
 const (

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,6 +215,12 @@ func (s *Service) storeToken(ctx context.Context, token string, opts TokenOption
 		bound = resource.NormalizeClusterName(opts.ClusterName)
 		if bound == s.cfg.ClusterName {
 			return TokenInfo{}, errorf(ErrBadRequest, "token cluster name %q is this cluster's own name; give the leaf's cluster_name", bound)
+		}
+	}
+	if slices.Contains(t.Spec.Roles, resource.TokenRoleNode) {
+		// The labels go onto every node that joins with the token.
+		if err := CheckNodeLabels(opts.Labels); err != nil {
+			return TokenInfo{}, errorf(ErrBadRequest, "token labels: %v", err)
 		}
 	}
 	if len(opts.Labels) > 0 {

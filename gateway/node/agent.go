@@ -95,6 +95,10 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.Name == "" || cfg.ListenAddr == "" || cfg.AuthServer == "" || cfg.Dir == "" {
 		return nil, errors.New("node: name, listen_addr, auth_server and the data directory are required")
 	}
+	if err := auth.CheckNodeLabels(cfg.Labels); err != nil {
+		// The cluster refuses them too; saying so here names the setting to fix.
+		return nil, fmt.Errorf("node: node.labels: %w", err)
+	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}

@@ -2,15 +2,12 @@ package node_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -298,38 +295,9 @@ func TestHeartbeatAndAdminIdentitiesAreNotInterchangeable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var saved struct {
-		TLSCert string `json:"tls_cert"`
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "identity.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &saved); err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := ssh.ParseRawPrivateKey(keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode([]byte(saved.TLSCert))
-	nodeCert := tls.Certificate{Certificate: [][]byte{block.Bytes}, PrivateKey: *raw.(*ed25519.PrivateKey)}
+	nodeCert := nodeTLSCert(t, dir)
 	post := func(cert tls.Certificate, method, path, body string) (int, string) {
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-			RootCAs: g.Auth().CA().TLS.CertPool(), Certificates: []tls.Certificate{cert}}}}
-		defer c.CloseIdleConnections()
-		req, _ := http.NewRequest(method, "https://"+g.Addr()+path, strings.NewReader(body))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return callCluster(t, g, cert, method, path, body)
 	}
 	hb := `{"addr":"127.0.0.1:1","heartbeat_ttl":"1s"}`
 	if code, body := post(admin.Cert, http.MethodPost, web.NodeHeartbeatPath, hb); code != http.StatusUnauthorized || !strings.Contains(body, "not a node") {
