@@ -287,6 +287,27 @@ type userConn struct {
 type session struct {
 	in     policy.Input
 	cancel func()
+	// tell, when set, writes a line to the user's session (its stderr) before a cut.
+	tell func(msg string)
+}
+
+// tellTimeout bounds how long a cut waits to tell the user why (a client that reads
+// nothing leaves no window to write in).
+const tellTimeout = time.Second
+
+// stderrTeller writes msg on its own lines to ch's stderr, waiting at most tellTimeout.
+func stderrTeller(ch ssh.Channel) func(msg string) {
+	return func(msg string) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = fmt.Fprintf(ch.Stderr(), "\r\n%s\r\n", msg)
+		}()
+		select {
+		case <-done:
+		case <-time.After(tellTimeout):
+		}
+	}
 }
 
 // decide looks the node up and asks the engine for ssh.session. It returns the input it
@@ -368,7 +389,7 @@ func (c *userConn) session(nc ssh.NewChannel) {
 	}
 	start := time.Now()
 	sctx, cancel := context.WithCancel(c.ctx)
-	sess := &session{in: in, cancel: cancel}
+	sess := &session{in: in, cancel: cancel, tell: stderrTeller(uch)}
 	c.mu.Lock()
 	if c.sessions == nil {
 		c.sessions = map[*session]struct{}{}
@@ -560,6 +581,15 @@ func (c *userConn) recheck() {
 					why = "node relabelled"
 				}
 				c.log.Info(why+"; session no longer allowed, ending it", "action", in.Action, "reasons", d.Reasons, "err", err)
+				if l.s.tell != nil {
+					// As the root's proxy says it: a lock's message is meant for the
+					// user; any other rule's reasons stay in the decision log.
+					msg := fmt.Sprintf("session ended: access to %s@%s is no longer allowed", in.Login, c.target.Node)
+					if err == nil && d.DeniedOnlyByLocks() {
+						msg = "session ended: " + strings.Join(d.Reasons, "; ")
+					}
+					l.s.tell(msg)
+				}
 				l.s.cancel()
 				continue
 			}
