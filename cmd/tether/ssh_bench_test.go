@@ -212,10 +212,21 @@ func TestSSHFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	timed := func(cmd *exec.Cmd) time.Duration {
+	// phased runs cmd and splits its wall time at the first byte written to dst (the
+	// connection's setup: ssh, tether proxy, the hops' handshakes and decisions, sftp's
+	// start) from the data phase, and gives the machine's busy share in the data phase.
+	phased := func(cmd *exec.Cmd, dst string) (wall, setup time.Duration, dataBusy float64) {
+		_ = os.Remove(dst)
 		start := time.Now()
+		w := watchFirstByte(ctx, dst, start)
 		run(cmd)
-		return time.Since(start)
+		wall = time.Since(start)
+		b1, _, a1 := machineCPU(t)
+		setup, b0, a0 := w()
+		if setup > 0 && a1 > a0 {
+			dataBusy = float64(b1-b0) / float64(a1-a0)
+		}
+		return wall, setup, dataBusy
 	}
 	keys := filepath.Join(p.profile, "keys", "127.0.0.1")
 	scpBase := []string{"-q", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"}
@@ -252,10 +263,12 @@ func TestSSHFigures(t *testing.T) {
 			}
 		}
 		rootCPU, leafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
+		rootFlt, leafFlt := minorFaults(p.root.pid), minorFaults(p.leaf.pid)
 		busy0, steal0, all0 := machineCPU(t)
-		st := timed(scpThrough)
+		st, stSetup, stBusy := phased(scpThrough, filepath.Join(dir, "through"))
 		busy1, steal1, all1 := machineCPU(t)
 		rootCPU, leafCPU = cpuTime(t, p.root.pid)-rootCPU, cpuTime(t, p.leaf.pid)-leafCPU
+		rootFlt, leafFlt = minorFaults(p.root.pid)-rootFlt, minorFaults(p.leaf.pid)-leafFlt
 		proxy, proxyPIDs := proxyCPU()
 		profiles.Wait()
 		if *scpPprof != "" && round == 0 {
@@ -280,12 +293,12 @@ func TestSSHFigures(t *testing.T) {
 		}
 		tetherScp := p.tether(ctx, nil, "scp", "-q", leafFlag, src, p.target()+":"+filepath.Join(dir, "tether"))
 		tRootCPU, tLeafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
-		tt := timed(tetherScp)
+		tt, ttSetup, _ := phased(tetherScp, filepath.Join(dir, "tether"))
 		tRootCPU, tLeafCPU = cpuTime(t, p.root.pid)-tRootCPU, cpuTime(t, p.leaf.pid)-tLeafCPU
 		tClient := tetherScp.ProcessState.UserTime() + tetherScp.ProcessState.SystemTime()
 		directScp := exec.CommandContext(ctx, scp, append(append(scpBase, "-i", d.key, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile="+d.knownHosts, "-o", "HostKeyAlias=node1", "-P", d.port),
 			src, p.login+"@127.0.0.1:"+filepath.Join(dir, "direct"))...)
-		sd := timed(directScp)
+		sd, sdSetup, sdBusy := phased(directScp, filepath.Join(dir, "direct"))
 		dClient := directScp.ProcessState.UserTime() + directScp.ProcessState.SystemTime()
 		t.Logf("FIGURE scp 256 MiB through root -> leaf -> node (OpenSSH scp, ProxyCommand): %.1f MiB/s (%v); tether scp: %.1f MiB/s (%v); direct scp: %.1f MiB/s (%v); through/direct %.0f%%, tether scp/direct %.0f%% (target >= 50%%)",
 			mib(st), st.Round(time.Millisecond), mib(tt), tt.Round(time.Millisecond), mib(sd), sd.Round(time.Millisecond), 100*mib(st)/mib(sd), 100*mib(tt)/mib(sd))
@@ -296,6 +309,10 @@ func TestSSHFigures(t *testing.T) {
 			perMiB(tRootCPU), perMiB(tLeafCPU), perMiB(tClient), perMiB(dClient))
 		t.Logf("FIGURE machine during the OpenSSH scp through the path: busy %.2f of %d CPUs (%.0f%%), steal %.0f%%",
 			float64(runtime.NumCPU())*float64(busy1-busy0)/float64(all1-all0), runtime.NumCPU(), 100*float64(busy1-busy0)/float64(all1-all0), 100*float64(steal1-steal0)/float64(all1-all0))
+		t.Logf("FIGURE page faults during the OpenSSH scp through the path: root tetherd %.0f per MiB, leaf tetherd %.0f per MiB", float64(rootFlt)/256, float64(leafFlt)/256)
+		t.Logf("FIGURE phases (setup = until the first byte reaches the node's file): through setup %v, data %.1f MiB/s, machine busy in data %.0f%%; tether scp setup %v, data %.1f MiB/s; direct setup %v, data %.1f MiB/s, machine busy in data %.0f%%; data-phase through/direct %.0f%%",
+			stSetup.Round(time.Millisecond), 256/(st-stSetup).Seconds(), 100*stBusy, ttSetup.Round(time.Millisecond), 256/(tt-ttSetup).Seconds(),
+			sdSetup.Round(time.Millisecond), 256/(sd-sdSetup).Seconds(), 100*sdBusy, 100*(sd-sdSetup).Seconds()/(st-stSetup).Seconds())
 		ratiosThrough = append(ratiosThrough, mib(st)/mib(sd))
 		ratiosTether = append(ratiosTether, mib(tt)/mib(sd))
 	}
@@ -433,9 +450,17 @@ func procCPU(pid int) (time.Duration, bool) {
 // nice, system, irq, softirq), steal, and the total.
 func machineCPU(t *testing.T) (busy, steal, total int64) {
 	t.Helper()
-	data, err := os.ReadFile("/proc/stat")
+	busy, steal, total, err := readMachineCPU()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return busy, steal, total
+}
+
+func readMachineCPU() (busy, steal, total int64, err error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1:]
 	v := make([]int64, len(f))
@@ -446,7 +471,50 @@ func machineCPU(t *testing.T) (busy, steal, total int64) {
 		}
 	}
 	// user nice system idle iowait irq softirq steal
-	return v[0] + v[1] + v[2] + v[5] + v[6], v[7], total
+	return v[0] + v[1] + v[2] + v[5] + v[6], v[7], total, nil
+}
+
+// watchFirstByte polls dst's size every 2 ms from start until the returned function is
+// called, which gives the time from start until dst first held a byte (0 when it never
+// did) and the machine's CPU counters (machineCPU's busy and total) sampled then.
+func watchFirstByte(ctx context.Context, dst string, start time.Time) func() (time.Duration, int64, int64) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var first time.Duration
+	var busy, total int64
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if fi, err := os.Stat(dst); err == nil && fi.Size() > 0 {
+				first = time.Since(start)
+				busy, _, total, _ = readMachineCPU()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() (time.Duration, int64, int64) {
+		cancel()
+		<-done
+		return first, busy, total
+	}
+}
+
+// minorFaults is the count of minor page faults process pid has taken (Linux /proc).
+func minorFaults(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	n, _ := strconv.ParseInt(f[7], 10, 64)
+	return n
 }
 
 // cpuTime is the user + system CPU time process pid has used (Linux /proc).
