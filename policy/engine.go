@@ -91,6 +91,7 @@ type Engine struct {
 	decisions *lru.Cache[key, *cachedDecision]
 	ids       *lru.Cache[key, *identity]
 	hash      keyHash // picks a cache slot; entries keep their key bytes (key.go)
+	labels    labelsCache
 	logger    Logger
 	stats     stats
 	metrics   engineMetrics
@@ -349,7 +350,11 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	if useCache {
 		e.metrics.misses.Add(1)
 	}
-	d, err := e.staged(ctx, p, in)
+	var nodeLabels ast.Value
+	if enc != nil && in.Node != nil {
+		nodeLabels = e.labels.get(enc.b[enc.nodeLabels[0]:enc.nodeLabels[1]], in.Node.Labels)
+	}
+	d, err := e.staged(ctx, p, in, nodeLabels)
 	if err != nil {
 		return e.failed(in, p, err)
 	}
@@ -426,13 +431,14 @@ func (e *Engine) log(in *Input, d Decision) {
 }
 
 // staged evaluates identity (cached per certificate), then the fast form for an
-// ssh.session, or the generic access stage.
-func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, error) {
+// ssh.session, or the generic access stage. nodeLabels, when not nil, is in.Node.Labels
+// as a value (labelsCache).
+func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, nodeLabels ast.Value) (Decision, error) {
 	id, err := e.identity(ctx, p, in)
 	if err != nil {
 		return Decision{}, err
 	}
-	input := in.valueWithCert(id.cert)
+	input := in.valueWith(id.cert, nodeLabels)
 	if in.Action == ActionSSHSession {
 		now := in.Now.UnixNano()
 		st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(now, 10))}

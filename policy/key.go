@@ -23,7 +23,12 @@ func newKeyHash() keyHash {
 	return func(b []byte) key { return key(maphash.Bytes(seed, b)) }
 }
 
-type encoder struct{ b []byte }
+type encoder struct {
+	b []byte
+	// nodeLabels is where decisionKey encoded the node's labels in b (start, end), so that
+	// the engine can key its cache of label objects on them (labelsCache).
+	nodeLabels [2]int
+}
 
 var encoders = sync.Pool{New: func() any { return &encoder{b: make([]byte, 0, 512)} }}
 
@@ -93,6 +98,7 @@ func (e *encoder) cert(c *Cert) {
 func getEncoder() *encoder {
 	e := encoders.Get().(*encoder)
 	e.b = e.b[:0]
+	e.nodeLabels = [2]int{}
 	return e
 }
 
@@ -118,7 +124,9 @@ func decisionKey(gen uint64, in *Input) *encoder {
 		e.bool(in.Node != nil)
 		if in.Node != nil {
 			e.str(in.Node.Name)
+			e.nodeLabels[0] = len(e.b)
 			e.labels(in.Node.Labels)
+			e.nodeLabels[1] = len(e.b)
 		}
 		e.bool(in.RemoteCluster != nil)
 		if in.RemoteCluster != nil {
