@@ -351,10 +351,14 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 		e.metrics.misses.Add(1)
 	}
 	var nodeLabels ast.Value
-	if enc != nil && in.Node != nil {
-		nodeLabels = e.labels.get(enc.b[enc.nodeLabels[0]:enc.nodeLabels[1]], in.Node.Labels)
+	var idKey []byte
+	if enc != nil {
+		idKey = enc.b[:enc.idEnd]
+		if in.Node != nil {
+			nodeLabels = e.labels.get(enc.b[enc.nodeLabels[0]:enc.nodeLabels[1]], in.Node.Labels)
+		}
 	}
-	d, err := e.staged(ctx, p, in, nodeLabels)
+	d, err := e.staged(ctx, p, in, idKey, nodeLabels)
 	if err != nil {
 		return e.failed(in, p, err)
 	}
@@ -431,10 +435,17 @@ func (e *Engine) log(in *Input, d Decision) {
 }
 
 // staged evaluates identity (cached per certificate), then the fast form for an
-// ssh.session, or the generic access stage. nodeLabels, when not nil, is in.Node.Labels
-// as a value (labelsCache).
-func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, nodeLabels ast.Value) (Decision, error) {
-	id, err := e.identity(ctx, p, in)
+// ssh.session, or the generic access stage. idKey, when not nil, is in's identityKey
+// (the start of its decisionKey); nodeLabels, when not nil, is in.Node.Labels as a value
+// (labelsCache).
+func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, idKey []byte, nodeLabels ast.Value) (Decision, error) {
+	var id *identity
+	var err error
+	if idKey != nil {
+		id, err = e.identityByKey(ctx, p, in, idKey)
+	} else {
+		id, err = e.identity(ctx, p, in)
+	}
 	if err != nil {
 		return Decision{}, err
 	}
@@ -558,8 +569,14 @@ func (d Decision) Explained(ctx context.Context) (Decision, error) {
 func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
 	enc := identityKey(p.gen, in.Cluster, &in.Cert)
 	defer enc.release()
-	k := e.hash(enc.b)
-	if id, ok := e.ids.Get(k); ok && string(id.key) == string(enc.b) {
+	return e.identityByKey(ctx, p, in, enc.b)
+}
+
+// identityByKey is identity with in's identity key already encoded (identityKey's bytes,
+// which begin every decisionKey).
+func (e *Engine) identityByKey(ctx context.Context, p *prepared, in *Input, idKey []byte) (*identity, error) {
+	k := e.hash(idKey)
+	if id, ok := e.ids.Get(k); ok && string(id.key) == string(idKey) {
 		return id, nil
 	}
 	cert := in.Cert.Value()
@@ -571,7 +588,7 @@ func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identit
 	if err != nil {
 		return nil, err
 	}
-	id.key = slices.Clone(enc.b)
+	id.key = slices.Clone(idKey)
 	e.ids.Add(k, id)
 	return id, nil
 }
