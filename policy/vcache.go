@@ -12,19 +12,27 @@ import (
 // session miss); this one keeps its entries in slices that the pooled query reuses, and is
 // emptied before and after every evaluation (reset), so nothing one evaluation memoized
 // is ever seen by another. It answers exactly as OPA's does: an exact key in the top frame
-// only; a key marked undefined stays undefined.
+// only; a key marked undefined stays undefined. A small cache is scanned; a large one (a
+// node list's) is looked up through an index of key hashes.
 type flatCache struct {
 	terms  []*ast.Term // the entries' keys, one after another
 	ents   []flatEntry
 	frames []int // the index in ents at which each frame starts; the last is the top frame
+	// idx: once an evaluation holds more than indexFrom entries (a node list memoizes a
+	// call per node), the newest entry of each key hash; older ones are chained by prev.
+	idx map[int]int
 }
 
 type flatEntry struct {
 	off, n    int // the key is terms[off:off+n]
 	hash      int
+	prev      int // the previous entry with the same hash, or -1 (only with idx)
 	value     *ast.Term
 	undefined bool
 }
+
+// indexFrom is the number of entries up to which find scans them all.
+const indexFrom = 16
 
 var _ topdown.VirtualCache = (*flatCache)(nil)
 
@@ -42,6 +50,7 @@ func (c *flatCache) reset() {
 	clear(c.ents)
 	c.ents = c.ents[:0]
 	c.frames = append(c.frames[:0], 0)
+	c.idx = nil
 }
 
 func refHash(ref ast.Ref) int {
@@ -55,6 +64,16 @@ func refHash(ref ast.Ref) int {
 // find returns the index of ref's entry in the top frame, or -1.
 func (c *flatCache) find(ref ast.Ref, h int) int {
 	top := c.frames[len(c.frames)-1]
+	if c.idx != nil {
+		i, ok := c.idx[h]
+		for ok && i >= top {
+			if e := &c.ents[i]; e.n == len(ref) && refEqual(c.terms[e.off:e.off+e.n], ref) {
+				return i
+			}
+			i, ok = c.ents[i].prev, c.ents[i].prev >= 0
+		}
+		return -1
+	}
 	for i := len(c.ents) - 1; i >= top; i-- {
 		e := &c.ents[i]
 		if e.hash != h || e.n != len(ref) {
@@ -65,6 +84,29 @@ func (c *flatCache) find(ref ast.Ref, h int) int {
 		}
 	}
 	return -1
+}
+
+// index records entry i in idx, building idx when the entries outgrow a scan.
+func (c *flatCache) index(i int) {
+	if c.idx == nil {
+		if len(c.ents) <= indexFrom {
+			return
+		}
+		c.idx = make(map[int]int, 2*len(c.ents))
+		for j := range c.ents[:i] {
+			c.link(j)
+		}
+	}
+	c.link(i)
+}
+
+func (c *flatCache) link(i int) {
+	e := &c.ents[i]
+	e.prev = -1
+	if p, ok := c.idx[e.hash]; ok {
+		e.prev = p
+	}
+	c.idx[e.hash] = i
 }
 
 func refEqual(a, b ast.Ref) bool {
@@ -82,6 +124,15 @@ func (c *flatCache) Push() { c.frames = append(c.frames, len(c.ents)) }
 // Pop drops the top frame and its entries.
 func (c *flatCache) Pop() {
 	top := c.frames[len(c.frames)-1]
+	if c.idx != nil {
+		for i := len(c.ents) - 1; i >= top; i-- {
+			if e := &c.ents[i]; e.prev >= 0 {
+				c.idx[e.hash] = e.prev
+			} else {
+				delete(c.idx, e.hash)
+			}
+		}
+	}
 	if top < len(c.ents) {
 		off := c.ents[top].off
 		clear(c.terms[off:])
@@ -114,8 +165,9 @@ func (c *flatCache) Put(ref ast.Ref, value *ast.Term) {
 	if i < 0 {
 		off := len(c.terms)
 		c.terms = append(c.terms, ref...)
-		c.ents = append(c.ents, flatEntry{off: off, n: len(ref), hash: h})
+		c.ents = append(c.ents, flatEntry{off: off, n: len(ref), hash: h, prev: -1})
 		i = len(c.ents) - 1
+		c.index(i)
 	}
 	if e := &c.ents[i]; value != nil {
 		e.value = value
