@@ -415,3 +415,43 @@ func BenchmarkDecideHit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecideMissKind is the cache-miss path with the identity warm, allowed and
+// denied requests apart and every request built before the timer starts, so that a
+// profile or an instruction count (valgrind --tool=callgrind) sees only Decide.
+func BenchmarkDecideMissKind(b *testing.B) {
+	ctx := context.Background()
+	f := newFixture(b)
+	e := f.engine(b, Options{})
+	pool := sessionPool(f, rand.New(rand.NewPCG(7, 7)), 32, false)
+	kinds := map[bool][]*Input{}
+	for _, in := range pool {
+		d, err := e.Decide(ctx, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kinds[d.Allow] = append(kinds[d.Allow], in)
+	}
+	for _, kind := range []struct {
+		name  string
+		allow bool
+	}{{"allowed", true}, {"denied", false}} {
+		b.Run(kind.name, func(b *testing.B) {
+			src := kinds[kind.allow]
+			reqs := make([]*Input, b.N)
+			for i := range reqs {
+				in := *src[i%len(src)]
+				in.Node = &Node{Name: fmt.Sprintf("%s-%d", kind.name, i), Labels: in.Node.Labels}
+				reqs[i] = &in
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, in := range reqs {
+				d, err := e.Decide(ctx, in)
+				if err != nil || d.Allow != kind.allow {
+					b.Fatal("not the same decision", err)
+				}
+			}
+		})
+	}
+}

@@ -91,6 +91,7 @@ type Engine struct {
 	decisions *lru.Cache[key, *cachedDecision]
 	ids       *lru.Cache[key, *identity]
 	hash      keyHash // picks a cache slot; entries keep their key bytes (key.go)
+	labels    labelsCache
 	logger    Logger
 	stats     stats
 	metrics   engineMetrics
@@ -349,7 +350,15 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 	if useCache {
 		e.metrics.misses.Add(1)
 	}
-	d, err := e.staged(ctx, p, in)
+	var nodeLabels ast.Value
+	var idKey []byte
+	if enc != nil {
+		idKey = enc.b[:enc.idEnd]
+		if in.Node != nil {
+			nodeLabels = e.labels.get(enc.b[enc.nodeLabels[0]:enc.nodeLabels[1]], in.Node.Labels)
+		}
+	}
+	d, err := e.staged(ctx, p, in, idKey, nodeLabels)
 	if err != nil {
 		return e.failed(in, p, err)
 	}
@@ -426,13 +435,21 @@ func (e *Engine) log(in *Input, d Decision) {
 }
 
 // staged evaluates identity (cached per certificate), then the fast form for an
-// ssh.session, or the generic access stage.
-func (e *Engine) staged(ctx context.Context, p *prepared, in *Input) (Decision, error) {
-	id, err := e.identity(ctx, p, in)
+// ssh.session, or the generic access stage. idKey, when not nil, is in's identityKey
+// (the start of its decisionKey); nodeLabels, when not nil, is in.Node.Labels as a value
+// (labelsCache).
+func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, idKey []byte, nodeLabels ast.Value) (Decision, error) {
+	var id *identity
+	var err error
+	if idKey != nil {
+		id, err = e.identityByKey(ctx, p, in, idKey)
+	} else {
+		id, err = e.identity(ctx, p, in)
+	}
 	if err != nil {
 		return Decision{}, err
 	}
-	input := in.valueWithCert(id.cert)
+	input := in.valueWith(id.cert, nodeLabels)
 	if in.Action == ActionSSHSession {
 		now := in.Now.UnixNano()
 		st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(now, 10))}
@@ -552,8 +569,14 @@ func (d Decision) Explained(ctx context.Context) (Decision, error) {
 func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identity, error) {
 	enc := identityKey(p.gen, in.Cluster, &in.Cert)
 	defer enc.release()
-	k := e.hash(enc.b)
-	if id, ok := e.ids.Get(k); ok && string(id.key) == string(enc.b) {
+	return e.identityByKey(ctx, p, in, enc.b)
+}
+
+// identityByKey is identity with in's identity key already encoded (identityKey's bytes,
+// which begin every decisionKey).
+func (e *Engine) identityByKey(ctx context.Context, p *prepared, in *Input, idKey []byte) (*identity, error) {
+	k := e.hash(idKey)
+	if id, ok := e.ids.Get(k); ok && string(id.key) == string(idKey) {
 		return id, nil
 	}
 	cert := in.Cert.Value()
@@ -565,7 +588,7 @@ func (e *Engine) identity(ctx context.Context, p *prepared, in *Input) (*identit
 	if err != nil {
 		return nil, err
 	}
-	id.key = slices.Clone(enc.b)
+	id.key = slices.Clone(idKey)
 	e.ids.Add(k, id)
 	return id, nil
 }

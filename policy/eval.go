@@ -28,7 +28,15 @@ type query struct {
 	qc       ast.QueryCompiler
 	body     ast.Body
 	res      []stageRef
-	pool     sync.Pool // *topdown.Query
+	pool     sync.Pool // *pooledQuery
+}
+
+// pooledQuery is a topdown.Query configured once, with the virtual-document cache it
+// reuses (emptied before and after each evaluation).
+type pooledQuery struct {
+	tq *topdown.Query
+	vc *flatCache
+	bc flatBaseCache
 }
 
 // stageRef is a value the query reads beside its input (see stage).
@@ -63,14 +71,18 @@ func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.V
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tq, _ := q.pool.Get().(*topdown.Query)
-	if tq == nil {
-		tq = topdown.NewQuery(q.body).WithQueryCompiler(q.qc).WithCompiler(q.compiler).WithStore(q.store).
-			WithStrictBuiltinErrors(true).WithMetrics(metrics.NoOp())
+	pq, _ := q.pool.Get().(*pooledQuery)
+	if pq == nil {
+		pq = &pooledQuery{vc: newFlatCache()}
+		pq.tq = topdown.NewQuery(q.body).WithQueryCompiler(q.qc).WithCompiler(q.compiler).WithStore(q.store).
+			WithStrictBuiltinErrors(true).WithMetrics(metrics.NoOp()).WithVirtualCache(pq.vc).WithBaseCache(&pq.bc)
 		for _, r := range q.res {
-			tq = tq.WithResolver(r.ref, r.r)
+			pq.tq = pq.tq.WithResolver(r.ref, r.r)
 		}
 	}
+	tq := pq.tq
+	pq.vc.reset()
+	pq.bc.reset()
 	txn, err := q.store.NewTransaction(ctx)
 	if err != nil {
 		return nil, err
@@ -88,7 +100,9 @@ func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.V
 	q.store.Abort(ctx, txn)
 	// The pooled query keeps no reference to this evaluation's input or transaction.
 	tq.WithInput(nil).WithTransaction(nil).WithCancel(nil)
-	q.pool.Put(tq)
+	pq.vc.reset()
+	pq.bc.reset()
+	q.pool.Put(pq)
 	if err != nil {
 		return nil, err
 	}

@@ -220,7 +220,11 @@ var (
 	keyLabels        = ast.StringTerm("labels")
 )
 
-func (in *Input) valueWithCert(cert ast.Value) ast.Value {
+func (in *Input) valueWithCert(cert ast.Value) ast.Value { return in.valueWith(cert, nil) }
+
+// valueWith is valueWithCert with the node's labels given as a value already made
+// (labelsCache), or built here when nodeLabels is nil.
+func (in *Input) valueWith(cert, nodeLabels ast.Value) ast.Value {
 	// This runs on every miss: the terms come from one block (termBlock), and each object
 	// is made by one ast.NewObject call, which allocates its elements in one block where
 	// Insert allocates per element and grows the object's map.
@@ -243,7 +247,10 @@ func (in *Input) valueWithCert(cert ast.Value) ast.Value {
 		k++
 	}
 	if in.Node != nil {
-		items[k] = [2]*ast.Term{keyNode, tb.val(tb.namedLabels(in.Node.Name, in.Node.Labels))}
+		if nodeLabels == nil {
+			nodeLabels = tb.labels(in.Node.Labels)
+		}
+		items[k] = [2]*ast.Term{keyNode, tb.val(tb.named(in.Node.Name, nodeLabels))}
 		k++
 	}
 	if in.RemoteCluster != nil {
@@ -268,14 +275,24 @@ func (tb *termBlock) val(v ast.Value) *ast.Term {
 func (tb *termBlock) str(s string) *ast.Term { return tb.val(ast.String(s)) }
 
 func (tb *termBlock) namedLabels(name string, labels map[string]string) ast.Value {
+	return tb.named(name, tb.labels(labels))
+}
+
+// labels is a string map as an object.
+func (tb *termBlock) labels(labels map[string]string) ast.Value {
 	// An object's value does not depend on the order its keys are given in.
 	l := make([][2]*ast.Term, 0, len(labels))
 	for k, v := range labels {
 		l = append(l, [2]*ast.Term{tb.str(k), tb.str(v)})
 	}
+	return ast.NewObject(l...)
+}
+
+// named is {"name": name, "labels": labels}.
+func (tb *termBlock) named(name string, labels ast.Value) ast.Value {
 	return ast.NewObject(
 		[2]*ast.Term{keyName, tb.str(name)},
-		[2]*ast.Term{keyLabels, tb.val(ast.NewObject(l...))})
+		[2]*ast.Term{keyLabels, tb.val(labels)})
 }
 
 // identityInput is what the identity stage sees: the certificate and the cluster.

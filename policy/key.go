@@ -23,7 +23,14 @@ func newKeyHash() keyHash {
 	return func(b []byte) key { return key(maphash.Bytes(seed, b)) }
 }
 
-type encoder struct{ b []byte }
+type encoder struct {
+	b []byte
+	// nodeLabels is where decisionKey encoded the node's labels in b (start, end), so that
+	// the engine can key its cache of label objects on them (labelsCache).
+	nodeLabels [2]int
+	// idEnd: b[:idEnd] is the request's identityKey (decisionKey begins with it).
+	idEnd int
+}
 
 var encoders = sync.Pool{New: func() any { return &encoder{b: make([]byte, 0, 512)} }}
 
@@ -93,6 +100,8 @@ func (e *encoder) cert(c *Cert) {
 func getEncoder() *encoder {
 	e := encoders.Get().(*encoder)
 	e.b = e.b[:0]
+	e.nodeLabels = [2]int{}
+	e.idEnd = 0
 	return e
 }
 
@@ -109,16 +118,19 @@ func (e *encoder) release() {
 func decisionKey(gen uint64, in *Input) *encoder {
 	e := getEncoder()
 	{
-		e.b = append(e.b, 'd')
-		e.b = binary.AppendUvarint(e.b, gen)
+		// The identity's key first, so that the identity cache keys on b[:idEnd] without
+		// encoding the certificate again. The two caches are apart, so the shared
+		// beginning cannot make a decision key equal an identity key in one cache.
+		e.identity(gen, in.Cluster, &in.Cert)
+		e.idEnd = len(e.b)
 		e.str(in.Action)
-		e.str(in.Cluster)
-		e.cert(&in.Cert)
 		e.str(in.Login)
 		e.bool(in.Node != nil)
 		if in.Node != nil {
 			e.str(in.Node.Name)
+			e.nodeLabels[0] = len(e.b)
 			e.labels(in.Node.Labels)
+			e.nodeLabels[1] = len(e.b)
 		}
 		e.bool(in.RemoteCluster != nil)
 		if in.RemoteCluster != nil {
@@ -133,9 +145,13 @@ func decisionKey(gen uint64, in *Input) *encoder {
 // cluster and the certificate.
 func identityKey(gen uint64, cluster string, c *Cert) *encoder {
 	e := getEncoder()
+	e.identity(gen, cluster, c)
+	return e
+}
+
+func (e *encoder) identity(gen uint64, cluster string, c *Cert) {
 	e.b = append(e.b, 'i')
 	e.b = binary.AppendUvarint(e.b, gen)
 	e.str(cluster)
 	e.cert(c)
-	return e
 }
