@@ -23,35 +23,14 @@ func TestConfigMakesOpenSSHRefuseUnknownHostKeys(t *testing.T) {
 	if err != nil {
 		t.Skip("no OpenSSH client (make tools installs it)")
 	}
-	home := t.TempDir()
-	t.Setenv("TETHER_HOME", home)
 	hostCA, _ := newTestSigner(t)
-	p := &Profile{Proxy: "127.0.0.1:3080", User: "alice", Cluster: "root", SelectedCluster: "root", ValidBefore: time.Now().Add(time.Hour)}
-	p.dir = home
-	if err := p.save(); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{p.KeyPath(), p.CertPath(), p.TLSCertPath(), p.TLSKeyPath()} {
-		if err := writeFile(f, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := saveStubProfile(t, t.TempDir(), "127.0.0.1:3080", "root")
 	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostCA.PublicKey())))
 	kh := "@cert-authority *.root,root,127.0.0.1 " + key + " clustername=root&type=host\n@cert-authority *.leaf,leaf " + key + " clustername=leaf&type=host\n"
 	if err := os.WriteFile(p.KnownHostsPath(), []byte(kh), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := rootCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"config"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(t.TempDir(), "ssh_config")
-	if err := os.WriteFile(cfg, out.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, out := writeTetherConfig(t)
 	for _, host := range []string{"node1.leaf", "node1.root"} {
 		g, err := exec.Command(sshBin, "-G", "-F", cfg, "visitor@"+host).Output()
 		if err != nil {
@@ -98,33 +77,13 @@ func TestConfigQuotesPathsForOpenSSHAndTheShell(t *testing.T) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("TETHER_HOME", home)
 	hostCA, _ := newTestSigner(t)
-	p := &Profile{Proxy: "127.0.0.1:3080", User: "alice", Cluster: "root", SelectedCluster: "root", ValidBefore: time.Now().Add(time.Hour)}
-	p.dir = home
-	if err := p.save(); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{p.KeyPath(), p.CertPath(), p.TLSCertPath(), p.TLSKeyPath()} {
-		if err := writeFile(f, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := saveStubProfile(t, home, "127.0.0.1:3080", "root")
 	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostCA.PublicKey())))
 	if err := os.WriteFile(p.KnownHostsPath(), []byte("@cert-authority *.leaf,leaf "+key+" clustername=leaf&type=host\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := rootCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"config"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(t.TempDir(), "ssh_config")
-	if err := os.WriteFile(cfg, out.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, out := writeTetherConfig(t)
 	g, err := exec.Command(sshBin, "-G", "-F", cfg, "visitor@node1.leaf").Output()
 	if err != nil {
 		t.Fatalf("ssh -G: %v\n%s", err, out.String())
@@ -151,4 +110,39 @@ func TestConfigQuotesPathsForOpenSSHAndTheShell(t *testing.T) {
 	if err != nil || strings.TrimSuffix(string(got), "\n") != home {
 		t.Errorf("the ProxyCommand's shell gives TETHER_HOME=%q (%v), want %q", got, err, home)
 	}
+}
+
+// saveStubProfile saves, in home (made TETHER_HOME), a profile of alice at proxy for
+// cluster with placeholder key and certificate files: enough for tether config.
+func saveStubProfile(t *testing.T, home, proxy, cluster string) *Profile {
+	t.Helper()
+	t.Setenv("TETHER_HOME", home)
+	p := &Profile{Proxy: proxy, User: "alice", Cluster: cluster, SelectedCluster: cluster, ValidBefore: time.Now().Add(time.Hour)}
+	p.dir = home
+	if err := p.save(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{p.KeyPath(), p.CertPath(), p.TLSCertPath(), p.TLSKeyPath()} {
+		if err := writeFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// writeTetherConfig runs tether config and writes what it prints to a file, for ssh -F.
+func writeTetherConfig(t *testing.T) (path string, out *bytes.Buffer) {
+	t.Helper()
+	cmd := rootCommand()
+	out = &bytes.Buffer{}
+	cmd.SetOut(out)
+	cmd.SetArgs([]string{"config"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "ssh_config")
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, out
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,34 +45,13 @@ func TestANestedClusterNameIsNeitherRouteNorCAForTheOther(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	home := t.TempDir()
-	t.Setenv("TETHER_HOME", home)
-	p := &Profile{Proxy: "tether.example.com:3080", User: "alice", Cluster: "root.example.com", SelectedCluster: "root.example.com", ValidBefore: time.Now().Add(time.Hour)}
-	p.dir = home
-	if err := p.save(); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{p.KeyPath(), p.CertPath(), p.TLSCertPath(), p.TLSKeyPath()} {
-		if err := writeFile(f, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := saveStubProfile(t, t.TempDir(), "tether.example.com:3080", "root.example.com")
 	if err := os.WriteFile(p.KnownHostsPath(), []byte(strings.Join(known, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("tether_config_routes_each_name_to_its_own_cluster", func(t *testing.T) {
-		cmd := rootCommand()
-		var out bytes.Buffer
-		cmd.SetOut(&out)
-		cmd.SetArgs([]string{"config"})
-		if err := cmd.Execute(); err != nil {
-			t.Fatal(err)
-		}
-		cfg := filepath.Join(t.TempDir(), "ssh_config")
-		if err := os.WriteFile(cfg, out.Bytes(), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		cfg, out := writeTetherConfig(t)
 		for host, want := range map[string]string{
 			"db.root.example.com": "--cluster=root.example.com ",
 			"db.example.com":      "--cluster=example.com ",
