@@ -35,13 +35,17 @@ func clustersInKnownHosts(p *Profile) []string {
 		if !strings.HasPrefix(line, "@cert-authority ") {
 			continue
 		}
+		// Only cluster names become Host lines and ProxyCommand arguments (a profile
+		// written before tether login checked them may hold anything the proxy sent).
 		if _, name, ok := strings.Cut(line, " tether host CA of "); ok {
-			seen[strings.TrimSpace(name)] = true
+			if name = strings.TrimSpace(name); isClusterName(name) {
+				seen[name] = true
+			}
 			continue
 		}
 		f := strings.Fields(line)
 		if c, ok := strings.CutPrefix(f[len(f)-1], web.KnownHostsClusterPrefix); ok {
-			if name, _, _ := strings.Cut(c, "&"); name != "" {
+			if name, _, _ := strings.Cut(c, "&"); isClusterName(name) {
 				seen[name] = true
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/gateway/web"
+	"github.com/tetherproject/tether/resource"
 )
 
 // proxyFlags are how login and users signup reach and verify the proxy.
@@ -367,6 +369,11 @@ const maxPasswordLength = 1024
 func knownHostsLines(resp *web.LoginResponse, proxy string) ([]string, error) {
 	var clusters []string
 	for _, h := range resp.HostCAs {
+		// A cluster name becomes a known_hosts pattern and tether config's Host line and
+		// ProxyCommand argument: only a cluster name is taken from the proxy.
+		if !isClusterName(h.Cluster) {
+			return nil, fmt.Errorf("the proxy sent a host CA for %s, which is not a cluster name; run tether login again against a proxy you trust", strconv.QuoteToASCII(h.Cluster))
+		}
 		clusters = append(clusters, h.Cluster)
 	}
 	var known []string
@@ -397,4 +404,10 @@ func knownHostsLines(resp *web.LoginResponse, proxy string) ([]string, error) {
 		}
 	}
 	return known, nil
+}
+
+// isClusterName reports whether name is a cluster name as clusters are named (checked and
+// already in normal form): what tether may write into known_hosts and ssh_config.
+func isClusterName(name string) bool {
+	return resource.CheckClusterName(name) == nil && resource.NormalizeClusterName(name) == name
 }
