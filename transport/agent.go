@@ -198,6 +198,11 @@ func (a *Agent) AddReplica(ep Endpoint) { a.addReplica(ep, false) }
 func (a *Agent) addReplica(ep Endpoint, learned bool) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.addReplicaLocked(ep, learned)
+}
+
+// addReplicaLocked is addReplica with a.mu held.
+func (a *Agent) addReplicaLocked(ep Endpoint, learned bool) bool {
 	if a.ctx.Err() != nil {
 		return false
 	}
@@ -311,6 +316,9 @@ func (a *Agent) learn(from *replica, eps []Endpoint) {
 	}
 	var stale []*replica
 	kept := 0
+	full := false
+	// Forgetting, counting and adding under one lock: replicas that learn at the same
+	// moment (each on its own goroutine) cannot each add up to the bound.
 	a.mu.Lock()
 	for ep, r := range a.replicas {
 		if !r.learned {
@@ -323,19 +331,25 @@ func (a *Agent) learn(from *replica, eps []Endpoint) {
 		}
 		kept++
 	}
+	for _, ep := range eps {
+		if kept >= MaxLearnedReplicas {
+			full = a.replicas[ep] == nil
+			if full {
+				break
+			}
+			continue
+		}
+		if a.addReplicaLocked(ep, true) {
+			kept++
+		}
+	}
 	a.mu.Unlock()
 	for _, r := range stale {
 		r.log.Info("forgetting a root replica no longer advertised")
 		r.cancel() // not waited for: learn runs on a replica's own goroutine
 	}
-	for _, ep := range eps {
-		if kept >= MaxLearnedReplicas {
-			a.log.Warn("a root advertises more replicas than a leaf follows; the rest are left out", "limit", MaxLearnedReplicas)
-			return
-		}
-		if a.addReplica(ep, true) {
-			kept++
-		}
+	if full {
+		a.log.Warn("a root advertises more replicas than a leaf follows; the rest are left out", "limit", MaxLearnedReplicas)
 	}
 }
 

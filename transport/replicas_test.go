@@ -25,8 +25,8 @@ func TestAdvertisedReplicasAreBoundedAndForgotten(t *testing.T) {
 			n := round.Add(1)
 			var eps []Endpoint
 			for i := range frame.MaxReplicas - 1 {
-				// Nothing listens there: 192.0.2.0/24 is TEST-NET-1.
-				addr := fmt.Sprintf("192.0.2.%d:%d", 1+i, 1000+n%5000)
+				// Loopback addresses nothing listens on (tests dial no other address).
+				addr := fmt.Sprintf("127.0.2.%d:%d", 1+i, 1000+n%5000)
 				eps = append(eps, Endpoint{QUIC: addr, TCP: addr})
 			}
 			return eps
