@@ -505,6 +505,9 @@ func TestSSHAccessPath(t *testing.T) {
 		if !strings.Contains(c.root.log.String(), "session no longer allowed") {
 			t.Fatalf("the cut is not logged:\n%s", c.root.log)
 		}
+		if !strings.Contains(errOut.String(), "credentials leaked") {
+			t.Fatalf("the cut session does not tell the user why: %q", errOut.String())
+		}
 		// A new session is denied with the lock's reason.
 		_, msg, code := c.tether(t, "ssh", "--cluster="+c.cluster, target, "true")
 		if code == 0 || !strings.Contains(msg, "is not authorized to login as") {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/audit"
+	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/transport"
@@ -294,6 +295,15 @@ type session struct {
 // tellTimeout bounds how long a cut waits to tell the user why (a client that reads
 // nothing leaves no window to write in).
 const tellTimeout = time.Second
+
+// printableRune maps the control characters a terminal acts on (C0, DEL, C1) to a space:
+// a leaf's own lock message is an admin's free text.
+func printableRune(r rune) rune {
+	if auth.IsControl(r) {
+		return ' '
+	}
+	return r
+}
 
 // stderrTeller writes msg on its own lines to ch's stderr, waiting at most tellTimeout.
 func stderrTeller(ch ssh.Channel) func(msg string) {
@@ -581,16 +591,21 @@ func (c *userConn) recheck() {
 					why = "node relabelled"
 				}
 				c.log.Info(why+"; session no longer allowed, ending it", "action", in.Action, "reasons", d.Reasons, "err", err)
-				if l.s.tell != nil {
-					// As the root's proxy says it: a lock's message is meant for the
-					// user; any other rule's reasons stay in the decision log.
-					msg := fmt.Sprintf("session ended: access to %s@%s is no longer allowed", in.Login, c.target.Node)
-					if err == nil && d.DeniedOnlyByLocks() {
-						msg = "session ended: " + strings.Join(d.Reasons, "; ")
-					}
-					l.s.tell(msg)
+				// As the root's proxy says it: a lock's message is meant for the user; any
+				// other rule's reasons stay in the decision log.
+				msg := fmt.Sprintf("session ended: access to %s@%s is no longer allowed", in.Login, c.target.Node)
+				if err == nil && d.DeniedOnlyByLocks() {
+					msg = "session ended: " + strings.Join(d.Reasons, "; ")
 				}
-				l.s.cancel()
+				// Telling waits for the user's window (up to tellTimeout): each session is
+				// told and cut on its own, so a user who stops reading many sessions
+				// delays none of the cuts by more than that.
+				go func(s *session) {
+					if s.tell != nil {
+						s.tell(strings.Map(printableRune, msg))
+					}
+					s.cancel()
+				}(l.s)
 				continue
 			}
 			c.mu.Lock()
