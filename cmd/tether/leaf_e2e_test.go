@@ -139,19 +139,10 @@ func newCountingEcho(t *testing.T) *countingEcho {
 	t.Cleanup(func() { l.Close() })
 	e := &countingEcho{addr: l.Addr().String()}
 	_, e.port, _ = net.SplitHostPort(e.addr)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			e.accepted.Add(1)
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
+	serveEach(l, func(c net.Conn) {
+		e.accepted.Add(1)
+		_, _ = io.Copy(c, c)
+	})
 	return e
 }
 
@@ -264,18 +255,7 @@ func agentSocket(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = agent.ServeAgent(keyring, c)
-			}()
-		}
-	}()
+	serveEach(l, func(c net.Conn) { _ = agent.ServeAgent(keyring, c) })
 	return sock
 }
 

@@ -151,6 +151,16 @@ func refusingSSHServer(t *testing.T, hostKey ssh.Signer) string {
 		return nil, errors.New("refused")
 	}}
 	cfg.AddHostKey(hostKey)
+	serveEach(l, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _, _, _ = ssh.NewServerConn(c, cfg)
+	})
+	return l.Addr().String()
+}
+
+// serveEach serves every connection l accepts with serve, on a goroutine of its own, and
+// closes it after; it returns at once and stops when l is closed.
+func serveEach(l net.Listener, serve func(net.Conn)) {
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -159,12 +169,10 @@ func refusingSSHServer(t *testing.T, hostKey ssh.Signer) string {
 			}
 			go func() {
 				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-				_, _, _, _ = ssh.NewServerConn(c, cfg)
+				serve(c)
 			}()
 		}
 	}()
-	return l.Addr().String()
 }
 
 // The proxy's host stays the root's even when it is under a leaf's name: the root's line

@@ -63,47 +63,38 @@ func fakeProxy(t *testing.T, proxyHost, nodeHost ssh.Signer) string {
 	proxyCfg.AddHostKey(proxyHost)
 	nodeCfg := &ssh.ServerConfig{PublicKeyCallback: accept}
 	nodeCfg.AddHostKey(nodeHost)
-	go func() {
-		for {
-			c, err := l.Accept()
+	serveEach(l, func(c net.Conn) {
+		_, chans, reqs, err := ssh.NewServerConn(c, proxyCfg)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		for nc := range chans {
+			ch, creqs, err := nc.Accept()
 			if err != nil {
 				return
 			}
 			go func() {
-				defer c.Close()
-				_, chans, reqs, err := ssh.NewServerConn(c, proxyCfg)
-				if err != nil {
-					return
-				}
-				go ssh.DiscardRequests(reqs)
-				for nc := range chans {
-					ch, creqs, err := nc.Accept()
-					if err != nil {
-						return
+				for r := range creqs {
+					_ = r.Reply(r.Type == "subsystem", nil)
+					if r.Type != "subsystem" {
+						continue
 					}
 					go func() {
-						for r := range creqs {
-							_ = r.Reply(r.Type == "subsystem", nil)
-							if r.Type != "subsystem" {
-								continue
+						if sc, nchans, nreqs, err := ssh.NewServerConn(&proxy.ChannelConn{Channel: ch}, nodeCfg); err == nil {
+							go ssh.DiscardRequests(nreqs)
+							for n := range nchans {
+								_ = n.Reject(ssh.Prohibited, "test")
 							}
-							go func() {
-								if sc, nchans, nreqs, err := ssh.NewServerConn(&proxy.ChannelConn{Channel: ch}, nodeCfg); err == nil {
-									go ssh.DiscardRequests(nreqs)
-									for n := range nchans {
-										_ = n.Reject(ssh.Prohibited, "test")
-									}
-									sc.Close()
-								}
-								_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{255}))
-								ch.Close()
-							}()
+							sc.Close()
 						}
+						_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{255}))
+						ch.Close()
 					}()
 				}
 			}()
 		}
-	}()
+	})
 	return l.Addr().String()
 }
 

@@ -179,8 +179,8 @@ func (s *Service) nodeResource(name, addr string, labels, tokenLabels map[string
 	all := map[string]string{}
 	maps.Copy(all, labels)
 	maps.Copy(all, tokenLabels)
-	if err := CheckNodeLabels(all); err != nil {
-		return nil, errorf(ErrBadRequest, "node %q: node.labels and the join token's labels together: %v", name, err)
+	if len(all) > MaxNodeLabels { // each label is checked above; only the count is new
+		return nil, errorf(ErrBadRequest, "node %q: node.labels and the join token's labels together: %d labels, more than %d", name, len(all), MaxNodeLabels)
 	}
 	if len(all) == 0 {
 		all = nil
