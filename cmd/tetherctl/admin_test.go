@@ -98,6 +98,37 @@ func TestUnknownCommandsFail(t *testing.T) {
 	}
 }
 
+// TestGlobalFlagsBeforeHelp: the flags that say how to reach a cluster (--data-dir, -i,
+// --auth-server) may come anywhere, as tctl's global flags do; help asked for after them
+// is help (exit status 0), not "unknown flag: --data-dir" (gaps brief, item 2), and they
+// alone still need a command.
+func TestGlobalFlagsBeforeHelp(t *testing.T) {
+	dir := t.TempDir()
+	var cases [][]string
+	for _, g := range [][]string{{"--data-dir", dir}, {"--data-dir=" + dir}, {"-i", "id.pem"}, {"-iid.pem"}, {"--identity=id.pem"}, {"--auth-server", "127.0.0.1:3080"}, {"--auth-server=127.0.0.1:3080", "--data-dir", dir}} {
+		for _, h := range [][]string{{"--help"}, {"-h"}, {"status", "--help"}, {"users", "--help"}, {"users", "add", "-h"}, {"help"}, {"help", "status"}, {"help", "users", "add"}} {
+			before := append(append([]string{}, g...), h...)
+			cases = append(cases, before)
+			if h[0] != "help" && h[0][0] != '-' {
+				// after the command, and after the subcommand
+				cases = append(cases, append(append([]string{h[0]}, g...), h[1:]...))
+				cases = append(cases, append(append(append([]string{}, h[:len(h)-1]...), g...), h[len(h)-1]))
+			}
+		}
+	}
+	for _, args := range cases {
+		out, err := run(t, args...)
+		if err != nil || !strings.Contains(out, "Usage:") {
+			t.Errorf("tetherctl %s: %v, output %q; want the help", strings.Join(args, " "), err, out)
+		}
+	}
+	for _, args := range [][]string{{"--data-dir", dir}, {"-i", "id.pem"}, {"--auth-server=127.0.0.1:3080"}} {
+		if _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), "tetherctl needs a command") {
+			t.Errorf("tetherctl %s: %v, want tetherctl needs a command", strings.Join(args, " "), err)
+		}
+	}
+}
+
 // TestTokenValueMustBeUnguessable: tokens add --value refuses fewer than 32 hexadecimal
 // characters (128 bits) before calling the cluster.
 func TestTokenValueMustBeUnguessable(t *testing.T) {

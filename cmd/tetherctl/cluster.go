@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tetherproject/tether/gateway/adminclient"
 	"github.com/tetherproject/tether/gateway/identity"
@@ -23,13 +24,18 @@ type connFlags struct {
 }
 
 func (f *connFlags) register(cmd *cobra.Command) {
+	f.registerOn(cmd.PersistentFlags(), "")
+}
+
+// registerOn adds the flags to fs, each usage text followed by note.
+func (f *connFlags) registerOn(fs *pflag.FlagSet, note string) {
 	def := os.Getenv("TETHER_DATA_DIR")
 	if def == "" {
 		def = "/var/lib/tether"
 	}
-	cmd.PersistentFlags().StringVar(&f.dataDir, "data-dir", def, "the cluster's data directory, for its admin identity ("+identity.FileName+")")
-	cmd.PersistentFlags().StringVarP(&f.identityFile, "identity", "i", "", "admin identity file (instead of --data-dir)")
-	cmd.PersistentFlags().StringVar(&f.authServer, "auth-server", "", "auth server web API host:port (default: from the identity file)")
+	fs.StringVar(&f.dataDir, "data-dir", def, "the cluster's data directory, for its admin identity ("+identity.FileName+")"+note)
+	fs.StringVarP(&f.identityFile, "identity", "i", "", "admin identity file (instead of --data-dir)"+note)
+	fs.StringVar(&f.authServer, "auth-server", "", "auth server web API host:port (default: from the identity file)"+note)
 }
 
 func (f *connFlags) client() (*adminclient.Client, error) {

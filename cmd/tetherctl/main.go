@@ -28,7 +28,17 @@ func rootCommand() *cobra.Command {
 	root.AddCommand(policyCommand())
 	root.AddCommand(tokensCommand(), createCommand(), getCommand(), rmCommand(), updateCommand(), usersCommand())
 	root.AddCommand(versionCommand(), statusCommand(), nodesCommand(), authCommand(), lockCommand())
-	root.SetHelpCommand(helpCommand())
+	help := helpCommand()
+	root.SetHelpCommand(help)
+	// The flags that say how to reach a cluster belong to the commands that do, but tctl
+	// users type them first, as its global flags: "tetherctl --data-dir X --help" and
+	// "tetherctl -i id help status" are requests for help, not unknown flags. A command
+	// still reads them from its own flags ("tetherctl --data-dir X status" parses them
+	// in status, where cobra hands every argument after the command's name).
+	for _, c := range []*cobra.Command{root, help} {
+		var ignored connFlags
+		ignored.registerOn(c.Flags(), "; read by the commands that reach a running cluster")
+	}
 	cli.RequireSubcommands(root)
 	return root
 }
