@@ -64,7 +64,33 @@ func (g *Gateway) ownNodes(ctx context.Context, id policy.Cert, requestedBy stri
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	g.logNodeList(in, len(nodes), out, requestedBy)
+	if len(out) == 0 {
+		if reasons, err := g.nodeListRefusal(ctx, id); err != nil {
+			return nil, err
+		} else if len(reasons) > 0 {
+			return nil, &nodeListRefused{reasons: reasons}
+		}
+	}
 	return out, nil
+}
+
+// nodeListRefused is an empty node list explained: the certificate itself is refused
+// here (a lock on the user, an untrusted signer, nothing mapped), so no list could hold a
+// node. The reasons are the policy's, for the user as a session denial shows them.
+type nodeListRefused struct{ reasons []string }
+
+func (e *nodeListRefused) Error() string { return strings.Join(e.reasons, "; ") }
+
+// nodeListRefusal says why id could reach no node of this cluster whatever the node: the
+// denial of a node.list request for no node in particular, reduced to the reasons that
+// are the certificate's (policy.Decision.CertificateReasons). Nil when nothing about the
+// certificate stands in the way (the list was empty because of labels or logins).
+func (g *Gateway) nodeListRefusal(ctx context.Context, id policy.Cert) ([]string, error) {
+	d, err := g.engine.Decide(ctx, &policy.Input{Action: policy.ActionNodeList, Cluster: g.cfg.ClusterName, Now: time.Now(), Cert: id, Node: &policy.Node{}})
+	if err != nil {
+		return nil, fmt.Errorf("deciding why the node list is empty: %w", err)
+	}
+	return d.CertificateReasons(), nil
 }
 
 // logNodeList writes the node list's decision-log event: the input without a node (and
@@ -104,6 +130,10 @@ func (g *Gateway) userNodes(ctx context.Context, req web.UserRequest) ([]web.Use
 	if cluster == g.cfg.ClusterName {
 		var err error
 		if nodes, err = g.ownNodes(ctx, req.ID, req.ClientAddr); err != nil {
+			var refused *nodeListRefused
+			if errors.As(err, &refused) {
+				return nil, &web.ClusterError{Status: http.StatusForbidden, Message: fmt.Sprintf("cluster %s refused to list its nodes: %s", cluster, refused)}
+			}
 			return nil, err
 		}
 	} else {
@@ -191,6 +221,8 @@ func (g *Gateway) askLeaf(ctx context.Context, req web.UserRequest, cluster stri
 		return nil, &web.ClusterError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("cluster %s is offline: its tunnel to the root is down; try again later, or ask its admins (tether clusters shows its status)", cluster)}
 	case errors.As(err, &elsewhere):
 		return nil, &web.ClusterError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("cluster %s is connected to another proxy replica (%s), which this one cannot relay to yet; try again", cluster, elsewhere.Replica)}
+	case errors.As(err, &denied) && svc == frame.ServiceNodeList:
+		return nil, &web.ClusterError{Status: http.StatusForbidden, Message: fmt.Sprintf("cluster %s refused to list its nodes: %s", cluster, denied.Reason)}
 	case errors.As(err, &denied):
 		return nil, &web.ClusterError{Status: http.StatusForbidden, Message: fmt.Sprintf("cluster %s refused: %s", cluster, denied.Reason)}
 	case errors.Is(err, frame.ErrServiceUnsupported):
@@ -236,6 +268,12 @@ func (g *Gateway) serveTunnelService(ctx context.Context, root string, req *fram
 	switch req.Service {
 	case frame.ServiceNodeList:
 		nodes, err := g.ownNodes(ctx, id, req.ClientAddr+" via "+root)
+		var refused *nodeListRefused
+		if errors.As(err, &refused) {
+			// The root shows it as this cluster's refusal (Gateway.askLeaf).
+			log.Info("refused a node list through the tunnel", "reasons", refused.reasons)
+			return nil, transport.Deny(refused.Error())
+		}
 		if err != nil {
 			log.Error("listing nodes for a root's user", "err", err)
 			return nil, transport.Deny("the leaf could not list its nodes now; try again")

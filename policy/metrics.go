@@ -77,6 +77,25 @@ func (d *Decision) DeniedOnlyByLocks() bool {
 	return true
 }
 
+// CertificateReasons are the reasons of a denial that hold for every request the
+// certificate could make here, whatever the node or login: locks on the user, a role or
+// the certificate's cluster, the certificate's trust, validity and requirements, and its
+// role mapping. A node list that comes out empty for such a certificate is a refusal, and
+// these reasons say why (a list made empty by labels or logins is only empty).
+func (d *Decision) CertificateReasons() []string {
+	if d.Allow {
+		return nil
+	}
+	var out []string
+	for _, r := range d.Reasons {
+		switch classOfReason(r) {
+		case classLock, classCertificate, classRoleMap:
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func classOfReason(r string) uint8 {
 	// The policy prefixes session denials with "user U@C is not authorized to login as
 	// L@C: "; classify what follows.

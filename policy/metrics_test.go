@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -111,6 +112,25 @@ func TestDeniedOnlyByLocks(t *testing.T) {
 	} {
 		if got := tc.d.DeniedOnlyByLocks(); got != tc.want {
 			t.Errorf("%+v: %v, want %v", tc.d.Reasons, got, tc.want)
+		}
+	}
+}
+
+// CertificateReasons keeps the reasons that hold whatever the node or login (a lock on
+// the user, the certificate's trust, its role mapping), not those of one node's labels.
+func TestCertificateReasons(t *testing.T) {
+	for _, tc := range []struct {
+		d    Decision
+		want []string
+	}{
+		{Decision{Reasons: []string{`locked by lock "l": leaked`, `no role's node_labels match node ""`}}, []string{`locked by lock "l": leaked`}},
+		{Decision{Reasons: []string{"no roles mapped for user with remote roles [x]", `no role's node_labels match node ""`}}, []string{"no roles mapped for user with remote roles [x]"}},
+		{Decision{Reasons: []string{"certificate is signed by the openssh certificate authority, not a user CA"}}, []string{"certificate is signed by the openssh certificate authority, not a user CA"}},
+		{Decision{Reasons: []string{`no role's node_labels match node ""`, "denied by operator policy: x"}}, nil},
+		{Decision{Allow: true, Reasons: []string{`locked by lock "l"`}}, nil},
+	} {
+		if got := tc.d.CertificateReasons(); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%q: %q, want %q", tc.d.Reasons, got, tc.want)
 		}
 	}
 }

@@ -173,6 +173,28 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		}
 	})
 
+	// A user locked at the leaf (by the leaf's own admin) gets an empty node list from the
+	// leaf's policy: the search of ssh without --cluster said only "node not found" (gaps
+	// brief, item 1). The leaf now answers the list with its denial, which ls, ssh without
+	// --cluster and ssh --cluster each say.
+	t.Run("a_user_locked_at_the_leaf_is_told_so", func(t *testing.T) {
+		out := leaf.ctl(t, tetherctl, "lock", "--user=alice", "--message=leaf maintenance", "--ttl=10m")
+		name := regexp.MustCompile(`lock "(\S+)"`).FindStringSubmatch(out)[1]
+		defer leaf.ctl(t, tetherctl, "rm", "lock/"+name)
+		reason := `locked by lock "` + name + `": leaf maintenance`
+		refused := "cluster " + leafName + " refused to list its nodes: " + reason
+		if _, errOut, err := alice.run(t, "", "ls", "--cluster="+leafName); err == nil || !strings.Contains(errOut, refused) {
+			t.Errorf("ls --cluster=%s: %v\n%s", leafName, err, errOut)
+		}
+		want := "node node-east not found in clusters " + rootName + "; " + refused
+		if _, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "true"); err == nil || !strings.Contains(errOut, want) {
+			t.Errorf("ssh without --cluster: %v\n%s", err, errOut)
+		}
+		if _, errOut, err := alice.run(t, "", "ssh", "--cluster="+leafName, login+"@node-east", "true"); err == nil || !strings.Contains(errOut, reason) {
+			t.Errorf("ssh --cluster=%s: %v\n%s", leafName, err, errOut)
+		}
+	})
+
 	// A lock names the user, not a cluster: a user locked on the root is told so by ls and
 	// status, as ssh --cluster tells them, not that the leaf does not exist (acceptance
 	// pass: ls --cluster said "cluster ... not found").
@@ -191,7 +213,8 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		if out := alice.must(t, "", "clusters"); !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(leafName) + ` +locked +leaf `).MatchString(out) {
 			t.Errorf("clusters:\n%s", out)
 		}
-		if _, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "true"); err == nil || !strings.Contains(errOut, "not searched: "+want) {
+		// The root refuses its own list too (the lock is the root's): no cluster was searched.
+		if _, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "true"); err == nil || !strings.Contains(errOut, "node node-east not found; cluster "+rootName+" refused to list its nodes: "+want[strings.Index(want, "locked by"):]+"; "+want) {
 			t.Errorf("ssh without --cluster: %v\n%s", err, errOut)
 		}
 	})

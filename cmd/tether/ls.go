@@ -145,7 +145,9 @@ func lsCommand() *cobra.Command {
 // root and every visible leaf, asked in parallel, each leaf answering from its own
 // policy): one match is the answer; several name the clusters to choose from with
 // --cluster; none says where it looked. Clusters that could not be asked are reported
-// on stderr and are fatal only when nothing matched.
+// on stderr and are fatal only when nothing matched; a cluster that refused the user its
+// list says why in the "not found" message ("cluster X refused to list its nodes: locked
+// by lock ...").
 func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error) {
 	clusters, err := fetchClusters(cmd, p)
 	if err != nil {
@@ -162,9 +164,16 @@ func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error
 	case c != "":
 		return c, nil
 	}
-	var matches, searched, failed []string
+	var matches, searched, refused, failed []string
 	for _, r := range fetchAllNodes(ctxOf(cmd), p, names) {
-		if r.err != nil {
+		var denied *apiError
+		switch {
+		case errors.As(r.err, &denied) && denied.Status == http.StatusForbidden:
+			// The cluster (or the root for it) refused the user a list: a lock, an
+			// untrusted or unmapped certificate. Its reason is why nothing was found there.
+			refused = append(refused, r.err.Error())
+			continue
+		case r.err != nil:
 			failed = append(failed, r.err.Error())
 			continue
 		}
@@ -178,7 +187,7 @@ func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error
 	}
 	switch {
 	case len(matches) == 1:
-		for _, f := range failed {
+		for _, f := range append(refused, failed...) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "note: not searched: %s\n", f)
 		}
 		return matches[0], nil
@@ -190,8 +199,14 @@ func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error
 		return "", fmt.Errorf("node %s is in more than one cluster (%s): choose one with %s", node, strings.Join(matches, ", "), strings.Join(opts, " or "))
 	}
 	msg := fmt.Sprintf("node %s not found in clusters %s", node, strings.Join(searched, ", "))
-	if len(searched) == 0 {
+	switch {
+	case len(searched) == 0 && len(refused) > 0:
+		msg = fmt.Sprintf("node %s not found", node)
+	case len(searched) == 0:
 		msg = fmt.Sprintf("node %s not found: no cluster could be searched", node)
+	}
+	for _, r := range refused {
+		msg += "; " + r
 	}
 	if len(failed) > 0 {
 		msg += "; not searched: " + strings.Join(failed, "; ")
