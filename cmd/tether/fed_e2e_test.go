@@ -70,10 +70,15 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 			t.Fatalf("ls --cluster=%s:\n%s", leafName, out)
 		}
 		var nodes []struct {
-			Name, Cluster string
-			Logins        []string
+			Metadata struct{ Name string }
+			Spec     struct{ Hostname, Addr string }
+			Tether   struct {
+				Cluster string
+				Logins  []string
+			}
 		}
-		if err := json.Unmarshal([]byte(alice.must(t, "", "ls", "--cluster="+leafName, "-f", "json")), &nodes); err != nil || len(nodes) != 1 || nodes[0].Cluster != leafName {
+		if err := json.Unmarshal([]byte(alice.must(t, "", "ls", "--cluster="+leafName, "--format=json")), &nodes); err != nil || len(nodes) != 1 ||
+			nodes[0].Metadata.Name != "node-east" || nodes[0].Spec.Hostname != "node-east" || nodes[0].Spec.Addr == "" || nodes[0].Tether.Cluster != leafName || strings.Join(nodes[0].Tether.Logins, ",") != login {
 			t.Fatalf("ls -f json: %+v %v", nodes, err)
 		}
 		if out := alice.must(t, "", "ls", "--cluster="+leafName, "env=prod"); strings.Contains(out, "node-") {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -78,6 +79,13 @@ func lsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls [--cluster=X] [label=value...] [-f text|json]",
 		Short: "List the nodes you may reach and the logins you may use on them",
+		Long: `List the nodes of a cluster you may reach and the logins you may use on them, as
+that cluster's own policy decides.
+
+-f json prints what tsh ls --format=json prints: a JSON array of node resources,
+{"kind": "node", "version": "v2", "metadata": {"name", "labels"}, "spec": {"hostname",
+"addr"}}, where spec.hostname is the node's host name or, when it has none, its name.
+What only Tether says is under "tether": {"cluster", "logins"}.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
 				return fmt.Errorf("-f %q: use text or json", format)
@@ -115,29 +123,11 @@ func lsCommand() *cobra.Command {
 				out = append(out, n)
 			}
 			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-			w := cmd.OutOrStdout()
-			if format == "json" {
-				if out == nil {
-					out = []web.UserNode{}
-				}
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
-			}
-			var rows [][]string
-			for _, n := range out {
-				addr := n.Addr
-				if addr == "" {
-					addr = n.Hostname
-				}
-				rows = append(rows, []string{n.Name, addr, labelString(n.Labels), strings.Join(n.Logins, ",")})
-			}
-			printTable(w, []string{"Node Name", "Address", "Labels", "Logins"}, rows)
-			return nil
+			return printNodes(cmd.OutOrStdout(), out, format)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster to list (default: the selected cluster)")
-	cmd.Flags().StringVarP(&format, "format", "f", "text", "text or json")
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "text, or json (node resources, as tsh ls --format=json)")
 	return cmd
 }
 
@@ -225,4 +215,69 @@ func clusterOfName(node string, clusters []string) string {
 		}
 	}
 	return best
+}
+
+// nodeResource is a node as tsh ls --format=json prints it (Teleport's node resource,
+// kind node, version v2), with what only Tether says about it under "tether".
+type nodeResource struct {
+	Kind     string `json:"kind"`
+	Version  string `json:"version"`
+	Metadata struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		// Hostname is the node's host name, or its name when it has none: the name to
+		// give tether ssh, as tsh users read .spec.hostname for tsh ssh.
+		Hostname string `json:"hostname"`
+		Addr     string `json:"addr"`
+	} `json:"spec"`
+	Tether struct {
+		// Cluster is the node's cluster, the --cluster to reach it with.
+		Cluster string `json:"cluster"`
+		// Logins are the logins the user may use on the node, as the cluster's policy
+		// decided.
+		Logins []string `json:"logins"`
+	} `json:"tether"`
+}
+
+func nodeResourceOf(n web.UserNode) nodeResource {
+	r := nodeResource{Kind: "node", Version: "v2"}
+	r.Metadata.Name, r.Metadata.Labels = n.Name, n.Labels
+	if r.Metadata.Labels == nil {
+		r.Metadata.Labels = map[string]string{}
+	}
+	r.Spec.Hostname, r.Spec.Addr = n.Hostname, n.Addr
+	if r.Spec.Hostname == "" {
+		r.Spec.Hostname = n.Name
+	}
+	r.Tether.Cluster, r.Tether.Logins = n.Cluster, n.Logins
+	if r.Tether.Logins == nil {
+		r.Tether.Logins = []string{}
+	}
+	return r
+}
+
+// printNodes writes nodes as format says: a table, or a JSON array of node resources
+// in the shape tsh ls --format=json prints.
+func printNodes(w io.Writer, nodes []web.UserNode, format string) error {
+	if format == "json" {
+		out := make([]nodeResource, len(nodes))
+		for i, n := range nodes {
+			out[i] = nodeResourceOf(n)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	var rows [][]string
+	for _, n := range nodes {
+		addr := n.Addr
+		if addr == "" {
+			addr = n.Hostname
+		}
+		rows = append(rows, []string{n.Name, addr, labelString(n.Labels), strings.Join(n.Logins, ",")})
+	}
+	printTable(w, []string{"Node Name", "Address", "Labels", "Logins"}, rows)
+	return nil
 }

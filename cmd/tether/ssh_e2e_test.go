@@ -403,11 +403,17 @@ func TestSSHAccessPath(t *testing.T) {
 
 	t.Run("ls_lists_the_node_with_the_allowed_logins", func(t *testing.T) {
 		out, errOut, code := c.tether(t, "ls", "-f", "json")
+		// tsh ls --format=json's node resources, Tether's logins under "tether".
 		var nodes []struct {
-			Name   string   `json:"name"`
-			Logins []string `json:"logins"`
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Tether struct {
+				Logins []string `json:"logins"`
+			} `json:"tether"`
 		}
-		if code != 0 || json.Unmarshal([]byte(out), &nodes) != nil || len(nodes) != 1 || nodes[0].Name != "node1" || strings.Join(nodes[0].Logins, ",") != c.login {
+		if code != 0 || json.Unmarshal([]byte(out), &nodes) != nil || len(nodes) != 1 || nodes[0].Kind != "node" || nodes[0].Metadata.Name != "node1" || strings.Join(nodes[0].Tether.Logins, ",") != c.login {
 			t.Fatalf("ls: %d %s %s", code, out, errOut)
 		}
 		if out, _, _ := c.tether(t, "ls", "env=prod"); strings.Contains(out, "node1") {
