@@ -88,7 +88,13 @@ func configCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "config",
 		Short: "Print an ssh_config block that lets OpenSSH (ssh, scp, sftp) reach nodes as NODE.CLUSTER through the proxy",
-		Args:  cobra.NoArgs,
+		Long: `Print an ssh_config block that lets OpenSSH (ssh, scp, sftp) reach nodes as
+NODE.CLUSTER through the proxy: one "Match originalhost *.CLUSTER,*.CLUSTER." block per
+cluster you have signed in to (the root and its leaves), and one for the proxy itself,
+for ProxyJump. Names match in any case (ssh NODE.LEAF works as ssh node.leaf); a name
+typed with a final dot (ssh node.leaf.) is refused by tether proxy ssh with what to type
+instead, since OpenSSH would check the node's host certificate against the dotted name.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := loadProfile()
 			if err != nil {
@@ -126,9 +132,10 @@ func configCommand() *cobra.Command {
 			// the host up as [HOST]:PORT). First, and with ProxyCommand none, so that no
 			// cluster's *.NAME block (a leaf named example.com, a proxy at
 			// tether.example.com) sends the proxy's own connection through a tunnel.
+			// Matched in any case, with or without a final dot, as the clusters' blocks.
 			if host, port, err := net.SplitHostPort(p.Proxy); err == nil && p.Cluster != "" {
 				fmt.Fprintf(w, "# The proxy, for ProxyJump: ssh -F FILE -J %s LOGIN@NODE.CLUSTER\n", host)
-				fmt.Fprintf(w, "Host %s\n", host)
+				fmt.Fprintf(w, "Match originalhost %s,%s.\n", host, host)
 				fmt.Fprintf(w, "    Port %s\n", port)
 				fmt.Fprintf(w, "    User %s\n", p.User)
 				fmt.Fprintf(w, "    HostKeyAlias %s\n", p.Cluster)
@@ -136,9 +143,14 @@ func configCommand() *cobra.Command {
 				identity()
 				fmt.Fprintln(w)
 			}
-			// Most specific cluster names first (clustersInKnownHosts).
+			// Most specific cluster names first (clustersInKnownHosts). "Match originalhost",
+			// not "Host": OpenSSH matches Host patterns against the name as typed and
+			// case-sensitively, so "ssh NODE.LEAF" missed "Host *.leaf" and went to DNS;
+			// Match compares lowercased, as the name is lowercased for %h and the host
+			// certificate check. The name with a final dot is matched too, so that tether
+			// proxy ssh says to type it without the dot (proxyNodeOfName).
 			for _, c := range clustersInKnownHosts(p) {
-				fmt.Fprintf(w, "Host *.%s\n", c)
+				fmt.Fprintf(w, "Match originalhost *.%s,*.%s.\n", c, c)
 				identity()
 				fmt.Fprintf(w, "    ProxyCommand %s proxy ssh --cluster=%s %%r@%%h:%%p\n", proxyCmd, c)
 				fmt.Fprintln(w)

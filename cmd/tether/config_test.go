@@ -146,3 +146,83 @@ func writeTetherConfig(t *testing.T) (path string, out *bytes.Buffer) {
 	}
 	return path, out
 }
+
+// OpenSSH matches Host patterns against the name as the user typed it, case-sensitively,
+// but lowercases it for %h, HostName and the host certificate check: "ssh
+// NODE1.LEAF-EAST.EXAMPLE.COM" missed tether config's "Host *.leaf-east.example.com" and went
+// to DNS (gaps brief, item 4). A name with a final dot ("node1.leaf-east.example.com.") is
+// caught too, so that tether proxy ssh can say what to type instead of DNS failing. Cluster
+// names are stored lowercase without the dot (resource.NormalizeClusterName), so what the
+// user types is all that varies. Read back with the real OpenSSH client (ssh -G).
+func TestConfigMatchesTheNamesOpenSSHUsersType(t *testing.T) {
+	sshBin, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Skip("no OpenSSH client (make tools installs it)")
+	}
+	hostCA, _ := newTestSigner(t)
+	p := saveStubProfile(t, t.TempDir(), "tether.example.net:3080", "root.example.com")
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostCA.PublicKey())))
+	kh := "@cert-authority *.root.example.com,root.example.com " + key + " clustername=root.example.com&type=host\n" +
+		"@cert-authority *.leaf-east.example.com,leaf-east.example.com " + key + " clustername=leaf-east.example.com&type=host\n"
+	if err := os.WriteFile(p.KnownHostsPath(), []byte(kh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, out := writeTetherConfig(t)
+	sshG := func(host string) string {
+		t.Helper()
+		g, err := exec.Command(sshBin, "-G", "-F", cfg, "visitor@"+host).Output()
+		if err != nil {
+			t.Fatalf("ssh -G %s: %v\n%s", host, err, out.String())
+		}
+		return string(g)
+	}
+	for _, tc := range []struct{ typed, cluster string }{
+		{"node1.leaf-east.example.com", "leaf-east.example.com"},
+		{"NODE1.LEAF-EAST.EXAMPLE.COM", "leaf-east.example.com"},
+		{"Node1.Leaf-East.Example.Com", "leaf-east.example.com"},
+		{"node1.leaf-east.example.com.", "leaf-east.example.com"},
+		{"NODE1.ROOT.EXAMPLE.COM.", "root.example.com"},
+	} {
+		g := sshG(tc.typed)
+		for _, want := range []string{" proxy ssh --cluster=" + tc.cluster + " %r@%h:%p\n", "\nstricthostkeychecking true\n", "\nuserknownhostsfile " + p.KnownHostsPath() + "\n"} {
+			if !strings.Contains(g, want) {
+				t.Errorf("ssh -G -F (tether config) visitor@%s lacks %q:\n%s", tc.typed, strings.TrimSpace(want), out.String())
+			}
+		}
+	}
+	// The proxy's block, whatever the case of the proxy's name.
+	for _, typed := range []string{"tether.example.net", "TETHER.EXAMPLE.NET", "tether.example.net."} {
+		g := sshG(typed)
+		for _, want := range []string{"\nport 3080\n", "\nhostkeyalias root.example.com\n"} {
+			if !strings.Contains(g, want) {
+				t.Errorf("ssh -G -F (tether config) %s lacks %q:\n%s", typed, strings.TrimSpace(want), out.String())
+			}
+		}
+	}
+}
+
+// What tether proxy ssh makes of the %h OpenSSH gives it (lowercased, a final dot kept) or
+// of a name typed on its command line: the node, with the cluster's name taken off
+// whatever its case; a final dot is refused with what to type instead, since OpenSSH
+// checks the node's host certificate against the name with the dot, which no certificate
+// names.
+func TestProxySSHNodeOfName(t *testing.T) {
+	for _, tc := range []struct{ host, cluster, node, err string }{
+		{"node1.leaf-east.example.com", "leaf-east.example.com", "node1", ""},
+		{"NODE1.LEAF-EAST.EXAMPLE.COM", "leaf-east.example.com", "NODE1", ""},
+		{"node1", "leaf-east.example.com", "node1", ""},
+		{"db.internal.leaf-east.example.com", "leaf-east.example.com", "db.internal", ""},
+		{"node1.leaf-east.example.com.", "leaf-east.example.com", "", `"node1.leaf-east.example.com." ends in a dot: type node1.leaf-east.example.com`},
+	} {
+		node, err := proxyNodeOfName(tc.host, tc.cluster)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: %q %v, want an error saying %q", tc.host, node, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || node != tc.node {
+			t.Errorf("%s in %s: %q %v, want %q", tc.host, tc.cluster, node, err, tc.node)
+		}
+	}
+}

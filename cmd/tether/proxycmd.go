@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetherproject/tether/internal/relaycopy"
+	"github.com/tetherproject/tether/resource"
 )
 
 // proxyPipeSize is the buffer tether proxy ssh asks for on the pipes OpenSSH gives its
@@ -50,7 +51,10 @@ func proxyCommand() *cobra.Command {
 					cluster = p.Cluster
 				}
 			}
-			node := strings.TrimSuffix(host, "."+cluster)
+			node, err := proxyNodeOfName(host, cluster)
+			if err != nil {
+				return err
+			}
 			signer, _, err := userSigner(p)
 			if err != nil {
 				return err
@@ -81,4 +85,20 @@ func proxyCommand() *cobra.Command {
 	sshCmd.Flags().StringVar(&cluster, "cluster", "", "the node's cluster (default: the selected cluster)")
 	cmd.AddCommand(sshCmd)
 	return cmd
+}
+
+// proxyNodeOfName is the node that host, the %h OpenSSH gives or a name typed on the
+// command line, names in cluster: host without ".CLUSTER", compared whatever its case
+// (OpenSSH lowercases %h; cluster names are lowercase). A final dot is refused with what to
+// type instead: OpenSSH checks the node's host certificate against the name with the dot,
+// which no certificate names, so the session would fail after the proxy had been asked.
+func proxyNodeOfName(host, cluster string) (string, error) {
+	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
+		return "", fmt.Errorf("%q ends in a dot: type %s (OpenSSH checks the node's host certificate against the name as typed, and certificates name nodes without the final dot)", host, trimmed)
+	}
+	suffix := "." + resource.NormalizeClusterName(cluster)
+	if len(host) > len(suffix) && strings.EqualFold(host[len(host)-len(suffix):], suffix) {
+		return host[:len(host)-len(suffix)], nil
+	}
+	return host, nil
 }

@@ -322,7 +322,7 @@ func TestSSHAccessPath(t *testing.T) {
 
 	t.Run("openssh_with_tether_config_reaches_the_node", func(t *testing.T) {
 		cfgText, errOut, code := c.tether(t, "config")
-		if code != 0 || !strings.Contains(cfgText, "Host *."+c.cluster) {
+		if code != 0 || !strings.Contains(cfgText, "Match originalhost *."+c.cluster+",*."+c.cluster+".\n") {
 			t.Fatalf("tether config: %d\n%s%s", code, cfgText, errOut)
 		}
 		cfg := writeTemp(t, cfgText)
@@ -331,6 +331,17 @@ func TestSSHAccessPath(t *testing.T) {
 		out, err := c.openssh(ctx, "-F", cfg, c.login+"@node1."+c.cluster, "echo via-config; exit 4").CombinedOutput()
 		if exitCode(t, err) != 4 || !strings.Contains(string(out), "via-config") {
 			t.Fatalf("ssh -F: %v\n%s", err, out)
+		}
+		// The name in capitals reaches the node as well (OpenSSH's Host patterns are
+		// case-sensitive: the block did not apply and ssh went to DNS); with a final dot
+		// tether proxy ssh says what to type (the host certificate names no dotted name).
+		out, err = c.openssh(ctx, "-F", cfg, c.login+"@NODE1."+strings.ToUpper(c.cluster), "echo upper-case").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "upper-case") {
+			t.Fatalf("ssh -F NODE1.%s: %v\n%s", strings.ToUpper(c.cluster), err, out)
+		}
+		out, err = c.openssh(ctx, "-F", cfg, c.login+"@node1."+c.cluster+".", "echo dotted").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "ends in a dot: type node1."+c.cluster+" ") {
+			t.Fatalf("ssh -F node1.%s.: %v\n%s", c.cluster, err, out)
 		}
 	})
 

@@ -382,7 +382,7 @@ func (s *scenario) step6(t *testing.T) {
 	})
 	t.Run("OpenSSH_ssh_-F_with_tether_config_reaches_a_leaf_node", func(t *testing.T) {
 		cfg := s.myuser.MustTether(t, "config")
-		if !strings.Contains(cfg, "Host *."+leafName) {
+		if !strings.Contains(cfg, "Match originalhost *."+leafName+",*."+leafName+".\n") {
 			t.Fatalf("tether config has no block for the leaf:\n%s", cfg)
 		}
 		r := s.openssh(t, s.myuser, "-F", testproc.WriteFile(t, "ssh_config", cfg), "visitor@"+prodNode+"."+leafName, "echo via-config; exit 4")
@@ -396,7 +396,7 @@ func (s *scenario) step6(t *testing.T) {
 		u := s.myuser
 		cfgText := u.MustTether(t, "config")
 		proxyHost := hostOf(s.root.Addr)
-		if !strings.Contains(cfgText, "Host "+proxyHost+"\n") {
+		if !strings.Contains(cfgText, "Match originalhost "+proxyHost+","+proxyHost+".\n") {
 			t.Fatalf("tether config has no block for the proxy %s:\n%s", proxyHost, cfgText)
 		}
 		cfg := testproc.WriteFile(t, "ssh_config", cfgText)
