@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	osuser "os/user"
 	"path/filepath"
 	"regexp"
@@ -175,6 +178,35 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		}
 		if _, errOut, _ := alice.run(t, "", "ls", "--cluster="+leafName); strings.Contains(errOut, "offline") || strings.Contains(errOut, "refused") {
 			t.Fatalf("a hidden leaf leaks its state: %s", errOut)
+		}
+	})
+
+	// cluster_labels are the root's view: a leaf the root hides from alice is still reached
+	// at the leaf's own proxy with her root-signed certificate, since the leaf's role_map
+	// maps her roles (Teleport behaves the same; DESIGN §3a: root-signed certificates used
+	// directly at a leaf skip the check, role_map is the boundary). The leaf's admin removes
+	// the mapping or the trust, or locks her, to keep her out.
+	t.Run("a_leaf_hidden_by_cluster_labels_is_still_reached_at_its_own_proxy", func(t *testing.T) {
+		root.ctl(t, tetherctl, "update", "rc/"+leafName, "--set-labels=env=secret")
+		defer root.ctl(t, tetherctl, "update", "rc/"+leafName, "--set-labels=")
+		if _, errOut, err := alice.run(t, "", "ls", "--cluster="+leafName); err == nil || !strings.Contains(errOut, "cluster "+leafName+" not found") {
+			t.Fatalf("the leaf is not hidden at the root: %v\n%s", err, errOut)
+		}
+		sshBin, err := exec.LookPath("ssh")
+		if err != nil {
+			t.Skip("no OpenSSH client (make tools installs it)")
+		}
+		keys := filepath.Join(alice.home, "keys", "127.0.0.1")
+		_, port, _ := net.SplitHostPort(leaf.addr)
+		auth := []string{"-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", filepath.Join(keys, "alice"),
+			"-o", "CertificateFile=" + filepath.Join(keys, "alice-cert.pub"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null"}
+		jump := sshBin + " " + strings.Join(auth, " ") + " -p " + port + " -W %h:%p alice@127.0.0.1"
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		args := append(append([]string{}, auth...), "-o", "ControlPath=none", "-o", "ProxyCommand="+jump, login+"@node-east", "echo direct-at-the-leaf")
+		out, err := exec.CommandContext(ctx, sshBin, args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "direct-at-the-leaf") {
+			t.Fatalf("alice's root certificate at the leaf's own proxy, the leaf hidden at the root: %v\n%s\nleaf log:\n%s", err, out, leaf.log)
 		}
 	})
 

@@ -237,7 +237,12 @@ func clustersCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clusters [-f text|json]",
 		Short: "List the root cluster and the leaf clusters you may see",
-		Args:  cobra.NoArgs,
+		Long: `List the root cluster and the leaf clusters you may see: the root's admins label the
+leaves, and your roles' cluster_labels decide which you see and are routed to.
+
+That is the root's view. A leaf's own proxy decides by its own role_map: where it maps
+your roles, your certificate works there even for a leaf the root hides from you.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "text" && format != "json" {
 				return fmt.Errorf("-f %q: use text or json", format)

@@ -190,7 +190,15 @@ func updateCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update rc/NAME --set-labels k=v,...",
 		Short: "Set a remote cluster's labels (root admins only; replaces all its labels)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Set a remote cluster's labels (root admins only; replaces all its labels). The roles'
+cluster_labels decide, against these labels, which leaves a user of this root sees and
+is routed to: a leaf they do not match reads as "not found".
+
+That is this root's view only. A root user's certificate still works at the leaf's own
+proxy when the leaf's role_map maps the user's roles, as in Teleport: to keep a root
+user out of a leaf, the leaf's admin changes its role_map, disables or removes the
+trust, or locks the user there (tetherctl lock on the leaf).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, name, err := parseRef(args[0], true)
 			if err != nil {
