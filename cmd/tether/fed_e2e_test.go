@@ -121,6 +121,11 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		if err != nil || out != "found-on-the-leaf\n" {
 			t.Fatalf("ssh: %v\n%s%s\nleaf log:\n%s", err, out, errOut, leaf.log)
 		}
+		// NODE.CLUSTER with the cluster's name in capitals and a final dot, as for DNS names.
+		typed := "node-east." + strings.ToUpper(leafName) + "."
+		if out, errOut, err := alice.run(t, "", "ssh", login+"@"+typed, "echo fqdn"); err != nil || out != "fqdn\n" {
+			t.Fatalf("ssh %s: %v\n%s%s", typed, err, out, errOut)
+		}
 	})
 
 	t.Run("ssh_without_cluster_says_where_it_looked", func(t *testing.T) {

@@ -169,7 +169,7 @@ func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error
 		}
 		searched = append(searched, r.cluster)
 		for _, n := range r.nodes {
-			if n.Name == node || n.Name+"."+r.cluster == node {
+			if n.Name == node || n.Name == nodeOfName(node, r.cluster) {
 				matches = append(matches, r.cluster)
 				break
 			}
@@ -204,13 +204,14 @@ func findNodeCluster(cmd *cobra.Command, p *Profile, node string) (string, error
 	return "", errors.New(msg + " (tether ls --cluster=NAME lists a cluster's nodes)")
 }
 
-// clusterOfName is the cluster that node names as NODE.CLUSTER, or "" when it names none.
+// clusterOfName is the cluster that node names as NODE.CLUSTER (the cluster's name in any
+// case), or "" when it names none.
 // The longest matching cluster name wins: db.root.example.com is root.example.com's, not
 // that of a leaf named example.com (as the proxy reads ProxyJump's NODE.CLUSTER).
 func clusterOfName(node string, clusters []string) string {
 	best := ""
 	for _, c := range clusters {
-		if strings.HasSuffix(node, "."+c) && len(c) > len(best) {
+		if nodeOfName(node, c) != node && len(c) > len(best) {
 			best = c
 		}
 	}

@@ -22,3 +22,26 @@ func TestClusterOfNameTakesTheLongestClusterName(t *testing.T) {
 		}
 	}
 }
+
+// tether ssh and scp read NODE.CLUSTER as OpenSSH users type it: the cluster's name in any
+// case (cluster names are stored lowercase), a final dot ignored (tether checks the node's
+// host certificate itself, under the cluster's name). Before, "NODE1.LEAF-EAST" searched
+// every cluster for a node of that whole name and said "node ... not found".
+func TestNodeNamesInAnyCaseAndWithAFinalDot(t *testing.T) {
+	clusters := []string{"root.example.com", "leaf-east"}
+	for _, tc := range []struct{ typed, cluster, node string }{
+		{"NODE-EAST.LEAF-EAST", "leaf-east", "NODE-EAST"},
+		{"node-east.leaf-east.", "leaf-east", "node-east"},
+		{"db.Root.Example.Com.", "root.example.com", "db"},
+		{"node-east.", "", "node-east"},
+	} {
+		name := userNodeName(tc.typed)
+		c := clusterOfName(name, clusters)
+		if c != tc.cluster {
+			t.Errorf("clusterOfName(%q) = %q, want %q", tc.typed, c, tc.cluster)
+		}
+		if got := nodeOfName(name, c); c != "" && got != tc.node || c == "" && name != tc.node {
+			t.Errorf("%q: node %q in %q, want %q", tc.typed, got, c, tc.node)
+		}
+	}
+}

@@ -96,9 +96,26 @@ func proxyNodeOfName(host, cluster string) (string, error) {
 	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
 		return "", fmt.Errorf("%q ends in a dot: type %s (OpenSSH checks the node's host certificate against the name as typed, and certificates name nodes without the final dot)", host, trimmed)
 	}
+	return nodeOfName(host, cluster), nil
+}
+
+// nodeOfName is name without ".CLUSTER", the cluster's name compared whatever its case
+// (cluster names are lowercase; users and OpenSSH's %h may type it otherwise); name as is
+// when it does not end so.
+func nodeOfName(name, cluster string) string {
 	suffix := "." + resource.NormalizeClusterName(cluster)
-	if len(host) > len(suffix) && strings.EqualFold(host[len(host)-len(suffix):], suffix) {
-		return host[:len(host)-len(suffix)], nil
+	if len(name) > len(suffix) && strings.EqualFold(name[len(name)-len(suffix):], suffix) {
+		return name[:len(name)-len(suffix)]
 	}
-	return host, nil
+	return name
+}
+
+// userNodeName is a node name as a user typed it for tether ssh or scp, without a final
+// dot: tether checks the node's host certificate itself, under the cluster's name, so the
+// fully-qualified form works as it does for DNS names.
+func userNodeName(typed string) string {
+	if n, ok := strings.CutSuffix(typed, "."); ok && n != "" {
+		return n
+	}
+	return typed
 }

@@ -95,13 +95,13 @@ func scpCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			node := remote.Node
+			node := userNodeName(remote.Node)
 			if cluster == "" {
 				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
 					return err
 				}
 			}
-			node = strings.TrimSuffix(node, "."+cluster)
+			node = nodeOfName(node, cluster)
 			client, closeAll, err := dialNode(ctxOf(cmd), p, remote.Login, node, 22, cluster)
 			if err != nil {
 				return err

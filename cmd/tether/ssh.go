@@ -54,12 +54,13 @@ func sshCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			node = userNodeName(node)
 			if cluster == "" {
 				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
 					return err
 				}
 			}
-			node = strings.TrimSuffix(node, "."+cluster)
+			node = nodeOfName(node, cluster)
 			client, closeAll, err := dialNode(ctxOf(cmd), p, login, node, port, cluster)
 			if err != nil {
 				return err
