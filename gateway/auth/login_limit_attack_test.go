@@ -71,7 +71,8 @@ func TestConcurrentSignInsCannotOutrunTheFailureLimit(t *testing.T) {
 }
 
 // TestAnAttemptThatDidNotFailIsTakenBack: begin counts an attempt before it is checked;
-// one that succeeds (or ends in a store error) must not stay counted.
+// one that succeeds (or ends in a store error) must not stay counted, and attempts still
+// being checked hold a key for a moment, not for the window.
 func TestAnAttemptThatDidNotFailIsTakenBack(t *testing.T) {
 	t.Parallel()
 	l := newFailureLimiter(2, time.Minute)
@@ -81,14 +82,24 @@ func TestAnAttemptThatDidNotFailIsTakenBack(t *testing.T) {
 		if w, _ := l.begin("k", at); w != 0 {
 			t.Fatalf("attempt %d waits %v though every earlier one was taken back", i, w)
 		}
-		l.undo("k", at)
+		l.end("k", at, false)
 	}
+	// Two attempts in flight: a third waits a second, not the window.
+	l.begin("k", t0)
+	l.begin("k", t0)
+	if w, _ := l.begin("k", t0); w != time.Second {
+		t.Fatalf("with the key full of attempts in flight, a third waits %v, want 1s", w)
+	}
+	l.end("k", t0, false)
+	l.end("k", t0, false)
 	if _, locks := l.begin("k", t0); !locks.IsZero() {
 		t.Fatal("the first failure locked the key")
 	}
+	l.end("k", t0, true)
 	if _, locks := l.begin("k", t0.Add(time.Second)); !locks.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("the second failure locks until %v, want %v", locks, t0.Add(time.Minute))
 	}
+	l.end("k", t0.Add(time.Second), true)
 	if w, _ := l.begin("k", t0.Add(2*time.Second)); w != 58*time.Second {
 		t.Fatalf("a locked key waits %v, want 58s", w)
 	}

@@ -402,6 +402,7 @@ func (u *Users) Login(ctx context.Context, req LoginRequest) (*LoginResult, erro
 		return nil, err
 	}
 	if reason != "" {
+		att.end(true)
 		u.failed(ctx, req, reason, att)
 		return nil, ErrLoginFailed
 	}
@@ -430,7 +431,7 @@ func (u *Users) begin(user, remote string, now time.Time) (*attempt, time.Durati
 	}
 	wait, addrLocks := u.addrLimit.begin(remote, now)
 	if wait > 0 {
-		u.userLimit.undo(user, now)
+		u.userLimit.end(user, now, false)
 		return nil, wait
 	}
 	a.userLocks, a.addrLocks = userLocks, addrLocks
@@ -438,9 +439,12 @@ func (u *Users) begin(user, remote string, now time.Time) (*attempt, time.Durati
 }
 
 // undo takes back an attempt that did not fail.
-func (a *attempt) undo() {
-	a.u.userLimit.undo(a.user, a.at)
-	a.u.addrLimit.undo(a.remote, a.at)
+func (a *attempt) undo() { a.end(false) }
+
+// end ends the attempt: counted as a failure when failed, else taken back.
+func (a *attempt) end(failed bool) {
+	a.u.userLimit.end(a.user, a.at, failed)
+	a.u.addrLimit.end(a.remote, a.at, failed)
 }
 
 // failed audits a failed attempt (already counted) and the lockout it caused, if any.
@@ -796,6 +800,8 @@ type failureLimiter struct {
 
 	mu   sync.Mutex
 	keys map[string][]time.Time
+	// pending counts the attempts of a key that begin counted and that have not ended.
+	pending map[string]int
 }
 
 // maxLimiterKeys bounds the keys a failureLimiter tracks; past it, keys with no failure
@@ -803,7 +809,7 @@ type failureLimiter struct {
 const maxLimiterKeys = 100000
 
 func newFailureLimiter(max int, window time.Duration) *failureLimiter {
-	return &failureLimiter{max: max, window: window, keys: map[string][]time.Time{}}
+	return &failureLimiter{max: max, window: window, keys: map[string][]time.Time{}, pending: map[string]int{}}
 }
 
 func (l *failureLimiter) recent(key string, now time.Time) []time.Time {
@@ -839,6 +845,11 @@ func (l *failureLimiter) waitLocked(key string, now time.Time) time.Duration {
 		}
 		return 0
 	}
+	if len(ts)-l.pending[key] < l.max {
+		// Attempts still being checked fill the key: most end in a moment, and those
+		// that succeed are taken back.
+		return time.Second
+	}
 	return max(ts[len(ts)-l.max].Add(l.window).Sub(now), time.Second)
 }
 
@@ -856,14 +867,27 @@ func (l *failureLimiter) begin(key string, now time.Time) (wait time.Duration, l
 	if !locked {
 		until = time.Time{}
 	}
+	l.pending[key]++
 	return 0, until
 }
 
-// undo removes one failure of key recorded at at (an attempt begin counted that did not
-// fail).
-func (l *failureLimiter) undo(key string, at time.Time) {
+// end ends an attempt begin counted at at: it stays counted when it failed, else it is
+// taken back.
+func (l *failureLimiter) end(key string, at time.Time, failed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.pending[key] <= 1 {
+		delete(l.pending, key)
+	} else {
+		l.pending[key]--
+	}
+	if !failed {
+		l.undoLocked(key, at)
+	}
+}
+
+// undoLocked removes one failure of key recorded at at.
+func (l *failureLimiter) undoLocked(key string, at time.Time) {
 	ts := l.keys[key]
 	for i := len(ts) - 1; i >= 0; i-- {
 		if ts[i].Equal(at) {
