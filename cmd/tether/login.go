@@ -99,6 +99,9 @@ func loginCommand() *cobra.Command {
 			if err := c.call(ctx, http.MethodGet, "/webapi/ping", nil, &ping, nil); err != nil {
 				return err
 			}
+			if !isClusterName(ping.ClusterName) {
+				return notAClusterName(ping.ClusterName)
+			}
 			pr := newPrompter(cmd.InOrStdin(), cmd.ErrOrStderr())
 			password, err := pr.ask(fmt.Sprintf("Enter password for Tether user %s: ", user), true)
 			if err != nil {
@@ -179,6 +182,11 @@ func loginError(err error, proxy, user string) error {
 // writeLogin writes the keys, certificates, known_hosts and CA of a sign-in, then the
 // profile that names them (last, so that a profile never points at missing files).
 func writeLogin(pf proxyFlags, user, selected string, priv ed25519.PrivateKey, sshPub ssh.PublicKey, resp *web.LoginResponse) (*Profile, error) {
+	// The cluster name becomes the CA file's name (and the profile's): a name with "../"
+	// would have written the proxy's bytes anywhere the user may write.
+	if !isClusterName(resp.Cluster) {
+		return nil, notAClusterName(resp.Cluster)
+	}
 	dir, err := tetherHome()
 	if err != nil {
 		return nil, err
@@ -404,6 +412,11 @@ func knownHostsLines(resp *web.LoginResponse, proxy string) ([]string, error) {
 		}
 	}
 	return known, nil
+}
+
+// notAClusterName refuses a cluster name from the proxy that is no cluster name.
+func notAClusterName(name string) error {
+	return fmt.Errorf("the proxy named its cluster %s, which is not a cluster name; run tether login again against a proxy you trust", strconv.QuoteToASCII(name))
 }
 
 // isClusterName reports whether name is a cluster name as clusters are named (checked and

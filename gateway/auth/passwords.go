@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
+	"runtime"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -47,6 +48,18 @@ func checkPasswordRules(pw string) error {
 	return nil
 }
 
+// hashSlots bounds the argon2id computations running at once, each taking its Memory
+// (19 MiB): the failure limits bound one address's sign-in attempts, not those of many
+// addresses together. They are CPU-bound, so more at once than processors would finish
+// none sooner; the rest wait their turn.
+var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+func argon2id(pw, salt []byte, passes, memory uint32, threads uint8, keyLen uint32) []byte {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
+	return argon2.IDKey(pw, salt, passes, memory, threads, keyLen)
+}
+
 // hashPassword hashes pw with argon2id and a fresh random salt.
 func hashPassword(pw string) (passwordHash, error) {
 	salt := make([]byte, argonSaltLen)
@@ -55,7 +68,7 @@ func hashPassword(pw string) (passwordHash, error) {
 	}
 	return passwordHash{
 		Alg: "argon2id", Time: argonTime, Memory: argonMemory, Threads: argonThreads, Salt: salt,
-		Hash: argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen),
+		Hash: argon2id([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen),
 	}, nil
 }
 
@@ -66,7 +79,7 @@ func (h passwordHash) matches(pw string) bool {
 		h.Threads == 0 || len(h.Salt) < 8 || len(h.Hash) < 16 || len(h.Hash) > 64 || len(pw) > MaxPasswordLength {
 		return false
 	}
-	got := argon2.IDKey([]byte(pw), h.Salt, h.Time, h.Memory, h.Threads, uint32(len(h.Hash)))
+	got := argon2id([]byte(pw), h.Salt, h.Time, h.Memory, h.Threads, uint32(len(h.Hash)))
 	return subtle.ConstantTimeCompare(got, h.Hash) == 1
 }
 

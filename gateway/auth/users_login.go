@@ -390,36 +390,73 @@ func (u *Users) Login(ctx context.Context, req LoginRequest) (*LoginResult, erro
 		return nil, errorf(ErrBadRequest, "a user name is required")
 	}
 	now := s.cfg.Now()
-	if wait := u.limited(req.User, req.Remote, now); wait > 0 {
+	// The attempt counts as a failure from before its password is checked until it
+	// succeeds: attempts sent at once cannot all pass the limit before any has failed.
+	att, wait := u.begin(req.User, req.Remote, now)
+	if wait > 0 {
 		return nil, &RateLimitedError{RetryAfter: wait}
 	}
 	user, reason, err := u.authenticate(ctx, req, now)
 	if err != nil {
+		att.undo() // a store error is not the user's failure
 		return nil, err
 	}
 	if reason != "" {
-		u.failed(ctx, req, reason, now)
+		att.end(true)
+		u.failed(ctx, req, reason, att)
 		return nil, ErrLoginFailed
 	}
+	att.undo()
 	u.userLimit.reset(req.User)
 	return u.issue(ctx, user, pub, ttl, req.RouteToCluster, req.Remote, now)
 }
 
-// limited says how long the user name or the address must wait, if either is locked.
-func (u *Users) limited(user, remote string, now time.Time) time.Duration {
-	return max(u.userLimit.wait(user, now), u.addrLimit.wait(remote, now))
+// attempt is one sign-in counted against the user name's and the address's limits.
+type attempt struct {
+	u            *Users
+	user, remote string
+	at           time.Time
+	// userLocks, addrLocks: this attempt, if it fails, is the one that locks the key,
+	// until then.
+	userLocks, addrLocks time.Time
 }
 
-func (u *Users) failed(ctx context.Context, req LoginRequest, reason string, now time.Time) {
+// begin counts an attempt for user and remote, or says how long the one locked must wait
+// (the attempt is then not counted).
+func (u *Users) begin(user, remote string, now time.Time) (*attempt, time.Duration) {
+	a := &attempt{u: u, user: user, remote: remote, at: now}
+	wait, userLocks := u.userLimit.begin(user, now)
+	if wait > 0 {
+		return nil, wait
+	}
+	wait, addrLocks := u.addrLimit.begin(remote, now)
+	if wait > 0 {
+		u.userLimit.end(user, now, false)
+		return nil, wait
+	}
+	a.userLocks, a.addrLocks = userLocks, addrLocks
+	return a, 0
+}
+
+// undo takes back an attempt that did not fail.
+func (a *attempt) undo() { a.end(false) }
+
+// end ends the attempt: counted as a failure when failed, else taken back.
+func (a *attempt) end(failed bool) {
+	a.u.userLimit.end(a.user, a.at, failed)
+	a.u.addrLimit.end(a.remote, a.at, failed)
+}
+
+// failed audits a failed attempt (already counted) and the lockout it caused, if any.
+func (u *Users) failed(ctx context.Context, req LoginRequest, reason string, a *attempt) {
 	u.s.Audit(ctx, AuditEvent{Type: AuditLoginFailed, Fields: map[string]any{"user": req.User, "remote": req.Remote, "reason": reason}})
 	for _, l := range []struct {
-		lim  *failureLimiter
-		key  string
-		name string
-	}{{u.userLimit, req.User, "user"}, {u.addrLimit, req.Remote, "address"}} {
-		if until, locked := l.lim.add(l.key, now); locked {
+		until time.Time
+		name  string
+	}{{a.userLocks, "user"}, {a.addrLocks, "address"}} {
+		if !l.until.IsZero() {
 			u.s.Audit(ctx, AuditEvent{Type: AuditLoginLimited, Fields: map[string]any{
-				"user": req.User, "remote": req.Remote, "limited_by": l.name, "retry_after": until.UTC().Format(time.RFC3339),
+				"user": req.User, "remote": req.Remote, "limited_by": l.name, "retry_after": l.until.UTC().Format(time.RFC3339),
 			}})
 		}
 	}
@@ -763,6 +800,8 @@ type failureLimiter struct {
 
 	mu   sync.Mutex
 	keys map[string][]time.Time
+	// pending counts the attempts of a key that begin counted and that have not ended.
+	pending map[string]int
 }
 
 // maxLimiterKeys bounds the keys a failureLimiter tracks; past it, keys with no failure
@@ -770,7 +809,7 @@ type failureLimiter struct {
 const maxLimiterKeys = 100000
 
 func newFailureLimiter(max int, window time.Duration) *failureLimiter {
-	return &failureLimiter{max: max, window: window, keys: map[string][]time.Time{}}
+	return &failureLimiter{max: max, window: window, keys: map[string][]time.Time{}, pending: map[string]int{}}
 }
 
 func (l *failureLimiter) recent(key string, now time.Time) []time.Time {
@@ -792,6 +831,10 @@ func (l *failureLimiter) recent(key string, now time.Time) []time.Time {
 func (l *failureLimiter) wait(key string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.waitLocked(key, now)
+}
+
+func (l *failureLimiter) waitLocked(key string, now time.Time) time.Duration {
 	ts := l.recent(key, now)
 	if len(ts) < l.max {
 		if _, tracked := l.keys[key]; !tracked && len(l.keys) >= maxLimiterKeys {
@@ -802,13 +845,71 @@ func (l *failureLimiter) wait(key string, now time.Time) time.Duration {
 		}
 		return 0
 	}
+	if len(ts)-l.pending[key] < l.max {
+		// Attempts still being checked fill the key: most end in a moment, and those
+		// that succeed are taken back.
+		return time.Second
+	}
 	return max(ts[len(ts)-l.max].Add(l.window).Sub(now), time.Second)
+}
+
+// begin counts an attempt of key as a failure at now, unless key is locked (then it says
+// for how long, counting nothing). locks is when the lock ends if this attempt is the
+// one that locks key (zero otherwise): the lock takes effect at once, the attempt being
+// counted before it is checked. undo takes the attempt back.
+func (l *failureLimiter) begin(key string, now time.Time) (wait time.Duration, locks time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.waitLocked(key, now); w > 0 {
+		return w, time.Time{}
+	}
+	until, locked := l.addLocked(key, now)
+	if !locked {
+		until = time.Time{}
+	}
+	l.pending[key]++
+	return 0, until
+}
+
+// end ends an attempt begin counted at at: it stays counted when it failed, else it is
+// taken back.
+func (l *failureLimiter) end(key string, at time.Time, failed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending[key] <= 1 {
+		delete(l.pending, key)
+	} else {
+		l.pending[key]--
+	}
+	if !failed {
+		l.undoLocked(key, at)
+	}
+}
+
+// undoLocked removes one failure of key recorded at at.
+func (l *failureLimiter) undoLocked(key string, at time.Time) {
+	ts := l.keys[key]
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Equal(at) {
+			ts = append(ts[:i:i], ts[i+1:]...)
+			break
+		}
+	}
+	if len(ts) == 0 {
+		delete(l.keys, key)
+	} else {
+		l.keys[key] = ts
+	}
 }
 
 // add records a failure; locked reports that this failure locked the key, until when.
 func (l *failureLimiter) add(key string, now time.Time) (until time.Time, locked bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.addLocked(key, now)
+}
+
+func (l *failureLimiter) addLocked(key string, now time.Time) (until time.Time, locked bool) {
 	ts := l.recent(key, now)
 	if len(l.keys) >= maxLimiterKeys {
 		l.prune(now)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 
 	"github.com/creack/pty"
 )
@@ -25,8 +27,21 @@ func winsize(cols, rows, pxw, pxh uint32) *pty.Winsize {
 	return &pty.Winsize{Cols: clamp(cols), Rows: clamp(rows), X: clamp(pxw), Y: clamp(pxh)}
 }
 
-// startPTY starts cmd on a new terminal of the given size, owned by the login (mode
-// 0620, as OpenSSH leaves it), as the leader of a new session with the terminal as its
+// ttyGroup is the group and mode a session's terminal gets, as OpenSSH gives them: the
+// tty group with 0620 (write(1) and wall run setgid tty), or, on a host without that
+// group, the login's primary group with 0600. Never the login's group with group
+// write: where logins share a primary group, the others could write into the terminal.
+func ttyGroup(u *localUser) (int, os.FileMode) {
+	if g, err := user.LookupGroup("tty"); err == nil {
+		if gid, err := strconv.Atoi(g.Gid); err == nil {
+			return gid, 0o620
+		}
+	}
+	return int(u.GID), 0o600
+}
+
+// startPTY starts cmd on a new terminal of the given size, owned by the login (with
+// ttyGroup's group and mode), as the leader of a new session with the terminal as its
 // controlling terminal. It returns the terminal's master side.
 func startPTY(cmd *exec.Cmd, u *localUser, size *pty.Winsize) (*os.File, error) {
 	ptmx, tty, err := pty.Open()
@@ -35,11 +50,15 @@ func startPTY(cmd *exec.Cmd, u *localUser, size *pty.Winsize) (*os.File, error) 
 	}
 	defer tty.Close()
 	if os.Geteuid() == 0 {
-		if err := os.Chown(tty.Name(), int(u.UID), int(u.GID)); err != nil {
+		gid, mode := ttyGroup(u)
+		if err := os.Chown(tty.Name(), int(u.UID), gid); err != nil {
 			ptmx.Close()
 			return nil, fmt.Errorf("giving the terminal to %s: %w", u.Name, err)
 		}
-		_ = os.Chmod(tty.Name(), 0o620)
+		if err := os.Chmod(tty.Name(), mode); err != nil {
+			ptmx.Close()
+			return nil, fmt.Errorf("giving the terminal to %s: %w", u.Name, err)
+		}
 	}
 	if err := pty.Setsize(ptmx, size); err != nil {
 		ptmx.Close()

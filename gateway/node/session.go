@@ -194,7 +194,9 @@ func (s *session) handle(r *ssh.Request, done chan struct{}) (bool, string) {
 		if !ok {
 			return false, fmt.Sprintf("unknown signal %q", sig.Signal)
 		}
-		s.signal(n)
+		if !s.signal(n) {
+			return false, "no program is running in this session"
+		}
 		return true, ""
 	case "shell", "exec", "subsystem":
 		s.mu.Lock()
@@ -242,14 +244,27 @@ func (s *session) handle(r *ssh.Request, done chan struct{}) (bool, string) {
 	return false, fmt.Sprintf("request %q is not served by this node", r.Type)
 }
 
-// signal sends sig to the program's process group.
-func (s *session) signal(sig syscall.Signal) {
+// signal sends sig to the program's process group while the program runs; false when
+// there is none. The lock is held across the kill so that the program cannot be reaped
+// (its group id freed for another's process) in between: ended forgets it first.
+func (s *session) signal(sig syscall.Signal) bool {
 	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	if p != nil {
-		_ = syscall.Kill(-p.Pid, sig)
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return false
 	}
+	_ = syscall.Kill(-s.proc.Pid, sig)
+	return true
+}
+
+// ended waits until the program has ended, without reaping it, and forgets it: its pid,
+// and so its process group's id, stays taken until cmd.Wait reaps it afterwards, so no
+// signal can reach a group that reuses the id.
+func (s *session) ended(p *os.Process) {
+	waitExited(p.Pid)
+	s.mu.Lock()
+	s.proc = nil
+	s.mu.Unlock()
 }
 
 // start runs the program of a shell, exec or subsystem request as the login's user and,
@@ -317,6 +332,7 @@ func (s *session) startPipes(cmd *exec.Cmd, done chan struct{}) error {
 	}()
 	go func() {
 		defer close(done)
+		s.ended(cmd.Process)
 		err := cmd.Wait()
 		s.exit(cmd.ProcessState, err)
 	}()
@@ -342,6 +358,7 @@ func (s *session) startPTY(cmd *exec.Cmd, u *localUser, done chan struct{}) erro
 	}()
 	go func() {
 		defer close(done)
+		s.ended(cmd.Process)
 		err := cmd.Wait()
 		t := time.NewTimer(ptyDrainTimeout)
 		select {

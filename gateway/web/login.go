@@ -304,6 +304,6 @@ func (s *Server) loginFail(w http.ResponseWriter, err error) {
 	case errors.Is(err, auth.ErrAccessDenied):
 		writeError(w, http.StatusForbidden, err.Error())
 	default:
-		s.fail(w, err)
+		s.failPublic(w, err)
 	}
 }

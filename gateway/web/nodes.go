@@ -56,7 +56,7 @@ func (s *Server) HandleNodes() {
 			case errors.Is(err, auth.ErrBadRequest):
 				s.failures.add(addr, "node join refused")
 			}
-			s.fail(w, err)
+			s.failPublic(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, creds)
@@ -82,7 +82,7 @@ func (s *Server) HandleNodes() {
 				writeError(w, http.StatusForbidden, err.Error())
 				return
 			}
-			s.fail(w, err)
+			s.failPublic(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, creds)

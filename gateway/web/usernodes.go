@@ -110,7 +110,7 @@ func (s *Server) clusterFail(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNodesUnavailable):
 		writeError(w, http.StatusNotFound, err.Error())
 	default:
-		s.fail(w, err)
+		s.failPublic(w, err)
 	}
 }
 

@@ -321,8 +321,23 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, trust.ErrorResponse{Error: msg})
 }
 
-// fail answers err with the status its kind calls for.
+// fail answers err with the status its kind calls for. An internal error's message goes
+// to the caller: only admin routes use it.
 func (s *Server) fail(w http.ResponseWriter, err error) {
+	s.answer(w, err, false)
+}
+
+// failPublic is fail for the routes anyone may call: an internal error (the store
+// unreachable, ...) is logged, and the caller reads only that the cluster could not
+// answer, never the error chain (the backend, its address, the store's keys).
+func (s *Server) failPublic(w http.ResponseWriter, err error) {
+	s.answer(w, err, true)
+}
+
+// internalErrorMessage is what a public route's caller reads of an internal error.
+const internalErrorMessage = "the cluster could not answer (an internal error, logged on its proxy); try again later"
+
+func (s *Server) answer(w http.ResponseWriter, err error, public bool) {
 	status := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, auth.ErrTokenRejected):
@@ -336,6 +351,10 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	}
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "err", err)
+		if public {
+			writeError(w, status, internalErrorMessage)
+			return
+		}
 	}
 	writeError(w, status, err.Error())
 }
@@ -387,7 +406,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, auth.ErrBadRequest):
 			s.failures.add(addr, "refused")
 		}
-		s.fail(w, err)
+		s.failPublic(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
