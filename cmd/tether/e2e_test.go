@@ -139,18 +139,42 @@ var signupLine = regexp.MustCompile(`(?m)^  tether (users signup .*)$`)
 // prompts the way a person would: the password twice, then the code of the secret it shows.
 func (u user) signUp(t *testing.T, printed, password string) []byte {
 	t.Helper()
+	return u.signUpWithToken(t, printed, password, tokenAsArgument)
+}
+
+// How a sign-up is given its token: as the printed command's argument, in
+// TETHER_SIGNUP_TOKEN, or typed at the prompt.
+const (
+	tokenAsArgument = iota
+	tokenInEnvironment
+	tokenAtPrompt
+)
+
+func (u user) signUpWithToken(t *testing.T, printed, password string, via int) []byte {
+	t.Helper()
 	m := signupLine.FindStringSubmatch(printed)
 	if m == nil {
 		t.Fatalf("no tether users signup command in:\n%s", printed)
 	}
-	cmd := exec.Command(u.bin, strings.Fields(m[1])...)
+	args := strings.Fields(m[1])
+	token := args[len(args)-1]
+	if via != tokenAsArgument {
+		args = args[:len(args)-1]
+	}
+	cmd := exec.Command(u.bin, args...)
 	cmd.Env = append(os.Environ(), "TETHER_HOME="+u.home)
+	if via == tokenInEnvironment {
+		cmd.Env = append(cmd.Env, "TETHER_SIGNUP_TOKEN="+token)
+	}
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	if via == tokenAtPrompt {
+		fmt.Fprintf(stdin, "%s\n", token)
 	}
 	fmt.Fprintf(stdin, "%s\n%s\n", password, password)
 	sc := bufio.NewScanner(stdout)
@@ -198,6 +222,34 @@ type statusOut struct {
 		State      string   `json:"state"`
 		Error      string   `json:"error"`
 	} `json:"leaf_clusters"`
+}
+
+// The sign-up token need not be a command-line argument, which every user of a shared
+// machine can read (/proc/PID/cmdline) while the owner types a password: with the token,
+// another user could read the one-time code secret and sign up first. tether users signup
+// takes it from TETHER_SIGNUP_TOKEN or asks for it, and users add says so.
+func TestSignUpTokenNeedNotBeAnArgument(t *testing.T) {
+	tetherd, tetherctl, tether := binaries(t)
+	root := startTetherd(t, tetherd, "root.example.com")
+	for _, tc := range []struct {
+		name string
+		via  int
+	}{{"carol", tokenInEnvironment}, {"dave", tokenAtPrompt}} {
+		added := root.ctl(t, tetherctl, "users", "add", tc.name, "--roles=access", "--logins="+tc.name)
+		if !strings.Contains(added, "TETHER_SIGNUP_TOKEN") {
+			t.Errorf("users add does not say how to keep the token off the command line:\n%s", added)
+		}
+		u := user{bin: tether, home: filepath.Join(t.TempDir(), tc.name)}
+		if secret := u.signUpWithToken(t, added, "correct horse battery", tc.via); len(secret) == 0 {
+			t.Fatalf("%s: no secret", tc.name)
+		}
+	}
+	// No token anywhere and nothing typed: a clear error, not a Go error chain.
+	u := user{bin: tether, home: filepath.Join(t.TempDir(), "none")}
+	out, errOut, err := u.run(t, "", "users", "signup", "--proxy="+root.addr, "--insecure")
+	if err == nil || !strings.Contains(errOut, "sign-up token") || strings.Contains(errOut, "EOF") {
+		t.Fatalf("signup without a token: %v\n%s%s", err, out, errOut)
+	}
 }
 
 func TestSignInEndToEnd(t *testing.T) {

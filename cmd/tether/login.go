@@ -275,20 +275,51 @@ func logoutCommand() *cobra.Command {
 	}
 }
 
+// signupToken is the sign-up token: the argument, else TETHER_SIGNUP_TOKEN, else typed at
+// the prompt.
+func signupToken(args []string, pr *prompter) (string, error) {
+	token := ""
+	if len(args) == 1 {
+		token = args[0]
+	} else if env, ok := os.LookupEnv("TETHER_SIGNUP_TOKEN"); ok {
+		token = env
+	} else {
+		typed, err := pr.ask("Sign-up token (tetherctl users add printed it): ", true)
+		if err != nil {
+			return "", errors.New("no sign-up token: give it as the argument, in TETHER_SIGNUP_TOKEN, or type it when asked")
+		}
+		token = typed
+	}
+	if token = strings.TrimSpace(token); token == "" {
+		return "", errors.New("the sign-up token is empty: give the one tetherctl users add printed")
+	}
+	return token, nil
+}
+
 func usersCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Your own account"}
 	var pf proxyFlags
 	signup := &cobra.Command{
-		Use:   "signup --proxy=HOST:PORT TOKEN",
+		Use:   "signup --proxy=HOST:PORT [TOKEN]",
 		Short: "Set your password and enrol a one-time code app with the sign-up token your administrator gave you",
-		Args:  cobra.ExactArgs(1),
+		Long: `Set your password and enrol a one-time code app with the sign-up token your
+administrator gave you (tetherctl users add or users reset printed it).
+
+The token may be left off the command line, where every user of a shared machine can
+read it while you type your password: tether then reads it from TETHER_SIGNUP_TOKEN, or
+asks for it (not echoed on a terminal).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := pf.client(cmd)
 			if err != nil {
 				return err
 			}
 			ctx := ctxOf(cmd)
-			token := strings.TrimSpace(args[0])
+			pr := newPrompter(cmd.InOrStdin(), cmd.ErrOrStderr())
+			token, err := signupToken(args, pr)
+			if err != nil {
+				return err
+			}
 			var info struct {
 				User       string `json:"user"`
 				TOTPURI    string `json:"totp_uri"`
@@ -297,7 +328,6 @@ func usersCommand() *cobra.Command {
 			if err := c.call(ctx, http.MethodPost, web.SignupInfoPath, web.SignupTokenBody{Token: token}, &info, nil); err != nil {
 				return err
 			}
-			pr := newPrompter(cmd.InOrStdin(), cmd.ErrOrStderr())
 			var password string
 			for {
 				pw, err := pr.ask(fmt.Sprintf("Choose a password for %s (at least 8 characters): ", info.User), true)

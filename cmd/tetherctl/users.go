@@ -191,5 +191,6 @@ func printSignup(cmd *cobra.Command, c *adminclient.Client, name, ttl string) er
 	if caHint != "" {
 		fmt.Fprintf(out, "(--ca-file is this cluster's TLS CA; copy the file to the user unless the proxy has a publicly trusted certificate)\n")
 	}
+	fmt.Fprintf(out, "(On a machine other users share, leave the token off the command: it is then read from TETHER_SIGNUP_TOKEN or asked for, since anyone there can read a running command's arguments.)\n")
 	return nil
 }
