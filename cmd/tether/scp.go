@@ -136,9 +136,11 @@ type copier struct {
 	out       io.Writer
 }
 
+// logf prints a progress line. It names files the node named: their control characters
+// are written escaped (terminalSafe), as OpenSSH's sftp client sanitises them.
 func (c *copier) logf(format string, args ...any) {
 	if c.out != nil {
-		fmt.Fprintf(c.out, format+"\n", args...)
+		fmt.Fprintln(c.out, terminalSafe(fmt.Sprintf(format, args...)))
 	}
 }
 
@@ -159,9 +161,22 @@ func (c *copier) remoteErr(what, p string, err error) error {
 	return fmt.Errorf("%s %s:%s: %s", what, c.where, p, msg)
 }
 
+// safeErr is err with its text terminal-safe: errors name files the node named and carry
+// the node's own sftp messages.
+func safeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(terminalSafe(err.Error()))
+}
+
 // upload copies local srcs to dst on the node: into dst when it is a directory (or
 // when there are several sources), else as dst.
 func (c *copier) upload(srcs []scpPath, dst string) error {
+	return safeErr(c.uploadAll(srcs, dst))
+}
+
+func (c *copier) uploadAll(srcs []scpPath, dst string) error {
 	st, err := c.sftp.Stat(dst)
 	intoDir := err == nil && st.IsDir()
 	if len(srcs) > 1 && !intoDir {
@@ -230,6 +245,10 @@ func (c *copier) put(local, remote string) error {
 
 // download copies srcs from the node to dst here.
 func (c *copier) download(srcs []scpPath, dst string) error {
+	return safeErr(c.downloadAll(srcs, dst))
+}
+
+func (c *copier) downloadAll(srcs []scpPath, dst string) error {
 	st, err := os.Stat(dst)
 	intoDir := err == nil && st.IsDir()
 	if len(srcs) > 1 && !intoDir {

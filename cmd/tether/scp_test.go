@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,3 +153,56 @@ func TestSCPDownloadCopiesPlainNames(t *testing.T) {
 		}
 	}
 }
+
+// A node names its files and writes its sftp error messages itself: a name or a message
+// holding terminal escapes (a window title, a screen clear, OSC 52 writing the user's
+// clipboard) reaches the user's terminal escaped, in tether scp's progress lines and in its
+// errors, as OpenSSH's sftp client sanitises them.
+func TestSCPNodeNamesReachTheTerminalEscaped(t *testing.T) {
+	const evil = "a\x1b]0;PWNED\a\x1b[2J\u009bb"
+	target := filepath.Join(t.TempDir(), "target")
+	c := evilCopier(t, evilNode{list: func(method, p string) []os.FileInfo {
+		switch {
+		case method == "List":
+			return []os.FileInfo{fakeInfo{name: evil}}
+		case p == "/d":
+			return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+		}
+		return []os.FileInfo{fakeInfo{name: path.Base(p)}}
+	}})
+	var out strings.Builder
+	c.out = &out
+	if err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d", Remote: true}}, target); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(strings.TrimSuffix(out.String(), "\n"), "\x1b\a\u009b") {
+		t.Fatalf("progress line with the node's escapes: %q", out.String())
+	}
+	if !strings.Contains(out.String(), `a\x1b]0;PWNED\a\x1b[2J\u009bb`) {
+		t.Fatalf("progress line %q does not show the name escaped", out.String())
+	}
+
+	// The same name in an error: the node lists it as a directory entry that is neither a
+	// file nor a directory.
+	c = evilCopier(t, evilNode{list: func(method, p string) []os.FileInfo {
+		switch {
+		case method == "List":
+			return []os.FileInfo{fakeInfo{name: evil}}
+		case p == "/d":
+			return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+		}
+		return []os.FileInfo{symlinkInfo{fakeInfo{name: path.Base(p)}}}
+	}})
+	err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d", Remote: true}}, filepath.Join(t.TempDir(), "t2"))
+	if err == nil {
+		t.Fatal("no error for an entry that is not a regular file")
+	}
+	if strings.ContainsAny(err.Error(), "\x1b\a\u009b") {
+		t.Fatalf("error with the node's escapes: %q", err.Error())
+	}
+}
+
+// symlinkInfo is an entry that is neither a regular file nor a directory.
+type symlinkInfo struct{ fakeInfo }
+
+func (symlinkInfo) Mode() fs.FileMode { return fs.ModeNamedPipe | 0o644 }
