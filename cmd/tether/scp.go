@@ -12,6 +12,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 )
 
 // tether scp copies files to and from a node over the sftp subsystem, through the same
@@ -107,9 +108,9 @@ func scpCommand() *cobra.Command {
 				return err
 			}
 			defer closeAll()
-			sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+			sc, err := startSFTP(client, node, cluster)
 			if err != nil {
-				return fmt.Errorf("node %s in cluster %s did not start sftp (%v): is its sftp subsystem enabled?", node, cluster, err)
+				return err
 			}
 			defer sc.Close()
 			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node)}
@@ -126,6 +127,21 @@ func scpCommand() *cobra.Command {
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy directories and what they hold")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	return cmd
+}
+
+// startSFTP starts the sftp subsystem on client. A session the node's cluster refuses (a
+// lock, a login no role allows) is said as the cluster's refusal, as tether ssh says it,
+// escaped for the terminal.
+func startSFTP(client *ssh.Client, node, cluster string) (*sftp.Client, error) {
+	sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+	if err == nil {
+		return sc, nil
+	}
+	var oe *ssh.OpenChannelError
+	if errors.As(err, &oe) {
+		return nil, errors.New(terminalSafe(oe.Message))
+	}
+	return nil, fmt.Errorf("node %s in cluster %s did not start sftp (%s): is its sftp subsystem enabled?", node, cluster, terminalSafe(err.Error()))
 }
 
 // copier copies between this machine and one node's sftp server.

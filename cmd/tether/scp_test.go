@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 )
 
 // fakeInfo is a file listing entry a (malicious) sftp server makes up.
@@ -206,3 +207,52 @@ func TestSCPNodeNamesReachTheTerminalEscaped(t *testing.T) {
 type symlinkInfo struct{ fakeInfo }
 
 func (symlinkInfo) Mode() fs.FileMode { return fs.ModeNamedPipe | 0o644 }
+
+// A session the node's cluster refuses (a lock, a login no role allows) is said as the
+// refusal, as tether ssh says it: tether scp said 'node N in cluster C did not start sftp
+// (ssh: rejected: administratively prohibited ("... locked by lock \"l1\"")): is its sftp
+// subsystem enabled?', x/crypto's chain and a wrong hint. The refusal's text is the
+// cluster's: it reaches the terminal escaped.
+func TestSCPSaysTheClustersRefusal(t *testing.T) {
+	hostKey, _ := newTestSigner(t)
+	cfg := &ssh.ServerConfig{NoClientAuth: true}
+	cfg.AddHostKey(hostKey)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		b, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		_, chans, reqs, err := ssh.NewServerConn(b, cfg)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		for nc := range chans {
+			_ = nc.Reject(ssh.Prohibited, "user alice is not authorized to login as visitor@leaf: locked by lock \"l1\"\x1b[2J")
+		}
+	}()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(a, "node", &ssh.ClientConfig{User: "visitor", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ssh.NewClient(conn, chans, reqs)
+	defer client.Close()
+	_, err = startSFTP(client, "node-east", "leaf-east")
+	if err == nil {
+		t.Fatal("sftp started on a refused session")
+	}
+	want := `user alice is not authorized to login as visitor@leaf: locked by lock "l1"\x1b[2J`
+	if err.Error() != want {
+		t.Fatalf("err = %q, want %q", err.Error(), want)
+	}
+}
