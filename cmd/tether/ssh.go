@@ -43,7 +43,7 @@ func sshCommand() *cobra.Command {
 					specs = append(specs, spec)
 				}
 			}
-			if noCommand && len(args) > 1 {
+			if noCommand && sshCommandLine(args) != "" {
 				return errors.New("-N runs no command: leave out the command, or -N")
 			}
 			p, err := loadProfile()
@@ -88,7 +88,7 @@ func sshCommand() *cobra.Command {
 					return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
 				}
 			}
-			return runSession(client, strings.Join(args[1:], " "), forceTTY, noTTY, agent, login, node, cluster)
+			return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -103,6 +103,18 @@ func sshCommand() *cobra.Command {
 	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "[bind_address:]port:host:hostport: connections to the port on the node (loopback) reach host:hostport from here")
 	cmd.Flags().StringArrayVarP(&dynamic, "dynamic", "D", nil, "[bind_address:]port: a local SOCKS4/5 proxy whose connections leave from the node")
 	return cmd
+}
+
+// sshCommandLine is the command of tether ssh's arguments (the destination first): the
+// words after it, joined with spaces as OpenSSH joins them, without a "--" right after the
+// destination, which ends the options as in ssh host -- ls -la (flags stop at the
+// destination, so cobra leaves that "--" in the arguments).
+func sshCommandLine(args []string) string {
+	words := args[1:]
+	if len(words) > 0 && words[0] == "--" {
+		words = words[1:]
+	}
+	return strings.Join(words, " ")
 }
 
 // runSession runs command (a shell when empty) on client, with a terminal when asked or
