@@ -198,6 +198,10 @@ func (c *copier) uploadAll(srcs []scpPath, dst string) error {
 	if len(srcs) > 1 && !intoDir {
 		return fmt.Errorf("%s:%s is not a directory: several sources need one", c.where, dst)
 	}
+	// A file into a directory that is not there (scp -r of a directory creates it).
+	if ls, lerr := os.Stat(srcs[0].Path); !intoDir && strings.HasSuffix(dst, "/") && lerr == nil && !ls.IsDir() {
+		return fmt.Errorf("%s:%s is not a directory on the node (it does not exist, or is a file)", c.where, dst)
+	}
 	for _, s := range srcs {
 		target := dst
 		if intoDir {

@@ -256,3 +256,19 @@ func TestSCPSaysTheClustersRefusal(t *testing.T) {
 		t.Fatalf("err = %q, want %q", err.Error(), want)
 	}
 }
+
+// A target written as a directory (a trailing slash) that is none on the node is said as
+// such, as OpenSSH's scp does, before anything is opened: tether scp f node:/tmp/nonexist/
+// said 'writing visitor@node-east:/tmp/nonexist/: sftp: "open /tmp/nonexist/: is a
+// directory" (SSH_FX_FAILURE)' (found by the acceptance pass on the demo's node-east).
+func TestSCPUploadIntoAMissingDirectorySaysSo(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(src, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := evilCopier(t, evilNode{list: func(string, string) []os.FileInfo { return nil }})
+	err := c.upload([]scpPath{{Path: src}}, "/nonexist/")
+	if err == nil || err.Error() != "visitor@evil:/nonexist/ is not a directory on the node (it does not exist, or is a file)" {
+		t.Fatalf("err = %v", err)
+	}
+}
