@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/pkg/sftp"
@@ -160,6 +161,21 @@ func (c *copier) logf(format string, args ...any) {
 	}
 }
 
+// statusMessage is the node's own message in se, without pkg/sftp's framing
+// (sftp: "MESSAGE" (SSH_FX_...)), which keeps the message unexported; the framing when
+// there is no message.
+func statusMessage(se *sftp.StatusError) string {
+	full := se.Error()
+	if rest, ok := strings.CutPrefix(full, "sftp: "); ok {
+		if i := strings.LastIndex(rest, " ("); i > 0 {
+			if m, err := strconv.Unquote(rest[:i]); err == nil && m != "" {
+				return m
+			}
+		}
+	}
+	return full
+}
+
 // remoteErr says what failed on the node without sftp's framing.
 func (c *copier) remoteErr(what, p string, err error) error {
 	var se *sftp.StatusError
@@ -170,6 +186,8 @@ func (c *copier) remoteErr(what, p string, err error) error {
 			msg = "no such file or directory"
 		case sftp.ErrSSHFxPermissionDenied:
 			msg = "permission denied"
+		default:
+			msg = statusMessage(se)
 		}
 	} else if errors.Is(err, os.ErrNotExist) {
 		msg = "no such file or directory"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"net"
@@ -269,6 +270,32 @@ func TestSCPUploadIntoAMissingDirectorySaysSo(t *testing.T) {
 	c := evilCopier(t, evilNode{list: func(string, string) []os.FileInfo { return nil }})
 	err := c.upload([]scpPath{{Path: src}}, "/nonexist/")
 	if err == nil || err.Error() != "visitor@evil:/nonexist/ is not a directory on the node (it does not exist, or is a file)" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// brokenNode fails every read with its own message.
+type brokenNode struct{ evilNode }
+
+func (brokenNode) Fileread(*sftp.Request) (io.ReaderAt, error) {
+	return nil, errors.New("the disk is on fire")
+}
+
+// A node's own failure message is said without pkg/sftp's framing (sftp: "..."
+// (SSH_FX_FAILURE)), as OpenSSH's scp says the server's message.
+func TestSCPSaysTheNodesMessageWithoutSFTPFraming(t *testing.T) {
+	a, b := net.Pipe()
+	node := brokenNode{evilNode{list: func(string, string) []os.FileInfo { return []os.FileInfo{fakeInfo{name: "f"}} }}}
+	srv := sftp.NewRequestServer(b, sftp.Handlers{FileGet: node, FilePut: sftp.InMemHandler().FilePut, FileCmd: sftp.InMemHandler().FileCmd, FileList: node})
+	go func() { _ = srv.Serve() }()
+	sc, err := sftp.NewClientPipe(a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close(); srv.Close() })
+	c := &copier{sftp: sc, where: "visitor@evil"}
+	err = c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/f", Remote: true}}, filepath.Join(t.TempDir(), "f"))
+	if err == nil || err.Error() != "reading visitor@evil:/f: the disk is on fire" {
 		t.Fatalf("err = %v", err)
 	}
 }
