@@ -218,13 +218,13 @@ func (fw *forwarder) toNode(c net.Conn, dest string) {
 }
 
 // openFailure is the refusal's own message (the cluster's reasons), without x/crypto's
-// framing.
+// framing, escaped for the terminal: the node's cluster wrote it.
 func openFailure(err error) string {
 	var oe *ssh.OpenChannelError
 	if errors.As(err, &oe) && oe.Message != "" {
-		return oe.Message
+		return terminalSafe(oe.Message)
 	}
-	return err.Error()
+	return terminalSafe(err.Error())
 }
 
 func pipeBoth(a, b net.Conn) {

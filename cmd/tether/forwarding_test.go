@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -226,5 +228,18 @@ func TestRemoteForwardOnPortZeroSaysTheAllocatedPort(t *testing.T) {
 	fw.wg.Wait()
 	if want := "Allocated port 40123 for remote forward to 127.0.0.1:22\n"; stderr.String() != want {
 		t.Fatalf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+// A refusal's text comes from the node's cluster (a leaf's lock message, its reasons): it
+// reaches the terminal escaped, in tether ssh's session and forwarding errors as in tether
+// scp's (a leaf could write a screen clear or OSC 52 there).
+func TestOpenFailureIsEscapedForTheTerminal(t *testing.T) {
+	err := fmt.Errorf("wrapped: %w", &ssh.OpenChannelError{Reason: ssh.Prohibited, Message: "locked by lock \"l1\"\x1b]52;c;ZXZpbA==\a\u009b2J"})
+	if got, want := openFailure(err), `locked by lock "l1"\x1b]52;c;ZXZpbA==\a\u009b2J`; got != want {
+		t.Fatalf("openFailure = %q, want %q", got, want)
+	}
+	if got := openFailure(errors.New("plain\x1b[2J")); got != `plain\x1b[2J` {
+		t.Fatalf("openFailure of a plain error = %q", got)
 	}
 }

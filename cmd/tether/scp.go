@@ -140,7 +140,7 @@ func startSFTP(client *ssh.Client, node, cluster string) (*sftp.Client, error) {
 	}
 	var oe *ssh.OpenChannelError
 	if errors.As(err, &oe) {
-		return nil, errors.New(terminalSafe(oe.Message))
+		return nil, errors.New(openFailure(err))
 	}
 	return nil, fmt.Errorf("node %s in cluster %s did not start sftp (%s): is its sftp subsystem enabled?", node, cluster, terminalSafe(err.Error()))
 }

@@ -125,7 +125,7 @@ func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bo
 	if err != nil {
 		var oe *ssh.OpenChannelError
 		if errors.As(err, &oe) {
-			fmt.Fprintln(os.Stderr, "ERROR:", oe.Message)
+			fmt.Fprintln(os.Stderr, "ERROR:", openFailure(err))
 			return &exitError{Code: 1}
 		}
 		return fmt.Errorf("node %s in cluster %s refused the session; try again", node, cluster)
