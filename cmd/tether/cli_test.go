@@ -314,3 +314,20 @@ func TestLoginChecksTTLBeforeAskingThePassword(t *testing.T) {
 		}
 	}
 }
+
+// tether proxy ssh with no node in its argument says so: 'visitor@' reached the proxy,
+// which answered with its own request format ('no node named in ":22@root.example.com":
+// ask for NODE:PORT@CLUSTER'). Found by the acceptance pass; checked before the profile is
+// read, so no sign-in is needed here.
+func TestProxySSHWithoutANodeSaysSo(t *testing.T) {
+	for _, arg := range []string{"visitor@", "visitor@:22", "@", ".leaf-east:22"} {
+		t.Setenv("TETHER_HOME", t.TempDir())
+		cmd := rootCommand()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs([]string{"proxy", "ssh", arg})
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "names no node") {
+			t.Errorf("tether proxy ssh %q: %v, want 'names no node'", arg, err)
+		}
+	}
+}
