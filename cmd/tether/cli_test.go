@@ -25,7 +25,7 @@ func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
 		{[]string{"users", "frob"}, `unknown command "frob" for "tether users"`},
 		{[]string{"login", "a", "b"}, "accepts at most 1 arg"},
 		{[]string{"login", "--user=alice"}, "--proxy is required"},
-		{[]string{"login", "--proxy=root.example.com", "--user=alice"}, "must be HOST:PORT"},
+		{[]string{"login", "--proxy=https://root.example.com:3080/", "--user=alice"}, "must be HOST:PORT"},
 		{[]string{"login", "--proxy=root.example.com:3080"}, "--user is required"},
 		{[]string{"login", "--proxy=root.example.com:3080", "--user=../x"}, "is not a user name"},
 		{[]string{"status"}, "not logged in: run tether login"},
