@@ -160,6 +160,10 @@ func (fw *forwarder) start(ctx context.Context, specs []forwardSpec) error {
 			if l, err = fw.client.Listen("tcp", f.bind()); err != nil {
 				return fmt.Errorf("remote port forwarding of %s was refused by cluster %s (its policy: options.port_forwarding, or the port is taken, or below 1024 for a login that is not root)", f.bind(), fw.cluster)
 			}
+			// Port 0: the node picked one; say which, as OpenSSH does.
+			if a, ok := l.Addr().(*net.TCPAddr); ok && f.BindPort == 0 && fw.stderr != nil {
+				fmt.Fprintf(fw.stderr, "Allocated port %d for remote forward to %s\n", a.Port, f.dest())
+			}
 		}
 		fw.wg.Add(2)
 		go func() {
@@ -214,13 +218,13 @@ func (fw *forwarder) toNode(c net.Conn, dest string) {
 }
 
 // openFailure is the refusal's own message (the cluster's reasons), without x/crypto's
-// framing.
+// framing, escaped for the terminal: the node's cluster wrote it.
 func openFailure(err error) string {
 	var oe *ssh.OpenChannelError
 	if errors.As(err, &oe) && oe.Message != "" {
-		return oe.Message
+		return terminalSafe(oe.Message)
 	}
-	return err.Error()
+	return terminalSafe(err.Error())
 }
 
 func pipeBoth(a, b net.Conn) {

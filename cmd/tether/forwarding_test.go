@@ -2,9 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func TestParseForward(t *testing.T) {
@@ -166,4 +172,74 @@ func FuzzParseSCPPath(f *testing.F) {
 			t.Fatalf("%q: %+v", s, p)
 		}
 	})
+}
+
+// -R with port 0 lets the node pick the port; tether ssh says which, as OpenSSH does
+// ("Allocated port N for remote forward to host:port"): it said nothing, so the port was
+// unknown to the user. The node here answers tcpip-forward with port 40123.
+func TestRemoteForwardOnPortZeroSaysTheAllocatedPort(t *testing.T) {
+	hostKey, _ := newTestSigner(t)
+	cfg := &ssh.ServerConfig{NoClientAuth: true}
+	cfg.AddHostKey(hostKey)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, chans, reqs, err := ssh.NewServerConn(c, cfg)
+		if err != nil {
+			return
+		}
+		go func() {
+			for nc := range chans {
+				_ = nc.Reject(ssh.Prohibited, "no")
+			}
+		}()
+		for r := range reqs {
+			if r.Type == "tcpip-forward" {
+				_ = r.Reply(true, ssh.Marshal(struct{ Port uint32 }{40123}))
+				continue
+			}
+			_ = r.Reply(false, nil)
+		}
+	}()
+	client, err := ssh.Dial("tcp", l.Addr().String(), &ssh.ClientConfig{User: "visitor", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var stderr strings.Builder
+	fw := &forwarder{client: client, stderr: &stderr, cluster: "leaf"}
+	ctx, cancel := context.WithCancel(context.Background())
+	spec, err := parseForward("R", "0:127.0.0.1:22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.start(ctx, []forwardSpec{spec}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	fw.wg.Wait()
+	if want := "Allocated port 40123 for remote forward to 127.0.0.1:22\n"; stderr.String() != want {
+		t.Fatalf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+// A refusal's text comes from the node's cluster (a leaf's lock message, its reasons): it
+// reaches the terminal escaped, in tether ssh's session and forwarding errors as in tether
+// scp's (a leaf could write a screen clear or OSC 52 there).
+func TestOpenFailureIsEscapedForTheTerminal(t *testing.T) {
+	err := fmt.Errorf("wrapped: %w", &ssh.OpenChannelError{Reason: ssh.Prohibited, Message: "locked by lock \"l1\"\x1b]52;c;ZXZpbA==\a\u009b2J"})
+	if got, want := openFailure(err), `locked by lock "l1"\x1b]52;c;ZXZpbA==\a\u009b2J`; got != want {
+		t.Fatalf("openFailure = %q, want %q", got, want)
+	}
+	if got := openFailure(errors.New("plain\x1b[2J")); got != `plain\x1b[2J` {
+		t.Fatalf("openFailure of a plain error = %q", got)
+	}
 }

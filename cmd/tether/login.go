@@ -30,13 +30,35 @@ type proxyFlags struct {
 }
 
 func (f *proxyFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.proxy, "proxy", "", "the root cluster's proxy, HOST:PORT (required)")
+	cmd.Flags().StringVar(&f.proxy, "proxy", "", "the root cluster's proxy, HOST:PORT (required; HOST alone means port "+defaultWebPort+")")
 	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "the cluster's TLS CA certificates (PEM; tetherctl status prints the file); only these verify the proxy. Default: the system's roots")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "do not verify the proxy's TLS certificate (testing only: anyone in the path can read your password)")
 }
 
+// defaultWebPort is the proxy's port when --proxy names a host alone: tsh's default web
+// port, and the one tetherd configure's sample listens on.
+const defaultWebPort = "3080"
+
+// withDefaultPort is proxy with defaultWebPort added when it names a host (or a bracketed
+// or bare IPv6 address) without a port; anything else is returned as it is, for client to
+// refuse.
+func withDefaultPort(proxy string) string {
+	if proxy == "" {
+		return proxy
+	}
+	if _, _, err := net.SplitHostPort(proxy); err == nil {
+		return proxy
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(proxy, "["), "]")
+	if host == "" || strings.ContainsAny(host, "/[]@ \t") || (strings.Contains(host, ":") && net.ParseIP(host) == nil) {
+		return proxy
+	}
+	return net.JoinHostPort(host, defaultWebPort)
+}
+
 // client checks the flags and returns a client that verifies the proxy.
 func (f *proxyFlags) client(cmd *cobra.Command) (*apiClient, error) {
+	f.proxy = withDefaultPort(f.proxy)
 	if f.proxy == "" {
 		return nil, errors.New("--proxy is required: the root cluster's proxy as HOST:PORT")
 	}
@@ -65,6 +87,12 @@ func loginCommand() *cobra.Command {
 			"The password and the one-time code are read from the terminal, or one line each from stdin.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ttl != "" {
+				if d, err := time.ParseDuration(ttl); err != nil || d <= 0 {
+					return fmt.Errorf("--ttl %q is not a positive duration such as 8h", ttl)
+				}
+			}
+			pf.proxy = withDefaultPort(pf.proxy)
 			// As tsh login: without --proxy, sign in again at the profile's proxy (expired
 			// or not); without --user, as the profile's user when it is that proxy.
 			if prev, err := readProfile(); err == nil {
@@ -142,7 +170,7 @@ func loginCommand() *cobra.Command {
 		},
 	}
 	pf.register(cmd)
-	cmd.Flags().Lookup("proxy").Usage = "the root cluster's proxy, HOST:PORT (default: your profile's)"
+	cmd.Flags().Lookup("proxy").Usage = "the root cluster's proxy, HOST:PORT, or HOST for port " + defaultWebPort + " (default: your profile's)"
 	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (default: your profile's, at its proxy)")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "how long the certificates should last, for example 8h (default 12h; your roles may cap it)")
 	return cmd

@@ -29,10 +29,6 @@ func proxyCommand() *cobra.Command {
 		Short: "Pipe stdin and stdout to a node's SSH server through the proxy (OpenSSH's ProxyCommand: tether proxy ssh --cluster=X %r@%h:%p)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := loadProfile()
-			if err != nil {
-				return err
-			}
 			target := args[0]
 			if i := strings.LastIndexByte(target, '@'); i >= 0 {
 				target = target[i+1:]
@@ -44,6 +40,13 @@ func proxyCommand() *cobra.Command {
 			port, err := strconv.Atoi(portStr)
 			if err != nil || port <= 0 || port > 65535 {
 				return fmt.Errorf("%q: the port must be a number", args[0])
+			}
+			if host == "" || strings.HasPrefix(host, ".") {
+				return fmt.Errorf("%q names no node: give [login@]node[.cluster][:port]", args[0])
+			}
+			p, err := loadProfile()
+			if err != nil {
+				return err
 			}
 			if cluster == "" {
 				cluster = p.SelectedCluster

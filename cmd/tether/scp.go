@@ -8,10 +8,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/pkg/sftp"
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 )
 
 // tether scp copies files to and from a node over the sftp subsystem, through the same
@@ -107,9 +109,9 @@ func scpCommand() *cobra.Command {
 				return err
 			}
 			defer closeAll()
-			sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+			sc, err := startSFTP(client, node, cluster)
 			if err != nil {
-				return fmt.Errorf("node %s in cluster %s did not start sftp (%v): is its sftp subsystem enabled?", node, cluster, err)
+				return err
 			}
 			defer sc.Close()
 			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node)}
@@ -128,6 +130,21 @@ func scpCommand() *cobra.Command {
 	return cmd
 }
 
+// startSFTP starts the sftp subsystem on client. A session the node's cluster refuses (a
+// lock, a login no role allows) is said as the cluster's refusal, as tether ssh says it,
+// escaped for the terminal.
+func startSFTP(client *ssh.Client, node, cluster string) (*sftp.Client, error) {
+	sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true), sftp.MaxConcurrentRequestsPerFile(64))
+	if err == nil {
+		return sc, nil
+	}
+	var oe *ssh.OpenChannelError
+	if errors.As(err, &oe) {
+		return nil, errors.New(openFailure(err))
+	}
+	return nil, fmt.Errorf("node %s in cluster %s did not start sftp (%s): is its sftp subsystem enabled?", node, cluster, terminalSafe(err.Error()))
+}
+
 // copier copies between this machine and one node's sftp server.
 type copier struct {
 	sftp      *sftp.Client
@@ -136,10 +153,27 @@ type copier struct {
 	out       io.Writer
 }
 
+// logf prints a progress line. It names files the node named: their control characters
+// are written escaped (terminalSafe), as OpenSSH's sftp client sanitises them.
 func (c *copier) logf(format string, args ...any) {
 	if c.out != nil {
-		fmt.Fprintf(c.out, format+"\n", args...)
+		fmt.Fprintln(c.out, terminalSafe(fmt.Sprintf(format, args...)))
 	}
+}
+
+// statusMessage is the node's own message in se, without pkg/sftp's framing
+// (sftp: "MESSAGE" (SSH_FX_...)), which keeps the message unexported; the framing when
+// there is no message.
+func statusMessage(se *sftp.StatusError) string {
+	full := se.Error()
+	if rest, ok := strings.CutPrefix(full, "sftp: "); ok {
+		if i := strings.LastIndex(rest, " ("); i > 0 {
+			if m, err := strconv.Unquote(rest[:i]); err == nil && m != "" {
+				return m
+			}
+		}
+	}
+	return full
 }
 
 // remoteErr says what failed on the node without sftp's framing.
@@ -152,6 +186,8 @@ func (c *copier) remoteErr(what, p string, err error) error {
 			msg = "no such file or directory"
 		case sftp.ErrSSHFxPermissionDenied:
 			msg = "permission denied"
+		default:
+			msg = statusMessage(se)
 		}
 	} else if errors.Is(err, os.ErrNotExist) {
 		msg = "no such file or directory"
@@ -159,13 +195,30 @@ func (c *copier) remoteErr(what, p string, err error) error {
 	return fmt.Errorf("%s %s:%s: %s", what, c.where, p, msg)
 }
 
+// safeErr is err with its text terminal-safe: errors name files the node named and carry
+// the node's own sftp messages.
+func safeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(terminalSafe(err.Error()))
+}
+
 // upload copies local srcs to dst on the node: into dst when it is a directory (or
 // when there are several sources), else as dst.
 func (c *copier) upload(srcs []scpPath, dst string) error {
+	return safeErr(c.uploadAll(srcs, dst))
+}
+
+func (c *copier) uploadAll(srcs []scpPath, dst string) error {
 	st, err := c.sftp.Stat(dst)
 	intoDir := err == nil && st.IsDir()
 	if len(srcs) > 1 && !intoDir {
 		return fmt.Errorf("%s:%s is not a directory: several sources need one", c.where, dst)
+	}
+	// A file into a directory that is not there (scp -r of a directory creates it).
+	if ls, lerr := os.Stat(srcs[0].Path); !intoDir && strings.HasSuffix(dst, "/") && lerr == nil && !ls.IsDir() {
+		return fmt.Errorf("%s:%s is not a directory on the node (it does not exist, or is a file)", c.where, dst)
 	}
 	for _, s := range srcs {
 		target := dst
@@ -230,6 +283,10 @@ func (c *copier) put(local, remote string) error {
 
 // download copies srcs from the node to dst here.
 func (c *copier) download(srcs []scpPath, dst string) error {
+	return safeErr(c.downloadAll(srcs, dst))
+}
+
+func (c *copier) downloadAll(srcs []scpPath, dst string) error {
 	st, err := os.Stat(dst)
 	intoDir := err == nil && st.IsDir()
 	if len(srcs) > 1 && !intoDir {

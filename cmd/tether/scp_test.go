@@ -1,16 +1,19 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 )
 
 // fakeInfo is a file listing entry a (malicious) sftp server makes up.
@@ -150,5 +153,149 @@ func TestSCPDownloadCopiesPlainNames(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(target, n)); err != nil || string(b) != "evil" {
 			t.Fatalf("%s: %q %v", n, b, err)
 		}
+	}
+}
+
+// A node names its files and writes its sftp error messages itself: a name or a message
+// holding terminal escapes (a window title, a screen clear, OSC 52 writing the user's
+// clipboard) reaches the user's terminal escaped, in tether scp's progress lines and in its
+// errors, as OpenSSH's sftp client sanitises them.
+func TestSCPNodeNamesReachTheTerminalEscaped(t *testing.T) {
+	const evil = "a\x1b]0;PWNED\a\x1b[2J\u009bb"
+	target := filepath.Join(t.TempDir(), "target")
+	c := evilCopier(t, evilNode{list: func(method, p string) []os.FileInfo {
+		switch {
+		case method == "List":
+			return []os.FileInfo{fakeInfo{name: evil}}
+		case p == "/d":
+			return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+		}
+		return []os.FileInfo{fakeInfo{name: path.Base(p)}}
+	}})
+	var out strings.Builder
+	c.out = &out
+	if err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d", Remote: true}}, target); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(strings.TrimSuffix(out.String(), "\n"), "\x1b\a\u009b") {
+		t.Fatalf("progress line with the node's escapes: %q", out.String())
+	}
+	if !strings.Contains(out.String(), `a\x1b]0;PWNED\a\x1b[2J\u009bb`) {
+		t.Fatalf("progress line %q does not show the name escaped", out.String())
+	}
+
+	// The same name in an error: the node lists it as a directory entry that is neither a
+	// file nor a directory.
+	c = evilCopier(t, evilNode{list: func(method, p string) []os.FileInfo {
+		switch {
+		case method == "List":
+			return []os.FileInfo{fakeInfo{name: evil}}
+		case p == "/d":
+			return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+		}
+		return []os.FileInfo{symlinkInfo{fakeInfo{name: path.Base(p)}}}
+	}})
+	err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d", Remote: true}}, filepath.Join(t.TempDir(), "t2"))
+	if err == nil {
+		t.Fatal("no error for an entry that is not a regular file")
+	}
+	if strings.ContainsAny(err.Error(), "\x1b\a\u009b") {
+		t.Fatalf("error with the node's escapes: %q", err.Error())
+	}
+}
+
+// symlinkInfo is an entry that is neither a regular file nor a directory.
+type symlinkInfo struct{ fakeInfo }
+
+func (symlinkInfo) Mode() fs.FileMode { return fs.ModeNamedPipe | 0o644 }
+
+// A session the node's cluster refuses (a lock, a login no role allows) is said as the
+// refusal, as tether ssh says it: tether scp said 'node N in cluster C did not start sftp
+// (ssh: rejected: administratively prohibited ("... locked by lock \"l1\"")): is its sftp
+// subsystem enabled?', x/crypto's chain and a wrong hint. The refusal's text is the
+// cluster's: it reaches the terminal escaped.
+func TestSCPSaysTheClustersRefusal(t *testing.T) {
+	hostKey, _ := newTestSigner(t)
+	cfg := &ssh.ServerConfig{NoClientAuth: true}
+	cfg.AddHostKey(hostKey)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		b, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		_, chans, reqs, err := ssh.NewServerConn(b, cfg)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		for nc := range chans {
+			_ = nc.Reject(ssh.Prohibited, "user alice is not authorized to login as visitor@leaf: locked by lock \"l1\"\x1b[2J")
+		}
+	}()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(a, "node", &ssh.ClientConfig{User: "visitor", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ssh.NewClient(conn, chans, reqs)
+	defer client.Close()
+	_, err = startSFTP(client, "node-east", "leaf-east")
+	if err == nil {
+		t.Fatal("sftp started on a refused session")
+	}
+	want := `user alice is not authorized to login as visitor@leaf: locked by lock "l1"\x1b[2J`
+	if err.Error() != want {
+		t.Fatalf("err = %q, want %q", err.Error(), want)
+	}
+}
+
+// A target written as a directory (a trailing slash) that is none on the node is said as
+// such, as OpenSSH's scp does, before anything is opened: tether scp f node:/tmp/nonexist/
+// said 'writing visitor@node-east:/tmp/nonexist/: sftp: "open /tmp/nonexist/: is a
+// directory" (SSH_FX_FAILURE)' (found by the acceptance pass on the demo's node-east).
+func TestSCPUploadIntoAMissingDirectorySaysSo(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(src, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := evilCopier(t, evilNode{list: func(string, string) []os.FileInfo { return nil }})
+	err := c.upload([]scpPath{{Path: src}}, "/nonexist/")
+	if err == nil || err.Error() != "visitor@evil:/nonexist/ is not a directory on the node (it does not exist, or is a file)" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// brokenNode fails every read with its own message.
+type brokenNode struct{ evilNode }
+
+func (brokenNode) Fileread(*sftp.Request) (io.ReaderAt, error) {
+	return nil, errors.New("the disk is on fire")
+}
+
+// A node's own failure message is said without pkg/sftp's framing (sftp: "..."
+// (SSH_FX_FAILURE)), as OpenSSH's scp says the server's message.
+func TestSCPSaysTheNodesMessageWithoutSFTPFraming(t *testing.T) {
+	a, b := net.Pipe()
+	node := brokenNode{evilNode{list: func(string, string) []os.FileInfo { return []os.FileInfo{fakeInfo{name: "f"}} }}}
+	srv := sftp.NewRequestServer(b, sftp.Handlers{FileGet: node, FilePut: sftp.InMemHandler().FilePut, FileCmd: sftp.InMemHandler().FileCmd, FileList: node})
+	go func() { _ = srv.Serve() }()
+	sc, err := sftp.NewClientPipe(a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close(); srv.Close() })
+	c := &copier{sftp: sc, where: "visitor@evil"}
+	err = c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/f", Remote: true}}, filepath.Join(t.TempDir(), "f"))
+	if err == nil || err.Error() != "reading visitor@evil:/f: the disk is on fire" {
+		t.Fatalf("err = %v", err)
 	}
 }

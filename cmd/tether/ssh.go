@@ -43,7 +43,7 @@ func sshCommand() *cobra.Command {
 					specs = append(specs, spec)
 				}
 			}
-			if noCommand && len(args) > 1 {
+			if noCommand && sshCommandLine(args) != "" {
 				return errors.New("-N runs no command: leave out the command, or -N")
 			}
 			p, err := loadProfile()
@@ -89,7 +89,7 @@ func sshCommand() *cobra.Command {
 					return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
 				}
 			}
-			return runSession(client, strings.Join(args[1:], " "), forceTTY, noTTY, agent, login, node, cluster)
+			return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -106,6 +106,18 @@ func sshCommand() *cobra.Command {
 	return cmd
 }
 
+// sshCommandLine is the command of tether ssh's arguments (the destination first): the
+// words after it, joined with spaces as OpenSSH joins them, without a "--" right after the
+// destination, which ends the options as in ssh host -- ls -la (flags stop at the
+// destination, so cobra leaves that "--" in the arguments).
+func sshCommandLine(args []string) string {
+	words := args[1:]
+	if len(words) > 0 && words[0] == "--" {
+		words = words[1:]
+	}
+	return strings.Join(words, " ")
+}
+
 // runSession runs command (a shell when empty) on client, with a terminal when asked or
 // when stdin is one and no command is given, and returns the remote exit status as an
 // exitError.
@@ -114,7 +126,7 @@ func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bo
 	if err != nil {
 		var oe *ssh.OpenChannelError
 		if errors.As(err, &oe) {
-			fmt.Fprintln(os.Stderr, "ERROR:", oe.Message)
+			fmt.Fprintln(os.Stderr, "ERROR:", openFailure(err))
 			return &exitError{Code: 1}
 		}
 		return fmt.Errorf("node %s in cluster %s refused the session; try again", node, cluster)

@@ -45,3 +45,24 @@ func TestMaxPasswordLengthIsTheClusters(t *testing.T) {
 		t.Fatalf("tether refuses passwords over %d bytes, the cluster over %d", maxPasswordLength, auth.MaxPasswordLength)
 	}
 }
+
+// A "--" right after the destination ends the options, as OpenSSH's getopt reads ssh
+// host -- ls -la: tether ssh sent it to the node as part of the command ("sh: 0: Illegal
+// option --" from the demo's node-east). A "--" further on is the command's own.
+func TestSSHCommandLineDropsTheDashDashAfterTheDestination(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"visitor@node", "--", "ls", "-la"}, "ls -la"},
+		{[]string{"visitor@node", "ls", "-la"}, "ls -la"},
+		{[]string{"visitor@node", "--", "--", "x"}, "-- x"},
+		{[]string{"visitor@node", "echo", "--"}, "echo --"},
+		{[]string{"visitor@node", "--"}, ""},
+		{[]string{"visitor@node"}, ""},
+	} {
+		if got := sshCommandLine(tc.args); got != tc.want {
+			t.Errorf("sshCommandLine(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}

@@ -457,3 +457,44 @@ func TestAdminCommands(t *testing.T) {
 		}
 	})
 }
+
+// After rm rc/LEAF on the root, the leaf's tetherctl status says the root refused it and
+// what ends the trust on the leaf: it said 'connecting ...: QUIC (handshake rejected):
+// reading the hello answer: CRYPTO_ERROR 0x12a (remote): tls: bad certificate', QUIC's
+// and TLS's framing. Found by the acceptance pass (rm rc/leaf-west on the demo's root).
+func TestLeafStatusSaysTheRootRefusedIt(t *testing.T) {
+	root := startCluster(t, "root.example.com", "")
+	rootCA := writeFile(t, "root-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.gw.Auth().CA().TLS.CACerts()[0].Raw})))
+	leaf := startCluster(t, "leaf.example.com", "root_ca_file: "+rootCA+"\n")
+	leaf.mustCtl(t, "create", writeFile(t, "visitor.yaml", "kind: role\nversion: v5\nmetadata:\n  name: visitor\nspec:\n  allow:\n    logins: [visitor]\n"))
+	leaf.mustCtl(t, "create", writeFile(t, "tc.yaml", trustedClusterYAML(root, addToken(t, root), true)))
+	waitStatus := func(what string, ok func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			out := leaf.mustCtl(t, "status")
+			if ok(out) {
+				return out
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("leaf status never %s:\n%s", what, out)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	waitStatus("connected", func(s string) bool { return strings.Contains(s, "root.example.com: connected") })
+	root.mustCtl(t, "rm", "rc/leaf.example.com")
+	out := waitStatus("showing the refusal", func(s string) bool {
+		// The tunnel that was up ends first ("root went away: the root removed this
+		// cluster's trust"); the connects after it are what the admin sees from then on.
+		return strings.Contains(s, "connecting since") && !strings.Contains(s, "root went away")
+	})
+	for _, want := range []string{"root.example.com refused this cluster", "rm trusted_cluster/root.example.com"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("leaf status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "CRYPTO_ERROR") {
+		t.Errorf("leaf status shows QUIC's framing:\n%s", out)
+	}
+}

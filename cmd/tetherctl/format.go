@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -136,12 +138,50 @@ func table(kind string, rs []resource.Resource, now time.Time) ([]string, [][]st
 			rows = append(rows, tokenRow(t.Metadata.Name, t.Spec.Roles, t.Metadata.Labels, t.Metadata.Expires, now))
 		}
 		return tokenHeader, rows
+	case resource.KindLock:
+		for _, r := range rs {
+			l := r.(*resource.Lock)
+			exp := "never"
+			if e := l.Spec.Expires; e != nil {
+				left := "expired"
+				if e.After(now) {
+					left = e.Sub(now).Round(time.Second).String()
+				}
+				exp = fmt.Sprintf("%s (%s)", e.UTC().Format("02 Jan 06 15:04 UTC"), left)
+			}
+			rows = append(rows, []string{l.Metadata.Name, lockTarget(l.Spec.Target), escapeControls(l.Spec.Message), exp})
+		}
+		return []string{"ID", "Target", "Message", "Expires"}, rows
 	}
 	for _, r := range rs {
 		md := r.GetMetadata()
 		rows = append(rows, []string{r.GetKind(), md.Name, labelList(md.Labels)})
 	}
 	return []string{"Kind", "Name", "Labels"}, rows
+}
+
+// lockTarget writes a lock's target as field=value pairs, in the order tetherctl lock's
+// flags name them.
+func lockTarget(t resource.LockTarget) string {
+	var out []string
+	for _, f := range []struct{ name, value string }{
+		{"user", t.User}, {"role", t.Role}, {"login", t.Login}, {"node", t.Node}, {"remote_cluster", t.RemoteCluster},
+	} {
+		if f.value != "" {
+			out = append(out, f.name+"="+escapeControls(f.value))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// escapeControls is s with the control characters a terminal would act on written as Go
+// escapes: a lock's message is free text.
+func escapeControls(s string) string {
+	if auth.Printable(s) {
+		return s
+	}
+	q := strconv.QuoteToASCII(s)
+	return q[1 : len(q)-1]
 }
 
 var tokenHeader = []string{"Token", "Type", "Labels", "Expiry Time (UTC)"}

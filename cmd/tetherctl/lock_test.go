@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +106,28 @@ func userCA(t *testing.T, c *testCluster) *resource.CertAuthority {
 	}
 	t.Fatal("no user CA")
 	return nil
+}
+
+// get lock --format text prints tctl's lock table (ID, Target, Message, Expires): it
+// printed only Kind, Name and Labels (none), so an admin saw neither whom a lock holds
+// nor until when. Found by the acceptance pass as a Teleport admin.
+func TestLockTableShowsTargetMessageAndExpiry(t *testing.T) {
+	now := time.Date(2026, 12, 2, 16, 0, 0, 0, time.UTC)
+	exp := now.Add(90 * time.Minute)
+	header, rows := table(resource.KindLock, []resource.Resource{
+		&resource.Lock{Kind: resource.KindLock, Version: "v2", Metadata: resource.Metadata{Name: "stolen-laptop"},
+			Spec: resource.LockSpec{Target: resource.LockTarget{User: "alice", Login: "root"}, Message: "laptop reported stolen", Expires: &exp}},
+		&resource.Lock{Kind: resource.KindLock, Version: "v2", Metadata: resource.Metadata{Name: "l2"},
+			Spec: resource.LockSpec{Target: resource.LockTarget{Node: "node-west"}}},
+	}, now)
+	if want := []string{"ID", "Target", "Message", "Expires"}; !slices.Equal(header, want) {
+		t.Fatalf("header %q, want %q", header, want)
+	}
+	want := [][]string{
+		{"stolen-laptop", "user=alice,login=root", "laptop reported stolen", "02 Dec 26 17:30 UTC (1h30m0s)"},
+		{"l2", "node=node-west", "", "never"},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Fatalf("rows %q, want %q", rows, want)
+	}
 }

@@ -43,6 +43,9 @@ for one decided connection, so users' login certificates do not open the server.
 The cluster only ever dials a registered node's address.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkTokenTTL(ttl); err != nil {
+				return err
+			}
 			lbls, err := parseLabels(labels)
 			if err != nil {
 				return err

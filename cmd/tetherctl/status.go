@@ -117,13 +117,27 @@ func printStatus(w io.Writer, st web.StatusResponse) {
 			line += " (replica " + t.Replica + ")"
 		}
 		if t.LastError != "" {
-			line += ": " + t.LastError
+			line += ": " + tunnelError(t.Root, t.LastError)
 		}
 		rows = append(rows, []string{"Tunnel", t.Root + ": " + line})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-16s %s\n", r[0], r[1])
 	}
+}
+
+// tunnelError is a tunnel's last error as an admin reads it. The root refusing this
+// cluster's certificate (a TLS bad_certificate alert from the root, over QUIC or TCP) is
+// said as what it means and what ends it, without QUIC's and TLS's framing: after rm rc
+// on the root, the leaf's connects read 'QUIC (handshake rejected): reading the hello
+// answer: CRYPTO_ERROR 0x12a (remote): tls: bad certificate'. The JSON status and
+// tetherd's log keep the error as it was.
+func tunnelError(root, lastErr string) string {
+	if strings.Contains(lastErr, "tls: bad certificate") && (strings.Contains(lastErr, "(remote)") || strings.Contains(lastErr, "remote error")) {
+		return fmt.Sprintf("%s refused this cluster's certificate: it no longer trusts this cluster (rm rc on the root, or this cluster's CAs changed); "+
+			"to join again, tetherctl rm trusted_cluster/%s here and create it again with a new token from the root", root, root)
+	}
+	return lastErr
 }
 
 func writeJSON(w io.Writer, v any) error {

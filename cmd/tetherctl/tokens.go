@@ -33,6 +33,9 @@ func tokensCommand() *cobra.Command {
 			if addFormat != "text" && addFormat != "json" {
 				return fmt.Errorf("--format %q: use text or json", addFormat)
 			}
+			if err := checkTokenTTL(ttl); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("value") {
 				if err := checkTokenValue(value); err != nil {
 					return err
@@ -121,6 +124,15 @@ func printTokenAdded(w io.Writer, roles []string, resp web.TokenResponse, ttl ti
 	}
 	_, err := fmt.Fprintf(w, "The invite token: %s\nThis token will expire in %s.\n", resp.Token, humanTTL(ttl))
 	return err
+}
+
+// checkTokenTTL refuses a token lifetime of zero or less: the cluster would take zero as
+// its default while tetherctl printed it.
+func checkTokenTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("--ttl %s: give a positive duration such as 5m or 1h", ttl)
+	}
+	return nil
 }
 
 func humanTTL(d time.Duration) string {

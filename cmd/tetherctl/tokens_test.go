@@ -46,3 +46,20 @@ func TestTokensListShowsTheBoundName(t *testing.T) {
 		})
 	}
 }
+
+// tokens add and nodes add --ttl=0 (or less) are refused before the cluster is called:
+// the cluster took 0 as its default (30 minutes) while tetherctl printed 'This token will
+// expire in 0 minutes'. Found by the acceptance pass on the demo's root.
+func TestTokenTTLMustBePositive(t *testing.T) {
+	dir := t.TempDir() // no cluster: the flag is checked first
+	for _, args := range [][]string{
+		{"tokens", "add", "--type=node", "--ttl=0"},
+		{"tokens", "add", "--type=trusted_cluster", "--ttl=-5m"},
+		{"nodes", "add", "--ttl=0s"},
+	} {
+		_, err := run(t, append(args, "--data-dir", dir)...)
+		if err == nil || !strings.Contains(err.Error(), "--ttl") || !strings.Contains(err.Error(), "positive") {
+			t.Errorf("tetherctl %v: %v, want a --ttl error", args, err)
+		}
+	}
+}

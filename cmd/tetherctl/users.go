@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetherproject/tether/gateway/adminclient"
+	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -55,8 +56,13 @@ func usersCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			resp, err := c.IssueSignup(ctxOf(cmd), args[0], resetTTL)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "User %q has been reset: the password and second factor are cleared\n", args[0])
-			return printSignup(cmd, c, args[0], resetTTL)
+			printSignupToken(cmd, c, args[0], resp)
+			return nil
 		},
 	}
 	reset.Flags().StringVar(&resetTTL, "ttl", "1h", "how long the sign-up token is valid")
@@ -180,6 +186,12 @@ func printSignup(cmd *cobra.Command, c *adminclient.Client, name, ttl string) er
 	if err != nil {
 		return fmt.Errorf("issuing a sign-up token for %s: %w (run tetherctl users reset %s to try again)", name, err, name)
 	}
+	printSignupToken(cmd, c, name, resp)
+	return nil
+}
+
+// printSignupToken prints an issued sign-up token and the command the user runs.
+func printSignupToken(cmd *cobra.Command, c *adminclient.Client, name string, resp web.SignupTokenResponse) {
 	st, err := c.Status(ctxOf(cmd))
 	caHint := ""
 	if err == nil && len(st.TLSCAFiles) > 0 {
@@ -192,5 +204,4 @@ func printSignup(cmd *cobra.Command, c *adminclient.Client, name, ttl string) er
 		fmt.Fprintf(out, "(--ca-file is this cluster's TLS CA; copy the file to the user unless the proxy has a publicly trusted certificate)\n")
 	}
 	fmt.Fprintf(out, "(On a machine other users share, leave the token off the command: it is then read from TETHER_SIGNUP_TOKEN or asked for, since anyone there can read a running command's arguments.)\n")
-	return nil
 }

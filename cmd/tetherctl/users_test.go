@@ -50,3 +50,22 @@ func TestRoleNamesHaveNoCommas(t *testing.T) {
 		t.Fatalf("the refused role was stored:\n%s", out)
 	}
 }
+
+// tetherctl users reset of a user that does not exist says so and nothing else: it printed
+// 'User "nobody" has been reset: the password and second factor are cleared' before trying,
+// then 'issuing a sign-up token for nobody: user "nobody" not found: ... (run tetherctl
+// users reset nobody to try again)'. Found by the acceptance pass as a Teleport admin.
+func TestUsersResetOfAMissingUserSaysOnlyThat(t *testing.T) {
+	root := startCluster(t, "root.example.com", "")
+	out, err := root.ctl(t, "users", "reset", "nobody")
+	if err == nil {
+		t.Fatalf("users reset nobody succeeded:\n%s", out)
+	}
+	if strings.Contains(out, "has been reset") || strings.Contains(err.Error(), "users reset nobody") || !strings.Contains(err.Error(), `user "nobody" not found`) {
+		t.Errorf("users reset nobody: %v\n%s\nwant only that the user does not exist", err, out)
+	}
+	root.mustCtl(t, "users", "add", "bob", "--roles=access", "--logins=bob")
+	if out := root.mustCtl(t, "users", "reset", "bob"); !strings.Contains(out, `User "bob" has been reset`) || !strings.Contains(out, "Sign-up token for bob") {
+		t.Errorf("users reset bob:\n%s", out)
+	}
+}

@@ -4,10 +4,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // RequireSubcommands makes every command under cmd (cmd included) that only groups
@@ -26,12 +28,12 @@ func RequireSubcommands(cmd *cobra.Command) {
 	// function, so it acts only for cmd itself.
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c != cmd {
-			return err
+			return PlainFlagError(err)
 		}
 		if args := c.Flags().Args(); len(args) > 0 {
 			return c.RunE(c, args)
 		}
-		return err
+		return PlainFlagError(err)
 	})
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		var names []string
@@ -46,4 +48,24 @@ func RequireSubcommands(cmd *cobra.Command) {
 		}
 		return fmt.Errorf("unknown command %q for %q: use one of %s (see %s --help)", args[0], c.CommandPath(), use, c.CommandPath())
 	}
+}
+
+// PlainFlagError is err, a flag value pflag could not read, said as the flag and what it
+// wants (--ttl "zz" is not a duration such as 30m or 10h), without Go's parser errors
+// (time: invalid duration, strconv.ParseInt: ...). Other errors are returned as they are.
+func PlainFlagError(err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err
+	}
+	want := "a valid value"
+	switch t := ive.GetFlag().Value.Type(); {
+	case t == "duration":
+		want = "a duration such as 30m or 10h"
+	case t == "bool":
+		want = "true or false"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint") || strings.HasPrefix(t, "float"):
+		want = "a number"
+	}
+	return fmt.Errorf("--%s %q is not %s", ive.GetFlag().Name, ive.GetValue(), want)
 }

@@ -40,3 +40,34 @@ func TestRequireSubcommands(t *testing.T) {
 		}
 	}
 }
+
+// A flag value pflag cannot read is said as the flag and what it wants, without Go's
+// parser errors: tetherctl tokens add --ttl=zz said 'invalid argument "zz" for "--ttl"
+// flag: time: invalid duration "zz"', tether ssh -p abc '... strconv.ParseInt: parsing
+// "abc": invalid syntax'. Found by the acceptance pass.
+func TestFlagValueErrorsAreSaidPlainly(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "--ttl=zz"}, `--ttl "zz" is not a duration such as 30m or 10h`},
+		{[]string{"get", "-p", "abc"}, `--port "abc" is not a number`},
+		{[]string{"get", "--port=99999999999999999999"}, `--port "99999999999999999999" is not a number`},
+		{[]string{"get", "--yes=maybe"}, `--yes "maybe" is not true or false`},
+		{[]string{"get", "--bogus"}, "unknown flag: --bogus"},
+	} {
+		root := &cobra.Command{Use: "tool", SilenceErrors: true, SilenceUsage: true, CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true}}
+		get := &cobra.Command{Use: "get", RunE: func(*cobra.Command, []string) error { return nil }}
+		get.Flags().Duration("ttl", 0, "")
+		get.Flags().IntP("port", "p", 22, "")
+		get.Flags().Bool("yes", false, "")
+		root.AddCommand(get)
+		RequireSubcommands(root)
+		root.SetArgs(tc.args)
+		root.SetOut(io.Discard)
+		err := root.Execute()
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
