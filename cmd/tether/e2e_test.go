@@ -252,6 +252,27 @@ func TestSignUpTokenNeedNotBeAnArgument(t *testing.T) {
 	}
 }
 
+// A password the cluster would refuse for its length is refused when typed, before the
+// one-time code secret is shown and a code asked for (it was refused only at the end).
+func TestSignUpRefusesAShortPasswordBeforeTheCode(t *testing.T) {
+	tetherd, tetherctl, tether := binaries(t)
+	root := startTetherd(t, tetherd, "root.example.com")
+	added := root.ctl(t, tetherctl, "users", "add", "erin", "--roles=access", "--logins=erin")
+	m := signupLine.FindStringSubmatch(added)
+	if m == nil {
+		t.Fatalf("no sign-up command in:\n%s", added)
+	}
+	u := user{bin: tether, home: filepath.Join(t.TempDir(), "erin")}
+	out, errOut, err := u.run(t, "short\nshort\n123456\n", strings.Fields(m[1])...)
+	if err == nil || !strings.Contains(errOut, "at least 8 characters") || strings.Contains(out, "Secret:") {
+		t.Fatalf("a 5-character password: %v\n%s%s", err, out, errOut)
+	}
+	// The token was not used up: the sign-up works with a good password.
+	if secret := u.signUp(t, added, "correct horse battery"); len(secret) == 0 {
+		t.Fatal("no secret")
+	}
+}
+
 func TestSignInEndToEnd(t *testing.T) {
 	tetherd, tetherctl, tether := binaries(t)
 	root := startTetherd(t, tetherd, "root.example.com")

@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/tetherproject/tether/gateway/auth"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
@@ -358,12 +361,20 @@ asks for it (not echoed on a terminal).`,
 			}
 			var password string
 			for {
-				pw, err := pr.ask(fmt.Sprintf("Choose a password for %s (at least 8 characters): ", info.User), true)
+				pw, err := pr.ask(fmt.Sprintf("Choose a password for %s (at least %d characters): ", info.User, auth.MinPasswordLength), true)
 				if err != nil {
 					return err
 				}
 				if len(pw) > maxPasswordLength {
 					return fmt.Errorf("the password is longer than %d bytes: choose a shorter one", maxPasswordLength)
+				}
+				// The cluster's own rule, said before the code secret is shown.
+				if n := utf8.RuneCountInString(pw); n < auth.MinPasswordLength {
+					if !pr.tty {
+						return fmt.Errorf("the password must be at least %d characters, this one has %d; the token is still valid: run tether users signup again", auth.MinPasswordLength, n)
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "The password must be at least %d characters; try again.\n", auth.MinPasswordLength)
+					continue
 				}
 				again, err := pr.ask("Enter it again: ", true)
 				if err != nil {
