@@ -12,6 +12,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/resource"
 )
 
 func authCommand() *cobra.Command {
@@ -32,6 +34,18 @@ give sshd the cluster's openssh CA as TrustedUserCAKeys (tetherctl auth export
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if host == "" || pubFile == "" {
 				return errors.New("give --host=NAME (the node's name) and --pub=FILE (the server's public host key)")
+			}
+			// Only names a node can have: the proxy looks the node up by its name.
+			for _, h := range strings.Split(host, ",") {
+				if h = strings.TrimSpace(h); h == "" {
+					continue
+				}
+				if err := auth.CheckNodeName(h); err != nil {
+					return fmt.Errorf("--host: %v", err)
+				}
+				if n := resource.NormalizeClusterName(h); n != h {
+					return fmt.Errorf("--host: node name %q: write it as %q (lower case, no trailing dot)", h, n)
+				}
 			}
 			data, err := os.ReadFile(pubFile)
 			if err != nil {

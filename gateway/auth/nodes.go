@@ -148,7 +148,11 @@ func NodeNameOf(cert *x509.Certificate) (string, bool) {
 // list (frame.ValidNodeName: an IP address, a path, a leading '_' or '.'): one such node
 // made the root refuse the whole list, so no user of the root could list or find this
 // cluster's nodes. Node names are host names besides (resource.CheckClusterName).
-func checkNodeName(name string) error {
+func checkNodeName(name string) error { return CheckNodeName(name) }
+
+// CheckNodeName is the rule a node's name meets on write (checkNodeName), for the tools
+// that certify a name before any node is written (tetherctl auth sign --host).
+func CheckNodeName(name string) error {
 	if err := resource.CheckClusterName(name); err != nil {
 		return errorf(ErrBadRequest, "node name %s: %v (node names are host names)", strconv.QuoteToASCII(name), err)
 	}
