@@ -966,7 +966,11 @@ func (r *replica) runSession(s *session) <-chan struct{} {
 					return
 				}
 				r.hint.Store(int64(g.ReconnectAfter))
-				s.end(codeNormal, fmt.Errorf("%w: %s (come back after %v)", errGoneAway, g.Reason, g.ReconnectAfter))
+				if g.ReconnectAfter > 0 {
+					s.end(codeNormal, fmt.Errorf("%w: %s (come back after %v)", errGoneAway, g.Reason, g.ReconnectAfter))
+				} else {
+					s.end(codeNormal, fmt.Errorf("%w: %s", errGoneAway, g.Reason))
+				}
 				return
 			default:
 				s.end(codeRejected, fmt.Errorf("%w: %s on the control stream", frame.ErrUnexpected, typ))
