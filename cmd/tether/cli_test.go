@@ -32,7 +32,7 @@ func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
 		{[]string{"status", "-f", "xml"}, "use text or json"},
 		{[]string{"clusters"}, "not logged in: run tether login"},
 		{[]string{"clusters", "extra"}, "unknown command"},
-		{[]string{"users", "signup"}, "accepts 1 arg"},
+		{[]string{"users", "signup", "tok1", "tok2"}, "accepts at most 1 arg"},
 		{[]string{"help", "frob"}, "unknown help topic"},
 		{[]string{"--frob"}, "unknown flag"},
 		{[]string{"sshh", "--cluster=leaf", "visitor@node"}, `unknown command "sshh" for "tether"`},
