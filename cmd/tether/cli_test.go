@@ -90,7 +90,8 @@ func TestStatusJSONHasTshsActiveProfile(t *testing.T) {
 			Logins     []string `json:"logins"`
 			ValidUntil string   `json:"valid_until"`
 		} `json:"active"`
-		User string `json:"user"`
+		Profiles *[]json.RawMessage `json:"profiles"`
+		User     string             `json:"user"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
@@ -99,6 +100,10 @@ func TestStatusJSONHasTshsActiveProfile(t *testing.T) {
 	if a.Username != "alice" || strings.Join(a.Roles, ",") != "access,full-access" || a.Cluster != "root.example.com" ||
 		a.ProfileURL != "https://root.example.com:3080" || strings.Join(a.Logins, ",") != "visitor" || a.ValidUntil != "2026-12-02T14:00:00Z" || doc.User != "alice" {
 		t.Fatalf("status -f json: %s", b)
+	}
+	// tsh's other profiles: Tether keeps one, so an empty list (scripts iterate it).
+	if doc.Profiles == nil || len(*doc.Profiles) != 0 {
+		t.Fatalf("status -f json has no empty \"profiles\" list: %s", b)
 	}
 	if _, err := exec.LookPath("jq"); err == nil { // the guide's own lines, when jq is installed
 		for expr, want := range map[string]string{`.active.roles | join(",")`: "access,full-access", `.active.username`: "alice"} {

@@ -92,6 +92,9 @@ type statusJSON struct {
 	// Active is the same profile under the names tsh status -f json uses, so that the
 	// seed guide's jq lines (.active.roles, .active.username) work as written.
 	Active activeProfileJSON `json:"active"`
+	// Profiles are tsh's other profiles (other proxies signed in to): Tether keeps one
+	// profile, so the list is empty, never absent.
+	Profiles []activeProfileJSON `json:"profiles"`
 }
 
 // activeProfileJSON is tsh's "active" profile object (the fields Tether has).
@@ -107,6 +110,7 @@ type activeProfileJSON struct {
 // statusDocument is what tether status -f json prints for p.
 func statusDocument(p *Profile, leaves []leafStatus, clustersErr error) statusJSON {
 	out := statusJSON{
+		Profiles:   []activeProfileJSON{},
 		ProfileDir: p.dir, Proxy: p.Proxy, User: p.User, Cluster: p.Cluster, SelectedCluster: p.SelectedCluster,
 		Roles: nonNil(p.Roles), Logins: nonNil(p.Logins), ValidUntil: p.ValidBefore.UTC(), Leaves: []leafStatus{},
 	}
