@@ -239,13 +239,26 @@ func TestAdminToolOnACluster(t *testing.T) {
 			t.Fatalf("tokens add --value --format json: %v\n%s", err, out)
 		}
 		// The admin-chosen token works: it is listed and a second add of it is refused.
-		var items []web.TokenListItem
-		if err := json.Unmarshal([]byte(root.mustCtl(t, "tokens", "ls", "--format", "json")), &items); err != nil || len(items) != 1 || items[0].Token != value[:4]+"…" {
-			t.Fatalf("tokens ls --format json: %v %+v", err, items)
+		// As tctl tokens ls --format=json|yaml: the token resources (kind, metadata, spec).
+		var items []struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name   string            `json:"name"`
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+			Spec struct {
+				Roles []string `json:"roles"`
+			} `json:"spec"`
 		}
-		var y []map[string]any
-		if err := yaml.Unmarshal([]byte(root.mustCtl(t, "tokens", "ls", "--format", "yaml")), &y); err != nil || len(y) != 1 || y[0]["roles"].([]any)[0] != "trusted_cluster" {
-			t.Fatalf("tokens ls --format yaml: %v %v", err, y)
+		lsJSON := root.mustCtl(t, "tokens", "ls", "--format", "json")
+		if err := json.Unmarshal([]byte(lsJSON), &items); err != nil || len(items) != 1 || items[0].Kind != "token" ||
+			!strings.HasPrefix(items[0].Metadata.Name, value[:4]) || strings.Contains(lsJSON, value) || len(items[0].Spec.Roles) != 1 || items[0].Spec.Roles[0] != "trusted_cluster" {
+			t.Fatalf("tokens ls --format json: %v\n%s", err, lsJSON)
+		}
+		var y map[string]any
+		lsYAML := root.mustCtl(t, "tokens", "ls", "--format", "yaml")
+		if err := yaml.Unmarshal([]byte(lsYAML), &y); err != nil || y["kind"] != "token" || strings.Contains(lsYAML, value) {
+			t.Fatalf("tokens ls --format yaml: %v\n%s", err, lsYAML)
 		}
 		if _, err := root.ctl(t, "tokens", "add", "--type=trusted_cluster", "--value", value); err == nil || !strings.Contains(err.Error(), "already exists") {
 			t.Fatalf("adding the same token twice: %v", err)

@@ -81,15 +81,17 @@ func tokensCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if lsFormat != "text" {
+				// tctl tokens ls --format=json|yaml prints the token resources, as get token.
+				docs, err := c.Get(ctxOf(cmd), resource.KindToken, "", false)
+				if err != nil {
+					return err
+				}
+				return printResources(cmd.OutOrStdout(), docs, lsFormat)
+			}
 			toks, err := c.ListTokens(ctxOf(cmd))
 			if err != nil {
 				return err
-			}
-			if lsFormat != "text" {
-				if toks == nil {
-					toks = []web.TokenListItem{}
-				}
-				return printStructured(cmd.OutOrStdout(), toks, lsFormat)
 			}
 			printTokens(cmd.OutOrStdout(), toks, time.Now())
 			return nil
