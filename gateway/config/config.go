@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -349,6 +350,9 @@ func Load(path string) (*Config, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	if path != "" {
+		if err := checkReadableYAML(path); err != nil {
+			return nil, err
+		}
 		v.SetConfigFile(path)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
@@ -802,6 +806,29 @@ log:
 // "PATH:LINE: unknown key a.b (a has: ...)", in file order. Sections are followed into
 // structs only: a map (node.labels) takes any key, and list items are left to
 // UnmarshalExact. A file that does not parse gives none (viper has said why already).
+// checkReadableYAML says in words why the file at path cannot be a configuration (missing,
+// unreadable, not YAML), before the libraries' error chains would.
+func checkReadableYAML(path string) error {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("configuration %s: no such file (tetherd configure prints a sample to start from)", path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("configuration %s: permission denied (tetherd must be able to read it)", path)
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("configuration %s: cannot be read: %v", path, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("configuration %s is not valid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
 func unknownKeys(path string) []string {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -413,3 +413,23 @@ func TestTunnelBulkSSH(t *testing.T) {
 		})
 	}
 }
+
+// A file that is missing or is not YAML is said in words, without the libraries' error
+// chains ("open X: ...", "While parsing config: yaml: ...").
+func TestUnreadableConfigurationIsSaidPlainly(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("proxy:\n  listen_addr: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing.yaml"), "no such file"},
+		{bad, "is not valid YAML: line 2"},
+	} {
+		_, err := Load(tc.path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "While parsing") ||
+			strings.Contains(err.Error(), "open "+tc.path) {
+			t.Errorf("%s: %v, want it to say %q plainly", tc.path, err, tc.want)
+		}
+	}
+}
