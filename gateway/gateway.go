@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/tetherproject/tether/internal/listenerr"
+
 	"github.com/tetherproject/tether/bundles"
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/audit"
@@ -229,7 +231,7 @@ func (g *Gateway) listen(cfg *config.Config) error {
 	for attempt := 1; ; attempt++ {
 		ln, err := net.Listen("tcp", cfg.Proxy.WebListenAddr)
 		if err != nil {
-			return fmt.Errorf("listening on proxy.web_listen_addr: %w", err)
+			return listenerr.Wrap("proxy.web_listen_addr", cfg.Proxy.WebListenAddr, err)
 		}
 		mux := proxy.NewMux(ln, g.log)
 		_, listenPort, _ := net.SplitHostPort(ln.Addr().String())

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tetherproject/tether/internal/listenerr"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -48,7 +50,7 @@ func Listen(addr string, reg *prometheus.Registry, ready map[string]Check, log *
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("diag_addr %s: %w (choose a free host:port, or leave diag_addr empty to turn the diagnostic server off)", addr, err)
+		return nil, fmt.Errorf("%w (or leave diag_addr empty to turn the diagnostic server off)", listenerr.Wrap("diag_addr", addr, err))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{log}}))

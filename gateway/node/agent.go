@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherproject/tether/internal/listenerr"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/gateway/audit"
@@ -121,7 +123,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	if a.listener, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-		return nil, fmt.Errorf("listening on node.listen_addr: %w", err)
+		return nil, listenerr.Wrap("node.listen_addr", cfg.ListenAddr, err)
 	}
 	defer func() {
 		if err != nil {

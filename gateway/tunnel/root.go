@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherproject/tether/internal/listenerr"
+
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/state"
@@ -205,7 +207,7 @@ func (r *Root) start(bindHost, bindPort, pubHost, pubPort string, resetKey []byt
 		var err error
 		ln, err = net.Listen("tcp", net.JoinHostPort(bindHost, bindPort))
 		if err != nil {
-			return fmt.Errorf("listening for SSH fallback tunnels on %s: %w", net.JoinHostPort(bindHost, bindPort), err)
+			return listenerr.Wrap("proxy.tunnel_listen_addr (TCP, for SSH fallback tunnels)", net.JoinHostPort(bindHost, bindPort), err)
 		}
 		port = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	}
