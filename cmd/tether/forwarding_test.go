@@ -178,24 +178,7 @@ func FuzzParseSCPPath(f *testing.F) {
 // ("Allocated port N for remote forward to host:port"): it said nothing, so the port was
 // unknown to the user. The node here answers tcpip-forward with port 40123.
 func TestRemoteForwardOnPortZeroSaysTheAllocatedPort(t *testing.T) {
-	hostKey, _ := newTestSigner(t)
-	cfg := &ssh.ServerConfig{NoClientAuth: true}
-	cfg.AddHostKey(hostKey)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, chans, reqs, err := ssh.NewServerConn(c, cfg)
-		if err != nil {
-			return
-		}
+	client := fakeSSHServer(t, func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 		go func() {
 			for nc := range chans {
 				_ = nc.Reject(ssh.Prohibited, "no")
@@ -208,12 +191,7 @@ func TestRemoteForwardOnPortZeroSaysTheAllocatedPort(t *testing.T) {
 			}
 			_ = r.Reply(false, nil)
 		}
-	}()
-	client, err := ssh.Dial("tcp", l.Addr().String(), &ssh.ClientConfig{User: "visitor", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	})
 	var stderr strings.Builder
 	fw := &forwarder{client: client, stderr: &stderr, cluster: "leaf"}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -229,6 +207,38 @@ func TestRemoteForwardOnPortZeroSaysTheAllocatedPort(t *testing.T) {
 	if want := "Allocated port 40123 for remote forward to 127.0.0.1:22\n"; stderr.String() != want {
 		t.Fatalf("stderr %q, want %q", stderr.String(), want)
 	}
+}
+
+// fakeSSHServer serves one SSH connection on a loopback port with serve (any client is
+// let in) and returns a client connected to it, closed when the test ends.
+func fakeSSHServer(t *testing.T, serve func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request)) *ssh.Client {
+	t.Helper()
+	hostKey, _ := newTestSigner(t)
+	cfg := &ssh.ServerConfig{NoClientAuth: true}
+	cfg.AddHostKey(hostKey)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, chans, reqs, err := ssh.NewServerConn(c, cfg)
+		if err != nil {
+			return
+		}
+		serve(chans, reqs)
+	}()
+	client, err := ssh.Dial("tcp", l.Addr().String(), &ssh.ClientConfig{User: "visitor", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
 }
 
 // A refusal's text comes from the node's cluster (a leaf's lock message, its reasons): it

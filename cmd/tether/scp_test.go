@@ -215,40 +215,13 @@ func (symlinkInfo) Mode() fs.FileMode { return fs.ModeNamedPipe | 0o644 }
 // subsystem enabled?', x/crypto's chain and a wrong hint. The refusal's text is the
 // cluster's: it reaches the terminal escaped.
 func TestSCPSaysTheClustersRefusal(t *testing.T) {
-	hostKey, _ := newTestSigner(t)
-	cfg := &ssh.ServerConfig{NoClientAuth: true}
-	cfg.AddHostKey(hostKey)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		b, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer b.Close()
-		_, chans, reqs, err := ssh.NewServerConn(b, cfg)
-		if err != nil {
-			return
-		}
+	client := fakeSSHServer(t, func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 		go ssh.DiscardRequests(reqs)
 		for nc := range chans {
 			_ = nc.Reject(ssh.Prohibited, "user alice is not authorized to login as visitor@leaf: locked by lock \"l1\"\x1b[2J")
 		}
-	}()
-	a, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, chans, reqs, err := ssh.NewClientConn(a, "node", &ssh.ClientConfig{User: "visitor", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := ssh.NewClient(conn, chans, reqs)
-	defer client.Close()
-	_, err = startSFTP(client, "node-east", "leaf-east")
+	})
+	_, err := startSFTP(client, "node-east", "leaf-east")
 	if err == nil {
 		t.Fatal("sftp started on a refused session")
 	}
