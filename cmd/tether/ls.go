@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/spf13/cobra"
 
@@ -77,7 +80,7 @@ func fetchAllNodes(ctx context.Context, p *Profile, clusters []string) []nodesOf
 func lsCommand() *cobra.Command {
 	var cluster, format string
 	cmd := &cobra.Command{
-		Use:   "ls [--cluster=X] [label=value...] [-f text|json]",
+		Use:   "ls [--cluster=X] [label=value...] [-f text|json|yaml|names]",
 		Short: "List the nodes you may reach and the logins you may use on them",
 		Long: `List the nodes of a cluster you may reach and the logins you may use on them, as
 that cluster's own policy decides.
@@ -85,10 +88,11 @@ that cluster's own policy decides.
 -f json prints what tsh ls --format=json prints: a JSON array of node resources,
 {"kind": "node", "version": "v2", "metadata": {"name", "labels"}, "spec": {"hostname",
 "addr"}}, where spec.hostname is the node's host name or, when it has none, its name.
-What only Tether says is under "tether": {"cluster", "logins"}.`,
+What only Tether says is under "tether": {"cluster", "logins"}. -f yaml prints the same
+resources in YAML; -f names prints one node name a line (the name tether ssh takes).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("-f %q: use text or json", format)
+			if format != "text" && format != "json" && format != "yaml" && format != "names" {
+				return fmt.Errorf("-f %q: use text, json, yaml or names", format)
 			}
 			want := map[string]string{}
 			for _, a := range args {
@@ -127,7 +131,7 @@ What only Tether says is under "tether": {"cluster", "logins"}.`,
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster to list (default: the selected cluster)")
-	cmd.Flags().StringVarP(&format, "format", "f", "text", "text, or json (node resources, as tsh ls --format=json)")
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "text; json or yaml (node resources, as tsh ls --format=json|yaml); names (one node name a line)")
 	return cmd
 }
 
@@ -262,14 +266,39 @@ func nodeResourceOf(n web.UserNode) nodeResource {
 // printNodes writes nodes as format says: a table, or a JSON array of node resources
 // in the shape tsh ls --format=json prints.
 func printNodes(w io.Writer, nodes []web.UserNode, format string) error {
-	if format == "json" {
+	switch format {
+	case "json", "yaml":
 		out := make([]nodeResource, len(nodes))
 		for i, n := range nodes {
 			out[i] = nodeResourceOf(n)
 		}
-		enc := json.NewEncoder(w)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		if format == "yaml" { // the same document, JSON's field names
+			var doc any
+			if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+				return err
+			}
+			b, err := yaml.Marshal(doc)
+			if err != nil {
+				return err
+			}
+			buf.Reset()
+			buf.Write(b)
+		}
+		_, err := w.Write(buf.Bytes())
+		return err
+	case "names": // the names tether ssh takes, one a line
+		for _, n := range nodes {
+			if _, err := fmt.Fprintln(w, terminalSafe(n.Name)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	var rows [][]string
 	for _, n := range nodes {

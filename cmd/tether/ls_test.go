@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/tetherproject/tether/gateway/web"
 )
 
@@ -62,5 +64,28 @@ func TestLsJSONIsTshsNodeShape(t *testing.T) {
 		if !strings.Contains(strings.Join(strings.Fields(buf.String()), " "), strings.Join(strings.Fields(line), " ")) {
 			t.Errorf("ls -f text lacks %q:\n%s", line, buf.String())
 		}
+	}
+}
+
+// tsh ls also takes --format=yaml (the same node resources) and --format=names (one name
+// per line, for shell loops: for n in $(tether ls -f names); do tether ssh ops@$n ...).
+func TestLsYAMLAndNames(t *testing.T) {
+	nodes := []web.UserNode{
+		{Name: "node-east", Addr: "127.0.0.1:3022", Cluster: "leaf-east.example.com", Labels: map[string]string{"env": "stage"}, Logins: []string{"visitor"}},
+		{Name: "db-1", Hostname: "db-1.internal", Cluster: "root.example.com"},
+	}
+	var buf bytes.Buffer
+	if err := printNodes(&buf, nodes, "yaml"); err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := yaml.Unmarshal(buf.Bytes(), &got); err != nil || len(got) != 2 || got[0]["kind"] != "node" ||
+		got[0]["metadata"].(map[string]any)["name"] != "node-east" || got[1]["spec"].(map[string]any)["hostname"] != "db-1.internal" ||
+		got[0]["tether"].(map[string]any)["cluster"] != "leaf-east.example.com" {
+		t.Fatalf("ls -f yaml: %v\n%s", err, buf.String())
+	}
+	buf.Reset()
+	if err := printNodes(&buf, nodes, "names"); err != nil || buf.String() != "node-east\ndb-1\n" {
+		t.Fatalf("ls -f names: %v %q", err, buf.String())
 	}
 }
