@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -143,6 +144,37 @@ node:
 	}
 	if fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid) != u.Uid {
 		t.Fatalf("uploaded file owned by uid %d, want %s", st.Sys().(*syscall.Stat_t).Uid, u.Uid)
+	}
+
+	// ssh -W: the connection is made by `tetherd node-net` as the login, not by the
+	// root agent.
+	dest, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	type owned struct {
+		uid int
+		err error
+	}
+	owner := make(chan owned, 1)
+	go func() {
+		c, err := dest.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		uid, err := testenv.TCPSocketUID(c.RemoteAddr().(*net.TCPAddr).Port, dest.Addr().(*net.TCPAddr).Port)
+		owner <- owned{uid, err}
+		_, _ = io.Copy(c, c)
+	}()
+	cmd = exec.Command(testenv.Command(t, "ssh"), append(opts, "-p", port, "-W", dest.Addr().String(), u.Username+"@"+host)...)
+	cmd.Stdin = strings.NewReader("through tetherd node-net\n")
+	if got, err := cmd.Output(); err != nil || string(got) != "through tetherd node-net\n" {
+		t.Fatalf("ssh -W: %v %q\n%s", err, got, out.String())
+	}
+	if got := <-owner; got.err != nil || fmt.Sprint(got.uid) != u.Uid {
+		t.Fatalf("ssh -W connected as uid %d (%v), want the login's %s", got.uid, got.err, u.Uid)
 	}
 }
 

@@ -4,11 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherproject/tether/internal/testenv"
 )
 
 // TestForwardedSocketsBelongToTheLogin is the attacker's side of forwarding done by a
@@ -52,8 +51,8 @@ func TestForwardedSocketsBelongToTheLogin(t *testing.T) {
 		// destination sees.
 		from := server.RemoteAddr().(*net.TCPAddr).Port
 		to := l.Addr().(*net.TCPAddr).Port
-		if got := tcpSocketUID(t, from, to); got != want {
-			t.Errorf("the forwarded connection was made by uid %d, want the login's uid %d", got, want)
+		if got, err := testenv.TCPSocketUID(from, to); err != nil || got != want {
+			t.Errorf("the forwarded connection was made by uid %d (%v), want the login's uid %d", got, err, want)
 		}
 		roundTripThrough(t, conn, server, "as the login")
 	})
@@ -65,8 +64,8 @@ func TestForwardedSocketsBelongToTheLogin(t *testing.T) {
 		}
 		defer l.Close()
 		port := l.Addr().(*net.TCPAddr).Port
-		if got := tcpSocketUID(t, port, 0); got != want {
-			t.Errorf("the -R listener on port %d belongs to uid %d, want the login's uid %d", port, got, want)
+		if got, err := testenv.TCPSocketUID(port, 0); err != nil || got != want {
+			t.Errorf("the -R listener on port %d belongs to uid %d (%v), want the login's uid %d", port, got, err, want)
 		}
 	})
 }
@@ -82,39 +81,4 @@ func roundTripThrough(t *testing.T, from, to net.Conn, msg string) {
 	if err != nil || line != msg+"\n" {
 		t.Fatalf("read %q, %v; want %q", line, err, msg)
 	}
-}
-
-// tcpSocketUID is the owner (the uid column of /proc/net/tcp) of the IPv4 socket bound
-// to 127.0.0.1:local, connected to 127.0.0.1:remote, or listening when remote is 0.
-func tcpSocketUID(t *testing.T, local, remote int) int {
-	t.Helper()
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	wantLocal := fmt.Sprintf("0100007F:%04X", local)
-	wantRemote, wantState := fmt.Sprintf("0100007F:%04X", remote), "01" // ESTABLISHED
-	if remote == 0 {
-		wantRemote, wantState = "00000000:0000", "0A" // LISTEN
-	}
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 8 || fields[1] != wantLocal || fields[2] != wantRemote || fields[3] != wantState {
-			continue
-		}
-		n, err := strconv.Atoi(fields[7])
-		if err != nil {
-			t.Fatalf("/proc/net/tcp: unreadable uid in %q", sc.Text())
-		}
-		return n
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Fatalf("no socket 127.0.0.1:%d → 127.0.0.1:%d (state %s) in /proc/net/tcp", local, remote, wantState)
-	return -1
 }
