@@ -17,11 +17,13 @@ import (
 // user it runs as: `node-net dial HOST:PORT` connects (ssh -L, -D, -W) and `node-net
 // listen 127.0.0.1:PORT` listens (ssh -R). A root agent runs it as the login's user, with
 // the session's credentials, so the socket belongs to the login as it does under
-// OpenSSH: per-user firewall rules (iptables --uid-owner, systemd IPAddressDeny, cgroup
-// rules) apply to forwarded connections, and a service that trusts root's loopback
-// connections does not see root. The helper hands the socket to the agent over file
-// descriptor 3 (a Unix socket, SCM_RIGHTS) and exits; a failure is one short line on
-// stderr and a non-zero exit.
+// OpenSSH: owner rules (iptables -m owner --uid-owner/--gid-owner, nftables meta
+// skuid/skgid, which read the credentials the socket was opened with) apply to forwarded
+// connections, and a service that trusts root's loopback connections does not see root.
+// Rules by cgroup (a systemd user slice's IPAddressDeny) do not: the helper, like the
+// session's programs, stays in the agent's cgroup. The helper hands the socket to the
+// agent over file descriptor 3 (a Unix socket, SCM_RIGHTS) and exits; a failure is one
+// short line on stderr and a non-zero exit.
 const NetSubcommand = "node-net"
 
 // netHelperFD is the helper's descriptor for the Unix socket back to the agent.

@@ -12,9 +12,8 @@ import (
 
 // TestForwardedSocketsBelongToTheLogin is the attacker's side of forwarding done by a
 // root agent: a login allowed to forward must reach only what its own processes could.
-// Per-user firewall rules (iptables -m owner --uid-owner, systemd IPAddressDeny, cgroup
-// rules) and services that trust "this loopback connection is root's" go by the socket's
-// owner, so the socket that connects for -L/-D/-W and the one that listens for -R must be
+// Owner rules (iptables -m owner --uid-owner, nftables meta skuid) and services that
+// trust "this loopback connection is root's" go by the socket's owner, so the socket that connects for -L/-D/-W and the one that listens for -R must be
 // the login's, as OpenSSH makes them in the user's context. Until node-net, both were the
 // agent's (uid 0).
 func TestForwardedSocketsBelongToTheLogin(t *testing.T) {
