@@ -95,9 +95,9 @@ func ServeNet(args []string) error {
 }
 
 // checkDialAddr is the rule for a direct-tcpip destination, host:port: a port from 1 to
-// 65535 and a host that is an IP address or a DNS name (letters, digits, '.', '-', '_',
-// not starting with '-'; at most 253 bytes). The agent checks it before it starts a
-// helper, the helper again.
+// 65535 and a host that is an IP address (an IPv6 one may name its zone) or a DNS name
+// (letters, digits, '.', '-', '_', not starting with '-'; at most 253 bytes). The agent
+// checks it before it starts a helper, the helper again.
 func checkDialAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -106,18 +106,27 @@ func checkDialAddr(addr string) error {
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
 		return fmt.Errorf("the destination port %q is not a number from 1 to 65535", port)
 	}
-	if net.ParseIP(host) != nil {
+	if ip, zone, ok := strings.Cut(host, "%"); ok {
+		if a := net.ParseIP(ip); a != nil && a.To4() == nil && isHostName(zone) {
+			return nil
+		}
+	} else if net.ParseIP(host) != nil || isHostName(host) {
 		return nil
 	}
-	if host == "" || len(host) > 253 || host[0] == '-' {
-		return errors.New("the destination host is not an IP address or a host name")
+	return errors.New("the destination host is not an IP address or a host name")
+}
+
+// isHostName: letters, digits, '.', '-' and '_', not starting with '-', 1 to 253 bytes.
+func isHostName(s string) bool {
+	if s == "" || len(s) > 253 || s[0] == '-' {
+		return false
 	}
-	for _, r := range host {
+	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return errors.New("the destination host is not an IP address or a host name")
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // listenPort is the port of a -R listener's address, which must be 127.0.0.1:PORT
