@@ -172,58 +172,68 @@ type helperError struct{ reason string }
 
 func (e *helperError) Error() string { return e.reason }
 
-// socketAs makes a forwarding socket as u: op is "dial" or "listen", addr already
-// checked. A root agent runs the net helper as u (the same credentials as u's session:
-// uid, gid, groups, home, an empty environment) and receives the socket it makes; an
-// agent that is not root can only serve its own user (lookupUser refuses any other
-// login) and makes the socket itself.
+// dialAs connects to addr (checked with checkDialAddr) as u, for direct-tcpip. A root
+// agent runs the net helper as u (the same credentials as u's session: uid, gid,
+// groups, home, an empty environment) and receives the connection it made; an agent that
+// is not root can only serve its own user (lookupUser refuses any other login) and
+// dials itself.
 //
 // Nothing the helper hands back is trusted: it runs as the login, who may trace it. Only
-// the first descriptor is kept, and only a TCP connection (dial) or a TCP listener on
-// 127.0.0.1 at the asked port (listen) is accepted; the helper is killed after
-// netHelperTimeout.
-func (a *Agent) socketAs(u *localUser, op, addr string) (conn net.Conn, l net.Listener, err error) {
+// the first descriptor is kept, and only a TCP connection is accepted; the helper is
+// killed after netHelperTimeout.
+func (a *Agent) dialAs(u *localUser, addr string) (net.Conn, error) {
 	if os.Geteuid() != 0 {
-		if op == "dial" {
-			c, err := net.DialTimeout("tcp", addr, forwardDialTimeout)
-			if err != nil {
-				return nil, nil, &helperError{dialReason(err)}
-			}
-			return c, nil, nil
-		}
-		l, err := net.Listen("tcp", addr)
+		c, err := net.DialTimeout("tcp", addr, forwardDialTimeout)
 		if err != nil {
-			return nil, nil, &helperError{dialReason(err)}
+			return nil, &helperError{dialReason(err)}
 		}
-		return nil, l, nil
+		return c, nil
 	}
-	f, err := a.runNetHelper(u, op, addr)
+	f, err := a.runNetHelper(u, "dial", addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer f.Close()
-	if op == "dial" {
-		c, err := net.FileConn(f)
-		if err != nil {
-			return nil, nil, fmt.Errorf("the net helper handed back no connection: %w", err)
-		}
-		if _, ok := c.(*net.TCPConn); !ok {
-			c.Close()
-			return nil, nil, fmt.Errorf("the net helper handed back a %T, not a TCP connection", c)
-		}
-		return c, nil, nil
-	}
-	l, err = net.FileListener(f)
+	c, err := net.FileConn(f)
 	if err != nil {
-		return nil, nil, fmt.Errorf("the net helper handed back no listener: %w", err)
+		return nil, fmt.Errorf("the net helper handed back no connection: %w", err)
 	}
-	want, _ := listenPort(addr)
+	if _, ok := c.(*net.TCPConn); !ok {
+		c.Close()
+		return nil, fmt.Errorf("the net helper handed back a %T, not a TCP connection", c)
+	}
+	return c, nil
+}
+
+// listenAs listens on addr, 127.0.0.1:PORT, as u for tcpip-forward, as dialAs dials: the
+// helper's listener is accepted only on 127.0.0.1 and at the asked port (any port for 0).
+func (a *Agent) listenAs(u *localUser, addr string) (net.Listener, error) {
+	want, err := listenPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, &helperError{dialReason(err)}
+		}
+		return l, nil
+	}
+	f, err := a.runNetHelper(u, "listen", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("the net helper handed back no listener: %w", err)
+	}
 	ta, ok := l.Addr().(*net.TCPAddr)
 	if !ok || !ta.IP.Equal(net.IPv4(127, 0, 0, 1)) || (want != 0 && uint32(ta.Port) != want) {
 		l.Close()
-		return nil, nil, fmt.Errorf("the net helper handed back a listener on %s, not on %s", l.Addr(), addr)
+		return nil, fmt.Errorf("the net helper handed back a listener on %s, not on %s", l.Addr(), addr)
 	}
-	return nil, l, nil
+	return l, nil
 }
 
 // runNetHelper runs `NetCommand op addr` as u and returns the descriptor it sent back.

@@ -46,7 +46,7 @@ func BenchmarkForwardDial(b *testing.B) {
 	addr := l.Addr().String()
 	b.Run("net_helper", func(b *testing.B) {
 		for b.Loop() {
-			c, _, err := a.socketAs(u, "dial", addr)
+			c, err := a.dialAs(u, addr)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/gateway/node"
 )
 
 // runNetHelper runs `node-net args...` from the test binary's copy with back as its
@@ -163,5 +165,65 @@ func TestForwardingRefusesDestinationsThatAreNotHosts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not an IP address or a host name") {
 			t.Errorf("direct-tcpip to %q: %v", host, err)
 		}
+	}
+}
+
+// lyingNetHelper is the test binary's stand-in for a node-net the login traced and
+// rewrote: `node.test lying-node-net MODE OP ADDR` hands the agent something other than
+// what it asked for.
+const lyingNetHelper = "lying-node-net"
+
+// lieToTheAgent is lyingNetHelper: mode "unix" hands back a Unix socket, "anywhere"
+// a TCP listener on all addresses at another port.
+func lieToTheAgent(mode, op string) {
+	var f *os.File
+	switch mode {
+	case "unix":
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			os.Exit(2)
+		}
+		f = os.NewFile(uintptr(fds[0]), "unix")
+	case "anywhere":
+		l, err := net.Listen("tcp", "0.0.0.0:0")
+		if err != nil {
+			os.Exit(2)
+		}
+		f, _ = l.(*net.TCPListener).File()
+	}
+	back, err := net.FileConn(os.NewFile(3, "agent"))
+	if err != nil || f == nil {
+		os.Exit(2)
+	}
+	_, _, _ = back.(*net.UnixConn).WriteMsgUnix([]byte{1}, syscall.UnixRights(int(f.Fd())), nil)
+}
+
+// TestTheAgentTrustsNothingTheNetHelperHandsBack: the helper runs as the login, who may
+// trace it and hand the agent any descriptor. The agent takes only a TCP connection for a
+// dial and only a listener on 127.0.0.1 at the asked port for a listen; anything else
+// fails the forward and is logged.
+func TestTheAgentTrustsNothingTheNetHelperHandsBack(t *testing.T) {
+	for _, mode := range []string{"unix", "anywhere"} {
+		t.Run(mode, func(t *testing.T) {
+			n := startSSHNode(t, func(c *node.Config) {
+				c.NetCommand = []string{netCommand(t)[0], lyingNetHelper, mode}
+			})
+			login := n.user.Username
+			c := n.dial(t, n.key(t, login), login)
+			if mode == "unix" {
+				dest := echoServer(t).Addr().String()
+				if conn, err := c.Dial("tcp", dest); err == nil {
+					conn.Close()
+					t.Fatal("direct-tcpip accepted a Unix socket from the helper")
+				}
+			}
+			if l, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
+				l.Close()
+				t.Fatalf("tcpip-forward accepted the helper's %s listener", mode)
+			}
+			if !strings.Contains(n.log.String(), "the net helper handed back") {
+				t.Errorf("the helper's lie is not logged:\n%s", n.log.String())
+			}
+		})
 	}
 }

@@ -82,7 +82,7 @@ func (a *Agent) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Log
 		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed", dest))
 		return
 	}
-	c, _, err := a.socketAs(u, "dial", dest)
+	c, err := a.dialAs(u, dest)
 	if err != nil {
 		log.Info("port forward: connecting failed", "dest", dest, "uid", u.UID, "err", err)
 		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed%s", dest, userReason(err)))
@@ -151,7 +151,7 @@ func (f *forwards) tcpipForward(r *ssh.Request) (bool, []byte, string) {
 		return false, nil, fmt.Sprintf("port %d is privileged: only root may forward ports below 1024", m.Port)
 	}
 	// GatewayPorts no: whatever address was asked for, listen on loopback.
-	_, l, err := f.a.socketAs(u, "listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(m.Port))))
+	l, err := f.a.listenAs(u, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(m.Port))))
 	if err != nil {
 		return false, nil, fmt.Sprintf("cannot listen on port %d as uid %d: %v", m.Port, u.UID, err)
 	}
