@@ -48,8 +48,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	if len(os.Args) > 3 && os.Args[1] == lyingNetHelper {
-		lieToTheAgent(os.Args[2], os.Args[3])
+	if len(os.Args) > 4 && os.Args[1] == lyingNetHelper {
+		lieToTheAgent(os.Args[2], os.Args[4])
 		os.Exit(0)
 	}
 	code := m.Run()

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/gateway/node"
+	"github.com/tetherproject/tether/internal/testenv"
 )
 
 // runNetHelper runs `node-net args...` from the test binary's copy with back as its
@@ -174,10 +176,26 @@ func TestForwardingRefusesDestinationsThatAreNotHosts(t *testing.T) {
 const lyingNetHelper = "lying-node-net"
 
 // lieToTheAgent is lyingNetHelper: mode "unix" hands back a Unix socket, "anywhere"
-// a TCP listener on all addresses at another port.
-func lieToTheAgent(mode, op string) {
+// a TCP listener on all addresses at another port, "listener_as_connection" the right
+// listener and then the listener again where a connection it accepted should come.
+func lieToTheAgent(mode, addr string) {
 	var f *os.File
 	switch mode {
+	case "listener_as_connection":
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			os.Exit(2)
+		}
+		f, _ = l.(*net.TCPListener).File()
+		back, err := net.FileConn(os.NewFile(3, "agent"))
+		if err != nil || f == nil {
+			os.Exit(2)
+		}
+		for range 2 {
+			_, _, _ = back.(*net.UnixConn).WriteMsgUnix([]byte{1}, syscall.UnixRights(int(f.Fd())), nil)
+		}
+		_, _ = back.Read(make([]byte, 1))
+		return
 	case "unix":
 		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 		if err != nil {
@@ -200,10 +218,11 @@ func lieToTheAgent(mode, op string) {
 
 // TestTheAgentTrustsNothingTheNetHelperHandsBack: the helper runs as the login, who may
 // trace it and hand the agent any descriptor. The agent takes only a TCP connection for a
-// dial and only a listener on 127.0.0.1 at the asked port for a listen; anything else
-// fails the forward and is logged.
+// dial, only a listener on 127.0.0.1 at the asked port for a listen, and only a
+// connection on that listener's address afterwards; anything else fails the forward and
+// is logged, and the agent serves on.
 func TestTheAgentTrustsNothingTheNetHelperHandsBack(t *testing.T) {
-	for _, mode := range []string{"unix", "anywhere"} {
+	for _, mode := range []string{"unix", "anywhere", "listener_as_connection"} {
 		t.Run(mode, func(t *testing.T) {
 			n := startSSHNode(t, func(c *node.Config) {
 				c.NetCommand = []string{netCommand(t)[0], lyingNetHelper, mode}
@@ -216,6 +235,30 @@ func TestTheAgentTrustsNothingTheNetHelperHandsBack(t *testing.T) {
 					conn.Close()
 					t.Fatal("direct-tcpip accepted a Unix socket from the helper")
 				}
+			}
+			if mode == "listener_as_connection" {
+				// The listener is right, what comes as its connection is not: the forward
+				// accepts no more, and the agent lives on.
+				l, err := c.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatalf("tcpip-forward: %v\n%s", err, n.log.String())
+				}
+				defer l.Close()
+				testenv.Eventually(t, 10*time.Second, func() error {
+					if !strings.Contains(n.log.String(), "the net helper handed back a connection on") {
+						return fmt.Errorf("the helper's lie is not logged:\n%s", n.log.String())
+					}
+					return nil
+				})
+				s, err := c.NewSession()
+				if err != nil {
+					t.Fatalf("the agent no longer serves: %v", err)
+				}
+				defer s.Close()
+				if out, err := s.CombinedOutput("echo alive"); err != nil || string(out) != "alive\n" {
+					t.Fatalf("the agent no longer serves: %q %v", out, err)
+				}
+				return
 			}
 			if l, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
 				l.Close()

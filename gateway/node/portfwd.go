@@ -180,10 +180,17 @@ func (f *forwards) accept(l net.Listener, addr string, port uint32) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				f.log.Warn("remote forward: accepting failed; the forward accepts no more connections", "port", port, "err", err)
+			}
 			return
 		}
 		go func() {
-			ra := c.RemoteAddr().(*net.TCPAddr)
+			ra, ok := c.RemoteAddr().(*net.TCPAddr)
+			if !ok || ra == nil {
+				c.Close()
+				return
+			}
 			ch, reqs, err := f.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(struct {
 				Addr     string
 				Port     uint32

@@ -3,7 +3,11 @@ package node_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,7 +70,69 @@ func TestForwardedSocketsBelongToTheLogin(t *testing.T) {
 		if got, err := testenv.TCPSocketUID(port, 0); err != nil || got != want {
 			t.Errorf("the -R listener on port %d belongs to uid %d (%v), want the login's uid %d", port, got, err, want)
 		}
+		// The connections it accepts are the login's too (an accepted socket takes the
+		// owner of whoever accepts it): the forward is open end to end once a line went
+		// through, so the node has accepted.
+		go func() {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			_, _ = io.Copy(conn, conn)
+		}()
+		local, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer local.Close()
+		roundTrip(t, local, "accepted as the login")
+		accepted := local.LocalAddr().(*net.TCPAddr).Port
+		if got, err := testenv.TCPSocketUID(port, accepted); err != nil || got != want {
+			t.Errorf("the -R connection accepted on port %d belongs to uid %d (%v), want the login's uid %d", port, got, err, want)
+		}
 	})
+
+	t.Run("a_cancelled_remote_forward_leaves_no_helper", func(t *testing.T) {
+		l, err := c.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("tcpip-forward: %v\n%s", err, n.log.String())
+		}
+		if err := l.Close(); err != nil { // cancel-tcpip-forward
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if pids := processesOf(t, want); len(pids) > 0 {
+				return fmt.Errorf("processes of the login still running: %v", pids)
+			}
+			return nil
+		})
+		if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
+			t.Error("the cancelled forward's port still accepts connections")
+		}
+	})
+}
+
+// processesOf lists the pids of the processes running as uid (real uid, /proc/PID/status).
+func processesOf(t *testing.T, uid int) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range entries {
+		status, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue // not a process, or it ended
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
+				pids = append(pids, e.Name())
+			}
+		}
+	}
+	return pids
 }
 
 // roundTripThrough writes msg into one end and reads it at the other.
