@@ -28,7 +28,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(startCommand(), configureCommand(), nodeSFTPCommand())
+	root.AddCommand(startCommand(), configureCommand(), nodeSFTPCommand(), nodeNetCommand())
 	return withVersion(root)
 }
 
@@ -121,6 +121,25 @@ func nodeSFTPCommand() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return node.ServeSFTP(os.Stdin, os.Stdout)
+		},
+	}
+}
+
+// nodeNetCommand is the hidden subcommand the node agent runs, as the login's user, to
+// make a port forwarding socket: `node-net dial HOST:PORT` or `node-net listen
+// 127.0.0.1:PORT`, handed back on descriptor 3. Flags are not parsed: a host is never an
+// option. A failure is one line on stderr (the reason the user is shown) and exit 1.
+func nodeNetCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                node.NetSubcommand + " dial HOST:PORT | listen 127.0.0.1:PORT",
+		Short:              "Make a port forwarding socket (run by the node agent as the login's user)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		Run: func(cmd *cobra.Command, args []string) {
+			if err := node.ServeNet(args); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
 		},
 	}
 }

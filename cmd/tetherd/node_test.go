@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -10,12 +11,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,6 +147,87 @@ node:
 	if fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid) != u.Uid {
 		t.Fatalf("uploaded file owned by uid %d, want %s", st.Sys().(*syscall.Stat_t).Uid, u.Uid)
 	}
+
+	// ssh -W: the connection is made by `tetherd node-net` as the login, not by the
+	// root agent.
+	dest, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	type owned struct {
+		uid int
+		err error
+	}
+	owner := make(chan owned, 1)
+	go func() {
+		c, err := dest.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		uid, err := testenv.TCPSocketUID(c.RemoteAddr().(*net.TCPAddr).Port, dest.Addr().(*net.TCPAddr).Port)
+		owner <- owned{uid, err}
+		_, _ = io.Copy(c, c)
+	}()
+	cmd = exec.Command(testenv.Command(t, "ssh"), append(opts, "-p", port, "-W", dest.Addr().String(), u.Username+"@"+host)...)
+	cmd.Stdin = strings.NewReader("through tetherd node-net\n")
+	if got, err := cmd.Output(); err != nil || string(got) != "through tetherd node-net\n" {
+		t.Fatalf("ssh -W: %v %q\n%s", err, got, out.String())
+	}
+	if got := <-owner; got.err != nil || fmt.Sprint(got.uid) != u.Uid {
+		t.Fatalf("ssh -W connected as uid %d (%v), want the login's %s", got.uid, got.err, u.Uid)
+	}
+
+	// ssh -R: `tetherd node-net listen` listens and accepts as the login for as long as
+	// the forward lives, and ends with it.
+	remote := freeAddr(t)
+	rport, err := strconv.Atoi(remote[strings.LastIndex(remote, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fwd := exec.CommandContext(ctx, testenv.Command(t, "ssh"), append(opts, "-p", port, "-N", "-o", "ExitOnForwardFailure=yes",
+		"-R", remote+":"+dest.Addr().String(), u.Username+"@"+host)...)
+	var fwdErr strings.Builder
+	fwd.Stderr = &fwdErr
+	if err := fwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var conn net.Conn
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var err error
+		conn, err = net.Dial("tcp", remote)
+		return err
+	})
+	defer conn.Close()
+	go func() { // the destination echoes what the -R connection brings
+		c, err := dest.Accept()
+		if err == nil {
+			defer c.Close()
+			_, _ = io.Copy(c, c)
+		}
+	}()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, "back through node-net\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "back through node-net\n" {
+		t.Fatalf("ssh -R: %q %v\n%s\n%s", line, err, fwdErr.String(), out.String())
+	}
+	if uid, err := testenv.TCPSocketUID(rport, conn.LocalAddr().(*net.TCPAddr).Port); err != nil || fmt.Sprint(uid) != u.Uid {
+		t.Fatalf("ssh -R accepted the connection as uid %d (%v), want the login's %s", uid, err, u.Uid)
+	}
+	_ = fwd.Process.Kill()
+	_ = fwd.Wait()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if c, err := net.Dial("tcp", remote); err == nil {
+			c.Close()
+			return fmt.Errorf("%s still accepts after the ssh -R ended", remote)
+		}
+		return nil
+	})
 }
 
 // openSSHFiles writes a key with a node certificate of cluster's openssh CA for login, and a

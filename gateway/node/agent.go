@@ -66,6 +66,11 @@ type Config struct {
 	// SFTPCommand runs the sftp server on stdin/stdout as the login's user; default the
 	// running executable with the argument "node-sftp" (tetherd's hidden subcommand).
 	SFTPCommand []string
+	// NetCommand makes port forwarding's sockets as the login's user when the agent runs
+	// as root: it is run with "dial HOST:PORT" or "listen 127.0.0.1:PORT" appended.
+	// Default: the running executable with the argument "node-net" (tetherd's hidden
+	// subcommand, ServeNet).
+	NetCommand []string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -115,7 +120,14 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("node: finding the executable for the sftp subsystem: %w", err)
 		}
-		cfg.SFTPCommand = []string{exe, "node-sftp"}
+		cfg.SFTPCommand = []string{exe, SFTPSubcommand}
+	}
+	if len(cfg.NetCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("node: finding the executable for port forwarding: %w", err)
+		}
+		cfg.NetCommand = []string{exe, NetSubcommand}
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "node", "node", cfg.Name)}
 	key, err := loadOrCreateKey(cfg.Dir)

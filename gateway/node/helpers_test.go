@@ -30,14 +30,26 @@ import (
 	"github.com/tetherproject/tether/resource"
 )
 
-// TestMain doubles as `tetherd node-sftp` for the sftp subsystem, which the agent runs
-// as the login's user from a copy of this binary.
+// TestMain doubles as `tetherd node-sftp` for the sftp subsystem and `tetherd node-net`
+// for port forwarding, which the agent runs as the login's user from a copy of this
+// binary.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == node.SFTPSubcommand {
 		if err := node.ServeSFTP(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		os.Exit(0)
+	}
+	if len(os.Args) > 1 && os.Args[1] == node.NetSubcommand {
+		if err := node.ServeNet(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if len(os.Args) > 4 && os.Args[1] == lyingNetHelper {
+		lieToTheAgent(os.Args[2], os.Args[4])
 		os.Exit(0)
 	}
 	code := m.Run()
@@ -84,6 +96,13 @@ func sftpCommand(t *testing.T) []string {
 		t.Fatal(sftpErr)
 	}
 	return []string{sftpBin, node.SFTPSubcommand}
+}
+
+// netCommand is `node-net` in the same copy of this binary.
+func netCommand(t *testing.T) []string {
+	t.Helper()
+	sftpCommand(t)
+	return []string{sftpBin, node.NetSubcommand}
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -140,7 +159,8 @@ func nodeConfig(t *testing.T, g *gateway.Gateway, name, token, dir string) node.
 	return node.Config{
 		Name: name, Labels: map[string]string{"env": "test"}, ListenAddr: "127.0.0.1:0",
 		AuthServer: g.Addr(), Token: token, RootCAs: g.Auth().CA().TLS.CertPool(), Dir: dir,
-		HeartbeatInterval: time.Second, SFTPCommand: sftpCommand(t), Logger: quietLogger(),
+		HeartbeatInterval: time.Second, SFTPCommand: sftpCommand(t), NetCommand: netCommand(t),
+		Logger: quietLogger(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +20,9 @@ import (
 // agent). The cluster's enforcement point issues the node's certificates and leaves a
 // permit out when the policy denies it (gateway/forward), so the node never needs the
 // policy itself. Like sshd with GatewayPorts no, remote forwards listen on loopback only,
-// and ports below 1024 need a root login. TCP connections are made by the agent itself,
-// not as the login's user (as sshd does).
+// and ports below 1024 need a root login. As under sshd, the sockets are the login's: a
+// root agent has them made by the net helper running as the login (nethelper.go), so
+// per-user firewall rules apply to forwarded connections.
 
 const (
 	permPortForward  = "tether-permit-port-forwarding"
@@ -32,6 +34,7 @@ const forwardDialTimeout = 10 * time.Second
 
 // forwards is one connection's remote listeners (ssh -R), by bound port.
 type forwards struct {
+	a    *Agent
 	conn *ssh.ServerConn
 	log  *slog.Logger
 
@@ -68,10 +71,21 @@ func (a *Agent) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Log
 		return
 	}
 	dest := net.JoinHostPort(m.Host, strconv.Itoa(int(m.Port)))
-	c, err := net.DialTimeout("tcp", dest, forwardDialTimeout)
+	if err := checkDialAddr(dest); err != nil {
+		log.Info("port forward: refused destination", "dest", dest, "reason", err.Error())
+		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed: %v", dest, err))
+		return
+	}
+	u, err := lookupUser(sc.Permissions.Extensions[permLogin])
 	if err != nil {
-		log.Info("port forward: connecting failed", "dest", dest, "err", err)
+		log.Info("port forward: the login is not a user here", "dest", dest, "err", err)
 		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed", dest))
+		return
+	}
+	c, err := a.dialAs(u, dest)
+	if err != nil {
+		log.Info("port forward: connecting failed", "dest", dest, "uid", u.UID, "err", err)
+		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed%s", dest, userReason(err)))
 		return
 	}
 	ch, reqs, err := nc.Accept()
@@ -80,8 +94,18 @@ func (a *Agent) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Log
 		return
 	}
 	go ssh.DiscardRequests(reqs)
-	log.Info("port forward opened", "dest", dest)
+	log.Info("port forward opened", "dest", dest, "uid", u.UID)
 	pipeConn(ch, c)
+}
+
+// userReason is ": reason" for a refusal the user reads when err is a reason fit to
+// show (the helper's or the dial's), else nothing: internals stay in the log.
+func userReason(err error) string {
+	var he *helperError
+	if errors.As(err, &he) {
+		return ": " + he.reason
+	}
+	return ""
 }
 
 // pipeConn copies between a channel and a connection until both directions end.
@@ -119,16 +143,17 @@ func (f *forwards) tcpipForward(r *ssh.Request) (bool, []byte, string) {
 	if err := ssh.Unmarshal(r.Payload, &m); err != nil || m.Port > 65535 {
 		return false, nil, "malformed tcpip-forward request"
 	}
-	if m.Port != 0 && m.Port < 1024 {
-		u, err := lookupUser(f.conn.Permissions.Extensions[permLogin])
-		if err != nil || u.UID != 0 {
-			return false, nil, fmt.Sprintf("port %d is privileged: only root may forward ports below 1024", m.Port)
-		}
+	u, err := lookupUser(f.conn.Permissions.Extensions[permLogin])
+	if err != nil {
+		return false, nil, "the login is not a user here: " + err.Error()
+	}
+	if m.Port != 0 && m.Port < 1024 && u.UID != 0 {
+		return false, nil, fmt.Sprintf("port %d is privileged: only root may forward ports below 1024", m.Port)
 	}
 	// GatewayPorts no: whatever address was asked for, listen on loopback.
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(m.Port))))
+	l, err := f.a.listenAs(u, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(m.Port))))
 	if err != nil {
-		return false, nil, fmt.Sprintf("cannot listen on port %d: %v", m.Port, err)
+		return false, nil, fmt.Sprintf("cannot listen on port %d as uid %d: %v", m.Port, u.UID, err)
 	}
 	port := uint32(l.Addr().(*net.TCPAddr).Port)
 	f.mu.Lock()
@@ -142,7 +167,7 @@ func (f *forwards) tcpipForward(r *ssh.Request) (bool, []byte, string) {
 	}
 	f.listeners[port] = l
 	f.mu.Unlock()
-	f.log.Info("remote forward listening", "addr", l.Addr().String(), "asked", m.Addr)
+	f.log.Info("remote forward listening", "addr", l.Addr().String(), "asked", m.Addr, "uid", u.UID)
 	go f.accept(l, m.Addr, port)
 	var reply []byte
 	if m.Port == 0 {
@@ -155,10 +180,17 @@ func (f *forwards) accept(l net.Listener, addr string, port uint32) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				f.log.Warn("remote forward: accepting failed; the forward accepts no more connections", "port", port, "err", err)
+			}
 			return
 		}
 		go func() {
-			ra := c.RemoteAddr().(*net.TCPAddr)
+			ra, ok := c.RemoteAddr().(*net.TCPAddr)
+			if !ok || ra == nil {
+				c.Close()
+				return
+			}
 			ch, reqs, err := f.conn.OpenChannel("forwarded-tcpip", ssh.Marshal(struct {
 				Addr     string
 				Port     uint32

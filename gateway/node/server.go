@@ -200,7 +200,7 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
 		})
 		defer t.Stop()
 	}
-	fwd := &forwards{conn: sc, log: log}
+	fwd := &forwards{a: a, conn: sc, log: log}
 	defer fwd.closeAll()
 	go func() {
 		for r := range reqs {
