@@ -24,7 +24,7 @@ func TestConfigurePrintsTheSample(t *testing.T) {
 func TestStartRefusesABadConfig(t *testing.T) {
 	cmd := rootCommand()
 	cmd.SetArgs([]string{"start", "-c", "/nonexistent/tether.yaml"})
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "reading configuration") {
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "configuration /nonexistent/tether.yaml: no such file") {
 		t.Fatalf("got %v", err)
 	}
 }
