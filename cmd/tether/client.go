@@ -74,7 +74,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, in, out any, 
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("%s answered HTTP %d; is it a Tether proxy?", c.proxy, resp.StatusCode)
 		}
-		return &apiError{Status: resp.StatusCode, Message: e.Error, RetryAfter: resp.Header.Get("Retry-After")}
+		// The message may carry others' text (a lock's message, an operator's deny
+		// message, a leaf's reason): it reaches the terminal escaped.
+		return &apiError{Status: resp.StatusCode, Message: terminalSafe(e.Error), RetryAfter: resp.Header.Get("Retry-After")}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

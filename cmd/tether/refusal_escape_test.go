@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// evilRefusal is what a node (its direct-tcpip refusal, relayed by the cluster as
+// 'node "n" could not connect to ...: MESSAGE') or a leaf's SSH entry (its session
+// refusal) may put in an SSH channel-open failure: a window title, a screen clear and an
+// OSC 52 clipboard write, then a C1 CSI.
+const evilRefusal = "no\x1b]0;PWNED\x07\x1b[2J\x1b]52;c;cm0gLXJmIH4K\x07\u009b31m"
+
+// refusingServer is an in-process SSH server on loopback that refuses every channel with
+// evilRefusal, and the client connected to it.
+func refusingServer(t *testing.T) *ssh.Client {
+	t.Helper()
+	hostKey, _ := newTestSigner(t)
+	userKey, _ := newTestSigner(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	scfg := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) { return nil, nil }}
+	scfg.AddHostKey(hostKey)
+	go func() {
+		b, err := l.Accept()
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { b.Close() })
+		_, chans, reqs, err := ssh.NewServerConn(b, scfg)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		for nc := range chans {
+			_ = nc.Reject(ssh.Prohibited, evilRefusal)
+		}
+	}()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(a, "node", &ssh.ClientConfig{
+		User: "visitor", Auth: []ssh.AuthMethod{ssh.PublicKeys(userKey)}, HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// assertNoTerminalControls fails when out holds a byte a terminal acts on (other than
+// the line end).
+func assertNoTerminalControls(t *testing.T, what, out string) {
+	t.Helper()
+	t.Logf("%s: %q", what, out)
+	if !strings.Contains(out, "no") {
+		t.Fatalf("%s: the refusal is not said at all: %q", what, out)
+	}
+	if !isTerminalSafe(strings.TrimRight(out, "\n")) {
+		t.Errorf("%s: the refusal reached the terminal with its control characters: %q", what, out)
+	}
+}
+
+// isTerminalSafe is terminalSafe's own test: nothing terminalSafe would escape.
+func isTerminalSafe(s string) bool { return terminalSafe(s) == s }
+
+// A channel refusal's message is the other side's text (a node's, through the cluster's
+// port forwarding; a leaf's SSH entry): tether writes it to the terminal escaped, as it
+// does a node's file names in scp and as OpenSSH's client sanitises what it logs
+// ("channel 2: open failed: ..."). It wrote both raw.
+func TestChannelRefusalsReachTheTerminalEscaped(t *testing.T) {
+	t.Run("port_forward_refused_by_the_node", func(t *testing.T) {
+		client := refusingServer(t)
+		var stderr bytes.Buffer
+		fw := &forwarder{client: client, stderr: &stderr, cluster: "leaf"}
+		local, remote := net.Pipe()
+		defer local.Close()
+		fw.toNode(remote, "127.0.0.1:5432")
+		assertNoTerminalControls(t, "-L refusal", stderr.String())
+	})
+	t.Run("session_refused", func(t *testing.T) {
+		client := refusingServer(t)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved := os.Stderr
+		os.Stderr = w
+		err = runSession(client, "true", false, true, false, "visitor", "node", "leaf")
+		os.Stderr = saved
+		w.Close()
+		out, _ := io.ReadAll(r)
+		r.Close()
+		if err == nil {
+			t.Fatal("a refused session succeeded")
+		}
+		assertNoTerminalControls(t, "session refusal", string(out))
+	}) // The proxy's refusals carry others' text too: the node list's refusal (new today)
+	// says a lock's message, cluster.route's says an operator module's deny message.
+	t.Run("proxy_refusal", func(t *testing.T) {
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "cluster root refused to list its nodes: locked by lock \"l\": " + evilRefusal})
+		}))
+		defer srv.Close()
+		pool := x509.NewCertPool()
+		pool.AddCert(srv.Certificate())
+		c := newAPIClient(strings.TrimPrefix(srv.URL, "https://"), &tls.Config{RootCAs: pool})
+		err := c.call(context.Background(), http.MethodGet, "/webapi/nodes", nil, nil, nil)
+		if err == nil {
+			t.Fatal("a 403 was no error")
+		}
+		assertNoTerminalControls(t, "proxy refusal", "ERROR: "+err.Error())
+	})
+}
