@@ -27,6 +27,13 @@ const evilRefusal = "no\x1b]0;PWNED\x07\x1b[2J\x1b]52;c;cm0gLXJmIH4K\x07\u009b31
 // evilRefusal, and the client connected to it.
 func refusingServer(t *testing.T) *ssh.Client {
 	t.Helper()
+	return sshServerWith(t, func(nc ssh.NewChannel) { _ = nc.Reject(ssh.Prohibited, evilRefusal) })
+}
+
+// sshServerWith is an in-process SSH server on loopback whose channels handle answers,
+// and the client connected to it.
+func sshServerWith(t *testing.T, handle func(ssh.NewChannel)) *ssh.Client {
+	t.Helper()
 	hostKey, _ := newTestSigner(t)
 	userKey, _ := newTestSigner(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,7 +55,7 @@ func refusingServer(t *testing.T) *ssh.Client {
 		}
 		go ssh.DiscardRequests(reqs)
 		for nc := range chans {
-			_ = nc.Reject(ssh.Prohibited, evilRefusal)
+			go handle(nc)
 		}
 	}()
 	a, err := net.Dial("tcp", l.Addr().String())
@@ -130,5 +137,38 @@ func TestChannelRefusalsReachTheTerminalEscaped(t *testing.T) {
 			t.Fatal("a 403 was no error")
 		}
 		assertNoTerminalControls(t, "proxy refusal", "ERROR: "+err.Error())
+	}) // The proxy's own refusal of a node connection is written on the subsystem's stderr,
+	// which tether ssh and tether proxy ssh (OpenSSH's ProxyCommand: its stderr is the
+	// user's terminal) copied as is: cluster.route's reasons (a lock's message, an
+	// operator module's deny message).
+	t.Run("proxy_subsystem_stderr", func(t *testing.T) {
+		client := sshServerWith(t, func(nc ssh.NewChannel) {
+			ch, reqs, err := nc.Accept()
+			if err != nil {
+				return
+			}
+			for r := range reqs {
+				_ = r.Reply(r.Type == "subsystem", nil)
+				if r.Type == "subsystem" {
+					_, _ = io.WriteString(ch.Stderr(), "ERROR: access to cluster leaf denied: locked by lock \"l\": "+evilRefusal+"\nsecond line\n")
+					_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{1}))
+					ch.Close()
+					return
+				}
+			}
+		})
+		var stderr bytes.Buffer
+		_, exit, err := nodeStream(client, "node", 22, "leaf", &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := <-exit; code != 1 {
+			t.Fatalf("exit status %d, want 1", code)
+		}
+		out := stderr.String()
+		if !strings.HasSuffix(out, "\nsecond line\n") {
+			t.Errorf("the proxy's lines are not kept as lines: %q", out)
+		}
+		assertNoTerminalControls(t, "proxy stderr", strings.ReplaceAll(out, "\n", " "))
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -223,9 +224,22 @@ func nodeStream(client *ssh.Client, node string, port int, cluster string, stder
 	}
 	go func() {
 		defer close(errDone)
-		_, _ = io.Copy(stderr, ch.Stderr())
+		copyEscaped(stderr, ch.Stderr())
 	}()
 	return &proxy.ChannelConn{Channel: ch, Local: client.LocalAddr(), Remote: client.RemoteAddr()}, exit, nil
+}
+
+// copyEscaped copies the proxy's stderr to w line by line, each line terminal-safe: it
+// says the cluster's reasons (a lock's message, an operator module's deny message), text
+// others wrote, and tether proxy ssh's stderr is the user's terminal under OpenSSH too.
+func copyEscaped(w io.Writer, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		_, _ = fmt.Fprintln(w, terminalSafe(sc.Text()))
+	}
+	// A line too long for the scanner: the rest is dropped, not written raw.
+	_, _ = io.Copy(io.Discard, r)
 }
 
 // dialNode connects to login@node in cluster through the proxy, verifying the node's
