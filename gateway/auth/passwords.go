@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
@@ -54,33 +55,46 @@ func checkPasswordRules(pw string) error {
 // none sooner; the rest wait their turn.
 var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
-func argon2id(pw, salt []byte, passes, memory uint32, threads uint8, keyLen uint32) []byte {
-	hashSlots <- struct{}{}
+// A wait for a slot ends with ctx: a sign-in whose caller has gone is not checked for
+// nobody, in the place of those still waiting.
+func argon2id(ctx context.Context, pw, salt []byte, passes, memory uint32, threads uint8, keyLen uint32) ([]byte, error) {
+	select {
+	case hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	}
 	defer func() { <-hashSlots }()
-	return argon2.IDKey(pw, salt, passes, memory, threads, keyLen)
+	return argon2.IDKey(pw, salt, passes, memory, threads, keyLen), nil
 }
 
 // hashPassword hashes pw with argon2id and a fresh random salt.
-func hashPassword(pw string) (passwordHash, error) {
+func hashPassword(ctx context.Context, pw string) (passwordHash, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return passwordHash{}, fmt.Errorf("hashing a password: %w", err)
 	}
+	hash, err := argon2id(ctx, []byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	if err != nil {
+		return passwordHash{}, err
+	}
 	return passwordHash{
-		Alg: "argon2id", Time: argonTime, Memory: argonMemory, Threads: argonThreads, Salt: salt,
-		Hash: argon2id([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen),
+		Alg: "argon2id", Time: argonTime, Memory: argonMemory, Threads: argonThreads, Salt: salt, Hash: hash,
 	}, nil
 }
 
 // matches reports whether pw is the password h was made from, in constant time. A hash
-// with parameters out of bounds (a damaged record) matches nothing.
-func (h passwordHash) matches(pw string) bool {
+// with parameters out of bounds (a damaged record) matches nothing. The error says the
+// check was not made (ctx ended while it waited its turn).
+func (h passwordHash) matches(ctx context.Context, pw string) (bool, error) {
 	if h.Alg != "argon2id" || h.Time == 0 || h.Time > 16 || h.Memory < 8*1024 || h.Memory > 1024*1024 ||
 		h.Threads == 0 || len(h.Salt) < 8 || len(h.Hash) < 16 || len(h.Hash) > 64 || len(pw) > MaxPasswordLength {
-		return false
+		return false, nil
 	}
-	got := argon2id([]byte(pw), h.Salt, h.Time, h.Memory, h.Threads, uint32(len(h.Hash)))
-	return subtle.ConstantTimeCompare(got, h.Hash) == 1
+	got, err := argon2id(ctx, []byte(pw), h.Salt, h.Time, h.Memory, h.Threads, uint32(len(h.Hash)))
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(got, h.Hash) == 1, nil
 }
 
 // dummyHash is checked against when the user does not exist or has no password yet, so

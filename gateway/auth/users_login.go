@@ -299,7 +299,7 @@ func (u *Users) CompleteSignup(ctx context.Context, token, password, code, remot
 		s.Audit(ctx, AuditEvent{Type: AuditSignupFailed, Fields: map[string]any{"user": rec.User, "reason": "wrong one-time code", "remote": remote}})
 		return "", errorf(ErrBadRequest, "the one-time code is wrong: check the authenticator's clock and enter the current code for %s", rec.User)
 	}
-	h, err := hashPassword(password)
+	h, err := hashPassword(ctx, password)
 	if err != nil {
 		return "", err
 	}
@@ -488,13 +488,18 @@ func (u *Users) authenticate(ctx context.Context, req LoginRequest, now time.Tim
 		}
 	}
 	if user == nil || cred.Password == nil || len(cred.TOTPSecret) == 0 {
-		dummyHash.matches(req.Password) // the same work as a real check
+		// The same work as a real check.
+		if _, err := dummyHash.matches(ctx, req.Password); err != nil {
+			return nil, "", err
+		}
 		if user == nil {
 			return nil, "unknown user", nil
 		}
 		return nil, "no password set (sign-up not completed)", nil
 	}
-	if !cred.Password.matches(req.Password) {
+	if ok, err := cred.Password.matches(ctx, req.Password); err != nil {
+		return nil, "", err // not checked: not the user's failure
+	} else if !ok {
 		return nil, "wrong password", nil
 	}
 	step, ok := checkTOTP(cred.TOTPSecret, req.OTP, now, cred.TOTPLastStep)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -303,6 +304,10 @@ func (s *Server) loginFail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusForbidden, auth.ErrSignupRejected.Error())
 	case errors.Is(err, auth.ErrAccessDenied):
 		writeError(w, http.StatusForbidden, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The caller went away while its password waited to be checked (auth.argon2id):
+		// nobody reads the answer, and it is no internal error to log.
+		writeError(w, http.StatusServiceUnavailable, "the sign-in was not checked in time; try again")
 	default:
 		s.failPublic(w, err)
 	}
