@@ -19,6 +19,7 @@ import (
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/gateway/proxy"
+	"github.com/tetherproject/tether/resource"
 )
 
 // exitError ends tether with Code and no message of its own (the remote command's exit
@@ -245,6 +246,8 @@ func copyEscaped(w io.Writer, r io.Reader) {
 // dialNode connects to login@node in cluster through the proxy, verifying the node's
 // host certificate against the cluster's host CA.
 func dialNode(ctx context.Context, p *Profile, login, node string, port int, cluster string) (*ssh.Client, func(), error) {
+	// As the proxy routes it: --cluster=LEAF. is leaf's, whose host CA checks the node.
+	cluster = resource.NormalizeClusterName(cluster)
 	signer, _, err := userSigner(p)
 	if err != nil {
 		return nil, nil, err

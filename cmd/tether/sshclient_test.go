@@ -174,3 +174,29 @@ func TestHostKeyVerificationFailuresAreReported(t *testing.T) {
 		closeAll()
 	})
 }
+
+// tether ssh --cluster=LEAF. (and scp) reaches the node as --cluster=leaf does: the
+// proxy routes it (cluster names are compared without case and final dot), and the node's
+// host certificate is checked against that cluster's host CA. The host CA was looked up
+// under the name as typed, which no known_hosts line names with the dot, so the session
+// failed with 'no host CA for cluster LEAF. ...: run tether login again' (attacker review
+// of the gaps pass, which made NODE.CLUSTER work in any case and with a final dot, but
+// not --cluster).
+func TestDialNodeTakesTheClusterNameInAnyCaseAndWithAFinalDot(t *testing.T) {
+	rootHostCA, _ := newTestSigner(t)
+	leafHostCA, _ := newTestSigner(t)
+	userCA, _ := newTestSigner(t)
+	proxyHost, _, _ := testCert(t, rootHostCA, ssh.HostCert, "127.0.0.1")
+	nodeHost, _, _ := testCert(t, leafHostCA, ssh.HostCert, "n1", "n1.leaf")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := testProfile(t, fakeProxy(t, proxyHost, nodeHost), rootHostCA, leafHostCA, userCA)
+	for _, cluster := range []string{"leaf", "LEAF", "leaf.", "Leaf."} {
+		_, closeAll, err := dialNode(ctx, p, "visitor", "n1", 22, cluster)
+		if err != nil {
+			t.Errorf("--cluster=%s: %v", cluster, err)
+			continue
+		}
+		closeAll()
+	}
+}
