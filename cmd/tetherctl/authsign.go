@@ -13,7 +13,6 @@ import (
 
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
-	"github.com/tetherproject/tether/resource"
 )
 
 func authCommand() *cobra.Command {
@@ -42,9 +41,6 @@ give sshd the cluster's openssh CA as TrustedUserCAKeys (tetherctl auth export
 				}
 				if err := auth.CheckNodeName(h); err != nil {
 					return fmt.Errorf("--host: %v", err)
-				}
-				if n := resource.NormalizeClusterName(h); n != h {
-					return fmt.Errorf("--host: node name %q: write it as %q (lower case, no trailing dot)", h, n)
 				}
 			}
 			data, err := os.ReadFile(pubFile)

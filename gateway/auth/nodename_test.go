@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tetherproject/tether/resource"
@@ -42,6 +43,30 @@ func TestNodeNamesTheRootCannotListAreRefused(t *testing.T) {
 		}
 		if _, err := s.nodeResource(name+"-agent", "127.0.0.1:22", nil, nil); err != nil {
 			t.Errorf("node %q-agent could not join: %v", name, err)
+		}
+	}
+}
+
+// A node name is in normal form on every write, as a joining agent's is: lower case,
+// without a final dot. An admin's create took "Web" beside "web" (two nodes whose names
+// differ only in case) and "db.": OpenSSH lowercases the name a user types, and tether
+// config's 'Match originalhost' blocks now catch NODE.CLUSTER in any case, so "ssh
+// Web.leaf" reached the node "web", and tether ssh drops a final dot, so "db." could
+// never be reached (attacker review of the gaps pass).
+func TestNodeNamesAreWrittenInNormalForm(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, "leaf-east")
+	if _, err := s.Create(ctx, mustParse(t, "kind: node\nversion: v2\nmetadata:\n  name: web\nspec:\n  addr: 127.0.0.1:22\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Web", "WEB", "db.", "Db1.Stage.example.com"} {
+		doc := fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: %q\nspec:\n  addr: 127.0.0.1:22\n", name)
+		rs, err := resource.Parse([]byte(doc), "nodes.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Create(ctx, rs, false); err == nil || !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), resource.NormalizeClusterName(name)) {
+			t.Errorf("node %q: err %v, want a refusal saying to write it as %q", name, err, resource.NormalizeClusterName(name))
 		}
 	}
 }

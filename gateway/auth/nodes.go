@@ -159,15 +159,18 @@ func CheckNodeName(name string) error {
 	if err := frame.ValidNodeName(name); err != nil {
 		return errorf(ErrBadRequest, "node name %s: %v; a node name is a host name starting with a letter or digit, not an address (a root could not list this cluster's nodes)", strconv.QuoteToASCII(name), err)
 	}
+	// In normal form, whoever writes it: OpenSSH lowercases the name a user types and
+	// tether drops a final dot, so "Web" beside "web" would be reached as "web", and
+	// "db." never.
+	if n := resource.NormalizeClusterName(name); n != name {
+		return errorf(ErrBadRequest, "node name %q: write it as %q (lower case, no trailing dot)", name, n)
+	}
 	return nil
 }
 
 func (s *Service) nodeResource(name, addr string, labels, tokenLabels map[string]string) (*resource.Node, error) {
 	if err := checkNodeName(name); err != nil {
 		return nil, err
-	}
-	if n := resource.NormalizeClusterName(name); n != name {
-		return nil, errorf(ErrBadRequest, "node name %q: write it as %q (lower case, no trailing dot)", name, n)
 	}
 	if addr == "" {
 		return nil, errorf(ErrBadRequest, "node %q: the address its SSH server is reached at (host:port) is required", name)
