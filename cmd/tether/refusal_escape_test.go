@@ -30,47 +30,16 @@ func refusingServer(t *testing.T) *ssh.Client {
 	return sshServerWith(t, func(nc ssh.NewChannel) { _ = nc.Reject(ssh.Prohibited, evilRefusal) })
 }
 
-// sshServerWith is an in-process SSH server on loopback whose channels handle answers,
-// and the client connected to it.
+// sshServerWith is an in-process SSH server on loopback whose channels handle answers
+// (fakeSSHServer), and the client connected to it.
 func sshServerWith(t *testing.T, handle func(ssh.NewChannel)) *ssh.Client {
 	t.Helper()
-	hostKey, _ := newTestSigner(t)
-	userKey, _ := newTestSigner(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	scfg := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) { return nil, nil }}
-	scfg.AddHostKey(hostKey)
-	go func() {
-		b, err := l.Accept()
-		if err != nil {
-			return
-		}
-		t.Cleanup(func() { b.Close() })
-		_, chans, reqs, err := ssh.NewServerConn(b, scfg)
-		if err != nil {
-			return
-		}
+	return fakeSSHServer(t, func(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 		go ssh.DiscardRequests(reqs)
 		for nc := range chans {
 			go handle(nc)
 		}
-	}()
-	a, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, chans, reqs, err := ssh.NewClientConn(a, "node", &ssh.ClientConfig{
-		User: "visitor", Auth: []ssh.AuthMethod{ssh.PublicKeys(userKey)}, HostKeyCallback: ssh.InsecureIgnoreHostKey(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := ssh.NewClient(cc, chans, reqs)
-	t.Cleanup(func() { client.Close() })
-	return client
 }
 
 // assertNoTerminalControls fails when out holds a byte a terminal acts on (other than
