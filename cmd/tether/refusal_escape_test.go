@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unicode"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -140,4 +141,28 @@ func TestChannelRefusalsReachTheTerminalEscaped(t *testing.T) {
 		}
 		assertNoTerminalControls(t, "proxy stderr", strings.ReplaceAll(out, "\n", " "))
 	})
+}
+
+// A node's labels (its agent's word, every heartbeat) may hold any printable character,
+// bidirectional controls too: U+202E (right-to-left override) makes a terminal that
+// applies the Unicode bidi algorithm (VTE's, GNOME Terminal's) show "env=\u202edorp" as
+// "env=prod", so a node could pass for another in tether ls. They reach the terminal
+// escaped, as the C0 and C1 controls do (attacker review).
+func TestTablesNeverReorderTheTerminalsText(t *testing.T) {
+	var out strings.Builder
+	printTable(&out, []string{"Node Name", "Labels"}, [][]string{
+		{"n1", "env=\u202edorp"},
+		{"n2", "team=\u2067ops\u2069,x=\u200f"},
+		{"n3", "lang=עברית"},
+	})
+	got := out.String()
+	t.Logf("%q", got)
+	if strings.ContainsFunc(got, func(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }) {
+		t.Fatalf("a bidirectional control reached the terminal: %q", got)
+	}
+	for _, want := range []string{`env=\u202edorp`, `team=\u2067ops\u2069,x=\u200f`, "lang=עברית"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table %q does not show %q", got, want)
+		}
+	}
 }

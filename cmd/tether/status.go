@@ -16,6 +16,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -347,9 +348,11 @@ func printTable(w io.Writer, header []string, rows [][]string) {
 }
 
 // terminalSafe is s with every control character a terminal would act on (C0, DEL, C1),
-// and any byte that is not UTF-8, written as a Go escape (\x1b, \u009b).
+// every bidirectional control (U+202E and the like, which make a bidi-aware terminal show
+// "env=\u202edorp" as "env=prod"), and any byte that is not UTF-8, written as a Go escape
+// (\x1b, \u009b, \u202e).
 func terminalSafe(s string) string {
-	if auth.Printable(s) {
+	if auth.Printable(s) && !strings.ContainsFunc(s, isBidiControl) {
 		return s
 	}
 	var b strings.Builder
@@ -357,7 +360,7 @@ func terminalSafe(s string) string {
 		switch {
 		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
 			fmt.Fprintf(&b, "\\x%02x", s[i])
-		case auth.IsControl(r):
+		case auth.IsControl(r) || isBidiControl(r):
 			q := strconv.QuoteRuneToASCII(r)
 			b.WriteString(q[1 : len(q)-1])
 		default:
@@ -366,3 +369,6 @@ func terminalSafe(s string) string {
 	}
 	return b.String()
 }
+
+// isBidiControl reports whether r is a Unicode bidirectional formatting control.
+func isBidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }
