@@ -810,7 +810,8 @@ type failureLimiter struct {
 }
 
 // maxLimiterKeys bounds the keys a failureLimiter tracks; past it, keys with no failure
-// in the window are dropped, and if none can be, new keys count as locked (fail closed).
+// in the window are dropped, then a key under its limit (evictOne), and if none can be,
+// new keys count as locked (fail closed).
 const maxLimiterKeys = 100000
 
 func newFailureLimiter(max int, window time.Duration) *failureLimiter {
@@ -844,7 +845,7 @@ func (l *failureLimiter) waitLocked(key string, now time.Time) time.Duration {
 	if len(ts) < l.max {
 		if _, tracked := l.keys[key]; !tracked && len(l.keys) >= maxLimiterKeys {
 			l.prune(now)
-			if len(l.keys) >= maxLimiterKeys {
+			if len(l.keys) >= maxLimiterKeys && !l.evictOne() {
 				return l.window
 			}
 		}
@@ -916,8 +917,11 @@ func (l *failureLimiter) add(key string, now time.Time) (until time.Time, locked
 
 func (l *failureLimiter) addLocked(key string, now time.Time) (until time.Time, locked bool) {
 	ts := l.recent(key, now)
-	if len(l.keys) >= maxLimiterKeys {
+	if _, tracked := l.keys[key]; !tracked && len(l.keys) >= maxLimiterKeys {
 		l.prune(now)
+		if len(l.keys) >= maxLimiterKeys {
+			l.evictOne()
+		}
 	}
 	ts = append(ts, now)
 	if len(ts) > l.max {
@@ -928,6 +932,30 @@ func (l *failureLimiter) addLocked(key string, now time.Time) (until time.Time, 
 		return ts[0].Add(l.window), true
 	}
 	return time.Time{}, false
+}
+
+// evictProbes bounds the keys evictOne looks at: a table full of locked keys is not
+// scanned whole on every attempt.
+const evictProbes = 64
+
+// evictOne drops one key that is neither locked nor being checked, to make room in a full
+// table, and reports whether it found one. A full table of keys under the limit is what
+// failed attempts for made-up names leave behind: refusing every untracked key then would
+// lock out every user who had not failed (found by the attacker review), so those keys
+// give way; a locked key never does (its lock stands), and a table full of locked keys
+// still refuses newcomers (fail closed).
+func (l *failureLimiter) evictOne() bool {
+	probes := 0
+	for k, ts := range l.keys {
+		if len(ts) < l.max && l.pending[k] == 0 {
+			delete(l.keys, k)
+			return true
+		}
+		if probes++; probes >= evictProbes {
+			return false
+		}
+	}
+	return false
 }
 
 // prune drops the keys with no failure left in the window.

@@ -524,10 +524,28 @@ func TestFailureLimiterFailsClosedWhenFullAndForgetsQuietKeys(t *testing.T) {
 	l := newFailureLimiter(3, time.Minute)
 	t0 := time.Unix(1_000_000, 0)
 	for i := range maxLimiterKeys {
-		l.add("k"+strconv.Itoa(i), t0)
+		for range 3 {
+			l.add("k"+strconv.Itoa(i), t0)
+		}
 	}
 	if w := l.wait("newcomer", t0); w <= 0 {
-		t.Fatal("a new key was let through while every slot holds a live failure")
+		t.Fatal("a new key was let through while every slot holds a locked key")
+	}
+	// Keys under their limit give way to a newcomer (the review's made-up names); the
+	// locked keys stay locked.
+	for i := range maxLimiterKeys / 2 {
+		l.reset("k" + strconv.Itoa(i))
+		l.add("k"+strconv.Itoa(i), t0)
+	}
+	if w := l.wait("newcomer", t0); w != 0 {
+		t.Fatalf("a new key waits %v although keys under their limit could give way", w)
+	}
+	if w := l.wait("k"+strconv.Itoa(maxLimiterKeys-1), t0); w <= 0 {
+		t.Fatal("a locked key was let through")
+	}
+	l = newFailureLimiter(3, time.Minute)
+	for i := range maxLimiterKeys {
+		l.add("k"+strconv.Itoa(i), t0)
 	}
 	if w := l.wait("k1", t0); w != 0 {
 		t.Fatalf("a tracked key under its limit waits %v", w)
