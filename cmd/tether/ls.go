@@ -87,7 +87,8 @@ that cluster's own policy decides.
 
 -f json prints what tsh ls --format=json prints: a JSON array of node resources,
 {"kind": "node", "version": "v2", "metadata": {"name", "labels"}, "spec": {"hostname",
-"addr"}}, where spec.hostname is the node's host name or, when it has none, its name.
+"addr"}}: metadata.name is the name tether ssh takes; spec.hostname is the node's host
+name or, when it has none, its name.
 What only Tether says is under "tether": {"cluster", "logins"}. -f yaml prints the same
 resources in YAML; -f names prints one node name a line (the name tether ssh takes).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -232,8 +233,9 @@ type nodeResource struct {
 		Labels map[string]string `json:"labels"`
 	} `json:"metadata"`
 	Spec struct {
-		// Hostname is the node's host name, or its name when it has none: the name to
-		// give tether ssh, as tsh users read .spec.hostname for tsh ssh.
+		// Hostname is the node's host name, or its name when it has none. tether ssh
+		// takes the node's name (metadata.name), which differs from it for a node
+		// registered with a host name of its own.
 		Hostname string `json:"hostname"`
 		Addr     string `json:"addr"`
 	} `json:"spec"`
