@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tetherproject/tether/gateway/auth"
+
 	"github.com/tetherproject/tether/gateway/trust"
 )
 
@@ -76,7 +78,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, in, out any, 
 		}
 		// The message may carry others' text (a lock's message, an operator's deny
 		// message, a leaf's reason): it reaches the terminal escaped.
-		return &apiError{Status: resp.StatusCode, Message: terminalSafe(e.Error), RetryAfter: resp.Header.Get("Retry-After")}
+		return &apiError{Status: resp.StatusCode, Message: auth.TerminalSafe(e.Error), RetryAfter: resp.Header.Get("Retry-After")}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetherproject/tether/gateway/auth"
+
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -222,9 +224,9 @@ func (fw *forwarder) toNode(c net.Conn, dest string) {
 func openFailure(err error) string {
 	var oe *ssh.OpenChannelError
 	if errors.As(err, &oe) && oe.Message != "" {
-		return terminalSafe(oe.Message)
+		return auth.TerminalSafe(oe.Message)
 	}
-	return terminalSafe(err.Error())
+	return auth.TerminalSafe(err.Error())
 }
 
 func pipeBoth(a, b net.Conn) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tetherproject/tether/gateway/auth"
 
 	"gopkg.in/yaml.v3"
 
@@ -274,29 +275,15 @@ func printNodes(w io.Writer, nodes []web.UserNode, format string) error {
 		for i, n := range nodes {
 			out[i] = nodeResourceOf(n)
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
+		if format == "yaml" { // yaml.v3 names the fields as the JSON tags do (lower case)
+			return yaml.NewEncoder(w).Encode(out)
+		}
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return err
-		}
-		if format == "yaml" { // the same document, JSON's field names
-			var doc any
-			if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
-				return err
-			}
-			b, err := yaml.Marshal(doc)
-			if err != nil {
-				return err
-			}
-			buf.Reset()
-			buf.Write(b)
-		}
-		_, err := w.Write(buf.Bytes())
-		return err
+		return enc.Encode(out)
 	case "names": // the names tether ssh takes, one a line
 		for _, n := range nodes {
-			if _, err := fmt.Fprintln(w, terminalSafe(n.Name)); err != nil {
+			if _, err := fmt.Fprintln(w, auth.TerminalSafe(n.Name)); err != nil {
 				return err
 			}
 		}

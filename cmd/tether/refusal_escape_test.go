@@ -15,6 +15,8 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/tetherproject/tether/gateway/auth"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -56,8 +58,8 @@ func assertNoTerminalControls(t *testing.T, what, out string) {
 	}
 }
 
-// isTerminalSafe is terminalSafe's own test: nothing terminalSafe would escape.
-func isTerminalSafe(s string) bool { return terminalSafe(s) == s }
+// isTerminalSafe is auth.TerminalSafe's own test: nothing auth.TerminalSafe would escape.
+func isTerminalSafe(s string) bool { return auth.TerminalSafe(s) == s }
 
 // A channel refusal's message is the other side's text (a node's, through the cluster's
 // port forwarding; a leaf's SSH entry): tether writes it to the terminal escaped, as it

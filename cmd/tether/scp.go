@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tetherproject/tether/gateway/auth"
+
 	"github.com/pkg/sftp"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
@@ -142,7 +144,7 @@ func startSFTP(client *ssh.Client, node, cluster string) (*sftp.Client, error) {
 	if errors.As(err, &oe) {
 		return nil, errors.New(openFailure(err))
 	}
-	return nil, fmt.Errorf("node %s in cluster %s did not start sftp (%s): is its sftp subsystem enabled?", node, cluster, terminalSafe(err.Error()))
+	return nil, fmt.Errorf("node %s in cluster %s did not start sftp (%s): is its sftp subsystem enabled?", node, cluster, auth.TerminalSafe(err.Error()))
 }
 
 // copier copies between this machine and one node's sftp server.
@@ -154,10 +156,10 @@ type copier struct {
 }
 
 // logf prints a progress line. It names files the node named: their control characters
-// are written escaped (terminalSafe), as OpenSSH's sftp client sanitises them.
+// are written escaped (auth.TerminalSafe), as OpenSSH's sftp client sanitises them.
 func (c *copier) logf(format string, args ...any) {
 	if c.out != nil {
-		fmt.Fprintln(c.out, terminalSafe(fmt.Sprintf(format, args...)))
+		fmt.Fprintln(c.out, auth.TerminalSafe(fmt.Sprintf(format, args...)))
 	}
 }
 
@@ -201,7 +203,7 @@ func safeErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return errors.New(terminalSafe(err.Error()))
+	return errors.New(auth.TerminalSafe(err.Error()))
 }
 
 // upload copies local srcs to dst on the node: into dst when it is a directory (or

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetherproject/tether/gateway/auth"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
@@ -237,7 +239,7 @@ func copyEscaped(w io.Writer, r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
-		_, _ = fmt.Fprintln(w, terminalSafe(sc.Text()))
+		_, _ = fmt.Fprintln(w, auth.TerminalSafe(sc.Text()))
 	}
 	// A line too long for the scanner: the rest is dropped, not written raw.
 	_, _ = io.Copy(io.Discard, r)

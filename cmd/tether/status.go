@@ -11,13 +11,10 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -322,7 +319,7 @@ func printTable(w io.Writer, header []string, rows [][]string) {
 	for i, r := range rows {
 		rows[i] = make([]string, len(r))
 		for j, c := range r {
-			rows[i][j] = terminalSafe(c)
+			rows[i][j] = auth.TerminalSafe(c)
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
@@ -346,29 +343,3 @@ func printTable(w io.Writer, header []string, rows [][]string) {
 	}
 	tw.Flush()
 }
-
-// terminalSafe is s with every control character a terminal would act on (C0, DEL, C1),
-// every bidirectional control (U+202E and the like, which make a bidi-aware terminal show
-// "env=\u202edorp" as "env=prod"), and any byte that is not UTF-8, written as a Go escape
-// (\x1b, \u009b, \u202e).
-func terminalSafe(s string) string {
-	if auth.Printable(s) && !strings.ContainsFunc(s, isBidiControl) {
-		return s
-	}
-	var b strings.Builder
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			fmt.Fprintf(&b, "\\x%02x", s[i])
-		case auth.IsControl(r) || isBidiControl(r):
-			q := strconv.QuoteRuneToASCII(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// isBidiControl reports whether r is a Unicode bidirectional formatting control.
-func isBidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }

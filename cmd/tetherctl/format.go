@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -149,7 +148,7 @@ func table(kind string, rs []resource.Resource, now time.Time) ([]string, [][]st
 				}
 				exp = fmt.Sprintf("%s (%s)", e.UTC().Format("02 Jan 06 15:04 UTC"), left)
 			}
-			rows = append(rows, []string{l.Metadata.Name, lockTarget(l.Spec.Target), escapeControls(l.Spec.Message), exp})
+			rows = append(rows, []string{l.Metadata.Name, lockTarget(l.Spec.Target), auth.TerminalSafe(l.Spec.Message), exp})
 		}
 		return []string{"ID", "Target", "Message", "Expires"}, rows
 	}
@@ -168,20 +167,10 @@ func lockTarget(t resource.LockTarget) string {
 		{"user", t.User}, {"role", t.Role}, {"login", t.Login}, {"node", t.Node}, {"remote_cluster", t.RemoteCluster},
 	} {
 		if f.value != "" {
-			out = append(out, f.name+"="+escapeControls(f.value))
+			out = append(out, f.name+"="+auth.TerminalSafe(f.value))
 		}
 	}
 	return strings.Join(out, ",")
-}
-
-// escapeControls is s with the control characters a terminal would act on written as Go
-// escapes: a lock's message is free text.
-func escapeControls(s string) string {
-	if auth.Printable(s) {
-		return s
-	}
-	q := strconv.QuoteToASCII(s)
-	return q[1 : len(q)-1]
 }
 
 var tokenHeader = []string{"Token", "Type", "Labels", "Expiry Time (UTC)"}

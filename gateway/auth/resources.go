@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tetherproject/tether/gateway/audit"
@@ -224,6 +225,33 @@ const (
 func ValidNodeLabel(key, value string) bool {
 	return key != "" && len(key) <= MaxNodeLabelBytes && len(value) <= MaxNodeLabelBytes && Printable(key) && Printable(value)
 }
+
+// TerminalSafe is s with every control character a terminal would act on (C0, DEL, C1),
+// every bidirectional control (U+202E and the like, which make a bidi-aware terminal show
+// "env=\u202edorp" as "env=prod"), and any byte that is not UTF-8, written as a Go escape
+// (\x1b, \u009b, \u202e): text others wrote (a node, a leaf, a proxy, a lock's
+// message), made safe to print on a user's terminal.
+func TerminalSafe(s string) string {
+	if Printable(s) && !strings.ContainsFunc(s, isBidiControl) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case IsControl(r) || isBidiControl(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// isBidiControl reports whether r is a Unicode bidirectional formatting control.
+func isBidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }
 
 // Printable reports whether s is valid UTF-8 without control characters: text that may
 // reach a user's terminal.
