@@ -104,3 +104,44 @@ func TestAnAttemptThatDidNotFailIsTakenBack(t *testing.T) {
 		t.Fatalf("a locked key waits %v, want 58s", w)
 	}
 }
+
+// TestASuccessfulSignInDoesNotForgiveGuessesInFlight: a sign-in that succeeds clears the
+// user name's failures (as Teleport does), but attempts still being checked at that moment
+// were counted before their check and must stay counted if they fail: clearing them let
+// an attacker who guessed while the victim signed in have those guesses for free, and
+// start again with a clean count.
+func TestASuccessfulSignInDoesNotForgiveGuessesInFlight(t *testing.T) {
+	t.Parallel()
+	l := newFailureLimiter(5, time.Minute)
+	t0 := time.Unix(1_000_000, 0)
+	// Two earlier failures, then the attacker's four guesses in flight.
+	for i := range 2 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		l.begin("alice", at)
+		l.end("alice", at, true)
+	}
+	guesses := t0.Add(10 * time.Second)
+	for range 3 {
+		if w, _ := l.begin("alice", guesses); w != 0 {
+			t.Fatalf("a guess waits %v with 2 failures and a limit of 5", w)
+		}
+	}
+	// alice signs in: her earlier failures are forgiven...
+	l.reset("alice")
+	// ...the guesses in flight fail and stay counted: 3 of 5, so two more guesses at most.
+	for range 3 {
+		l.end("alice", guesses, true)
+	}
+	more := 0
+	for i := range 10 {
+		at := guesses.Add(time.Duration(i+1) * time.Second)
+		if w, _ := l.begin("alice", at); w != 0 {
+			break
+		}
+		l.end("alice", at, true)
+		more++
+	}
+	if more != 2 {
+		t.Fatalf("after alice's sign-in the attacker had %d more guesses, want 2 (3 of the 5 were in flight)", more)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -805,8 +806,9 @@ type failureLimiter struct {
 
 	mu   sync.Mutex
 	keys map[string][]time.Time
-	// pending counts the attempts of a key that begin counted and that have not ended.
-	pending map[string]int
+	// pending holds, per key, when each attempt that begin counted and that has not
+	// ended began (its failure's time in keys).
+	pending map[string][]time.Time
 }
 
 // maxLimiterKeys bounds the keys a failureLimiter tracks; past it, keys with no failure
@@ -815,7 +817,7 @@ type failureLimiter struct {
 const maxLimiterKeys = 100000
 
 func newFailureLimiter(max int, window time.Duration) *failureLimiter {
-	return &failureLimiter{max: max, window: window, keys: map[string][]time.Time{}, pending: map[string]int{}}
+	return &failureLimiter{max: max, window: window, keys: map[string][]time.Time{}, pending: map[string][]time.Time{}}
 }
 
 func (l *failureLimiter) recent(key string, now time.Time) []time.Time {
@@ -851,7 +853,7 @@ func (l *failureLimiter) waitLocked(key string, now time.Time) time.Duration {
 		}
 		return 0
 	}
-	if len(ts)-l.pending[key] < l.max {
+	if len(ts)-len(l.pending[key]) < l.max {
 		// Attempts still being checked fill the key: most end in a moment, and those
 		// that succeed are taken back.
 		return time.Second
@@ -873,7 +875,7 @@ func (l *failureLimiter) begin(key string, now time.Time) (wait time.Duration, l
 	if !locked {
 		until = time.Time{}
 	}
-	l.pending[key]++
+	l.pending[key] = append(l.pending[key], now)
 	return 0, until
 }
 
@@ -882,10 +884,10 @@ func (l *failureLimiter) begin(key string, now time.Time) (wait time.Duration, l
 func (l *failureLimiter) end(key string, at time.Time, failed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.pending[key] <= 1 {
+	if p := removeTime(l.pending[key], at); len(p) == 0 {
 		delete(l.pending, key)
 	} else {
-		l.pending[key]--
+		l.pending[key] = p
 	}
 	if !failed {
 		l.undoLocked(key, at)
@@ -894,13 +896,7 @@ func (l *failureLimiter) end(key string, at time.Time, failed bool) {
 
 // undoLocked removes one failure of key recorded at at.
 func (l *failureLimiter) undoLocked(key string, at time.Time) {
-	ts := l.keys[key]
-	for i := len(ts) - 1; i >= 0; i-- {
-		if ts[i].Equal(at) {
-			ts = append(ts[:i:i], ts[i+1:]...)
-			break
-		}
-	}
+	ts := removeTime(l.keys[key], at)
 	if len(ts) == 0 {
 		delete(l.keys, key)
 	} else {
@@ -947,7 +943,7 @@ const evictProbes = 64
 func (l *failureLimiter) evictOne() bool {
 	probes := 0
 	for k, ts := range l.keys {
-		if len(ts) < l.max && l.pending[k] == 0 {
+		if len(ts) < l.max && len(l.pending[k]) == 0 {
 			delete(l.keys, k)
 			return true
 		}
@@ -965,8 +961,36 @@ func (l *failureLimiter) prune(now time.Time) {
 	}
 }
 
+// reset forgives key's failures (a successful sign-in), except those of attempts still
+// being checked: they were counted before their check so that guesses sent at once cannot
+// pass the limit together, and forgiving them would give an attacker guessing while the
+// user signs in those guesses free and a clean count (attacker review).
 func (l *failureLimiter) reset(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.keys, key)
+	var keep []time.Time
+	for _, at := range l.pending[key] {
+		if slices.ContainsFunc(l.keys[key], at.Equal) {
+			keep = append(keep, at)
+		}
+	}
+	if len(keep) == 0 {
+		delete(l.keys, key)
+		return
+	}
+	slices.SortFunc(keep, time.Time.Compare)
+	if len(keep) > l.max {
+		keep = keep[len(keep)-l.max:]
+	}
+	l.keys[key] = keep
+}
+
+// removeTime removes one element equal to at from ts (a new slice: ts may be shared).
+func removeTime(ts []time.Time, at time.Time) []time.Time {
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Equal(at) {
+			return append(ts[:i:i], ts[i+1:]...)
+		}
+	}
+	return ts
 }
