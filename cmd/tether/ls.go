@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -118,18 +117,7 @@ resources in YAML; -f names prints one node name a line (the name tether ssh tak
 			if err != nil {
 				return err
 			}
-			var out []web.UserNode
-		next:
-			for _, n := range nodes {
-				for k, v := range want {
-					if n.Labels[k] != v {
-						continue next
-					}
-				}
-				out = append(out, n)
-			}
-			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-			return printNodes(cmd.OutOrStdout(), out, format)
+			return printNodes(cmd.OutOrStdout(), nodesWithLabels(nodes, want), format)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster to list (default: the selected cluster)")

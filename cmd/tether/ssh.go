@@ -26,9 +26,17 @@ func sshCommand() *cobra.Command {
 		loginFlag              string
 	)
 	cmd := &cobra.Command{
-		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] [login@]node [command...]",
+		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
 		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow; forward ports and your agent as the node's cluster allows",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Run a shell or a command on a node, through the proxy, as a login your roles allow;
+forward ports and your agent as the node's cluster allows.
+
+The destination is [login@]node, or, as with tsh, [login@]key=value[,key=value...]: the
+nodes of the cluster (--cluster, else the selected one) that have every label and that you
+may reach, as tether ls key=value lists them. One such node is an ordinary session; on
+several the command runs on each (at most 8 at once, no terminal, no input), every line of
+output under the node's name, and the exit status is the first failing node's.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var specs []forwardSpec
 			for _, f := range []struct {
@@ -54,13 +62,24 @@ func sshCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			node = userNodeName(node)
-			if cluster == "" {
-				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
+			if want, ok, err := labelSelector(node); ok {
+				if err != nil {
 					return err
 				}
+				one, c, err := sshByLabels(cmd, p, login, cluster, node, want, sshCommandLine(args), port, forceTTY || agent || noCommand || len(specs) > 0)
+				if one == "" || err != nil {
+					return err
+				}
+				node, cluster = one, c
+			} else {
+				node = userNodeName(node)
+				if cluster == "" {
+					if cluster, err = findNodeCluster(cmd, p, node); err != nil {
+						return err
+					}
+				}
+				node = nodeOfName(node, cluster)
 			}
-			node = nodeOfName(node, cluster)
 			client, closeAll, err := dialNode(ctxOf(cmd), p, login, node, port, cluster)
 			if err != nil {
 				return err
@@ -104,6 +123,42 @@ func sshCommand() *cobra.Command {
 	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "[bind_address:]port:host:hostport: connections to the port on the node (loopback) reach host:hostport from here")
 	cmd.Flags().StringArrayVarP(&dynamic, "dynamic", "D", nil, "[bind_address:]port: a local SOCKS4/5 proxy whose connections leave from the node")
 	return cmd
+}
+
+// sshByLabels is tether ssh login@key=value[,key=value...] (tsh's form) in the cluster
+// given (--cluster, else the selected one, as tether ls): the nodes the user may reach
+// that have every label. One such node is returned, with its cluster, for an ordinary
+// session (a shell, a terminal, forwarding); on several the command runs on each (each
+// line of output under the node's name) and node is "" with the result; oneOnly (a
+// terminal, agent or port forwarding asked for) refuses several.
+func sshByLabels(cmd *cobra.Command, p *Profile, login, cluster, selector string, want map[string]string, command string, port int, oneOnly bool) (node, inCluster string, err error) {
+	if cluster == "" {
+		cluster = p.SelectedCluster
+		if cluster == "" {
+			cluster = p.Cluster
+		}
+	}
+	all, err := fetchNodes(ctxOf(cmd), p, cluster)
+	if err != nil {
+		return "", "", err
+	}
+	matched := nodesWithLabels(all, want)
+	list := fmt.Sprintf("tether ls --cluster=%s %s lists them", cluster, strings.ReplaceAll(selector, ",", " "))
+	switch {
+	case len(matched) == 0:
+		return "", "", fmt.Errorf("no node you may reach in cluster %s has the labels %s (tether ls --cluster=%s lists the nodes you may reach)", cluster, selector, cluster)
+	case len(matched) == 1:
+		return matched[0].Name, cluster, nil
+	case oneOnly:
+		return "", "", fmt.Errorf("%d nodes in cluster %s have the labels %s: -t, -A, -N, -L, -R and -D need one node (%s)", len(matched), cluster, selector, list)
+	case command == "":
+		return "", "", fmt.Errorf("%d nodes in cluster %s have the labels %s: give a command to run on each; a shell needs one node (%s)", len(matched), cluster, selector, list)
+	}
+	names := make([]string, len(matched))
+	for i, n := range matched {
+		names[i] = n.Name
+	}
+	return "", cluster, runOnNodes(ctxOf(cmd), p, login, cluster, command, names, port, os.Stdout, os.Stderr)
 }
 
 // sshCommandLine is the command of tether ssh's arguments (the destination first): the
