@@ -108,10 +108,7 @@ resources in YAML; -f names prints one node name a line (the name tether ssh tak
 				return err
 			}
 			if cluster == "" {
-				cluster = p.SelectedCluster
-				if cluster == "" {
-					cluster = p.Cluster
-				}
+				cluster = p.defaultCluster()
 			}
 			nodes, err := fetchNodes(ctxOf(cmd), p, cluster)
 			if err != nil {

@@ -205,3 +205,12 @@ func serverTLS(caFile string, insecure bool, serverName string) (*tls.Config, er
 	}
 	return cfg, nil
 }
+
+// defaultCluster is the cluster a command without --cluster goes to: the selected one (tether
+// login LEAF), else the root.
+func (p *Profile) defaultCluster() string {
+	if p.SelectedCluster != "" {
+		return p.SelectedCluster
+	}
+	return p.Cluster
+}

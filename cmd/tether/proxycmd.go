@@ -49,10 +49,7 @@ func proxyCommand() *cobra.Command {
 				return err
 			}
 			if cluster == "" {
-				cluster = p.SelectedCluster
-				if cluster == "" {
-					cluster = p.Cluster
-				}
+				cluster = p.defaultCluster()
 			}
 			node, err := proxyNodeOfName(host, cluster)
 			if err != nil {

@@ -133,10 +133,7 @@ output under the node's name, and the exit status is the first failing node's.`,
 // terminal, agent or port forwarding asked for) refuses several.
 func sshByLabels(cmd *cobra.Command, p *Profile, login, cluster, selector string, want map[string]string, command string, port int, oneOnly bool) (node, inCluster string, err error) {
 	if cluster == "" {
-		cluster = p.SelectedCluster
-		if cluster == "" {
-			cluster = p.Cluster
-		}
+		cluster = p.defaultCluster()
 	}
 	all, err := fetchNodes(ctxOf(cmd), p, cluster)
 	if err != nil {
