@@ -126,12 +126,13 @@ func nodeSFTPCommand() *cobra.Command {
 }
 
 // nodeNetCommand is the hidden subcommand the node agent runs, as the login's user, to
-// make a port forwarding socket: `node-net dial HOST:PORT` or `node-net listen
-// 127.0.0.1:PORT`, handed back on descriptor 3. Flags are not parsed: a host is never an
+// make port forwarding sockets: `node-net serve` (one SSH connection's dials, asked over
+// descriptor 3), `node-net dial HOST:PORT` or `node-net listen 127.0.0.1:PORT`, handed
+// back on descriptor 3. Flags are not parsed: a host is never an
 // option. A failure is one line on stderr (the reason the user is shown) and exit 1.
 func nodeNetCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:                node.NetSubcommand + " dial HOST:PORT | listen 127.0.0.1:PORT",
+		Use:                node.NetSubcommand + " serve | dial HOST:PORT | listen 127.0.0.1:PORT",
 		Short:              "Make a port forwarding socket (run by the node agent as the login's user)",
 		Hidden:             true,
 		DisableFlagParsing: true,

@@ -15,7 +15,9 @@ import (
 )
 
 // NetSubcommand is tetherd's hidden subcommand that makes forwarding sockets as the user
-// it runs as: `node-net dial HOST:PORT` connects (ssh -L, -D, -W) and exits; `node-net
+// it runs as: `node-net serve` answers one SSH connection's dial requests (ssh -L, -D, -W;
+// netdialer.go) for the connection's life; `node-net dial HOST:PORT` connects once and
+// exits; `node-net
 // listen 127.0.0.1:PORT` listens (ssh -R), then accepts the listener's connections, until
 // the agent closes its end. A root agent runs it as the login's user, with the session's
 // credentials, so the sockets belong to the login as they do under OpenSSH: owner rules
@@ -39,11 +41,19 @@ const netHelperTimeout = forwardDialTimeout + 5*time.Second
 // accepts) as the user it runs as, and hands the sockets to the agent on descriptor 3.
 // Its error is a short reason the agent shows the user ("connection refused").
 func ServeNet(args []string) error {
-	if len(args) != 2 {
-		return errors.New("usage: node-net dial HOST:PORT | node-net listen 127.0.0.1:PORT")
+	serve := len(args) == 1 && args[0] == "serve"
+	if len(args) != 2 && !serve {
+		return errors.New("usage: node-net serve | node-net dial HOST:PORT | node-net listen 127.0.0.1:PORT")
 	}
-	op, addr := args[0], args[1]
+	op, addr := args[0], ""
+	if !serve {
+		addr = args[1]
+	}
 	switch op {
+	case "serve":
+		if !serve {
+			return errors.New("usage: node-net serve (no arguments)")
+		}
 	case "dial":
 		if err := checkDialAddr(addr); err != nil {
 			return err
@@ -64,6 +74,9 @@ func ServeNet(args []string) error {
 	uc, ok := back.(*net.UnixConn)
 	if !ok {
 		return errors.New("descriptor 3 is not the agent's socket: node-net is run by the node agent only")
+	}
+	if op == "serve" {
+		return serveDials(uc)
 	}
 	if op == "dial" {
 		c, err := net.DialTimeout("tcp", addr, forwardDialTimeout)
@@ -205,45 +218,9 @@ type helperError struct{ reason string }
 
 func (e *helperError) Error() string { return e.reason }
 
-// dialAs connects to addr (checked with checkDialAddr) as u, for direct-tcpip. A root
-// agent runs the net helper as u (the same credentials as u's session: uid, gid,
-// groups, home, an empty environment) and receives the connection it made; an agent that
-// is not root can only serve its own user (lookupUser refuses any other login) and
-// dials itself.
-//
-// Nothing the helper hands back is trusted: it runs as the login, who may trace it. Only
-// the first descriptor of a message is kept, and only a TCP connection is accepted; the
-// helper is killed after netHelperTimeout.
-func (a *Agent) dialAs(u *localUser, addr string) (net.Conn, error) {
-	if os.Geteuid() != 0 {
-		c, err := net.DialTimeout("tcp", addr, forwardDialTimeout)
-		if err != nil {
-			return nil, &helperError{dialReason(err)}
-		}
-		return c, nil
-	}
-	h, err := a.startNetHelper(u, "dial", addr)
-	if err != nil {
-		return nil, err
-	}
-	f, err := h.receive(time.Now().Add(netHelperTimeout))
-	h.stop()
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, fmt.Errorf("the net helper handed back no connection: %w", err)
-	}
-	if _, ok := c.(*net.TCPConn); !ok {
-		c.Close()
-		return nil, fmt.Errorf("the net helper handed back a %T, not a TCP connection", c)
-	}
-	return c, nil
-}
-
-// listenAs listens on addr, 127.0.0.1:PORT, as u for tcpip-forward, as dialAs dials. The
+// listenAs listens on addr, 127.0.0.1:PORT, as u for tcpip-forward: a root agent runs the
+// net helper as u (the same credentials as u's session: uid, gid, groups, home, an empty
+// environment), as for a connection's dials (connDialer). The
 // helper stays for the listener's life and accepts its connections as u too (as sshd's
 // user child does), handing each to the agent; closing the listener ends the helper. The
 // helper's listener is taken only on 127.0.0.1 and at the asked port (any port for 0),
@@ -260,7 +237,7 @@ func (a *Agent) listenAs(u *localUser, addr string) (net.Listener, error) {
 		}
 		return l, nil
 	}
-	h, err := a.startNetHelper(u, "listen", addr)
+	h, err := a.startNetHelper(u, syscall.SOCK_STREAM, "listen", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -333,12 +310,13 @@ type netHelper struct {
 	stderr bytes.Buffer  // read only after exited
 }
 
-// startNetHelper runs `NetCommand op addr` as u with its socket pair on descriptor 3.
-func (a *Agent) startNetHelper(u *localUser, op, addr string) (*netHelper, error) {
+// startNetHelper runs `NetCommand args...` as u with its socket pair (of sockType) on
+// descriptor 3.
+func (a *Agent) startNetHelper(u *localUser, sockType int, args ...string) (*netHelper, error) {
 	// Both ends close on exec: only the child's copy, moved to descriptor 3 by
 	// ExtraFiles, reaches the helper; no session program started meanwhile gets either.
 	syscall.ForkLock.RLock()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, sockType, 0)
 	if err == nil {
 		syscall.CloseOnExec(fds[0])
 		syscall.CloseOnExec(fds[1])
@@ -356,7 +334,7 @@ func (a *Agent) startNetHelper(u *localUser, op, addr string) (*netHelper, error
 		return nil, fmt.Errorf("opening the net helper's socket: %w", err)
 	}
 	h := &netHelper{uc: back.(*net.UnixConn), exited: make(chan struct{})}
-	args := append(slices.Clone(a.cfg.NetCommand), op, addr)
+	args = append(slices.Clone(a.cfg.NetCommand), args...)
 	h.cmd = u.command(args[0], args, []string{})
 	h.cmd.ExtraFiles = []*os.File{theirs}
 	h.cmd.Stderr = &limitedWriter{w: &h.stderr, n: 512}

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -71,6 +72,7 @@ func TestNetHelperChecksItsArgumentsAgain(t *testing.T) {
 		{"one_argument", []string{"dial"}, "usage: node-net"},
 		{"an_extra_argument", []string{"dial", dest, "x"}, "usage: node-net"},
 		{"unknown_operation", []string{"connect", dest}, `unknown operation "connect"`},
+		{"serve_with_an_argument", []string{"serve", dest}, "usage: node-net serve"},
 		{"dial_port_zero", []string{"dial", "127.0.0.1:0"}, "not a number from 1 to 65535"},
 		{"dial_without_port", []string{"dial", "127.0.0.1"}, "not host:port"},
 		{"dial_an_option_as_host", []string{"dial", "-oProxyCommand=id:22"}, "not an IP address or a host name"},
@@ -266,6 +268,104 @@ func TestTheAgentTrustsNothingTheNetHelperHandsBack(t *testing.T) {
 			}
 			if !strings.Contains(n.log.String(), "the net helper handed back") {
 				t.Errorf("the helper's lie is not logged:\n%s", n.log.String())
+			}
+		})
+	}
+}
+
+// lieAboutDials is lyingNetHelper run as a connection's dial helper (`node-net serve`):
+// it reads the agent's first request and answers it as mode says; the modes that lie about
+// listeners only serve dials honestly.
+func lieAboutDials(mode string) {
+	back, err := net.FileConn(os.NewFile(3, "agent"))
+	if err != nil {
+		os.Exit(2)
+	}
+	uc := back.(*net.UnixConn)
+	if mode == "anywhere" || mode == "listener_as_connection" {
+		back.Close()
+		if err := node.ServeNet([]string{"serve"}); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	buf := make([]byte, 512)
+	n, err := uc.Read(buf)
+	if err != nil || n < 5 {
+		os.Exit(2)
+	}
+	id, addr := binary.BigEndian.Uint32(buf), string(buf[4:n])
+	ok := func(id uint32) []byte { return append(binary.BigEndian.AppendUint32(nil, id), 0) }
+	var fd int
+	switch mode {
+	case "dies":
+		os.Exit(0)
+	case "garbage":
+		_, _ = uc.Write([]byte{1, 2, 3})
+	case "no_fd":
+		_, _ = uc.Write(ok(id))
+	case "unix":
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			os.Exit(2)
+		}
+		fd = fds[0]
+	case "listener":
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			os.Exit(2)
+		}
+		f, _ := l.(*net.TCPListener).File()
+		fd = int(f.Fd())
+	case "wrong_id":
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			os.Exit(2)
+		}
+		f, _ := c.(*net.TCPConn).File()
+		_, _, _ = uc.WriteMsgUnix(ok(id+1000), syscall.UnixRights(int(f.Fd())), nil)
+	}
+	if fd != 0 {
+		_, _, _ = uc.WriteMsgUnix(ok(id), syscall.UnixRights(fd), nil)
+	}
+	// Stay until the agent closes its end (or kills the helper).
+	_, _ = uc.Read(buf)
+}
+
+// TestTheAgentTrustsNothingTheDialHelperAnswers: a connection's dial helper runs as the
+// login, who may trace it and answer anything. A socket that is not a TCP connection, an
+// answer to a request never asked, a malformed answer, an answer without its socket, or a
+// helper that dies fails that dial with a reason; the agent neither crashes nor hangs,
+// serves on, and the next dial starts a new helper.
+func TestTheAgentTrustsNothingTheDialHelperAnswers(t *testing.T) {
+	for _, mode := range []string{"unix", "listener", "wrong_id", "garbage", "no_fd", "dies"} {
+		t.Run(mode, func(t *testing.T) {
+			n := startSSHNode(t, func(c *node.Config) {
+				c.NetCommand = []string{netCommand(t)[0], lyingNetHelper, mode}
+			})
+			login := n.user.Username
+			c := n.dial(t, n.key(t, login), login)
+			dest := echoServer(t).Addr().String()
+			for i := range 2 {
+				start := time.Now()
+				if conn, err := c.Dial("tcp", dest); err == nil {
+					conn.Close()
+					t.Fatalf("dial %d: direct-tcpip took what the lying helper (%s) answered\n%s", i, mode, n.log.String())
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Fatalf("dial %d: the refusal took %v", i, d)
+				}
+			}
+			if !strings.Contains(n.log.String(), "port forward: connecting failed") {
+				t.Errorf("the failed dials are not logged:\n%s", n.log.String())
+			}
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatalf("the agent no longer serves: %v", err)
+			}
+			defer s.Close()
+			if out, err := s.CombinedOutput("echo alive"); err != nil || string(out) != "alive\n" {
+				t.Fatalf("the agent no longer serves: %q %v", out, err)
 			}
 		})
 	}

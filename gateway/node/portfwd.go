@@ -41,12 +41,17 @@ type forwards struct {
 	mu        sync.Mutex
 	listeners map[uint32]net.Listener
 	closed    bool
+	// dialer makes the connection's direct-tcpip sockets (one helper for all of them).
+	dialer *connDialer
 }
 
 func (f *forwards) closeAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
+	if f.dialer != nil {
+		f.dialer.close()
+	}
 	for p, l := range f.listeners {
 		l.Close()
 		delete(f.listeners, p)
@@ -54,7 +59,7 @@ func (f *forwards) closeAll() {
 }
 
 // directTCPIP serves ssh -L and -D: the node connects to the named address.
-func (a *Agent) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Logger) {
+func (f *forwards) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Logger) {
 	if _, ok := sc.Permissions.Extensions[permPortForward]; !ok {
 		log.Warn("refused a port forwarding channel: the certificate does not permit port forwarding", "channel", nc.ChannelType())
 		_ = nc.Reject(ssh.Prohibited, "port forwarding is not allowed on this node for this certificate")
@@ -82,7 +87,7 @@ func (a *Agent) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Log
 		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed", dest))
 		return
 	}
-	c, err := a.dialAs(u, dest)
+	c, err := f.dialerFor(u).dial(dest)
 	if err != nil {
 		log.Info("port forward: connecting failed", "dest", dest, "uid", u.UID, "err", err)
 		_ = nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s failed%s", dest, userReason(err)))
@@ -96,6 +101,16 @@ func (a *Agent) directTCPIP(sc *ssh.ServerConn, nc ssh.NewChannel, log *slog.Log
 	go ssh.DiscardRequests(reqs)
 	log.Info("port forward opened", "dest", dest, "uid", u.UID)
 	pipeConn(ch, c)
+}
+
+// dialerFor is the connection's dialer for u, its login.
+func (f *forwards) dialerFor(u *localUser) *connDialer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dialer == nil {
+		f.dialer = &connDialer{a: f.a, u: u, closed: f.closed}
+	}
+	return f.dialer
 }
 
 // userReason is ": reason" for a refusal the user reads when err is a reason fit to

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,6 +95,8 @@ func TestForwardedSocketsBelongToTheLogin(t *testing.T) {
 	})
 
 	t.Run("a_cancelled_remote_forward_leaves_no_helper", func(t *testing.T) {
+		// The connection's dial helper (from the -L above) stays with the connection.
+		before := processesOf(t, want)
 		l, err := c.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("tcpip-forward: %v\n%s", err, n.log.String())
@@ -102,14 +105,38 @@ func TestForwardedSocketsBelongToTheLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		testenv.Eventually(t, 10*time.Second, func() error {
-			if pids := processesOf(t, want); len(pids) > 0 {
-				return fmt.Errorf("processes of the login still running: %v", pids)
+			if pids := processesOf(t, want); !subset(pids, before) {
+				return fmt.Errorf("processes of the login running: %v, before the forward: %v", pids, before)
 			}
 			return nil
 		})
 		if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
 			t.Error("the cancelled forward's port still accepts connections")
 		}
+	})
+
+	t.Run("one_dial_helper_per_connection_ending_with_it", func(t *testing.T) {
+		before := processesOf(t, want)
+		c2 := n.dial(t, n.key(t, login), login)
+		echo := echoServer(t).Addr().String()
+		for i := range 5 {
+			conn, err := c2.Dial("tcp", echo)
+			if err != nil {
+				t.Fatalf("dial %d: %v\n%s", i, err, n.log.String())
+			}
+			roundTrip(t, conn, "dial "+strconv.Itoa(i))
+			conn.Close()
+		}
+		if pids := processesOf(t, want); len(pids) != len(before)+1 || !subset(before, pids) {
+			t.Fatalf("5 dials on one connection: processes of the login %v, before %v: want one helper more", pids, before)
+		}
+		c2.Close()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if pids := processesOf(t, want); !subset(pids, before) {
+				return fmt.Errorf("the connection ended, processes of the login running: %v, before: %v", pids, before)
+			}
+			return nil
+		})
 	})
 }
 
@@ -146,4 +173,14 @@ func roundTripThrough(t *testing.T, from, to net.Conn, msg string) {
 	if err != nil || line != msg+"\n" {
 		t.Fatalf("read %q, %v; want %q", line, err, msg)
 	}
+}
+
+// subset reports whether every pid of a is in b.
+func subset(a, b []string) bool {
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			return false
+		}
+	}
+	return true
 }

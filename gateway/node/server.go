@@ -242,7 +242,7 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				a.directTCPIP(sc, nc, log)
+				fwd.directTCPIP(sc, nc, log)
 			}()
 		case "direct-streamlocal@openssh.com":
 			log.Warn("refused a Unix socket forwarding channel: not served by this node", "channel", nc.ChannelType())
