@@ -1,7 +1,6 @@
 package ca_test
 
 import (
-	"crypto/rand"
 	"slices"
 	"sync"
 	"testing"
@@ -59,7 +58,7 @@ func FuzzCertFromSSH(f *testing.F) {
 			Key: pub, CertType: ssh.UserCert, KeyId: keyID, ValidPrincipals: []string{principal},
 			ValidAfter: validAfter, ValidBefore: validBefore, Permissions: ssh.Permissions{Extensions: ext},
 		}
-		if err := cert.SignCert(rand.Reader, fx.signer); err != nil {
+		if err := signCert(cert, fx.signer); err != nil {
 			t.Fatal(err)
 		}
 		parsed, err := ssh.ParsePublicKey(cert.Marshal())

@@ -2,6 +2,7 @@ package ca_test
 
 import (
 	"crypto"
+	"crypto/rand"
 	"testing"
 	"time"
 
@@ -78,4 +79,26 @@ func reparse(t testing.TB, cert *ssh.Certificate) *ssh.Certificate {
 		t.Fatalf("parsed %T, want a certificate", pub)
 	}
 	return c
+}
+
+// signCert signs c as ssh.Certificate.SignCert does, without its refusal of certificates
+// with no principal or an empty one (x/crypto v0.59): ssh-keygen and other CAs sign such
+// certificates, x/crypto still parses them, and Tether's own checks must refuse them.
+func signCert(c *ssh.Certificate, authority ssh.Signer) error {
+	c.Nonce = make([]byte, 32)
+	if _, err := rand.Read(c.Nonce); err != nil {
+		return err
+	}
+	c.SignatureKey = authority.PublicKey()
+	unsigned := *c
+	unsigned.Signature = nil
+	data := unsigned.Marshal()
+	data = data[:len(data)-4] // the empty signature's length prefix
+	var err error
+	if as, ok := authority.(ssh.AlgorithmSigner); ok && authority.PublicKey().Type() == ssh.KeyAlgoRSA {
+		c.Signature, err = as.SignWithAlgorithm(rand.Reader, data, ssh.KeyAlgoRSASHA512)
+	} else {
+		c.Signature, err = authority.Sign(rand.Reader, data)
+	}
+	return err
 }

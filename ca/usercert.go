@@ -113,6 +113,10 @@ func readUserCert(cert *ssh.Certificate, signer TrustedKey) (UserClaims, error) 
 		ValidAfter:  policyTime(cert.ValidAfter),
 		ValidBefore: policyTime(cert.ValidBefore),
 	}
+	if len(cert.ValidPrincipals) == 0 {
+		// Tether never issues one; OpenSSH would take it as valid for every login.
+		return UserClaims{}, fmt.Errorf("certificate %q has no principals (logins); one without is valid for every login, so it is refused", cert.KeyId)
+	}
 	lim := &limits{}
 	lim.text("key id", cert.KeyId)
 	for _, p := range cert.ValidPrincipals {

@@ -1,7 +1,6 @@
 package ca_test
 
 import (
-	"crypto/rand"
 	"errors"
 	"math"
 	"strings"
@@ -24,7 +23,7 @@ func resigned(t testing.TB, a *ca.Authority, cert *ssh.Certificate, change func(
 		c.Permissions.Extensions[k] = v
 	}
 	change(&c)
-	if err := c.SignCert(rand.Reader, signerOf(t, a)); err != nil {
+	if err := signCert(&c, signerOf(t, a)); err != nil {
 		t.Fatal(err)
 	}
 	return reparse(t, &c)
@@ -112,6 +111,8 @@ func TestCertFromSSH(t *testing.T) {
 		{"issued_via_too_long", ext(ca.ExtIssuedVia, strings.Repeat("x", ca.MaxCertStringBytes+1)), nil, "more than"},
 		{"empty_user", ext(ca.ExtUser, ""), nil, "user name is empty"},
 		{"empty_principal", func(c *ssh.Certificate) { c.ValidPrincipals = []string{""} }, nil, "principal is empty"},
+		// ssh-keygen signs such a certificate and OpenSSH takes it as valid for every login.
+		{"no_principals", func(c *ssh.Certificate) { c.ValidPrincipals = nil }, nil, "has no principals"},
 		{"key_id_not_utf8", func(c *ssh.Certificate) { c.KeyId = "\xc0" }, nil, "key id is not valid UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
