@@ -182,6 +182,15 @@ func shapeLock(l *resource.Lock) map[string]any {
 			target[k] = v
 		}
 	}
+	// A root's replicated lock names a role of the root, which its users carry in their
+	// certificates; as role it would also match a leaf role of that name that other root
+	// roles map to.
+	if root := l.Metadata.Labels[resource.LabelReplicatedFrom]; root != "" && root == l.Spec.Target.RemoteCluster {
+		if r, ok := target["role"]; ok {
+			delete(target, "role")
+			target["root_role"] = r
+		}
+	}
 	var expires int64
 	switch {
 	case l.Spec.Expires != nil:

@@ -135,3 +135,39 @@ spec:
 		t.Fatalf("derived node selector %#v: want team left for the traits", node)
 	}
 }
+
+// TestShapeReplicatedRoleLocks: a lock a root replicated here targets one of the root's
+// roles, which the root's users carry in their certificates; it ships as root_role so that
+// it does not also lock a leaf role of the same name that other root roles map to. The
+// leaf's own locks, and a lock whose label names another root than its target, keep role.
+func TestShapeReplicatedRoleLocks(t *testing.T) {
+	t.Parallel()
+	lock := func(name string, labels map[string]string, target resource.LockTarget) *resource.Lock {
+		return &resource.Lock{Kind: resource.KindLock, Version: "v2",
+			Metadata: resource.Metadata{Name: name, Labels: labels}, Spec: resource.LockSpec{Target: target}}
+	}
+	from := map[string]string{resource.LabelReplicatedFrom: "root.example.com"}
+	data, err := Shape(ShapeOptions{ClusterName: "leaf.example.com", Resources: []resource.Resource{
+		lock("ops@root.example.com", from, resource.LockTarget{Role: "ops", RemoteCluster: "root.example.com"}),
+		lock("local", nil, resource.LockTarget{Role: "ops"}),
+		lock("local-for-root-users", nil, resource.LockTarget{Role: "ops", RemoteCluster: "root.example.com"}),
+		lock("mislabelled", from, resource.LockTarget{Role: "ops", RemoteCluster: "other.example.com"}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]any{}
+	for _, l := range data["tether"].(map[string]any)["locks"].([]any) {
+		l := l.(map[string]any)
+		got[l["name"].(string)] = l["target"].(map[string]any)
+	}
+	want := map[string]map[string]any{
+		"ops@root.example.com": {"root_role": "ops", "remote_cluster": "root.example.com"},
+		"local":                {"role": "ops"},
+		"local-for-root-users": {"role": "ops", "remote_cluster": "root.example.com"},
+		"mislabelled":          {"role": "ops", "remote_cluster": "other.example.com"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("lock targets:\n got %v\nwant %v", got, want)
+	}
+}

@@ -360,6 +360,10 @@ identity_target("role", v, _, _, roles, _) if v in roles
 
 identity_target("role", v, _, _, _, cert_roles) if v in cert_roles
 
+# root_role: a role of the root that replicated the lock (bundles ship a replicated lock's
+# role target under this name); the root's users carry their root roles in the certificate.
+identity_target("root_role", v, _, _, _, cert_roles) if v in cert_roles
+
 identity_target("remote_cluster", v, _, origin, _, _) if v == origin
 
 identity_target("login", _, _, _, _, _)

@@ -362,6 +362,20 @@ test_identity_locks_are_those_its_user_roles_and_origin_meet if {
 	[l.name | some l in i.locks] == ["user", "local-role", "remote-role", "origin", "login", "node", "user-and-login"]
 }
 
+# A root's lock on one of its roles, replicated to a leaf, reaches the root's users who hold
+# that role at the root (their certificate's roles), not those the leaf maps to a leaf role
+# of the same name (bundles ship its role target as root_role).
+test_replicated_root_role_locks_read_the_certificates_roles if {
+	locks := [
+		fx.lock("root-access", {"remote_cluster": fx.root, "root_role": "access"}, "", 0),
+		fx.lock("root-visitor", {"remote_cluster": fx.root, "root_role": "visitor"}, "", 0),
+		fx.lock("other-root-access", {"remote_cluster": fx.off_root, "root_role": "access"}, "", 0),
+	]
+	i := fx.identity_of(fx.with_locks(fx.leaf_world, locks), {"cluster": fx.leaf, "cert": fx.alice(["access"])})
+	i.roles == ["visitor"]
+	[l.name | some l in i.locks] == ["root-access"]
+}
+
 test_identity_locks_are_empty_without_locks if {
 	w := object.remove(fx.leaf_world, ["locks"])
 	i := identity_without_locks(w)

@@ -19,6 +19,12 @@ type LockSpec struct {
 	Expires *time.Time `yaml:"expires,omitempty"`
 }
 
+// LabelReplicatedFrom marks a lock a root replicated to this cluster (a leaf): its value
+// is the root's name, which is also the lock's remote_cluster target. Such locks are
+// replaced as a whole by the root's next push and removed with the trust; their role
+// target names a role of the root (bundles ship it as root_role).
+const LabelReplicatedFrom = "tether.dev/replicated-from"
+
 // LockTarget selects what is locked; every set field must match. At least one is required.
 type LockTarget struct {
 	User          string `yaml:"user,omitempty"`

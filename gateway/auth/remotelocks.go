@@ -14,10 +14,9 @@ import (
 	"github.com/tetherproject/tether/resource"
 )
 
-// LabelReplicatedFrom marks a lock a root replicated to this cluster (a leaf): its value
-// is the root's name. Such locks are replaced as a whole by the root's next push and
-// removed with the trust; the root's own locks (without the label) are never sent on.
-const LabelReplicatedFrom = "tether.dev/replicated-from"
+// LabelReplicatedFrom marks a lock a root replicated to this cluster (a leaf); the root's
+// own locks (without the label) are never sent on. See resource.LabelReplicatedFrom.
+const LabelReplicatedFrom = resource.LabelReplicatedFrom
 
 // MaxRemoteLocks bounds the locks one root may keep on this cluster.
 const MaxRemoteLocks = 10_000
