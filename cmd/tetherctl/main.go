@@ -26,7 +26,7 @@ func rootCommand() *cobra.Command {
 	}
 	root.SetVersionTemplate("tetherctl {{.Version}}\n")
 	root.AddCommand(policyCommand())
-	root.AddCommand(tokensCommand(), createCommand(), getCommand(), rmCommand(), updateCommand(), usersCommand())
+	root.AddCommand(tokensCommand(), createCommand(), editCommand(), getCommand(), rmCommand(), updateCommand(), usersCommand())
 	root.AddCommand(versionCommand(), statusCommand(), nodesCommand(), authCommand(), lockCommand())
 	help := helpCommand()
 	root.SetHelpCommand(help)
