@@ -36,9 +36,12 @@ Teleport's tctl auth rotate --manual:
   rollback        back to the old key (from init, update_clients or update_servers);
                   standby then drops the new one.
 
-A CA another cluster keeps a copy of from the trust handshake (a leaf's host and TLS CAs,
-a root's user and TLS CAs) cannot start a rotation: rotated keys do not reach the other
-cluster yet. The openssh CA is the cluster's own (never sent in the handshake): rotate it
+Across a trust: the other cluster's copies of the user and host CAs (a root's user and
+host CAs at its leaves, a leaf's host CA at its roots) follow each phase over the tunnel,
+a root's within seconds, a leaf's within a minute (tetherctl get cas on the other side
+shows the keys it has); wait for them before update_clients. The TLS CAs authenticate the
+tunnel itself and do not cross it: a TLS CA another cluster keeps cannot start a rotation
+(remove the trust first and make it again after). The openssh CA is the cluster's own (never sent in the handshake): rotate it
 with --type=openssh, giving OpenSSH nodes the output of auth export --type=openssh (both
 keys) after init and before update_clients.
 

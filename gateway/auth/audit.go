@@ -22,6 +22,10 @@ const (
 	// AuditCARotate: an admin moved one of the cluster's CAs to a rotation phase (fields:
 	// type, from, phase, signing: the signing key's fingerprint).
 	AuditCARotate = "ca.rotate"
+	// AuditTrustCAUpdate: a trusted cluster's CA this cluster keeps a copy of changed, as
+	// that cluster sent it over its tunnel (a rotation there; fields: cluster, side, type,
+	// keys).
+	AuditTrustCAUpdate = "trust.ca.update"
 )
 
 // AuditEvent is one security-relevant event (audit.Event).

@@ -72,31 +72,7 @@ func caFingerprints(c *resource.CertAuthority) ([]string, error) {
 // keys, all three types) and every stored CA of another cluster (leaves on a root, roots
 // on a leaf).
 func (s *Service) knownKeys(ctx context.Context) (keyIndex, error) {
-	ix := keyIndex{}
-	own, err := s.cfg.CA.Resources(false)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range own {
-		if err := ix.add(c); err != nil {
-			return nil, fmt.Errorf("this cluster's own CAs: %w", err)
-		}
-	}
-	stored, err := s.list(ctx, resourcesPrefix+resource.KindCertAuthority+"/")
-	if err != nil {
-		return nil, fmt.Errorf("listing known certificate authorities: %w", err)
-	}
-	for _, r := range stored {
-		c := r.(*resource.CertAuthority)
-		if c.Spec.ClusterName == s.cfg.ClusterName {
-			continue // only package ca speaks for this cluster's own CAs
-		}
-		if err := ix.add(c); err != nil {
-			// Already a conflict in the store: report it, and let nothing new in.
-			return nil, fmt.Errorf("stored certificate authorities: %w", err)
-		}
-	}
-	return ix, nil
+	return s.knownKeysExcept(ctx, "", nil)
 }
 
 // checkNewCAs refuses cas (one cluster's CAs about to be stored) when one of their keys is

@@ -73,10 +73,10 @@ func (s *Service) RotateCA(ctx context.Context, typ ca.Type, phase ca.RotationPh
 }
 
 // checkNoCopies refuses to start rotating a CA another cluster keeps a copy of from the
-// trust handshake: a root keeps its leaves' host CA (its users' known_hosts) and TLS CA
-// (their tunnels); a leaf keeps its roots' user CA (root-signed certificates) and TLS CA
-// (the tunnel). Rotated keys do not reach those copies yet, so the rotation would cut
-// the other cluster off at update_clients, with no way back but a new trust.
+// trust handshake when the tunnel does not carry its new keys there: the TLS CAs (a
+// root keeps its leaves', a leaf its roots'), which authenticate the tunnel itself. The
+// SSH user and host CAs reach the other side over the tunnel within a minute
+// (ReplacePeerCAs), so they rotate as on a cluster alone; the holders are logged.
 func (s *Service) checkNoCopies(ctx context.Context, typ ca.Type) error {
 	var holders []string
 	if typ == ca.HostCA || typ == ca.TLSCA {
@@ -88,7 +88,7 @@ func (s *Service) checkNoCopies(ctx context.Context, typ ca.Type) error {
 			holders = append(holders, "root "+r.(*resource.TrustedCluster).Metadata.Name)
 		}
 	}
-	if typ == ca.UserCA || typ == ca.TLSCA {
+	if typ == ca.UserCA || typ == ca.HostCA || typ == ca.TLSCA {
 		rcs, err := s.list(ctx, resourcesPrefix+resource.KindRemoteCluster+"/")
 		if err != nil {
 			return fmt.Errorf("checking the remote clusters before a rotation: %w", err)
@@ -101,8 +101,13 @@ func (s *Service) checkNoCopies(ctx context.Context, typ ca.Type) error {
 		return nil
 	}
 	sort.Strings(holders)
+	if peerExchanged(typ) {
+		s.log.Info("rotating a CA other clusters keep a copy of: they receive its keys over their tunnels within a minute",
+			"type", typ, "clusters", holders)
+		return nil
+	}
 	return errorf(ErrBadRequest, "the %s CA cannot be rotated while other clusters keep a copy of it from the trust handshake (%s): "+
-		"rotated keys do not reach them yet, so they would stop accepting this cluster at update_clients; "+
+		"it authenticates their tunnels, which carry the user and host CAs' rotations but not its own, so they would stop accepting this cluster at update_clients; "+
 		"remove those trusts first (tetherctl rm trusted_cluster/ROOT on a leaf, rm rc/LEAF on a root) and establish them again after the rotation",
 		typ, strings.Join(holders, ", "))
 }

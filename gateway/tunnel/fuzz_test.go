@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/transport/frame"
 )
 
@@ -99,6 +100,37 @@ func FuzzDecodeRootLocks(f *testing.F) {
 			t.Fatal(err)
 		}
 		if _, err := DecodeRootLocks(again); err != nil {
+			t.Fatalf("re-encoded document refused: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeTrustCAs: whatever the other side of a trust sends on a CA exchange,
+// decodeTrustCAs and the check of each CA (trust.CA.Resource, what auth.ReplacePeerCAs
+// runs first) never panic; an accepted document holds at most auth.MaxPeerCAs CAs and
+// re-encodes to one it accepts again.
+func FuzzDecodeTrustCAs(f *testing.F) {
+	for _, s := range []string{
+		`{"cas":[]}`,
+		`{"cas":[{"type":"user","cluster_name":"root.example.com","ssh_public_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb7xfV5H8m7zXHt1nB0a0R6bq9gD2H0bgnx0VQf2y3G"]}]}`,
+		`{"cas":[{"type":"tls","cluster_name":"r","tls_certs":["-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"]}]}`,
+		`{"cas":[],"error":"refused"}`, `{"cas":[{},{},{}]}`, `{"cas":[{"type":"host","extra":1}]}`, `null`, `{"cas":[]} {}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, err := decodeTrustCAs(data)
+		if err != nil {
+			return
+		}
+		if len(doc.CAs) > auth.MaxPeerCAs {
+			t.Fatalf("%d CAs accepted", len(doc.CAs))
+		}
+		for _, c := range doc.CAs {
+			_, _ = c.Resource()
+		}
+		again, _ := json.Marshal(doc)
+		if _, err := decodeTrustCAs(again); err != nil {
 			t.Fatalf("re-encoded document refused: %v", err)
 		}
 	})

@@ -61,6 +61,8 @@ type Leaf struct {
 
 	// lockSlots: per root, the lock push being read (locks.go, receiveLocks).
 	lockSlots sync.Map
+	// caSlots: per root, the CA exchange being read (trustcas.go, receiveCAs).
+	caSlots sync.Map
 }
 
 type leafAgent struct {
@@ -217,6 +219,8 @@ func (l *Leaf) handlerFor(root string) transport.DialHandler {
 			return l.serve(ctx, root, req)
 		case frame.ServiceRootLocks:
 			return l.receiveLocks(root)
+		case frame.ServiceTrustCAs:
+			return l.receiveCAs(root)
 		}
 		l.log.Warn("refused a tunnel request for an unknown service", "root", root, "service", req.Service.String())
 		return nil, transport.Deny("unknown service " + req.Service.String())

@@ -91,6 +91,8 @@ type Root struct {
 	pushed   map[string]lockPush
 	pushing  map[string]bool
 	docCache lockDocCache
+	// cas: the CA exchanges with leaves (trustcas.go).
+	cas caExchanges
 }
 
 // noteConnect counts a tunnel that came up (OnConnect): every tunnel is a connect; a
@@ -450,6 +452,7 @@ func (r *Root) Run(ctx context.Context) error {
 		select {
 		case <-locks.C:
 			r.pushLocks(ctx)
+			r.exchangeCAs(ctx)
 		case <-ctx.Done():
 			err := r.srv.Shutdown(5 * time.Second)
 			r.deregister()

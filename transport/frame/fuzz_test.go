@@ -111,7 +111,7 @@ func seedFrames() [][]byte {
 	add(TypeHeartbeatReply, (&HeartbeatReply{Seq: 1, ReconnectAfter: 5e9, Replicas: []Endpoint{{QUIC: "a:1"}}}).Marshal(2))
 	dr, _ := (&DialRequest{Node: "web", UserCert: []byte("c"), ClientAddr: "x", TraceID: "t"}).Marshal(2)
 	add(TypeDialRequest, dr)
-	for _, svc := range []Service{ServiceNodeList, ServiceUserRoles, ServiceRootLocks} {
+	for _, svc := range []Service{ServiceNodeList, ServiceUserRoles, ServiceRootLocks, ServiceTrustCAs} {
 		sr, _ := (&DialRequest{Service: svc, UserCert: []byte("c"), ClientAddr: "x", TraceID: "t"}).Marshal(3)
 		add(TypeDialRequest, sr)
 	}

@@ -87,8 +87,13 @@ const (
 	// its side; the leaf stores them scoped to that root's users, answers and closes. A
 	// leaf that predates it refuses the request as malformed.
 	ServiceRootLocks Service = 3
+	// ServiceTrustCAs exchanges the SSH CAs each side keeps a copy of (a rotation reaches
+	// the other side): the root writes its user and host CAs as one JSON document and
+	// closes its side; the leaf stores them and answers with its host CA, and closes. A
+	// leaf that predates it refuses the request as malformed.
+	ServiceTrustCAs Service = 4
 
-	maxService = ServiceRootLocks
+	maxService = ServiceTrustCAs
 )
 
 func (s Service) String() string {
@@ -101,6 +106,8 @@ func (s Service) String() string {
 		return "user-roles"
 	case ServiceRootLocks:
 		return "root-locks"
+	case ServiceTrustCAs:
+		return "trust-cas"
 	}
 	return fmt.Sprintf("service-%d", uint8(s))
 }

@@ -1,0 +1,216 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/transport"
+	"github.com/tetherproject/tether/transport/frame"
+)
+
+// CA exchange (frame.ServiceTrustCAs): a rotation of the SSH CAs the other side of a trust
+// keeps a copy of reaches it over the tunnel, as Teleport pushes rotated CAs to its
+// leaves. The root sends its user and host CAs; the leaf stores them as its root's
+// (auth.ReplacePeerCAs, which refuses anything but that root's own user and host CAs) and
+// answers with its host CA, which the root stores the same way. The root starts an
+// exchange when a leaf's tunnel comes up, when its own CAs change, and every
+// CAExchangeEvery (which is how soon a leaf's rotation reaches the root).
+
+// CAExchangeEvery is how often a root exchanges CAs with each connected leaf.
+const CAExchangeEvery = time.Minute
+
+// caRetry is how long a root waits after a failed or refused exchange.
+const caRetry = 30 * time.Second
+
+// TrustCAs is the document each side writes on a ServiceTrustCAs stream; the leaf's
+// answer may carry an error instead.
+type TrustCAs struct {
+	CAs   []trust.CA `json:"cas"`
+	Error string     `json:"error,omitempty"`
+}
+
+// decodeTrustCAs reads one side's document strictly (unknown fields, trailing data, more
+// than auth.MaxPeerCAs CAs are refused); the CAs themselves are checked by
+// auth.ReplacePeerCAs.
+func decodeTrustCAs(data []byte) (TrustCAs, error) {
+	var doc TrustCAs
+	if err := decodeStrict(data, &doc); err != nil {
+		return TrustCAs{}, err
+	}
+	if len(doc.CAs) > auth.MaxPeerCAs {
+		return TrustCAs{}, badAnswer("%d CAs, more than %d", len(doc.CAs), auth.MaxPeerCAs)
+	}
+	return doc, nil
+}
+
+// receiveCAs is the leaf's side: it stores root's CAs and answers with its own host CA,
+// or with why it refused them (then it sends none).
+func (l *Leaf) receiveCAs(root string) (func(net.Conn), error) {
+	return func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		slot := l.caSlot(root)
+		var err error
+		select {
+		case slot <- struct{}{}:
+			defer func() { <-slot }()
+		case <-time.After(25 * time.Second):
+			err = errors.New("another exchange of this root's CAs is being read; try again")
+		}
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
+		}
+		var doc TrustCAs
+		if err == nil {
+			doc, err = decodeTrustCAs(data)
+		}
+		ans := TrustCAs{CAs: []trust.CA{}}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			_, err = l.cfg.Auth.ReplacePeerCAs(ctx, root, auth.PeerRoot, doc.CAs)
+			cancel()
+		}
+		if err == nil {
+			ans.CAs, err = l.cfg.Auth.OwnPeerCAs(auth.PeerRoot)
+		}
+		if err != nil {
+			ans = TrustCAs{CAs: []trust.CA{}, Error: err.Error()}
+			l.log.Warn("refused the CAs a root sent", "root", root, "err", err)
+		}
+		out, _ := json.Marshal(ans)
+		_, _ = c.Write(out)
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}, nil
+}
+
+// caSlot is root's one-exchange-at-a-time slot (receiveCAs).
+func (l *Leaf) caSlot(root string) chan struct{} {
+	s, _ := l.caSlots.LoadOrStore(root, make(chan struct{}, 1))
+	return s.(chan struct{})
+}
+
+// ExchangeCAs sends this root's user and host CAs to leaf, stores the host CA the leaf
+// answers with, and returns how many of this root's copies changed.
+func (r *Root) ExchangeCAs(ctx context.Context, leaf string) (int, error) {
+	own, err := r.cfg.Auth.OwnPeerCAs(auth.PeerLeaf)
+	if err != nil {
+		return 0, err
+	}
+	doc, err := json.Marshal(TrustCAs{CAs: own})
+	if err != nil {
+		return 0, err
+	}
+	conn, err := r.dial(ctx, leaf, &frame.DialRequest{Service: frame.ServiceTrustCAs})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if _, err := conn.Write(doc); err != nil {
+		return 0, fmt.Errorf("sending the CAs to %s: %w", leaf, err)
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	data, err := io.ReadAll(io.LimitReader(conn, MaxServiceAnswer+1))
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("cluster %s did not answer in time: %w", leaf, ctx.Err())
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the answer of cluster %s: %w", leaf, err)
+	}
+	ans, err := decodeTrustCAs(data)
+	if err != nil {
+		return 0, err
+	}
+	if ans.Error != "" {
+		return 0, fmt.Errorf("cluster %s refused this root's CAs: %s", leaf, ans.Error)
+	}
+	return r.cfg.Auth.ReplacePeerCAs(ctx, leaf, auth.PeerLeaf, ans.CAs)
+}
+
+// caExchanges is what the root last exchanged with each leaf.
+type caExchanges struct {
+	mu      sync.Mutex
+	last    map[string]caExchange
+	running map[string]bool
+}
+
+// caExchange is the root's revision at the last good exchange with a leaf (empty after a
+// failed one) and when it was.
+type caExchange struct {
+	rev string
+	at  time.Time
+}
+
+// exchangeCAs starts an exchange with every connected leaf that has not had one since
+// this root's policy revision moved (a rotation moves it), for CAExchangeEvery, or (after
+// a failure) for caRetry. Each runs on its own goroutine; a leaf with one in flight is
+// skipped.
+func (r *Root) exchangeCAs(ctx context.Context) {
+	connected := map[string]bool{}
+	for _, t := range r.srv.Tunnels() {
+		connected[t.Cluster] = true
+	}
+	x := &r.cas
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.last == nil {
+		x.last, x.running = map[string]caExchange{}, map[string]bool{}
+	}
+	for leaf := range x.last {
+		if !connected[leaf] {
+			delete(x.last, leaf) // gone: exchange again when it comes back
+		}
+	}
+	rev, now := r.cfg.Auth.Revision(), time.Now()
+	for leaf := range connected {
+		p, ok := x.last[leaf]
+		switch {
+		case x.running[leaf]:
+			continue
+		case ok && p.rev == rev && now.Sub(p.at) < CAExchangeEvery:
+			continue
+		case ok && p.rev == "" && now.Sub(p.at) < caRetry:
+			continue
+		}
+		x.running[leaf] = true
+		go func() {
+			xctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			changed, err := r.ExchangeCAs(xctx, leaf)
+			cancel()
+			x.mu.Lock()
+			defer x.mu.Unlock()
+			delete(x.running, leaf)
+			var denied *transport.DialDeniedError
+			switch {
+			case err == nil:
+				x.last[leaf] = caExchange{rev: rev, at: now}
+				if changed > 0 {
+					r.log.Info("a leaf's CA changed (rotation); stored", "leaf", leaf, "changed", changed)
+				}
+			case errors.As(err, &denied) || errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrServiceUnsupported):
+				x.last[leaf] = caExchange{at: now}
+				r.log.Warn("a leaf does not exchange CAs (an older version?): CA rotations do not cross this trust; retrying",
+					"leaf", leaf, "retry_in", caRetry, "err", err)
+			default:
+				x.last[leaf] = caExchange{at: now}
+				if ctx.Err() == nil {
+					r.log.Warn("exchanging CAs with a leaf; retrying", "leaf", leaf, "retry_in", caRetry, "err", err)
+				}
+			}
+		}()
+	}
+}
