@@ -37,6 +37,7 @@ type leafPath struct {
 	leafName    string
 	sshdAddr    string
 	sshdLog     *testenv.Buffer
+	sshd        *openSSHD
 	ssh, keygen string
 	profile     string
 }
@@ -76,7 +77,8 @@ func newLeafPathWith(t *testing.T, rootArgs, leafArgs []string) *leafPath {
 
 	// An OpenSSH server on the leaf, trusting the leaf's openssh CA (auth export
 	// --type=openssh).
-	p.sshdAddr, p.sshdLog = startOpenSSHD(t, p.keygen, func(args ...string) string { return p.leaf.ctl(t, tetherctl, args...) })
+	p.sshd = runOpenSSHD(t, p.keygen, func(args ...string) string { return p.leaf.ctl(t, tetherctl, args...) }, "node1")
+	p.sshdAddr, p.sshdLog = p.sshd.addr, p.sshd.log
 	node := fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: node1\n  labels:\n    env: test\nspec:\n  addr: %s\n  hostname: node1\n", p.sshdAddr)
 	p.leaf.ctl(t, tetherctl, "create", writeTemp(t, node))
 

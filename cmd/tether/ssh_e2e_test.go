@@ -46,16 +46,6 @@ func startTetherdWithLog(t *testing.T, bin, name string, args ...string) (*proc,
 	return p, decisionLogOf(p)
 }
 
-// startOpenSSHD runs an OpenSSH server on a free loopback port whose host key the
-// cluster's admin signed for node1 (ctl runs tetherctl on that cluster), trusting what
-// `tetherctl auth export --type=openssh` printed. It returns the address and the
-// server's log.
-func startOpenSSHD(t *testing.T, keygen string, ctl func(args ...string) string) (string, *testenv.Buffer) {
-	t.Helper()
-	d := runOpenSSHD(t, keygen, ctl, "node1")
-	return d.addr, d.log
-}
-
 // openSSHD is a running OpenSSH server registered (by its admin) as a node.
 type openSSHD struct {
 	addr, name, hostKey string
