@@ -245,6 +245,7 @@ func (g *Gateway) listen(cfg *config.Config) error {
 			Auth: g.auth, Store: g.store, ListenAddr: cfg.Proxy.TunnelListenAddr, FallbackListen: cfg.Proxy.TunnelListenDefaulted,
 			PublicAddr: cfg.Proxy.TunnelPublicAddr, DisableQUIC: cfg.Proxy.TunnelDisableQUIC,
 			ResetKeyFile: filepath.Join(cfg.DataDir, "tunnel-reset-key"), Logger: g.log,
+			CAExchangeEvery: cfg.Proxy.TunnelCAExchangeInterval,
 		}
 		// A derived public address follows the port actually bound (0 or a taken default).
 		separate := func() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/trust"
@@ -38,6 +39,9 @@ var peerCATypes = map[PeerRole][]string{
 
 // MaxPeerCAs bounds the CAs one exchange may carry.
 const MaxPeerCAs = 2
+
+// PeerCAChangeGap is the least time between two changes of one peer's CAs.
+const PeerCAChangeGap = 2 * time.Second
 
 // OwnPeerCAs are this cluster's CAs that a peer of role to keeps a copy of: for a leaf
 // (this cluster is its root) the user and host CAs, for a root the host CA. Public keys
@@ -105,6 +109,12 @@ func (s *Service) ReplacePeerCAs(ctx context.Context, peer string, role PeerRole
 	if same, err := s.samePeerCAs(ctx, peer, in); err != nil || same {
 		return 0, err
 	}
+	// A change rebuilds the bundle: a peer (a compromised one included) gets at most one
+	// applied per PeerCAChangeGap, as lock sets are (a rotation has four phases).
+	if err := s.peerCAGap.wait(ctx, peer); err != nil {
+		return 0, err
+	}
+	defer s.peerCAGap.next(peer, PeerCAChangeGap)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.trustMu.Lock()

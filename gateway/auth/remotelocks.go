@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/tetherproject/tether/gateway/audit"
@@ -74,17 +75,12 @@ func (s *Service) ReplaceRemoteLocks(ctx context.Context, root string, locks []r
 	// included) gets at most one such set applied per RemoteLockSetGap. The wait and the
 	// next time are read and written apart: this holds because the tunnel hands one push
 	// per root at a time (tunnel.Leaf.lockSlot); another caller must do the same.
-	if err := s.waitLockPushGap(ctx, root); err != nil {
+	if err := s.lockPushGap.wait(ctx, root); err != nil {
 		return 0, err
 	}
 	n, err := s.replaceRemoteLocksIfTrusted(ctx, root, want)
 	if n > 0 {
-		s.lockPushMu.Lock()
-		if s.lockPushNext == nil {
-			s.lockPushNext = map[string]time.Time{}
-		}
-		s.lockPushNext[root] = time.Now().Add(RemoteLockSetGap)
-		s.lockPushMu.Unlock()
+		s.lockPushGap.next(root, RemoteLockSetGap)
 	}
 	return n, err
 }
@@ -93,11 +89,17 @@ func (s *Service) ReplaceRemoteLocks(ctx context.Context, root string, locks []r
 // anything: a root pushes within a second of a change, so a person's locks pass at once.
 const RemoteLockSetGap = time.Second
 
-// waitLockPushGap waits until root's next lock set may be applied, or ctx ends.
-func (s *Service) waitLockPushGap(ctx context.Context, root string) error {
-	s.lockPushMu.Lock()
-	wait := time.Until(s.lockPushNext[root])
-	s.lockPushMu.Unlock()
+// gaps holds, per key (a peer cluster), the earliest time of its next change.
+type gaps struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// wait waits until key's next change may be applied, or ctx ends.
+func (g *gaps) wait(ctx context.Context, key string) error {
+	g.mu.Lock()
+	wait := time.Until(g.at[key])
+	g.mu.Unlock()
 	if wait <= 0 {
 		return nil
 	}
@@ -109,6 +111,16 @@ func (s *Service) waitLockPushGap(ctx context.Context, root string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// next makes key wait gap before its next change.
+func (g *gaps) next(key string, gap time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.at == nil {
+		g.at = map[string]time.Time{}
+	}
+	g.at[key] = time.Now().Add(gap)
 }
 
 // replaceRemoteLocksIfTrusted stores the checked set want if root is trusted now.

@@ -103,8 +103,8 @@ type Service struct {
 	nodesMu sync.Mutex
 	nodes   map[string]cachedNode // Nodes' parsed documents by store key
 
-	lockPushMu   sync.Mutex
-	lockPushNext map[string]time.Time // per root: when its next lock set may be applied
+	lockPushGap gaps // per root: when its next lock set may be applied
+	peerCAGap   gaps // per peer cluster: when its next changed CAs may be applied
 }
 
 const (

@@ -124,6 +124,10 @@ type Proxy struct {
 	// faster). false never opens it: one tunnel per root replica, for operators counting
 	// connections. Node lists, heartbeats and control stay on QUIC either way.
 	TunnelBulkSSH bool `mapstructure:"tunnel_bulk_ssh"`
+	// TunnelCAExchangeInterval, on a root (default 1m), is how often it exchanges SSH CAs
+	// with each connected leaf, which is how soon a leaf's CA rotation reaches it (its
+	// own reach its leaves within a second of each phase).
+	TunnelCAExchangeInterval time.Duration `mapstructure:"tunnel_ca_exchange_interval"`
 
 	// TunnelListenDefaulted and TunnelPublicDefaulted record that the addresses above
 	// were derived, not set: a taken default port then moves to a free one, and the
@@ -303,6 +307,7 @@ var defaults = map[string]any{
 	"proxy.tunnel_listen_addr":              "",
 	"proxy.tunnel_disable_quic":             false,
 	"proxy.tunnel_bulk_ssh":                 true,
+	"proxy.tunnel_ca_exchange_interval":     "1m",
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
 	"storage.redis.username":                "",
@@ -536,6 +541,9 @@ func (c *Config) complete() error {
 	if c.MaxClockSkew < 0 {
 		return fmt.Errorf("max_clock_skew %v is negative", c.MaxClockSkew)
 	}
+	if c.Proxy.TunnelCAExchangeInterval < time.Second {
+		return fmt.Errorf("proxy.tunnel_ca_exchange_interval %v: give at least 1s", c.Proxy.TunnelCAExchangeInterval)
+	}
 	if c.TrustTimeout <= 0 {
 		return fmt.Errorf("trust_timeout %v must be positive", c.TrustTimeout)
 	}
@@ -719,6 +727,10 @@ proxy:
   # which costs less CPU per byte; closed after 10 minutes without a session. Node lists
   # and heartbeats stay on QUIC. false: never, one tunnel per root replica.
   tunnel_bulk_ssh: true
+  # As a root: how often to exchange SSH CAs with each connected leaf, which is how soon a
+  # leaf's CA rotation (tetherctl auth rotate) reaches this root; this root's own rotation
+  # reaches its leaves within a second of each phase.
+  tunnel_ca_exchange_interval: 1m
 
 storage:
   # embedded: one process, a log file under data_dir. redis: replicated gateways.

@@ -51,7 +51,8 @@ func TestDefaultsAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One port by default: the tunnel shares the web port (and its public address).
-	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelListenAddr != "127.0.0.1:3080" || !c.Proxy.TunnelShared() || c.TrustTimeout != 30*time.Second {
+	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelListenAddr != "127.0.0.1:3080" || !c.Proxy.TunnelShared() || c.TrustTimeout != 30*time.Second ||
+		c.Proxy.TunnelCAExchangeInterval != time.Minute {
 		t.Fatalf("derived defaults: %+v", c.Proxy)
 	}
 	// Behind a load balancer on 443 the shared tunnel is advertised at public_addr.
@@ -76,6 +77,7 @@ func TestDefaultsAndErrors(t *testing.T) {
 		{"bad_storage", "cluster_name: a\nstorage: {type: etcd}\n", "storage.type"},
 		{"redis_without_addr", "cluster_name: a\nstorage: {type: redis}\n", "storage.redis.addr"},
 		{"bad_listen", "cluster_name: a\nproxy: {web_listen_addr: nope}\n", "web_listen_addr"},
+		{"ca_exchange_too_often", "cluster_name: a\nproxy: {tunnel_ca_exchange_interval: 100ms}\n", "proxy.tunnel_ca_exchange_interval 100ms: give at least 1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Load(write(t, tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -252,7 +254,7 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh)",
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval)",
 		path + ":6: unknown key foo (",
 	} {
 		if !strings.Contains(msg, want) {

@@ -56,6 +56,9 @@ type RootConfig struct {
 	// ResetKeyFile keeps the 32-byte QUIC stateless reset key across restarts (created
 	// 0600 at first start), so a restarted replica resets its predecessor's connections.
 	ResetKeyFile string
+	// CAExchangeEvery is how often the root exchanges SSH CAs with each connected leaf
+	// (zero: DefaultCAExchangeEvery).
+	CAExchangeEvery time.Duration
 	// KeepAliveInterval and KeepAliveCount: the root's side of the keep-alive agreement
 	// (zero: transport's defaults, 15 s × 3).
 	KeepAliveInterval time.Duration

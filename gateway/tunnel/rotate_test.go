@@ -54,7 +54,7 @@ func fingerprintsOf(a *ca.Authority) []string {
 // A rotation of the SSH CAs the other side of a trust keeps crosses the trust over the
 // tunnel, as Teleport pushes rotated CAs to its leaves: the root's user CA reaches the
 // leaf at once (its revision moves), a leaf's host CA reaches the root at the next
-// exchange (every tunnel.CAExchangeEvery; called here directly), each phase in turn. The
+// exchange (every proxy.tunnel_ca_exchange_interval; called here directly), each phase in turn. The
 // TLS CAs authenticate the tunnel itself and do not cross it, so their rotation is still
 // refused while the other side keeps a copy, naming it.
 func TestRotationAcrossATrust(t *testing.T) {

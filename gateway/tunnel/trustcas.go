@@ -2,6 +2,8 @@ package tunnel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,11 +23,13 @@ import (
 // leaves. The root sends its user and host CAs; the leaf stores them as its root's
 // (auth.ReplacePeerCAs, which refuses anything but that root's own user and host CAs) and
 // answers with its host CA, which the root stores the same way. The root starts an
-// exchange when a leaf's tunnel comes up, when its own CAs change, and every
-// CAExchangeEvery (which is how soon a leaf's rotation reaches the root).
+// exchange when a leaf's tunnel comes up, when its own CAs change (checked every second),
+// and every RootConfig.CAExchangeEvery (which is how soon a leaf's rotation reaches the
+// root).
 
-// CAExchangeEvery is how often a root exchanges CAs with each connected leaf.
-const CAExchangeEvery = time.Minute
+// DefaultCAExchangeEvery is how often a root exchanges CAs with each connected leaf
+// unless RootConfig.CAExchangeEvery says otherwise.
+const DefaultCAExchangeEvery = time.Minute
 
 // caRetry is how long a root waits after a failed or refused exchange.
 const caRetry = 30 * time.Second
@@ -148,16 +152,16 @@ type caExchanges struct {
 	running map[string]bool
 }
 
-// caExchange is the root's revision at the last good exchange with a leaf (empty after a
-// failed one) and when it was.
+// caExchange is the digest of the CAs the root sent at the last good exchange with a leaf
+// (empty after a failed one) and when it was.
 type caExchange struct {
 	rev string
 	at  time.Time
 }
 
 // exchangeCAs starts an exchange with every connected leaf that has not had one since
-// this root's policy revision moved (a rotation moves it), for CAExchangeEvery, or (after
-// a failure) for caRetry. Each runs on its own goroutine; a leaf with one in flight is
+// this root's CAs changed (a rotation phase), for RootConfig.CAExchangeEvery, or (after a failure)
+// for caRetry. Each runs on its own goroutine; a leaf with one in flight is
 // skipped.
 func (r *Root) exchangeCAs(ctx context.Context) {
 	connected := map[string]bool{}
@@ -175,13 +179,26 @@ func (r *Root) exchangeCAs(ctx context.Context) {
 			delete(x.last, leaf) // gone: exchange again when it comes back
 		}
 	}
-	rev, now := r.cfg.Auth.Revision(), time.Now()
+	// What this root sends, not its policy revision: a leaf whose answer changes (and so
+	// rebuilds the bundle here) must not bring about another round with every leaf.
+	own, err := r.cfg.Auth.OwnPeerCAs(auth.PeerLeaf)
+	if err != nil {
+		r.log.Warn("reading this cluster's CAs for its leaves", "err", err)
+		return
+	}
+	doc, _ := json.Marshal(own)
+	sum := sha256.Sum256(doc)
+	rev, now := hex.EncodeToString(sum[:]), time.Now()
+	every := r.cfg.CAExchangeEvery
+	if every <= 0 {
+		every = DefaultCAExchangeEvery
+	}
 	for leaf := range connected {
 		p, ok := x.last[leaf]
 		switch {
 		case x.running[leaf]:
 			continue
-		case ok && p.rev == rev && now.Sub(p.at) < CAExchangeEvery:
+		case ok && p.rev == rev && now.Sub(p.at) < every:
 			continue
 		case ok && p.rev == "" && now.Sub(p.at) < caRetry:
 			continue
