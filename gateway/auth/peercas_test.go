@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/trust"
@@ -190,4 +191,42 @@ func TestPeerCAsRefused(t *testing.T) {
 			t.Fatalf("from a disabled trust: %v", err)
 		}
 	})
+}
+
+// TestPeerCAChangesAreSpaced: a peer that sends new keys at every exchange (a compromised
+// one) gets one change applied per PeerCAChangeGap, not a bundle rebuild per exchange; an
+// exchange that changes nothing is not held up.
+func TestPeerCAChangesAreSpaced(t *testing.T) {
+	ctx := context.Background()
+	const root = "root.example.com"
+	leaf, rootCA := leafTrusting(t, root, true)
+	if err := rootCA.User.Rotate(ca.Init); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := leaf.ReplacePeerCAs(ctx, root, PeerRoot, []trust.CA{peerCA(t, rootCA.User)}); err != nil || n != 1 {
+		t.Fatalf("first change: %d, %v", n, err)
+	}
+	first := storedKeys(t, leaf, root, resource.CATypeUser)
+	if err := rootCA.User.Rotate(ca.UpdateClients); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if n, err := leaf.ReplacePeerCAs(short, root, PeerRoot, []trust.CA{peerCA(t, rootCA.User)}); !errors.Is(err, context.DeadlineExceeded) || n != 0 {
+		t.Fatalf("a second change at once: %d, %v; want it held until the gap passed", n, err)
+	}
+	if got := storedKeys(t, leaf, root, resource.CATypeUser); strings.Join(got, ",") != strings.Join(first, ",") {
+		t.Fatalf("the held change was applied: %v", got)
+	}
+	start := time.Now()
+	if n, err := leaf.ReplacePeerCAs(ctx, root, PeerRoot, []trust.CA{peerCA(t, rootCA.User)}); err != nil || n != 1 {
+		t.Fatalf("the second change after the gap: %d, %v", n, err)
+	}
+	if waited := time.Since(start); waited > PeerCAChangeGap+time.Second {
+		t.Fatalf("waited %v", waited)
+	}
+	start = time.Now()
+	if n, err := leaf.ReplacePeerCAs(ctx, root, PeerRoot, []trust.CA{peerCA(t, rootCA.User)}); err != nil || n != 0 || time.Since(start) > time.Second {
+		t.Fatalf("an exchange without a change: %d, %v after %v", n, err, time.Since(start))
+	}
 }
