@@ -41,16 +41,7 @@ func TestHostCARotationWithoutRestart(t *testing.T) {
 	sshdNode := runOpenSSHD(t, testenv.Command(t, "ssh-keygen"), func(args ...string) string { return root.ctl(t, tetherctl, args...) }, "node-ssh")
 	root.ctl(t, tetherctl, "create", writeTemp(t, fmt.Sprintf("kind: node\nversion: v2\nmetadata:\n  name: node-ssh\nspec:\n  addr: %s\n  hostname: node-ssh\n", sshdNode.addr)))
 
-	signIn := func(who string) user {
-		t.Helper()
-		u := user{bin: tether, home: filepath.Join(t.TempDir(), who)}
-		added := root.ctl(t, tetherctl, "users", "add", who, "--roles=access", "--logins="+login)
-		secret := u.signUp(t, added, who+" password 1")
-		proxy := regexp.MustCompile(`--proxy=(\S+)`).FindStringSubmatch(added)[1]
-		caFile := regexp.MustCompile(`--ca-file=(\S+)`).FindStringSubmatch(added)[1]
-		u.must(t, who+" password 1\n"+auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod))+"\n", "login", "--proxy="+proxy, "--ca-file="+caFile, "--user="+who)
-		return u
-	}
+	signIn := func(who string) user { return addAndSignIn(t, root, tetherctl, tether, who, login) }
 	hostCAKeys := func(u user) int {
 		data, err := os.ReadFile(filepath.Join(u.home, "known_hosts"))
 		if err != nil {

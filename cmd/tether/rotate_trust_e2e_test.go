@@ -26,16 +26,7 @@ func TestCARotationAcrossATrust(t *testing.T) {
 	t.Setenv("TETHER_PROXY_TUNNEL_CA_EXCHANGE_INTERVAL", "2s")
 	p := newLeafPath(t)
 	_, _, tether := binaries(t)
-	signIn := func(who string) user {
-		t.Helper()
-		u := user{bin: tether, home: filepath.Join(t.TempDir(), who)}
-		added := p.root.ctl(t, p.tetherctl, "users", "add", who, "--roles=access", "--logins="+p.login)
-		secret := u.signUp(t, added, who+" password 1")
-		proxy := regexp.MustCompile(`--proxy=(\S+)`).FindStringSubmatch(added)[1]
-		caFile := regexp.MustCompile(`--ca-file=(\S+)`).FindStringSubmatch(added)[1]
-		u.must(t, who+" password 1\n"+auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod))+"\n", "login", "--proxy="+proxy, "--ca-file="+caFile, "--user="+who)
-		return u
-	}
+	signIn := func(who string) user { return addAndSignIn(t, p.root, p.tetherctl, tether, who, p.login) }
 	sshThrough := func(u user) error {
 		out, errOut, err := u.run(t, "", "ssh", "--cluster="+p.leafName, p.target(), "echo rotated-ok")
 		if err != nil || out != "rotated-ok\n" {
@@ -103,4 +94,17 @@ func TestCARotationAcrossATrust(t *testing.T) {
 	if err := sshThrough(carol); err != nil {
 		t.Fatalf("after the leaf's standby: %v", err)
 	}
+}
+
+// addAndSignIn adds the user who (role access, login) on cluster c, signs them up and in
+// with tether, and returns them.
+func addAndSignIn(t *testing.T, c *proc, tetherctl, tether, who, login string) user {
+	t.Helper()
+	u := user{bin: tether, home: filepath.Join(t.TempDir(), who)}
+	added := c.ctl(t, tetherctl, "users", "add", who, "--roles=access", "--logins="+login)
+	secret := u.signUp(t, added, who+" password 1")
+	proxy := regexp.MustCompile(`--proxy=(\S+)`).FindStringSubmatch(added)[1]
+	caFile := regexp.MustCompile(`--ca-file=(\S+)`).FindStringSubmatch(added)[1]
+	u.must(t, who+" password 1\n"+auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod))+"\n", "login", "--proxy="+proxy, "--ca-file="+caFile, "--user="+who)
+	return u
 }

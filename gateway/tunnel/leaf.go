@@ -59,10 +59,9 @@ type Leaf struct {
 	// blocked: enabled trusts that cannot have a tunnel, and why.
 	blocked map[string]string
 
-	// lockSlots: per root, the lock push being read (locks.go, receiveLocks).
-	lockSlots sync.Map
-	// caSlots: per root, the CA exchange being read (trustcas.go, receiveCAs).
-	caSlots sync.Map
+	// lockSlots and caSlots: per root, the lock push and the CA exchange being read
+	// (receivePush).
+	lockSlots, caSlots pushSlots
 }
 
 type leafAgent struct {

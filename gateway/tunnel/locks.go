@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sort"
 	"strings"
@@ -160,75 +159,34 @@ func sendableMessage(m string) string {
 // receiveLocks accepts root's lock document, stores it and answers.
 func (l *Leaf) receiveLocks(root string) (func(net.Conn), error) {
 	return func(c net.Conn) {
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		ans := RootLocksAnswer{}
-		// One push of a root is read at a time: a root that opens many at once does not
-		// make this leaf hold up to MaxServiceAnswer from each (the waiting ones stay
-		// unread, bounded by the tunnel's flow control). Two replicas of a root pushing
-		// together wait for each other.
-		slot := l.lockSlot(root)
-		var err error
-		select {
-		case slot <- struct{}{}:
-			defer func() { <-slot }()
-		case <-time.After(25 * time.Second):
-			err = errors.New("another push of this root's locks is being read; try again")
-		}
-		var data []byte
-		if err == nil {
-			data, err = io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
-		}
-		var locks []resource.Lock
-		if err == nil {
-			locks, err = DecodeRootLocks(data)
-		}
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			ans.Changed, err = l.cfg.Auth.ReplaceRemoteLocks(ctx, root, locks)
-			cancel()
-		}
-		if err != nil {
-			ans.Error = err.Error()
-			l.log.Warn("refused the locks a root sent", "root", root, "err", err)
-		}
-		out, _ := json.Marshal(ans)
-		_, _ = c.Write(out)
-		if cw, ok := c.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
+		receivePush(c, &l.lockSlots, root, "locks", func(data []byte, err error) []byte {
+			ans := RootLocksAnswer{}
+			var locks []resource.Lock
+			if err == nil {
+				locks, err = DecodeRootLocks(data)
+			}
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				ans.Changed, err = l.cfg.Auth.ReplaceRemoteLocks(ctx, root, locks)
+				cancel()
+			}
+			if err != nil {
+				ans.Error = err.Error()
+				l.log.Warn("refused the locks a root sent", "root", root, "err", err)
+			}
+			out, _ := json.Marshal(ans)
+			return out
+		})
 	}, nil
-}
-
-// lockSlot is root's one-push-at-a-time slot (receiveLocks).
-func (l *Leaf) lockSlot(root string) chan struct{} {
-	s, _ := l.lockSlots.LoadOrStore(root, make(chan struct{}, 1))
-	return s.(chan struct{})
 }
 
 // PushLocks sends this root's lock document to leaf and returns how many of the leaf's
 // replicated locks changed. A leaf that predates lock replication refuses the request
 // (a *transport.DialDeniedError or a malformed-request close).
 func (r *Root) PushLocks(ctx context.Context, leaf string, doc []byte) (int, error) {
-	conn, err := r.dial(ctx, leaf, &frame.DialRequest{Service: frame.ServiceRootLocks})
+	data, err := r.push(ctx, leaf, frame.ServiceRootLocks, "locks", doc, 4096)
 	if err != nil {
 		return 0, err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	if _, err := conn.Write(doc); err != nil {
-		return 0, fmt.Errorf("sending the locks to %s: %w", leaf, err)
-	}
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
-	data, err := io.ReadAll(io.LimitReader(conn, 4096))
-	if ctx.Err() != nil {
-		return 0, fmt.Errorf("cluster %s did not answer in time: %w", leaf, ctx.Err())
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading the answer of cluster %s: %w", leaf, err)
 	}
 	var ans RootLocksAnswer
 	if err := decodeStrict(data, &ans); err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -59,49 +58,28 @@ func decodeTrustCAs(data []byte) (TrustCAs, error) {
 // or with why it refused them (then it sends none).
 func (l *Leaf) receiveCAs(root string) (func(net.Conn), error) {
 	return func(c net.Conn) {
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		slot := l.caSlot(root)
-		var err error
-		select {
-		case slot <- struct{}{}:
-			defer func() { <-slot }()
-		case <-time.After(25 * time.Second):
-			err = errors.New("another exchange of this root's CAs is being read; try again")
-		}
-		var data []byte
-		if err == nil {
-			data, err = io.ReadAll(io.LimitReader(c, MaxServiceAnswer+1))
-		}
-		var doc TrustCAs
-		if err == nil {
-			doc, err = decodeTrustCAs(data)
-		}
-		ans := TrustCAs{CAs: []trust.CA{}}
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			_, err = l.cfg.Auth.ReplacePeerCAs(ctx, root, auth.PeerRoot, doc.CAs)
-			cancel()
-		}
-		if err == nil {
-			ans.CAs, err = l.cfg.Auth.OwnPeerCAs(auth.PeerRoot)
-		}
-		if err != nil {
-			ans = TrustCAs{CAs: []trust.CA{}, Error: err.Error()}
-			l.log.Warn("refused the CAs a root sent", "root", root, "err", err)
-		}
-		out, _ := json.Marshal(ans)
-		_, _ = c.Write(out)
-		if cw, ok := c.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
+		receivePush(c, &l.caSlots, root, "CAs", func(data []byte, err error) []byte {
+			var doc TrustCAs
+			if err == nil {
+				doc, err = decodeTrustCAs(data)
+			}
+			ans := TrustCAs{CAs: []trust.CA{}}
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				_, err = l.cfg.Auth.ReplacePeerCAs(ctx, root, auth.PeerRoot, doc.CAs)
+				cancel()
+			}
+			if err == nil {
+				ans.CAs, err = l.cfg.Auth.OwnPeerCAs(auth.PeerRoot)
+			}
+			if err != nil {
+				ans = TrustCAs{CAs: []trust.CA{}, Error: err.Error()}
+				l.log.Warn("refused the CAs a root sent", "root", root, "err", err)
+			}
+			out, _ := json.Marshal(ans)
+			return out
+		})
 	}, nil
-}
-
-// caSlot is root's one-exchange-at-a-time slot (receiveCAs).
-func (l *Leaf) caSlot(root string) chan struct{} {
-	s, _ := l.caSlots.LoadOrStore(root, make(chan struct{}, 1))
-	return s.(chan struct{})
 }
 
 // ExchangeCAs sends this root's user and host CAs to leaf, stores the host CA the leaf
@@ -115,25 +93,9 @@ func (r *Root) ExchangeCAs(ctx context.Context, leaf string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	conn, err := r.dial(ctx, leaf, &frame.DialRequest{Service: frame.ServiceTrustCAs})
+	data, err := r.push(ctx, leaf, frame.ServiceTrustCAs, "CAs", doc, MaxServiceAnswer+1)
 	if err != nil {
 		return 0, err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	if _, err := conn.Write(doc); err != nil {
-		return 0, fmt.Errorf("sending the CAs to %s: %w", leaf, err)
-	}
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
-	data, err := io.ReadAll(io.LimitReader(conn, MaxServiceAnswer+1))
-	if ctx.Err() != nil {
-		return 0, fmt.Errorf("cluster %s did not answer in time: %w", leaf, ctx.Err())
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading the answer of cluster %s: %w", leaf, err)
 	}
 	ans, err := decodeTrustCAs(data)
 	if err != nil {
