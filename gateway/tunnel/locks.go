@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/resource"
-	"github.com/tetherproject/tether/transport"
 	"github.com/tetherproject/tether/transport/frame"
 )
 
@@ -202,81 +200,38 @@ func (r *Root) PushLocks(ctx context.Context, leaf string, doc []byte) (int, err
 // refused the last push.
 const lockRetry = 30 * time.Second
 
-// lockPush is what a root last sent a leaf, or a failed push (no digest).
-type lockPush struct {
-	digest string
-	at     time.Time
-}
-
 // pushLocks sends the lock document to every leaf connected to this replica that has not
-// had this version of it (or not for LockRepush). Each push runs on its own goroutine; a
-// leaf with a push in flight is skipped.
+// had this version of it (or not for LockRepush).
 func (r *Root) pushLocks(ctx context.Context) {
-	ts := r.srv.Tunnels()
-	connected := map[string]bool{}
-	for _, t := range ts {
-		connected[t.Cluster] = true
-	}
-	r.lockMu.Lock()
-	for leaf := range r.pushed {
-		if !connected[leaf] {
-			delete(r.pushed, leaf) // gone: push again when it comes back
-		}
-	}
-	r.lockMu.Unlock()
+	connected := r.connectedLeaves()
 	if len(connected) == 0 {
 		return
 	}
-	now := time.Now()
-	doc, digest, n, err := r.lockDoc(ctx, now)
+	doc, digest, n, err := r.lockDoc(ctx, time.Now())
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("reading the locks to replicate to leaves", "err", err)
 		}
 		return
 	}
-	r.lockMu.Lock()
-	defer r.lockMu.Unlock()
-	if r.pushed == nil {
-		r.pushed, r.pushing = map[string]lockPush{}, map[string]bool{}
-	}
-	for leaf := range connected {
-		p, ok := r.pushed[leaf]
+	r.lockRounds.start(connected, digest, LockRepush, lockRetry, func(leaf string) bool {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		changed, err := r.PushLocks(pctx, leaf, doc)
+		cancel()
 		switch {
-		case r.pushing[leaf]:
-			continue
-		case ok && p.digest == digest && now.Sub(p.at) < LockRepush:
-			continue
-		case ok && p.digest == "" && now.Sub(p.at) < lockRetry:
-			continue
-		}
-		r.pushing[leaf] = true
-		go func() {
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			changed, err := r.PushLocks(pctx, leaf, doc)
-			cancel()
-			r.lockMu.Lock()
-			defer r.lockMu.Unlock()
-			delete(r.pushing, leaf)
-			var denied *transport.DialDeniedError
-			switch {
-			case err == nil:
-				r.pushed[leaf] = lockPush{digest: digest, at: now}
-				if changed > 0 {
-					r.log.Info("replicated locks to a leaf", "leaf", leaf, "locks", n, "changed", changed)
-				}
-			case errors.As(err, &denied) || errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrServiceUnsupported):
-				r.pushed[leaf] = lockPush{at: now}
-				r.log.Warn("a leaf does not take the root's locks (an older version?): this root's locks stop its users there only on routes through this root; retrying",
-					"leaf", leaf, "retry_in", lockRetry, "err", err)
-			default:
-				r.pushed[leaf] = lockPush{at: now}
-				if ctx.Err() == nil {
-					r.log.Warn("replicating locks to a leaf; retrying", "leaf", leaf, "retry_in", lockRetry, "err", err)
-				}
+		case err == nil:
+			if changed > 0 {
+				r.log.Info("replicated locks to a leaf", "leaf", leaf, "locks", n, "changed", changed)
 			}
-		}()
-	}
+			return true
+		case olderLeaf(err):
+			r.log.Warn("a leaf does not take the root's locks (an older version?): this root's locks stop its users there only on routes through this root; retrying",
+				"leaf", leaf, "retry_in", lockRetry, "err", err)
+		case ctx.Err() == nil:
+			r.log.Warn("replicating locks to a leaf; retrying", "leaf", leaf, "retry_in", lockRetry, "err", err)
+		}
+		return false
+	})
 }
 
 // lockDoc returns the lock document, its digest and how many locks it holds. It is made

@@ -2,12 +2,14 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/tetherproject/tether/transport"
 	"github.com/tetherproject/tether/transport/frame"
 )
 
@@ -76,4 +78,74 @@ func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
+}
+
+// rounds schedules one kind of push from a root to each connected leaf: again when what
+// it sends changed (its digest), after every, or after retry when the last one failed;
+// at most one in flight per leaf. A leaf that disconnects is pushed to again when it
+// comes back.
+type rounds struct {
+	mu      sync.Mutex
+	last    map[string]round
+	running map[string]bool
+}
+
+// round is what a root last sent a leaf (its digest, empty after a failure) and when.
+type round struct {
+	digest string
+	at     time.Time
+}
+
+// start runs push, on a goroutine of its own, for every leaf of connected that is due;
+// push says whether the leaf took it.
+func (rs *rounds) start(connected map[string]bool, digest string, every, retry time.Duration, push func(leaf string) bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.last == nil {
+		rs.last, rs.running = map[string]round{}, map[string]bool{}
+	}
+	for leaf := range rs.last {
+		if !connected[leaf] {
+			delete(rs.last, leaf)
+		}
+	}
+	now := time.Now()
+	for leaf := range connected {
+		p, ok := rs.last[leaf]
+		switch {
+		case rs.running[leaf]:
+			continue
+		case ok && p.digest == digest && now.Sub(p.at) < every:
+			continue
+		case ok && p.digest == "" && now.Sub(p.at) < retry:
+			continue
+		}
+		rs.running[leaf] = true
+		go func() {
+			took := push(leaf)
+			rs.mu.Lock()
+			defer rs.mu.Unlock()
+			delete(rs.running, leaf)
+			if took {
+				rs.last[leaf] = round{digest: digest, at: now}
+			} else {
+				rs.last[leaf] = round{at: now}
+			}
+		}()
+	}
+}
+
+// connectedLeaves are the leaves with a tunnel to this replica.
+func (r *Root) connectedLeaves() map[string]bool {
+	connected := map[string]bool{}
+	for _, t := range r.srv.Tunnels() {
+		connected[t.Cluster] = true
+	}
+	return connected
+}
+
+// olderLeaf: err is how a leaf that predates a service refuses it.
+func olderLeaf(err error) bool {
+	var denied *transport.DialDeniedError
+	return errors.As(err, &denied) || errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrServiceUnsupported)
 }

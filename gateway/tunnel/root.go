@@ -88,14 +88,10 @@ type Root struct {
 	connects   atomic.Uint64
 	reconnects atomic.Uint64
 
-	// Lock replication (locks.go): what each connected leaf was last sent, and the
-	// leaves with a push in flight.
-	lockMu   sync.Mutex
-	pushed   map[string]lockPush
-	pushing  map[string]bool
-	docCache lockDocCache
-	// cas: the CA exchanges with leaves (trustcas.go).
-	cas caExchanges
+	// Lock replication (locks.go) and CA exchanges (trustcas.go) with each leaf.
+	lockRounds, caRounds rounds
+	lockMu               sync.Mutex // guards docCache
+	docCache             lockDocCache
 }
 
 // noteConnect counts a tunnel that came up (OnConnect): every tunnel is a connect; a

@@ -5,15 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/trust"
-	"github.com/tetherproject/tether/transport"
 	"github.com/tetherproject/tether/transport/frame"
 )
 
@@ -107,39 +104,13 @@ func (r *Root) ExchangeCAs(ctx context.Context, leaf string) (int, error) {
 	return r.cfg.Auth.ReplacePeerCAs(ctx, leaf, auth.PeerLeaf, ans.CAs)
 }
 
-// caExchanges is what the root last exchanged with each leaf.
-type caExchanges struct {
-	mu      sync.Mutex
-	last    map[string]caExchange
-	running map[string]bool
-}
-
-// caExchange is the digest of the CAs the root sent at the last good exchange with a leaf
-// (empty after a failed one) and when it was.
-type caExchange struct {
-	rev string
-	at  time.Time
-}
-
 // exchangeCAs starts an exchange with every connected leaf that has not had one since
-// this root's CAs changed (a rotation phase), for RootConfig.CAExchangeEvery, or (after a failure)
-// for caRetry. Each runs on its own goroutine; a leaf with one in flight is
-// skipped.
+// this root's CAs changed (a rotation phase), for RootConfig.CAExchangeEvery, or (after a
+// failure) for caRetry.
 func (r *Root) exchangeCAs(ctx context.Context) {
-	connected := map[string]bool{}
-	for _, t := range r.srv.Tunnels() {
-		connected[t.Cluster] = true
-	}
-	x := &r.cas
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.last == nil {
-		x.last, x.running = map[string]caExchange{}, map[string]bool{}
-	}
-	for leaf := range x.last {
-		if !connected[leaf] {
-			delete(x.last, leaf) // gone: exchange again when it comes back
-		}
+	connected := r.connectedLeaves()
+	if len(connected) == 0 {
+		return
 	}
 	// What this root sends, not its policy revision: a leaf whose answer changes (and so
 	// rebuilds the bundle here) must not bring about another round with every leaf.
@@ -150,46 +121,26 @@ func (r *Root) exchangeCAs(ctx context.Context) {
 	}
 	doc, _ := json.Marshal(own)
 	sum := sha256.Sum256(doc)
-	rev, now := hex.EncodeToString(sum[:]), time.Now()
 	every := r.cfg.CAExchangeEvery
 	if every <= 0 {
 		every = DefaultCAExchangeEvery
 	}
-	for leaf := range connected {
-		p, ok := x.last[leaf]
+	r.caRounds.start(connected, hex.EncodeToString(sum[:]), every, caRetry, func(leaf string) bool {
+		xctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		changed, err := r.ExchangeCAs(xctx, leaf)
+		cancel()
 		switch {
-		case x.running[leaf]:
-			continue
-		case ok && p.rev == rev && now.Sub(p.at) < every:
-			continue
-		case ok && p.rev == "" && now.Sub(p.at) < caRetry:
-			continue
-		}
-		x.running[leaf] = true
-		go func() {
-			xctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			changed, err := r.ExchangeCAs(xctx, leaf)
-			cancel()
-			x.mu.Lock()
-			defer x.mu.Unlock()
-			delete(x.running, leaf)
-			var denied *transport.DialDeniedError
-			switch {
-			case err == nil:
-				x.last[leaf] = caExchange{rev: rev, at: now}
-				if changed > 0 {
-					r.log.Info("a leaf's CA changed (rotation); stored", "leaf", leaf, "changed", changed)
-				}
-			case errors.As(err, &denied) || errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrServiceUnsupported):
-				x.last[leaf] = caExchange{at: now}
-				r.log.Warn("a leaf does not exchange CAs (an older version?): CA rotations do not cross this trust; retrying",
-					"leaf", leaf, "retry_in", caRetry, "err", err)
-			default:
-				x.last[leaf] = caExchange{at: now}
-				if ctx.Err() == nil {
-					r.log.Warn("exchanging CAs with a leaf; retrying", "leaf", leaf, "retry_in", caRetry, "err", err)
-				}
+		case err == nil:
+			if changed > 0 {
+				r.log.Info("a leaf's CA changed (rotation); stored", "leaf", leaf, "changed", changed)
 			}
-		}()
-	}
+			return true
+		case olderLeaf(err):
+			r.log.Warn("a leaf does not exchange CAs (an older version?): CA rotations do not cross this trust; retrying",
+				"leaf", leaf, "retry_in", caRetry, "err", err)
+		case ctx.Err() == nil:
+			r.log.Warn("exchanging CAs with a leaf; retrying", "leaf", leaf, "retry_in", caRetry, "err", err)
+		}
+		return false
+	})
 }
