@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"os/exec"
 	"reflect"
@@ -333,6 +334,59 @@ func TestProxySSHWithoutANodeSaysSo(t *testing.T) {
 		cmd.SetArgs([]string{"proxy", "ssh", arg})
 		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "names no node") {
 			t.Errorf("tether proxy ssh %q: %v, want 'names no node'", arg, err)
+		}
+	}
+}
+
+// tether ssh exits as OpenSSH's ssh does: with the remote command's status, or 255 when
+// tether itself failed (not signed in, a bad option or forward, no destination, the node
+// not found, the login denied), so a script tells a denied login from a command that exited 1
+// (ssh -F with tether config already did). The other commands keep status 1. Found by the
+// acceptance pass: a denied tether ssh exited 1, the same as a remote false.
+func TestSSHFailuresExitWith255(t *testing.T) {
+	t.Setenv("TETHER_HOME", t.TempDir())
+	for _, tc := range []struct {
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{[]string{"ssh", "visitor@node", "true"}, 255, "not logged in"},
+		{[]string{"ssh", "--cluster=leaf", "visitor@node"}, 255, "not logged in"},
+		{[]string{"ssh"}, 255, "needs a destination"},
+		{[]string{"ssh", "--frob", "visitor@node"}, 255, "unknown flag: --frob"},
+		{[]string{"ssh", "-L", "bogus", "visitor@node", "true"}, 255, "bad forwarding specification"},
+		{[]string{"ssh", "-N", "visitor@node", "true"}, 255, "-N runs no command"},
+		{[]string{"status"}, 1, "not logged in"},
+		{[]string{"scp", "a", "b"}, 1, "no remote path"},
+		{[]string{"frob"}, 1, "unknown command"},
+	} {
+		cmd := rootCommand()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(tc.args)
+		err := cmd.Execute()
+		code, msg := exitStatus(err)
+		if code != tc.wantCode || !strings.Contains(msg, tc.wantErr) {
+			t.Errorf("tether %s: exit %d, message %q; want exit %d with %q", strings.Join(tc.args, " "), code, msg, tc.wantCode, tc.wantErr)
+		}
+	}
+	// The remote command's status stays as it is; a refusal the proxy already printed
+	// (an exitError under an sshFailure) is 255 with nothing more printed.
+	for _, tc := range []struct {
+		err      error
+		wantCode int
+		wantMsg  string
+	}{
+		{nil, 0, ""},
+		{&exitError{Code: 3}, 3, ""},
+		{&exitError{Code: 1}, 1, ""},
+		{&sshFailure{&exitError{Code: 1}}, 255, ""},
+		{errors.New("boom"), 1, "boom"},
+		{&sshFailure{errors.New("denied")}, 255, "denied"},
+	} {
+		if code, msg := exitStatus(tc.err); code != tc.wantCode || msg != tc.wantMsg {
+			t.Errorf("exitStatus(%v) = %d, %q; want %d, %q", tc.err, code, msg, tc.wantCode, tc.wantMsg)
 		}
 	}
 }

@@ -24,6 +24,7 @@ func sshCommand() *cobra.Command {
 		noCommand              bool
 		local, remote, dynamic []string
 		loginFlag              string
+		runSSH                 func(cmd *cobra.Command, args []string) error
 	)
 	cmd := &cobra.Command{
 		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
@@ -36,81 +37,98 @@ nodes of the cluster (--cluster, else the selected one) that have every label an
 may reach, as tether ls key=value lists them. One such node is an ordinary session; on
 several the command runs on each (at most 8 at once, no terminal, no input), every line of
 output under the node's name, and the exit status is the first failing node's.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &sshFailure{errors.New("tether ssh needs a destination: tether ssh [flags] [login@]node [command...] (tether ls lists the nodes you may reach)")}
+			}
+			return nil
+		},
+		// The remote command's status is tether's; every failure of tether ssh itself is
+		// status 255, as with OpenSSH's ssh.
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var specs []forwardSpec
-			for _, f := range []struct {
-				kind string
-				args []string
-			}{{"L", local}, {"R", remote}, {"D", dynamic}} {
-				for _, a := range f.args {
-					spec, err := parseForward(f.kind, a)
-					if err != nil {
-						return err
-					}
-					specs = append(specs, spec)
-				}
-			}
-			if noCommand && sshCommandLine(args) != "" {
-				return errors.New("-N runs no command: leave out the command, or -N")
-			}
-			p, err := loadProfile()
-			if err != nil {
+			err := runSSH(cmd, args)
+			var ee *exitError
+			if err == nil || errors.As(err, &ee) {
 				return err
 			}
-			login, node, err := sshDestination(args[0], loginFlag)
-			if err != nil {
-				return err
-			}
-			if want, ok, err := labelSelector(node); ok {
+			return &sshFailure{err}
+		},
+	}
+	runSSH = func(cmd *cobra.Command, args []string) error {
+		var specs []forwardSpec
+		for _, f := range []struct {
+			kind string
+			args []string
+		}{{"L", local}, {"R", remote}, {"D", dynamic}} {
+			for _, a := range f.args {
+				spec, err := parseForward(f.kind, a)
 				if err != nil {
 					return err
 				}
-				one, c, err := sshByLabels(cmd, p, login, cluster, node, want, sshCommandLine(args), port, forceTTY || agent || noCommand || len(specs) > 0)
-				if one == "" || err != nil {
-					return err
-				}
-				node, cluster = one, c
-			} else {
-				node = userNodeName(node)
-				if cluster == "" {
-					if cluster, err = findNodeCluster(cmd, p, node); err != nil {
-						return err
-					}
-				}
-				node = nodeOfName(node, cluster)
+				specs = append(specs, spec)
 			}
-			client, closeAll, err := dialNode(ctxOf(cmd), p, login, node, port, cluster)
+		}
+		if noCommand && sshCommandLine(args) != "" {
+			return errors.New("-N runs no command: leave out the command, or -N")
+		}
+		p, err := loadProfile()
+		if err != nil {
+			return err
+		}
+		login, node, err := sshDestination(args[0], loginFlag)
+		if err != nil {
+			return err
+		}
+		if want, ok, err := labelSelector(node); ok {
 			if err != nil {
 				return err
 			}
-			defer closeAll()
-			if agent {
-				if err := forwardAgent(client); err != nil {
+			one, c, err := sshByLabels(cmd, p, login, cluster, node, want, sshCommandLine(args), port, forceTTY || agent || noCommand || len(specs) > 0)
+			if one == "" || err != nil {
+				return err
+			}
+			node, cluster = one, c
+		} else {
+			node = userNodeName(node)
+			if cluster == "" {
+				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
 					return err
 				}
 			}
-			// The forwards live as long as the connection (closeAll ends them).
-			fw := &forwarder{client: client, stderr: os.Stderr, cluster: cluster}
-			if err := fw.start(ctxOf(cmd), specs); err != nil {
+			node = nodeOfName(node, cluster)
+		}
+		client, closeAll, err := dialNode(ctxOf(cmd), p, login, node, port, cluster)
+		if err != nil {
+			// The proxy's refusal (printed already) comes as its exitError.
+			return &sshFailure{err}
+		}
+		defer closeAll()
+		if agent {
+			if err := forwardAgent(client); err != nil {
 				return err
 			}
-			if noCommand {
-				ctx, stop := signal.NotifyContext(ctxOf(cmd), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-				defer stop()
-				// Like ssh -N: forward until interrupted or the connection ends.
-				ended := make(chan error, 1)
-				go func() { ended <- client.Wait() }()
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-ended:
-					return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
-				}
+		}
+		// The forwards live as long as the connection (closeAll ends them).
+		fw := &forwarder{client: client, stderr: os.Stderr, cluster: cluster}
+		if err := fw.start(ctxOf(cmd), specs); err != nil {
+			return err
+		}
+		if noCommand {
+			ctx, stop := signal.NotifyContext(ctxOf(cmd), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			// Like ssh -N: forward until interrupted or the connection ends.
+			ended := make(chan error, 1)
+			go func() { ended <- client.Wait() }()
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ended:
+				return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
 			}
-			return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster)
-		},
+		}
+		return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster)
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &sshFailure{err} })
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster of the node (default: the one cluster where the node is found)")
 	cmd.Flags().StringVarP(&loginFlag, "login", "l", "", "the login on the node (as OpenSSH's -l: it wins over login@; default: login@, else your local user name)")
@@ -179,7 +197,7 @@ func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bo
 		var oe *ssh.OpenChannelError
 		if errors.As(err, &oe) {
 			fmt.Fprintln(os.Stderr, "ERROR:", openFailure(err))
-			return &exitError{Code: 1}
+			return &exitError{Code: 255}
 		}
 		return fmt.Errorf("node %s in cluster %s refused the session; try again", node, cluster)
 	}
