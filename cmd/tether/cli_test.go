@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/tetherproject/tether/gateway/auth"
 )
 
@@ -30,7 +32,7 @@ func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
 		{[]string{"login", "--proxy=root.example.com:3080"}, "--user is required"},
 		{[]string{"login", "--proxy=root.example.com:3080", "--user=../x"}, "is not a user name"},
 		{[]string{"status"}, "not logged in: run tether login"},
-		{[]string{"status", "-f", "xml"}, "use text or json"},
+		{[]string{"status", "-f", "xml"}, "use text, json or yaml"},
 		{[]string{"clusters"}, "not logged in: run tether login"},
 		{[]string{"clusters", "extra"}, "unknown command"},
 		{[]string{"users", "signup", "tok1", "tok2"}, "accepts at most 1 arg"},
@@ -387,6 +389,59 @@ func TestSSHFailuresExitWith255(t *testing.T) {
 	} {
 		if code, msg := exitStatus(tc.err); code != tc.wantCode || msg != tc.wantMsg {
 			t.Errorf("exitStatus(%v) = %d, %q; want %d, %q", tc.err, code, msg, tc.wantCode, tc.wantMsg)
+		}
+	}
+}
+
+// tether status and tether clusters take -f yaml as tsh status and tsh clusters do (and as
+// tether ls does): the same document as -f json, key for key. Found by the acceptance pass
+// (-f yaml was refused with "use text or json").
+func TestStatusAndClustersTakeYAML(t *testing.T) {
+	t.Setenv("TETHER_HOME", t.TempDir())
+	for _, args := range [][]string{{"status", "-f", "yaml"}, {"clusters", "-f", "yaml"}, {"status", "--format=yaml"}} {
+		cmd := rootCommand()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "not logged in") {
+			t.Errorf("tether %s: %v, want the sign-in advice (yaml accepted)", strings.Join(args, " "), err)
+		}
+	}
+	p := &Profile{Proxy: "root.example.com:3080", User: "alice", Cluster: "root.example.com", SelectedCluster: "root.example.com",
+		Roles: []string{"access"}, Logins: []string{"visitor", "true"}, ValidBefore: time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)}
+	for name, doc := range map[string]any{
+		"status": statusDocument(p, nil, nil),
+		"clusters": clustersJSON([]auth.ClusterInfo{
+			{Name: "root.example.com", Type: "root", Status: "online"},
+			{Name: "leaf-east", Type: "leaf", Status: "online", Labels: map[string]string{"env": "demo", "n": "1"}},
+		}, "root.example.com"),
+	} {
+		var js, ys bytes.Buffer
+		if err := printDocument(&js, doc, "json"); err != nil {
+			t.Fatal(err)
+		}
+		if err := printDocument(&ys, doc, "yaml"); err != nil {
+			t.Fatal(err)
+		}
+		var fromJSON, fromYAML any
+		if err := json.Unmarshal(js.Bytes(), &fromJSON); err != nil {
+			t.Fatalf("%s: json: %v", name, err)
+		}
+		if err := yaml.Unmarshal(ys.Bytes(), &fromYAML); err != nil {
+			t.Fatalf("%s: yaml: %v\n%s", name, err, ys.String())
+		}
+		// Through JSON again, so both sides hold the same Go types.
+		b, err := json.Marshal(fromYAML)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var again any
+		_ = json.Unmarshal(b, &again)
+		if !reflect.DeepEqual(fromJSON, again) {
+			t.Errorf("%s: -f yaml is not -f json's document:\n%s\nvs\n%s", name, ys.String(), js.String())
+		}
+		if strings.Contains(ys.String(), "{") || !strings.Contains(ys.String(), "\n") {
+			t.Errorf("%s: -f yaml is not block YAML:\n%s", name, ys.String())
 		}
 	}
 }
