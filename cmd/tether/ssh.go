@@ -24,10 +24,11 @@ func sshCommand() *cobra.Command {
 		noCommand              bool
 		local, remote, dynamic []string
 		loginFlag              string
+		options                []string
 		runSSH                 func(cmd *cobra.Command, args []string) error
 	)
 	cmd := &cobra.Command{
-		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
+		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-o Key=Value] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
 		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow; forward ports and your agent as the node's cluster allows",
 		Long: `Run a shell or a command on a node, through the proxy, as a login your roles allow;
 forward ports and your agent as the node's cluster allows.
@@ -55,6 +56,11 @@ output under the node's name, and the exit status is the first failing node's.`,
 		},
 	}
 	runSSH = func(cmd *cobra.Command, args []string) error {
+		var opts sshOptions
+		if err := opts.apply(options, os.Stderr); err != nil {
+			return err
+		}
+		agent, forceTTY, noTTY = agent || opts.agent, forceTTY || opts.tty, noTTY || opts.noTTY
 		var specs []forwardSpec
 		for _, f := range []struct {
 			kind string
@@ -137,6 +143,7 @@ output under the node's name, and the exit status is the first failing node's.`,
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
 	cmd.Flags().BoolVarP(&agent, "forward-agent", "A", false, "forward your SSH agent (SSH_AUTH_SOCK) to the node, if the node's cluster allows it (role option forward_agent)")
 	cmd.Flags().BoolVarP(&noCommand, "no-command", "N", false, "run no command: only forward ports")
+	cmd.Flags().StringArrayVarP(&options, "option", "o", nil, "an OpenSSH option, Key=Value, as tsh ssh -o: ForwardAgent=yes is -A, RequestTTY=yes|force|no is -t or -T; host key, identity, port and proxy options are ignored (the profile decides them)")
 	cmd.Flags().StringArrayVarP(&local, "local", "L", nil, "[bind_address:]port:host:hostport: connections to the local port reach host:hostport from the node (role option port_forwarding)")
 	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "[bind_address:]port:host:hostport: connections to the port on the node (loopback) reach host:hostport from here")
 	cmd.Flags().StringArrayVarP(&dynamic, "dynamic", "D", nil, "[bind_address:]port: a local SOCKS4/5 proxy whose connections leave from the node")
