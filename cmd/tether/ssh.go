@@ -25,10 +25,11 @@ func sshCommand() *cobra.Command {
 		local, remote, dynamic []string
 		loginFlag              string
 		options                []string
+		noStdin, quiet         bool
 		runSSH                 func(cmd *cobra.Command, args []string) error
 	)
 	cmd := &cobra.Command{
-		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-o Key=Value] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
+		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-n] [-q] [-A] [-N] [-o Key=Value] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
 		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow; forward ports and your agent as the node's cluster allows",
 		Long: `Run a shell or a command on a node, through the proxy, as a login your roles allow;
 forward ports and your agent as the node's cluster allows.
@@ -56,9 +57,25 @@ output under the node's name, and the exit status is the first failing node's.`,
 		},
 	}
 	runSSH = func(cmd *cobra.Command, args []string) error {
+		// -q: tether's own notes (an option ignored, agent forwarding refused) are not
+		// written; errors still are.
+		var notes io.Writer = os.Stderr
+		if quiet {
+			notes = io.Discard
+		}
 		var opts sshOptions
-		if err := opts.apply(options, os.Stderr); err != nil {
+		if err := opts.apply(options, notes); err != nil {
 			return err
+		}
+		if noStdin {
+			// -n, as OpenSSH: the command reads /dev/null, so a loop reading a list on
+			// stdin keeps it; no terminal unless -t.
+			devNull, err := os.Open(os.DevNull)
+			if err != nil {
+				return err
+			}
+			defer devNull.Close()
+			os.Stdin = devNull
 		}
 		agent, forceTTY, noTTY = agent || opts.agent, forceTTY || opts.tty, noTTY || opts.noTTY
 		var specs []forwardSpec
@@ -132,7 +149,7 @@ output under the node's name, and the exit status is the first failing node's.`,
 				return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
 			}
 		}
-		return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster)
+		return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster, notes)
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &sshFailure{err} })
 	cmd.Flags().SetInterspersed(false)
@@ -143,6 +160,8 @@ output under the node's name, and the exit status is the first failing node's.`,
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
 	cmd.Flags().BoolVarP(&agent, "forward-agent", "A", false, "forward your SSH agent (SSH_AUTH_SOCK) to the node, if the node's cluster allows it (role option forward_agent)")
 	cmd.Flags().BoolVarP(&noCommand, "no-command", "N", false, "run no command: only forward ports")
+	cmd.Flags().BoolVarP(&noStdin, "no-stdin", "n", false, "give the command no input (/dev/null), as OpenSSH's -n: for loops that read a list on stdin")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "write none of tether's notes (options ignored, agent forwarding refused); errors still")
 	cmd.Flags().StringArrayVarP(&options, "option", "o", nil, "an OpenSSH option, Key=Value, as tsh ssh -o: ForwardAgent=yes is -A, RequestTTY=yes|force|no is -t or -T; host key, identity, port and proxy options are ignored (the profile decides them)")
 	cmd.Flags().StringArrayVarP(&local, "local", "L", nil, "[bind_address:]port:host:hostport: connections to the local port reach host:hostport from the node (role option port_forwarding)")
 	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "[bind_address:]port:host:hostport: connections to the port on the node (loopback) reach host:hostport from here")
@@ -198,7 +217,7 @@ func sshCommandLine(args []string) string {
 // runSession runs command (a shell when empty) on client, with a terminal when asked or
 // when stdin is one and no command is given, and returns the remote exit status as an
 // exitError.
-func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bool, login, node, cluster string) error {
+func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bool, login, node, cluster string, notes io.Writer) error {
 	sess, err := client.NewSession()
 	if err != nil {
 		var oe *ssh.OpenChannelError
@@ -211,7 +230,7 @@ func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bo
 	defer sess.Close()
 	if agentFwd {
 		if err := agent.RequestAgentForwarding(sess); err != nil {
-			fmt.Fprintf(os.Stderr, "tether: agent forwarding was refused by cluster %s (its roles need options.forward_agent: true); continuing without it\n", cluster)
+			fmt.Fprintf(notes, "tether: agent forwarding was refused by cluster %s (its roles need options.forward_agent: true); continuing without it\n", cluster)
 		}
 	}
 	sess.Stdin, sess.Stdout, sess.Stderr = os.Stdin, os.Stdout, os.Stderr

@@ -23,7 +23,8 @@ func TestSSHByLabels(t *testing.T) {
 		wantCode         int
 		wantOut, wantErr []string
 		exactOut         string
-		notOut           []string
+		notOut, notErr   []string
+		stdin            string
 	}{
 		{
 			name:    "runs_on_every_node_with_the_label_each_line_under_its_name",
@@ -62,6 +63,26 @@ func TestSSHByLabels(t *testing.T) {
 			notOut:   []string{"ran"},
 		},
 		{
+			// OpenSSH's -n: the command reads nothing (while read h; do tether ssh -n
+			// ...; done < hosts keeps its list); without it, stdin is the command's.
+			name:     "dash_n_gives_the_command_no_input_as_openssh",
+			args:     []string{"ssh", "-n", "--cluster=" + c.cluster, c.login + "@node1", "cat; echo done"},
+			stdin:    "from-stdin\n",
+			exactOut: "done\n",
+		},
+		{
+			name:     "without_dash_n_the_command_reads_stdin",
+			args:     []string{"ssh", "--cluster=" + c.cluster, c.login + "@node1", "cat; echo done"},
+			stdin:    "from-stdin\n",
+			exactOut: "from-stdin\ndone\n",
+		},
+		{
+			name:     "dash_q_keeps_tethers_notes_off_stderr",
+			args:     []string{"ssh", "-q", "-o", "ConnectTimeout=5", "--cluster=" + c.cluster, c.login + "@node1", "echo ok"},
+			exactOut: "ok\n",
+			notErr:   []string{"ignoring"},
+		},
+		{
 			name:     "no_node_with_the_labels_says_so",
 			args:     []string{"ssh", c.login + "@env=prod", "echo ran"},
 			wantCode: 255,
@@ -88,7 +109,8 @@ func TestSSHByLabels(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, errOut, code := c.tether(t, tc.args...)
+			out, errOut, runErr := c.alice.run(t, tc.stdin, tc.args...)
+			code := exitCode(t, runErr)
 			t.Logf("tether %s\nexit %d\nstdout:\n%sstderr:\n%s", strings.Join(tc.args, " "), code, out, errOut)
 			fail := func(what string) {
 				t.Helper()
@@ -110,6 +132,11 @@ func TestSSHByLabels(t *testing.T) {
 			for _, w := range tc.notOut {
 				if strings.Contains(out, w) {
 					fail(fmt.Sprintf("stdout has %q", w))
+				}
+			}
+			for _, w := range tc.notErr {
+				if strings.Contains(errOut, w) {
+					fail(fmt.Sprintf("stderr has %q", w))
 				}
 			}
 			if tc.exactOut != "" && out != tc.exactOut {
