@@ -116,7 +116,7 @@ func scpCommand() *cobra.Command {
 				return err
 			}
 			defer sc.Close()
-			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node)}
+			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node), errOut: cmd.ErrOrStderr()}
 			if !quiet {
 				cp.out = cmd.ErrOrStderr()
 			}
@@ -153,6 +153,38 @@ type copier struct {
 	recursive bool
 	where     string
 	out       io.Writer
+	errOut    io.Writer // where a file not copied is said, when the copy goes on (-r, several sources)
+	skipped   int       // files not copied
+}
+
+// fileError is one file the node (or this machine) would not read or write: a copy of a
+// directory or of several sources goes on past it, as OpenSSH's scp does. Other errors (the
+// connection, a name the node should not have listed) end the copy.
+type fileError struct{ msg string }
+
+func (e *fileError) Error() string { return e.msg }
+
+// goOn reports whether the copy goes on past err, having said it on errOut.
+func (c *copier) goOn(err error) bool {
+	var fe *fileError
+	if !errors.As(err, &fe) || c.errOut == nil {
+		return false
+	}
+	fmt.Fprintln(c.errOut, "tether scp:", auth.TerminalSafe(err.Error()))
+	c.skipped++
+	return true
+}
+
+// finish is the copy's error: err, or, when files were passed over, how many.
+func (c *copier) finish(err error) error {
+	if err == nil && c.skipped > 0 {
+		noun := "files were"
+		if c.skipped == 1 {
+			noun = "file was"
+		}
+		err = fmt.Errorf("%d %s not copied (said above)", c.skipped, noun)
+	}
+	return safeErr(err)
 }
 
 // logf prints a progress line. It names files the node named: their control characters
@@ -191,6 +223,8 @@ func (c *copier) remoteErr(what, p string, err error) error {
 		default:
 			msg = statusMessage(se)
 		}
+		// The node's answer about this one file: the session is fine.
+		return &fileError{fmt.Sprintf("%s %s:%s: %s", what, c.where, p, msg)}
 	} else if errors.Is(err, os.ErrNotExist) {
 		msg = "no such file or directory"
 	}
@@ -209,7 +243,7 @@ func safeErr(err error) error {
 // upload copies local srcs to dst on the node: into dst when it is a directory (or
 // when there are several sources), else as dst.
 func (c *copier) upload(srcs []scpPath, dst string) error {
-	return safeErr(c.uploadAll(srcs, dst))
+	return c.finish(c.uploadAll(srcs, dst))
 }
 
 func (c *copier) uploadAll(srcs []scpPath, dst string) error {
@@ -227,7 +261,7 @@ func (c *copier) uploadAll(srcs []scpPath, dst string) error {
 		if intoDir {
 			target = path.Join(dst, filepath.Base(s.Path))
 		}
-		if err := c.put(s.Path, target); err != nil {
+		if err := c.put(s.Path, target); err != nil && (len(srcs) == 1 || !c.goOn(err)) {
 			return err
 		}
 	}
@@ -253,7 +287,7 @@ func (c *copier) put(local, remote string) error {
 			return fmt.Errorf("%s: %v", local, err)
 		}
 		for _, e := range entries {
-			if err := c.put(filepath.Join(local, e.Name()), path.Join(remote, e.Name())); err != nil {
+			if err := c.put(filepath.Join(local, e.Name()), path.Join(remote, e.Name())); err != nil && !c.goOn(err) {
 				return err
 			}
 		}
@@ -264,7 +298,7 @@ func (c *copier) put(local, remote string) error {
 	}
 	in, err := os.Open(local)
 	if err != nil {
-		return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+		return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
 	}
 	defer in.Close()
 	out, err := c.sftp.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
@@ -285,7 +319,7 @@ func (c *copier) put(local, remote string) error {
 
 // download copies srcs from the node to dst here.
 func (c *copier) download(srcs []scpPath, dst string) error {
-	return safeErr(c.downloadAll(srcs, dst))
+	return c.finish(c.downloadAll(srcs, dst))
 }
 
 func (c *copier) downloadAll(srcs []scpPath, dst string) error {
@@ -299,7 +333,7 @@ func (c *copier) downloadAll(srcs []scpPath, dst string) error {
 		if intoDir {
 			target = filepath.Join(dst, path.Base(s.Path))
 		}
-		if err := c.get(s.Path, target); err != nil {
+		if err := c.get(s.Path, target); err != nil && (len(srcs) == 1 || !c.goOn(err)) {
 			return err
 		}
 	}
@@ -347,7 +381,7 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 			}
 		}
 		for _, e := range entries {
-			if err := c.getDepth(path.Join(remote, e.Name()), filepath.Join(local, e.Name()), depth+1); err != nil {
+			if err := c.getDepth(path.Join(remote, e.Name()), filepath.Join(local, e.Name()), depth+1); err != nil && !c.goOn(err) {
 				return err
 			}
 		}
@@ -363,7 +397,7 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 	defer in.Close()
 	out, err := os.OpenFile(local, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm())
 	if err != nil {
-		return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+		return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
 	}
 	n, err := in.WriteTo(out)
 	if cerr := out.Close(); err == nil {

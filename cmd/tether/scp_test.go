@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -50,13 +51,17 @@ func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
 // evilNode answers Stat and List as list says; every file reads "evil".
 type evilNode struct {
 	list func(method, path string) []os.FileInfo
+	deny map[string]bool // paths whose reads the node refuses (permission denied)
 }
 
 func (e evilNode) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	return listerAt(e.list(r.Method, r.Filepath)), nil
 }
 
-func (e evilNode) Fileread(*sftp.Request) (io.ReaderAt, error) {
+func (e evilNode) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	if e.deny[r.Filepath] {
+		return nil, os.ErrPermission
+	}
 	return strings.NewReader("evil"), nil
 }
 
@@ -270,5 +275,41 @@ func TestSCPSaysTheNodesMessageWithoutSFTPFraming(t *testing.T) {
 	err = c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/f", Remote: true}}, filepath.Join(t.TempDir(), "f"))
 	if err == nil || err.Error() != "reading visitor@evil:/f: the disk is on fire" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// tether scp -r goes on past a file the node will not give (permission denied), as
+// OpenSSH's scp does: it says which, copies the rest, and fails at the end (status 1).
+// Found by the acceptance pass: tether scp -r visitor@node:/etc/default stopped at the
+// first unreadable file.
+func TestSCPRecursiveGoesOnPastAFileItCannotRead(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "target")
+	c := evilCopier(t, evilNode{deny: map[string]bool{"/d/secret": true}, list: func(method, p string) []os.FileInfo {
+		switch {
+		case method == "List":
+			return []os.FileInfo{fakeInfo{name: "a.txt"}, fakeInfo{name: "secret"}, fakeInfo{name: "z.txt"}}
+		case p == "/d":
+			return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+		}
+		return []os.FileInfo{fakeInfo{name: filepath.Base(p)}}
+	}})
+	var errOut bytes.Buffer
+	c.errOut = &errOut
+	err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d", Remote: true}}, target)
+	if err == nil || !strings.Contains(err.Error(), "1 file") {
+		t.Fatalf("download: %v, want the count of files not copied", err)
+	}
+	if !strings.Contains(errOut.String(), "visitor@evil:/d/secret: permission denied") {
+		t.Fatalf("the file not copied is not named: %q", errOut.String())
+	}
+	for _, n := range []string{"a.txt", "z.txt"} {
+		if b, err := os.ReadFile(filepath.Join(target, n)); err != nil || string(b) != "evil" {
+			t.Fatalf("%s after the refused file: %q %v", n, b, err)
+		}
+	}
+	// One file named alone is still its own error, as before.
+	c.errOut = &bytes.Buffer{}
+	if err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d/secret", Remote: true}}, filepath.Join(target, "one")); err == nil || !strings.Contains(err.Error(), "reading visitor@evil:/d/secret: permission denied") {
+		t.Fatalf("one refused file: %v", err)
 	}
 }
