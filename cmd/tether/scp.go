@@ -225,8 +225,13 @@ func (c *copier) remoteErr(what, p string, err error) error {
 		}
 		// The node's answer about this one file: the session is fine.
 		return &fileError{fmt.Sprintf("%s %s:%s: %s", what, c.where, p, msg)}
-	} else if errors.Is(err, os.ErrNotExist) {
-		msg = "no such file or directory"
+	}
+	// pkg/sftp turns some of the node's answers into these (normaliseError).
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &fileError{fmt.Sprintf("%s %s:%s: no such file or directory", what, c.where, p)}
+	case errors.Is(err, os.ErrPermission):
+		return &fileError{fmt.Sprintf("%s %s:%s: permission denied", what, c.where, p)}
 	}
 	return fmt.Errorf("%s %s:%s: %s", what, c.where, p, msg)
 }

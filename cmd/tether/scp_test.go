@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -306,6 +307,17 @@ func TestSCPRecursiveGoesOnPastAFileItCannotRead(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(target, n)); err != nil || string(b) != "evil" {
 			t.Fatalf("%s after the refused file: %q %v", n, b, err)
 		}
+	}
+	// pkg/sftp hands some of the node's answers on as os.ErrPermission and os.ErrNotExist
+	// (a real node's unreadable file came so): one file too, the copy goes on.
+	for _, e := range []error{os.ErrPermission, os.ErrNotExist, fmt.Errorf("open: %w", os.ErrPermission)} {
+		var fe *fileError
+		if err := c.remoteErr("reading", "/d/x", e); !errors.As(err, &fe) {
+			t.Errorf("remoteErr(%v) = %#v, not one file's error", e, err)
+		}
+	}
+	if err := c.remoteErr("reading", "/d/x", io.ErrUnexpectedEOF); err == nil || errors.As(err, new(*fileError)) {
+		t.Errorf("a broken session is one file's error: %v", err)
 	}
 	// One file named alone is still its own error, as before.
 	c.errOut = &bytes.Buffer{}
