@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tetherproject/tether/gateway/auth"
 
@@ -54,9 +55,11 @@ func scpCommand() *cobra.Command {
 		cluster   string
 		recursive bool
 		quiet     bool
+		preserve  bool
+		port      int
 	)
 	cmd := &cobra.Command{
-		Use:   "scp [-r] [--cluster=X] source... target",
+		Use:   "scp [-r] [-p] [-q] [--cluster=X] source... target",
 		Short: "Copy files to or from a node (login@node:path) over sftp, through the proxy, as a login your roles allow",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -116,7 +119,7 @@ func scpCommand() *cobra.Command {
 				return err
 			}
 			defer sc.Close()
-			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node), errOut: cmd.ErrOrStderr()}
+			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node), errOut: cmd.ErrOrStderr(), preserve: preserve}
 			if !quiet {
 				cp.out = cmd.ErrOrStderr()
 			}
@@ -129,6 +132,8 @@ func scpCommand() *cobra.Command {
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster of the node (default: the one cluster where the node is found)")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy directories and what they hold")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
+	cmd.Flags().BoolVarP(&preserve, "preserve", "p", false, "keep the files' modification and access times (and modes), as scp -p")
+	cmd.Flags().IntVarP(&port, "port", "P", 22, "the node's SSH port (the node's registered address decides; kept for scp compatibility)")
 	return cmd
 }
 
@@ -155,6 +160,16 @@ type copier struct {
 	out       io.Writer
 	errOut    io.Writer // where a file not copied is said, when the copy goes on (-r, several sources)
 	skipped   int       // files not copied
+	preserve  bool      // -p: the copies keep the sources' modification and access times
+}
+
+// atime is st's access time when the node's sftp server gave one, else (a file of this
+// machine, read portably) its modification time.
+func atime(st os.FileInfo) time.Time {
+	if sys, ok := st.Sys().(*sftp.FileStat); ok && sys.Atime != 0 {
+		return time.Unix(int64(sys.Atime), 0)
+	}
+	return st.ModTime()
 }
 
 // fileError is one file the node (or this machine) would not read or write: a copy of a
@@ -296,6 +311,11 @@ func (c *copier) put(local, remote string) error {
 				return err
 			}
 		}
+		if c.preserve {
+			if err := c.sftp.Chtimes(remote, atime(st), st.ModTime()); err != nil {
+				return c.remoteErr("setting the times of", remote, err)
+			}
+		}
 		return nil
 	}
 	if !st.Mode().IsRegular() {
@@ -318,6 +338,11 @@ func (c *copier) put(local, remote string) error {
 		return c.remoteErr("writing", remote, err)
 	}
 	_ = c.sftp.Chmod(remote, st.Mode().Perm())
+	if c.preserve {
+		if err := c.sftp.Chtimes(remote, atime(st), st.ModTime()); err != nil {
+			return c.remoteErr("setting the times of", remote, err)
+		}
+	}
 	c.logf("%s -> %s:%s (%d bytes)", local, c.where, remote, n)
 	return nil
 }
@@ -390,6 +415,11 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 				return err
 			}
 		}
+		if c.preserve {
+			if err := os.Chtimes(local, atime(st), st.ModTime()); err != nil {
+				return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
+			}
+		}
 		return nil
 	}
 	if !st.Mode().IsRegular() {
@@ -410,6 +440,11 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 	}
 	if err != nil {
 		return c.remoteErr("reading", remote, err)
+	}
+	if c.preserve {
+		if err := os.Chtimes(local, atime(st), st.ModTime()); err != nil {
+			return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
+		}
 	}
 	c.logf("%s:%s -> %s (%d bytes)", c.where, remote, local, n)
 	return nil

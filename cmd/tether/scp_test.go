@@ -325,3 +325,73 @@ func TestSCPRecursiveGoesOnPastAFileItCannotRead(t *testing.T) {
 		t.Fatalf("one refused file: %v", err)
 	}
 }
+
+// fsCopier is a copier whose sftp server serves this machine's files, in process.
+func fsCopier(t *testing.T) *copier {
+	t.Helper()
+	a, b := net.Pipe()
+	srv, err := sftp.NewServer(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	c, err := sftp.NewClientPipe(a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); srv.Close() })
+	return &copier{sftp: c, recursive: true, where: "visitor@node"}
+}
+
+// tether scp -p keeps the modification times (and modes) of files and directories, both
+// ways, as OpenSSH's scp -p and tsh scp -p do; without it a copy is new. -P (a port) is taken
+// and, as tether ssh -p, left to the node's registered address. Found by the acceptance
+// pass: tether scp -rp failed with "unknown shorthand flag: 'p'".
+func TestSCPPreserveKeepsTimes(t *testing.T) {
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "d", "f"), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(src, "d", "f"), filepath.Join(src, "d")} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, preserve := range []bool{true, false} {
+		for _, dir := range []string{"upload", "download"} {
+			dst := filepath.Join(t.TempDir(), "copy")
+			c := fsCopier(t)
+			c.preserve = preserve
+			var err error
+			if dir == "upload" {
+				err = c.upload([]scpPath{{Path: filepath.Join(src, "d")}}, dst)
+			} else {
+				err = c.download([]scpPath{{Login: "visitor", Node: "node", Path: filepath.Join(src, "d"), Remote: true}}, dst)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", dir, err)
+			}
+			for _, p := range []string{filepath.Join(dst, "f"), dst} {
+				st, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if kept := st.ModTime().Equal(old); kept != preserve {
+					t.Errorf("%s with preserve=%v: %s has the time %v", dir, preserve, p, st.ModTime())
+				}
+			}
+		}
+	}
+	t.Setenv("TETHER_HOME", t.TempDir())
+	cmd := rootCommand()
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetArgs([]string{"scp", "-rp", "-P", "22", src, "visitor@node:/tmp/"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "not logged in") {
+		t.Fatalf("tether scp -rp -P 22: %v, want the sign-in advice", err)
+	}
+}
