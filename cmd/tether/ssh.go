@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	osuser "os/user"
@@ -26,10 +27,11 @@ func sshCommand() *cobra.Command {
 		loginFlag              string
 		options                []string
 		noStdin, quiet         bool
+		stdioDest              string
 		runSSH                 func(cmd *cobra.Command, args []string) error
 	)
 	cmd := &cobra.Command{
-		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-n] [-q] [-A] [-N] [-o Key=Value] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
+		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-n] [-q] [-A] [-N] [-W host:port] [-o Key=Value] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
 		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow; forward ports and your agent as the node's cluster allows",
 		Long: `Run a shell or a command on a node, through the proxy, as a login your roles allow;
 forward ports and your agent as the node's cluster allows.
@@ -91,6 +93,11 @@ output under the node's name, and the exit status is the first failing node's.`,
 				specs = append(specs, spec)
 			}
 		}
+		if stdioDest != "" {
+			if err := checkStdioForward(stdioDest, sshCommandLine(args) != "", len(specs) > 0 || noCommand || forceTTY); err != nil {
+				return err
+			}
+		}
 		if noCommand && sshCommandLine(args) != "" {
 			return errors.New("-N runs no command: leave out the command, or -N")
 		}
@@ -131,6 +138,9 @@ output under the node's name, and the exit status is the first failing node's.`,
 				return err
 			}
 		}
+		if stdioDest != "" {
+			return stdioForward(client, stdioDest, cluster)
+		}
 		// The forwards live as long as the connection (closeAll ends them).
 		fw := &forwarder{client: client, stderr: os.Stderr, cluster: cluster}
 		if err := fw.start(ctxOf(cmd), specs); err != nil {
@@ -160,6 +170,7 @@ output under the node's name, and the exit status is the first failing node's.`,
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
 	cmd.Flags().BoolVarP(&agent, "forward-agent", "A", false, "forward your SSH agent (SSH_AUTH_SOCK) to the node, if the node's cluster allows it (role option forward_agent)")
 	cmd.Flags().BoolVarP(&noCommand, "no-command", "N", false, "run no command: only forward ports")
+	cmd.Flags().StringVarP(&stdioDest, "stdio-forward", "W", "", "host:port: join stdin and stdout to host:port as the node reaches it, as OpenSSH's -W (role option port_forwarding); no command, no other forwards")
 	cmd.Flags().BoolVarP(&noStdin, "no-stdin", "n", false, "give the command no input (/dev/null), as OpenSSH's -n: for loops that read a list on stdin")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "write none of tether's notes (options ignored, agent forwarding refused); errors still")
 	cmd.Flags().StringArrayVarP(&options, "option", "o", nil, "an OpenSSH option, Key=Value, as tsh ssh -o: ForwardAgent=yes is -A, RequestTTY=yes|force|no is -t or -T; host key, identity, port and proxy options are ignored (the profile decides them)")
@@ -336,4 +347,38 @@ func sshDestination(arg, loginFlag string) (login, node string, err error) {
 		return "", "", fmt.Errorf("%q: give login@node or -l login (tether ls lists the nodes and your logins)", arg)
 	}
 	return login, node, nil
+}
+
+// checkStdioForward refuses what -W cannot go with, as OpenSSH does: a command, other
+// forwards, -N or a terminal; dest must be host:port.
+func checkStdioForward(dest string, command, others bool) error {
+	if _, port, err := net.SplitHostPort(dest); err != nil || port == "" {
+		return fmt.Errorf("-W %q: give host:port", dest)
+	}
+	if command {
+		return errors.New("-W joins stdin and stdout to host:port and runs no command: leave out the command, or -W")
+	}
+	if others {
+		return errors.New("-W goes alone: leave out -L, -R, -D, -N and -t")
+	}
+	return nil
+}
+
+// stdioForward joins stdin and stdout to dest as the node reaches it (tether ssh -W), until
+// the far end closes. The cluster decides the channel as any -L forward; its refusal is
+// the error.
+func stdioForward(client *ssh.Client, dest, cluster string) error {
+	conn, err := client.Dial("tcp", dest)
+	if err != nil {
+		return fmt.Errorf("-W %s refused by cluster %s: %s", dest, cluster, openFailure(err))
+	}
+	defer conn.Close()
+	go func() {
+		_, _ = io.Copy(conn, os.Stdin)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}()
+	_, err = io.Copy(os.Stdout, conn)
+	return err
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 )
@@ -143,5 +146,51 @@ func TestSSHByLabels(t *testing.T) {
 				fail(fmt.Sprintf("stdout is not exactly %q", tc.exactOut))
 			}
 		})
+	}
+}
+
+// TestSSHStdioForward: tether ssh -W host:port joins stdin and stdout to host:port as the
+// node reaches it, as OpenSSH's ssh -W (a ProxyCommand "tether ssh -W %h:%p node" for
+// hosts behind a node); the cluster decides it as any forward. Found by the acceptance pass:
+// tether ssh -W failed with "unknown shorthand flag: 'W'".
+func TestSSHStdioForward(t *testing.T) {
+	c := newSSHCluster(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				line, _ := bufio.NewReader(conn).ReadString('\n')
+				_, _ = io.WriteString(conn, "echo: "+line)
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	out, errOut, err := c.alice.run(t, "hello\n", "ssh", "-W", addr, "--cluster="+c.cluster, c.login+"@node1")
+	if code := exitCode(t, err); code != 0 || out != "echo: hello\n" {
+		t.Fatalf("tether ssh -W %s: exit %d, stdout %q, stderr %q", addr, code, out, errOut)
+	}
+	// A login no role allows: refused by the cluster, nothing relayed, status 255.
+	out, errOut, err = c.alice.run(t, "hello\n", "ssh", "-W", addr, "--cluster="+c.cluster, "daemon@node1")
+	if code := exitCode(t, err); code != 255 || out != "" || !strings.Contains(errOut, "not authorized") {
+		t.Fatalf("tether ssh -W as daemon: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"ssh", "-W", addr, c.login + "@node1", "true"},
+		{"ssh", "-W", "no-port", c.login + "@node1"},
+		{"ssh", "-W", addr, "-L", "1:127.0.0.1:2", c.login + "@node1"},
+	} {
+		_, errOut, err := c.alice.run(t, "", args...)
+		if code := exitCode(t, err); code != 255 || !strings.Contains(errOut, "-W") {
+			t.Errorf("tether %s: exit %d, stderr %q; want 255 with what -W takes", strings.Join(args, " "), code, errOut)
+		}
 	}
 }
