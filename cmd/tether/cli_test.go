@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"os/exec"
 	"reflect"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/tetherproject/tether/gateway/auth"
 )
@@ -29,7 +32,7 @@ func TestUnknownCommandsAndArgumentsFail(t *testing.T) {
 		{[]string{"login", "--proxy=root.example.com:3080"}, "--user is required"},
 		{[]string{"login", "--proxy=root.example.com:3080", "--user=../x"}, "is not a user name"},
 		{[]string{"status"}, "not logged in: run tether login"},
-		{[]string{"status", "-f", "xml"}, "use text or json"},
+		{[]string{"status", "-f", "xml"}, "use text, json or yaml"},
 		{[]string{"clusters"}, "not logged in: run tether login"},
 		{[]string{"clusters", "extra"}, "unknown command"},
 		{[]string{"users", "signup", "tok1", "tok2"}, "accepts at most 1 arg"},
@@ -333,6 +336,112 @@ func TestProxySSHWithoutANodeSaysSo(t *testing.T) {
 		cmd.SetArgs([]string{"proxy", "ssh", arg})
 		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "names no node") {
 			t.Errorf("tether proxy ssh %q: %v, want 'names no node'", arg, err)
+		}
+	}
+}
+
+// tether ssh exits as OpenSSH's ssh does: with the remote command's status, or 255 when
+// tether itself failed (not signed in, a bad option or forward, no destination, the node
+// not found, the login denied), so a script tells a denied login from a command that exited 1
+// (ssh -F with tether config already did). The other commands keep status 1. Found by the
+// acceptance pass: a denied tether ssh exited 1, the same as a remote false.
+func TestSSHFailuresExitWith255(t *testing.T) {
+	t.Setenv("TETHER_HOME", t.TempDir())
+	for _, tc := range []struct {
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{[]string{"ssh", "visitor@node", "true"}, 255, "not logged in"},
+		{[]string{"ssh", "--cluster=leaf", "visitor@node"}, 255, "not logged in"},
+		{[]string{"ssh"}, 255, "needs a destination"},
+		{[]string{"ssh", "--frob", "visitor@node"}, 255, "unknown flag: --frob"},
+		{[]string{"ssh", "-L", "bogus", "visitor@node", "true"}, 255, "bad forwarding specification"},
+		{[]string{"ssh", "-N", "visitor@node", "true"}, 255, "-N runs no command"},
+		{[]string{"status"}, 1, "not logged in"},
+		{[]string{"scp", "a", "b"}, 1, "no remote path"},
+		{[]string{"frob"}, 1, "unknown command"},
+	} {
+		cmd := rootCommand()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(tc.args)
+		err := cmd.Execute()
+		code, msg := exitStatus(err)
+		if code != tc.wantCode || !strings.Contains(msg, tc.wantErr) {
+			t.Errorf("tether %s: exit %d, message %q; want exit %d with %q", strings.Join(tc.args, " "), code, msg, tc.wantCode, tc.wantErr)
+		}
+	}
+	// The remote command's status stays as it is; a refusal the proxy already printed
+	// (an exitError under an sshFailure) is 255 with nothing more printed.
+	for _, tc := range []struct {
+		err      error
+		wantCode int
+		wantMsg  string
+	}{
+		{nil, 0, ""},
+		{&exitError{Code: 3}, 3, ""},
+		{&exitError{Code: 1}, 1, ""},
+		{&sshFailure{&exitError{Code: 1}}, 255, ""},
+		{errors.New("boom"), 1, "boom"},
+		{&sshFailure{errors.New("denied")}, 255, "denied"},
+	} {
+		if code, msg := exitStatus(tc.err); code != tc.wantCode || msg != tc.wantMsg {
+			t.Errorf("exitStatus(%v) = %d, %q; want %d, %q", tc.err, code, msg, tc.wantCode, tc.wantMsg)
+		}
+	}
+}
+
+// tether status and tether clusters take -f yaml as tsh status and tsh clusters do (and as
+// tether ls does): the same document as -f json, key for key. Found by the acceptance pass
+// (-f yaml was refused with "use text or json").
+func TestStatusAndClustersTakeYAML(t *testing.T) {
+	t.Setenv("TETHER_HOME", t.TempDir())
+	for _, args := range [][]string{{"status", "-f", "yaml"}, {"clusters", "-f", "yaml"}, {"status", "--format=yaml"}} {
+		cmd := rootCommand()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "not logged in") {
+			t.Errorf("tether %s: %v, want the sign-in advice (yaml accepted)", strings.Join(args, " "), err)
+		}
+	}
+	p := &Profile{Proxy: "root.example.com:3080", User: "alice", Cluster: "root.example.com", SelectedCluster: "root.example.com",
+		Roles: []string{"access"}, Logins: []string{"visitor", "true"}, ValidBefore: time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)}
+	for name, doc := range map[string]any{
+		"status": statusDocument(p, nil, nil),
+		"clusters": clustersJSON([]auth.ClusterInfo{
+			{Name: "root.example.com", Type: "root", Status: "online"},
+			{Name: "leaf-east", Type: "leaf", Status: "online", Labels: map[string]string{"env": "demo", "n": "1"}},
+		}, "root.example.com"),
+	} {
+		var js, ys bytes.Buffer
+		if err := printDocument(&js, doc, "json"); err != nil {
+			t.Fatal(err)
+		}
+		if err := printDocument(&ys, doc, "yaml"); err != nil {
+			t.Fatal(err)
+		}
+		var fromJSON, fromYAML any
+		if err := json.Unmarshal(js.Bytes(), &fromJSON); err != nil {
+			t.Fatalf("%s: json: %v", name, err)
+		}
+		if err := yaml.Unmarshal(ys.Bytes(), &fromYAML); err != nil {
+			t.Fatalf("%s: yaml: %v\n%s", name, err, ys.String())
+		}
+		// Through JSON again, so both sides hold the same Go types.
+		b, err := json.Marshal(fromYAML)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var again any
+		_ = json.Unmarshal(b, &again)
+		if !reflect.DeepEqual(fromJSON, again) {
+			t.Errorf("%s: -f yaml is not -f json's document:\n%s\nvs\n%s", name, ys.String(), js.String())
+		}
+		if strings.Contains(ys.String(), "{") || !strings.Contains(ys.String(), "\n") {
+			t.Errorf("%s: -f yaml is not block YAML:\n%s", name, ys.String())
 		}
 	}
 }

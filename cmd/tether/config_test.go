@@ -226,3 +226,43 @@ func TestProxySSHNodeOfName(t *testing.T) {
 		}
 	}
 }
+
+// OpenSSH keeps the first value it reads for an option: tether config's blocks placed
+// after a "Host *" block of ~/.ssh/config lose StrictHostKeyChecking and UserKnownHostsFile
+// to it (with "StrictHostKeyChecking accept-new" there, ssh then added a node's plain key
+// to the user's known_hosts on first use; found by the acceptance pass). The output and the
+// help say to put the blocks first; ssh -G shows the order matters.
+func TestConfigSaysToComeBeforeHostStar(t *testing.T) {
+	p := saveStubProfile(t, t.TempDir(), "127.0.0.1:3080", "root")
+	if err := os.WriteFile(p.KnownHostsPath(), []byte("@cert-authority *.root,root,127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFwQ4m9j5cF6nWcLzq4FZ9c0mC0jH2HcvM7vL8Cq0q2B clustername=root&type=host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, out := writeTetherConfig(t)
+	const advice = "before any Host * block"
+	if head, _, _ := strings.Cut(out.String(), "\nMatch "); !strings.Contains(head, advice) {
+		t.Errorf("tether config does not say, before its first block, to go %s:\n%s", advice, out.String())
+	}
+	if long := configCommand().Long; !strings.Contains(long, advice) {
+		t.Errorf("tether config --help does not say %q:\n%s", advice, long)
+	}
+	sshBin, err := exec.LookPath("ssh")
+	if err != nil {
+		return
+	}
+	star := "Host *\n    StrictHostKeyChecking accept-new\n    UserKnownHostsFile /dev/null\n"
+	for _, tc := range []struct {
+		file, want string
+	}{
+		{star + out.String(), "\nstricthostkeychecking accept-new\n"},
+		{out.String() + star, "\nstricthostkeychecking true\n"},
+	} {
+		cfg := filepath.Join(t.TempDir(), "config")
+		if err := os.WriteFile(cfg, []byte(tc.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g, err := exec.Command(sshBin, "-G", "-F", cfg, "visitor@node1.root").Output()
+		if err != nil || !strings.Contains(string(g), tc.want) {
+			t.Errorf("ssh -G: %v, want %q", err, strings.TrimSpace(tc.want))
+		}
+	}
+}

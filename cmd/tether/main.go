@@ -70,11 +70,33 @@ func ctxOf(cmd *cobra.Command) context.Context {
 func main() {
 	gctune.Apply()
 	if err := rootCommand().Execute(); err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.Code)
+		code, msg := exitStatus(err)
+		if msg != "" {
+			fmt.Fprintln(os.Stderr, "ERROR:", msg)
 		}
-		fmt.Fprintln(os.Stderr, "ERROR:", err)
-		os.Exit(1)
+		os.Exit(code)
 	}
+}
+
+// exitStatus is the status tether exits with for err and the message it prints first ("" for
+// none): tether ssh's own failures are 255, as OpenSSH's ssh (the refusals the proxy printed
+// already, an exitError under the sshFailure, add nothing); an exitError is its code (a
+// remote command's status) with nothing printed; anything else is 1 with its message.
+func exitStatus(err error) (code int, msg string) {
+	if err == nil {
+		return 0, ""
+	}
+	var sf *sshFailure
+	if errors.As(err, &sf) {
+		var ee *exitError
+		if errors.As(sf.err, &ee) {
+			return 255, ""
+		}
+		return 255, err.Error()
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.Code, ""
+	}
+	return 1, err.Error()
 }

@@ -83,7 +83,7 @@ func TestChannelRefusalsReachTheTerminalEscaped(t *testing.T) {
 		}
 		saved := os.Stderr
 		os.Stderr = w
-		err = runSession(client, "true", false, true, false, "visitor", "node", "leaf")
+		err = runSession(client, "true", false, true, false, "visitor", "node", "leaf", io.Discard)
 		os.Stderr = saved
 		w.Close()
 		out, _ := io.ReadAll(r)

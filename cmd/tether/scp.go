@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tetherproject/tether/gateway/auth"
 
@@ -54,9 +55,11 @@ func scpCommand() *cobra.Command {
 		cluster   string
 		recursive bool
 		quiet     bool
+		preserve  bool
+		port      int
 	)
 	cmd := &cobra.Command{
-		Use:   "scp [-r] [--cluster=X] source... target",
+		Use:   "scp [-r] [-p] [-q] [--cluster=X] source... target",
 		Short: "Copy files to or from a node (login@node:path) over sftp, through the proxy, as a login your roles allow",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -116,7 +119,7 @@ func scpCommand() *cobra.Command {
 				return err
 			}
 			defer sc.Close()
-			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node)}
+			cp := &copier{sftp: sc, recursive: recursive, where: fmt.Sprintf("%s@%s", remote.Login, node), errOut: cmd.ErrOrStderr(), preserve: preserve}
 			if !quiet {
 				cp.out = cmd.ErrOrStderr()
 			}
@@ -129,6 +132,8 @@ func scpCommand() *cobra.Command {
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster of the node (default: the one cluster where the node is found)")
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy directories and what they hold")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
+	cmd.Flags().BoolVarP(&preserve, "preserve", "p", false, "keep the files' modification and access times (and modes), as scp -p")
+	cmd.Flags().IntVarP(&port, "port", "P", 22, "the node's SSH port (the node's registered address decides; kept for scp compatibility)")
 	return cmd
 }
 
@@ -153,6 +158,48 @@ type copier struct {
 	recursive bool
 	where     string
 	out       io.Writer
+	errOut    io.Writer // where a file not copied is said, when the copy goes on (-r, several sources)
+	skipped   int       // files not copied
+	preserve  bool      // -p: the copies keep the sources' modification and access times
+}
+
+// atime is st's access time when the node's sftp server gave one, else (a file of this
+// machine, read portably) its modification time.
+func atime(st os.FileInfo) time.Time {
+	if sys, ok := st.Sys().(*sftp.FileStat); ok && sys.Atime != 0 {
+		return time.Unix(int64(sys.Atime), 0)
+	}
+	return st.ModTime()
+}
+
+// fileError is one file the node (or this machine) would not read or write: a copy of a
+// directory or of several sources goes on past it, as OpenSSH's scp does. Other errors (the
+// connection, a name the node should not have listed) end the copy.
+type fileError struct{ msg string }
+
+func (e *fileError) Error() string { return e.msg }
+
+// goOn reports whether the copy goes on past err, having said it on errOut.
+func (c *copier) goOn(err error) bool {
+	var fe *fileError
+	if !errors.As(err, &fe) || c.errOut == nil {
+		return false
+	}
+	fmt.Fprintln(c.errOut, "tether scp:", auth.TerminalSafe(err.Error()))
+	c.skipped++
+	return true
+}
+
+// finish is the copy's error: err, or, when files were passed over, how many.
+func (c *copier) finish(err error) error {
+	if err == nil && c.skipped > 0 {
+		noun := "files were"
+		if c.skipped == 1 {
+			noun = "file was"
+		}
+		err = fmt.Errorf("%d %s not copied (said above)", c.skipped, noun)
+	}
+	return safeErr(err)
 }
 
 // logf prints a progress line. It names files the node named: their control characters
@@ -191,8 +238,15 @@ func (c *copier) remoteErr(what, p string, err error) error {
 		default:
 			msg = statusMessage(se)
 		}
-	} else if errors.Is(err, os.ErrNotExist) {
-		msg = "no such file or directory"
+		// The node's answer about this one file: the session is fine.
+		return &fileError{fmt.Sprintf("%s %s:%s: %s", what, c.where, p, msg)}
+	}
+	// pkg/sftp turns some of the node's answers into these (normaliseError).
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &fileError{fmt.Sprintf("%s %s:%s: no such file or directory", what, c.where, p)}
+	case errors.Is(err, os.ErrPermission):
+		return &fileError{fmt.Sprintf("%s %s:%s: permission denied", what, c.where, p)}
 	}
 	return fmt.Errorf("%s %s:%s: %s", what, c.where, p, msg)
 }
@@ -209,7 +263,7 @@ func safeErr(err error) error {
 // upload copies local srcs to dst on the node: into dst when it is a directory (or
 // when there are several sources), else as dst.
 func (c *copier) upload(srcs []scpPath, dst string) error {
-	return safeErr(c.uploadAll(srcs, dst))
+	return c.finish(c.uploadAll(srcs, dst))
 }
 
 func (c *copier) uploadAll(srcs []scpPath, dst string) error {
@@ -227,7 +281,7 @@ func (c *copier) uploadAll(srcs []scpPath, dst string) error {
 		if intoDir {
 			target = path.Join(dst, filepath.Base(s.Path))
 		}
-		if err := c.put(s.Path, target); err != nil {
+		if err := c.put(s.Path, target); err != nil && (len(srcs) == 1 || !c.goOn(err)) {
 			return err
 		}
 	}
@@ -253,8 +307,13 @@ func (c *copier) put(local, remote string) error {
 			return fmt.Errorf("%s: %v", local, err)
 		}
 		for _, e := range entries {
-			if err := c.put(filepath.Join(local, e.Name()), path.Join(remote, e.Name())); err != nil {
+			if err := c.put(filepath.Join(local, e.Name()), path.Join(remote, e.Name())); err != nil && !c.goOn(err) {
 				return err
+			}
+		}
+		if c.preserve {
+			if err := c.sftp.Chtimes(remote, atime(st), st.ModTime()); err != nil {
+				return c.remoteErr("setting the times of", remote, err)
 			}
 		}
 		return nil
@@ -264,7 +323,7 @@ func (c *copier) put(local, remote string) error {
 	}
 	in, err := os.Open(local)
 	if err != nil {
-		return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+		return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
 	}
 	defer in.Close()
 	out, err := c.sftp.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
@@ -279,13 +338,18 @@ func (c *copier) put(local, remote string) error {
 		return c.remoteErr("writing", remote, err)
 	}
 	_ = c.sftp.Chmod(remote, st.Mode().Perm())
+	if c.preserve {
+		if err := c.sftp.Chtimes(remote, atime(st), st.ModTime()); err != nil {
+			return c.remoteErr("setting the times of", remote, err)
+		}
+	}
 	c.logf("%s -> %s:%s (%d bytes)", local, c.where, remote, n)
 	return nil
 }
 
 // download copies srcs from the node to dst here.
 func (c *copier) download(srcs []scpPath, dst string) error {
-	return safeErr(c.downloadAll(srcs, dst))
+	return c.finish(c.downloadAll(srcs, dst))
 }
 
 func (c *copier) downloadAll(srcs []scpPath, dst string) error {
@@ -299,7 +363,7 @@ func (c *copier) downloadAll(srcs []scpPath, dst string) error {
 		if intoDir {
 			target = filepath.Join(dst, path.Base(s.Path))
 		}
-		if err := c.get(s.Path, target); err != nil {
+		if err := c.get(s.Path, target); err != nil && (len(srcs) == 1 || !c.goOn(err)) {
 			return err
 		}
 	}
@@ -347,8 +411,13 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 			}
 		}
 		for _, e := range entries {
-			if err := c.getDepth(path.Join(remote, e.Name()), filepath.Join(local, e.Name()), depth+1); err != nil {
+			if err := c.getDepth(path.Join(remote, e.Name()), filepath.Join(local, e.Name()), depth+1); err != nil && !c.goOn(err) {
 				return err
+			}
+		}
+		if c.preserve {
+			if err := os.Chtimes(local, atime(st), st.ModTime()); err != nil {
+				return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
 			}
 		}
 		return nil
@@ -363,7 +432,7 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 	defer in.Close()
 	out, err := os.OpenFile(local, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm())
 	if err != nil {
-		return fmt.Errorf("%s: %v", local, errors.Unwrap(err))
+		return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
 	}
 	n, err := in.WriteTo(out)
 	if cerr := out.Close(); err == nil {
@@ -371,6 +440,11 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 	}
 	if err != nil {
 		return c.remoteErr("reading", remote, err)
+	}
+	if c.preserve {
+		if err := os.Chtimes(local, atime(st), st.ModTime()); err != nil {
+			return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
+		}
 	}
 	c.logf("%s:%s -> %s (%d bytes)", c.where, remote, local, n)
 	return nil

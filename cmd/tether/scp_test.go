@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -50,13 +52,17 @@ func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
 // evilNode answers Stat and List as list says; every file reads "evil".
 type evilNode struct {
 	list func(method, path string) []os.FileInfo
+	deny map[string]bool // paths whose reads the node refuses (permission denied)
 }
 
 func (e evilNode) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	return listerAt(e.list(r.Method, r.Filepath)), nil
 }
 
-func (e evilNode) Fileread(*sftp.Request) (io.ReaderAt, error) {
+func (e evilNode) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	if e.deny[r.Filepath] {
+		return nil, os.ErrPermission
+	}
 	return strings.NewReader("evil"), nil
 }
 
@@ -270,5 +276,122 @@ func TestSCPSaysTheNodesMessageWithoutSFTPFraming(t *testing.T) {
 	err = c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/f", Remote: true}}, filepath.Join(t.TempDir(), "f"))
 	if err == nil || err.Error() != "reading visitor@evil:/f: the disk is on fire" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// tether scp -r goes on past a file the node will not give (permission denied), as
+// OpenSSH's scp does: it says which, copies the rest, and fails at the end (status 1).
+// Found by the acceptance pass: tether scp -r visitor@node:/etc/default stopped at the
+// first unreadable file.
+func TestSCPRecursiveGoesOnPastAFileItCannotRead(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "target")
+	c := evilCopier(t, evilNode{deny: map[string]bool{"/d/secret": true}, list: func(method, p string) []os.FileInfo {
+		switch {
+		case method == "List":
+			return []os.FileInfo{fakeInfo{name: "a.txt"}, fakeInfo{name: "secret"}, fakeInfo{name: "z.txt"}}
+		case p == "/d":
+			return []os.FileInfo{fakeInfo{name: "d", dir: true}}
+		}
+		return []os.FileInfo{fakeInfo{name: filepath.Base(p)}}
+	}})
+	var errOut bytes.Buffer
+	c.errOut = &errOut
+	err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d", Remote: true}}, target)
+	if err == nil || !strings.Contains(err.Error(), "1 file") {
+		t.Fatalf("download: %v, want the count of files not copied", err)
+	}
+	if !strings.Contains(errOut.String(), "visitor@evil:/d/secret: permission denied") {
+		t.Fatalf("the file not copied is not named: %q", errOut.String())
+	}
+	for _, n := range []string{"a.txt", "z.txt"} {
+		if b, err := os.ReadFile(filepath.Join(target, n)); err != nil || string(b) != "evil" {
+			t.Fatalf("%s after the refused file: %q %v", n, b, err)
+		}
+	}
+	// pkg/sftp hands some of the node's answers on as os.ErrPermission and os.ErrNotExist
+	// (a real node's unreadable file came so): one file too, the copy goes on.
+	for _, e := range []error{os.ErrPermission, os.ErrNotExist, fmt.Errorf("open: %w", os.ErrPermission)} {
+		var fe *fileError
+		if err := c.remoteErr("reading", "/d/x", e); !errors.As(err, &fe) {
+			t.Errorf("remoteErr(%v) = %#v, not one file's error", e, err)
+		}
+	}
+	if err := c.remoteErr("reading", "/d/x", io.ErrUnexpectedEOF); err == nil || errors.As(err, new(*fileError)) {
+		t.Errorf("a broken session is one file's error: %v", err)
+	}
+	// One file named alone is still its own error, as before.
+	c.errOut = &bytes.Buffer{}
+	if err := c.download([]scpPath{{Login: "visitor", Node: "evil", Path: "/d/secret", Remote: true}}, filepath.Join(target, "one")); err == nil || !strings.Contains(err.Error(), "reading visitor@evil:/d/secret: permission denied") {
+		t.Fatalf("one refused file: %v", err)
+	}
+}
+
+// fsCopier is a copier whose sftp server serves this machine's files, in process.
+func fsCopier(t *testing.T) *copier {
+	t.Helper()
+	a, b := net.Pipe()
+	srv, err := sftp.NewServer(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	c, err := sftp.NewClientPipe(a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); srv.Close() })
+	return &copier{sftp: c, recursive: true, where: "visitor@node"}
+}
+
+// tether scp -p keeps the modification times (and modes) of files and directories, both
+// ways, as OpenSSH's scp -p and tsh scp -p do; without it a copy is new. -P (a port) is taken
+// and, as tether ssh -p, left to the node's registered address. Found by the acceptance
+// pass: tether scp -rp failed with "unknown shorthand flag: 'p'".
+func TestSCPPreserveKeepsTimes(t *testing.T) {
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "d", "f"), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(src, "d", "f"), filepath.Join(src, "d")} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, preserve := range []bool{true, false} {
+		for _, dir := range []string{"upload", "download"} {
+			dst := filepath.Join(t.TempDir(), "copy")
+			c := fsCopier(t)
+			c.preserve = preserve
+			var err error
+			if dir == "upload" {
+				err = c.upload([]scpPath{{Path: filepath.Join(src, "d")}}, dst)
+			} else {
+				err = c.download([]scpPath{{Login: "visitor", Node: "node", Path: filepath.Join(src, "d"), Remote: true}}, dst)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", dir, err)
+			}
+			for _, p := range []string{filepath.Join(dst, "f"), dst} {
+				st, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if kept := st.ModTime().Equal(old); kept != preserve {
+					t.Errorf("%s with preserve=%v: %s has the time %v", dir, preserve, p, st.ModTime())
+				}
+			}
+		}
+	}
+	t.Setenv("TETHER_HOME", t.TempDir())
+	cmd := rootCommand()
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetArgs([]string{"scp", "-rp", "-P", "22", src, "visitor@node:/tmp/"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "not logged in") {
+		t.Fatalf("tether scp -rp -P 22: %v, want the sign-in advice", err)
 	}
 }

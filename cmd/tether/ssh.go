@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	osuser "os/user"
@@ -24,9 +25,13 @@ func sshCommand() *cobra.Command {
 		noCommand              bool
 		local, remote, dynamic []string
 		loginFlag              string
+		options                []string
+		noStdin, quiet         bool
+		stdioDest              string
+		runSSH                 func(cmd *cobra.Command, args []string) error
 	)
 	cmd := &cobra.Command{
-		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-A] [-N] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
+		Use:   "ssh [--cluster=X] [-l login] [-p port] [-t|-T] [-n] [-q] [-A] [-N] [-W host:port] [-o Key=Value] [-L spec] [-R spec] [-D spec] [login@]node|[login@]key=value[,key=value] [command...]",
 		Short: "Run a shell or a command on a node, through the proxy, as a login your roles allow; forward ports and your agent as the node's cluster allows",
 		Long: `Run a shell or a command on a node, through the proxy, as a login your roles allow;
 forward ports and your agent as the node's cluster allows.
@@ -36,81 +41,127 @@ nodes of the cluster (--cluster, else the selected one) that have every label an
 may reach, as tether ls key=value lists them. One such node is an ordinary session; on
 several the command runs on each (at most 8 at once, no terminal, no input), every line of
 output under the node's name, and the exit status is the first failing node's.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &sshFailure{errors.New("tether ssh needs a destination: tether ssh [flags] [login@]node [command...] (tether ls lists the nodes you may reach)")}
+			}
+			return nil
+		},
+		// The remote command's status is tether's; every failure of tether ssh itself is
+		// status 255, as with OpenSSH's ssh.
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var specs []forwardSpec
-			for _, f := range []struct {
-				kind string
-				args []string
-			}{{"L", local}, {"R", remote}, {"D", dynamic}} {
-				for _, a := range f.args {
-					spec, err := parseForward(f.kind, a)
-					if err != nil {
-						return err
-					}
-					specs = append(specs, spec)
-				}
+			err := runSSH(cmd, args)
+			var ee *exitError
+			if err == nil || errors.As(err, &ee) {
+				return err
 			}
-			if noCommand && sshCommandLine(args) != "" {
-				return errors.New("-N runs no command: leave out the command, or -N")
-			}
-			p, err := loadProfile()
+			return &sshFailure{err}
+		},
+	}
+	runSSH = func(cmd *cobra.Command, args []string) error {
+		// -q: tether's own notes (an option ignored, agent forwarding refused) are not
+		// written; errors still are.
+		var notes io.Writer = os.Stderr
+		if quiet {
+			notes = io.Discard
+		}
+		var opts sshOptions
+		if err := opts.apply(options, notes); err != nil {
+			return err
+		}
+		if noStdin {
+			// -n, as OpenSSH: the command reads /dev/null, so a loop reading a list on
+			// stdin keeps it; no terminal unless -t.
+			devNull, err := os.Open(os.DevNull)
 			if err != nil {
 				return err
 			}
-			login, node, err := sshDestination(args[0], loginFlag)
-			if err != nil {
-				return err
-			}
-			if want, ok, err := labelSelector(node); ok {
+			defer devNull.Close()
+			os.Stdin = devNull
+		}
+		agent, forceTTY, noTTY = agent || opts.agent, forceTTY || opts.tty, noTTY || opts.noTTY
+		var specs []forwardSpec
+		for _, f := range []struct {
+			kind string
+			args []string
+		}{{"L", local}, {"R", remote}, {"D", dynamic}} {
+			for _, a := range f.args {
+				spec, err := parseForward(f.kind, a)
 				if err != nil {
 					return err
 				}
-				one, c, err := sshByLabels(cmd, p, login, cluster, node, want, sshCommandLine(args), port, forceTTY || agent || noCommand || len(specs) > 0)
-				if one == "" || err != nil {
-					return err
-				}
-				node, cluster = one, c
-			} else {
-				node = userNodeName(node)
-				if cluster == "" {
-					if cluster, err = findNodeCluster(cmd, p, node); err != nil {
-						return err
-					}
-				}
-				node = nodeOfName(node, cluster)
+				specs = append(specs, spec)
 			}
-			client, closeAll, err := dialNode(ctxOf(cmd), p, login, node, port, cluster)
+		}
+		if stdioDest != "" {
+			if err := checkStdioForward(stdioDest, sshCommandLine(args) != "", len(specs) > 0 || noCommand || forceTTY); err != nil {
+				return err
+			}
+		}
+		if noCommand && sshCommandLine(args) != "" {
+			return errors.New("-N runs no command: leave out the command, or -N")
+		}
+		p, err := loadProfile()
+		if err != nil {
+			return err
+		}
+		login, node, err := sshDestination(args[0], loginFlag)
+		if err != nil {
+			return err
+		}
+		if want, ok, err := labelSelector(node); ok {
 			if err != nil {
 				return err
 			}
-			defer closeAll()
-			if agent {
-				if err := forwardAgent(client); err != nil {
+			one, c, err := sshByLabels(cmd, p, login, cluster, node, want, sshCommandLine(args), port, forceTTY || agent || noCommand || len(specs) > 0)
+			if one == "" || err != nil {
+				return err
+			}
+			node, cluster = one, c
+		} else {
+			node = userNodeName(node)
+			if cluster == "" {
+				if cluster, err = findNodeCluster(cmd, p, node); err != nil {
 					return err
 				}
 			}
-			// The forwards live as long as the connection (closeAll ends them).
-			fw := &forwarder{client: client, stderr: os.Stderr, cluster: cluster}
-			if err := fw.start(ctxOf(cmd), specs); err != nil {
+			node = nodeOfName(node, cluster)
+		}
+		client, closeAll, err := dialNode(ctxOf(cmd), p, login, node, port, cluster)
+		if err != nil {
+			// The proxy's refusal (printed already) comes as its exitError.
+			return &sshFailure{err}
+		}
+		defer closeAll()
+		if agent {
+			if err := forwardAgent(client); err != nil {
 				return err
 			}
-			if noCommand {
-				ctx, stop := signal.NotifyContext(ctxOf(cmd), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-				defer stop()
-				// Like ssh -N: forward until interrupted or the connection ends.
-				ended := make(chan error, 1)
-				go func() { ended <- client.Wait() }()
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-ended:
-					return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
-				}
+		}
+		if stdioDest != "" {
+			return stdioForward(client, stdioDest, cluster)
+		}
+		// The forwards live as long as the connection (closeAll ends them).
+		fw := &forwarder{client: client, stderr: os.Stderr, cluster: cluster}
+		if err := fw.start(ctxOf(cmd), specs); err != nil {
+			return err
+		}
+		if noCommand {
+			ctx, stop := signal.NotifyContext(ctxOf(cmd), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			// Like ssh -N: forward until interrupted or the connection ends.
+			ended := make(chan error, 1)
+			go func() { ended <- client.Wait() }()
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ended:
+				return fmt.Errorf("the connection to %s in cluster %s ended (the certificate expired, access was revoked, or the node went away)", node, cluster)
 			}
-			return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster)
-		},
+		}
+		return runSession(client, sshCommandLine(args), forceTTY, noTTY, agent, login, node, cluster, notes)
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &sshFailure{err} })
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the cluster of the node (default: the one cluster where the node is found)")
 	cmd.Flags().StringVarP(&loginFlag, "login", "l", "", "the login on the node (as OpenSSH's -l: it wins over login@; default: login@, else your local user name)")
@@ -119,6 +170,10 @@ output under the node's name, and the exit status is the first failing node's.`,
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
 	cmd.Flags().BoolVarP(&agent, "forward-agent", "A", false, "forward your SSH agent (SSH_AUTH_SOCK) to the node, if the node's cluster allows it (role option forward_agent)")
 	cmd.Flags().BoolVarP(&noCommand, "no-command", "N", false, "run no command: only forward ports")
+	cmd.Flags().StringVarP(&stdioDest, "stdio-forward", "W", "", "host:port: join stdin and stdout to host:port as the node reaches it, as OpenSSH's -W (role option port_forwarding); no command, no other forwards")
+	cmd.Flags().BoolVarP(&noStdin, "no-stdin", "n", false, "give the command no input (/dev/null), as OpenSSH's -n: for loops that read a list on stdin")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "write none of tether's notes (options ignored, agent forwarding refused); errors still")
+	cmd.Flags().StringArrayVarP(&options, "option", "o", nil, "an OpenSSH option, Key=Value, as tsh ssh -o: ForwardAgent=yes is -A, RequestTTY=yes|force|no is -t or -T; host key, identity, port and proxy options are ignored (the profile decides them)")
 	cmd.Flags().StringArrayVarP(&local, "local", "L", nil, "[bind_address:]port:host:hostport: connections to the local port reach host:hostport from the node (role option port_forwarding)")
 	cmd.Flags().StringArrayVarP(&remote, "remote", "R", nil, "[bind_address:]port:host:hostport: connections to the port on the node (loopback) reach host:hostport from here")
 	cmd.Flags().StringArrayVarP(&dynamic, "dynamic", "D", nil, "[bind_address:]port: a local SOCKS4/5 proxy whose connections leave from the node")
@@ -173,20 +228,20 @@ func sshCommandLine(args []string) string {
 // runSession runs command (a shell when empty) on client, with a terminal when asked or
 // when stdin is one and no command is given, and returns the remote exit status as an
 // exitError.
-func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bool, login, node, cluster string) error {
+func runSession(client *ssh.Client, command string, forceTTY, noTTY, agentFwd bool, login, node, cluster string, notes io.Writer) error {
 	sess, err := client.NewSession()
 	if err != nil {
 		var oe *ssh.OpenChannelError
 		if errors.As(err, &oe) {
 			fmt.Fprintln(os.Stderr, "ERROR:", openFailure(err))
-			return &exitError{Code: 1}
+			return &exitError{Code: 255}
 		}
 		return fmt.Errorf("node %s in cluster %s refused the session; try again", node, cluster)
 	}
 	defer sess.Close()
 	if agentFwd {
 		if err := agent.RequestAgentForwarding(sess); err != nil {
-			fmt.Fprintf(os.Stderr, "tether: agent forwarding was refused by cluster %s (its roles need options.forward_agent: true); continuing without it\n", cluster)
+			fmt.Fprintf(notes, "tether: agent forwarding was refused by cluster %s (its roles need options.forward_agent: true); continuing without it\n", cluster)
 		}
 	}
 	sess.Stdin, sess.Stdout, sess.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -292,4 +347,38 @@ func sshDestination(arg, loginFlag string) (login, node string, err error) {
 		return "", "", fmt.Errorf("%q: give login@node or -l login (tether ls lists the nodes and your logins)", arg)
 	}
 	return login, node, nil
+}
+
+// checkStdioForward refuses what -W cannot go with, as OpenSSH does: a command, other
+// forwards, -N or a terminal; dest must be host:port.
+func checkStdioForward(dest string, command, others bool) error {
+	if _, port, err := net.SplitHostPort(dest); err != nil || port == "" {
+		return fmt.Errorf("-W %q: give host:port", dest)
+	}
+	if command {
+		return errors.New("-W joins stdin and stdout to host:port and runs no command: leave out the command, or -W")
+	}
+	if others {
+		return errors.New("-W goes alone: leave out -L, -R, -D, -N and -t")
+	}
+	return nil
+}
+
+// stdioForward joins stdin and stdout to dest as the node reaches it (tether ssh -W), until
+// the far end closes. The cluster decides the channel as any -L forward; its refusal is
+// the error.
+func stdioForward(client *ssh.Client, dest, cluster string) error {
+	conn, err := client.Dial("tcp", dest)
+	if err != nil {
+		return fmt.Errorf("-W %s refused by cluster %s: %s", dest, cluster, openFailure(err))
+	}
+	defer conn.Close()
+	go func() {
+		_, _ = io.Copy(conn, os.Stdin)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}()
+	_, err = io.Copy(os.Stdout, conn)
+	return err
 }

@@ -30,6 +30,14 @@ type exitError struct{ Code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
+// sshFailure is a failure of tether ssh itself, not of the remote command (not signed in, a
+// bad option, the node not found, the login denied): tether exits 255 with it, as OpenSSH's
+// ssh does, so scripts tell it from a command's own status. Its message is err's.
+type sshFailure struct{ err error }
+
+func (e *sshFailure) Error() string { return e.err.Error() }
+func (e *sshFailure) Unwrap() error { return e.err }
+
 // userSigner is the profile's key with its SSH certificate.
 func userSigner(p *Profile) (ssh.Signer, *ssh.Certificate, error) {
 	again := fmt.Sprintf("run tether login --proxy=%s --user=%s again", p.Proxy, p.User)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/web"
@@ -143,22 +144,20 @@ type leafStatus struct {
 func statusCommand() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "status [-f text|json]",
+		Use:   "status [-f text|json|yaml]",
 		Short: "Show who you are signed in as, where, until when, and the leaf clusters you may see",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("-f %q: use text or json", format)
+			if format != "text" && format != "json" && format != "yaml" {
+				return fmt.Errorf("-f %q: use text, json or yaml", format)
 			}
 			p, err := loadProfile()
 			if err != nil {
 				// An expired profile is still shown, marked EXPIRED, as tsh status does;
 				// the error (exit 1) says to sign in again.
 				if old, rerr := readProfile(); rerr == nil && old.expired(time.Now()) {
-					if format == "json" {
-						enc := json.NewEncoder(cmd.OutOrStdout())
-						enc.SetIndent("", "  ")
-						_ = enc.Encode(statusDocument(old, nil, err))
+					if format != "text" {
+						_ = printDocument(cmd.OutOrStdout(), statusDocument(old, nil, err), format)
 					} else {
 						_ = printStatus(cmd.OutOrStdout(), old, nil)
 					}
@@ -173,11 +172,8 @@ func statusCommand() *cobra.Command {
 				}
 			}
 			leaves := leafRoles(ctxOf(cmd), p, leafNames)
-			if format == "json" {
-				out := statusDocument(p, leaves, cerr)
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+			if format != "text" {
+				return printDocument(cmd.OutOrStdout(), statusDocument(p, leaves, cerr), format)
 			}
 			return printStatus(cmd.OutOrStdout(), p, func(w io.Writer) {
 				if cerr != nil {
@@ -202,7 +198,7 @@ func statusCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text, json or yaml (the JSON document as YAML, as tsh)")
 	return cmd
 }
 
@@ -237,7 +233,7 @@ func printStatus(w io.Writer, p *Profile, more func(io.Writer)) error {
 func clustersCommand() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "clusters [-f text|json]",
+		Use:   "clusters [-f text|json|yaml]",
 		Short: "List the root cluster and the leaf clusters you may see",
 		Long: `List the root cluster and the leaf clusters you may see: the root's admins label the
 leaves, and your roles' cluster_labels decide which you see and are routed to.
@@ -246,8 +242,8 @@ That is the root's view. A leaf's own proxy decides by its own role_map: where i
 your roles, your certificate works there even for a leaf the root hides from you.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("-f %q: use text or json", format)
+			if format != "text" && format != "json" && format != "yaml" {
+				return fmt.Errorf("-f %q: use text, json or yaml", format)
 			}
 			p, err := loadProfile()
 			if err != nil {
@@ -257,10 +253,8 @@ your roles, your certificate works there even for a leaf the root hides from you
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(clustersJSON(clusters, p.SelectedCluster))
+			if format != "text" {
+				return printDocument(cmd.OutOrStdout(), clustersJSON(clusters, p.SelectedCluster), format)
 			}
 			header := []string{"Cluster Name", "Status", "Cluster Type", "Labels", "Selected"}
 			var rows [][]string
@@ -275,7 +269,7 @@ your roles, your certificate works there even for a leaf the root hides from you
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text, json or yaml (the JSON document as YAML, as tsh)")
 	return cmd
 }
 
@@ -342,4 +336,38 @@ func printTable(w io.Writer, header []string, rows [][]string) {
 		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
 	}
 	tw.Flush()
+}
+
+// printDocument writes doc as indented JSON, or with format "yaml" as the same document in
+// block YAML: the JSON's keys, in its order (the JSON is read back as YAML, which it is, and
+// written without its flow style), so the two formats never differ but in syntax.
+func printDocument(w io.Writer, doc any, format string) error {
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if format != "yaml" {
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	blockStyle(&n)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// blockStyle clears the flow and quoting styles JSON's syntax gave n and its children; the
+// encoder quotes again only the strings that need it ("true", "1", ...).
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }

@@ -120,13 +120,16 @@ func tokensCommand() *cobra.Command {
 
 func printTokenAdded(w io.Writer, roles []string, resp web.TokenResponse, ttl time.Duration) error {
 	if len(roles) == 1 && strings.EqualFold(roles[0], resource.TokenRoleTrustedCluster) {
-		_, err := fmt.Fprintf(w, "The cluster invite token: %s\nThis token will expire in %s.\n\nUse this token when defining a trusted cluster resource on a remote cluster.\n",
-			resp.Token, humanTTL(ttl))
+		_, err := fmt.Fprintf(w, "The cluster invite token: %s\nThis token will expire in %s.\n\nUse this token when defining a trusted cluster resource on a remote cluster.\n%s",
+			resp.Token, humanTTL(ttl), tokenShownOnce)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "The invite token: %s\nThis token will expire in %s.\n", resp.Token, humanTTL(ttl))
+	_, err := fmt.Fprintf(w, "The invite token: %s\nThis token will expire in %s.\n%s", resp.Token, humanTTL(ttl), tokenShownOnce)
 	return err
 }
+
+// tokenShownOnce ends tokens add's answer: unlike tctl's, tokens ls cannot show a token again.
+const tokenShownOnce = "Copy it now: the cluster stores tokens hashed, so tetherctl tokens ls shows only its first characters.\n"
 
 // checkTokenTTL refuses a token lifetime of zero or less: the cluster would take zero as
 // its default while tetherctl printed it.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +37,10 @@ func usersCommand() *cobra.Command {
 				u.Spec.Traits = map[string][]string{"logins": l}
 			}
 			if err := putUser(cmd, c, u, false); err != nil {
+				var ae *adminclient.Error
+				if errors.As(err, &ae) && ae.Status == http.StatusConflict {
+					return fmt.Errorf("user %q already exists: tetherctl users update %s --set-roles=... changes its roles, tetherctl users reset %s gives it a new sign-up token", args[0], args[0], args[0])
+				}
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "User %q has been created\n", args[0])

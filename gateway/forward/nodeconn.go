@@ -40,7 +40,8 @@ func NodeFailureMessage(node, cluster, login string, err error) string {
 			node, cluster, cluster, cluster, node)
 	case err != nil && strings.Contains(err.Error(), "ssh: unable to authenticate"):
 		// x/crypto/ssh has no typed error for a server refusing every method offered.
-		return fmt.Sprintf("node %q in cluster %s refused the login %q; ask an admin of %s to check that the node trusts the cluster's openssh CA (TrustedUserCAKeys from tetherctl auth export --type=openssh) and has the user %s",
+		// The usual cause first, for a node agent and an OpenSSH server alike.
+		return fmt.Sprintf("node %q in cluster %s refused the login %q; ask an admin of %s to check that the node has the Unix user %s (an OpenSSH server also needs the cluster's openssh CA as TrustedUserCAKeys: tetherctl auth export --type=openssh)",
 			node, cluster, login, cluster, login)
 	default:
 		return fmt.Sprintf("node %q in cluster %s refused the connection or could not be reached; try again later or ask an admin", node, cluster)

@@ -71,6 +71,13 @@ func TestNodeFailureMessage(t *testing.T) {
 		if !strings.Contains(msg, `node "node1" in cluster leaf refused the login "visitor"`) || !strings.Contains(msg, "auth export --type=openssh") {
 			t.Fatalf("%q (from %v)", msg, err)
 		}
+		// The usual cause first, for either kind of node: the Unix user is missing (a
+		// Tether node agent has no TrustedUserCAKeys; found by the acceptance pass, where
+		// ubuntu@node-east, an agent without the user ubuntu, was sent to sshd's settings).
+		user, ca := strings.Index(msg, "has the Unix user visitor"), strings.Index(msg, "an OpenSSH server also")
+		if user < 0 || ca < 0 || user > ca {
+			t.Fatalf("the missing user is not named first, and TrustedUserCAKeys as OpenSSH's: %q", msg)
+		}
 	})
 	t.Run("nothing_listening_is_unreachable", func(t *testing.T) {
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
