@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherproject/tether/internal/cli"
 	"github.com/tetherproject/tether/internal/relaycopy"
 	"github.com/tetherproject/tether/resource"
 )
@@ -27,7 +28,7 @@ func proxyCommand() *cobra.Command {
 	sshCmd := &cobra.Command{
 		Use:   "ssh [--cluster=X] [login@]node[.cluster][:port]",
 		Short: "Pipe stdin and stdout to a node's SSH server through the proxy (OpenSSH's ProxyCommand: tether proxy ssh --cluster=X %r@%h:%p)",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := args[0]
 			if i := strings.LastIndexByte(target, '@'); i >= 0 {

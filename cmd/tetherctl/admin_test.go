@@ -74,7 +74,7 @@ func TestUnknownCommandsFail(t *testing.T) {
 		{[]string{"policy", "bild"}, `unknown command "bild" for "tetherctl policy"`},
 		{[]string{"version", "extra"}, "unknown command"},
 		{[]string{"status", "extra"}, "unknown command"},
-		{[]string{"get", "role", "user"}, "accepts 1 arg(s), received 2"},
+		{[]string{"get", "role", "user"}, `tetherctl get takes one argument, got "role" "user": tetherctl get (KIND[/NAME][,KIND[/NAME]...] | all)`},
 		{[]string{"tokens", "ls", "extra"}, "unknown command"},
 		{[]string{"get", "--bogus", "role"}, "unknown flag: --bogus"},
 		// tctl habits: an unknown command with flags names the command, not a flag.

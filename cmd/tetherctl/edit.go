@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherproject/tether/internal/cli"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -32,7 +33,7 @@ func editCommand() *cobra.Command {
 			"hold that one resource (its kind and name cannot change). When the result is refused (bad YAML, " +
 			"an unknown field, a rule the cluster enforces) nothing is written, the edited file is kept and " +
 			"its path printed, so the edit is not lost: fix it and run tetherctl create --force FILE.",
-		Args: cobra.ExactArgs(1),
+		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, name, err := parseRef(args[0], true)
 			if err != nil {

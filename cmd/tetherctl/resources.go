@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherproject/tether/internal/cli"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -22,7 +23,7 @@ func createCommand() *cobra.Command {
 		Long: "Create resources from a YAML file of one or more documents. Without --force, a resource that " +
 			"already exists is an error and nothing is written. On a leaf, creating a trusted_cluster " +
 			"establishes trust with the root (its web_proxy_addr) using the invitation token.",
-		Args: cobra.ExactArgs(1),
+		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var data []byte
 			var err error
@@ -80,7 +81,7 @@ func getCommand() *cobra.Command {
 		Long: "Print resources of a running cluster. KIND is role, user, trusted_cluster, rc, cas, token, node, " +
 			"lock or oidc; several may be given comma-separated (get role,user), and all prints every kind. " +
 			"--format text prints tables as tctl does (rc, node, user, token and role get their own columns).",
-		Args: cobra.ExactArgs(1),
+		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			refs, err := parseGetRefs(args[0])
 			if err != nil {
@@ -160,7 +161,7 @@ func rmCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm KIND/NAME",
 		Short: "Delete a resource of a running cluster (rm trusted_cluster/ROOT on a leaf, rm rc/LEAF on a root end a trust)",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, name, err := parseRef(args[0], true)
 			if err != nil {
@@ -198,7 +199,7 @@ That is this root's view only. A root user's certificate still works at the leaf
 proxy when the leaf's role_map maps the user's roles, as in Teleport: to keep a root
 user out of a leaf, the leaf's admin changes its role_map, disables or removes the
 trust, or locks the user there (tetherctl lock on the leaf).`,
-		Args: cobra.ExactArgs(1),
+		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, name, err := parseRef(args[0], true)
 			if err != nil {

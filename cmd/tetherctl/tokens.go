@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetherproject/tether/gateway/web"
+	"github.com/tetherproject/tether/internal/cli"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -101,7 +102,7 @@ func tokensCommand() *cobra.Command {
 	rm := &cobra.Command{
 		Use:   "rm TOKEN",
 		Short: "Delete a token, by value or by the prefix tokens ls shows",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client()
 			if err != nil {

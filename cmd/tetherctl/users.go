@@ -13,6 +13,7 @@ import (
 
 	"github.com/tetherproject/tether/gateway/adminclient"
 	"github.com/tetherproject/tether/gateway/web"
+	"github.com/tetherproject/tether/internal/cli"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -25,7 +26,7 @@ func usersCommand() *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add NAME --roles a,b [--logins x,y]",
 		Short: "Create a user",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client()
 			if err != nil {
@@ -56,7 +57,7 @@ func usersCommand() *cobra.Command {
 	reset := &cobra.Command{
 		Use:   "reset NAME [--ttl 1h]",
 		Short: "Clear a user's password and second factor and issue a new sign-up token",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client()
 			if err != nil {
@@ -77,7 +78,7 @@ func usersCommand() *cobra.Command {
 	update := &cobra.Command{
 		Use:   "update NAME [--set-roles a,b] [--set-logins x,y]",
 		Short: "Change a user's roles or logins",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("set-roles") && !cmd.Flags().Changed("set-logins") {
 				return fmt.Errorf("nothing to update: give --set-roles or --set-logins")
@@ -131,7 +132,7 @@ func usersCommand() *cobra.Command {
 	rm := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Delete a user",
-		Args:  cobra.ExactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := conn.client()
 			if err != nil {

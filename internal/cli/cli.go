@@ -69,3 +69,27 @@ func PlainFlagError(err error) error {
 	}
 	return fmt.Errorf("--%s %q is not %s", ive.GetFlag().Name, ive.GetValue(), want)
 }
+
+// ExactArgs is cobra.ExactArgs(n) said with the command's usage line, so that a missing or
+// extra argument tells what to give ("tetherctl create takes one argument, got none:
+// tetherctl create [-f|--force] FILE"), not cobra's "accepts 1 arg(s), received 0".
+func ExactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == n {
+			return nil
+		}
+		want := "one argument"
+		if n != 1 {
+			want = fmt.Sprintf("%d arguments", n)
+		}
+		got := "none"
+		if len(args) > 0 {
+			quoted := make([]string, len(args))
+			for i, a := range args {
+				quoted[i] = fmt.Sprintf("%q", a)
+			}
+			got = strings.Join(quoted, " ")
+		}
+		return fmt.Errorf("%s takes %s, got %s: %s (see %s --help)", cmd.CommandPath(), want, got, strings.TrimSuffix(cmd.UseLine(), " [flags]"), cmd.CommandPath())
+	}
+}

@@ -71,3 +71,25 @@ func TestFlagValueErrorsAreSaidPlainly(t *testing.T) {
 		}
 	}
 }
+
+// TestExactArgsSaysWhatToGive: a missing or extra argument names the command's usage.
+func TestExactArgsSaysWhatToGive(t *testing.T) {
+	cmd := &cobra.Command{Use: "create [-f|--force] FILE", RunE: func(*cobra.Command, []string) error { return nil }, Args: ExactArgs(1)}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "create takes one argument, got none: create [-f|--force] FILE (see create --help)"},
+		{[]string{"a", "b"}, `create takes one argument, got "a" "b": create [-f|--force] FILE`},
+	} {
+		cmd.SetArgs(tc.args)
+		cmd.SilenceUsage, cmd.SilenceErrors = true, true
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("args %q: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	cmd.SetArgs([]string{"f.yaml"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("one argument: %v", err)
+	}
+}
