@@ -93,6 +93,12 @@ type Node struct {
 	// HeartbeatInterval is how often the node heartbeats (jittered); the cluster shows
 	// it offline after three intervals without one.
 	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
+	// MaxStartups is how many connections may be in the SSH handshake at once (each gets
+	// 30 s); more are closed unanswered (OpenSSH's MaxStartups). Default 100.
+	MaxStartups int `mapstructure:"max_startups"`
+	// MaxSessions is how many sessions one SSH connection may have open at once; more are
+	// refused (OpenSSH's MaxSessions). Default 10.
+	MaxSessions int `mapstructure:"max_sessions"`
 }
 
 // Proxy is the HTTPS web API and the addresses advertised by /webapi/ping.
@@ -334,6 +340,8 @@ var defaults = map[string]any{
 	"node.token":                            "",
 	"node.ca_pin_file":                      "",
 	"node.heartbeat_interval":               "30s",
+	"node.max_startups":                     100,
+	"node.max_sessions":                     10,
 	"log.level":                             "info",
 	"log.format":                            "text",
 }
@@ -629,6 +637,12 @@ func (c *Config) completeNode() error {
 	if n.HeartbeatInterval <= 0 {
 		return fmt.Errorf("node.heartbeat_interval %v must be positive", n.HeartbeatInterval)
 	}
+	if n.MaxStartups <= 0 {
+		return fmt.Errorf("node.max_startups %d must be positive", n.MaxStartups)
+	}
+	if n.MaxSessions <= 0 {
+		return fmt.Errorf("node.max_sessions %d must be positive", n.MaxSessions)
+	}
 	return nil
 }
 
@@ -794,6 +808,11 @@ node:
   ca_pin_file: ""
   # How often the node heartbeats; it is shown offline after three missed intervals.
   heartbeat_interval: 30s
+  # Connections in their SSH handshake at once (30 s each); more are closed unanswered,
+  # as OpenSSH's MaxStartups.
+  max_startups: 100
+  # Sessions open at once on one SSH connection; more are refused, as OpenSSH's MaxSessions.
+  max_sessions: 10
 
 log:
   # debug, info, warn or error

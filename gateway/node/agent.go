@@ -80,7 +80,22 @@ type Config struct {
 	// Ciphers, when set, are the only ciphers the node's SSH server offers (the
 	// cluster's ciphers option, as Teleport's teleport.ciphers); empty: x/crypto's.
 	Ciphers []string
+	// MaxStartups is how many connections may be in the SSH handshake and authentication
+	// at once (OpenSSH's MaxStartups, as its hard limit); a connection over it is closed
+	// unanswered. Each such connection gets at most 30 s (OpenSSH's LoginGraceTime). Zero
+	// means DefaultMaxStartups.
+	MaxStartups int
+	// MaxSessions is how many session channels one connection may have open at once
+	// (OpenSSH's MaxSessions); more are refused as a resource shortage. Zero means
+	// DefaultMaxSessions.
+	MaxSessions int
 }
+
+// Defaults of the connection limits, OpenSSH's.
+const (
+	DefaultMaxStartups = 100
+	DefaultMaxSessions = 10
+)
 
 // Agent is a running node agent. Create it with New, run it with Run.
 type Agent struct {
@@ -108,6 +123,12 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.MaxStartups <= 0 {
+		cfg.MaxStartups = DefaultMaxStartups
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

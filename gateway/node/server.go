@@ -30,6 +30,9 @@ func (a *Agent) serve(ctx context.Context) error {
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		conns = map[net.Conn]struct{}{}
+		// startups holds a place for each connection in its handshake (MaxStartups).
+		startups = make(chan struct{}, a.cfg.MaxStartups)
+		refused  refusalReport
 	)
 	stop := context.AfterFunc(ctx, func() {
 		a.listener.Close()
@@ -53,6 +56,17 @@ func (a *Agent) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("node: accepting SSH connections: %w", err)
 		}
+		select {
+		case startups <- struct{}{}:
+		default:
+			// As sshd over MaxStartups: closed unanswered, before any work is done for it.
+			c.Close()
+			if n, first := refused.add(time.Now()); first {
+				a.log.Warn("refused connections: MaxStartups connections are in their SSH handshake",
+					"max_startups", a.cfg.MaxStartups, "remote", c.RemoteAddr().String(), "refused_last_minute", n)
+			}
+			continue
+		}
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()
@@ -60,7 +74,10 @@ func (a *Agent) serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { mu.Lock(); delete(conns, c); mu.Unlock() }()
-			a.handleConn(ctx, c)
+			var once sync.Once
+			handshaken := func() { once.Do(func() { <-startups }) }
+			defer handshaken()
+			a.handleConn(ctx, c, handshaken)
 		}()
 	}
 }
@@ -181,10 +198,12 @@ func (a *Agent) authenticate(id *identity, meta ssh.ConnMetadata, key ssh.Public
 
 // handleConn runs the handshake and then the connection's channels and requests. The
 // connection ends when its certificate expires.
-func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
+// handshaken is called once the handshake has ended, successfully or not.
+func (a *Agent) handleConn(ctx context.Context, c net.Conn, handshaken func()) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(c, a.serverConfig())
+	handshaken()
 	if err != nil {
 		a.log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
@@ -225,17 +244,27 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
 	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	sessions := make(chan struct{}, a.cfg.MaxSessions)
 	for nc := range chans {
 		switch nc.ChannelType() {
 		case "session":
+			select {
+			case sessions <- struct{}{}:
+			default:
+				log.Warn("refused a session: MaxSessions sessions are open on this connection", "max_sessions", a.cfg.MaxSessions)
+				_ = nc.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions at once on one connection (MaxSessions)", a.cfg.MaxSessions))
+				continue
+			}
 			ch, creqs, err := nc.Accept()
 			if err != nil {
+				<-sessions
 				log.Debug("accepting a session channel", "err", err)
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() { <-sessions }()
 				a.runSession(ctx, sc, ch, creqs, log)
 			}()
 		case "direct-tcpip":
@@ -252,4 +281,22 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
 			_ = nc.Reject(ssh.UnknownChannelType, fmt.Sprintf("channel type %q is not served by this node", nc.ChannelType()))
 		}
 	}
+}
+
+// refusalReport keeps the log to one line a minute while connections are being refused,
+// however many there are (a flood would otherwise become a flood of log lines).
+type refusalReport struct {
+	since time.Time
+	n     int
+}
+
+// add counts a refusal at now; first says whether it opens a new minute, which the
+// caller logs with n, the refusals of the minute before.
+func (r *refusalReport) add(now time.Time) (n int, first bool) {
+	r.n++
+	if now.Sub(r.since) < time.Minute {
+		return r.n, false
+	}
+	n, r.since, r.n = r.n, now, 0
+	return n, true
 }
