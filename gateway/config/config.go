@@ -130,6 +130,10 @@ type Proxy struct {
 	// faster). false never opens it: one tunnel per root replica, for operators counting
 	// connections. Node lists, heartbeats and control stay on QUIC either way.
 	TunnelBulkSSH bool `mapstructure:"tunnel_bulk_ssh"`
+	// SSHMaxStartups is how many connections the user SSH entry holds in their SSH
+	// handshake at once (each gets 20 s); more are closed unanswered (OpenSSH's
+	// MaxStartups, as its hard limit). Default 100.
+	SSHMaxStartups int `mapstructure:"ssh_max_startups"`
 
 	// TunnelListenDefaulted and TunnelPublicDefaulted record that the addresses above
 	// were derived, not set: a taken default port then moves to a free one, and the
@@ -309,6 +313,7 @@ var defaults = map[string]any{
 	"proxy.tunnel_listen_addr":              "",
 	"proxy.tunnel_disable_quic":             false,
 	"proxy.tunnel_bulk_ssh":                 true,
+	"proxy.ssh_max_startups":                100,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
 	"storage.redis.username":                "",
@@ -515,6 +520,9 @@ func (c *Config) complete() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Proxy.WebListenAddr); err != nil {
 		return fmt.Errorf("proxy.web_listen_addr %q: want host:port", c.Proxy.WebListenAddr)
+	}
+	if c.Proxy.SSHMaxStartups <= 0 {
+		return fmt.Errorf("proxy.ssh_max_startups %d must be positive", c.Proxy.SSHMaxStartups)
 	}
 	if c.Proxy.PublicAddr == "" {
 		c.Proxy.PublicAddr = c.Proxy.WebListenAddr
@@ -733,6 +741,9 @@ proxy:
   # which costs less CPU per byte; closed after 10 minutes without a session. Node lists
   # and heartbeats stay on QUIC. false: never, one tunnel per root replica.
   tunnel_bulk_ssh: true
+  # Connections in their SSH handshake at once on the user SSH entry (20 s each); more
+  # are closed unanswered, as OpenSSH's MaxStartups.
+  ssh_max_startups: 100
 
 storage:
   # embedded: one process, a log file under data_dir. redis: replicated gateways.

@@ -213,6 +213,7 @@ func TestNodeSection(t *testing.T) {
 		{"node_alone_needs_auth_server", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  listen_addr: 127.0.0.1:0\n", "node.auth_server is required"},
 		{"node_name_is_a_host_name", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: 'bad name'\n  auth_server: 127.0.0.1:3080\n", "node.name"},
 		{"heartbeat_interval_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  heartbeat_interval: 0s\n", "heartbeat_interval"},
+		{"proxy_ssh_max_startups_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups: 0\n", "proxy.ssh_max_startups"},
 		{"max_startups_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups: 0\n", "node.max_startups"},
 		{"max_sessions_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_sessions: -1\n", "node.max_sessions"},
 		{"missing_pin_file", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  ca_pin_file: /nonexistent/ca.pem\n", "node.ca_pin_file"},
@@ -255,7 +256,7 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh)",
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, ssh_max_startups)",
 		path + ":6: unknown key foo (",
 	} {
 		if !strings.Contains(msg, want) {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/internal/startups"
 )
 
 // Permission extensions the authentication callback hands to the session.
@@ -30,9 +31,8 @@ func (a *Agent) serve(ctx context.Context) error {
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		conns = map[net.Conn]struct{}{}
-		// startups holds a place for each connection in its handshake (MaxStartups).
-		startups = make(chan struct{}, a.cfg.MaxStartups)
-		refused  refusalReport
+		// limit holds a place for each connection in its handshake (MaxStartups).
+		limit = startups.New(a.cfg.MaxStartups)
 	)
 	stop := context.AfterFunc(ctx, func() {
 		a.listener.Close()
@@ -56,14 +56,12 @@ func (a *Agent) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("node: accepting SSH connections: %w", err)
 		}
-		select {
-		case startups <- struct{}{}:
-		default:
-			// As sshd over MaxStartups: closed unanswered, before any work is done for it.
+		handshaken, ok := limit.Take()
+		if !ok {
 			c.Close()
-			if n, first := refused.add(time.Now()); first {
-				a.log.Warn("refused connections: MaxStartups connections are in their SSH handshake",
-					"max_startups", a.cfg.MaxStartups, "remote", c.RemoteAddr().String(), "refused_last_minute", n)
+			if n, report := limit.Refused(time.Now()); report {
+				a.log.Warn("refused connections: max_startups connections are in their SSH handshake",
+					"max_startups", limit.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
 			}
 			continue
 		}
@@ -74,8 +72,6 @@ func (a *Agent) serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { mu.Lock(); delete(conns, c); mu.Unlock() }()
-			var once sync.Once
-			handshaken := func() { once.Do(func() { <-startups }) }
 			defer handshaken()
 			a.handleConn(ctx, c, handshaken)
 		}()
@@ -281,22 +277,4 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn, handshaken func()) {
 			_ = nc.Reject(ssh.UnknownChannelType, fmt.Sprintf("channel type %q is not served by this node", nc.ChannelType()))
 		}
 	}
-}
-
-// refusalReport keeps the log to one line a minute while connections are being refused,
-// however many there are (a flood would otherwise become a flood of log lines).
-type refusalReport struct {
-	since time.Time
-	n     int
-}
-
-// add counts a refusal at now; first says whether it opens a new minute, which the
-// caller logs with n, the refusals of the minute before.
-func (r *refusalReport) add(now time.Time) (n int, first bool) {
-	r.n++
-	if now.Sub(r.since) < time.Minute {
-		return r.n, false
-	}
-	n, r.since, r.n = r.n, now, 0
-	return n, true
 }
