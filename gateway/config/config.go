@@ -99,6 +99,9 @@ type Node struct {
 	// MaxSessions is how many sessions one SSH connection may have open at once; more are
 	// refused (OpenSSH's MaxSessions). Default 10.
 	MaxSessions int `mapstructure:"max_sessions"`
+	// MaxRemoteForwards is how many remote forwards (ssh -R) one SSH connection may hold
+	// at once; more are refused (each is a helper process of the login's). Default 32.
+	MaxRemoteForwards int `mapstructure:"max_remote_forwards"`
 }
 
 // Proxy is the HTTPS web API and the addresses advertised by /webapi/ping.
@@ -347,6 +350,7 @@ var defaults = map[string]any{
 	"node.heartbeat_interval":               "30s",
 	"node.max_startups":                     100,
 	"node.max_sessions":                     10,
+	"node.max_remote_forwards":              32,
 	"log.level":                             "info",
 	"log.format":                            "text",
 }
@@ -651,6 +655,9 @@ func (c *Config) completeNode() error {
 	if n.MaxSessions <= 0 {
 		return fmt.Errorf("node.max_sessions %d must be positive", n.MaxSessions)
 	}
+	if n.MaxRemoteForwards <= 0 {
+		return fmt.Errorf("node.max_remote_forwards %d must be positive", n.MaxRemoteForwards)
+	}
 	return nil
 }
 
@@ -824,6 +831,8 @@ node:
   max_startups: 100
   # Sessions open at once on one SSH connection; more are refused, as OpenSSH's MaxSessions.
   max_sessions: 10
+  # Remote forwards (ssh -R) one SSH connection may hold at once; more are refused.
+  max_remote_forwards: 32
 
 log:
   # debug, info, warn or error

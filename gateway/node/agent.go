@@ -89,12 +89,18 @@ type Config struct {
 	// (OpenSSH's MaxSessions); more are refused as a resource shortage. Zero means
 	// DefaultMaxSessions.
 	MaxSessions int
+	// MaxRemoteForwards is how many remote forwards (ssh -R) one connection may hold at
+	// once; more are refused. Each is a helper process of the login's when the agent runs
+	// as root. Zero means DefaultMaxRemoteForwards.
+	MaxRemoteForwards int
 }
 
 // Defaults of the connection limits, OpenSSH's.
 const (
 	DefaultMaxStartups = 100
 	DefaultMaxSessions = 10
+	// DefaultMaxRemoteForwards has no OpenSSH counterpart: sshd listens in one process.
+	DefaultMaxRemoteForwards = 32
 )
 
 // Agent is a running node agent. Create it with New, run it with Run.
@@ -129,6 +135,9 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.MaxRemoteForwards <= 0 {
+		cfg.MaxRemoteForwards = DefaultMaxRemoteForwards
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -139,3 +139,39 @@ func TestSessionsPerConnectionAreBounded(t *testing.T) {
 		t.Fatalf("the refusal was not logged:\n%s", n.log.String())
 	}
 }
+
+// Each remote forward (ssh -R) of a root agent is a helper process of the login's
+// (`tetherd node-net listen`, ≈ 4 MB) for the forward's life. A user whose certificate
+// permits port forwarding asked for as many as they liked on one connection, each on port
+// 0, until the node ran out of memory or processes. At most MaxRemoteForwards live at once
+// on one connection; more are refused, and a cancelled forward frees its place.
+func TestRemoteForwardsPerConnectionAreBounded(t *testing.T) {
+	const limit = 2
+	n := startSSHNode(t, func(c *node.Config) { c.MaxRemoteForwards = limit })
+	login := n.user.Username
+	c := n.dial(t, n.key(t, login), login)
+
+	var open []net.Listener
+	for i := 0; i < limit; i++ {
+		l, err := c.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("forward %d within MaxRemoteForwards=%d: %v\nnode log:\n%s", i, limit, err, n.log.String())
+		}
+		open = append(open, l)
+	}
+	if l, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
+		l.Close()
+		t.Fatalf("a remote forward over MaxRemoteForwards=%d was granted", limit)
+	}
+	if err := open[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("no forward after one was cancelled: %v", err)
+	}
+	l.Close()
+	if !strings.Contains(n.log.String(), "max_remote_forwards") {
+		t.Fatalf("the refusal was not logged:\n%s", n.log.String())
+	}
+}
