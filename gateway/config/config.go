@@ -102,6 +102,9 @@ type Node struct {
 	// MaxRemoteForwards is how many remote forwards (ssh -R) one SSH connection may hold
 	// at once; more are refused (each is a helper process of the login's). Default 32.
 	MaxRemoteForwards int `mapstructure:"max_remote_forwards"`
+	// MaxNetHelpers is how many port forwarding helper processes (≈ 4 MB each) a root
+	// agent runs at once; a forward needing one more is refused. Default 256.
+	MaxNetHelpers int `mapstructure:"max_net_helpers"`
 }
 
 // Proxy is the HTTPS web API and the addresses advertised by /webapi/ping.
@@ -351,6 +354,7 @@ var defaults = map[string]any{
 	"node.max_startups":                     100,
 	"node.max_sessions":                     10,
 	"node.max_remote_forwards":              32,
+	"node.max_net_helpers":                  256,
 	"log.level":                             "info",
 	"log.format":                            "text",
 }
@@ -658,6 +662,9 @@ func (c *Config) completeNode() error {
 	if n.MaxRemoteForwards <= 0 {
 		return fmt.Errorf("node.max_remote_forwards %d must be positive", n.MaxRemoteForwards)
 	}
+	if n.MaxNetHelpers <= 0 {
+		return fmt.Errorf("node.max_net_helpers %d must be positive", n.MaxNetHelpers)
+	}
 	return nil
 }
 
@@ -833,6 +840,9 @@ node:
   max_sessions: 10
   # Remote forwards (ssh -R) one SSH connection may hold at once; more are refused.
   max_remote_forwards: 32
+  # Port forwarding helper processes (tetherd node-net as the login, about 4 MB each: one
+  # per connection that dialed in the last minute, one per ssh -R) at once on this node.
+  max_net_helpers: 256
 
 log:
   # debug, info, warn or error

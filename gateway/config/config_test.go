@@ -217,6 +217,7 @@ func TestNodeSection(t *testing.T) {
 		{"max_startups_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups: 0\n", "node.max_startups"},
 		{"max_sessions_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_sessions: -1\n", "node.max_sessions"},
 		{"max_remote_forwards_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_remote_forwards: 0\n", "node.max_remote_forwards"},
+		{"max_net_helpers_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_net_helpers: -3\n", "node.max_net_helpers"},
 		{"missing_pin_file", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  ca_pin_file: /nonexistent/ca.pem\n", "node.ca_pin_file"},
 		{"cluster_still_needs_a_name_without_a_node", "data_dir: /tmp/x\n", "cluster_name is required"},
 		{"public_addr_needed_on_all_addresses", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n", "node.public_addr is required"},
@@ -234,7 +235,8 @@ func TestNodeSection(t *testing.T) {
 					t.Fatal(err)
 				}
 				if c.Node.HeartbeatInterval != 30*time.Second || c.Node.ListenAddr != "0.0.0.0:3022" ||
-					c.Node.MaxStartups != 100 || c.Node.MaxSessions != 10 || c.Node.MaxRemoteForwards != 32 {
+					c.Node.MaxStartups != 100 || c.Node.MaxSessions != 10 || c.Node.MaxRemoteForwards != 32 ||
+					c.Node.MaxNetHelpers != 256 {
 					t.Fatalf("defaults: %+v", c.Node)
 				}
 				return

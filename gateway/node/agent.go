@@ -93,6 +93,11 @@ type Config struct {
 	// once; more are refused. Each is a helper process of the login's when the agent runs
 	// as root. Zero means DefaultMaxRemoteForwards.
 	MaxRemoteForwards int
+	// MaxNetHelpers is how many port forwarding helper processes (`tetherd node-net`, ≈ 4
+	// MB each: one per connection that dialed in the last minute, one per ssh -R) a root
+	// agent runs at once; a forward that needs one more is refused. Zero means
+	// DefaultMaxNetHelpers.
+	MaxNetHelpers int
 }
 
 // Defaults of the connection limits, OpenSSH's.
@@ -101,6 +106,8 @@ const (
 	DefaultMaxSessions = 10
 	// DefaultMaxRemoteForwards has no OpenSSH counterpart: sshd listens in one process.
 	DefaultMaxRemoteForwards = 32
+	// DefaultMaxNetHelpers keeps the helpers under about 1 GiB.
+	DefaultMaxNetHelpers = 256
 )
 
 // Agent is a running node agent. Create it with New, run it with Run.
@@ -115,6 +122,8 @@ type Agent struct {
 	// removed is set when the cluster answers a heartbeat that it no longer knows this
 	// node (an admin removed it): from then on no one logs in.
 	removed atomic.Bool
+	// netHelpers holds a place for each running node-net helper (MaxNetHelpers).
+	netHelpers chan struct{}
 }
 
 // New checks cfg, loads the node's identity or joins the cluster with the token, and
@@ -139,6 +148,9 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.MaxRemoteForwards <= 0 {
 		cfg.MaxRemoteForwards = DefaultMaxRemoteForwards
 	}
+	if cfg.MaxNetHelpers <= 0 {
+		cfg.MaxNetHelpers = DefaultMaxNetHelpers
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -159,7 +171,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		}
 		cfg.NetCommand = []string{exe, NetSubcommand}
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "node", "node", cfg.Name)}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "node", "node", cfg.Name), netHelpers: make(chan struct{}, cfg.MaxNetHelpers)}
 	key, err := loadOrCreateKey(cfg.Dir)
 	if err != nil {
 		return nil, err

@@ -175,3 +175,45 @@ func TestRemoteForwardsPerConnectionAreBounded(t *testing.T) {
 		t.Fatalf("the refusal was not logged:\n%s", n.log.String())
 	}
 }
+
+// Authenticated connections are not bounded on the node (the enforcement point opens one
+// per user connection), and each that forwards holds a helper process of ≈ 4 MB: a dial
+// helper for up to a minute idle, a listen helper per ssh -R. Many users' connections (or
+// one user's many) grew them without bound. At most MaxNetHelpers run at once on the
+// node; a forward over it is refused, and a helper that ended frees its place.
+func TestNetHelpersAreBoundedOnTheNode(t *testing.T) {
+	n := startSSHNode(t, func(c *node.Config) { c.MaxNetHelpers = 1 })
+	login := n.user.Username
+	key := n.key(t, login)
+	first, second := n.dial(t, key, login), n.dial(t, key, login)
+
+	l, err := first.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("the first forward: %v\nnode log:\n%s", err, n.log.String())
+	}
+	if l2, err := second.Listen("tcp", "127.0.0.1:0"); err == nil {
+		l2.Close()
+		t.Fatal("a second helper was started over MaxNetHelpers=1")
+	}
+	if _, err := second.Dial("tcp", l.Addr().String()); err == nil {
+		t.Fatal("a dial helper was started over MaxNetHelpers=1")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l2, err := second.Listen("tcp", "127.0.0.1:0")
+		if err == nil {
+			l2.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no forward after the helper ended: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(n.log.String(), "max_net_helpers") {
+		t.Fatalf("the refusal was not logged:\n%s", n.log.String())
+	}
+}
