@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/config"
 )
 
@@ -75,6 +81,85 @@ func TestProxySSHHandshakesAreBounded(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatal("no handshake after a place was freed")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// A signed-in user could open session and direct-tcpip channels without bound on one
+// connection to the proxy's SSH entry, each a goroutine and, once routed, a tunnel stream
+// and an SSH handshake at a leaf that the user may leave stalled: one connection tied up
+// the leaf's tunnel. With proxy.ssh_max_sessions such channels open at once, the next is
+// refused; a channel closed frees its place.
+func TestProxySSHChannelsPerConnectionAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "tether.yaml")
+	yaml := "cluster_name: root.example.com\ndata_dir: " + filepath.Join(dir, "data") +
+		"\nproxy:\n  web_listen_addr: 127.0.0.1:0\n  ssh_max_sessions: 2\n"
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, cfg, func(g *Gateway) {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		signer, err := ssh.NewSignerFromKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := g.auth.CA().User.IssueUser(ca.UserCertRequest{PublicKey: signer.PublicKey(), Username: "alice", Logins: []string{"admin"},
+			Roles: []string{"access"}, TTL: 5 * time.Minute, MaxTTL: 5 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		certSigner, err := ssh.NewCertSigner(cert, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ssh.Dial("tcp", g.Addr(), &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// A session that asks for nothing, and a direct-tcpip channel being decided, each
+		// hold a place.
+		s1, _, err := c.OpenChannel("session", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2, _, err := c.OpenChannel("session", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = c.OpenChannel("session", nil)
+		var oe *ssh.OpenChannelError
+		if !errors.As(err, &oe) || oe.Reason != ssh.ResourceShortage {
+			t.Fatalf("a session over ssh_max_sessions=2: %v, want a resource-shortage refusal", err)
+		}
+		_, _, err = c.OpenChannel("direct-tcpip", ssh.Marshal(struct {
+			Host     string
+			Port     uint32
+			OrigHost string
+			OrigPort uint32
+		}{"web1", 22, "127.0.0.1", 1}))
+		if !errors.As(err, &oe) || oe.Reason != ssh.ResourceShortage {
+			t.Fatalf("a direct-tcpip channel over ssh_max_sessions=2: %v, want a resource-shortage refusal", err)
+		}
+		s1.Close()
+		s2.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ch, _, err := c.OpenChannel("session", nil)
+			if err == nil {
+				ch.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no session after the others closed: %v", err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -140,6 +140,10 @@ type Proxy struct {
 	// handshake at once (each gets 20 s); more are closed unanswered (OpenSSH's
 	// MaxStartups, as its hard limit). Default 100.
 	SSHMaxStartups int `mapstructure:"ssh_max_startups"`
+	// SSHMaxSessions is how many session and direct-tcpip (ssh -J) channels one
+	// connection to the user SSH entry may have open at once; more are refused (OpenSSH's
+	// MaxSessions, counting both kinds). Default 10.
+	SSHMaxSessions int `mapstructure:"ssh_max_sessions"`
 
 	// TunnelListenDefaulted and TunnelPublicDefaulted record that the addresses above
 	// were derived, not set: a taken default port then moves to a free one, and the
@@ -320,6 +324,7 @@ var defaults = map[string]any{
 	"proxy.tunnel_disable_quic":             false,
 	"proxy.tunnel_bulk_ssh":                 true,
 	"proxy.ssh_max_startups":                100,
+	"proxy.ssh_max_sessions":                10,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
 	"storage.redis.username":                "",
@@ -531,6 +536,9 @@ func (c *Config) complete() error {
 	}
 	if c.Proxy.SSHMaxStartups <= 0 {
 		return fmt.Errorf("proxy.ssh_max_startups %d must be positive", c.Proxy.SSHMaxStartups)
+	}
+	if c.Proxy.SSHMaxSessions <= 0 {
+		return fmt.Errorf("proxy.ssh_max_sessions %d must be positive", c.Proxy.SSHMaxSessions)
 	}
 	if c.Proxy.PublicAddr == "" {
 		c.Proxy.PublicAddr = c.Proxy.WebListenAddr
@@ -758,6 +766,9 @@ proxy:
   # Connections in their SSH handshake at once on the user SSH entry (20 s each); more
   # are closed unanswered, as OpenSSH's MaxStartups.
   ssh_max_startups: 100
+  # Sessions and ssh -J channels open at once on one connection to the user SSH entry;
+  # more are refused, as OpenSSH's MaxSessions.
+  ssh_max_sessions: 10
 
 storage:
   # embedded: one process, a log file under data_dir. redis: replicated gateways.

@@ -73,10 +73,18 @@ type Config struct {
 	// MaxStartups, as its hard limit); one over it is closed unanswered. Zero means
 	// DefaultMaxStartups.
 	MaxStartups int
+	// MaxSessions is how many session and direct-tcpip channels one connection may have
+	// open at once (OpenSSH's MaxSessions, counting both kinds: each may become a tunnel
+	// stream and a handshake at a leaf); more are refused as a resource shortage. Zero
+	// means DefaultMaxSessions.
+	MaxSessions int
 }
 
-// DefaultMaxStartups is OpenSSH's MaxStartups hard limit.
-const DefaultMaxStartups = 100
+// Defaults of the connection limits, OpenSSH's.
+const (
+	DefaultMaxStartups = 100
+	DefaultMaxSessions = 10
+)
 
 // Server is the SSH entry of a proxy.
 type Server struct {
@@ -239,26 +247,42 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, handshaken func()
 		sconn.Close()
 	}()
 	var wg sync.WaitGroup
+	maxSessions := s.cfg.MaxSessions
+	if maxSessions <= 0 {
+		maxSessions = DefaultMaxSessions
+	}
+	open := make(chan struct{}, maxSessions)
 	for nc := range chans {
+		if t := nc.ChannelType(); t != "session" && t != "direct-tcpip" {
+			_ = nc.Reject(ssh.Prohibited, "the proxy serves the subsystem proxy:NODE:PORT@CLUSTER (tether ssh, or tether proxy ssh as OpenSSH's ProxyCommand) and ProxyJump (ssh -J) to nodes")
+			continue
+		}
+		select {
+		case open <- struct{}{}:
+		default:
+			s.log.Warn("refused a channel: ssh_max_sessions channels are open on this connection", "user", id.ID.Username,
+				"remote", conn.RemoteAddr().String(), "channel", nc.ChannelType(), "max_sessions", maxSessions)
+			_ = nc.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions and ssh -J channels at once on one connection (proxy.ssh_max_sessions)", maxSessions))
+			continue
+		}
 		if nc.ChannelType() == "direct-tcpip" {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() { <-open }()
 				s.directTCPIP(ctx, sconn, id, nc)
 			}()
 			continue
 		}
-		if nc.ChannelType() != "session" {
-			_ = nc.Reject(ssh.Prohibited, "the proxy serves the subsystem proxy:NODE:PORT@CLUSTER (tether ssh, or tether proxy ssh as OpenSSH's ProxyCommand) and ProxyJump (ssh -J) to nodes")
-			continue
-		}
 		ch, creqs, err := nc.Accept()
 		if err != nil {
+			<-open
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-open }()
 			s.session(ctx, sconn, id, ch, creqs)
 		}()
 	}
