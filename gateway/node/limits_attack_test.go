@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -215,5 +216,38 @@ func TestNetHelpersAreBoundedOnTheNode(t *testing.T) {
 	}
 	if !strings.Contains(n.log.String(), "max_net_helpers") {
 		t.Fatalf("the refusal was not logged:\n%s", n.log.String())
+	}
+}
+
+// A session kept every env request it accepted: one session could send LC_* variables
+// without bound (each up to a packet) and grow the agent's memory until the program
+// started, or forever if none did. As sshd (session_env_req), at most 128 are kept; a name
+// sent again replaces its value.
+func TestEnvironmentRequestsAreBounded(t *testing.T) {
+	n := startSSHNode(t)
+	login := n.user.Username
+	c := n.dial(t, n.key(t, login), login)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 128; i++ {
+		if err := s.Setenv(fmt.Sprintf("LC_X%d", i), "v"); err != nil {
+			t.Fatalf("variable %d of 128: %v", i, err)
+		}
+	}
+	if err := s.Setenv("LC_X0", "again"); err != nil {
+		t.Fatalf("a name sent again: %v", err)
+	}
+	if err := s.Setenv("LC_ONE_MORE", "v"); err == nil {
+		t.Fatal("a 129th variable was accepted")
+	}
+	out, err := s.Output("echo $LC_X0 $LC_X127 ${LC_ONE_MORE-unset}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "again v unset" {
+		t.Fatalf("environment %q, want %q", got, "again v unset")
 	}
 }
