@@ -95,6 +95,7 @@ func (g *Gateway) newSSHAccess(publicHosts []string) error {
 		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
 		TrustedUserKeys: userCAKeys(g.auth), Forward: g.forward, RemoteCluster: lookupRemoteCluster(g.auth),
 		HostPrincipals: publicHosts, Logger: g.log, Auditor: g.auditor, Ciphers: g.cfg.Ciphers,
+		MaxStartups: g.cfg.Proxy.SSHMaxStartups, MaxSessions: g.cfg.Proxy.SSHMaxSessions,
 	})
 	return err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/tetherproject/tether/internal/startups"
 	"github.com/tetherproject/tether/transport/frame"
 )
 
@@ -55,6 +56,10 @@ type ServerConfig struct {
 	// MaxConcurrentHellos bounds hellos in progress; beyond it a leaf is told to retry
 	// after a random delay up to RetrySpread, so a crowd spreads out. Zero: 256.
 	MaxConcurrentHellos int
+	// MaxSSHStartups bounds SSH fallback connections in their handshake (SSH, chain
+	// exchange, hello) at once; one over it is closed unanswered, and its agent backs off
+	// as from any failed connect. Zero: DefaultMaxSSHStartups.
+	MaxSSHStartups int
 	// MaxTunnelsPerCluster bounds the tunnels one leaf cluster may hold on this replica
 	// (default 64: a few agents, each moving between carriers), so one leaf's credentials
 	// cannot exhaust the root. Beyond it the hello is refused.
@@ -120,6 +125,8 @@ type Server struct {
 	wg   sync.WaitGroup
 
 	hellos chan struct{} // semaphore of hellos in progress
+	// sshStartups bounds SSH fallback connections before their chain was verified.
+	sshStartups *startups.Limit
 
 	mu      sync.Mutex
 	tunnels map[string][]*rootTunnel
@@ -168,6 +175,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxConcurrentHellos == 0 {
 		cfg.MaxConcurrentHellos = 256
 	}
+	if cfg.MaxSSHStartups <= 0 {
+		cfg.MaxSSHStartups = DefaultMaxSSHStartups
+	}
 	if cfg.MaxTunnelsPerCluster == 0 {
 		cfg.MaxTunnelsPerCluster = 64
 	}
@@ -186,7 +196,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, log: log.With("component", "tunnel-server"), ctx: ctx, stop: stop,
-		hellos: make(chan struct{}, cfg.MaxConcurrentHellos), tunnels: map[string][]*rootTunnel{}}, nil
+		hellos: make(chan struct{}, cfg.MaxConcurrentHellos), sshStartups: startups.New(cfg.MaxSSHStartups), tunnels: map[string][]*rootTunnel{}}, nil
 }
 
 func (s *Server) certificate() (*tls.Certificate, error) {
@@ -297,7 +307,16 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 				time.Sleep(50 * time.Millisecond) // EMFILE and friends: do not spin
 				continue
 			}
-			s.wg.Go(func() { s.serveTCP(c) })
+			handshaken, ok := s.sshStartups.Take()
+			if !ok {
+				c.Close()
+				if n, report := s.sshStartups.Refused(time.Now()); report {
+					s.log.Warn("refused SSH tunnel connections: MaxSSHStartups connections are in their handshake",
+						"max_ssh_startups", s.sshStartups.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
+				}
+				continue
+			}
+			s.wg.Go(func() { s.serveTCP(c, handshaken) })
 		}
 	})
 	s.log.Info("serving SSH fallback tunnels", "addr", ln.Addr().String())
@@ -328,7 +347,9 @@ func (s *Server) serveQUIC(conn *quic.Conn) {
 	s.serveLink(l, cluster)
 }
 
-func (s *Server) serveTCP(c net.Conn) {
+// handshaken is called once the SSH handshake and chain exchange have ended.
+func (s *Server) serveTCP(c net.Conn, handshaken func()) {
+	defer handshaken()
 	cert, err := s.certificate()
 	if err != nil {
 		s.log.Error("no tunnel certificate", "err", err)
@@ -336,6 +357,7 @@ func (s *Server) serveTCP(c net.Conn) {
 		return
 	}
 	l, cluster, err := acceptSSH(c, cert, s.cfg.VerifyLeaf, s.cfg.HandshakeTimeout)
+	handshaken()
 	if err != nil {
 		s.log.Info("refused SSH tunnel", "remote", c.RemoteAddr().String(), "err", err)
 		return

@@ -93,6 +93,18 @@ type Node struct {
 	// HeartbeatInterval is how often the node heartbeats (jittered); the cluster shows
 	// it offline after three intervals without one.
 	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
+	// MaxStartups is how many connections may be in the SSH handshake at once (each gets
+	// 30 s); more are closed unanswered (OpenSSH's MaxStartups). Default 100.
+	MaxStartups int `mapstructure:"max_startups"`
+	// MaxSessions is how many sessions one SSH connection may have open at once; more are
+	// refused (OpenSSH's MaxSessions). Default 10.
+	MaxSessions int `mapstructure:"max_sessions"`
+	// MaxRemoteForwards is how many remote forwards (ssh -R) one SSH connection may hold
+	// at once; more are refused (each is a helper process of the login's). Default 32.
+	MaxRemoteForwards int `mapstructure:"max_remote_forwards"`
+	// MaxNetHelpers is how many port forwarding helper processes (≈ 4 MB each) a root
+	// agent runs at once; a forward needing one more is refused. Default 256.
+	MaxNetHelpers int `mapstructure:"max_net_helpers"`
 }
 
 // Proxy is the HTTPS web API and the addresses advertised by /webapi/ping.
@@ -128,6 +140,14 @@ type Proxy struct {
 	// with each connected leaf, which is how soon a leaf's CA rotation reaches it (its
 	// own reach its leaves within a second of each phase).
 	TunnelCAExchangeInterval time.Duration `mapstructure:"tunnel_ca_exchange_interval"`
+	// SSHMaxStartups is how many connections the user SSH entry holds in their SSH
+	// handshake at once (each gets 20 s); more are closed unanswered (OpenSSH's
+	// MaxStartups, as its hard limit). Default 100.
+	SSHMaxStartups int `mapstructure:"ssh_max_startups"`
+	// SSHMaxSessions is how many session and direct-tcpip (ssh -J) channels one
+	// connection to the user SSH entry may have open at once; more are refused (OpenSSH's
+	// MaxSessions, counting both kinds). Default 10.
+	SSHMaxSessions int `mapstructure:"ssh_max_sessions"`
 
 	// TunnelListenDefaulted and TunnelPublicDefaulted record that the addresses above
 	// were derived, not set: a taken default port then moves to a free one, and the
@@ -308,6 +328,8 @@ var defaults = map[string]any{
 	"proxy.tunnel_disable_quic":             false,
 	"proxy.tunnel_bulk_ssh":                 true,
 	"proxy.tunnel_ca_exchange_interval":     "1m",
+	"proxy.ssh_max_startups":                100,
+	"proxy.ssh_max_sessions":                10,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
 	"storage.redis.username":                "",
@@ -339,6 +361,10 @@ var defaults = map[string]any{
 	"node.token":                            "",
 	"node.ca_pin_file":                      "",
 	"node.heartbeat_interval":               "30s",
+	"node.max_startups":                     100,
+	"node.max_sessions":                     10,
+	"node.max_remote_forwards":              32,
+	"node.max_net_helpers":                  256,
 	"log.level":                             "info",
 	"log.format":                            "text",
 }
@@ -513,6 +539,12 @@ func (c *Config) complete() error {
 	if _, _, err := net.SplitHostPort(c.Proxy.WebListenAddr); err != nil {
 		return fmt.Errorf("proxy.web_listen_addr %q: want host:port", c.Proxy.WebListenAddr)
 	}
+	if c.Proxy.SSHMaxStartups <= 0 {
+		return fmt.Errorf("proxy.ssh_max_startups %d must be positive", c.Proxy.SSHMaxStartups)
+	}
+	if c.Proxy.SSHMaxSessions <= 0 {
+		return fmt.Errorf("proxy.ssh_max_sessions %d must be positive", c.Proxy.SSHMaxSessions)
+	}
 	if c.Proxy.PublicAddr == "" {
 		c.Proxy.PublicAddr = c.Proxy.WebListenAddr
 	}
@@ -637,6 +669,18 @@ func (c *Config) completeNode() error {
 	if n.HeartbeatInterval <= 0 {
 		return fmt.Errorf("node.heartbeat_interval %v must be positive", n.HeartbeatInterval)
 	}
+	if n.MaxStartups <= 0 {
+		return fmt.Errorf("node.max_startups %d must be positive", n.MaxStartups)
+	}
+	if n.MaxSessions <= 0 {
+		return fmt.Errorf("node.max_sessions %d must be positive", n.MaxSessions)
+	}
+	if n.MaxRemoteForwards <= 0 {
+		return fmt.Errorf("node.max_remote_forwards %d must be positive", n.MaxRemoteForwards)
+	}
+	if n.MaxNetHelpers <= 0 {
+		return fmt.Errorf("node.max_net_helpers %d must be positive", n.MaxNetHelpers)
+	}
 	return nil
 }
 
@@ -731,6 +775,12 @@ proxy:
   # leaf's CA rotation (tetherctl auth rotate) reaches this root; this root's own rotation
   # reaches its leaves within a second of each phase.
   tunnel_ca_exchange_interval: 1m
+  # Connections in their SSH handshake at once on the user SSH entry (20 s each); more
+  # are closed unanswered, as OpenSSH's MaxStartups.
+  ssh_max_startups: 100
+  # Sessions and ssh -J channels open at once on one connection to the user SSH entry;
+  # more are refused, as OpenSSH's MaxSessions.
+  ssh_max_sessions: 10
 
 storage:
   # embedded: one process, a log file under data_dir. redis: replicated gateways.
@@ -806,6 +856,16 @@ node:
   ca_pin_file: ""
   # How often the node heartbeats; it is shown offline after three missed intervals.
   heartbeat_interval: 30s
+  # Connections in their SSH handshake at once (30 s each); more are closed unanswered,
+  # as OpenSSH's MaxStartups.
+  max_startups: 100
+  # Sessions open at once on one SSH connection; more are refused, as OpenSSH's MaxSessions.
+  max_sessions: 10
+  # Remote forwards (ssh -R) one SSH connection may hold at once; more are refused.
+  max_remote_forwards: 32
+  # Port forwarding helper processes (tetherd node-net as the login, about 4 MB each: one
+  # per connection that dialed in the last minute, one per ssh -R) at once on this node.
+  max_net_helpers: 256
 
 log:
   # debug, info, warn or error

@@ -215,6 +215,12 @@ func TestNodeSection(t *testing.T) {
 		{"node_alone_needs_auth_server", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  listen_addr: 127.0.0.1:0\n", "node.auth_server is required"},
 		{"node_name_is_a_host_name", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: 'bad name'\n  auth_server: 127.0.0.1:3080\n", "node.name"},
 		{"heartbeat_interval_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  heartbeat_interval: 0s\n", "heartbeat_interval"},
+		{"proxy_ssh_max_startups_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups: 0\n", "proxy.ssh_max_startups"},
+		{"proxy_ssh_max_sessions_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_sessions: 0\n", "proxy.ssh_max_sessions"},
+		{"max_startups_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups: 0\n", "node.max_startups"},
+		{"max_sessions_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_sessions: -1\n", "node.max_sessions"},
+		{"max_remote_forwards_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_remote_forwards: 0\n", "node.max_remote_forwards"},
+		{"max_net_helpers_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_net_helpers: -3\n", "node.max_net_helpers"},
 		{"missing_pin_file", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  ca_pin_file: /nonexistent/ca.pem\n", "node.ca_pin_file"},
 		{"cluster_still_needs_a_name_without_a_node", "data_dir: /tmp/x\n", "cluster_name is required"},
 		{"public_addr_needed_on_all_addresses", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n", "node.public_addr is required"},
@@ -231,7 +237,9 @@ func TestNodeSection(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.Node.HeartbeatInterval != 30*time.Second || c.Node.ListenAddr != "0.0.0.0:3022" {
+				if c.Node.HeartbeatInterval != 30*time.Second || c.Node.ListenAddr != "0.0.0.0:3022" ||
+					c.Node.MaxStartups != 100 || c.Node.MaxSessions != 10 || c.Node.MaxRemoteForwards != 32 ||
+					c.Node.MaxNetHelpers != 256 {
 					t.Fatalf("defaults: %+v", c.Node)
 				}
 				return
@@ -254,7 +262,7 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval)",
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval, ssh_max_startups, ssh_max_sessions)",
 		path + ":6: unknown key foo (",
 	} {
 		if !strings.Contains(msg, want) {

@@ -80,7 +80,35 @@ type Config struct {
 	// Ciphers, when set, are the only ciphers the node's SSH server offers (the
 	// cluster's ciphers option, as Teleport's teleport.ciphers); empty: x/crypto's.
 	Ciphers []string
+	// MaxStartups is how many connections may be in the SSH handshake and authentication
+	// at once (OpenSSH's MaxStartups, as its hard limit); a connection over it is closed
+	// unanswered. Each such connection gets at most 30 s (OpenSSH's LoginGraceTime). Zero
+	// means DefaultMaxStartups.
+	MaxStartups int
+	// MaxSessions is how many session channels one connection may have open at once
+	// (OpenSSH's MaxSessions); more are refused as a resource shortage. Zero means
+	// DefaultMaxSessions.
+	MaxSessions int
+	// MaxRemoteForwards is how many remote forwards (ssh -R) one connection may hold at
+	// once; more are refused. Each is a helper process of the login's when the agent runs
+	// as root. Zero means DefaultMaxRemoteForwards.
+	MaxRemoteForwards int
+	// MaxNetHelpers is how many port forwarding helper processes (`tetherd node-net`, ≈ 4
+	// MB each: one per connection that dialed in the last minute, one per ssh -R) a root
+	// agent runs at once; a forward that needs one more is refused. Zero means
+	// DefaultMaxNetHelpers.
+	MaxNetHelpers int
 }
+
+// Defaults of the connection limits, OpenSSH's.
+const (
+	DefaultMaxStartups = 100
+	DefaultMaxSessions = 10
+	// DefaultMaxRemoteForwards has no OpenSSH counterpart: sshd listens in one process.
+	DefaultMaxRemoteForwards = 32
+	// DefaultMaxNetHelpers keeps the helpers under about 1 GiB.
+	DefaultMaxNetHelpers = 256
+)
 
 // Agent is a running node agent. Create it with New, run it with Run.
 type Agent struct {
@@ -94,6 +122,8 @@ type Agent struct {
 	// removed is set when the cluster answers a heartbeat that it no longer knows this
 	// node (an admin removed it): from then on no one logs in.
 	removed atomic.Bool
+	// netHelpers holds a place for each running node-net helper (MaxNetHelpers).
+	netHelpers chan struct{}
 }
 
 // New checks cfg, loads the node's identity or joins the cluster with the token, and
@@ -108,6 +138,18 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.MaxStartups <= 0 {
+		cfg.MaxStartups = DefaultMaxStartups
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.MaxRemoteForwards <= 0 {
+		cfg.MaxRemoteForwards = DefaultMaxRemoteForwards
+	}
+	if cfg.MaxNetHelpers <= 0 {
+		cfg.MaxNetHelpers = DefaultMaxNetHelpers
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -129,7 +171,7 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		}
 		cfg.NetCommand = []string{exe, NetSubcommand}
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "node", "node", cfg.Name)}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "node", "node", cfg.Name), netHelpers: make(chan struct{}, cfg.MaxNetHelpers)}
 	key, err := loadOrCreateKey(cfg.Dir)
 	if err != nil {
 		return nil, err

@@ -313,6 +313,18 @@ type netHelper struct {
 // startNetHelper runs `NetCommand args...` as u with its socket pair (of sockType) on
 // descriptor 3.
 func (a *Agent) startNetHelper(u *localUser, sockType int, args ...string) (*netHelper, error) {
+	select {
+	case a.netHelpers <- struct{}{}:
+	default:
+		a.log.Warn("refused a port forward: max_net_helpers forwarding helpers are running", "max_net_helpers", cap(a.netHelpers), "login", u.Name)
+		return nil, fmt.Errorf("the node runs %d forwarding helpers, its max_net_helpers; try again later", cap(a.netHelpers))
+	}
+	started := false
+	defer func() {
+		if !started {
+			<-a.netHelpers
+		}
+	}()
 	// Both ends close on exec: only the child's copy, moved to descriptor 3 by
 	// ExtraFiles, reaches the helper; no session program started meanwhile gets either.
 	syscall.ForkLock.RLock()
@@ -343,8 +355,10 @@ func (a *Agent) startNetHelper(u *localUser, sockType int, args ...string) (*net
 		back.Close()
 		return nil, fmt.Errorf("starting the net helper %s: %w", args[0], err)
 	}
+	started = true
 	go func() {
 		_ = h.cmd.Wait()
+		<-a.netHelpers
 		close(h.exited)
 	}()
 	return h, nil

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"log/slog"
 	"net"
 	"os"
 	"testing"
@@ -40,7 +41,7 @@ func BenchmarkForwardDial(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	a := &Agent{cfg: Config{NetCommand: []string{exe, NetSubcommand}}}
+	a := &Agent{cfg: Config{NetCommand: []string{exe, NetSubcommand}}, log: slog.Default(), netHelpers: make(chan struct{}, DefaultMaxNetHelpers)}
 	u, err := lookupUser("root")
 	if err != nil {
 		b.Fatal(err)

@@ -165,6 +165,14 @@ func (f *forwards) tcpipForward(r *ssh.Request) (bool, []byte, string) {
 	if m.Port != 0 && m.Port < 1024 && u.UID != 0 {
 		return false, nil, fmt.Sprintf("port %d is privileged: only root may forward ports below 1024", m.Port)
 	}
+	// Checked before the listener (a helper process as the login) is made; the connection's
+	// global requests are served one at a time, and the count is checked again below.
+	f.mu.Lock()
+	held := len(f.listeners)
+	f.mu.Unlock()
+	if limit := f.a.cfg.MaxRemoteForwards; held >= limit {
+		return false, nil, fmt.Sprintf("the connection holds %d remote forwards, the node's max_remote_forwards", limit)
+	}
 	// GatewayPorts no: whatever address was asked for, listen on loopback.
 	l, err := f.a.listenAs(u, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(m.Port))))
 	if err != nil {
@@ -172,10 +180,10 @@ func (f *forwards) tcpipForward(r *ssh.Request) (bool, []byte, string) {
 	}
 	port := uint32(l.Addr().(*net.TCPAddr).Port)
 	f.mu.Lock()
-	if f.closed || f.listeners[port] != nil {
+	if f.closed || f.listeners[port] != nil || len(f.listeners) >= f.a.cfg.MaxRemoteForwards {
 		f.mu.Unlock()
 		l.Close()
-		return false, nil, "connection closing or port already forwarded"
+		return false, nil, "connection closing, port already forwarded, or max_remote_forwards reached"
 	}
 	if f.listeners == nil {
 		f.listeners = map[uint32]net.Listener{}

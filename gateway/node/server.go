@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/internal/startups"
 )
 
 // Permission extensions the authentication callback hands to the session.
@@ -30,6 +31,8 @@ func (a *Agent) serve(ctx context.Context) error {
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		conns = map[net.Conn]struct{}{}
+		// limit holds a place for each connection in its handshake (MaxStartups).
+		limit = startups.New(a.cfg.MaxStartups)
 	)
 	stop := context.AfterFunc(ctx, func() {
 		a.listener.Close()
@@ -53,6 +56,15 @@ func (a *Agent) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("node: accepting SSH connections: %w", err)
 		}
+		handshaken, ok := limit.Take()
+		if !ok {
+			c.Close()
+			if n, report := limit.Refused(time.Now()); report {
+				a.log.Warn("refused connections: max_startups connections are in their SSH handshake",
+					"max_startups", limit.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
+			}
+			continue
+		}
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()
@@ -60,7 +72,8 @@ func (a *Agent) serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { mu.Lock(); delete(conns, c); mu.Unlock() }()
-			a.handleConn(ctx, c)
+			defer handshaken()
+			a.handleConn(ctx, c, handshaken)
 		}()
 	}
 }
@@ -181,10 +194,12 @@ func (a *Agent) authenticate(id *identity, meta ssh.ConnMetadata, key ssh.Public
 
 // handleConn runs the handshake and then the connection's channels and requests. The
 // connection ends when its certificate expires.
-func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
+// handshaken is called once the handshake has ended, successfully or not.
+func (a *Agent) handleConn(ctx context.Context, c net.Conn, handshaken func()) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(c, a.serverConfig())
+	handshaken()
 	if err != nil {
 		a.log.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
@@ -225,17 +240,27 @@ func (a *Agent) handleConn(ctx context.Context, c net.Conn) {
 	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	sessions := make(chan struct{}, a.cfg.MaxSessions)
 	for nc := range chans {
 		switch nc.ChannelType() {
 		case "session":
+			select {
+			case sessions <- struct{}{}:
+			default:
+				log.Warn("refused a session: MaxSessions sessions are open on this connection", "max_sessions", a.cfg.MaxSessions)
+				_ = nc.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions at once on one connection (MaxSessions)", a.cfg.MaxSessions))
+				continue
+			}
 			ch, creqs, err := nc.Accept()
 			if err != nil {
+				<-sessions
 				log.Debug("accepting a session channel", "err", err)
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() { <-sessions }()
 				a.runSession(ctx, sc, ch, creqs, log)
 			}()
 		case "direct-tcpip":

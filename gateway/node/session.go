@@ -55,6 +55,9 @@ func (c countingStderr) Write(p []byte) (int, error) {
 // acceptEnv reports whether a client may set the environment variable name: LANG,
 // LC_* and TERM, as Debian's sshd_config AcceptEnv; everything else (LD_PRELOAD, PATH,
 // ...) is refused.
+// maxSessionEnv bounds the env requests a session keeps, as sshd's session_env_req.
+const maxSessionEnv = 128
+
 func acceptEnv(name string) bool {
 	return name == "LANG" || name == "TERM" || (strings.HasPrefix(name, "LC_") && len(name) > 3)
 }
@@ -158,6 +161,15 @@ func (s *session) handle(r *ssh.Request, done chan struct{}) (bool, string) {
 		}
 		if !acceptEnv(kv.Name) {
 			return false, fmt.Sprintf("environment variable %q refused: only LANG, LC_* and TERM are accepted", kv.Name)
+		}
+		for i, e := range s.env {
+			if strings.HasPrefix(e, kv.Name+"=") {
+				s.env[i] = kv.Name + "=" + kv.Value
+				return true, ""
+			}
+		}
+		if len(s.env) >= maxSessionEnv {
+			return false, fmt.Sprintf("environment variable %q refused: the session already has %d", kv.Name, maxSessionEnv)
 		}
 		s.env = append(s.env, kv.Name+"="+kv.Value)
 		return true, ""

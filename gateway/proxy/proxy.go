@@ -21,6 +21,7 @@ import (
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/internal/relaycopy"
+	"github.com/tetherproject/tether/internal/startups"
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/resource"
 	"github.com/tetherproject/tether/transport"
@@ -68,7 +69,22 @@ type Config struct {
 	RecheckInterval time.Duration
 	// Ciphers, when not empty, are the only ciphers offered to users (config ciphers).
 	Ciphers []string
+	// MaxStartups is how many connections may be in the SSH handshake at once (OpenSSH's
+	// MaxStartups, as its hard limit); one over it is closed unanswered. Zero means
+	// DefaultMaxStartups.
+	MaxStartups int
+	// MaxSessions is how many session and direct-tcpip channels one connection may have
+	// open at once (OpenSSH's MaxSessions, counting both kinds: each may become a tunnel
+	// stream and a handshake at a leaf); more are refused as a resource shortage. Zero
+	// means DefaultMaxSessions.
+	MaxSessions int
 }
+
+// Defaults of the connection limits, OpenSSH's.
+const (
+	DefaultMaxStartups = 100
+	DefaultMaxSessions = 10
+)
 
 // Server is the SSH entry of a proxy.
 type Server struct {
@@ -169,6 +185,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		<-ctx.Done()
 		l.Close()
 	}()
+	n := s.cfg.MaxStartups
+	if n <= 0 {
+		n = DefaultMaxStartups
+	}
+	limit := startups.New(n)
 	for {
 		conn, err := l.Accept()
 		if err != nil {
@@ -177,15 +198,26 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return err
 		}
+		handshaken, ok := limit.Take()
+		if !ok {
+			conn.Close()
+			if n, report := limit.Refused(time.Now()); report {
+				s.log.Warn("refused SSH connections: ssh_max_startups connections are in their SSH handshake",
+					"max_startups", limit.Max(), "remote", conn.RemoteAddr().String(), "refused_since_last_report", n)
+			}
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(ctx, conn)
+			defer handshaken()
+			s.serveConn(ctx, conn, handshaken)
 		}()
 	}
 }
 
-func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+// handshaken is called once the SSH handshake has ended, successfully or not.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, handshaken func()) {
 	defer conn.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -199,6 +231,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	cfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(forward.DefaultHandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, cfg)
+	handshaken()
 	if err != nil {
 		s.log.Debug("SSH handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
 		return
@@ -214,26 +247,42 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		sconn.Close()
 	}()
 	var wg sync.WaitGroup
+	maxSessions := s.cfg.MaxSessions
+	if maxSessions <= 0 {
+		maxSessions = DefaultMaxSessions
+	}
+	open := make(chan struct{}, maxSessions)
 	for nc := range chans {
+		if t := nc.ChannelType(); t != "session" && t != "direct-tcpip" {
+			_ = nc.Reject(ssh.Prohibited, "the proxy serves the subsystem proxy:NODE:PORT@CLUSTER (tether ssh, or tether proxy ssh as OpenSSH's ProxyCommand) and ProxyJump (ssh -J) to nodes")
+			continue
+		}
+		select {
+		case open <- struct{}{}:
+		default:
+			s.log.Warn("refused a channel: ssh_max_sessions channels are open on this connection", "user", id.ID.Username,
+				"remote", conn.RemoteAddr().String(), "channel", nc.ChannelType(), "max_sessions", maxSessions)
+			_ = nc.Reject(ssh.ResourceShortage, fmt.Sprintf("at most %d sessions and ssh -J channels at once on one connection (proxy.ssh_max_sessions)", maxSessions))
+			continue
+		}
 		if nc.ChannelType() == "direct-tcpip" {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() { <-open }()
 				s.directTCPIP(ctx, sconn, id, nc)
 			}()
 			continue
 		}
-		if nc.ChannelType() != "session" {
-			_ = nc.Reject(ssh.Prohibited, "the proxy serves the subsystem proxy:NODE:PORT@CLUSTER (tether ssh, or tether proxy ssh as OpenSSH's ProxyCommand) and ProxyJump (ssh -J) to nodes")
-			continue
-		}
 		ch, creqs, err := nc.Accept()
 		if err != nil {
+			<-open
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-open }()
 			s.session(ctx, sconn, id, ch, creqs)
 		}()
 	}
