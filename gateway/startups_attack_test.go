@@ -1,14 +1,11 @@
 package gateway
 
 import (
-	"bufio"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/config"
+	"github.com/tetherproject/tether/internal/testenv"
 )
 
 // The proxy's user SSH entry faces anyone on the network. A peer that sent a version line
@@ -37,53 +35,9 @@ func TestProxySSHHandshakesAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, cfg, func(g *Gateway) {
-		// Closed before the gateway stops: it waits for connections in their handshake.
-		var all []net.Conn
-		defer func() {
-			for _, c := range all {
-				c.Close()
-			}
-		}()
-		stall := func() (net.Conn, string) {
-			t.Helper()
-			c, err := net.Dial("tcp", g.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			all = append(all, c)
-			if _, err := c.Write([]byte("SSH-2.0-attacker\r\n")); err != nil {
-				t.Fatal(err)
-			}
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil && strings.Contains(err.Error(), "timeout") {
-				t.Fatalf("no answer and no close within 5 s: %v", err)
-			}
-			return c, line
-		}
-		var held []net.Conn
-		for i := 0; i < limit; i++ {
-			c, line := stall()
-			if !strings.HasPrefix(line, "SSH-2.0-") {
-				t.Fatalf("connection %d within the limit: %q", i, line)
-			}
-			held = append(held, c)
-		}
-		if _, line := stall(); line != "" {
-			t.Fatalf("a connection over ssh_max_startups=%d was answered %q; want it closed unanswered", limit, line)
-		}
-		held[0].Close()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			_, line := stall()
-			if strings.HasPrefix(line, "SSH-2.0-") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no handshake after a place was freed")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		// Its connections are closed before the gateway stops: it waits for connections in
+		// their handshake.
+		testenv.CheckSSHHandshakesBounded(t, g.Addr(), limit, "ssh_max_startups")
 	})
 }
 

@@ -307,13 +307,8 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 				time.Sleep(50 * time.Millisecond) // EMFILE and friends: do not spin
 				continue
 			}
-			handshaken, ok := s.sshStartups.Take()
+			handshaken, ok := s.sshStartups.Admit(c, s.log, "refused SSH tunnel connections: MaxSSHStartups connections are in their handshake", "max_ssh_startups")
 			if !ok {
-				c.Close()
-				if n, report := s.sshStartups.Refused(time.Now()); report {
-					s.log.Warn("refused SSH tunnel connections: MaxSSHStartups connections are in their handshake",
-						"max_ssh_startups", s.sshStartups.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
-				}
 				continue
 			}
 			s.wg.Go(func() { s.serveTCP(c, handshaken) })

@@ -172,6 +172,28 @@ func atime(st os.FileInfo) time.Time {
 	return st.ModTime()
 }
 
+// keepTimesThere gives the node's remote the times of st (-p).
+func (c *copier) keepTimesThere(remote string, st os.FileInfo) error {
+	if !c.preserve {
+		return nil
+	}
+	if err := c.sftp.Chtimes(remote, atime(st), st.ModTime()); err != nil {
+		return c.remoteErr("setting the times of", remote, err)
+	}
+	return nil
+}
+
+// keepTimesHere gives local the times of st (-p).
+func (c *copier) keepTimesHere(local string, st os.FileInfo) error {
+	if !c.preserve {
+		return nil
+	}
+	if err := os.Chtimes(local, atime(st), st.ModTime()); err != nil {
+		return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
+	}
+	return nil
+}
+
 // fileError is one file the node (or this machine) would not read or write: a copy of a
 // directory or of several sources goes on past it, as OpenSSH's scp does. Other errors (the
 // connection, a name the node should not have listed) end the copy.
@@ -311,12 +333,7 @@ func (c *copier) put(local, remote string) error {
 				return err
 			}
 		}
-		if c.preserve {
-			if err := c.sftp.Chtimes(remote, atime(st), st.ModTime()); err != nil {
-				return c.remoteErr("setting the times of", remote, err)
-			}
-		}
-		return nil
+		return c.keepTimesThere(remote, st)
 	}
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", local)
@@ -338,10 +355,8 @@ func (c *copier) put(local, remote string) error {
 		return c.remoteErr("writing", remote, err)
 	}
 	_ = c.sftp.Chmod(remote, st.Mode().Perm())
-	if c.preserve {
-		if err := c.sftp.Chtimes(remote, atime(st), st.ModTime()); err != nil {
-			return c.remoteErr("setting the times of", remote, err)
-		}
+	if err := c.keepTimesThere(remote, st); err != nil {
+		return err
 	}
 	c.logf("%s -> %s:%s (%d bytes)", local, c.where, remote, n)
 	return nil
@@ -415,12 +430,7 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 				return err
 			}
 		}
-		if c.preserve {
-			if err := os.Chtimes(local, atime(st), st.ModTime()); err != nil {
-				return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
-			}
-		}
-		return nil
+		return c.keepTimesHere(local, st)
 	}
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s:%s is not a regular file", c.where, remote)
@@ -441,10 +451,8 @@ func (c *copier) getDepth(remote, local string, depth int) error {
 	if err != nil {
 		return c.remoteErr("reading", remote, err)
 	}
-	if c.preserve {
-		if err := os.Chtimes(local, atime(st), st.ModTime()); err != nil {
-			return &fileError{fmt.Sprintf("%s: %v", local, errors.Unwrap(err))}
-		}
+	if err := c.keepTimesHere(local, st); err != nil {
+		return err
 	}
 	c.logf("%s:%s -> %s (%d bytes)", c.where, remote, local, n)
 	return nil

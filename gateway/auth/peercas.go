@@ -47,10 +47,13 @@ const PeerCAChangeGap = 2 * time.Second
 // (this cluster is its root) the user and host CAs, for a root the host CA. Public keys
 // only, active and additionally trusted (a rotation's new or old key).
 func (s *Service) OwnPeerCAs(to PeerRole) ([]trust.CA, error) {
+	sends := peerCATypes[PeerRoot] // to a leaf, this cluster is its root
+	if to == PeerRoot {
+		sends = peerCATypes[PeerLeaf]
+	}
 	var out []trust.CA
 	for _, a := range s.cfg.CA.Authorities() {
-		if to == PeerLeaf && !slices.Contains(peerCATypes[PeerRoot], string(a.Type())) ||
-			to == PeerRoot && !slices.Contains(peerCATypes[PeerLeaf], string(a.Type())) {
+		if !slices.Contains(sends, string(a.Type())) {
 			continue
 		}
 		r, err := a.Resource(false)
@@ -135,11 +138,9 @@ func (s *Service) ReplacePeerCAs(ctx context.Context, peer string, role PeerRole
 	}
 	changed := 0
 	for _, r := range in {
-		old, err := s.get(ctx, caKey(peer, r.Spec.Type))
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if same, err := s.peerCAStored(ctx, peer, r); err != nil {
 			return 0, err
-		}
-		if oc, ok := old.(*resource.CertAuthority); ok && sameKeys(oc, r) {
+		} else if same {
 			continue
 		}
 		if err := s.put(ctx, caKey(peer, r.Spec.Type), r); err != nil {
@@ -162,18 +163,24 @@ func (s *Service) ReplacePeerCAs(ctx context.Context, peer string, role PeerRole
 // samePeerCAs: the stored copies of peer's CAs hold exactly the keys of in.
 func (s *Service) samePeerCAs(ctx context.Context, peer string, in []*resource.CertAuthority) (bool, error) {
 	for _, r := range in {
-		old, err := s.get(ctx, caKey(peer, r.Spec.Type))
-		if errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
+		if same, err := s.peerCAStored(ctx, peer, r); err != nil || !same {
 			return false, err
-		}
-		if oc, ok := old.(*resource.CertAuthority); !ok || !sameKeys(oc, r) {
-			return false, nil
 		}
 	}
 	return true, nil
+}
+
+// peerCAStored: the stored copy of peer's CA of r's type holds exactly r's keys.
+func (s *Service) peerCAStored(ctx context.Context, peer string, r *resource.CertAuthority) (bool, error) {
+	old, err := s.get(ctx, caKey(peer, r.Spec.Type))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	oc, ok := old.(*resource.CertAuthority)
+	return ok && sameKeys(oc, r), nil
 }
 
 // checkPeerTrusted: peer is a root this cluster trusts now, or a leaf that joined it.
@@ -244,7 +251,7 @@ func sameKeys(a, b *resource.CertAuthority) bool {
 }
 
 // peerExchanged: CAs of type typ that a peer keeps reach it over the tunnel, so they may
-// rotate across a trust.
+// rotate across a trust (what a root sends covers what a leaf sends).
 func peerExchanged(typ ca.Type) bool {
-	return typ == ca.UserCA || typ == ca.HostCA
+	return slices.Contains(peerCATypes[PeerRoot], string(typ))
 }

@@ -74,7 +74,7 @@ func (s *Service) ReplaceRemoteLocks(ctx context.Context, root string, locks []r
 	// A set that changes the locks rebuilds the bundle: a root (a compromised one
 	// included) gets at most one such set applied per RemoteLockSetGap. The wait and the
 	// next time are read and written apart: this holds because the tunnel hands one push
-	// per root at a time (tunnel.Leaf.lockSlot); another caller must do the same.
+	// per root at a time (tunnel's receivePush); another caller must do the same.
 	if err := s.lockPushGap.wait(ctx, root); err != nil {
 		return 0, err
 	}

@@ -56,13 +56,8 @@ func (a *Agent) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("node: accepting SSH connections: %w", err)
 		}
-		handshaken, ok := limit.Take()
+		handshaken, ok := limit.Admit(c, a.log, "refused connections: max_startups connections are in their SSH handshake", "max_startups")
 		if !ok {
-			c.Close()
-			if n, report := limit.Refused(time.Now()); report {
-				a.log.Warn("refused connections: max_startups connections are in their SSH handshake",
-					"max_startups", limit.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
-			}
 			continue
 		}
 		mu.Lock()

@@ -198,13 +198,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return err
 		}
-		handshaken, ok := limit.Take()
+		handshaken, ok := limit.Admit(conn, s.log, "refused SSH connections: ssh_max_startups connections are in their SSH handshake", "max_startups")
 		if !ok {
-			conn.Close()
-			if n, report := limit.Refused(time.Now()); report {
-				s.log.Warn("refused SSH connections: ssh_max_startups connections are in their SSH handshake",
-					"max_startups", limit.Max(), "remote", conn.RemoteAddr().String(), "refused_since_last_report", n)
-			}
 			continue
 		}
 		s.wg.Add(1)

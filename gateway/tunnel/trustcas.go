@@ -82,14 +82,24 @@ func (l *Leaf) receiveCAs(root string) (func(net.Conn), error) {
 // ExchangeCAs sends this root's user and host CAs to leaf, stores the host CA the leaf
 // answers with, and returns how many of this root's copies changed.
 func (r *Root) ExchangeCAs(ctx context.Context, leaf string) (int, error) {
+	doc, err := r.caDoc()
+	if err != nil {
+		return 0, err
+	}
+	return r.exchangeCAsWith(ctx, leaf, doc)
+}
+
+// caDoc is the document a root sends on a CA exchange.
+func (r *Root) caDoc() ([]byte, error) {
 	own, err := r.cfg.Auth.OwnPeerCAs(auth.PeerLeaf)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	doc, err := json.Marshal(TrustCAs{CAs: own})
-	if err != nil {
-		return 0, err
-	}
+	return json.Marshal(TrustCAs{CAs: own})
+}
+
+// exchangeCAsWith is ExchangeCAs with the root's document made.
+func (r *Root) exchangeCAsWith(ctx context.Context, leaf string, doc []byte) (int, error) {
 	data, err := r.push(ctx, leaf, frame.ServiceTrustCAs, "CAs", doc, MaxServiceAnswer+1)
 	if err != nil {
 		return 0, err
@@ -114,12 +124,11 @@ func (r *Root) exchangeCAs(ctx context.Context) {
 	}
 	// What this root sends, not its policy revision: a leaf whose answer changes (and so
 	// rebuilds the bundle here) must not bring about another round with every leaf.
-	own, err := r.cfg.Auth.OwnPeerCAs(auth.PeerLeaf)
+	doc, err := r.caDoc()
 	if err != nil {
 		r.log.Warn("reading this cluster's CAs for its leaves", "err", err)
 		return
 	}
-	doc, _ := json.Marshal(own)
 	sum := sha256.Sum256(doc)
 	every := r.cfg.CAExchangeEvery
 	if every <= 0 {
@@ -127,7 +136,7 @@ func (r *Root) exchangeCAs(ctx context.Context) {
 	}
 	r.caRounds.start(connected, hex.EncodeToString(sum[:]), every, caRetry, func(leaf string) bool {
 		xctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		changed, err := r.ExchangeCAs(xctx, leaf)
+		changed, err := r.exchangeCAsWith(xctx, leaf, doc)
 		cancel()
 		switch {
 		case err == nil:

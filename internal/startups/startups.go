@@ -5,6 +5,8 @@
 package startups
 
 import (
+	"log/slog"
+	"net"
 	"sync"
 	"time"
 )
@@ -50,4 +52,18 @@ func (l *Limit) Refused(now time.Time) (n int, report bool) {
 	}
 	n, l.since, l.refused = l.refused, now, 0
 	return n, true
+}
+
+// Admit takes a place for c, or closes c and, at most once a minute, logs msg on log with
+// the bound, c's address and the refusals since the last report. key names the bound in
+// the log line ("max_startups").
+func (l *Limit) Admit(c net.Conn, log *slog.Logger, msg, key string) (release func(), ok bool) {
+	if release, ok = l.Take(); ok {
+		return release, true
+	}
+	c.Close()
+	if n, report := l.Refused(time.Now()); report {
+		log.Warn(msg, key, l.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
+	}
+	return nil, false
 }
