@@ -18,8 +18,14 @@ import (
 
 func load(t testing.TB, dir string) *config.Config {
 	t.Helper()
+	return loadWith(t, dir, "")
+}
+
+// loadWith is load with more proxy options, as indented YAML lines ("  ssh_max_sessions: 2\n").
+func loadWith(t testing.TB, dir, proxy string) *config.Config {
+	t.Helper()
 	p := filepath.Join(dir, "tether.yaml")
-	if err := os.WriteFile(p, []byte("cluster_name: root.example.com\ndata_dir: "+filepath.Join(dir, "data")+"\nproxy:\n  web_listen_addr: 127.0.0.1:0\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("cluster_name: root.example.com\ndata_dir: "+filepath.Join(dir, "data")+"\nproxy:\n  web_listen_addr: 127.0.0.1:0\n"+proxy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := config.Load(p)

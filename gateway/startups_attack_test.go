@@ -4,15 +4,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
-	"github.com/tetherproject/tether/gateway/config"
 	"github.com/tetherproject/tether/internal/testenv"
 )
 
@@ -23,17 +20,7 @@ import (
 // a place freed serves the next connection.
 func TestProxySSHHandshakesAreBounded(t *testing.T) {
 	const limit = 3
-	dir := t.TempDir()
-	p := filepath.Join(dir, "tether.yaml")
-	yaml := "cluster_name: root.example.com\ndata_dir: " + filepath.Join(dir, "data") +
-		"\nproxy:\n  web_listen_addr: 127.0.0.1:0\n  ssh_max_startups: 3\n"
-	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadWith(t, t.TempDir(), "  ssh_max_startups: 3\n")
 	run(t, cfg, func(g *Gateway) {
 		// Its connections are closed before the gateway stops: it waits for connections in
 		// their handshake.
@@ -47,17 +34,7 @@ func TestProxySSHHandshakesAreBounded(t *testing.T) {
 // the leaf's tunnel. With proxy.ssh_max_sessions such channels open at once, the next is
 // refused; a channel closed frees its place.
 func TestProxySSHChannelsPerConnectionAreBounded(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "tether.yaml")
-	yaml := "cluster_name: root.example.com\ndata_dir: " + filepath.Join(dir, "data") +
-		"\nproxy:\n  web_listen_addr: 127.0.0.1:0\n  ssh_max_sessions: 2\n"
-	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadWith(t, t.TempDir(), "  ssh_max_sessions: 2\n")
 	run(t, cfg, func(g *Gateway) {
 		_, priv, _ := ed25519.GenerateKey(rand.Reader)
 		signer, err := ssh.NewSignerFromKey(priv)
