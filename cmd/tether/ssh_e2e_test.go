@@ -263,6 +263,33 @@ func TestSSHAccessPath(t *testing.T) {
 		}
 	})
 
+	// OpenSSH's sshd refuses a login at authentication ("Permission denied"), so ssh -N
+	// (no session, only forwards) ends at once. A login the roles lack is refused there
+	// too, with the reason shown as the SSH banner OpenSSH prints, not left waiting with
+	// nothing said until a forward is used.
+	t.Run("openssh_-N_with_a_login_the_roles_lack_ends_at_once_saying_why", func(t *testing.T) {
+		for _, extra := range [][]string{{"-N"}, {"-N", "-L", filepath.Join(t.TempDir(), "fwd.sock") + ":127.0.0.1:22"}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			args := append(append(c.proxyCommandArgs(), extra...), "visitor@node1."+c.cluster)
+			start := time.Now()
+			out, err := c.openssh(ctx, args...).CombinedOutput()
+			waited := ctx.Err() != nil
+			cancel()
+			if waited {
+				t.Fatalf("ssh %v still waiting after %v:\n%s", extra, time.Since(start).Round(time.Second), out)
+			}
+			want := "user alice@root.example.com is not authorized to login as visitor@root.example.com: "
+			if exitCode(t, err) != 255 || !strings.Contains(string(out), want) || !strings.Contains(string(out), "Permission denied") {
+				t.Fatalf("ssh %v: %v\n%s", extra, err, out)
+			}
+		}
+		// tether ssh -N alike.
+		_, errOut, code := c.tether(t, "ssh", "-N", "--cluster="+c.cluster, "visitor@node1")
+		if code != 255 || !strings.Contains(errOut, "is not authorized to login as visitor@") || strings.Contains(errOut, "ssh: ") {
+			t.Fatalf("tether ssh -N: exit %d, stderr:\n%s", code, errOut)
+		}
+	})
+
 	t.Run("an_unknown_node_is_denied_and_nothing_is_dialed", func(t *testing.T) {
 		before := strings.Count(c.sshdLog.String(), "Connection from")
 		_, errOut, code := c.tether(t, "ssh", "--cluster="+c.cluster, c.login+"@ghost", "true")

@@ -287,10 +287,19 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 		pc.Close()
 		return nil, nil, err
 	}
+	// The enforcement point refuses a login it does not allow at authentication, saying
+	// why in a banner (as sshd's "Permission denied", with the reason).
+	var banner strings.Builder
 	cfg := &ssh.ClientConfig{
 		User:            login,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: check.callback,
+		BannerCallback: func(msg string) error {
+			if banner.Len() < 4096 {
+				banner.WriteString(msg)
+			}
+			return nil
+		},
 	}
 	type result struct {
 		c   *ssh.Client
@@ -317,6 +326,13 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 					return nil, nil, herr
 				}
 				return nil, nil, hostKeyError(fmt.Sprintf("node %s in cluster %s", node, cluster), p, herr)
+			}
+			if msg := strings.TrimSpace(banner.String()); msg != "" {
+				lines := strings.Split(msg, "\n")
+				for i, l := range lines {
+					lines[i] = auth.TerminalSafe(strings.TrimRight(l, "\r"))
+				}
+				return nil, nil, &sshFailure{errors.New(strings.Join(lines, "\n"))}
 			}
 			// The proxy said why on stderr (already printed) when it refused the route.
 			select {

@@ -131,10 +131,27 @@ func Authenticate(ctx context.Context, key ssh.PublicKey, trusted []ca.TrustedKe
 	return &Identity{Cert: cert, ID: id}, nil
 }
 
+// Admit is asked, once the client has proven it holds the key of the certificate id
+// names, whether the connection may go on as login. It returns "" to let it, or what the
+// user may see: the authentication is then refused, as OpenSSH's sshd refuses a login it
+// does not allow ("Permission denied"), and the message goes to the client as an SSH
+// banner, which OpenSSH prints and tether shows.
+type Admit func(login string, id *Identity) string
+
+// identityKey holds, in the permissions of the key the client offered, the identity its
+// certificate authenticated as (ssh.Permissions.ExtraData).
+type identityKey struct{}
+
 // ServerConfig returns an SSH server configuration that authenticates user certificates
 // with Authenticate and records the identity in *out. hostSigner is the host certificate
-// the server presents.
-func ServerConfig(ctx context.Context, hostSigner ssh.Signer, trusted func(context.Context) ([]ca.TrustedKey, error), now func() time.Time, log *slog.Logger, out **Identity) *ssh.ServerConfig {
+// the server presents. admit, when set, decides the login once the key is proven.
+//
+// The identity recorded is the one of the key whose signature verified: it travels in
+// that key's permissions to VerifiedPublicKeyCallback, which x/crypto calls only for the
+// key that signed. Nothing is taken from a key the client merely offered (a certificate
+// is public; holding it proves nothing), and nothing is said to such a client beyond the
+// refusal.
+func ServerConfig(ctx context.Context, hostSigner ssh.Signer, trusted func(context.Context) ([]ca.TrustedKey, error), now func() time.Time, log *slog.Logger, admit Admit, out **Identity) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			keys, err := trusted(ctx)
@@ -147,8 +164,20 @@ func ServerConfig(ctx context.Context, hostSigner ssh.Signer, trusted func(conte
 				log.Info("SSH authentication refused", "remote", meta.RemoteAddr().String(), "login", meta.User(), "reason", err.Error())
 				return nil, errors.New("denied")
 			}
+			return &ssh.Permissions{ExtraData: map[any]any{identityKey{}: id}}, nil
+		},
+		VerifiedPublicKeyCallback: func(meta ssh.ConnMetadata, _ ssh.PublicKey, perms *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+			id, ok := perms.ExtraData[identityKey{}].(*Identity)
+			if !ok {
+				return nil, errors.New("denied")
+			}
+			if admit != nil {
+				if msg := admit(meta.User(), id); msg != "" {
+					return nil, &ssh.BannerError{Err: errors.New("denied"), Message: strings.Map(printableRune, msg) + "\r\n"}
+				}
+			}
 			*out = id
-			return &ssh.Permissions{}, nil
+			return perms, nil
 		},
 		ServerVersion: "SSH-2.0-Tether",
 	}
@@ -204,7 +233,9 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 		return fmt.Errorf("issuing the session's host certificate: %w", err)
 	}
 	var id *Identity
-	scfg := ServerConfig(ctx, hostSigner, s.cfg.TrustedUserKeys, s.cfg.Now, log, &id)
+	scfg := ServerConfig(ctx, hostSigner, s.cfg.TrustedUserKeys, s.cfg.Now, log, func(login string, id *Identity) string {
+		return s.admit(ctx, log, t, login, id)
+	}, &id)
 	scfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, scfg)
@@ -254,6 +285,26 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 	cancel()
 	wg.Wait()
 	return nil
+}
+
+// admit decides a login at authentication, as sshd does: the node must be registered
+// and the login allowed on it (ssh.session, or ssh.port_forward for a connection that
+// will only forward, when an operator's rules allow that alone). Each session and
+// forward is still decided when it is asked for: the policy may have changed since.
+func (s *Server) admit(ctx context.Context, log *slog.Logger, t Target, login string, id *Identity) string {
+	c := &userConn{s: s, log: log.With("user", id.ID.Username, "login", login, "at", "authentication"), id: id, login: login, target: t, ctx: ctx}
+	n, msg := c.lookup()
+	if msg != "" {
+		return msg
+	}
+	_, msg = c.decide(n)
+	if msg == "" {
+		return ""
+	}
+	if _, fwd := c.decideAction(policy.ActionSSHPortForward, n, ""); fwd == "" {
+		return ""
+	}
+	return msg
 }
 
 func hostPrincipals(node, cluster string) []string {

@@ -222,7 +222,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, handshaken func()
 		return
 	}
 	var id *forward.Identity
-	cfg := forward.ServerConfig(ctx, host, s.cfg.TrustedUserKeys, s.cfg.Now, s.log, &id)
+	cfg := forward.ServerConfig(ctx, host, s.cfg.TrustedUserKeys, s.cfg.Now, s.log, nil, &id)
 	cfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(forward.DefaultHandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, cfg)
