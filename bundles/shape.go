@@ -3,6 +3,7 @@ package bundles
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -130,7 +131,7 @@ func (s *shaper) add(r resource.Resource) error {
 	case *resource.CertAuthority:
 		return s.addCA(v)
 	case *resource.Lock:
-		s.locks = append(s.locks, shapeLock(v))
+		s.locks = append(s.locks, shapeLock(v, s.cluster))
 	}
 	return nil
 }
@@ -169,7 +170,8 @@ func (s *shaper) addCA(ca *resource.CertAuthority) error {
 	return add(ca.Spec.AdditionalTrustedKeys.SSH)
 }
 
-func shapeLock(l *resource.Lock) map[string]any {
+// shapeLock is a lock as the bundle ships it, on cluster (this one).
+func shapeLock(l *resource.Lock, cluster string) map[string]any {
 	target := map[string]any{}
 	for k, v := range map[string]string{
 		"user":           l.Spec.Target.User,
@@ -189,6 +191,19 @@ func shapeLock(l *resource.Lock) map[string]any {
 		if r, ok := target["role"]; ok {
 			delete(target, "role")
 			target["root_role"] = r
+		}
+		// Its node target names a node of the root, unless written NODE.CLUSTER with this
+		// cluster's name (as users type ssh login@node.leaf): a root node that shares a
+		// leaf node's name must not lock the root's users out of the leaf's. A root's node
+		// ships as root_node, which no request here matches.
+		if n, ok := target["node"].(string); ok {
+			suffix := "." + cluster
+			if len(n) > len(suffix) && strings.EqualFold(n[len(n)-len(suffix):], suffix) {
+				target["node"] = n[:len(n)-len(suffix)]
+			} else {
+				delete(target, "node")
+				target["root_node"] = n
+			}
 		}
 	}
 	var expires int64

@@ -171,3 +171,44 @@ func TestShapeReplicatedRoleLocks(t *testing.T) {
 		t.Fatalf("lock targets:\n got %v\nwant %v", got, want)
 	}
 }
+
+// TestShapeReplicatedNodeLocks: a root's node lock names the root's node; replicated to a
+// leaf it locks the leaf's node of that name only when the name is written in full,
+// NODE.LEAF, as users type it (ssh login@node1.leaf). A bare name is a node of the root:
+// it ships as root_node, which no request at the leaf matches. Before, a root's lock on its
+// own db1 also locked the root's users out of every leaf's db1.
+func TestShapeReplicatedNodeLocks(t *testing.T) {
+	t.Parallel()
+	lock := func(name string, labels map[string]string, target resource.LockTarget) *resource.Lock {
+		return &resource.Lock{Kind: resource.KindLock, Version: "v2",
+			Metadata: resource.Metadata{Name: name, Labels: labels}, Spec: resource.LockSpec{Target: target}}
+	}
+	from := map[string]string{resource.LabelReplicatedFrom: "root.example.com"}
+	data, err := Shape(ShapeOptions{ClusterName: "leaf.example.com", Resources: []resource.Resource{
+		lock("roots-db1@root.example.com", from, resource.LockTarget{Node: "db1", RemoteCluster: "root.example.com"}),
+		lock("leaf-db1@root.example.com", from, resource.LockTarget{Node: "db1.leaf.example.com", RemoteCluster: "root.example.com"}),
+		lock("upper@root.example.com", from, resource.LockTarget{Node: "db1.LEAF.example.com", RemoteCluster: "root.example.com"}),
+		lock("other-leaf@root.example.com", from, resource.LockTarget{Node: "db1.other.example.com", RemoteCluster: "root.example.com"}),
+		lock("just-the-suffix@root.example.com", from, resource.LockTarget{Node: ".leaf.example.com", RemoteCluster: "root.example.com"}),
+		lock("local", nil, resource.LockTarget{Node: "db1"}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]any{}
+	for _, l := range data["tether"].(map[string]any)["locks"].([]any) {
+		l := l.(map[string]any)
+		got[l["name"].(string)] = l["target"].(map[string]any)
+	}
+	want := map[string]map[string]any{
+		"roots-db1@root.example.com":       {"root_node": "db1", "remote_cluster": "root.example.com"},
+		"leaf-db1@root.example.com":        {"node": "db1", "remote_cluster": "root.example.com"},
+		"upper@root.example.com":           {"node": "db1", "remote_cluster": "root.example.com"},
+		"other-leaf@root.example.com":      {"root_node": "db1.other.example.com", "remote_cluster": "root.example.com"},
+		"just-the-suffix@root.example.com": {"root_node": ".leaf.example.com", "remote_cluster": "root.example.com"},
+		"local":                            {"node": "db1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("lock targets:\n got %v\nwant %v", got, want)
+	}
+}

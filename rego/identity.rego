@@ -366,6 +366,10 @@ identity_target("root_role", v, _, _, _, cert_roles) if v in cert_roles
 
 identity_target("remote_cluster", v, _, origin, _, _) if v == origin
 
+# root_node: a node of the root that replicated the lock (bundles ship a replicated lock's
+# node target under this name unless it is written NODE.THIS_CLUSTER): no request here is
+# for the root's nodes, so no identity holds such a lock (no rule for it, on purpose).
+
 identity_target("login", _, _, _, _, _)
 
 identity_target("node", _, _, _, _, _)

@@ -376,6 +376,17 @@ test_replicated_root_role_locks_read_the_certificates_roles if {
 	[l.name | some l in i.locks] == ["root-access"]
 }
 
+# A root's lock on one of its own nodes, replicated to a leaf (bundles ship its node target
+# as root_node), is held by no identity: no request at the leaf is for the root's nodes.
+test_replicated_root_node_locks_lock_nothing_here if {
+	locks := [
+		fx.lock("root-db1", {"remote_cluster": fx.root, "root_node": "db1"}, "", 0),
+		fx.lock("leaf-db1", {"remote_cluster": fx.root, "node": "db1"}, "", 0),
+	]
+	i := fx.identity_of(fx.with_locks(fx.leaf_world, locks), {"cluster": fx.leaf, "cert": fx.alice(["access"])})
+	[l.name | some l in i.locks] == ["leaf-db1"]
+}
+
 test_identity_locks_are_empty_without_locks if {
 	w := object.remove(fx.leaf_world, ["locks"])
 	i := identity_without_locks(w)
