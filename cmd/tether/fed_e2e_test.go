@@ -128,6 +128,50 @@ func TestFederatedNodeListsEndToEnd(t *testing.T) {
 		}
 	})
 
+	// tsh login LEAF with a valid sign-in (the seed guide's "tsh login east") reissues the
+	// certificates for the leaf without asking the password again; they end when the
+	// sign-in does. An unknown cluster changes nothing.
+	t.Run("login_LEAF_with_a_valid_sign_in_asks_no_password", func(t *testing.T) {
+		type st struct {
+			Selected   string    `json:"selected_cluster"`
+			ValidUntil time.Time `json:"valid_until"`
+		}
+		status := func() st {
+			var s st
+			if err := json.Unmarshal([]byte(alice.must(t, "", "status", "-f", "json")), &s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		before := status()
+		// No password on stdin: a prompt would fail.
+		out, errOut, err := alice.run(t, "", "login", leafName)
+		if err != nil || !strings.Contains(errOut, "Reissued your certificates for cluster "+leafName) {
+			t.Fatalf("login %s: %v\n%s%s", leafName, err, out, errOut)
+		}
+		after := status()
+		if after.Selected != leafName || after.ValidUntil.After(before.ValidUntil) {
+			t.Fatalf("after login %s: selected %q valid until %v (before %v)", leafName, after.Selected, after.ValidUntil, before.ValidUntil)
+		}
+		if out := alice.must(t, "", "ls"); !strings.Contains(out, "node-east") {
+			t.Fatalf("ls in the selected leaf:\n%s", out)
+		}
+		if out, errOut, err := alice.run(t, "", "ssh", login+"@node-east", "echo reissued"); err != nil || out != "reissued\n" {
+			t.Fatalf("ssh with the reissued certificate: %v\n%s%s", err, out, errOut)
+		}
+		_, errOut, err = alice.run(t, "", "login", "ghost.example.com")
+		if err == nil || !strings.Contains(errOut, `"ghost.example.com" not found`) {
+			t.Fatalf("login ghost: %v\n%s", err, errOut)
+		}
+		if s := status(); s.Selected != leafName {
+			t.Fatalf("a refused login changed the profile: %+v", s)
+		}
+		alice.must(t, "", "login", rootName)
+		if s := status(); s.Selected != rootName {
+			t.Fatalf("login %s: selected %q", rootName, s.Selected)
+		}
+	})
+
 	t.Run("ssh_without_cluster_says_where_it_looked", func(t *testing.T) {
 		_, errOut, err := alice.run(t, "", "ssh", login+"@ghost", "true")
 		if err == nil || !strings.Contains(errOut, "node ghost not found in clusters "+rootName+", "+leafName) {

@@ -115,6 +115,18 @@ func loginCommand() *cobra.Command {
 			if strings.ContainsAny(user, `/\`) || user == "." || user == ".." {
 				return fmt.Errorf("--user %q is not a user name", user)
 			}
+			// As tsh login LEAF: with a valid sign-in at this proxy as this user, switching
+			// cluster reissues the certificates for the same key, without a password; they
+			// end when the sign-in does. --ttl asks for a new sign-in.
+			if len(args) == 1 && ttl == "" {
+				p, done, err := reissueLogin(cmd, pf.proxy, user, args[0])
+				if done || err != nil {
+					if err != nil {
+						return err
+					}
+					return printStatus(cmd.OutOrStdout(), p, nil)
+				}
+			}
 			if pf.caFile == "" && !pf.insecure {
 				if saved := savedCAFile(pf.proxy); saved != "" {
 					pf.caFile = saved
@@ -177,6 +189,68 @@ func loginCommand() *cobra.Command {
 	cmd.Flags().StringVar(&user, "user", "", "your Tether user name (default: your profile's, at its proxy)")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "how long the certificates should last, for example 8h (default 12h; your roles may cap it)")
 	return cmd
+}
+
+// reissueLogin asks the proxy to reissue the current profile's certificates routed to
+// cluster, when the profile is a valid sign-in at proxy as user. done is false when there is
+// no such profile or the proxy no longer takes it (expired, the user's CA rotated): the
+// caller then signs in with the password. A refusal the password would meet too (a lock,
+// an unknown cluster) is the error.
+func reissueLogin(cmd *cobra.Command, proxy, user, cluster string) (p *Profile, done bool, err error) {
+	prev, err := loadProfile()
+	if err != nil || prev.Proxy != proxy || prev.User != user {
+		return nil, false, nil
+	}
+	keyPEM, err := os.ReadFile(prev.KeyPath())
+	if err != nil {
+		return nil, false, nil
+	}
+	raw, err := ssh.ParseRawPrivateKey(keyPEM)
+	if err != nil {
+		return nil, false, nil
+	}
+	priv, ok := raw.(*ed25519.PrivateKey)
+	if !ok {
+		return nil, false, nil
+	}
+	certLine, err := os.ReadFile(prev.CertPath())
+	if err != nil {
+		return nil, false, nil
+	}
+	cfg, err := prev.clientTLS()
+	if err != nil {
+		return nil, false, nil
+	}
+	h := http.Header{}
+	h.Set(web.SSHCertHeader, strings.TrimSpace(string(certLine)))
+	var resp web.LoginResponse
+	route := cluster
+	if cluster == prev.Cluster {
+		route = ""
+	}
+	err = newAPIClient(prev.Proxy, cfg).call(ctxOf(cmd), http.MethodPost, web.ReissuePath, web.ReissueRequest{RouteToCluster: route}, &resp, h)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusNotFound):
+		// Not taken (or a proxy without the route): sign in with the password.
+		return nil, false, nil
+	case err != nil:
+		return nil, true, err
+	}
+	sshPub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		return nil, true, err
+	}
+	pf := proxyFlags{proxy: prev.Proxy, insecure: prev.Insecure}
+	if prev.CAFile != "" {
+		pf.caFile = prev.CAFile
+	}
+	p, err = writeLogin(pf, user, cluster, *priv, sshPub, &resp)
+	if err != nil {
+		return nil, true, err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Reissued your certificates for cluster %s with your current sign-in (no password needed; they end when it does).\n", cluster)
+	return p, true, nil
 }
 
 // savedCAFile is the TLS CA file of the profile (expired or not) when it was signed in at

@@ -52,8 +52,9 @@ const (
 	// further attempts are refused unchecked until retry_after (fields: user, remote,
 	// limited_by, retry_after). Reported once per lockout.
 	AuditLoginLimited = "user.login.rate_limited"
-	// AuditCertIssued: certificates were issued at sign-in (fields: user, ssh_serial,
-	// tls_serial, principals, valid_before).
+	// AuditCertIssued: certificates were issued at sign-in or reissued to a signed-in
+	// user (fields: user, ssh_serial, tls_serial, principals, valid_before, via: login or
+	// reissue, remote, route_to_cluster).
 	AuditCertIssued = "cert.issued"
 	// AuditCertDenied: the policy refused cert.issue to an authenticated user (fields:
 	// user, reasons).
@@ -409,7 +410,43 @@ func (u *Users) Login(ctx context.Context, req LoginRequest) (*LoginResult, erro
 	}
 	att.undo()
 	u.userLimit.reset(req.User)
-	return u.issue(ctx, user, pub, ttl, req.RouteToCluster, req.Remote, now)
+	return u.issue(ctx, user, pub, ttl, req.RouteToCluster, req.Remote, now, false)
+}
+
+// Reissue issues new certificates to a signed-in user for the key of the certificates
+// they presented (id, authenticated with AuthenticateUser; pub is their key), routed to
+// route: Teleport's certificate reissue, behind tsh login LEAF with a valid session, which
+// asks for no password. The certificates carry the user's roles and logins as they are
+// now and the policy decides cert.issue again (a locked or removed user gets nothing), but
+// they end when the presented ones do: a reissue never lengthens a sign-in, and only the
+// certificates of a password and one-time-code sign-in here are reissued.
+func (u *Users) Reissue(ctx context.Context, id policy.Cert, pub ssh.PublicKey, route, remote string) (*LoginResult, error) {
+	s := u.s
+	now := s.cfg.Now()
+	if id.SigningCA.Cluster != s.cfg.ClusterName || id.IssuedVia != "local" || !id.MFAVerified {
+		return nil, errorf(ErrAccessDenied, "only certificates from a sign-in at %s are reissued: run tether login --proxy=PROXY --user=%s", s.cfg.ClusterName, id.Username)
+	}
+	if _, ok := pub.(ssh.CryptoPublicKey); !ok {
+		return nil, errorf(ErrBadRequest, "the key has a type that cannot be certified")
+	}
+	ttl := id.ValidBefore.Sub(now)
+	if ttl < MinLoginTTL {
+		// Unauthenticated: tether then asks for the password.
+		return nil, fmt.Errorf("%w: the sign-in ends in %v, too soon to reissue its certificates; sign in again", ErrUnauthenticated, ttl.Round(time.Second))
+	}
+	r, err := s.get(ctx, resourceKey(resource.KindUser, id.Username))
+	if errors.Is(err, ErrNotFound) {
+		s.Audit(ctx, AuditEvent{Type: AuditCertDenied, Fields: map[string]any{"user": id.Username, "remote": remote, "reasons": []string{"the user no longer exists"}}})
+		return nil, errorf(ErrAccessDenied, "user %s no longer exists at %s: ask your administrator", id.Username, s.cfg.ClusterName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	user, ok := r.(*resource.User)
+	if !ok {
+		return nil, fmt.Errorf("user %q is stored as %T", id.Username, r)
+	}
+	return u.issue(ctx, user, pub, ttl, route, remote, now, true)
 }
 
 // attempt is one sign-in counted against the user name's and the address's limits.
@@ -540,7 +577,9 @@ func (s *Service) userOfURI(u *url.URL) (string, bool) {
 	return name, name != ""
 }
 
-func (u *Users) issue(ctx context.Context, user *resource.User, pub ssh.PublicKey, ttl time.Duration, route, remote string, now time.Time) (*LoginResult, error) {
+// issue issues the certificates of a sign-in, or of a reissue (audited as cert.issued
+// only, with via: reissue).
+func (u *Users) issue(ctx context.Context, user *resource.User, pub ssh.PublicKey, ttl time.Duration, route, remote string, now time.Time, reissue bool) (*LoginResult, error) {
 	s := u.s
 	name := user.Metadata.Name
 	logins := append([]string(nil), user.Spec.Traits["logins"]...)
@@ -612,13 +651,19 @@ func (u *Users) issue(ctx context.Context, user *resource.User, pub ssh.PublicKe
 		return nil, err
 	}
 	res.HostCAs = hostCAs
-	s.Audit(ctx, AuditEvent{Type: AuditLogin, Fields: map[string]any{
-		"user": name, "remote": remote, "roles": user.Spec.Roles, "logins": logins,
-		"valid_before": validBefore.UTC().Format(time.RFC3339), "route_to_cluster": route,
-	}})
+	via := "login"
+	if reissue {
+		via = "reissue"
+	} else {
+		s.Audit(ctx, AuditEvent{Type: AuditLogin, Fields: map[string]any{
+			"user": name, "remote": remote, "roles": user.Spec.Roles, "logins": logins,
+			"valid_before": validBefore.UTC().Format(time.RFC3339), "route_to_cluster": route,
+		}})
+	}
 	s.Audit(ctx, AuditEvent{Type: AuditCertIssued, Fields: map[string]any{
 		"user": name, "ssh_serial": cert.Serial, "tls_serial": tlsCert.SerialNumber.String(),
 		"principals": logins, "valid_before": validBefore.UTC().Format(time.RFC3339),
+		"via": via, "remote": remote, "route_to_cluster": route,
 	}})
 	return res, nil
 }

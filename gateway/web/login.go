@@ -22,6 +22,8 @@ import (
 //	POST /webapi/users/signup/info   body: {"token"}                        the TOTP enrolment of a sign-up token
 //	POST /webapi/users/signup        body: {"token", "password", "otp"}     set the password, enrol TOTP, use the token up
 //	POST /webapi/login               body: LoginRequest                     certificates for a user
+//	POST /webapi/certs/reissue       body: ReissueRequest                   new certificates for a signed-in user's key
+//	                                 (client certificate and SSH certificate header as below; no password)
 //	GET  /webapi/clusters            the clusters the signed-in user may see (client certificate from login,
 //	                                 and the SSH certificate in the Tether-SSH-Certificate header)
 //	POST /v1/admin/users/{name}/signup  body: {"ttl"}                       (admin) a new sign-up token; clears the password
@@ -29,6 +31,7 @@ import (
 // Tokens and passwords only ever travel in bodies, never in URLs.
 const (
 	LoginPath         = "/webapi/login"
+	ReissuePath       = "/webapi/certs/reissue"
 	SignupInfoPath    = "/webapi/users/signup/info"
 	SignupPath        = "/webapi/users/signup"
 	ClustersPath      = "/webapi/clusters"
@@ -79,6 +82,13 @@ type LoginRequest struct {
 	PublicKey string `json:"public_key"`
 	// TTL is a Go duration ("8h"); empty means the default (12h). The roles cap it.
 	TTL            string `json:"ttl,omitempty"`
+	RouteToCluster string `json:"route_to_cluster,omitempty"`
+}
+
+// ReissueRequest is the body of POST /webapi/certs/reissue: tether login CLUSTER with a
+// valid sign-in. The answer is a LoginResponse whose certificates end when the presented
+// ones do.
+type ReissueRequest struct {
 	RouteToCluster string `json:"route_to_cluster,omitempty"`
 }
 
@@ -213,32 +223,35 @@ func (s *Server) HandleLogin(users *auth.Users) {
 			s.loginFail(w, err)
 			return
 		}
-		out := LoginResponse{
-			Cluster: res.Cluster, Roles: res.Roles, Logins: res.Logins,
-			SSHCert:     strings.TrimSpace(string(ssh.MarshalAuthorizedKey(res.SSHCert))),
-			TLSCert:     string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.TLSCert.Raw})),
-			ValidBefore: time.Unix(int64(res.SSHCert.ValidBefore), 0).UTC(),
-			HostCAs:     []HostCA{}, KnownHosts: []string{},
+		writeJSON(w, http.StatusOK, loginResponse(res))
+	})
+	s.mux.HandleFunc("POST "+ReissuePath, func(w http.ResponseWriter, r *http.Request) {
+		var req ReissueRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.loginFail(w, err)
+			return
 		}
-		if out.Roles == nil {
-			out.Roles = []string{}
+		var peer []*x509.Certificate
+		if r.TLS != nil {
+			peer = r.TLS.PeerCertificates
 		}
-		for _, c := range res.TLSCAs {
-			out.TLSCA += string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+		id, err := users.AuthenticateUser(peer, r.Header.Get(SSHCertHeader))
+		if err != nil {
+			s.log.Debug("certificate reissue without a valid user identity", "remote", r.RemoteAddr, "err", err)
+			s.loginFail(w, err)
+			return
 		}
-		var clusters []string
-		for _, h := range res.HostCAs {
-			clusters = append(clusters, h.Cluster)
+		pub, err := ssh.NewPublicKey(peer[0].PublicKey)
+		if err != nil {
+			s.loginFail(w, fmt.Errorf("%w: unreadable client key", auth.ErrUnauthenticated))
+			return
 		}
-		for _, h := range res.HostCAs {
-			hc := HostCA{Cluster: h.Cluster, Keys: []string{}}
-			for _, k := range h.Keys {
-				hc.Keys = append(hc.Keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
-				out.KnownHosts = append(out.KnownHosts, KnownHostsLine(h.Cluster, k, KnownHostsExclusions(h.Cluster, clusters)...))
-			}
-			out.HostCAs = append(out.HostCAs, hc)
+		res, err := users.Reissue(r.Context(), id, pub, req.RouteToCluster, clientKey(r.RemoteAddr))
+		if err != nil {
+			s.loginFail(w, err)
+			return
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, loginResponse(res))
 	})
 	s.mux.HandleFunc("GET "+ClustersPath, func(w http.ResponseWriter, r *http.Request) {
 		var peer []*x509.Certificate
@@ -311,4 +324,35 @@ func (s *Server) loginFail(w http.ResponseWriter, err error) {
 	default:
 		s.failPublic(w, err)
 	}
+}
+
+// loginResponse is what a sign-in or a reissue answers: the certificates, the TLS CA and
+// the host CAs as known_hosts lines.
+func loginResponse(res *auth.LoginResult) LoginResponse {
+	out := LoginResponse{
+		Cluster: res.Cluster, Roles: res.Roles, Logins: res.Logins,
+		SSHCert:     strings.TrimSpace(string(ssh.MarshalAuthorizedKey(res.SSHCert))),
+		TLSCert:     string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: res.TLSCert.Raw})),
+		ValidBefore: time.Unix(int64(res.SSHCert.ValidBefore), 0).UTC(),
+		HostCAs:     []HostCA{}, KnownHosts: []string{},
+	}
+	if out.Roles == nil {
+		out.Roles = []string{}
+	}
+	for _, c := range res.TLSCAs {
+		out.TLSCA += string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	var clusters []string
+	for _, h := range res.HostCAs {
+		clusters = append(clusters, h.Cluster)
+	}
+	for _, h := range res.HostCAs {
+		hc := HostCA{Cluster: h.Cluster, Keys: []string{}}
+		for _, k := range h.Keys {
+			hc.Keys = append(hc.Keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
+			out.KnownHosts = append(out.KnownHosts, KnownHostsLine(h.Cluster, k, KnownHostsExclusions(h.Cluster, clusters)...))
+		}
+		out.HostCAs = append(out.HostCAs, hc)
+	}
+	return out
 }
