@@ -281,6 +281,7 @@ func shapeRole(r *resource.Role) (map[string]any, error) {
 		"max_session_ttl_ns":  int64(r.Spec.Options.MaxSessionTTL),
 		"require_session_mfa": r.Spec.Options.RequireSessionMFA,
 		"max_cert_age_ns":     int64(r.Spec.Options.MaxCertAge),
+		"max_connections":     r.Spec.Options.MaxConnections,
 		"require_connectors":  connectors,
 	}
 	// Forwarding options ship only when the role sets them: unset has Teleport's own

@@ -136,23 +136,17 @@ spec:
 	}
 }
 
-// TestShapeReplicatedRoleLocks: a lock a root replicated here targets one of the root's
-// roles, which the root's users carry in their certificates; it ships as root_role so that
-// it does not also lock a leaf role of the same name that other root roles map to. The
-// leaf's own locks, and a lock whose label names another root than its target, keep role.
-func TestShapeReplicatedRoleLocks(t *testing.T) {
-	t.Parallel()
-	lock := func(name string, labels map[string]string, target resource.LockTarget) *resource.Lock {
-		return &resource.Lock{Kind: resource.KindLock, Version: "v2",
-			Metadata: resource.Metadata{Name: name, Labels: labels}, Spec: resource.LockSpec{Target: target}}
-	}
-	from := map[string]string{resource.LabelReplicatedFrom: "root.example.com"}
-	data, err := Shape(ShapeOptions{ClusterName: "leaf.example.com", Resources: []resource.Resource{
-		lock("ops@root.example.com", from, resource.LockTarget{Role: "ops", RemoteCluster: "root.example.com"}),
-		lock("local", nil, resource.LockTarget{Role: "ops"}),
-		lock("local-for-root-users", nil, resource.LockTarget{Role: "ops", RemoteCluster: "root.example.com"}),
-		lock("mislabelled", from, resource.LockTarget{Role: "ops", RemoteCluster: "other.example.com"}),
-	}})
+// testLock is a lock resource for the shaping tests.
+func testLock(name string, labels map[string]string, target resource.LockTarget) *resource.Lock {
+	return &resource.Lock{Kind: resource.KindLock, Version: "v2",
+		Metadata: resource.Metadata{Name: name, Labels: labels}, Spec: resource.LockSpec{Target: target}}
+}
+
+// checkLockTargets shapes locks on leaf.example.com and compares each lock's target, by
+// name, with want.
+func checkLockTargets(t *testing.T, locks []resource.Resource, want map[string]map[string]any) {
+	t.Helper()
+	data, err := Shape(ShapeOptions{ClusterName: "leaf.example.com", Resources: locks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,15 +155,29 @@ func TestShapeReplicatedRoleLocks(t *testing.T) {
 		l := l.(map[string]any)
 		got[l["name"].(string)] = l["target"].(map[string]any)
 	}
-	want := map[string]map[string]any{
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("lock targets:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestShapeReplicatedRoleLocks: a lock a root replicated here targets one of the root's
+// roles, which the root's users carry in their certificates; it ships as root_role so that
+// it does not also lock a leaf role of the same name that other root roles map to. The
+// leaf's own locks, and a lock whose label names another root than its target, keep role.
+func TestShapeReplicatedRoleLocks(t *testing.T) {
+	t.Parallel()
+	from := map[string]string{resource.LabelReplicatedFrom: "root.example.com"}
+	checkLockTargets(t, []resource.Resource{
+		testLock("ops@root.example.com", from, resource.LockTarget{Role: "ops", RemoteCluster: "root.example.com"}),
+		testLock("local", nil, resource.LockTarget{Role: "ops"}),
+		testLock("local-for-root-users", nil, resource.LockTarget{Role: "ops", RemoteCluster: "root.example.com"}),
+		testLock("mislabelled", from, resource.LockTarget{Role: "ops", RemoteCluster: "other.example.com"}),
+	}, map[string]map[string]any{
 		"ops@root.example.com": {"root_role": "ops", "remote_cluster": "root.example.com"},
 		"local":                {"role": "ops"},
 		"local-for-root-users": {"role": "ops", "remote_cluster": "root.example.com"},
 		"mislabelled":          {"role": "ops", "remote_cluster": "other.example.com"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("lock targets:\n got %v\nwant %v", got, want)
-	}
+	})
 }
 
 // TestShapeReplicatedNodeLocks: a root's node lock names the root's node; replicated to a
@@ -179,36 +187,20 @@ func TestShapeReplicatedRoleLocks(t *testing.T) {
 // own db1 also locked the root's users out of every leaf's db1.
 func TestShapeReplicatedNodeLocks(t *testing.T) {
 	t.Parallel()
-	lock := func(name string, labels map[string]string, target resource.LockTarget) *resource.Lock {
-		return &resource.Lock{Kind: resource.KindLock, Version: "v2",
-			Metadata: resource.Metadata{Name: name, Labels: labels}, Spec: resource.LockSpec{Target: target}}
-	}
 	from := map[string]string{resource.LabelReplicatedFrom: "root.example.com"}
-	data, err := Shape(ShapeOptions{ClusterName: "leaf.example.com", Resources: []resource.Resource{
-		lock("roots-db1@root.example.com", from, resource.LockTarget{Node: "db1", RemoteCluster: "root.example.com"}),
-		lock("leaf-db1@root.example.com", from, resource.LockTarget{Node: "db1.leaf.example.com", RemoteCluster: "root.example.com"}),
-		lock("upper@root.example.com", from, resource.LockTarget{Node: "db1.LEAF.example.com", RemoteCluster: "root.example.com"}),
-		lock("other-leaf@root.example.com", from, resource.LockTarget{Node: "db1.other.example.com", RemoteCluster: "root.example.com"}),
-		lock("just-the-suffix@root.example.com", from, resource.LockTarget{Node: ".leaf.example.com", RemoteCluster: "root.example.com"}),
-		lock("local", nil, resource.LockTarget{Node: "db1"}),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]map[string]any{}
-	for _, l := range data["tether"].(map[string]any)["locks"].([]any) {
-		l := l.(map[string]any)
-		got[l["name"].(string)] = l["target"].(map[string]any)
-	}
-	want := map[string]map[string]any{
+	checkLockTargets(t, []resource.Resource{
+		testLock("roots-db1@root.example.com", from, resource.LockTarget{Node: "db1", RemoteCluster: "root.example.com"}),
+		testLock("leaf-db1@root.example.com", from, resource.LockTarget{Node: "db1.leaf.example.com", RemoteCluster: "root.example.com"}),
+		testLock("upper@root.example.com", from, resource.LockTarget{Node: "db1.LEAF.example.com", RemoteCluster: "root.example.com"}),
+		testLock("other-leaf@root.example.com", from, resource.LockTarget{Node: "db1.other.example.com", RemoteCluster: "root.example.com"}),
+		testLock("just-the-suffix@root.example.com", from, resource.LockTarget{Node: ".leaf.example.com", RemoteCluster: "root.example.com"}),
+		testLock("local", nil, resource.LockTarget{Node: "db1"}),
+	}, map[string]map[string]any{
 		"roots-db1@root.example.com":       {"root_node": "db1", "remote_cluster": "root.example.com"},
 		"leaf-db1@root.example.com":        {"node": "db1", "remote_cluster": "root.example.com"},
 		"upper@root.example.com":           {"node": "db1", "remote_cluster": "root.example.com"},
 		"other-leaf@root.example.com":      {"root_node": "db1.other.example.com", "remote_cluster": "root.example.com"},
 		"just-the-suffix@root.example.com": {"root_node": ".leaf.example.com", "remote_cluster": "root.example.com"},
 		"local":                            {"node": "db1"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("lock targets:\n got %v\nwant %v", got, want)
-	}
+	})
 }

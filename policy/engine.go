@@ -660,6 +660,46 @@ func (e *Engine) Identity(ctx context.Context, in *Input) (any, error) {
 	return ast.JSON(id.value)
 }
 
+// MaxConnections is Teleport's options.max_connections for in's certificate at this
+// cluster: the smallest limit among the roles the identity stage gives it, 0 when none
+// sets one. The identity is the one the engine caches per certificate; an identity
+// without the value is an error, never "no limit".
+func (e *Engine) MaxConnections(ctx context.Context, in *Input) (int64, error) {
+	p := e.cur.Load()
+	if p == nil {
+		return 0, ErrNoBundle
+	}
+	id, err := e.identity(ctx, p, in)
+	if err != nil {
+		return 0, err
+	}
+	obj, ok := id.value.(ast.Object)
+	if !ok {
+		return 0, errors.New("policy: the identity is not an object")
+	}
+	req := obj.Get(ast.StringTerm("requirements"))
+	if req == nil {
+		return 0, errors.New("policy: the identity has no requirements")
+	}
+	ro, ok := req.Value.(ast.Object)
+	if !ok {
+		return 0, errors.New("policy: the identity's requirements are not an object")
+	}
+	t := ro.Get(ast.StringTerm("max_connections"))
+	if t == nil {
+		return 0, errors.New("policy: the identity has no max_connections")
+	}
+	n, ok := t.Value.(ast.Number)
+	if !ok {
+		return 0, fmt.Errorf("policy: max_connections %v is not a number", t.Value)
+	}
+	v, ok := n.Int64()
+	if !ok || v < 0 {
+		return 0, fmt.Errorf("policy: max_connections %v is not a limit", n)
+	}
+	return v, nil
+}
+
 // Query evaluates any query against the loaded bundle, for tools such as
 // `tetherctl policy explain`. It is not a decision: no cache, no log.
 func (e *Engine) Query(ctx context.Context, query string, input ast.Value) (any, error) {

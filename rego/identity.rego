@@ -322,7 +322,16 @@ requirements(roles, sts) := {
 	"max_age": [[r, ns] | some i, r in roles; ns := sts[i].requirements.max_age_ns; ns > 0],
 	"connectors": [[r, cs] | some i, r in roles; cs := sts[i].requirements.connectors; count(cs) > 0],
 	"max_session_ttl_ns": [sts[i].requirements.ttl_ns | some i, _ in roles],
+	"max_connections": max_connections([object.get(sts[i].requirements, "max_connections", 0) | some i, _ in roles]),
 }
+
+# max_connections: Teleport's options.max_connections over the identity's roles: the
+# smallest limit a role sets, 0 when none does (no limit). The enforcement point counts
+# the user's open connections against it.
+max_connections(ns) := min(limits) if {
+	limits := [n | some n in ns; is_number(n); n > 0]
+	count(limits) > 0
+} else := 0
 
 # role_requirements: a role's options as requirements reads them (part of role_derived).
 role_requirements(role) := {
@@ -330,6 +339,7 @@ role_requirements(role) := {
 	"max_age_ns": object.get(role, ["options", "max_cert_age_ns"], 0),
 	"connectors": object.get(role, ["options", "require_connectors"], []),
 	"ttl_ns": role_ttl(role),
+	"max_connections": object.get(role, ["options", "max_connections"], 0),
 }
 
 # role_ttl is a role's max_session_ttl, Teleport's 30 hours when it sets none.

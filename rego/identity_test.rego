@@ -321,6 +321,21 @@ test_requirements_collect_max_session_ttls if {
 	i.requirements.max_session_ttl_ns == [30 * fx.hour, 8 * fx.hour, 2 * fx.hour]
 }
 
+# Teleport's options.max_connections: the smallest limit among the identity's roles; 0 (no
+# limit) when none sets one; a role without the option (a bundle shaped before it) sets none.
+test_requirements_max_connections_is_the_smallest_limit if {
+	roles := object.union(fx.root_world.roles, {
+		"three": fx.role({"logins": [fx.lit("alice")], "options": {"max_connections": 3}}),
+		"two": fx.role({"logins": [fx.lit("alice")], "options": {"max_connections": 2}}),
+		"none": fx.role({"logins": [fx.lit("alice")]}),
+	})
+	w := fx.with_roles(fx.root_world, roles)
+	i := fx.identity_of(w, {"cluster": fx.root, "cert": fx.root_alice(["three", "none", "two"])})
+	i.requirements.max_connections == 2
+	j := fx.identity_of(w, {"cluster": fx.root, "cert": fx.root_alice(["none", "access"])})
+	j.requirements.max_connections == 0
+}
+
 # ---- operators' grants ---------------------------------------------------------------------
 
 test_custom_grants_add_existing_roles_only if {

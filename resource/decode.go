@@ -218,6 +218,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, p path) error {
 			}
 		}
 		return d.errAt(n, p, "expected true or false, got %s", describeNode(n))
+	case reflect.Int, reflect.Int64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == tagInt {
+			i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 10, 64)
+			if err == nil && !v.OverflowInt(i) {
+				v.SetInt(i)
+				return nil
+			}
+		}
+		return d.errAt(n, p, "expected a whole number, got %s", describeNode(n))
 	}
 	return d.errAt(n, p, "internal error: cannot decode into %s", v.Type())
 }

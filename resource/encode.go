@@ -87,6 +87,8 @@ func encode(v reflect.Value) (*yaml.Node, error) {
 		return strNode(v.String()), nil
 	case reflect.Bool:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tagBool, Value: fmt.Sprint(v.Bool())}, nil
+	case reflect.Int, reflect.Int64:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tagInt, Value: fmt.Sprint(v.Int())}, nil
 	}
 	return nil, fmt.Errorf("internal error: cannot encode %s", v.Type())
 }

@@ -50,6 +50,10 @@ type RoleOptions struct {
 	// ForwardAgent is Teleport's forward_agent: some role must set it true for agent
 	// forwarding (-A); unset means false; a role that sets it false forbids it.
 	ForwardAgent BoolOption `yaml:"forward_agent,omitempty"`
+	// MaxConnections is Teleport's max_connections: how many SSH connections to nodes a
+	// holder of the role may have open at once at an enforcement point (the smallest of the
+	// user's roles that set one); 0 or unset means no limit.
+	MaxConnections int64 `yaml:"max_connections,omitempty"`
 }
 
 // BoolOption is a role option that may be unset, true or false, since Teleport gives
@@ -121,6 +125,9 @@ func (r *Role) Validate() error {
 	o := &r.Spec.Options
 	if o.MaxSessionTTL < 0 {
 		return fieldErr(res, path{"spec", "options", "max_session_ttl"}, "must not be negative, got %s", o.MaxSessionTTL)
+	}
+	if o.MaxConnections < 0 {
+		return fieldErr(res, path{"spec", "options", "max_connections"}, "must not be negative (0 or unset: no limit), got %d", o.MaxConnections)
 	}
 	if o.MaxCertAge < 0 {
 		return fieldErr(res, path{"spec", "options", "max_cert_age"}, "must not be negative, got %s", o.MaxCertAge)

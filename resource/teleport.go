@@ -204,8 +204,6 @@ func init() {
 		"disconnect_expired_cert: true ends sessions when the certificate expires, which Tether does not do: ignored, sessions would outlive it", "true")}
 	role["spec.options.client_idle_timeout"] = teleportRule{refuseNonZeroDuration(
 		"client_idle_timeout ends idle sessions, which Tether does not do: ignored, idle sessions would stay open")}
-	role["spec.options.max_connections"] = teleportRule{refuseUnlessEmpty(
-		"max_connections limits concurrent connections, which Tether does not count: ignored, there would be no limit")}
 	role["spec.options.max_sessions"] = teleportRule{refuseUnlessEmpty(
 		"max_sessions limits sessions per connection, which Tether does not count: ignored, there would be no limit")}
 	role["spec.options.lock"] = teleportRule{refuseIf(

@@ -504,6 +504,54 @@ func TestSSHAccessPath(t *testing.T) {
 	})
 
 	// Last: the lock denies alice everything from here on.
+	// Teleport's options.max_connections: with the limit at 1, a second connection while
+	// one is open is refused at sign-in saying why (tether ssh and OpenSSH alike); once the
+	// first ends, a new one is let in.
+	t.Run("max_connections_refuses_a_connection_over_the_roles_limit", func(t *testing.T) {
+		role := func(options string) string {
+			return "kind: role\nversion: v5\nmetadata: {name: access}\nspec:\n" + options +
+				"  allow:\n    logins: ['{{internal.logins}}']\n    node_labels: {'*': '*'}\n"
+		}
+		c.root.ctl(t, c.tetherctl, "create", "-f", writeTemp(t, role("  options: {max_connections: 1}\n")))
+		t.Cleanup(func() { c.root.ctl(t, c.tetherctl, "create", "-f", writeTemp(t, role(""))) })
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		before := strings.Count(c.sshdLog.String(), "Starting session")
+		first := exec.CommandContext(ctx, c.alice.bin, "ssh", "--cluster="+c.cluster, target, "sleep 60")
+		first.Env = append(os.Environ(), "TETHER_HOME="+c.profile)
+		if err := first.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- first.Wait() }()
+		defer func() { _ = first.Process.Kill(); <-done }()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if strings.Count(c.sshdLog.String(), "Starting session") == before {
+				return fmt.Errorf("the first session has not started:\n%s", c.sshdLog)
+			}
+			return nil
+		})
+		want := "has 1 connections open at " + c.cluster + ", the most the roles allow (options.max_connections: 1)"
+		testenv.Eventually(t, 10*time.Second, func() error {
+			_, errOut, code := c.tether(t, "ssh", "--cluster="+c.cluster, target, "true")
+			if code != 255 || !strings.Contains(errOut, want) {
+				return fmt.Errorf("second connection: exit %d, stderr:\n%s", code, errOut)
+			}
+			return nil
+		})
+		out, err := c.openssh(ctx, append(c.proxyCommandArgs(), c.login+"@node1."+c.cluster, "true")...).CombinedOutput()
+		if exitCode(t, err) != 255 || !strings.Contains(string(out), want) || !strings.Contains(string(out), "Permission denied") {
+			t.Fatalf("OpenSSH over the limit: %v\n%s", err, out)
+		}
+		_ = first.Process.Kill()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if _, errOut, code := c.tether(t, "ssh", "--cluster="+c.cluster, target, "true"); code != 0 {
+				return fmt.Errorf("after the first ended: exit %d, stderr:\n%s", code, errOut)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a_lock_ends_a_live_session", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()

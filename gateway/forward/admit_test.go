@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"log/slog"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/ca"
+	"github.com/tetherproject/tether/internal/testenv"
 )
 
 // The login is decided at authentication, and only for a client that proved it holds the
@@ -85,7 +85,7 @@ func TestServerConfigAdmitsOnlyAProvenKey(t *testing.T) {
 					}
 					return tc.admit
 				}, &id)
-			cc, sc := tcpPair(t)
+			cc, sc := testenv.TCPPair(t)
 			done := make(chan error, 1)
 			go func() {
 				defer sc.Close()
@@ -129,29 +129,3 @@ type forgedCertSigner struct {
 }
 
 func (f forgedCertSigner) PublicKey() ssh.PublicKey { return f.cert }
-
-// tcpPair is two ends of a loopback TCP connection (net.Pipe does not buffer, and both
-// SSH sides write their version line before reading).
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c, s
-}

@@ -66,6 +66,11 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+
+	mu sync.Mutex
+	// open counts each user's connections (by USER@CLUSTER of the certificate's signer)
+	// for their roles' options.max_connections.
+	open map[string]int
 }
 
 // New checks cfg and returns a Server.
@@ -92,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "forward", "cluster", cfg.ClusterName)}, nil
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "forward", "cluster", cfg.ClusterName), open: map[string]int{}}, nil
 }
 
 // Target is the node a connection is aimed at, as the proxy or the tunnel named it.
@@ -233,8 +238,21 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 		return fmt.Errorf("issuing the session's host certificate: %w", err)
 	}
 	var id *Identity
+	var release func() // the connection's place under its user's max_connections
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
 	scfg := ServerConfig(ctx, hostSigner, s.cfg.TrustedUserKeys, s.cfg.Now, log, func(login string, id *Identity) string {
-		return s.admit(ctx, log, t, login, id)
+		msg, rel := s.admit(ctx, log, t, login, id)
+		if rel != nil {
+			if release != nil {
+				release()
+			}
+			release = rel
+		}
+		return msg
 	}, &id)
 	scfg.Ciphers = s.cfg.Ciphers
 	_ = conn.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
@@ -282,29 +300,65 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn, t Target) error {
 			_ = nc.Reject(ssh.UnknownChannelType, "unsupported channel type "+nc.ChannelType())
 		}
 	}
+	// The user's connection is gone: nothing more can reach them, so the node's
+	// connection ends now too, as sshd drops a session whose client went away. Waiting for
+	// the node to close its channels would keep a session (and the user's place under
+	// max_connections) for as long as its command runs.
 	cancel()
+	c.closeNode()
 	wg.Wait()
 	return nil
 }
 
 // admit decides a login at authentication, as sshd does: the node must be registered
 // and the login allowed on it (ssh.session, or ssh.port_forward for a connection that
-// will only forward, when an operator's rules allow that alone). Each session and
-// forward is still decided when it is asked for: the policy may have changed since.
-func (s *Server) admit(ctx context.Context, log *slog.Logger, t Target, login string, id *Identity) string {
+// will only forward, when an operator's rules allow that alone), and the user must have a
+// place under their roles' options.max_connections. Each session and forward is still
+// decided when it is asked for: the policy may have changed since. On an allow, release
+// gives the connection's place back.
+func (s *Server) admit(ctx context.Context, log *slog.Logger, t Target, login string, id *Identity) (msg string, release func()) {
 	c := &userConn{s: s, log: log.With("user", id.ID.Username, "login", login, "at", "authentication"), id: id, login: login, target: t, ctx: ctx}
 	n, msg := c.lookup()
 	if msg != "" {
-		return msg
+		return msg, nil
 	}
-	_, msg = c.decide(n)
-	if msg == "" {
-		return ""
+	in, msg := c.decide(n)
+	if msg != "" {
+		if _, fwd := c.decideAction(policy.ActionSSHPortForward, n, ""); fwd != "" {
+			return msg, nil
+		}
 	}
-	if _, fwd := c.decideAction(policy.ActionSSHPortForward, n, ""); fwd == "" {
-		return ""
+	return s.takeConnection(c, &in)
+}
+
+// takeConnection takes a place for c's user under the limit their roles set
+// (options.max_connections, read from the engine's identity), or says why there is none.
+// An unreadable limit refuses: the limit is not known to be kept.
+func (s *Server) takeConnection(c *userConn, in *policy.Input) (msg string, release func()) {
+	limit, err := s.cfg.Engine.MaxConnections(c.ctx, in)
+	if err != nil {
+		c.log.Error("reading the roles' max_connections", "err", err)
+		return fmt.Sprintf("cannot check your connection limit at %s now; try again", s.cfg.ClusterName), nil
 	}
-	return msg
+	who := c.id.ID.Username + "@" + c.id.ID.SigningCA.Cluster
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit > 0 && int64(s.open[who]) >= limit {
+		c.log.Warn("connection refused: the user has max_connections connections open", "max_connections", limit)
+		return fmt.Sprintf("user %s has %d connections open at %s, the most the roles allow (options.max_connections: %d): close one and try again",
+			who, s.open[who], s.cfg.ClusterName, limit), nil
+	}
+	s.open[who]++
+	var once sync.Once
+	return "", func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.open[who]--; s.open[who] <= 0 {
+				delete(s.open, who)
+			}
+		})
+	}
 }
 
 func hostPrincipals(node, cluster string) []string {

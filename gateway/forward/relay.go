@@ -43,11 +43,18 @@ func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-
 		_ = nch.CloseWrite()
 	}()
 	userDone := make(chan struct{})
+	// inFlight is held while a user's request is passed on and answered, so that the
+	// user's channel is not closed between the node's answer and the user's: a command
+	// that ends at once (exec "true") would otherwise read as "exec request failed" to
+	// OpenSSH, its output already shown.
+	var inFlight sync.Mutex
 	go func() {
 		defer close(userDone)
 		for req := range ureqs {
+			inFlight.Lock()
 			if refusedRequests[req.Type] || (allow != nil && !allow(req)) {
 				_ = req.Reply(false, nil)
+				inFlight.Unlock()
 				continue
 			}
 			ok, err := nch.SendRequest(req.Type, req.WantReply, req.Payload)
@@ -57,6 +64,7 @@ func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-
 			if req.WantReply {
 				_ = req.Reply(ok, nil)
 			}
+			inFlight.Unlock()
 		}
 		// The user closed the session: close the node's side too.
 		nch.Close()
@@ -70,8 +78,11 @@ func relay(uch ssh.Channel, ureqs <-chan *ssh.Request, nch ssh.Channel, nreqs <-
 			_ = req.Reply(ok, nil)
 		}
 	}
-	// The node closed its channel: finish copying its output, then end the user's.
+	// The node closed its channel: finish copying its output and answering the request
+	// in flight (the node's close ends its wait), then end the user's.
 	out.Wait()
+	inFlight.Lock()
+	inFlight.Unlock() //nolint:staticcheck // an empty section: waits for the request in flight
 	_ = uch.CloseWrite()
 	uch.Close()
 	<-userDone

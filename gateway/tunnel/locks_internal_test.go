@@ -9,27 +9,9 @@ import (
 	"os"
 	"testing"
 	"time"
-)
 
-// loopbackPair is a real TCP connection on loopback: the root's end and the leaf's.
-func loopbackPair(t *testing.T) (root, leaf net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	root, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { root.Close(); leaf.Close() })
-	return root, leaf
-}
+	"github.com/tetherproject/tether/internal/testenv"
+)
 
 // TestLeafReadsOneLockPushPerRootAtATime: a root (compromised) that opens many lock
 // pushes at once must not make the leaf hold up to 16 MiB from each in memory: the leaf
@@ -48,7 +30,7 @@ func TestLeafReadsOneLockPushPerRootAtATime(t *testing.T) {
 	}
 	big := bytes.Repeat([]byte(" "), 8<<20) // JSON white space: read whole, then refused
 	// A first push from root A that is still being sent.
-	a1, a1leaf := loopbackPair(t)
+	a1, a1leaf := testenv.TCPPair(t)
 	serve("a.example.com", a1leaf)
 	if _, err := a1.Write([]byte(`{"locks":[`)); err != nil {
 		t.Fatal(err)
@@ -56,7 +38,7 @@ func TestLeafReadsOneLockPushPerRootAtATime(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 
 	// A second push from A is not read meanwhile: its 8 MiB cannot all be written.
-	a2, a2leaf := loopbackPair(t)
+	a2, a2leaf := testenv.TCPPair(t)
 	serve("a.example.com", a2leaf)
 	_ = a2.SetWriteDeadline(time.Now().Add(time.Second))
 	if _, err := a2.Write(big); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -64,7 +46,7 @@ func TestLeafReadsOneLockPushPerRootAtATime(t *testing.T) {
 	}
 
 	// Root B's push is read at once.
-	b, bleaf := loopbackPair(t)
+	b, bleaf := testenv.TCPPair(t)
 	serve("b.example.com", bleaf)
 	_ = b.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := b.Write(big); err != nil {
