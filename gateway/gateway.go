@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	}
 	g.web.HandleUserNodes(users, g.userNodes)
 	g.web.HandleUserRoles(users, g.userRoles)
+	g.web.HandleNodeStreams(users, g.openNodeRoute)
 	// Root → leaf: the SSH entry reaches leaves through their tunnels; leaf side: a stream
 	// the root sends through the tunnel goes to this cluster's own enforcement point.
 	g.SetLeafDialer(g.tunnel)

@@ -7,10 +7,13 @@ import (
 	"net"
 	"regexp"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/tetherproject/tether/ca"
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/forward"
 	"github.com/tetherproject/tether/gateway/proxy"
+	"github.com/tetherproject/tether/gateway/web"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -98,6 +101,21 @@ func (g *Gateway) newSSHAccess(publicHosts []string) error {
 		MaxStartups: g.cfg.Proxy.SSHMaxStartups, MaxSessions: g.cfg.Proxy.SSHMaxSessions,
 	})
 	return err
+}
+
+// openNodeRoute opens the SSH entry's route for a user the web API authenticated (tether
+// proxy ssh over TLS, web.HandleNodeStreams).
+func (g *Gateway) openNodeRoute(ctx context.Context, req web.UserRequest, target string) (web.NodeRoute, string) {
+	key, err := ssh.ParsePublicKey(req.SSHCert)
+	cert, ok := key.(*ssh.Certificate)
+	if err != nil || !ok {
+		return nil, "not signed in, or the sign-in has expired: run tether login again"
+	}
+	route, msg := g.sshProxy.OpenRoute(ctx, cert, req.ID, target, req.ClientAddr)
+	if route == nil {
+		return nil, msg
+	}
+	return route, ""
 }
 
 // SetLeafDialer connects the root's SSH entry to its leaves' tunnels (nil: every leaf

@@ -60,15 +60,11 @@ func proxyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := dialProxy(ctxOf(cmd), p, signer)
+			conn, exit, closeAll, err := proxyNodeConn(ctxOf(cmd), p, signer, node, port, cluster, os.Stderr)
 			if err != nil {
 				return err
 			}
-			defer client.Close()
-			conn, exit, err := nodeStream(client, node, port, cluster, os.Stderr)
-			if err != nil {
-				return err
-			}
+			defer closeAll()
 			growPipe(os.Stdin, proxyPipeSize)
 			growPipe(os.Stdout, proxyPipeSize)
 			go func() {

@@ -262,14 +262,9 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 	if err != nil {
 		return nil, nil, err
 	}
-	pc, err := dialProxy(ctx, p, signer)
-	if err != nil {
-		return nil, nil, err
-	}
 	fqdn := node + "." + cluster
 	cas, err := knownHostCAs(p, fqdn)
 	if err != nil {
-		pc.Close()
 		return nil, nil, err
 	}
 	// The proxy decides the route first (an unknown or hidden cluster, an offline leaf);
@@ -282,9 +277,8 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 		}
 	}
 	check := &hostKeyCheck{check: hostKey}
-	conn, exit, err := nodeStream(pc, node, port, cluster, os.Stderr)
+	conn, exit, closeProxy, err := proxyNodeConn(ctx, p, signer, node, port, cluster, os.Stderr)
 	if err != nil {
-		pc.Close()
 		return nil, nil, err
 	}
 	// The enforcement point refuses a login it does not allow at authentication, saying
@@ -317,8 +311,7 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 	select {
 	case r := <-done:
 		if r.err != nil {
-			conn.Close()
-			pc.Close()
+			closeProxy()
 			// The node answered and its host key was refused: say so whatever status
 			// the proxy's subsystem ends with.
 			if herr := check.failure(); herr != nil {
@@ -342,14 +335,12 @@ func dialNode(ctx context.Context, p *Profile, login, node string, port int, clu
 			}
 			return nil, nil, describeSSHError(fmt.Sprintf("node %s in cluster %s", node, cluster), r.err)
 		}
-		return r.c, func() { r.c.Close(); pc.Close() }, nil
+		return r.c, func() { r.c.Close(); closeProxy() }, nil
 	case <-ctx.Done():
-		conn.Close()
-		pc.Close()
+		closeProxy()
 		return nil, nil, ctx.Err()
 	case <-time.After(30 * time.Second):
-		conn.Close()
-		pc.Close()
+		closeProxy()
 		return nil, nil, fmt.Errorf("node %s in cluster %s did not answer in time; try again", node, cluster)
 	}
 }

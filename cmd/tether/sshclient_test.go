@@ -130,6 +130,7 @@ func testProfile(t *testing.T, proxyAddr string, rootHostCA, leafHostCA, userCA 
 // host key verification failure, said as such (OpenSSH's "Host key verification
 // failed"), never silence nor "try again".
 func TestHostKeyVerificationFailuresAreReported(t *testing.T) {
+	t.Setenv(nodeStreamEnv, "ssh") // the fake proxy serves the SSH entry only
 	rootHostCA, _ := newTestSigner(t)
 	leafHostCA, _ := newTestSigner(t)
 	userCA, _ := newTestSigner(t)
@@ -183,6 +184,7 @@ func TestHostKeyVerificationFailuresAreReported(t *testing.T) {
 // of the gaps pass, which made NODE.CLUSTER work in any case and with a final dot, but
 // not --cluster).
 func TestDialNodeTakesTheClusterNameInAnyCaseAndWithAFinalDot(t *testing.T) {
+	t.Setenv(nodeStreamEnv, "ssh") // the fake proxy serves the SSH entry only
 	rootHostCA, _ := newTestSigner(t)
 	leafHostCA, _ := newTestSigner(t)
 	userCA, _ := newTestSigner(t)

@@ -352,12 +352,12 @@ func (s *Server) route(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 		fmt.Fprintln(ch.Stderr(), "ERROR:", err.Error())
 		return 1
 	}
-	r, msg := s.open(ctx, sconn, id, node, cluster)
+	r, msg := s.open(ctx, sshPeer(sconn), id, node, cluster)
 	if msg != "" {
 		fmt.Fprintln(ch.Stderr(), "ERROR:", msg)
 		return 1
 	}
-	if s.carry(ctx, sconn, id, r, ch, func(why string) {
+	if s.carry(ctx, id, r, ch, func(why string) {
 		fmt.Fprintf(ch.Stderr(), "ERROR: the session to %s in cluster %s was ended: %s\n", node, cluster, why)
 	}) {
 		return 1
@@ -387,7 +387,7 @@ func (s *Server) directTCPIP(ctx context.Context, sconn *ssh.ServerConn, id *for
 		_ = nc.Reject(ssh.Prohibited, fmt.Sprintf("no node named in %q", req.Host))
 		return
 	}
-	r, msg := s.open(ctx, sconn, id, node, cluster)
+	r, msg := s.open(ctx, sshPeer(sconn), id, node, cluster)
 	if msg != "" {
 		_ = nc.Reject(ssh.Prohibited, msg)
 		return
@@ -400,7 +400,7 @@ func (s *Server) directTCPIP(ctx context.Context, sconn *ssh.ServerConn, id *for
 	}
 	go ssh.DiscardRequests(reqs)
 	defer ch.Close()
-	s.carry(ctx, sconn, id, r, ch, func(string) {})
+	s.carry(ctx, id, r, ch, func(string) {})
 }
 
 // resolveHost reads the host of a ProxyJump request: NODE.CLUSTER for a leaf this proxy
@@ -427,10 +427,22 @@ func (s *Server) resolveHost(ctx context.Context, host string) (node, cluster st
 	return host, own
 }
 
+// peer is the user's end of a route: the address they connect from and the name they
+// gave the entry (the SSH user name; the certificate's user for tether proxy ssh over
+// TLS), for the log and the audit record.
+type peer struct {
+	remote, login string
+}
+
+func sshPeer(sconn *ssh.ServerConn) peer {
+	return peer{remote: sconn.RemoteAddr().String(), login: sconn.User()}
+}
+
 // routed is a stream to the enforcement point that serves node, ready to carry the
 // user's SSH connection.
 type routed struct {
 	node, cluster string
+	peer          peer
 	conn          net.Conn
 	log           *slog.Logger
 	// done is closed when this cluster's own enforcement point has finished with the
@@ -450,8 +462,8 @@ func (r *routed) wait() {
 // open reaches node in cluster for the user: this cluster's enforcement point in-process,
 // or a leaf's through its tunnel after the root's cluster.route decision. It returns what
 // the user reads when it cannot.
-func (s *Server) open(ctx context.Context, sconn *ssh.ServerConn, id *forward.Identity, node, cluster string) (*routed, string) {
-	client := sconn.RemoteAddr().String()
+func (s *Server) open(ctx context.Context, p peer, id *forward.Identity, node, cluster string) (*routed, string) {
+	client := p.remote
 	log := s.log.With("user", id.ID.Username, "node", node, "target_cluster", cluster, "client", client)
 	if cluster == s.cfg.ClusterName {
 		local, remote := net.Pipe()
@@ -462,7 +474,7 @@ func (s *Server) open(ctx context.Context, sconn *ssh.ServerConn, id *forward.Id
 				log.Info("forwarded connection ended", "err", err)
 			}
 		}()
-		return &routed{node: node, cluster: cluster, conn: remote, log: log, done: done}, ""
+		return &routed{node: node, cluster: cluster, peer: p, conn: remote, log: log, done: done}, ""
 	}
 	rc, err := s.cfg.RemoteCluster(ctx, cluster)
 	notFound := fmt.Sprintf("cluster %s not found: run tether clusters to see the clusters you may reach", cluster)
@@ -505,13 +517,14 @@ func (s *Server) open(ctx context.Context, sconn *ssh.ServerConn, id *forward.Id
 		log.Info("dialing the leaf", "err", err)
 		return nil, LeafDialMessage(cluster, node, err)
 	}
-	return &routed{node: node, cluster: cluster, conn: conn, log: log, in: &in, expires: d.ExpiresAt}, ""
+	return &routed{node: node, cluster: cluster, peer: p, conn: conn, log: log, in: &in, expires: d.ExpiresAt}, ""
 }
 
-// carry copies between the user's channel and r until either side ends, recorded as one
-// session; a leaf route is decided again while it lasts (recheckRoute), and a denial
-// calls say with the reason and ends it. It reports whether the route was cut.
-func (s *Server) carry(ctx context.Context, sconn *ssh.ServerConn, id *forward.Identity, r *routed, ch ssh.Channel, say func(why string)) bool {
+// carry copies between the user's side (an SSH channel, or the stream of tether proxy ssh
+// over TLS) and r until either side ends, recorded as one session; a leaf route is
+// decided again while it lasts (recheckRoute), and a denial calls say with the reason
+// and ends it. It reports whether the route was cut.
+func (s *Server) carry(ctx context.Context, id *forward.Identity, r *routed, user io.ReadWriter, say func(why string)) bool {
 	var cut atomic.Bool
 	if r.in != nil {
 		watchCtx, stopWatch := context.WithCancel(ctx)
@@ -524,8 +537,8 @@ func (s *Server) carry(ctx context.Context, sconn *ssh.ServerConn, id *forward.I
 	}
 	rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, map[string]any{
 		"user_cluster": id.ID.SigningCA.Cluster, "node": r.node, "cluster": r.cluster,
-		"remote": sconn.RemoteAddr().String(), "login": sconn.User()})
-	up, down := pipe(ch, r.conn)
+		"remote": r.peer.remote, "login": r.peer.login})
+	up, down := pipe(user, r.conn)
 	rec.End(ctx, up, down)
 	r.wait()
 	return cut.Load()
@@ -603,23 +616,31 @@ func LeafDialMessage(cluster, node string, err error) string {
 	}
 }
 
-// pipe copies between the channel and conn until conn's side ends, then closes conn.
-// The copy from the channel ends when the caller closes the channel. It returns the
-// bytes from the user (as far as copied when conn's side ended) and to the user.
-func pipe(ch ssh.Channel, conn net.Conn) (in, out int64) {
+// pipe copies between the user's side and conn until conn's side ends, then closes
+// conn; the user's side is closed for writing when it can be (an SSH channel). The copy
+// from the user's side ends when the caller closes it. It returns the bytes from the
+// user (as far as copied when conn's side ended) and to the user.
+func pipe(user io.ReadWriter, conn net.Conn) (in, out int64) {
 	var inN atomic.Int64
 	go func() {
-		_, _ = relaycopy.Copy(countingWriter{conn, &inN}, ch)
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			conn.Close()
-		}
+		_, _ = relaycopy.Copy(countingWriter{conn, &inN}, user)
+		closeWrite(conn)
 	}()
-	out, _ = relaycopy.Copy(ch, conn)
-	_ = ch.CloseWrite()
+	out, _ = relaycopy.Copy(user, conn)
+	if cw, ok := user.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
 	conn.Close()
 	return inN.Load(), out
+}
+
+// closeWrite ends c for writing, or closes it when it cannot half-close.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	} else {
+		c.Close()
+	}
 }
 
 // countingWriter adds what it writes to n as it goes, so a reader sees the bytes copied
@@ -633,4 +654,56 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	k, err := c.w.Write(p)
 	c.n.Add(int64(k))
 	return k, err
+}
+
+// Route is a user's route to a node opened outside the SSH entry: tether proxy ssh over
+// TLS, whose user the web API authenticated with the same certificates (the TLS client
+// certificate and the SSH certificate of one key). OpenRoute decides and dials as the
+// proxy: subsystem does; Carry carries it; Close gives up one that will not be carried.
+type Route struct {
+	s  *Server
+	id *forward.Identity
+	r  *routed
+}
+
+// OpenRoute reaches target (NODE[:PORT][@CLUSTER]) for the holder of cert, whose reading
+// is id: cert must have been verified against this cluster's user CA by the caller, and
+// remote is the user's address. When it cannot, it returns what the user reads.
+func (s *Server) OpenRoute(ctx context.Context, cert *ssh.Certificate, id policy.Cert, target, remote string) (*Route, string) {
+	node, cluster, err := ParseTarget(target, s.cfg.ClusterName)
+	if err != nil {
+		return nil, err.Error()
+	}
+	fid := &forward.Identity{Cert: cert, ID: id}
+	r, msg := s.open(ctx, peer{remote: remote, login: id.Username}, fid, node, cluster)
+	if msg != "" {
+		return nil, msg
+	}
+	return &Route{s: s, id: fid, r: r}, ""
+}
+
+// Carry copies between user and the node until either side ends, as the subsystem does,
+// and ends the route when the certificate expires, as the SSH entry ends the connection.
+// A cut (a decision that no longer allows the route, the expiry) calls say with what the
+// user reads and is reported.
+func (rt *Route) Carry(ctx context.Context, user io.ReadWriter, say func(why string)) bool {
+	inner := say
+	say = func(why string) {
+		inner(fmt.Sprintf("the session to %s in cluster %s was ended: %s", rt.r.node, rt.r.cluster, why))
+	}
+	var expired atomic.Bool
+	expiry := time.AfterFunc(rt.id.ID.ValidBefore.Sub(rt.s.cfg.Now()), func() {
+		expired.Store(true)
+		say("your certificate expired: run tether login again")
+		rt.r.conn.Close()
+	})
+	cut := rt.s.carry(ctx, rt.id, rt.r, user, say)
+	expiry.Stop()
+	return cut || expired.Load()
+}
+
+// Close gives up a route that will not be carried.
+func (rt *Route) Close() {
+	rt.r.conn.Close()
+	rt.r.wait()
 }

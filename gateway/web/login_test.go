@@ -27,6 +27,7 @@ import (
 )
 
 type loginFixture struct {
+	web   *Server
 	auth  *auth.Service
 	users *auth.Users
 	addr  string
@@ -86,7 +87,7 @@ spec: {roles: [access], traits: {logins: [bob]}}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, l) }()
 	t.Cleanup(func() { cancel(); <-done; eng.Close() })
-	return &loginFixture{auth: a, users: users, addr: l.Addr().String()}
+	return &loginFixture{web: s, auth: a, users: users, addr: l.Addr().String()}
 }
 
 // clientFrom verifies the server with the cluster's TLS CA, dials from the loopback
@@ -148,6 +149,28 @@ func (f *loginFixture) signUp(t *testing.T, c *http.Client, user string) []byte 
 	return secret
 }
 
+// signIn signs user up and in with a new key over c and returns the TLS client
+// certificate with its key, and the answer (its SSHCert is the SSH certificate).
+func (f *loginFixture) signIn(t *testing.T, c *http.Client, user string) (*tls.Certificate, LoginResponse) {
+	t.Helper()
+	secret := f.signUp(t, c, user)
+	priv, key := sshKey(t)
+	resp, data := call(t, c, "https://"+f.addr+LoginPath, LoginRequest{User: user, Password: "correct horse", OTP: auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod)), PublicKey: key, TTL: "1h"}, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: HTTP %d %s", resp.StatusCode, data)
+	}
+	var lr LoginResponse
+	if err := json.Unmarshal(data, &lr); err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(lr.TLSCert))
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: priv, Leaf: leaf}, lr
+}
+
 func sshKey(t *testing.T) (ed25519.PrivateKey, string) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -199,33 +222,18 @@ func TestUserCertificatesOpenTheClusterListButNotTheAdminAPI(t *testing.T) {
 	t.Parallel()
 	f := startLogin(t, auth.UsersConfig{})
 	c := f.clientFrom("127.0.0.1", nil)
-	secret := f.signUp(t, c, "alice")
-	priv, key := sshKey(t)
-	resp, data := call(t, c, "https://"+f.addr+LoginPath, LoginRequest{User: "alice", Password: "correct horse", OTP: auth.TOTPCode(secret, time.Now().Add(auth.TOTPPeriod)), PublicKey: key, TTL: "1h"}, nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("login: HTTP %d %s", resp.StatusCode, data)
-	}
-	var lr LoginResponse
-	if err := json.Unmarshal(data, &lr); err != nil {
-		t.Fatal(err)
-	}
+	cert, lr := f.signIn(t, c, "alice")
 	if lr.Cluster != "root.example.com" || len(lr.KnownHosts) == 0 || !strings.HasPrefix(lr.KnownHosts[0], "@cert-authority *.root.example.com,root.example.com ssh-") || !strings.Contains(lr.TLSCA, "BEGIN CERTIFICATE") {
 		t.Fatalf("login response %+v", lr)
 	}
-	block, _ := pem.Decode([]byte(lr.TLSCert))
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: priv, Leaf: leaf}
 	user := f.clientFrom("127.0.0.1", cert)
 
-	resp, _ = call(t, user, "https://"+f.addr+"/v1/admin/tokens", nil, nil)
+	resp, _ := call(t, user, "https://"+f.addr+"/v1/admin/tokens", nil, nil)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a user's certificate on the admin API: HTTP %d, want 403", resp.StatusCode)
 	}
 	h := http.Header{SSHCertHeader: {lr.SSHCert}}
-	resp, data = call(t, user, "https://"+f.addr+ClustersPath, nil, h)
+	resp, data := call(t, user, "https://"+f.addr+ClustersPath, nil, h)
 	var cl ClustersResponse
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &cl) != nil || len(cl.Clusters) != 1 || cl.Clusters[0].Name != "root.example.com" || cl.Clusters[0].Type != "root" {
 		t.Fatalf("cluster list: HTTP %d %s", resp.StatusCode, data)

@@ -284,8 +284,11 @@ func hostOf(addr string) string {
 // Serve runs the HTTPS server on l until ctx ends, then shuts it down.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.mux,
-		TLSConfig:         s.TLSConfig(),
+		Handler:   s.mux,
+		TLSConfig: s.TLSConfig(),
+		// Requests end with the server: a node stream outlives Shutdown, which does not
+		// wait for the connections handlers took over.
+		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
