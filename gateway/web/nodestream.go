@@ -94,6 +94,10 @@ func (s *Server) HandleNodeStreams(users *auth.Users, open NodeRouteOpener) {
 			return
 		}
 		defer conn.Close()
+		// The server's end ends the stream (Shutdown does not wait for connections
+		// handlers took over).
+		stop := context.AfterFunc(r.Context(), func() { conn.Close() })
+		defer stop()
 		_ = conn.SetDeadline(time.Time{})
 		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + NodeStreamProtocol + "\r\n\r\n")
 		if err := brw.Flush(); err != nil {
