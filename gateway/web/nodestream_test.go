@@ -70,6 +70,16 @@ func (o *streamOpener) count() int {
 	return len(o.calls)
 }
 
+// startStreams is a web API serving node streams through a recording opener, and a
+// client without a certificate (to sign users in with).
+func startStreams(t *testing.T) (*loginFixture, *streamOpener, *http.Client) {
+	t.Helper()
+	f := startLogin(t, auth.UsersConfig{})
+	o := &streamOpener{}
+	f.web.HandleNodeStreams(f.users, o.open)
+	return f, o, f.clientFrom("127.0.0.1", nil)
+}
+
 // openStream sends the node stream request on a new TLS connection with cert (nil for
 // none) and sshCert; edit may change the request first.
 func openStream(t *testing.T, f *loginFixture, cert *tls.Certificate, sshCert, target string, edit func(*http.Request)) (*tls.Conn, *bufio.Reader, *http.Response) {
@@ -113,10 +123,7 @@ func errorOf(resp *http.Response) string {
 // authenticate, and a refusal says why without opening anything.
 func TestNodeStreamOpensRoutesForSignedInUsersOnly(t *testing.T) {
 	t.Parallel()
-	f := startLogin(t, auth.UsersConfig{})
-	o := &streamOpener{}
-	f.web.HandleNodeStreams(f.users, o.open)
-	c := f.clientFrom("127.0.0.1", nil)
+	f, o, c := startStreams(t)
 	alice, aliceLogin := f.signIn(t, c, "alice")
 	_, bobLogin := f.signIn(t, c, "bob")
 
@@ -158,10 +165,7 @@ func TestNodeStreamOpensRoutesForSignedInUsersOnly(t *testing.T) {
 
 func TestNodeStreamCarriesBothWaysAndSaysHowItEnded(t *testing.T) {
 	t.Parallel()
-	f := startLogin(t, auth.UsersConfig{})
-	o := &streamOpener{}
-	f.web.HandleNodeStreams(f.users, o.open)
-	c := f.clientFrom("127.0.0.1", nil)
+	f, o, c := startStreams(t)
 	alice, lr := f.signIn(t, c, "alice")
 
 	t.Run("data_larger_than_a_frame_then_the_end", func(t *testing.T) {
