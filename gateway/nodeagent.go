@@ -28,7 +28,7 @@ func NewNodeAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, clu
 		AuthServer: n.AuthServer, Token: n.Token, Insecure: cfg.Insecure,
 		Dir: filepath.Join(cfg.DataDir, "node"), HeartbeatInterval: n.HeartbeatInterval,
 		Logger: log, Auditor: auditor, Ciphers: cfg.Ciphers,
-		MaxStartups: n.MaxStartups, MaxSessions: n.MaxSessions, MaxRemoteForwards: n.MaxRemoteForwards,
+		MaxStartups: n.MaxStartups, MaxStartupsPerSource: n.MaxStartupsPerSource, MaxSessions: n.MaxSessions, MaxRemoteForwards: n.MaxRemoteForwards,
 		MaxNetHelpers: n.MaxNetHelpers,
 	}
 	if n.CAPinFile != "" {

@@ -98,7 +98,8 @@ func (g *Gateway) newSSHAccess(publicHosts []string) error {
 		ClusterName: g.cfg.ClusterName, CA: g.auth.CA(), Engine: g.engine,
 		TrustedUserKeys: userCAKeys(g.auth), Forward: g.forward, RemoteCluster: lookupRemoteCluster(g.auth),
 		HostPrincipals: publicHosts, Logger: g.log, Auditor: g.auditor, Ciphers: g.cfg.Ciphers,
-		MaxStartups: g.cfg.Proxy.SSHMaxStartups, MaxSessions: g.cfg.Proxy.SSHMaxSessions,
+		MaxStartups: g.cfg.Proxy.SSHMaxStartups, MaxStartupsPerSource: g.cfg.Proxy.SSHMaxStartupsPerSource,
+		MaxSessions: g.cfg.Proxy.SSHMaxSessions,
 	})
 	return err
 }

@@ -28,6 +28,17 @@ func TestProxySSHHandshakesAreBounded(t *testing.T) {
 	})
 }
 
+// One host could hold all ssh_max_startups places of the user SSH entry (connections that
+// send a version line and stall) and lock every other user out. With
+// ssh_max_startups_per_source from one address, the next from it is closed unanswered
+// and another address still gets in.
+func TestProxySSHHandshakesAreBoundedPerSource(t *testing.T) {
+	cfg := loadWith(t, t.TempDir(), "  ssh_max_startups: 10\n  ssh_max_startups_per_source: 2\n")
+	run(t, cfg, func(g *Gateway) {
+		testenv.CheckSSHHandshakesBoundedPerSource(t, g.Addr(), 2, "ssh_max_startups_per_source")
+	})
+}
+
 // A signed-in user could open session and direct-tcpip channels without bound on one
 // connection to the proxy's SSH entry, each a goroutine and, once routed, a tunnel stream
 // and an SSH handshake at a leaf that the user may leave stalled: one connection tied up

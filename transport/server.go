@@ -60,6 +60,9 @@ type ServerConfig struct {
 	// exchange, hello) at once; one over it is closed unanswered, and its agent backs off
 	// as from any failed connect. Zero: DefaultMaxSSHStartups.
 	MaxSSHStartups int
+	// MaxSSHStartupsPerSource bounds them per source (startups.Source): leaves behind one
+	// NAT share an address, so it is high. Zero: DefaultMaxSSHStartupsPerSource.
+	MaxSSHStartupsPerSource int
 	// MaxTunnelsPerCluster bounds the tunnels one leaf cluster may hold on this replica
 	// (default 64: a few agents, each moving between carriers), so one leaf's credentials
 	// cannot exhaust the root. Beyond it the hello is refused.
@@ -178,6 +181,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxSSHStartups <= 0 {
 		cfg.MaxSSHStartups = DefaultMaxSSHStartups
 	}
+	if cfg.MaxSSHStartupsPerSource <= 0 {
+		cfg.MaxSSHStartupsPerSource = DefaultMaxSSHStartupsPerSource
+	}
 	if cfg.MaxTunnelsPerCluster == 0 {
 		cfg.MaxTunnelsPerCluster = 64
 	}
@@ -196,7 +202,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, log: log.With("component", "tunnel-server"), ctx: ctx, stop: stop,
-		hellos: make(chan struct{}, cfg.MaxConcurrentHellos), sshStartups: startups.New(cfg.MaxSSHStartups), tunnels: map[string][]*rootTunnel{}}, nil
+		hellos: make(chan struct{}, cfg.MaxConcurrentHellos), sshStartups: startups.New(cfg.MaxSSHStartups, cfg.MaxSSHStartupsPerSource), tunnels: map[string][]*rootTunnel{}}, nil
 }
 
 func (s *Server) certificate() (*tls.Certificate, error) {
@@ -307,7 +313,7 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 				time.Sleep(50 * time.Millisecond) // EMFILE and friends: do not spin
 				continue
 			}
-			handshaken, ok := s.sshStartups.Admit(c, s.log, "refused SSH tunnel connections: MaxSSHStartups connections are in their handshake", "max_ssh_startups")
+			handshaken, ok := s.sshStartups.Admit(c, s.log, "max_ssh_startups", "SSH tunnel connections")
 			if !ok {
 				continue
 			}

@@ -20,3 +20,16 @@ func TestSSHTunnelHandshakesAreBounded(t *testing.T) {
 	})
 	testenv.CheckSSHHandshakesBounded(t, s.Endpoint().TCP, limit, "MaxSSHStartups")
 }
+
+// One host could take all MaxSSHStartups places and keep every leaf from reconnecting
+// over the fallback. With MaxSSHStartupsPerSource from one address, the next from it is
+// closed unanswered and another address still gets in.
+func TestSSHTunnelHandshakesAreBoundedPerSource(t *testing.T) {
+	const perSource = 2
+	s := startServer(t, testPKI(t), func(c *ServerConfig) {
+		c.MaxSSHStartups = 10
+		c.MaxSSHStartupsPerSource = perSource
+		c.HandshakeTimeout = 30 * time.Second
+	})
+	testenv.CheckSSHHandshakesBoundedPerSource(t, s.Endpoint().TCP, perSource, "MaxSSHStartupsPerSource")
+}

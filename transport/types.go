@@ -34,9 +34,11 @@ const (
 	// DefaultMaxSSHStartups bounds SSH fallback connections in their handshake: well
 	// above a reconnect crowd's (leaves try QUIC first; hellos are bounded at 256).
 	DefaultMaxSSHStartups = 1024
-	DefaultDialTimeout    = 10 * time.Second
-	DefaultProbeInterval  = 30 * time.Second
-	DefaultAcceptLoops    = 4
+	// DefaultMaxSSHStartupsPerSource keeps a quarter of them for other sources.
+	DefaultMaxSSHStartupsPerSource = 256
+	DefaultDialTimeout             = 10 * time.Second
+	DefaultProbeInterval           = 30 * time.Second
+	DefaultAcceptLoops             = 4
 	// DefaultBulkIdleTimeout closes an SSH tunnel for sessions that carried none for it.
 	DefaultBulkIdleTimeout = 10 * time.Minute
 	// DefaultUDPBufferSize is the socket buffer asked for: below about 7 MiB QUIC drops

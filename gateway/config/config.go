@@ -96,6 +96,9 @@ type Node struct {
 	// MaxStartups is how many connections may be in the SSH handshake at once (each gets
 	// 30 s); more are closed unanswered (OpenSSH's MaxStartups). Default 100.
 	MaxStartups int `mapstructure:"max_startups"`
+	// MaxStartupsPerSource is how many of them may come from one source (an IPv4
+	// address, an IPv6 /64), so that one host cannot take every place. Default 50.
+	MaxStartupsPerSource int `mapstructure:"max_startups_per_source"`
 	// MaxSessions is how many sessions one SSH connection may have open at once; more are
 	// refused (OpenSSH's MaxSessions). Default 10.
 	MaxSessions int `mapstructure:"max_sessions"`
@@ -144,6 +147,9 @@ type Proxy struct {
 	// handshake at once (each gets 20 s); more are closed unanswered (OpenSSH's
 	// MaxStartups, as its hard limit). Default 100.
 	SSHMaxStartups int `mapstructure:"ssh_max_startups"`
+	// SSHMaxStartupsPerSource is how many of them may come from one source (an IPv4
+	// address, an IPv6 /64), so that one host cannot take every place. Default 30.
+	SSHMaxStartupsPerSource int `mapstructure:"ssh_max_startups_per_source"`
 	// SSHMaxSessions is how many session and direct-tcpip (ssh -J) channels one
 	// connection to the user SSH entry may have open at once; more are refused (OpenSSH's
 	// MaxSessions, counting both kinds). Default 10.
@@ -329,6 +335,7 @@ var defaults = map[string]any{
 	"proxy.tunnel_bulk_ssh":                 true,
 	"proxy.tunnel_ca_exchange_interval":     "1m",
 	"proxy.ssh_max_startups":                100,
+	"proxy.ssh_max_startups_per_source":     30,
 	"proxy.ssh_max_sessions":                10,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
@@ -362,6 +369,7 @@ var defaults = map[string]any{
 	"node.ca_pin_file":                      "",
 	"node.heartbeat_interval":               "30s",
 	"node.max_startups":                     100,
+	"node.max_startups_per_source":          50,
 	"node.max_sessions":                     10,
 	"node.max_remote_forwards":              32,
 	"node.max_net_helpers":                  256,
@@ -542,6 +550,9 @@ func (c *Config) complete() error {
 	if c.Proxy.SSHMaxStartups <= 0 {
 		return fmt.Errorf("proxy.ssh_max_startups %d must be positive", c.Proxy.SSHMaxStartups)
 	}
+	if c.Proxy.SSHMaxStartupsPerSource <= 0 {
+		return fmt.Errorf("proxy.ssh_max_startups_per_source %d must be positive", c.Proxy.SSHMaxStartupsPerSource)
+	}
 	if c.Proxy.SSHMaxSessions <= 0 {
 		return fmt.Errorf("proxy.ssh_max_sessions %d must be positive", c.Proxy.SSHMaxSessions)
 	}
@@ -672,6 +683,9 @@ func (c *Config) completeNode() error {
 	if n.MaxStartups <= 0 {
 		return fmt.Errorf("node.max_startups %d must be positive", n.MaxStartups)
 	}
+	if n.MaxStartupsPerSource <= 0 {
+		return fmt.Errorf("node.max_startups_per_source %d must be positive", n.MaxStartupsPerSource)
+	}
 	if n.MaxSessions <= 0 {
 		return fmt.Errorf("node.max_sessions %d must be positive", n.MaxSessions)
 	}
@@ -778,6 +792,9 @@ proxy:
   # Connections in their SSH handshake at once on the user SSH entry (20 s each); more
   # are closed unanswered, as OpenSSH's MaxStartups.
   ssh_max_startups: 100
+  # Of those, from one source (an IPv4 address, an IPv6 /64): one host cannot take every
+  # place. Behind a load balancer every client is one source: raise it there.
+  ssh_max_startups_per_source: 30
   # Sessions and ssh -J channels open at once on one connection to the user SSH entry;
   # more are refused, as OpenSSH's MaxSessions.
   ssh_max_sessions: 10
@@ -859,6 +876,9 @@ node:
   # Connections in their SSH handshake at once (30 s each); more are closed unanswered,
   # as OpenSSH's MaxStartups.
   max_startups: 100
+  # Of those, from one source (an IPv4 address, an IPv6 /64): one host cannot take every
+  # place (the cluster's enforcement point is one source too).
+  max_startups_per_source: 50
   # Sessions open at once on one SSH connection; more are refused, as OpenSSH's MaxSessions.
   max_sessions: 10
   # Remote forwards (ssh -R) one SSH connection may hold at once; more are refused.

@@ -52,7 +52,7 @@ func TestDefaultsAndErrors(t *testing.T) {
 	}
 	// One port by default: the tunnel shares the web port (and its public address).
 	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelListenAddr != "127.0.0.1:3080" || !c.Proxy.TunnelShared() || c.TrustTimeout != 30*time.Second ||
-		c.Proxy.TunnelCAExchangeInterval != time.Minute {
+		c.Proxy.TunnelCAExchangeInterval != time.Minute || c.Proxy.SSHMaxStartups != 100 || c.Proxy.SSHMaxStartupsPerSource != 30 {
 		t.Fatalf("derived defaults: %+v", c.Proxy)
 	}
 	// Behind a load balancer on 443 the shared tunnel is advertised at public_addr.
@@ -216,6 +216,8 @@ func TestNodeSection(t *testing.T) {
 		{"node_name_is_a_host_name", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: 'bad name'\n  auth_server: 127.0.0.1:3080\n", "node.name"},
 		{"heartbeat_interval_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  heartbeat_interval: 0s\n", "heartbeat_interval"},
 		{"proxy_ssh_max_startups_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups: 0\n", "proxy.ssh_max_startups"},
+		{"proxy_ssh_max_startups_per_source_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups_per_source: -1\n", "proxy.ssh_max_startups_per_source -1 must be positive"},
+		{"max_startups_per_source_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups_per_source: 0\n", "node.max_startups_per_source 0 must be positive"},
 		{"proxy_ssh_max_sessions_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_sessions: 0\n", "proxy.ssh_max_sessions"},
 		{"max_startups_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups: 0\n", "node.max_startups"},
 		{"max_sessions_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_sessions: -1\n", "node.max_sessions"},
@@ -238,7 +240,7 @@ func TestNodeSection(t *testing.T) {
 					t.Fatal(err)
 				}
 				if c.Node.HeartbeatInterval != 30*time.Second || c.Node.ListenAddr != "0.0.0.0:3022" ||
-					c.Node.MaxStartups != 100 || c.Node.MaxSessions != 10 || c.Node.MaxRemoteForwards != 32 ||
+					c.Node.MaxStartups != 100 || c.Node.MaxStartupsPerSource != 50 || c.Node.MaxSessions != 10 || c.Node.MaxRemoteForwards != 32 ||
 					c.Node.MaxNetHelpers != 256 {
 					t.Fatalf("defaults: %+v", c.Node)
 				}
@@ -262,7 +264,7 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval, ssh_max_startups, ssh_max_sessions)",
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval, ssh_max_startups, ssh_max_startups_per_source, ssh_max_sessions)",
 		path + ":6: unknown key foo (",
 	} {
 		if !strings.Contains(msg, want) {

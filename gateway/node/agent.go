@@ -85,6 +85,9 @@ type Config struct {
 	// unanswered. Each such connection gets at most 30 s (OpenSSH's LoginGraceTime). Zero
 	// means DefaultMaxStartups.
 	MaxStartups int
+	// MaxStartupsPerSource is how many of them may come from one source
+	// (startups.Source). Zero means DefaultMaxStartupsPerSource.
+	MaxStartupsPerSource int
 	// MaxSessions is how many session channels one connection may have open at once
 	// (OpenSSH's MaxSessions); more are refused as a resource shortage. Zero means
 	// DefaultMaxSessions.
@@ -103,7 +106,10 @@ type Config struct {
 // Defaults of the connection limits, OpenSSH's.
 const (
 	DefaultMaxStartups = 100
-	DefaultMaxSessions = 10
+	// DefaultMaxStartupsPerSource leaves half the places to other hosts: the cluster's
+	// enforcement point, from which every user's connection comes, among them.
+	DefaultMaxStartupsPerSource = 50
+	DefaultMaxSessions          = 10
 	// DefaultMaxRemoteForwards has no OpenSSH counterpart: sshd listens in one process.
 	DefaultMaxRemoteForwards = 32
 	// DefaultMaxNetHelpers keeps the helpers under about 1 GiB.
@@ -141,6 +147,9 @@ func New(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	if cfg.MaxStartups <= 0 {
 		cfg.MaxStartups = DefaultMaxStartups
+	}
+	if cfg.MaxStartupsPerSource <= 0 {
+		cfg.MaxStartupsPerSource = DefaultMaxStartupsPerSource
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions

@@ -12,7 +12,17 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tetherproject/tether/gateway/node"
+	"github.com/tetherproject/tether/internal/testenv"
 )
+
+// One host on the node's network could hold every MaxStartups place and keep the
+// cluster's enforcement point, from which every user's connection comes, out. With
+// MaxStartupsPerSource from one address, the next from it is closed unanswered and
+// another address still gets in.
+func TestConnectionsInTheHandshakeAreBoundedPerSource(t *testing.T) {
+	n := startSSHNode(t, func(c *node.Config) { c.MaxStartups, c.MaxStartupsPerSource = 10, 2 })
+	testenv.CheckSSHHandshakesBoundedPerSource(t, n.agent.Addr().String(), 2, "MaxStartupsPerSource")
+}
 
 // An unauthenticated peer that opens TCP connections to the node and sends nothing held
 // a goroutine and a connection for 30 s each, with no bound on how many: enough of them

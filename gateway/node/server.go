@@ -32,7 +32,7 @@ func (a *Agent) serve(ctx context.Context) error {
 		mu    sync.Mutex
 		conns = map[net.Conn]struct{}{}
 		// limit holds a place for each connection in its handshake (MaxStartups).
-		limit = startups.New(a.cfg.MaxStartups)
+		limit = startups.New(a.cfg.MaxStartups, a.cfg.MaxStartupsPerSource)
 	)
 	stop := context.AfterFunc(ctx, func() {
 		a.listener.Close()
@@ -56,7 +56,7 @@ func (a *Agent) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("node: accepting SSH connections: %w", err)
 		}
-		handshaken, ok := limit.Admit(c, a.log, "refused connections: max_startups connections are in their SSH handshake", "max_startups")
+		handshaken, ok := limit.Admit(c, a.log, "max_startups", "connections")
 		if !ok {
 			continue
 		}

@@ -73,6 +73,9 @@ type Config struct {
 	// MaxStartups, as its hard limit); one over it is closed unanswered. Zero means
 	// DefaultMaxStartups.
 	MaxStartups int
+	// MaxStartupsPerSource is how many of them may come from one source
+	// (startups.Source). Zero means DefaultMaxStartupsPerSource.
+	MaxStartupsPerSource int
 	// MaxSessions is how many session and direct-tcpip channels one connection may have
 	// open at once (OpenSSH's MaxSessions, counting both kinds: each may become a tunnel
 	// stream and a handshake at a leaf); more are refused as a resource shortage. Zero
@@ -83,7 +86,9 @@ type Config struct {
 // Defaults of the connection limits, OpenSSH's.
 const (
 	DefaultMaxStartups = 100
-	DefaultMaxSessions = 10
+	// DefaultMaxStartupsPerSource is OpenSSH's MaxStartups full-refusal figure (10:30:100).
+	DefaultMaxStartupsPerSource = 30
+	DefaultMaxSessions          = 10
 )
 
 // Server is the SSH entry of a proxy.
@@ -189,7 +194,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if n <= 0 {
 		n = DefaultMaxStartups
 	}
-	limit := startups.New(n)
+	perSource := s.cfg.MaxStartupsPerSource
+	if perSource <= 0 {
+		perSource = DefaultMaxStartupsPerSource
+	}
+	limit := startups.New(n, perSource)
 	for {
 		conn, err := l.Accept()
 		if err != nil {
@@ -198,7 +207,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return err
 		}
-		handshaken, ok := limit.Admit(conn, s.log, "refused SSH connections: ssh_max_startups connections are in their SSH handshake", "max_startups")
+		handshaken, ok := limit.Admit(conn, s.log, "ssh_max_startups", "SSH connections")
 		if !ok {
 			continue
 		}

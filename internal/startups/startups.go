@@ -1,44 +1,123 @@
 // Package startups bounds the connections an SSH server holds before they have
 // authenticated, as OpenSSH's MaxStartups does with its hard limit: a connection over
-// the bound is closed unanswered, before any work is done for it. Refusals are reported
-// at most once a minute, so a flood does not become a flood of log lines.
+// the bound is closed unanswered, before any work is done for it. A second bound per
+// source (Source: one IPv4 address, one IPv6 /64) keeps one host from taking every place
+// and locking everyone else out. Refusals are reported at most once a minute, so a flood
+// does not become a flood of log lines.
 package startups
 
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
 
 // Limit is a bound on connections in their handshake. Create it with New.
 type Limit struct {
-	slots chan struct{}
+	slots     chan struct{}
+	perSource int // 0: no bound per source
 
-	mu      sync.Mutex
-	since   time.Time
-	refused int
+	mu       sync.Mutex
+	bySource map[string]int
+	since    time.Time
+	refused  int
 }
 
-// New is a Limit of n connections at once (at least one).
-func New(n int) *Limit {
-	return &Limit{slots: make(chan struct{}, max(n, 1))}
+// New is a Limit of n connections at once (at least one), and of perSource from one
+// source; perSource ≤ 0 sets no bound per source.
+func New(n, perSource int) *Limit {
+	return &Limit{slots: make(chan struct{}, max(n, 1)), perSource: max(perSource, 0), bySource: map[string]int{}}
 }
 
 // Max is the bound.
 func (l *Limit) Max() int { return cap(l.slots) }
 
-// Take takes a place for a new connection; release gives it back (once, however often
-// it is called). ok is false when every place is held; the caller closes the connection
-// and calls Refused.
-func (l *Limit) Take() (release func(), ok bool) {
+// MaxPerSource is the bound per source, 0 for none.
+func (l *Limit) MaxPerSource() int { return l.perSource }
+
+// Source is the group a peer address counts in: an IPv4 address (an IPv4-mapped IPv6 one
+// too), or the /64 of an IPv6 address, since one IPv6 host commonly holds a whole /64.
+// An address that is not IP is its own group.
+func Source(addr net.Addr) string {
+	var ap netip.AddrPort
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		if addr == nil {
+			return ""
+		}
+		p, err := netip.ParseAddrPort(addr.String())
+		if err != nil {
+			return addr.String()
+		}
+		ap = p
+	}
+	ip := ap.Addr().Unmap()
+	if !ip.IsValid() {
+		return addr.String()
+	}
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip.WithZone(""), 64).Masked().String()
+}
+
+// Why a place was refused.
+const (
+	refusedNone = iota
+	refusedGlobal
+	refusedSource
+)
+
+// take takes a place for a connection from source; release gives it back (once, however
+// often it is called). why says which bound refused.
+func (l *Limit) take(source string) (release func(), why int) {
+	if l.perSource > 0 {
+		l.mu.Lock()
+		if l.bySource[source] >= l.perSource {
+			l.mu.Unlock()
+			return nil, refusedSource
+		}
+		l.bySource[source]++
+		l.mu.Unlock()
+	}
 	select {
 	case l.slots <- struct{}{}:
 	default:
-		return nil, false
+		l.giveBack(source)
+		return nil, refusedGlobal
 	}
 	var once sync.Once
-	return func() { once.Do(func() { <-l.slots }) }, true
+	return func() {
+		once.Do(func() {
+			<-l.slots
+			l.giveBack(source)
+		})
+	}, refusedNone
+}
+
+func (l *Limit) giveBack(source string) {
+	if l.perSource == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bySource[source]--; l.bySource[source] <= 0 {
+		delete(l.bySource, source)
+	}
+}
+
+// Take takes a place for a new connection from addr; release gives it back (once, however
+// often it is called). ok is false when every place, or every place of addr's source, is
+// held; the caller closes the connection and calls Refused.
+func (l *Limit) Take(addr net.Addr) (release func(), ok bool) {
+	release, why := l.take(Source(addr))
+	return release, why == refusedNone
 }
 
 // Refused counts a refusal at now. report is true for the first refusal of a minute;
@@ -54,16 +133,24 @@ func (l *Limit) Refused(now time.Time) (n int, report bool) {
 	return n, true
 }
 
-// Admit takes a place for c, or closes c and, at most once a minute, logs msg on log with
-// the bound, c's address and the refusals since the last report. key names the bound in
-// the log line ("max_startups").
-func (l *Limit) Admit(c net.Conn, log *slog.Logger, msg, key string) (release func(), ok bool) {
-	if release, ok = l.Take(); ok {
+// Admit takes a place for c, or closes c and, at most once a minute, logs on log which
+// bound refused it, with c's address and the refusals since the last report. key names
+// the bound as configured ("ssh_max_startups"; the bound per source is key_per_source),
+// what the connections ("SSH connections").
+func (l *Limit) Admit(c net.Conn, log *slog.Logger, key, what string) (release func(), ok bool) {
+	release, why := l.take(Source(c.RemoteAddr()))
+	if why == refusedNone {
 		return release, true
 	}
 	c.Close()
 	if n, report := l.Refused(time.Now()); report {
-		log.Warn(msg, key, l.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
+		if why == refusedSource {
+			log.Warn("refused "+what+": "+key+"_per_source connections from one source are in their handshake",
+				key+"_per_source", l.perSource, "source", Source(c.RemoteAddr()), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
+		} else {
+			log.Warn("refused "+what+": "+key+" connections are in their handshake",
+				key, l.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
+		}
 	}
 	return nil, false
 }

@@ -1,35 +1,109 @@
 package startups
 
 import (
+	"fmt"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
 
+func tcp(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+
 func TestLimit(t *testing.T) {
-	l := New(2)
-	r1, ok1 := l.Take()
-	_, ok2 := l.Take()
+	l := New(2, 0)
+	a := tcp("192.0.2.1:1")
+	r1, ok1 := l.Take(a)
+	_, ok2 := l.Take(a)
 	if !ok1 || !ok2 {
 		t.Fatal("places within the bound refused")
 	}
-	if _, ok := l.Take(); ok {
+	if _, ok := l.Take(a); ok {
 		t.Fatal("a place over the bound given")
 	}
 	r1()
 	r1() // a second release gives back nothing more
-	if _, ok := l.Take(); !ok {
+	if _, ok := l.Take(a); !ok {
 		t.Fatal("a released place not given again")
 	}
-	if _, ok := l.Take(); ok {
+	if _, ok := l.Take(a); ok {
 		t.Fatal("a release counted twice")
 	}
-	if New(0).Max() != 1 {
+	if New(0, 0).Max() != 1 {
 		t.Fatal("New(0) must still bound")
 	}
 }
 
+// The attacker's case: one host fills its share of the places; another host still gets
+// in, and the host gets a place back as soon as one of its own is released.
+func TestOneSourceCannotTakeEveryPlace(t *testing.T) {
+	l := New(4, 2)
+	attacker, other := tcp("192.0.2.1:1000"), tcp("198.51.100.7:2000")
+	var held []func()
+	for i := range 2 {
+		r, ok := l.Take(tcp(fmt.Sprintf("192.0.2.1:%d", 1+i)))
+		if !ok {
+			t.Fatalf("place %d of the source refused", i)
+		}
+		held = append(held, r)
+	}
+	if _, ok := l.Take(attacker); ok {
+		t.Fatal("a third place from one source given, bound 2")
+	}
+	r, ok := l.Take(other)
+	if !ok {
+		t.Fatal("another source refused while the first holds only its share")
+	}
+	held[0]()
+	held[0]()
+	if _, ok := l.Take(attacker); !ok {
+		t.Fatal("a place released by the source not given back to it")
+	}
+	r()
+	held[1]()
+	if len(l.bySource) != 1 {
+		t.Fatalf("sources with no place held are kept: %v", l.bySource)
+	}
+}
+
+// A refusal by the global bound does not keep a place of the source.
+func TestGlobalRefusalGivesTheSourceBack(t *testing.T) {
+	l := New(1, 5)
+	a, b := tcp("192.0.2.1:1"), tcp("192.0.2.2:1")
+	r, _ := l.Take(a)
+	for range 10 {
+		if _, ok := l.Take(b); ok {
+			t.Fatal("a place over the global bound given")
+		}
+	}
+	r()
+	if len(l.bySource) != 0 {
+		t.Fatalf("refused takes left counts: %v", l.bySource)
+	}
+}
+
+func TestSource(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want string
+	}{
+		{tcp("192.0.2.1:22"), "192.0.2.1"},
+		{tcp("[::ffff:192.0.2.1]:22"), "192.0.2.1"},
+		{tcp("[2001:db8:1:2:3:4:5:6]:22"), "2001:db8:1:2::/64"},
+		{tcp("[2001:db8:1:2:ffff::1]:22"), "2001:db8:1:2::/64"},
+		{tcp("[2001:db8:1:3::1]:22"), "2001:db8:1:3::/64"},
+		{&net.UDPAddr{IP: net.ParseIP("203.0.113.9"), Port: 443}, "203.0.113.9"},
+		{&net.UnixAddr{Name: "@x", Net: "unix"}, "@x"},
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 22, Zone: "eth0"}, "fe80::/64"},
+	} {
+		if got := Source(tc.addr); got != tc.want {
+			t.Errorf("Source(%v) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
 func TestRefusedReportsOnceAMinute(t *testing.T) {
-	l := New(1)
+	l := New(1, 0)
 	t0 := time.Unix(1_800_000_000, 0)
 	for i, tc := range []struct {
 		at     time.Duration
