@@ -3,35 +3,23 @@ package web
 import (
 	"context"
 	"math"
-	"net"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/tetherproject/tether/gateway/auth"
+	"github.com/tetherproject/tether/internal/startups"
 )
 
 // maxTracked bounds the per-address state each of the helpers below keeps; past it, state
 // that no longer matters (full buckets, quiet peers) is dropped first.
 const maxTracked = 10000
 
-// clientKey is the address a client is counted under: the IP of an IPv4 peer, the /64 of
-// an IPv6 one (a single host usually holds a whole /64). Only the connection's own peer
-// address counts: forwarded-for headers are the caller's to invent.
-func clientKey(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return host
-	}
-	if v4 := ip.To4(); v4 != nil {
-		return v4.String()
-	}
-	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
-}
+// clientKey is the address a client is counted under, the source the SSH servers bound
+// their handshakes by (startups.Source): the IP of an IPv4 peer, the /64 of an IPv6 one.
+// Only the connection's own peer address counts: forwarded-for headers are the caller's
+// to invent.
+func clientKey(remoteAddr string) string { return startups.SourceOf(remoteAddr) }
 
 // rateLimiter is a token bucket per client address: burst requests at once, then one
 // every 1/rate seconds.

@@ -41,30 +41,39 @@ func (l *Limit) MaxPerSource() int { return l.perSource }
 // too), or the /64 of an IPv6 address, since one IPv6 host commonly holds a whole /64.
 // An address that is not IP is its own group.
 func Source(addr net.Addr) string {
-	var ap netip.AddrPort
 	switch a := addr.(type) {
+	case nil:
+		return ""
 	case *net.TCPAddr:
-		ap = a.AddrPort()
+		return sourceOfIP(a.AddrPort().Addr(), addr.String())
 	case *net.UDPAddr:
-		ap = a.AddrPort()
-	default:
-		if addr == nil {
-			return ""
-		}
-		p, err := netip.ParseAddrPort(addr.String())
-		if err != nil {
-			return addr.String()
-		}
-		ap = p
+		return sourceOfIP(a.AddrPort().Addr(), addr.String())
 	}
-	ip := ap.Addr().Unmap()
-	if !ip.IsValid() {
-		return addr.String()
+	return SourceOf(addr.String())
+}
+
+// SourceOf is Source for an address written HOST:PORT or HOST (http.Request.RemoteAddr).
+func SourceOf(hostport string) string {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
 	}
-	if ip.Is4() {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	return sourceOfIP(ip, host)
+}
+
+func sourceOfIP(ip netip.Addr, orig string) string {
+	ip = ip.Unmap().WithZone("")
+	switch {
+	case !ip.IsValid():
+		return orig
+	case ip.Is4():
 		return ip.String()
 	}
-	return netip.PrefixFrom(ip.WithZone(""), 64).Masked().String()
+	return netip.PrefixFrom(ip, 64).Masked().String()
 }
 
 // Why a place was refused.

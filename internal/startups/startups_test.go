@@ -99,6 +99,9 @@ func TestSource(t *testing.T) {
 		if got := Source(tc.addr); got != tc.want {
 			t.Errorf("Source(%v) = %q, want %q", tc.addr, got, tc.want)
 		}
+		if got := SourceOf(tc.addr.String()); got != tc.want {
+			t.Errorf("SourceOf(%q) = %q, want %q", tc.addr.String(), got, tc.want)
+		}
 	}
 }
 
