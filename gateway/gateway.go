@@ -235,6 +235,7 @@ func (g *Gateway) listen(cfg *config.Config) error {
 			return listenerr.Wrap("proxy.web_listen_addr", cfg.Proxy.WebListenAddr, err)
 		}
 		mux := proxy.NewMux(ln, g.log)
+		mux.SetUnroutedLimits(cfg.Proxy.WebMaxUnrouted, cfg.Proxy.WebMaxUnroutedPerSource)
 		_, listenPort, _ := net.SplitHostPort(ln.Addr().String())
 		// A listen port of 0 (tests) makes a public address with port 0 mean the bound port.
 		public := cfg.Proxy.PublicAddr

@@ -150,6 +150,12 @@ type Proxy struct {
 	// SSHMaxStartupsPerSource is how many of them may come from one source (an IPv4
 	// address, an IPv6 /64), so that one host cannot take every place. Default 30.
 	SSHMaxStartupsPerSource int `mapstructure:"ssh_max_startups_per_source"`
+	// WebMaxUnrouted is how many connections to the web port may be open before they have
+	// sent their first bytes (TLS, SSH, the tunnel: 10 s each); more are closed
+	// unanswered. Default 1024.
+	WebMaxUnrouted int `mapstructure:"web_max_unrouted"`
+	// WebMaxUnroutedPerSource is how many of them may come from one source. Default 128.
+	WebMaxUnroutedPerSource int `mapstructure:"web_max_unrouted_per_source"`
 	// SSHMaxSessions is how many session and direct-tcpip (ssh -J) channels one
 	// connection to the user SSH entry may have open at once; more are refused (OpenSSH's
 	// MaxSessions, counting both kinds). Default 10.
@@ -336,6 +342,8 @@ var defaults = map[string]any{
 	"proxy.tunnel_ca_exchange_interval":     "1m",
 	"proxy.ssh_max_startups":                100,
 	"proxy.ssh_max_startups_per_source":     30,
+	"proxy.web_max_unrouted":                1024,
+	"proxy.web_max_unrouted_per_source":     128,
 	"proxy.ssh_max_sessions":                10,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
@@ -552,6 +560,12 @@ func (c *Config) complete() error {
 	}
 	if c.Proxy.SSHMaxStartupsPerSource <= 0 {
 		return fmt.Errorf("proxy.ssh_max_startups_per_source %d must be positive", c.Proxy.SSHMaxStartupsPerSource)
+	}
+	if c.Proxy.WebMaxUnrouted <= 0 {
+		return fmt.Errorf("proxy.web_max_unrouted %d must be positive", c.Proxy.WebMaxUnrouted)
+	}
+	if c.Proxy.WebMaxUnroutedPerSource <= 0 {
+		return fmt.Errorf("proxy.web_max_unrouted_per_source %d must be positive", c.Proxy.WebMaxUnroutedPerSource)
 	}
 	if c.Proxy.SSHMaxSessions <= 0 {
 		return fmt.Errorf("proxy.ssh_max_sessions %d must be positive", c.Proxy.SSHMaxSessions)
@@ -795,6 +809,10 @@ proxy:
   # Of those, from one source (an IPv4 address, an IPv6 /64): one host cannot take every
   # place. Behind a load balancer every client is one source: raise it there.
   ssh_max_startups_per_source: 30
+  # Connections to the web port that have not yet sent their first bytes (10 s each), at
+  # once and from one source; more are closed unanswered.
+  web_max_unrouted: 1024
+  web_max_unrouted_per_source: 128
   # Sessions and ssh -J channels open at once on one connection to the user SSH entry;
   # more are refused, as OpenSSH's MaxSessions.
   ssh_max_sessions: 10

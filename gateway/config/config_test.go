@@ -52,7 +52,8 @@ func TestDefaultsAndErrors(t *testing.T) {
 	}
 	// One port by default: the tunnel shares the web port (and its public address).
 	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelListenAddr != "127.0.0.1:3080" || !c.Proxy.TunnelShared() || c.TrustTimeout != 30*time.Second ||
-		c.Proxy.TunnelCAExchangeInterval != time.Minute || c.Proxy.SSHMaxStartups != 100 || c.Proxy.SSHMaxStartupsPerSource != 30 {
+		c.Proxy.TunnelCAExchangeInterval != time.Minute || c.Proxy.SSHMaxStartups != 100 || c.Proxy.SSHMaxStartupsPerSource != 30 ||
+		c.Proxy.WebMaxUnrouted != 1024 || c.Proxy.WebMaxUnroutedPerSource != 128 {
 		t.Fatalf("derived defaults: %+v", c.Proxy)
 	}
 	// Behind a load balancer on 443 the shared tunnel is advertised at public_addr.
@@ -218,6 +219,8 @@ func TestNodeSection(t *testing.T) {
 		{"proxy_ssh_max_startups_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups: 0\n", "proxy.ssh_max_startups"},
 		{"proxy_ssh_max_startups_per_source_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups_per_source: -1\n", "proxy.ssh_max_startups_per_source -1 must be positive"},
 		{"max_startups_per_source_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups_per_source: 0\n", "node.max_startups_per_source 0 must be positive"},
+		{"proxy_web_max_unrouted_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  web_max_unrouted: 0\n", "proxy.web_max_unrouted 0 must be positive"},
+		{"proxy_web_max_unrouted_per_source_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  web_max_unrouted_per_source: -2\n", "proxy.web_max_unrouted_per_source -2 must be positive"},
 		{"proxy_ssh_max_sessions_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_sessions: 0\n", "proxy.ssh_max_sessions"},
 		{"max_startups_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups: 0\n", "node.max_startups"},
 		{"max_sessions_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_sessions: -1\n", "node.max_sessions"},
@@ -264,7 +267,7 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval, ssh_max_startups, ssh_max_startups_per_source, ssh_max_sessions)",
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval, ssh_max_startups, ssh_max_startups_per_source, web_max_unrouted, web_max_unrouted_per_source, ssh_max_sessions)",
 		path + ":6: unknown key foo (",
 	} {
 		if !strings.Contains(msg, want) {

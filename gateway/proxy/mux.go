@@ -9,11 +9,21 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/tetherproject/tether/internal/startups"
 )
 
 // SniffTimeout bounds how long a new connection may take to send its first bytes (and,
 // when a Route is set, its whole SSH version line).
 const SniffTimeout = 10 * time.Second
+
+// Defaults of the bound on connections not yet routed (they have not sent their first
+// bytes, or their SSH version line): each holds a goroutine and a descriptor for up to
+// SniffTimeout, so without a bound anyone could open them until the process runs out.
+const (
+	DefaultMaxUnrouted          = 1024
+	DefaultMaxUnroutedPerSource = 128
+)
 
 // MaxVersionLine is the longest SSH version line the mux reads before routing: RFC 4253
 // §4.2 allows 255 characters including the CR LF.
@@ -30,6 +40,7 @@ type Mux struct {
 	tls    *chanListener
 	routes []sshRoute
 	sniff  time.Duration // SniffTimeout; shorter in tests
+	limit  *startups.Limit
 }
 
 type sshRoute struct {
@@ -52,8 +63,13 @@ func NewMux(ln net.Listener, log *slog.Logger) *Mux {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Mux{ln: ln, log: log, ssh: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr()), sniff: SniffTimeout}
+	return &Mux{ln: ln, log: log, ssh: newChanListener(ln.Addr()), tls: newChanListener(ln.Addr()), sniff: SniffTimeout,
+		limit: startups.New(DefaultMaxUnrouted, DefaultMaxUnroutedPerSource)}
 }
+
+// SetUnroutedLimits bounds the connections not yet routed: n at once, perSource of them
+// from one source (startups.Source); one over is closed unanswered. Call it before Serve.
+func (m *Mux) SetUnroutedLimits(n, perSource int) { m.limit = startups.New(n, perSource) }
 
 // SSH is the listener of the SSH connections.
 func (m *Mux) SSH() net.Listener { return m.ssh }
@@ -84,11 +100,18 @@ func (m *Mux) Serve(ctx context.Context) error {
 			}
 			return err
 		}
-		go m.route(ctx, conn)
+		routed, ok := m.limit.Admit(conn, m.log, "web_max_unrouted", "connections to the web port")
+		if !ok {
+			continue
+		}
+		go m.route(ctx, conn, routed)
 	}
 }
 
-func (m *Mux) route(ctx context.Context, conn net.Conn) {
+// route reads what conn begins with and hands it to its listener; routed is called once
+// that is known (or conn is dropped).
+func (m *Mux) route(ctx context.Context, conn net.Conn, routed func()) {
+	defer routed()
 	_ = conn.SetReadDeadline(time.Now().Add(m.sniff))
 	r := bufio.NewReaderSize(conn, 2*MaxVersionLine)
 	head, err := r.Peek(4)
@@ -115,6 +138,7 @@ func (m *Mux) route(ctx context.Context, conn net.Conn) {
 		}
 	}
 	_ = conn.SetReadDeadline(time.Time{})
+	routed()
 	pc := &peekedConn{Conn: conn, r: r}
 	select {
 	case to.conns <- pc:

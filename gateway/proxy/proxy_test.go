@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherproject/tether/internal/testenv"
 	"github.com/tetherproject/tether/transport"
 	"github.com/tetherproject/tether/transport/frame"
 )
@@ -339,4 +340,71 @@ func BenchmarkMuxRoute(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Each connection to the web port holds a goroutine and a descriptor until it has sent
+// its first bytes (up to SniffTimeout): anyone could open them without bound until the
+// process ran out. With the bound reached, a new connection is closed unanswered; with
+// one source's share reached, that source's are, and another's are still taken; a
+// connection routed frees its place.
+func TestMuxBoundsConnectionsNotYetRouted(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := NewMux(ln, nil)
+	m.SetUnroutedLimits(3, 2)
+	go func() { _ = m.Serve(ctx) }()
+	go func() {
+		for {
+			c, err := m.TLS().Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// closed says whether the mux closed c within a moment (held: still open).
+	closed := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	a1, a2 := dial("127.0.0.1"), dial("127.0.0.1")
+	if closed(a1) || closed(a2) {
+		t.Fatal("connections within the source's share were closed")
+	}
+	if !closed(dial("127.0.0.1")) {
+		t.Fatal("a third silent connection from one source was held, share 2")
+	}
+	b1 := dial("127.0.0.2")
+	if closed(b1) {
+		t.Fatal("another source was refused while the first held only its share")
+	}
+	if !closed(dial("127.0.0.3")) {
+		t.Fatal("a fourth silent connection was held, bound 3")
+	}
+	// a1 sends its first bytes: it is routed, and its place serves 127.0.0.1 again.
+	if _, err := a1.Write([]byte("\x16\x03\x01\x00\x05hello")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if closed(dial("127.0.0.1")) {
+			return errors.New("a routed connection's place was not given back")
+		}
+		return nil
+	})
 }
