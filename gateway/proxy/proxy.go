@@ -436,15 +436,15 @@ func (s *Server) resolveHost(ctx context.Context, host string) (node, cluster st
 	return host, own
 }
 
-// peer is the user's end of a route: the address they connect from and the name they
-// gave the entry (the SSH user name; the certificate's user for tether proxy ssh over
-// TLS), for the log and the audit record.
+// peer is the user's end of a route: the address they connect from, the name they gave
+// the entry (the SSH user name; the certificate's user for tether proxy ssh over TLS) and
+// the entry ("ssh", "tls"), for the log and the audit record.
 type peer struct {
-	remote, login string
+	remote, login, entry string
 }
 
 func sshPeer(sconn *ssh.ServerConn) peer {
-	return peer{remote: sconn.RemoteAddr().String(), login: sconn.User()}
+	return peer{remote: sconn.RemoteAddr().String(), login: sconn.User(), entry: "ssh"}
 }
 
 // routed is a stream to the enforcement point that serves node, ready to carry the
@@ -546,7 +546,7 @@ func (s *Server) carry(ctx context.Context, id *forward.Identity, r *routed, use
 	}
 	rec := audit.StartSession(ctx, s.cfg.Auditor, audit.ComponentProxy, id.ID.Username, map[string]any{
 		"user_cluster": id.ID.SigningCA.Cluster, "node": r.node, "cluster": r.cluster,
-		"remote": r.peer.remote, "login": r.peer.login})
+		"remote": r.peer.remote, "login": r.peer.login, "entry": r.peer.entry})
 	up, down := pipe(user, r.conn)
 	rec.End(ctx, up, down)
 	r.wait()
@@ -684,7 +684,7 @@ func (s *Server) OpenRoute(ctx context.Context, cert *ssh.Certificate, id policy
 		return nil, err.Error()
 	}
 	fid := &forward.Identity{Cert: cert, ID: id}
-	r, msg := s.open(ctx, peer{remote: remote, login: id.Username}, fid, node, cluster)
+	r, msg := s.open(ctx, peer{remote: remote, login: id.Username, entry: "tls"}, fid, node, cluster)
 	if msg != "" {
 		return nil, msg
 	}
