@@ -191,6 +191,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 		TunnelPublicAddr: cfg.Proxy.TunnelPublicAddr,
 		ServerNames:      []string{listenHost, "localhost", "127.0.0.1", "::1"},
 		Logger:           g.log,
+
+		MaxConnectionsPerSource: cfg.Proxy.WebMaxConnectionsPerSource,
 	})
 	g.web.HandleStatus(web.StatusInfo{CADir: filepath.Join(cfg.DataDir, "ca")})
 	users := auth.NewUsers(g.auth, auth.UsersConfig{PublicAddr: cfg.Proxy.PublicAddr})

@@ -156,6 +156,10 @@ type Proxy struct {
 	WebMaxUnrouted int `mapstructure:"web_max_unrouted"`
 	// WebMaxUnroutedPerSource is how many of them may come from one source. Default 128.
 	WebMaxUnroutedPerSource int `mapstructure:"web_max_unrouted_per_source"`
+	// WebMaxConnectionsPerSource is how many HTTPS connections (node streams included) one
+	// source may hold open at once (Teleport's connection_limits.max_connections). Default
+	// 1000.
+	WebMaxConnectionsPerSource int `mapstructure:"web_max_connections_per_source"`
 	// SSHMaxSessions is how many session and direct-tcpip (ssh -J) channels one
 	// connection to the user SSH entry may have open at once; more are refused (OpenSSH's
 	// MaxSessions, counting both kinds). Default 10.
@@ -344,6 +348,7 @@ var defaults = map[string]any{
 	"proxy.ssh_max_startups_per_source":     30,
 	"proxy.web_max_unrouted":                1024,
 	"proxy.web_max_unrouted_per_source":     128,
+	"proxy.web_max_connections_per_source":  1000,
 	"proxy.ssh_max_sessions":                10,
 	"storage.type":                          StorageEmbedded,
 	"storage.redis.addr":                    "",
@@ -566,6 +571,9 @@ func (c *Config) complete() error {
 	}
 	if c.Proxy.WebMaxUnroutedPerSource <= 0 {
 		return fmt.Errorf("proxy.web_max_unrouted_per_source %d must be positive", c.Proxy.WebMaxUnroutedPerSource)
+	}
+	if c.Proxy.WebMaxConnectionsPerSource <= 0 {
+		return fmt.Errorf("proxy.web_max_connections_per_source %d must be positive", c.Proxy.WebMaxConnectionsPerSource)
 	}
 	if c.Proxy.SSHMaxSessions <= 0 {
 		return fmt.Errorf("proxy.ssh_max_sessions %d must be positive", c.Proxy.SSHMaxSessions)
@@ -813,6 +821,9 @@ proxy:
   # once and from one source; more are closed unanswered.
   web_max_unrouted: 1024
   web_max_unrouted_per_source: 128
+  # HTTPS connections (tether's node streams included) one source may hold open at once,
+  # as Teleport's connection_limits.max_connections; more are closed unanswered.
+  web_max_connections_per_source: 1000
   # Sessions and ssh -J channels open at once on one connection to the user SSH entry;
   # more are refused, as OpenSSH's MaxSessions.
   ssh_max_sessions: 10

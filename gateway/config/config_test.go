@@ -53,7 +53,7 @@ func TestDefaultsAndErrors(t *testing.T) {
 	// One port by default: the tunnel shares the web port (and its public address).
 	if c.Proxy.PublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelPublicAddr != "127.0.0.1:3080" || c.Proxy.TunnelListenAddr != "127.0.0.1:3080" || !c.Proxy.TunnelShared() || c.TrustTimeout != 30*time.Second ||
 		c.Proxy.TunnelCAExchangeInterval != time.Minute || c.Proxy.SSHMaxStartups != 100 || c.Proxy.SSHMaxStartupsPerSource != 30 ||
-		c.Proxy.WebMaxUnrouted != 1024 || c.Proxy.WebMaxUnroutedPerSource != 128 {
+		c.Proxy.WebMaxUnrouted != 1024 || c.Proxy.WebMaxUnroutedPerSource != 128 || c.Proxy.WebMaxConnectionsPerSource != 1000 {
 		t.Fatalf("derived defaults: %+v", c.Proxy)
 	}
 	// Behind a load balancer on 443 the shared tunnel is advertised at public_addr.
@@ -267,7 +267,7 @@ func TestUnknownKeysNameTheKeyAndLine(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval, ssh_max_startups, ssh_max_startups_per_source, web_max_unrouted, web_max_unrouted_per_source, ssh_max_sessions)",
+		path + ":5: unknown key proxy.web_lissten (proxy has: web_listen_addr, public_addr, tunnel_listen_addr, tunnel_public_addr, tunnel_disable_quic, tunnel_bulk_ssh, tunnel_ca_exchange_interval, ssh_max_startups, ssh_max_startups_per_source, web_max_unrouted, web_max_unrouted_per_source, web_max_connections_per_source, ssh_max_sessions)",
 		path + ":6: unknown key foo (",
 	} {
 		if !strings.Contains(msg, want) {

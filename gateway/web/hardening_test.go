@@ -418,3 +418,39 @@ func TestLeafKeepsNoInvitationToken(t *testing.T) {
 		}
 	})
 }
+
+// One host could hold HTTPS connections (and, since tether proxy ssh goes over TLS, node
+// streams) without bound. With web_max_connections_per_source open from one address, its
+// next is closed unanswered; another address is still served, and a connection closed
+// gives its place back.
+func TestWebConnectionsPerSourceAreBounded(t *testing.T) {
+	t.Parallel()
+	f := start(t, "root.example.com", func(_ *auth.Config, c *Config) { c.MaxConnectionsPerSource = 2 })
+	dial := func(from string) (*tls.Conn, error) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", f.addr, &tls.Config{RootCAs: f.auth.CA().TLS.CertPool(), ServerName: "127.0.0.1"})
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return c, err
+	}
+	var held []*tls.Conn
+	for i := range 2 {
+		c, err := dial("127.0.0.1")
+		if err != nil {
+			t.Fatalf("connection %d within the bound: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	if _, err := dial("127.0.0.1"); err == nil {
+		t.Fatal("a third connection from one source was served, bound 2")
+	}
+	if _, err := dial("127.0.0.2"); err != nil {
+		t.Fatalf("another source was refused: %v", err)
+	}
+	held[0].Close()
+	testenv.Eventually(t, 5*time.Second, func() error {
+		_, err := dial("127.0.0.1")
+		return err
+	})
+}

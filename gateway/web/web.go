@@ -49,6 +49,7 @@ import (
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/identity"
 	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/internal/startups"
 	"github.com/tetherproject/tether/resource"
 )
 
@@ -74,6 +75,10 @@ type Config struct {
 	// FailureReportInterval is how often failed handshake attempts are summarised; zero
 	// means DefaultFailureReportInterval.
 	FailureReportInterval time.Duration
+	// MaxConnectionsPerSource is how many connections one source (startups.Source) may
+	// hold open at once, node streams included; more are closed unanswered. Zero means
+	// DefaultMaxConnectionsPerSource.
+	MaxConnectionsPerSource int
 	// AdminFailureLogWindow is the least time between two warnings about failed admin
 	// authentication from one peer; zero means DefaultAdminFailureLogWindow.
 	AdminFailureLogWindow time.Duration
@@ -86,7 +91,9 @@ const (
 	DefaultValidateRate          = 1.0 / 6 // ten a minute
 	DefaultValidateBurst         = 10
 	DefaultFailureReportInterval = time.Minute
-	DefaultAdminFailureLogWindow = 10 * time.Second
+	// DefaultMaxConnectionsPerSource is Teleport's connection_limits.max_connections.
+	DefaultMaxConnectionsPerSource = 1000
+	DefaultAdminFailureLogWindow   = 10 * time.Second
 )
 
 // Server is the web API.
@@ -283,6 +290,12 @@ func hostOf(addr string) string {
 
 // Serve runs the HTTPS server on l until ctx ends, then shuts it down.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	perSource := s.cfg.MaxConnectionsPerSource
+	if perSource <= 0 {
+		perSource = DefaultMaxConnectionsPerSource
+	}
+	// Only the bound per source: the process's descriptors bound the total.
+	l = startups.Bounded(l, startups.New(math.MaxInt32, perSource), s.log, "web_max_connections", "HTTPS connections")
 	srv := &http.Server{
 		Handler:   s.mux,
 		TLSConfig: s.TLSConfig(),

@@ -163,3 +163,40 @@ func (l *Limit) Admit(c net.Conn, log *slog.Logger, key, what string) (release f
 	}
 	return nil, false
 }
+
+// Bounded wraps l so that each connection it accepts holds a place of lim for as long as
+// it is open (until its Close, however often called): a connection over a bound is closed
+// unanswered, as Admit does, and the next is accepted.
+func Bounded(l net.Listener, lim *Limit, log *slog.Logger, key, what string) net.Listener {
+	return &boundedListener{Listener: l, lim: lim, log: log, key: key, what: what}
+}
+
+type boundedListener struct {
+	net.Listener
+	lim       *Limit
+	log       *slog.Logger
+	key, what string
+}
+
+func (b *boundedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := b.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if release, ok := b.lim.Admit(c, b.log, b.key, b.what); ok {
+			return &heldConn{Conn: c, release: release}, nil
+		}
+	}
+}
+
+// heldConn gives its place back when closed.
+type heldConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *heldConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
