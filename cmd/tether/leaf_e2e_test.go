@@ -539,3 +539,49 @@ func TestSCPThroughRootAndLeaf(t *testing.T) {
 		}
 	})
 }
+
+// Teleport's proxy counts a user's connections under the root's roles' max_connections
+// wherever they go, so a root role's limit holds across its leaves (each leaf counts again
+// under the roles it maps to, with its own limit). Before, a root's max_connections
+// limited nothing at a leaf.
+func TestRootMaxConnectionsHoldAcrossItsLeaves(t *testing.T) {
+	p := newLeafPath(t)
+	role := "kind: role\nversion: v5\nmetadata:\n  name: access\nspec:\n  options:\n    max_connections: 1\n" +
+		"  allow:\n    logins: ['{{internal.logins}}']\n    node_labels:\n      '*': '*'\n"
+	p.root.ctl(t, p.tetherctl, "create", "--force", writeTemp(t, role))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leafFlag := "--cluster=" + p.leafName
+	before := strings.Count(p.sshdLog.String(), "Starting session")
+	first := p.tether(ctx, nil, "ssh", leafFlag, p.target(), "sleep 60")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	defer func() { _ = first.Process.Kill(); <-done }()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if strings.Count(p.sshdLog.String(), "Starting session") == before {
+			return fmt.Errorf("the first session has not started:\n%s", p.sshdLog)
+		}
+		return nil
+	})
+	want := "user alice@root.example.com has 1 connections open at root.example.com, the most the roles allow (options.max_connections: 1)"
+	testenv.Eventually(t, 10*time.Second, func() error {
+		out, err := p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			return fmt.Errorf("second connection: %v\n%s", err, out)
+		}
+		return nil
+	})
+	if out, err := p.openssh(ctx, p.login+"@node1."+p.leafName, "true").CombinedOutput(); exitCode(t, err) != 255 || !strings.Contains(string(out), want) {
+		t.Fatalf("OpenSSH over the root's limit: %v\n%s", err, out)
+	}
+	_ = first.Process.Kill()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if out, err := p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true").CombinedOutput(); err != nil {
+			return fmt.Errorf("after the first ended: %v\n%s", err, out)
+		}
+		return nil
+	})
+}

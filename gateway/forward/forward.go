@@ -67,10 +67,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu sync.Mutex
-	// open counts each user's connections (by USER@CLUSTER of the certificate's signer)
-	// for their roles' options.max_connections.
-	open map[string]int
+	// conns counts each user's connections for their roles' options.max_connections.
+	conns Connections
 }
 
 // New checks cfg and returns a Server.
@@ -97,7 +95,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "forward", "cluster", cfg.ClusterName), open: map[string]int{}}, nil
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "forward", "cluster", cfg.ClusterName)}, nil
 }
 
 // Target is the node a connection is aimed at, as the proxy or the tunnel named it.
@@ -340,25 +338,45 @@ func (s *Server) takeConnection(c *userConn, in *policy.Input) (msg string, rele
 		c.log.Error("reading the roles' max_connections", "err", err)
 		return fmt.Sprintf("cannot check your connection limit at %s now; try again", s.cfg.ClusterName), nil
 	}
-	who := c.id.ID.Username + "@" + c.id.ID.SigningCA.Cluster
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if limit > 0 && int64(s.open[who]) >= limit {
+	release, msg = s.conns.Take(c.id.ID, limit, s.cfg.ClusterName)
+	if release == nil {
 		c.log.Warn("connection refused: the user has max_connections connections open", "max_connections", limit)
-		return fmt.Sprintf("user %s has %d connections open at %s, the most the roles allow (options.max_connections: %d): close one and try again",
-			who, s.open[who], s.cfg.ClusterName, limit), nil
 	}
-	s.open[who]++
+	return msg, release
+}
+
+// Connections counts the connections each user holds open, by USER@CLUSTER of their
+// certificate's signer, against their roles' options.max_connections (Teleport's), in
+// one process. The zero value is ready.
+type Connections struct {
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// Take takes a place for id's user under limit (0: none) at cluster. When the user
+// holds limit already, release is nil and msg says so.
+func (c *Connections) Take(id policy.Cert, limit int64, cluster string) (release func(), msg string) {
+	who := id.Username + "@" + id.SigningCA.Cluster
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if limit > 0 && int64(c.open[who]) >= limit {
+		return nil, fmt.Sprintf("user %s has %d connections open at %s, the most the roles allow (options.max_connections: %d): close one and try again",
+			who, c.open[who], cluster, limit)
+	}
+	if c.open == nil {
+		c.open = map[string]int{}
+	}
+	c.open[who]++
 	var once sync.Once
-	return "", func() {
+	return func() {
 		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.open[who]--; s.open[who] <= 0 {
-				delete(s.open, who)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.open[who]--; c.open[who] <= 0 {
+				delete(c.open, who)
 			}
 		})
-	}
+	}, ""
 }
 
 func hostPrincipals(node, cluster string) []string {

@@ -103,6 +103,10 @@ type Server struct {
 	hostBy    []byte     // the CA key that signed it, wire form
 	hostRenew time.Time  // when half its lifetime has passed
 
+	// conns counts the routes each user holds to leaves, for the root's roles'
+	// options.max_connections (a leaf counts again under the roles it maps to).
+	conns forward.Connections
+
 	wg sync.WaitGroup
 }
 
@@ -404,7 +408,7 @@ func (s *Server) directTCPIP(ctx context.Context, sconn *ssh.ServerConn, id *for
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		r.conn.Close()
-		r.wait()
+		r.finish()
 		return
 	}
 	go ssh.DiscardRequests(reqs)
@@ -460,11 +464,18 @@ type routed struct {
 	// in and expires are the leaf route's cluster.route decision, to decide again.
 	in      *policy.Input
 	expires time.Time
+	// release gives back the user's place under max_connections; nil for none.
+	release func()
 }
 
-func (r *routed) wait() {
+// finish waits for this cluster's enforcement point to be done with the route and gives
+// back the user's place; call it once the route has ended.
+func (r *routed) finish() {
 	if r.done != nil {
 		<-r.done
+	}
+	if r.release != nil {
+		r.release()
 	}
 }
 
@@ -521,12 +532,25 @@ func (s *Server) open(ctx context.Context, p peer, id *forward.Identity, node, c
 		log.Info("no tunnel to leaf clusters")
 		return nil, fmt.Sprintf("cluster %s is offline", cluster)
 	}
+	// The root's roles' max_connections holds across its leaves, as Teleport's proxy
+	// counts a user's connections; an unreadable limit refuses.
+	limit, err := s.cfg.Engine.MaxConnections(ctx, &in)
+	if err != nil {
+		log.Error("reading the roles' max_connections", "err", err)
+		return nil, fmt.Sprintf("cannot check your connection limit at %s now; try again", s.cfg.ClusterName)
+	}
+	release, msg := s.conns.Take(id.ID, limit, s.cfg.ClusterName)
+	if release == nil {
+		log.Warn("route refused: the user has max_connections routes open", "max_connections", limit)
+		return nil, msg
+	}
 	conn, err := (*leaves).DialLeaf(ctx, rc.Metadata.Name, node, id.Cert.Marshal(), client)
 	if err != nil {
+		release()
 		log.Info("dialing the leaf", "err", err)
 		return nil, LeafDialMessage(cluster, node, err)
 	}
-	return &routed{node: node, cluster: cluster, peer: p, conn: conn, log: log, in: &in, expires: d.ExpiresAt}, ""
+	return &routed{node: node, cluster: cluster, peer: p, conn: conn, log: log, in: &in, expires: d.ExpiresAt, release: release}, ""
 }
 
 // carry copies between the user's side (an SSH channel, or the stream of tether proxy ssh
@@ -549,7 +573,7 @@ func (s *Server) carry(ctx context.Context, id *forward.Identity, r *routed, use
 		"remote": r.peer.remote, "login": r.peer.login, "entry": r.peer.entry})
 	up, down := pipe(user, r.conn)
 	rec.End(ctx, up, down)
-	r.wait()
+	r.finish()
 	return cut.Load()
 }
 
@@ -714,5 +738,5 @@ func (rt *Route) Carry(ctx context.Context, user io.ReadWriter, say func(why str
 // Close gives up a route that will not be carried.
 func (rt *Route) Close() {
 	rt.r.conn.Close()
-	rt.r.wait()
+	rt.r.finish()
 }
