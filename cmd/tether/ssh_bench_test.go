@@ -242,7 +242,7 @@ func TestSSHFigures(t *testing.T) {
 	if err := os.WriteFile(sshConfig, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var ratiosThrough, ratiosTether, ratiosConfig, ratiosOverSSH []float64
+	var ratiosThrough, ratiosTether, ratiosConfig, ratiosOverSSH, cpuOverSSH, cpuOverTLS []float64
 	for round := range *scpRounds {
 		throughBase := scpBase
 		if *scpCipher != "" {
@@ -333,10 +333,18 @@ func TestSSHFigures(t *testing.T) {
 		ratiosTether = append(ratiosTether, mib(tt)/mib(sd))
 
 		scpOverSSH := scpThroughBy("ssh", filepath.Join(dir, "through-ssh"))
+		sProxyCPU := watchCPU(ctx, p.alice.bin, "proxy")
+		sRootCPU, sLeafCPU := cpuTime(t, p.root.pid), cpuTime(t, p.leaf.pid)
 		ss, _, _ := phased(scpOverSSH, filepath.Join(dir, "through-ssh"))
+		sRootCPU, sLeafCPU = cpuTime(t, p.root.pid)-sRootCPU, cpuTime(t, p.leaf.pid)-sLeafCPU
+		sProxy, _ := sProxyCPU()
+		sClient := scpOverSSH.ProcessState.UserTime() + scpOverSSH.ProcessState.SystemTime()
 		ratiosOverSSH = append(ratiosOverSSH, mib(ss)/mib(sd))
-		t.Logf("FIGURE scp 256 MiB through the path with tether proxy ssh over the proxy's SSH entry (%s=ssh, the earlier design): %.1f MiB/s, %.0f%% of direct; the TLS stream above is %.2fx it",
-			nodeStreamEnv, mib(ss), 100*mib(ss)/mib(sd), mib(st)/mib(ss))
+		cpuOverSSH = append(cpuOverSSH, perMiB(sRootCPU+sLeafCPU+sProxy+sClient))
+		cpuOverTLS = append(cpuOverTLS, perMiB(rootCPU+leafCPU+proxy+client))
+		t.Logf("FIGURE scp 256 MiB through the path with tether proxy ssh over the proxy's SSH entry (%s=ssh, the earlier design): %.1f MiB/s, %.0f%% of direct; the TLS stream above is %.2fx it; CPU root %.1f, leaf %.1f, tether proxy %.1f, scp + ssh %.1f ms/MiB (the TLS stream: %.1f, %.1f, %.1f, %.1f)",
+			nodeStreamEnv, mib(ss), 100*mib(ss)/mib(sd), mib(st)/mib(ss), perMiB(sRootCPU), perMiB(sLeafCPU), perMiB(sProxy), perMiB(sClient),
+			perMiB(rootCPU), perMiB(leafCPU), perMiB(proxy), perMiB(client))
 
 		scpConfig := exec.CommandContext(ctx, scp, "-q", "-F", sshConfig, "-o", "BatchMode=yes", "-o", "ControlPath=none", "-o", "IdentityAgent=none",
 			src, p.login+"@node1."+p.leafName+":"+filepath.Join(dir, "config"))
@@ -353,6 +361,8 @@ func TestSSHFigures(t *testing.T) {
 		t.Logf("FIGURE scp over %d rounds: through/direct median %.0f%% (%s), tether scp/direct median %.0f%% (%s), tether config's ssh_config/direct with the same cipher median %.0f%% (%s); through over the SSH entry (earlier design)/direct median %.0f%% (%s)",
 			len(ratiosThrough), 100*medianF(ratiosThrough), percents(ratiosThrough), 100*medianF(ratiosTether), percents(ratiosTether),
 			100*medianF(ratiosConfig), percents(ratiosConfig), 100*medianF(ratiosOverSSH), percents(ratiosOverSSH))
+		t.Logf("FIGURE scp through the path, CPU of the four processes per MiB over %d rounds: node stream (TLS) median %.1f ms/MiB, SSH entry median %.1f ms/MiB",
+			len(cpuOverTLS), medianF(cpuOverTLS), medianF(cpuOverSSH))
 	}
 	fmt.Println()
 }
