@@ -84,7 +84,8 @@ test-rego: tools
 	@python3 scripts/coverage-summary.py < $(CURDIR)/bin/rego-coverage.json
 
 # bench prints the performance figures the issues ask for. GOGC=400 as tetherd runs:
-# fewer collections trim the decision latency's tail.
+# fewer collections trim the decision latency's tail. The scp figures take three rounds
+# and print their medians: one round swings by 20 points on a shared machine.
 bench: tools
 	GOGC=400 $(GO) test -run '^$$' -bench 'DecisionFigures' -benchtime 1x -timeout 30m ./policy/ -args -tether.report
 	GOGC=400 $(GO) test -run '^$$' -bench 'DecideHit' -benchtime 2s ./policy/
@@ -94,7 +95,7 @@ bench: tools
 	$(GO) test -run '^$$' -bench 'NodeListFigures' -benchtime 1x -timeout 10m ./gateway/
 	$(GO) test -run '^$$' -bench 'NodeReadFigures' -benchtime 1x -timeout 10m ./gateway/
 	$(GO) test -run '^$$' -bench 'BenchmarkMuxRoute' -benchtime 2000x ./gateway/proxy/
-	$(GO) test -count=1 -v -run '^TestSSHFigures$$' -timeout 30m ./cmd/tether/ -args -tether.sshbench | grep -E 'FIGURE|FAIL|^ok'
+	$(GO) test -count=1 -v -run '^TestSSHFigures$$' -timeout 30m ./cmd/tether/ -args -tether.sshbench -tether.scprounds=3 | grep -E 'FIGURE|FAIL|^ok'
 
 # fuzz runs every fuzz target for FUZZTIME each.
 FUZZTIME ?= 20s
