@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -540,6 +541,29 @@ func TestSCPThroughRootAndLeaf(t *testing.T) {
 	})
 }
 
+// startSession starts cmd, a session to an OpenSSH node whose log is sshdLog, and waits
+// until sshd has started it. end kills it and waits for it (once; also when the test
+// ends).
+func startSession(t *testing.T, cmd *exec.Cmd, sshdLog *testenv.Buffer) (end func()) {
+	t.Helper()
+	before := strings.Count(sshdLog.String(), "Starting session")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	var once sync.Once
+	end = func() { once.Do(func() { _ = cmd.Process.Kill(); <-done }) }
+	t.Cleanup(end)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if strings.Count(sshdLog.String(), "Starting session") == before {
+			return fmt.Errorf("the session has not started:\n%s", sshdLog)
+		}
+		return nil
+	})
+	return end
+}
+
 // Teleport's proxy counts a user's connections under the root's roles' max_connections
 // wherever they go, so a root role's limit holds across its leaves (each leaf counts again
 // under the roles it maps to, with its own limit). Before, a root's max_connections
@@ -552,20 +576,7 @@ func TestRootMaxConnectionsHoldAcrossItsLeaves(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	leafFlag := "--cluster=" + p.leafName
-	before := strings.Count(p.sshdLog.String(), "Starting session")
-	first := p.tether(ctx, nil, "ssh", leafFlag, p.target(), "sleep 60")
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- first.Wait() }()
-	defer func() { _ = first.Process.Kill(); <-done }()
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if strings.Count(p.sshdLog.String(), "Starting session") == before {
-			return fmt.Errorf("the first session has not started:\n%s", p.sshdLog)
-		}
-		return nil
-	})
+	endFirst := startSession(t, p.tether(ctx, nil, "ssh", leafFlag, p.target(), "sleep 60"), p.sshdLog)
 	want := "user alice@root.example.com has 1 connections open at root.example.com, the most the roles allow (options.max_connections: 1)"
 	testenv.Eventually(t, 10*time.Second, func() error {
 		out, err := p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true").CombinedOutput()
@@ -577,7 +588,7 @@ func TestRootMaxConnectionsHoldAcrossItsLeaves(t *testing.T) {
 	if out, err := p.openssh(ctx, p.login+"@node1."+p.leafName, "true").CombinedOutput(); exitCode(t, err) != 255 || !strings.Contains(string(out), want) {
 		t.Fatalf("OpenSSH over the root's limit: %v\n%s", err, out)
 	}
-	_ = first.Process.Kill()
+	endFirst()
 	testenv.Eventually(t, 10*time.Second, func() error {
 		if out, err := p.tether(ctx, nil, "ssh", leafFlag, p.target(), "true").CombinedOutput(); err != nil {
 			return fmt.Errorf("after the first ended: %v\n%s", err, out)

@@ -516,21 +516,9 @@ func TestSSHAccessPath(t *testing.T) {
 		t.Cleanup(func() { c.root.ctl(t, c.tetherctl, "create", "-f", writeTemp(t, role(""))) })
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		before := strings.Count(c.sshdLog.String(), "Starting session")
 		first := exec.CommandContext(ctx, c.alice.bin, "ssh", "--cluster="+c.cluster, target, "sleep 60")
 		first.Env = append(os.Environ(), "TETHER_HOME="+c.profile)
-		if err := first.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- first.Wait() }()
-		defer func() { _ = first.Process.Kill(); <-done }()
-		testenv.Eventually(t, 30*time.Second, func() error {
-			if strings.Count(c.sshdLog.String(), "Starting session") == before {
-				return fmt.Errorf("the first session has not started:\n%s", c.sshdLog)
-			}
-			return nil
-		})
+		endFirst := startSession(t, first, c.sshdLog)
 		want := "has 1 connections open at " + c.cluster + ", the most the roles allow (options.max_connections: 1)"
 		testenv.Eventually(t, 10*time.Second, func() error {
 			_, errOut, code := c.tether(t, "ssh", "--cluster="+c.cluster, target, "true")
@@ -543,7 +531,7 @@ func TestSSHAccessPath(t *testing.T) {
 		if exitCode(t, err) != 255 || !strings.Contains(string(out), want) || !strings.Contains(string(out), "Permission denied") {
 			t.Fatalf("OpenSSH over the limit: %v\n%s", err, out)
 		}
-		_ = first.Process.Kill()
+		endFirst()
 		testenv.Eventually(t, 10*time.Second, func() error {
 			if _, errOut, code := c.tether(t, "ssh", "--cluster="+c.cluster, target, "true"); code != 0 {
 				return fmt.Errorf("after the first ended: exit %d, stderr:\n%s", code, errOut)

@@ -51,14 +51,7 @@ func TestParseTarget(t *testing.T) {
 // reaches the SSH listener with its first bytes intact, anything else the TLS listener.
 func TestMuxSplitsSSHFromTLS(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m := NewMux(ln, nil)
-	go func() { _ = m.Serve(ctx) }()
+	m, addr := serveMux(t, nil)
 	for _, tc := range []struct {
 		name, first string
 		to          net.Listener
@@ -68,7 +61,7 @@ func TestMuxSplitsSSHFromTLS(t *testing.T) {
 		{"anything_else_goes_to_tls", "GET / HTTP/1.1\r\n", m.TLS()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,15 +129,8 @@ func TestLeafDialMessage(t *testing.T) {
 // name, goes to the user SSH entry; the bytes read to decide are replayed.
 func TestMuxRoutesTunnelAgentVersion(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m := NewMux(ln, nil)
-	tun := m.Route("SSH-2.0-tether-tunnel-agent")
-	go func() { _ = m.Serve(ctx) }()
+	var tun net.Listener
+	m, addr := serveMux(t, func(m *Mux) { tun = m.Route("SSH-2.0-tether-tunnel-agent") })
 	for _, tc := range []struct {
 		name   string
 		pieces []string
@@ -157,7 +143,7 @@ func TestMuxRoutesTunnelAgentVersion(t *testing.T) {
 		{"tls_to_tls", []string{"\x16\x03\x01\x02\x00hello"}, m.TLS()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,16 +184,11 @@ func TestMuxRoutesTunnelAgentVersion(t *testing.T) {
 // dropped (at the deadline, at 255 bytes) and holds up no other connection meanwhile.
 func TestMuxDropsStalledAndEndlessVersionLines(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m := NewMux(ln, nil)
-	m.sniff = 2 * time.Second
-	tun := m.Route("SSH-2.0-tether-tunnel-agent")
-	go func() { _ = m.Serve(ctx) }()
+	var tun net.Listener
+	m, addr := serveMux(t, func(m *Mux) {
+		m.sniff = 2 * time.Second
+		tun = m.Route("SSH-2.0-tether-tunnel-agent")
+	})
 	for _, l := range []net.Listener{tun, m.SSH()} {
 		go func() {
 			for {
@@ -221,7 +202,7 @@ func TestMuxDropsStalledAndEndlessVersionLines(t *testing.T) {
 		}()
 	}
 	dial := func(first string) net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +213,7 @@ func TestMuxDropsStalledAndEndlessVersionLines(t *testing.T) {
 		return c
 	}
 	stalled := dial("SSH-2.0-tether-tunnel-ag")
-	silent, err := net.Dial("tcp", ln.Addr().String())
+	silent, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,25 +284,20 @@ func BenchmarkMuxRoute(b *testing.B) {
 		{"tunnel_route/agent", transport.SSHClientVersion + "\r\n", true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			m := NewMux(ln, nil)
-			to := m.SSH()
-			if tc.route {
-				tun := m.Route(transport.SSHClientVersion)
-				if strings.HasPrefix(tc.line, transport.SSHClientVersion) {
-					to = tun
+			var to net.Listener
+			_, addr := serveMux(b, func(m *Mux) {
+				to = m.SSH()
+				if tc.route {
+					tun := m.Route(transport.SSHClientVersion)
+					if strings.HasPrefix(tc.line, transport.SSHClientVersion) {
+						to = tun
+					}
 				}
-			}
-			go func() { _ = m.Serve(ctx) }()
+			})
 			buf := make([]byte, len(tc.line))
 			b.ResetTimer()
 			for b.Loop() {
-				c, err := net.Dial("tcp", ln.Addr().String())
+				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -349,15 +325,7 @@ func BenchmarkMuxRoute(b *testing.B) {
 // connection routed frees its place.
 func TestMuxBoundsConnectionsNotYetRouted(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m := NewMux(ln, nil)
-	m.SetUnroutedLimits(3, 2)
-	go func() { _ = m.Serve(ctx) }()
+	m, addr := serveMux(t, func(m *Mux) { m.SetUnroutedLimits(3, 2) })
 	go func() {
 		for {
 			c, err := m.TLS().Accept()
@@ -369,7 +337,7 @@ func TestMuxBoundsConnectionsNotYetRouted(t *testing.T) {
 	}()
 	dial := func(from string) net.Conn {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", ln.Addr().String())
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -407,4 +375,24 @@ func TestMuxBoundsConnectionsNotYetRouted(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// serveMux serves a Mux on a new loopback listener until the test ends; set, when not
+// nil, configures it (routes, limits, the sniff timeout) before it serves. It returns the
+// mux and the listener's address.
+func serveMux(tb testing.TB, set func(*Mux)) (*Mux, string) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := NewMux(ln, nil)
+	if set != nil {
+		set(m)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Serve(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	return m, ln.Addr().String()
 }
