@@ -657,7 +657,11 @@ func pipe(user io.ReadWriter, conn net.Conn) (in, out int64) {
 	var inN atomic.Int64
 	go func() {
 		_, _ = relaycopy.Copy(countingWriter{conn, &inN}, user)
-		closeWrite(conn)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			conn.Close()
+		}
 	}()
 	out, _ = relaycopy.Copy(user, conn)
 	if cw, ok := user.(interface{ CloseWrite() error }); ok {
@@ -667,14 +671,6 @@ func pipe(user io.ReadWriter, conn net.Conn) (in, out int64) {
 	return inN.Load(), out
 }
 
-// closeWrite ends c for writing, or closes it when it cannot half-close.
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	} else {
-		c.Close()
-	}
-}
 
 // countingWriter adds what it writes to n as it goes, so a reader sees the bytes copied
 // so far while the copy still runs.
