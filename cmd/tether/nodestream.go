@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/tetherproject/tether/gateway/auth"
 	"github.com/tetherproject/tether/gateway/trust"
@@ -78,9 +81,12 @@ func tlsNodeStream(ctx context.Context, p *Profile, node string, port int, clust
 	if err != nil {
 		return nil, nil, fmt.Errorf("the proxy address %q is not HOST:PORT", p.Proxy)
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 15 * time.Second}, Config: cfg}
-	raw, err := d.DialContext(ctx, "tcp", p.Proxy)
+	raw, err := dialWebPort(ctx, p.Proxy, cfg)
 	if err != nil {
+		var perr *proxyError
+		if errors.As(err, &perr) {
+			return nil, nil, err
+		}
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) {
 			// Signed in, the proxy's certificate no longer checks: OpenSSH's "Host key
@@ -89,7 +95,7 @@ func tlsNodeStream(ctx context.Context, p *Profile, node string, port int, clust
 		}
 		return nil, nil, describeDialError(p.Proxy, err)
 	}
-	conn := raw.(*tls.Conn)
+	conn := raw
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var resp *http.Response
@@ -178,3 +184,87 @@ func (c *streamConn) finish(err error) {
 		c.exit <- code
 	})
 }
+
+// dialWebPort opens a TLS connection to addr with cfg: directly, or through the HTTP proxy
+// the environment names for https://addr (HTTPS_PROXY, NO_PROXY, as for tether's other
+// calls to the web API; loopback addresses never go through one) with HTTP CONNECT, as tsh
+// reaches a proxy from behind a corporate one.
+func dialWebPort(ctx context.Context, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	d := &net.Dialer{Timeout: 15 * time.Second}
+	via, err := httpproxy.FromEnvironment().ProxyFunc()(&url.URL{Scheme: "https", Host: addr})
+	if err != nil {
+		return nil, &proxyError{fmt.Errorf("the HTTPS_PROXY setting is not a URL (%v): fix or unset it", err)}
+	}
+	var raw net.Conn
+	if via == nil {
+		raw, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		raw, err = connectVia(ctx, d, via, addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	conn := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := conn.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// proxyError is a failure of the HTTP proxy tether was told to go through, said as is.
+type proxyError struct{ err error }
+
+func (e *proxyError) Error() string { return e.err.Error() }
+func (e *proxyError) Unwrap() error { return e.err }
+
+// connectVia opens a tunnel to addr through the HTTP proxy at via with CONNECT (Basic
+// credentials from the URL's user information, as curl sends them).
+func connectVia(ctx context.Context, d *net.Dialer, via *url.URL, addr string) (net.Conn, error) {
+	if via.Scheme != "http" {
+		return nil, &proxyError{fmt.Errorf("the HTTPS proxy %s is not an http:// proxy: tether reaches proxies with HTTP CONNECT only", via.Redacted())}
+	}
+	hostport := via.Host
+	if via.Port() == "" {
+		hostport = net.JoinHostPort(via.Hostname(), "80")
+	}
+	c, err := d.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return nil, &proxyError{fmt.Errorf("cannot reach the HTTPS proxy %s: check HTTPS_PROXY", via.Redacted())}
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: http.Header{}}
+	if u := via.User; u != nil {
+		pass, _ := u.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
+	}
+	br := bufio.NewReader(c)
+	var resp *http.Response
+	if err = req.Write(c); err == nil {
+		resp, err = http.ReadResponse(br, req)
+	}
+	if err != nil {
+		c.Close()
+		return nil, &proxyError{fmt.Errorf("the HTTPS proxy %s did not answer the CONNECT request: check HTTPS_PROXY", via.Redacted())}
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		return nil, &proxyError{fmt.Errorf("the HTTPS proxy %s refused to connect to %s: %s", via.Redacted(), addr, auth.TerminalSafe(resp.Status))}
+	}
+	_ = c.SetDeadline(time.Time{})
+	if br.Buffered() > 0 {
+		return &bufferedConn{Conn: c, r: br}, nil
+	}
+	return c, nil
+}
+
+// bufferedConn reads what a reader buffered before the rest of the connection.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }

@@ -1,18 +1,25 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tetherproject/tether/gateway/trust"
+	"github.com/tetherproject/tether/internal/testenv"
 )
 
 // streamProfile is a profile for the proxy at srv whose CA file pins caPEM, with a
@@ -128,5 +136,93 @@ func TestNodeStreamAnswers(t *testing.T) {
 				t.Fatalf("stderr %q, want %q and nothing raw", got, tc.wantStderr)
 			}
 		})
+	}
+}
+
+// connectProxy is an HTTP proxy that serves CONNECT only, to the address asked for,
+// when the request carries auth as its Proxy-Authorization (any, when auth is empty);
+// it records the targets asked for.
+func connectProxy(t *testing.T, auth string) (addr string, asked *testenv.Buffer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	asked = &testenv.Buffer{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				fmt.Fprintln(asked, req.Method, req.Host)
+				if req.Method != http.MethodConnect || auth != "" && req.Header.Get("Proxy-Authorization") != auth {
+					_, _ = io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+					return
+				}
+				up, err := net.Dial("tcp", req.Host)
+				if err != nil {
+					_, _ = io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+					return
+				}
+				defer up.Close()
+				_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String(), asked
+}
+
+// Behind a corporate proxy (HTTPS_PROXY), tether reaches the web port with HTTP CONNECT,
+// with the proxy's credentials from the URL, as tsh and curl do; a proxy that refuses is
+// named with its answer and without the credentials.
+func TestNodeStreamThroughAnHTTPProxy(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "through") }))
+	t.Cleanup(srv.Close)
+	target := srv.Listener.Addr().String()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+
+	addr, asked := connectProxy(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("corp:s3cret")))
+	raw, err := connectVia(ctx, d, &url.URL{Scheme: "http", Host: addr, User: url.UserPassword("corp", "s3cret")}, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(raw, cfg)
+	defer conn.Close()
+	req, _ := http.NewRequest(http.MethodGet, "https://"+target+"/", nil)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "through" || asked.String() != "CONNECT "+target+"\n" {
+		t.Fatalf("through the proxy: %q; the proxy was asked %q", body, asked.String())
+	}
+
+	_, err = connectVia(ctx, d, &url.URL{Scheme: "http", Host: addr, User: url.UserPassword("corp", "wrong")}, target)
+	var perr *proxyError
+	if !errors.As(err, &perr) || !strings.Contains(err.Error(), "refused to connect to "+target+": 407 Proxy Authentication Required") || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("wrong proxy credentials: %v", err)
+	}
+	if _, err := connectVia(ctx, d, &url.URL{Scheme: "socks5", Host: addr}, target); !errors.As(err, &perr) || !strings.Contains(err.Error(), "HTTP CONNECT only") {
+		t.Fatalf("a socks5 proxy: %v", err)
 	}
 }
