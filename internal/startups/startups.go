@@ -145,7 +145,8 @@ func (l *Limit) Refused(now time.Time) (n int, report bool) {
 // Admit takes a place for c, or closes c and, at most once a minute, logs on log which
 // bound refused it, with c's address and the refusals since the last report. key names
 // the bound as configured ("ssh_max_startups"; the bound per source is key_per_source),
-// what the connections ("SSH connections").
+// what the connections ("SSH connections"). The message says only that the bound was
+// reached: Bounded holds places for connections past their handshake too.
 func (l *Limit) Admit(c net.Conn, log *slog.Logger, key, what string) (release func(), ok bool) {
 	release, why := l.take(Source(c.RemoteAddr()))
 	if why == refusedNone {
@@ -154,10 +155,10 @@ func (l *Limit) Admit(c net.Conn, log *slog.Logger, key, what string) (release f
 	c.Close()
 	if n, report := l.Refused(time.Now()); report {
 		if why == refusedSource {
-			log.Warn("refused "+what+": "+key+"_per_source connections from one source are in their handshake",
+			log.Warn("refused "+what+": "+key+"_per_source reached by one source",
 				key+"_per_source", l.perSource, "source", Source(c.RemoteAddr()), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
 		} else {
-			log.Warn("refused "+what+": "+key+" connections are in their handshake",
+			log.Warn("refused "+what+": "+key+" reached",
 				key, l.Max(), "remote", c.RemoteAddr().String(), "refused_since_last_report", n)
 		}
 	}

@@ -1,9 +1,12 @@
 package startups
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +126,60 @@ func TestRefusedReportsOnceAMinute(t *testing.T) {
 		if n != tc.n || report != tc.report {
 			t.Fatalf("refusal %d at +%v: n=%d report=%v, want n=%d report=%v", i, tc.at, n, report, tc.n, tc.report)
 		}
+	}
+}
+
+// refusedConn is a connection Admit may refuse: it records its Close.
+type refusedConn struct {
+	net.Conn
+	remote net.Addr
+	closed bool
+}
+
+func (c *refusedConn) RemoteAddr() net.Addr { return c.remote }
+func (c *refusedConn) Close() error         { c.closed = true; return nil }
+
+// An operator reading the log must know which setting to raise: the refusal names the
+// bound that refused, the global one or the one per source, and is closed unanswered.
+func TestAdmitNamesTheBoundThatRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		n, per    int
+		held, new string
+		want      []string
+		notWant   string
+	}{
+		{"global", 1, 5, "192.0.2.1:1", "198.51.100.7:1",
+			[]string{"refused SSH connections: ssh_max_startups reached", "ssh_max_startups=1", "remote=198.51.100.7:1", "refused_since_last_report=1"},
+			"_per_source"},
+		{"per_source", 5, 1, "192.0.2.1:1", "192.0.2.1:2",
+			[]string{"refused SSH connections: ssh_max_startups_per_source reached by one source", "ssh_max_startups_per_source=1", "source=192.0.2.1", "remote=192.0.2.1:2"},
+			"ssh_max_startups=5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			l := New(tc.n, tc.per)
+			if _, ok := l.Take(tcp(tc.held)); !ok {
+				t.Fatal("the first place refused")
+			}
+			c := &refusedConn{remote: tcp(tc.new)}
+			if _, ok := l.Admit(c, log, "ssh_max_startups", "SSH connections"); ok || !c.closed {
+				t.Fatalf("admitted=%v closed=%v, want refused and closed", ok, c.closed)
+			}
+			got := buf.String()
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("log %q lacks %q", got, w)
+				}
+			}
+			if strings.Contains(got, tc.notWant) {
+				t.Errorf("log %q names the other bound (%q)", got, tc.notWant)
+			}
+			buf.Reset()
+			if _, ok := l.Admit(&refusedConn{remote: tcp(tc.new)}, log, "ssh_max_startups", "SSH connections"); ok || buf.Len() != 0 {
+				t.Fatalf("a second refusal within the minute: admitted=%v, logged %q", ok, buf.String())
+			}
+		})
 	}
 }
