@@ -217,10 +217,6 @@ func TestNodeSection(t *testing.T) {
 		{"node_name_is_a_host_name", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: 'bad name'\n  auth_server: 127.0.0.1:3080\n", "node.name"},
 		{"heartbeat_interval_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  heartbeat_interval: 0s\n", "heartbeat_interval"},
 		{"proxy_ssh_max_startups_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups: 0\n", "proxy.ssh_max_startups"},
-		{"proxy_ssh_max_startups_per_source_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_startups_per_source: -1\n", "proxy.ssh_max_startups_per_source -1 must be positive"},
-		{"max_startups_per_source_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups_per_source: 0\n", "node.max_startups_per_source 0 must be positive"},
-		{"proxy_web_max_unrouted_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  web_max_unrouted: 0\n", "proxy.web_max_unrouted 0 must be positive"},
-		{"proxy_web_max_unrouted_per_source_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  web_max_unrouted_per_source: -2\n", "proxy.web_max_unrouted_per_source -2 must be positive"},
 		{"proxy_ssh_max_sessions_positive", "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n  ssh_max_sessions: 0\n", "proxy.ssh_max_sessions"},
 		{"max_startups_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_startups: 0\n", "node.max_startups"},
 		{"max_sessions_positive", "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n  max_sessions: -1\n", "node.max_sessions"},
@@ -251,6 +247,53 @@ func TestNodeSection(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The bounds that keep one source, or a flood of silent connections, from taking every
+// place: each has its documented default, is in the sample with it, and refuses zero and
+// negative values by name (a bound of zero would refuse everyone; of -1, panic or mean none).
+func TestPerSourceBounds(t *testing.T) {
+	t.Parallel()
+	const (
+		proxy = "cluster_name: root.example.com\ndata_dir: /tmp/x\nproxy:\n"
+		node  = "data_dir: /tmp/x\nnode:\n  enabled: true\n  name: n1\n  auth_server: 127.0.0.1:3080\n  listen_addr: 127.0.0.1:0\n"
+	)
+	for _, tc := range []struct {
+		key     string // as written in the file, section first
+		base    string // a configuration that loads, ending in the key's section
+		def     int
+		current func(*Config) int
+	}{
+		{"proxy.ssh_max_startups_per_source", proxy, 30, func(c *Config) int { return c.Proxy.SSHMaxStartupsPerSource }},
+		{"node.max_startups_per_source", node, 50, func(c *Config) int { return c.Node.MaxStartupsPerSource }},
+		{"proxy.web_max_unrouted", proxy, 1024, func(c *Config) int { return c.Proxy.WebMaxUnrouted }},
+		{"proxy.web_max_unrouted_per_source", proxy, 128, func(c *Config) int { return c.Proxy.WebMaxUnroutedPerSource }},
+		{"proxy.web_max_connections_per_source", proxy, 1000, func(c *Config) int { return c.Proxy.WebMaxConnectionsPerSource }},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			leaf := tc.key[strings.IndexByte(tc.key, '.')+1:]
+			c, err := Load(write(t, tc.base))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.current(c); got != tc.def {
+				t.Errorf("default %d, want %d", got, tc.def)
+			}
+			if !strings.Contains(Sample, fmt.Sprintf("\n  %s: %d\n", leaf, tc.def)) {
+				t.Errorf("the sample does not give %s: %d", leaf, tc.def)
+			}
+			c, err = Load(write(t, fmt.Sprintf("%s  %s: 7\n", tc.base, leaf)))
+			if err != nil || tc.current(c) != 7 {
+				t.Fatalf("%s: 7 not taken: %v", leaf, err)
+			}
+			for _, v := range []int{0, -1} {
+				_, err := Load(write(t, fmt.Sprintf("%s  %s: %d\n", tc.base, leaf, v)))
+				if want := fmt.Sprintf("%s %d must be positive", tc.key, v); err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: %d: error %v, want %q", leaf, v, err, want)
+				}
 			}
 		})
 	}
