@@ -671,7 +671,6 @@ func pipe(user io.ReadWriter, conn net.Conn) (in, out int64) {
 	return inN.Load(), out
 }
 
-
 // countingWriter adds what it writes to n as it goes, so a reader sees the bytes copied
 // so far while the copy still runs.
 type countingWriter struct {
