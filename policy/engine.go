@@ -31,7 +31,7 @@ const (
 	deniesQuery   = "data.tether.custom.deny"
 	staleQuery    = "data.tether.identity.derived_stale"
 	// The engine's fast form of ssh.session and the reasons of its allows.
-	fastQuery    = "data.tether.access.session_fast(data.tether.stage.identity)"
+	fastQuery    = "data.tether.access.session_fast(data.tether.stage.identity, data.tether.stage.now_ns)"
 	reasonsQuery = "data.tether.access.allow_reasons(data.tether.stage.identity)"
 	nodesQuery   = "data.tether.access.node_logins(data.tether.stage.identity, data.tether.stage.nodes)"
 )

@@ -33,7 +33,8 @@ request_decision(id) := decide_full(id, input)
 # decide_full is the statement of the rules; session_fast is the one other form, the one the
 # engine asks for every ssh.session it has not cached. It reads the request from input, the
 # identity the engine cached for the certificate (id), and the clock as integer nanoseconds
-# (data.tether.stage.now_ns, resolved by the engine, so no per-request time.parse). It is
+# (now: the engine passes data.tether.stage.now_ns, which it resolves, so no per-request
+# time.parse; as an argument it is resolved once, not again by the rule index). It is
 # true when the session is allowed, and otherwise the reasons of the denial, built from the
 # identity's precomputed messages. An allow's reasons (which roles grant it) are left to
 # allow_reasons, which the engine evaluates when the decision log encodes the event. The
@@ -41,15 +42,14 @@ request_decision(id) := decide_full(id, input)
 # no node gets an empty denial, which the engine answers with decide_full.
 # Differential tests (policy.TestStagedEqualsPublicQuery, rego fast_agrees) hold it equal
 # to decide_full, reasons and expiry included.
-session_fast(id) if {
-	now := data.tether.stage.now_ns
+session_fast(id, now) if {
 	now >= id.not_before_ns
 	now < id.session_until_ns
 	session_granted(id, input.login, input.node.labels)
 	not session_node_denied(id, input.node.labels)
 	not session_locked(id, input, now)
 	count(data.tether.custom.deny) == 0
-} else := session_denial(id, data.tether.stage.now_ns)
+} else := session_denial(id, now)
 
 # session_granted: some role allows the login on a node with these labels.
 session_granted(id, login, node_labels) if {
@@ -58,10 +58,6 @@ session_granted(id, login, node_labels) if {
 		regex.match(re, node_labels[k])
 	}
 }
-
-login_granted_on(id, login, node_labels) if {
-	session_granted(id, login, node_labels)
-} else := false
 
 # session_node_denied: some role's deny.node_labels select a node with these labels.
 session_node_denied(id, node_labels) if {
@@ -81,7 +77,12 @@ allow_reasons(id) := reasons(true, granted_by(id, input), id, input, 0)
 
 # session_denial: every rule the ssh.session in input breaks, in decide_full's words and
 # order, from the identity's precomputed messages.
-session_denial(id, now) := array.concat(
+session_denial(id, now) := session_request_problems(id, now) if {
+	# Inside the certificate's window (session_until_ns folds validity, max_cert_age,
+	# static problems and unmet requirements), the certificate's own part is empty.
+	now >= id.not_before_ns
+	now < id.session_until_ns
+} else := array.concat(
 	array.concat(
 		array.concat(id.static_problems, array.concat([id.not_yet_valid_msg | now < id.not_before_ns], [id.expired_msg | now >= id.valid_before_ns])),
 		array.concat(
@@ -94,12 +95,16 @@ session_denial(id, now) := array.concat(
 			],
 		),
 	),
+	session_request_problems(id, now),
+)
+
+# session_request_problems: what is wrong with the login, the node, the locks and the
+# operator policy, in decide_full's words and order.
+session_request_problems(id, now) := array.concat(
+	[concat("", [id.session_prefix, login, "@", data.tether.cluster.name, ": ", d]) | some d in session_denial_details(id, login, name, node_labels)],
 	array.concat(
-		[concat("", [id.session_prefix, login, "@", data.tether.cluster.name, ": ", d]) | some d in session_denial_details(id, login, name, node_labels)],
-		array.concat(
-			[lock_message(l) | some l in id.locks; lock_applies(l, input, now)],
-			[sprintf("denied by operator policy: %s", [m]) | some m in data.tether.custom.deny],
-		),
+		[lock_message(l) | some l in id.locks; lock_applies(l, input, now)],
+		[sprintf("denied by operator policy: %s", [m]) | some m in data.tether.custom.deny],
 	),
 ) if {
 	login := object.get(input, "login", "")
@@ -108,33 +113,33 @@ session_denial(id, now) := array.concat(
 }
 
 # What is wrong with the login and the node; with a grant, only a deny selector can be.
-session_denial_details(id, login, name, node_labels) := array.concat(
+session_denial_details(id, login, name, node_labels) := session_node_denials(id, name, node_labels) if {
+	session_granted(id, login, node_labels)
+} else := array.concat(
 	array.concat(
-		[sprintf("login %q is not a principal of the certificate", [login]) | not granted; not id.principals[login]],
-		[sprintf("login %q is denied by role %q", [login, r]) | not granted; some r in object.get(id.login_denials, login, [])],
+		[sprintf("login %q is not a principal of the certificate", [login]) | not id.principals[login]],
+		[sprintf("login %q is denied by role %q", [login, r]) | some r in object.get(id.login_denials, login, [])],
 	),
 	array.concat(
 		array.concat(node_denials, invisible),
 		[sprintf("no role allows login %q on node %q (roles %v)", [login, name, id.roles]) |
-			not granted
 			count(node_denials) == 0
 			count(invisible) == 0
 			not login_node_selected(id, login, node_labels)
 		],
 	),
 ) if {
-	granted := login_granted_on(id, login, node_labels)
-	node_denials := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, d.role]) |
-		some d in id.deny_nodes
-		every k, re in d.node {
-			regex.match(re, node_labels[k])
-		}
-	]
-	invisible := [sprintf("no role's node_labels match node %q", [name]) |
-		not granted
-		not node_selected(id, node_labels)
-	]
+	node_denials := session_node_denials(id, name, node_labels)
+	invisible := [sprintf("no role's node_labels match node %q", [name]) | not node_selected(id, node_labels)]
 }
+
+# session_node_denials: the roles whose deny.node_labels select the node.
+session_node_denials(id, name, node_labels) := [sprintf("node %q is denied by role %q (deny.node_labels)", [name, d.role]) |
+	some d in id.deny_nodes
+	every k, re in d.node {
+		regex.match(re, node_labels[k])
+	}
+]
 
 node_selected(id, node_labels) if {
 	some n in id.allow_nodes

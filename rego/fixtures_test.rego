@@ -393,7 +393,7 @@ fast(world, inp) := r if {
 	w := object.union(empty_world, world)
 	id := identity_of(world, inp)
 	now := time.parse_rfc3339_ns(inp.now)
-	r := access.session_fast(id) with input as inp
+	r := access.session_fast(id, data.tether.stage.now_ns) with input as inp
 		with data.tether.stage.now_ns as now
 		with data.tether.cluster as w.cluster
 		with data.tether.cas as w.cas

@@ -29,6 +29,20 @@ test_fast_form_denial_reasons_are_the_decisions if {
 	}
 }
 
+# Outside the certificate's window the denial names the certificate's problems and then the
+# request's (session_denial's second body); inside it, only the request's (its first).
+test_fast_form_denial_names_certificate_and_request_problems_in_order if {
+	expired := fx.put(fx.alice(["access"]), "valid_before", fx.at(0 - fx.minute))
+	visitor := fx.role({"logins": [fx.lit("visitor")], "node_labels": fx.wildcard, "deny_node_labels": fx.sel({"env": ["stage"]})})
+	w := fx.with_roles(fx.leaf_world, object.union(fx.leaf_world.roles, {"visitor": visitor}))
+	every inp in [fx.ssh(expired, "root", fx.stage_node), fx.ssh(expired, "visitor", fx.stage_node)] {
+		r := fx.fast(w, inp)
+		count(r) >= 2
+		startswith(r[0], "certificate expired at ")
+		fx.fast_agrees(w, inp)
+	}
+}
+
 # A session without a node is left to decide_full (the engine asks it on an empty denial).
 test_fast_form_defers_a_session_without_a_node if {
 	inp := object.remove(alice_on_stage, ["node"])
