@@ -45,8 +45,9 @@ request_decision(id) := decide_full(id, input)
 session_fast(id, now) if {
 	now >= id.not_before_ns
 	now < id.session_until_ns
-	session_granted(id, input.login, input.node.labels)
-	not session_node_denied(id, input.node.labels)
+	node_labels := input.node.labels
+	session_granted(id, input.login, node_labels)
+	not session_node_denied(id, node_labels)
 	not session_locked(id, input, now)
 	count(data.tether.custom.deny) == 0
 } else := session_denial(id, now)
