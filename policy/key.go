@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"time"
 )
 
 // key is a seeded 64-bit hash (hash/maphash, a seed per engine) of a canonical encoding
@@ -48,6 +49,14 @@ func (e *encoder) strs(ss []string) {
 
 func (e *encoder) int(n int64) { e.b = binary.AppendVarint(e.b, n) }
 
+// time encodes an instant exactly: seconds and nanoseconds apart. UnixNano would wrap
+// for times more than 292 years from 1970, so an instant the engine refuses could encode
+// like a valid one and be served its cached decision (TestCacheKeyTimesAreExact).
+func (e *encoder) time(t time.Time) {
+	e.int(t.Unix())
+	e.int(int64(t.Nanosecond()))
+}
+
 func (e *encoder) bool(v bool) {
 	if v {
 		e.b = append(e.b, 1)
@@ -90,8 +99,8 @@ func (e *encoder) cert(c *Cert) {
 		e.str(k)
 		e.strs(c.Traits[k])
 	}
-	e.int(c.ValidAfter.UnixNano())
-	e.int(c.ValidBefore.UnixNano())
+	e.time(c.ValidAfter)
+	e.time(c.ValidBefore)
 	e.str(c.RouteToCluster)
 	e.str(c.IssuedVia)
 	e.bool(c.MFAVerified)

@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"reflect"
+	"strings"
+	"time"
 	"testing"
 )
 
@@ -67,6 +69,43 @@ func TestCacheKeyCollisionServesOwnDecision(t *testing.T) {
 		}
 		if len(id.roles) == 0 != (in == denied) {
 			t.Fatalf("identity of %s has roles %v", in.Cert.Username, id.roles)
+		}
+	}
+}
+
+// TestCacheKeyTimesAreExact is the attacker's test of how the keys encode a certificate's
+// times: a time whose nanoseconds since 1970 do not fit an int64 (here 2^64 ns, ≈ 584
+// years, after a valid one) must not encode like the valid one, or a request the engine
+// refuses would be served the valid request's cached decision.
+func TestCacheKeyTimesAreExact(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	ctx := context.Background()
+	node := &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}
+	valid := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor", Node: node}
+	if d, err := e.Decide(ctx, valid); err != nil || !d.Allow {
+		t.Fatalf("fixture: want an allow, got %+v, %v", d, err)
+	}
+	wrap := func(t0 time.Time) time.Time { // t0 + 2^64 ns
+		return t0.Add(6148914691 * time.Second).Add(6148914691 * time.Second).Add(6148914691*time.Second + 709551616)
+	}
+	for _, field := range []string{"valid_after", "valid_before"} {
+		forged := *valid
+		if field == "valid_after" {
+			forged.Cert.ValidAfter = wrap(valid.Cert.ValidAfter)
+			if forged.Cert.ValidAfter.UnixNano() != valid.Cert.ValidAfter.UnixNano() {
+				t.Fatal("fixture: the forged time does not wrap to the valid one")
+			}
+		} else {
+			forged.Cert.ValidBefore = wrap(valid.Cert.ValidBefore)
+		}
+		d, err := e.Decide(ctx, &forged)
+		if err == nil {
+			t.Fatalf("%s 584 years on: got %+v (cached %v), want the input refused", field, d, d.Cached)
+		}
+		if !strings.Contains(err.Error(), "outside the years") {
+			t.Fatalf("%s: got %v, want the time refused", field, err)
 		}
 	}
 }
