@@ -205,7 +205,7 @@ func BenchmarkDecisionFigures(b *testing.B) {
 		b.Fatal(err)
 	}
 	floorDirect := measure(n, func(int) {
-		if _, err := direct.eval(ctx, trivialInput, time.Time{}); err != nil {
+		if _, err := direct.eval(ctx, nil, trivialInput, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	})

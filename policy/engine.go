@@ -14,7 +14,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/resolver"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -344,7 +343,15 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 			}
 		}
 	}
-	if err := in.Validate(); err != nil {
+	// With the identity keyed on the request's encoding, the certificate's own checks are
+	// made once, when its identity is made (identityByKey), not on every miss.
+	var err error
+	if enc != nil {
+		err = in.validateRequest()
+	} else {
+		err = in.Validate()
+	}
+	if err != nil {
 		return Decision{}, err
 	}
 	if useCache {
@@ -373,7 +380,7 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 // operatorDeniesClear evaluates data.tether.custom.deny on the request, as the library
 // does, and reports whether it denies nothing.
 func operatorDeniesClear(ctx context.Context, p *prepared, in *Input) (bool, error) {
-	v, err := p.denies.eval(ctx, in.Value(), in.Now)
+	v, err := p.denies.eval(ctx, nil, in.Value(), in.Now)
 	if err != nil {
 		return false, fmt.Errorf("evaluating %s: %w", deniesQuery, err)
 	}
@@ -453,7 +460,7 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, idKey []byt
 	if in.Action == ActionSSHSession {
 		now := in.Now.UnixNano()
 		st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(now, 10))}
-		v, err := p.fast.eval(context.WithValue(ctx, stageKey{}, st), input, in.Now)
+		v, err := p.fast.eval(ctx, st, input, in.Now)
 		if err != nil {
 			return Decision{}, fmt.Errorf("evaluating %s: %w", fastQuery, err)
 		}
@@ -468,7 +475,7 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, idKey []byt
 		// An empty denial (a session without a node) is decide_full's to answer.
 	}
 	e.stats.generic.Add(1)
-	v, err := p.access.eval(context.WithValue(ctx, stageKey{}, &stage{identity: id.value}), input, in.Now)
+	v, err := p.access.eval(ctx, &stage{identity: id.value}, input, in.Now)
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluating access: %w", err)
 	}
@@ -527,7 +534,7 @@ type allowWhy struct {
 
 func (w *allowWhy) get(ctx context.Context) ([]string, error) {
 	w.once.Do(func() {
-		v, err := w.p.reasons.eval(context.WithValue(ctx, stageKey{}, &stage{identity: w.id}), w.input, time.Time{})
+		v, err := w.p.reasons.eval(ctx, &stage{identity: w.id}, w.input, time.Time{})
 		if err != nil {
 			w.err = fmt.Errorf("evaluating %s: %w", reasonsQuery, err)
 			return
@@ -579,8 +586,14 @@ func (e *Engine) identityByKey(ctx context.Context, p *prepared, in *Input, idKe
 	if id, ok := e.ids.Get(k); ok && string(id.key) == string(idKey) {
 		return id, nil
 	}
+	// An identity is made only for a certificate that passed its checks; a later request
+	// whose identity key is the same bytes has the same certificate (the keys encode every
+	// field exactly), so it needs them no more.
+	if err := in.Cert.validate(); err != nil {
+		return nil, err
+	}
 	cert := in.Cert.Value()
-	v, err := p.identity.eval(ctx, identityInput(in.Cluster, cert), time.Time{})
+	v, err := p.identity.eval(ctx, nil, identityInput(in.Cluster, cert), time.Time{})
 	if err != nil {
 		return nil, fmt.Errorf("evaluating identity: %w", err)
 	}
@@ -637,7 +650,7 @@ func (e *Engine) DecidePlain(ctx context.Context, in *Input) (Decision, error) {
 	if err := in.Validate(); err != nil {
 		return Decision{}, err
 	}
-	v, err := p.plain.eval(ctx, in.Value(), time.Time{})
+	v, err := p.plain.eval(ctx, nil, in.Value(), time.Time{})
 	if err != nil {
 		if d, ok := policyErrorDecision(p.revision, err); ok {
 			return d, nil
@@ -720,7 +733,7 @@ func (e *Engine) Query(ctx context.Context, query string, input ast.Value) (any,
 
 // The access stage reads the cached identity at data.tether.stage.identity, the clock as
 // integer nanoseconds at data.tether.stage.now_ns and a node list at
-// data.tether.stage.nodes, resolved from the evaluation's context, so that its input is the
+// data.tether.stage.nodes, resolved by the pooled query from the evaluation under way (pooledStage), so that its input is the
 // request document itself.
 var (
 	stageIdentityRef = ast.MustParseRef("data.tether.stage.identity")
@@ -728,8 +741,6 @@ var (
 	stageNodesRef    = ast.MustParseRef("data.tether.stage.nodes")
 	stageNameFreeRef = ast.MustParseRef("data.tether.stage.deny_ignores_node_name")
 )
-
-type stageKey struct{}
 
 // stage is what one evaluation reads beside its input.
 type stage struct {
@@ -739,15 +750,9 @@ type stage struct {
 	nameFree ast.Value // prepared.denyIgnoresNodeName, for node lists
 }
 
+// stageResolver reads one of the stage's values (pooledStage answers it for the evaluation
+// under way).
 type stageResolver func(*stage) ast.Value
-
-func (f stageResolver) Eval(ctx context.Context, in resolver.Input) (resolver.Result, error) {
-	st, ok := ctx.Value(stageKey{}).(*stage)
-	if !ok || f(st) == nil {
-		return resolver.Result{}, fmt.Errorf("%v is not set in this evaluation's context", in.Ref)
-	}
-	return resolver.Result{Value: f(st)}, nil
-}
 
 func asTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 

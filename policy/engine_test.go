@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 
 	"math/rand/v2"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/resolver"
 
 	"github.com/tetherproject/tether/bundles"
 	"github.com/tetherproject/tether/resource"
@@ -378,4 +380,16 @@ func TestTrustChangesTakeEffectAtOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stageKey carries a stage in a context, for the tests that evaluate the library through
+// the rego package (the engine's pooled queries read it from the evaluation instead).
+type stageKey struct{}
+
+func (f stageResolver) Eval(ctx context.Context, in resolver.Input) (resolver.Result, error) {
+	st, ok := ctx.Value(stageKey{}).(*stage)
+	if !ok || f(st) == nil {
+		return resolver.Result{}, fmt.Errorf("%v is not set in this evaluation's context", in.Ref)
+	}
+	return resolver.Result{Value: f(st)}, nil
 }

@@ -37,12 +37,27 @@ type pooledQuery struct {
 	tq *topdown.Query
 	vc *flatCache
 	bc flatBaseCache
+	st *stage // what the evaluation under way reads beside its input
 }
 
 // stageRef is a value the query reads beside its input (see stage).
 type stageRef struct {
 	ref ast.Ref
-	r   resolver.Resolver
+	get stageResolver
+}
+
+// pooledStage answers a stage reference from the stage of the pooled query's evaluation
+// under way (set by eval, cleared after it), with no per-evaluation set-up.
+type pooledStage struct {
+	pq  *pooledQuery
+	get stageResolver
+}
+
+func (r pooledStage) Eval(_ context.Context, in resolver.Input) (resolver.Result, error) {
+	if r.pq.st == nil || r.get(r.pq.st) == nil {
+		return resolver.Result{}, fmt.Errorf("%v is not set in this evaluation", in.Ref)
+	}
+	return resolver.Result{Value: r.get(r.pq.st)}, nil
 }
 
 // outVar is the query's result variable: each query is `outVar = <text>`.
@@ -64,10 +79,11 @@ func newQuery(compiler *ast.Compiler, store storage.Store, text string, res ...s
 // never is the cancellation of an evaluation whose context cannot be cancelled.
 var never = topdown.NewCancel()
 
-// eval evaluates the query on input at the instant now (what time.now_ns would read) and
-// returns its single value. A builtin error ends the evaluation with that error
+// eval evaluates the query on input at the instant now (what time.now_ns would read), with
+// st as the stage values it reads (nil for a query that reads none), and returns its single
+// value. A builtin error ends the evaluation with that error
 // (strict builtin errors), so a deny is never silently undefined.
-func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.Value, error) {
+func (q *query) eval(ctx context.Context, st *stage, input ast.Value, now time.Time) (ast.Value, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -77,7 +93,7 @@ func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.V
 		pq.tq = topdown.NewQuery(q.body).WithQueryCompiler(q.qc).WithCompiler(q.compiler).WithStore(q.store).
 			WithStrictBuiltinErrors(true).WithMetrics(metrics.NoOp()).WithVirtualCache(pq.vc).WithBaseCache(&pq.bc)
 		for _, r := range q.res {
-			pq.tq = pq.tq.WithResolver(r.ref, r.r)
+			pq.tq = pq.tq.WithResolver(r.ref, pooledStage{pq: pq, get: r.get})
 		}
 	}
 	tq := pq.tq
@@ -88,6 +104,7 @@ func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.V
 		return nil, err
 	}
 	cancel, stop := cancelFor(ctx)
+	pq.st = st
 	tq.WithInput(ast.NewTerm(input)).WithTime(now).WithTransaction(txn).WithCancel(cancel)
 	var out *ast.Term
 	n := 0
@@ -100,6 +117,7 @@ func (q *query) eval(ctx context.Context, input ast.Value, now time.Time) (ast.V
 	q.store.Abort(ctx, txn)
 	// The pooled query keeps no reference to this evaluation's input or transaction.
 	tq.WithInput(nil).WithTransaction(nil).WithCancel(nil)
+	pq.st = nil
 	pq.vc.reset()
 	pq.bc.reset()
 	q.pool.Put(pq)

@@ -87,48 +87,104 @@ const (
 // Validate refuses inputs Rego must never see: missing action or time, non-UTF-8 text,
 // and oversize collections.
 func (in *Input) Validate() error {
+	if err := in.validateRequest(); err != nil {
+		return err
+	}
+	return in.Cert.validate()
+}
+
+// validateRequest is Validate without the certificate's own checks (its times and its
+// strings' text), which the engine makes once per certificate: on an identity-cache miss
+// (identityByKey). The certificate's strings still count towards the input's limit.
+func (in *Input) validateRequest() error {
 	if in.Action == "" {
 		return fmt.Errorf("decision input: action is required")
 	}
 	if in.Now.IsZero() {
 		return fmt.Errorf("decision input: now is required")
 	}
-	for _, t := range []struct {
-		field string
-		t     time.Time
-	}{{"now", in.Now}, {"cert.valid_after", in.Cert.ValidAfter}, {"cert.valid_before", in.Cert.ValidBefore}} {
-		if !t.t.IsZero() && (t.t.Before(minTime) || t.t.After(maxTime)) {
-			return fmt.Errorf("decision input: %s %s is outside the years 1678 to 2262 that policy times can hold", t.field, t.t.Format(time.RFC3339))
-		}
+	if err := checkTime("now", in.Now); err != nil {
+		return err
 	}
-	n := 0
-	var bad error
-	// The field's name is put together only for an error (this runs on every miss).
-	check := func(field, sub, s string) {
-		n++
-		switch {
-		case bad != nil:
-		case !utf8.ValidString(s):
-			bad = fmt.Errorf("decision input: %s%s is not valid UTF-8", field, sub)
-		case len(s) > maxInputStringLen:
-			bad = fmt.Errorf("decision input: %s%s is %d bytes, more than %d", field, sub, len(s), maxInputStringLen)
-		}
+	v := stringCheck{n: in.Cert.strings()}
+	in.walkRequestStrings(v.check)
+	if v.bad != nil {
+		return v.bad
 	}
-	in.walkStrings(check)
-	if bad != nil {
-		return bad
-	}
-	if n > maxInputStrings {
-		return fmt.Errorf("decision input: %d strings, more than %d", n, maxInputStrings)
+	if v.n > maxInputStrings {
+		return fmt.Errorf("decision input: %d strings, more than %d", v.n, maxInputStrings)
 	}
 	return nil
 }
 
-func (in *Input) walkStrings(f func(field, sub, s string)) {
+// validate checks the certificate's times and text.
+func (c *Cert) validate() error {
+	if err := checkTime("cert.valid_after", c.ValidAfter); err != nil {
+		return err
+	}
+	if err := checkTime("cert.valid_before", c.ValidBefore); err != nil {
+		return err
+	}
+	var v stringCheck
+	c.walkStrings(v.check)
+	return v.bad
+}
+
+func checkTime(field string, t time.Time) error {
+	if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+		return fmt.Errorf("decision input: %s %s is outside the years 1678 to 2262 that policy times can hold", field, t.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// stringCheck counts strings and keeps the first that is not valid UTF-8 or too long. The
+// field's name is put together only for an error (this runs on every miss).
+type stringCheck struct {
+	n   int
+	bad error
+}
+
+func (v *stringCheck) check(field, sub, s string) {
+	v.n++
+	switch {
+	case v.bad != nil:
+	case !utf8.ValidString(s):
+		v.bad = fmt.Errorf("decision input: %s%s is not valid UTF-8", field, sub)
+	case len(s) > maxInputStringLen:
+		v.bad = fmt.Errorf("decision input: %s%s is %d bytes, more than %d", field, sub, len(s), maxInputStringLen)
+	}
+}
+
+// strings is the number of strings walkStrings gives its function.
+func (c *Cert) strings() int {
+	n := 7 + len(c.Principals) + len(c.Roles) + len(c.Traits)
+	for _, vs := range c.Traits {
+		n += len(vs)
+	}
+	return n
+}
+
+func (in *Input) walkRequestStrings(f func(field, sub, s string)) {
 	f("action", "", in.Action)
 	f("cluster", "", in.Cluster)
 	f("login", "", in.Login)
-	c := &in.Cert
+	if in.Node != nil {
+		f("node.name", "", in.Node.Name)
+		for k, v := range in.Node.Labels {
+			f("node.labels key", "", k)
+			f("node.labels.", k, v)
+		}
+	}
+	if in.RemoteCluster != nil {
+		f("remote_cluster.name", "", in.RemoteCluster.Name)
+		for k, v := range in.RemoteCluster.Labels {
+			f("remote_cluster.labels key", "", k)
+			f("remote_cluster.labels.", k, v)
+		}
+	}
+}
+
+func (c *Cert) walkStrings(f func(field, sub, s string)) {
 	f("cert.type", "", c.Type)
 	f("cert.signing_ca.cluster", "", c.SigningCA.Cluster)
 	f("cert.signing_ca.fingerprint", "", c.SigningCA.Fingerprint)
@@ -146,20 +202,6 @@ func (in *Input) walkStrings(f func(field, sub, s string)) {
 		f("cert.traits key", "", k)
 		for _, v := range vs {
 			f("cert.traits.", k, v)
-		}
-	}
-	if in.Node != nil {
-		f("node.name", "", in.Node.Name)
-		for k, v := range in.Node.Labels {
-			f("node.labels key", "", k)
-			f("node.labels.", k, v)
-		}
-	}
-	if in.RemoteCluster != nil {
-		f("remote_cluster.name", "", in.RemoteCluster.Name)
-		for k, v := range in.RemoteCluster.Labels {
-			f("remote_cluster.labels key", "", k)
-			f("remote_cluster.labels.", k, v)
 		}
 	}
 }

@@ -3,9 +3,10 @@ package policy
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strings"
-	"time"
 	"testing"
+	"time"
 )
 
 // TestCacheKeyCollisionServesOwnDecision is the attacker's test of the cache keys: the
@@ -106,6 +107,51 @@ func TestCacheKeyTimesAreExact(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "outside the years") {
 			t.Fatalf("%s: got %v, want the time refused", field, err)
+		}
+	}
+}
+
+// TestCertificateChecksHoldWithAWarmIdentity: the certificate's own checks run once per
+// identity, so a request must never reach a warm identity with a certificate that would
+// fail them, and the request's own checks still run on every miss.
+func TestCertificateChecksHoldWithAWarmIdentity(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	ctx := context.Background()
+	valid := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
+		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
+	if d, err := e.Decide(ctx, valid); err != nil || !d.Allow {
+		t.Fatalf("fixture: want an allow, got %+v, %v", d, err)
+	}
+	bad := map[string]func(in *Input){
+		"a principal not UTF-8": func(in *Input) { in.Cert.Principals = append(slices.Clone(in.Cert.Principals), "visitor\xff") },
+		"a trait too long": func(in *Input) {
+			in.Cert.Traits = map[string][]string{"logins": {strings.Repeat("a", maxInputStringLen+1)}}
+		},
+		"valid_before past 2262": func(in *Input) { in.Cert.ValidBefore = maxTime.Add(time.Hour) },
+		"too many strings with the certificate's": func(in *Input) {
+			in.Cert.Principals = make([]string, maxInputStrings-5)
+			for i := range in.Cert.Principals {
+				in.Cert.Principals[i] = "p"
+			}
+			// The certificate alone passes; the node's labels take the input over the limit.
+			if err := in.Cert.validate(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"a node label not UTF-8": func(in *Input) { in.Node = &Node{Name: "n2", Labels: map[string]string{"env": "stage\xff"}} },
+	}
+	for name, spoil := range bad {
+		in := valid.Clone()
+		spoil(in)
+		in.Node = &Node{Name: "n3-" + name, Labels: in.Node.Labels}
+		if d, err := e.Decide(ctx, in); err == nil {
+			t.Errorf("%s: got %+v, want the input refused", name, d)
+		}
+		// Once more, now that the valid certificate's identity is warm either way.
+		if d, err := e.Decide(ctx, in); err == nil {
+			t.Errorf("%s, again: got %+v, want the input refused", name, d)
 		}
 	}
 }

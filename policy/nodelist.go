@@ -46,7 +46,7 @@ func (e *Engine) NodeList(ctx context.Context, in *Input, nodes []Node) ([]NodeA
 	}
 	st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(req.Now.UnixNano(), 10)), nodes: ast.NewArray(terms...),
 		nameFree: ast.Boolean(p.denyIgnoresNodeName)}
-	v, err := p.nodes.eval(context.WithValue(ctx, stageKey{}, st), req.valueWithCert(id.cert), req.Now)
+	v, err := p.nodes.eval(ctx, st, req.valueWithCert(id.cert), req.Now)
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", nodesQuery, err)
 	}
