@@ -38,6 +38,11 @@ type pooledQuery struct {
 	vc *flatCache
 	bc flatBaseCache
 	st *stage // what the evaluation under way reads beside its input
+	// The evaluation's results, gathered by collect (made once: a closure per evaluation
+	// would cost three allocations).
+	out     *ast.Term
+	n       int
+	collect func(topdown.QueryResult) error
 }
 
 // stageRef is a value the query reads beside its input (see stage).
@@ -90,6 +95,11 @@ func (q *query) eval(ctx context.Context, st *stage, input ast.Value, now time.T
 	pq, _ := q.pool.Get().(*pooledQuery)
 	if pq == nil {
 		pq = &pooledQuery{vc: newFlatCache()}
+		pq.collect = func(qr topdown.QueryResult) error {
+			pq.n++
+			pq.out = qr[outVar]
+			return nil
+		}
 		pq.tq = topdown.NewQuery(q.body).WithQueryCompiler(q.qc).WithCompiler(q.compiler).WithStore(q.store).
 			WithStrictBuiltinErrors(true).WithMetrics(metrics.NoOp()).WithVirtualCache(pq.vc).WithBaseCache(&pq.bc)
 		for _, r := range q.res {
@@ -106,13 +116,10 @@ func (q *query) eval(ctx context.Context, st *stage, input ast.Value, now time.T
 	cancel, stop := cancelFor(ctx)
 	pq.st = st
 	tq.WithInput(ast.NewTerm(input)).WithTime(now).WithTransaction(txn).WithCancel(cancel)
-	var out *ast.Term
-	n := 0
-	err = tq.Iter(ctx, func(qr topdown.QueryResult) error {
-		n++
-		out = qr[outVar]
-		return nil
-	})
+	pq.out, pq.n = nil, 0
+	err = tq.Iter(ctx, pq.collect)
+	out, n := pq.out, pq.n
+	pq.out = nil
 	stop()
 	q.store.Abort(ctx, txn)
 	// The pooled query keeps no reference to this evaluation's input or transaction.
