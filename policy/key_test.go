@@ -79,15 +79,8 @@ func TestCacheKeyCollisionServesOwnDecision(t *testing.T) {
 // years, after a valid one) must not encode like the valid one, or a request the engine
 // refuses would be served the valid request's cached decision.
 func TestCacheKeyTimesAreExact(t *testing.T) {
-	f := newFixture(t)
-	e := f.engine(t, Options{})
+	e, valid := decidedAllow(t)
 	ctx := context.Background()
-	node := &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}
-	valid := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
-		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor", Node: node}
-	if d, err := e.Decide(ctx, valid); err != nil || !d.Allow {
-		t.Fatalf("fixture: want an allow, got %+v, %v", d, err)
-	}
 	wrap := func(t0 time.Time) time.Time { // t0 + 2^64 ns
 		return t0.Add(6148914691 * time.Second).Add(6148914691 * time.Second).Add(6148914691*time.Second + 709551616)
 	}
@@ -115,15 +108,8 @@ func TestCacheKeyTimesAreExact(t *testing.T) {
 // identity, so a request must never reach a warm identity with a certificate that would
 // fail them, and the request's own checks still run on every miss.
 func TestCertificateChecksHoldWithAWarmIdentity(t *testing.T) {
-	f := newFixture(t)
-	e := f.engine(t, Options{})
+	e, valid := decidedAllow(t)
 	ctx := context.Background()
-	valid := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
-		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
-		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
-	if d, err := e.Decide(ctx, valid); err != nil || !d.Allow {
-		t.Fatalf("fixture: want an allow, got %+v, %v", d, err)
-	}
 	bad := map[string]func(in *Input){
 		"a principal not UTF-8": func(in *Input) { in.Cert.Principals = append(slices.Clone(in.Cert.Principals), "visitor\xff") },
 		"a trait too long": func(in *Input) {
@@ -154,4 +140,19 @@ func TestCertificateChecksHoldWithAWarmIdentity(t *testing.T) {
 			t.Errorf("%s, again: got %+v, want the input refused", name, d)
 		}
 	}
+}
+
+// decidedAllow is an engine on the fixture and alice's ssh.session to a stage node, which it
+// has allowed once (so the decision and the identity are cached).
+func decidedAllow(t *testing.T) (*Engine, *Input) {
+	t.Helper()
+	f := newFixture(t)
+	e := f.engine(t, Options{})
+	in := &Input{Action: ActionSSHSession, Cluster: leafName, Now: fixtureNow,
+		Cert: f.rootCert("alice", []string{"access"}, []string{"visitor"}), Login: "visitor",
+		Node: &Node{Name: "n1", Labels: map[string]string{"env": "stage"}}}
+	if d, err := e.Decide(context.Background(), in); err != nil || !d.Allow {
+		t.Fatalf("fixture: want an allow, got %+v, %v", d, err)
+	}
+	return e, in
 }
