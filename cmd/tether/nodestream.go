@@ -190,17 +190,7 @@ func (c *streamConn) finish(err error) {
 // calls to the web API; loopback addresses never go through one) with HTTP CONNECT, as tsh
 // reaches a proxy from behind a corporate one.
 func dialWebPort(ctx context.Context, addr string, cfg *tls.Config) (*tls.Conn, error) {
-	d := &net.Dialer{Timeout: 15 * time.Second}
-	via, err := httpproxy.FromEnvironment().ProxyFunc()(&url.URL{Scheme: "https", Host: addr})
-	if err != nil {
-		return nil, &proxyError{fmt.Errorf("the HTTPS_PROXY setting is not a URL (%v): fix or unset it", err)}
-	}
-	var raw net.Conn
-	if via == nil {
-		raw, err = d.DialContext(ctx, "tcp", addr)
-	} else {
-		raw, err = connectVia(ctx, d, via, addr)
-	}
+	raw, err := dialRoot(ctx, &net.Dialer{Timeout: 15 * time.Second}, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +202,21 @@ func dialWebPort(ctx context.Context, addr string, cfg *tls.Config) (*tls.Conn, 
 		return nil, err
 	}
 	return conn, nil
+}
+
+// dialRoot opens a TCP connection to addr, one of the root proxy's ports: directly, or
+// through the HTTP proxy the environment names for https://addr (HTTPS_PROXY, NO_PROXY;
+// loopback addresses never go through one) with HTTP CONNECT. The SSH entry goes the same
+// way as the web port, as tsh takes HTTPS_PROXY for both.
+func dialRoot(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
+	via, err := httpproxy.FromEnvironment().ProxyFunc()(&url.URL{Scheme: "https", Host: addr})
+	if err != nil {
+		return nil, &proxyError{fmt.Errorf("the HTTPS_PROXY setting is not a URL (%v): fix or unset it", err)}
+	}
+	if via == nil {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	return connectVia(ctx, d, via, addr)
 }
 
 // proxyError is a failure of the HTTP proxy tether was told to go through, said as is.

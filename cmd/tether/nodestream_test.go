@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/tetherproject/tether/gateway/trust"
 	"github.com/tetherproject/tether/internal/testenv"
 )
@@ -224,5 +226,64 @@ func TestNodeStreamThroughAnHTTPProxy(t *testing.T) {
 	}
 	if _, err := connectVia(ctx, d, &url.URL{Scheme: "socks5", Host: addr}, target); !errors.As(err, &perr) || !strings.Contains(err.Error(), "HTTP CONNECT only") {
 		t.Fatalf("a socks5 proxy: %v", err)
+	}
+}
+
+// The SSH entry goes through HTTPS_PROXY as the web port does (dialRoot, used by both), and
+// NO_PROXY and loopback addresses go direct. The test proxy cannot resolve the name it is
+// asked for, so a request that went through it is refused with the proxy's own answer.
+func TestRootPortsGoThroughHTTPSProxy(t *testing.T) {
+	addr, asked := connectProxy(t, "")
+	t.Setenv("HTTPS_PROXY", "http://"+addr)
+	t.Setenv("NO_PROXY", "direct.tether.invalid")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+
+	_, err := dialRoot(ctx, d, "root.tether.invalid:3023")
+	var perr *proxyError
+	if !errors.As(err, &perr) || !strings.Contains(err.Error(), "refused to connect to root.tether.invalid:3023: 502") {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	if asked.String() != "CONNECT root.tether.invalid:3023\n" {
+		t.Fatalf("the proxy was asked %q", asked.String())
+	}
+
+	// The SSH entry (dialProxy) takes the same way and says the proxy's refusal as is.
+	_, hostCA, _ := ed25519.GenerateKey(rand.Reader)
+	caKey, err := ssh.NewPublicKey(hostCA.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Profile{dir: t.TempDir(), Proxy: "root.tether.invalid:3023", User: "alice"}
+	if err := os.WriteFile(p.KnownHostsPath(), []byte("@cert-authority root.tether.invalid "+string(ssh.MarshalAuthorizedKey(caKey))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(hostCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialProxy(ctx, p, signer); !errors.As(err, &perr) || !strings.Contains(err.Error(), "refused to connect to root.tether.invalid:3023: 502") {
+		t.Fatalf("the SSH entry through the proxy: %v", err)
+	}
+	if asked.String() != "CONNECT root.tether.invalid:3023\nCONNECT root.tether.invalid:3023\n" {
+		t.Fatalf("the proxy was asked %q", asked.String())
+	}
+
+	if _, err := dialRoot(ctx, d, "direct.tether.invalid:3023"); err == nil || errors.As(err, &perr) {
+		t.Fatalf("NO_PROXY: want a direct dial that fails to resolve, got %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := dialRoot(ctx, d, ln.Addr().String())
+	if err != nil {
+		t.Fatalf("loopback: %v", err)
+	}
+	c.Close()
+	if strings.Count(asked.String(), "CONNECT") != 2 {
+		t.Fatalf("NO_PROXY or loopback went through the proxy: it was asked %q", asked.String())
 	}
 }

@@ -129,9 +129,12 @@ func dialProxy(ctx context.Context, p *Profile, signer ssh.Signer) (*ssh.Client,
 	if len(cas) == 0 {
 		return nil, fmt.Errorf("no host CA for the proxy %s in %s: run tether login again", host, p.KnownHostsPath())
 	}
-	d := net.Dialer{Timeout: 15 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", p.Proxy)
+	conn, err := dialRoot(ctx, &net.Dialer{Timeout: 15 * time.Second}, p.Proxy)
 	if err != nil {
+		var perr *proxyError
+		if errors.As(err, &perr) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("cannot reach the proxy at %s: check that the cluster is running, then try again", p.Proxy)
 	}
 	hostKey := &hostKeyCheck{check: forward.HostKeyCallback(cas, []string{host}, time.Now)}
