@@ -343,15 +343,9 @@ func (e *Engine) decide(ctx context.Context, in *Input) (Decision, error) {
 			}
 		}
 	}
-	// With the identity keyed on the request's encoding, the certificate's own checks are
-	// made once, when its identity is made (identityByKey), not on every miss.
-	var err error
-	if enc != nil {
-		err = in.validateRequest()
-	} else {
-		err = in.Validate()
-	}
-	if err != nil {
+	// The certificate's own checks are made once, when its identity is made
+	// (identityByKey), not on every miss.
+	if err := in.validateRequest(); err != nil {
 		return Decision{}, err
 	}
 	if useCache {
@@ -733,8 +727,8 @@ func (e *Engine) Query(ctx context.Context, query string, input ast.Value) (any,
 
 // The access stage reads the cached identity at data.tether.stage.identity, the clock as
 // integer nanoseconds at data.tether.stage.now_ns and a node list at
-// data.tether.stage.nodes, resolved by the pooled query from the evaluation under way (pooledStage), so that its input is the
-// request document itself.
+// data.tether.stage.nodes, answered by the pooled query from the evaluation under way
+// (pooledStage), so that its input is the request document itself.
 var (
 	stageIdentityRef = ast.MustParseRef("data.tether.stage.identity")
 	stageNowRef      = ast.MustParseRef("data.tether.stage.now_ns")

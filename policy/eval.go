@@ -59,10 +59,14 @@ type pooledStage struct {
 }
 
 func (r pooledStage) Eval(_ context.Context, in resolver.Input) (resolver.Result, error) {
-	if r.pq.st == nil || r.get(r.pq.st) == nil {
+	var v ast.Value
+	if r.pq.st != nil {
+		v = r.get(r.pq.st)
+	}
+	if v == nil {
 		return resolver.Result{}, fmt.Errorf("%v is not set in this evaluation", in.Ref)
 	}
-	return resolver.Result{Value: r.get(r.pq.st)}, nil
+	return resolver.Result{Value: v}, nil
 }
 
 // outVar is the query's result variable: each query is `outVar = <text>`.

@@ -156,3 +156,18 @@ func decidedAllow(t *testing.T) (*Engine, *Input) {
 	}
 	return e, in
 }
+
+// Cert.strings counts what Cert.walkStrings gives (the input's limit counts the
+// certificate's strings without walking them on every miss).
+func TestCertStringsCountsWhatWalkStringsGives(t *testing.T) {
+	f := newFixture(t)
+	certs := []Cert{{}, f.rootCert("alice", []string{"access", "auditor"}, []string{"visitor", "root"})}
+	certs[1].Traits = map[string][]string{"logins": {"a", "b"}, "team": nil, "email": {"alice@example.com"}}
+	for i, c := range certs {
+		n := 0
+		c.walkStrings(func(string, string, string) { n++ })
+		if c.strings() != n {
+			t.Errorf("certificate %d: strings() = %d, walkStrings gives %d", i, c.strings(), n)
+		}
+	}
+}
