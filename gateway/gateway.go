@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway,
 	}
 	g.events = &metrics.Events{}
 	g.auditor = newAuditor(g.log, g.declog, cfg.ClusterName, g.events)
-	if g.engine, err = policy.New(policy.Options{Logger: logger}); err != nil {
+	if g.engine, err = policy.New(policy.Options{Logger: logger, Evaluator: cfg.Policy.Evaluator}); err != nil {
 		return nil, err
 	}
 	var modules []bundles.Module

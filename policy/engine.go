@@ -81,6 +81,12 @@ type Options struct {
 	IdentityCacheSize int
 	// Logger, if set, receives every decision.
 	Logger Logger
+	// Evaluator evaluates the identity stage, the fast form and the generic access stage:
+	// EvaluatorPlanned (the default, "" too) evaluates OPA's plan of the bundle's Rego in
+	// Go (ireval), EvaluatorTopdown OPA's topdown evaluator. A stage the planner or ireval
+	// cannot take stays on topdown either way (Evaluators says which and why). The
+	// public query (DecidePlain) is always evaluated by topdown.
+	Evaluator string
 }
 
 // Engine evaluates Tether's policy in-process. It is safe for concurrent use; Load swaps
@@ -92,22 +98,26 @@ type Engine struct {
 	hash      keyHash // picks a cache slot; entries keep their key bytes (key.go)
 	labels    labelsCache
 	logger    Logger
+	evaluator string
 	stats     stats
 	metrics   engineMetrics
 }
 
-type stats struct{ cacheHits, fast, generic atomic.Int64 }
+type stats struct{ cacheHits, fast, generic, retried atomic.Int64 }
 
 // Stats counts how the engine's decisions were made.
 type Stats struct {
 	CacheHits int64 // served from the decision cache
 	Fast      int64 // ssh.session decided by the fast form (access.session_fast)
 	Generic   int64 // evaluated by the generic access stage (access.decide_full)
+	// Retried counts planned evaluations that erred or were undefined and were evaluated
+	// again on topdown, which decides (Options.Evaluator).
+	Retried int64
 }
 
 // Stats returns the counts of how decisions were made since New.
 func (e *Engine) Stats() Stats {
-	return Stats{CacheHits: e.stats.cacheHits.Load(), Fast: e.stats.fast.Load(), Generic: e.stats.generic.Load()}
+	return Stats{CacheHits: e.stats.cacheHits.Load(), Fast: e.stats.fast.Load(), Generic: e.stats.generic.Load(), Retried: e.stats.retried.Load()}
 }
 
 // prepared holds one bundle revision's compiled queries.
@@ -133,6 +143,10 @@ type prepared struct {
 	denies              *query // data.tether.custom.deny; only when timeDependent
 	compiler            *ast.Compiler
 	store               storage.Store
+	// planned serves the identity, fast and access stages it holds a function for; nil
+	// (planWhy says why) or a missing function leaves a stage on topdown.
+	planned *plannedStages
+	planWhy string
 }
 
 type identity struct {
@@ -158,7 +172,12 @@ var ErrNoBundle = errors.New("policy: no bundle loaded")
 
 // New returns an engine with no bundle; Load one before asking for decisions.
 func New(opts Options) (*Engine, error) {
-	e := &Engine{logger: opts.Logger, hash: newKeyHash()}
+	switch opts.Evaluator {
+	case "", EvaluatorPlanned, EvaluatorTopdown:
+	default:
+		return nil, fmt.Errorf("policy: unknown evaluator %q (want %q or %q)", opts.Evaluator, EvaluatorPlanned, EvaluatorTopdown)
+	}
+	e := &Engine{logger: opts.Logger, hash: newKeyHash(), evaluator: opts.Evaluator}
 	size := opts.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
@@ -202,7 +221,7 @@ func (e *Engine) Revision() string {
 // finish on the previous revision; every decision that starts after Load returns uses
 // the new one. On error the previous bundle stays in place.
 func (e *Engine) Load(ctx context.Context, b *bundles.Bundle) error {
-	p, err := prepare(ctx, b)
+	p, err := prepare(ctx, b, e.evaluator)
 	if err != nil {
 		return err
 	}
@@ -216,9 +235,11 @@ func (e *Engine) Load(ctx context.Context, b *bundles.Bundle) error {
 	return nil
 }
 
-func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
+func prepare(ctx context.Context, b *bundles.Bundle, evaluator string) (*prepared, error) {
 	modules := make(map[string]*ast.Module, len(b.Modules))
+	raw := make(map[string]string, len(b.Modules))
 	for _, m := range b.Modules {
+		raw[m.Path] = string(m.Raw)
 		parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
@@ -265,7 +286,36 @@ func prepare(ctx context.Context, b *bundles.Bundle) (*prepared, error) {
 		}
 		*q.dst = pq
 	}
+	if evaluator == EvaluatorTopdown {
+		p.planWhy = "the engine's options ask for topdown"
+	} else if p.planned, err = planStages(ctx, raw, store); err != nil {
+		p.planWhy = err.Error()
+	}
 	return p, nil
+}
+
+// EvaluatorAsked is Options.Evaluator as the engine was made with.
+func (e *Engine) EvaluatorAsked() string { return e.evaluator }
+
+// Evaluators says, for each stage the engine can plan (identity, fast, access), which
+// evaluator decides with the loaded bundle: EvaluatorPlanned, or EvaluatorTopdown and why.
+func (e *Engine) Evaluators() map[string]string {
+	p := e.cur.Load()
+	if p == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for s, name := range stageNames {
+		switch {
+		case p.planned == nil:
+			out[name] = EvaluatorTopdown + ": " + p.planWhy
+		case !p.planned.funcs[s].Valid():
+			out[name] = EvaluatorTopdown + ": " + p.planned.why[s]
+		default:
+			out[name] = EvaluatorPlanned
+		}
+	}
+	return out
 }
 
 // checkDerived refuses a bundle whose derived data (role_map validation and selectors'
@@ -453,8 +503,8 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, idKey []byt
 	input := in.valueWith(id.cert, nodeLabels)
 	if in.Action == ActionSSHSession {
 		now := in.Now.UnixNano()
-		st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(now, 10))}
-		v, err := p.fast.eval(ctx, st, input, in.Now)
+		nowv := ast.Number(strconv.FormatInt(now, 10))
+		v, err := e.evalStage(ctx, p, p.plannedFunc(stageFast), p.fast, &stage{identity: id.value, now: nowv}, input, in.Now, ast.NewTerm(id.value), ast.NewTerm(nowv))
 		if err != nil {
 			return Decision{}, fmt.Errorf("evaluating %s: %w", fastQuery, err)
 		}
@@ -469,7 +519,7 @@ func (e *Engine) staged(ctx context.Context, p *prepared, in *Input, idKey []byt
 		// An empty denial (a session without a node) is decide_full's to answer.
 	}
 	e.stats.generic.Add(1)
-	v, err := p.access.eval(ctx, &stage{identity: id.value}, input, in.Now)
+	v, err := e.evalStage(ctx, p, p.plannedFunc(stageAccess), p.access, &stage{identity: id.value}, input, in.Now, ast.NewTerm(id.value))
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluating access: %w", err)
 	}
@@ -587,7 +637,8 @@ func (e *Engine) identityByKey(ctx context.Context, p *prepared, in *Input, idKe
 		return nil, err
 	}
 	cert := in.Cert.Value()
-	v, err := p.identity.eval(ctx, nil, identityInput(in.Cluster, cert), time.Time{})
+	input := identityInput(in.Cluster, cert)
+	v, err := e.evalStage(ctx, p, p.plannedFunc(stageIdentity), p.identity, nil, input, time.Time{}, ast.NewTerm(input))
 	if err != nil {
 		return nil, fmt.Errorf("evaluating identity: %w", err)
 	}

@@ -23,9 +23,22 @@ import (
 // TestStagedEqualsPublicQuery is the differential test: on thousands of random requests,
 // the engine's staged and cached path gives exactly what the public query
 // data.tether.authz.decision gives, reasons and expiry included.
+// TestStagedEqualsPublicQuery holds the engine's stages, on OPA's plan (ireval) and on
+// topdown, equal to the public query evaluated on topdown.
 func TestStagedEqualsPublicQuery(t *testing.T) {
+	for _, ev := range []string{EvaluatorPlanned, EvaluatorTopdown} {
+		t.Run(ev, func(t *testing.T) { testStagedEqualsPublicQuery(t, ev) })
+	}
+}
+
+func testStagedEqualsPublicQuery(t *testing.T, evaluator string) {
 	f := newFixture(t)
-	e := f.engine(t, Options{IdentityCacheSize: 64})
+	e := f.engine(t, Options{IdentityCacheSize: 64, Evaluator: evaluator})
+	for stage, got := range e.Evaluators() {
+		if got != evaluator && !strings.HasPrefix(got, evaluator+": ") {
+			t.Fatalf("stage %s is evaluated by %q, want %s", stage, got, evaluator)
+		}
+	}
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(1, 2))
 	n := 3000
@@ -91,6 +104,9 @@ func TestStagedEqualsPublicQuery(t *testing.T) {
 	st := e.Stats()
 	if st.Fast == 0 || st.Generic == 0 || st.CacheHits == 0 {
 		t.Fatalf("every path must be exercised: %+v", st)
+	}
+	if st.Retried != 0 {
+		t.Fatalf("%d planned evaluations were retried on topdown; the fixture's rules raise no error", st.Retried)
 	}
 	t.Logf("%d requests, %d allowed; %+v", n, allowed, st)
 }

@@ -1,0 +1,146 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/tetherproject/tether/policy/ireval"
+)
+
+// The engine's stages as OPA plans them: the bundle's modules compiled for the IR,
+// planned by OPA's planner (the one `opa build -t plan` and the Wasm target use) and
+// evaluated in Go by ireval. What is planned is the bundle's own Rego, so the rules keep
+// one source; the public query (DecidePlain, `opa eval -b`) stays on topdown and the
+// differential tests hold the two equal.
+//
+// A stage is planned when the planner accepts the modules and ireval implements every
+// statement and built-in its functions reach, and when none of them reads a document
+// named "stage" (the engine answers data.tether.stage.* only on topdown, through its
+// resolvers). Otherwise that stage stays on topdown, and Engine.Evaluators says why.
+
+// Evaluator names, for Options.Evaluator and Engine.Evaluators.
+const (
+	EvaluatorPlanned = "planned" // OPA's plan (IR), evaluated by ireval
+	EvaluatorTopdown = "topdown" // OPA's topdown evaluator
+)
+
+// The functions the planned stages call, as the planner names them.
+const (
+	plannedIdentity = "g0.data.tether.identity.of"
+	plannedFast     = "g0.data.tether.access.session_fast"
+	plannedAccess   = "g0.data.tether.access.request_decision"
+)
+
+// planQuery names every function the engine calls, so that the planner plans each.
+const planQuery = "data.tether.identity.of(input); " +
+	"data.tether.access.session_fast(input.identity, input.now_ns); " +
+	"data.tether.access.request_decision(input.identity)"
+
+// The stages the engine can plan.
+type plannedStage int
+
+const (
+	stageIdentity plannedStage = iota // identity.of(input): once per certificate
+	stageFast                         // access.session_fast(identity, now): an ssh.session
+	stageAccess                       // access.request_decision(identity): any other request
+	nStages
+)
+
+var stageNames = [nStages]string{"identity", "fast", "access"}
+
+// plannedStages holds one bundle revision's program and the function of each stage it
+// serves; a stage's function is the zero Func (and why says why) when it stays on topdown.
+type plannedStages struct {
+	prog  *ireval.Program
+	data  *ast.Term
+	funcs [nStages]ireval.Func
+	why   [nStages]string
+}
+
+// plannedFunc is the stage's planned function, or the zero Func when it has none.
+func (p *prepared) plannedFunc(s plannedStage) ireval.Func {
+	if p.planned == nil {
+		return ireval.Func{}
+	}
+	return p.planned.funcs[s]
+}
+
+// planStages plans the bundle's modules for the engine's stages. An error means nothing
+// is planned (every stage stays on topdown), never that the bundle is refused.
+func planStages(ctx context.Context, raw map[string]string, store storage.Store) (*plannedStages, error) {
+	modules := make(map[string]*ast.Module, len(raw))
+	for path, text := range raw {
+		m, err := ast.ParseModuleWithOpts(path, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, err
+		}
+		modules[path] = m
+	}
+	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithEvalMode(ast.EvalModeIR)
+	if c.Compile(modules); c.Failed() {
+		return nil, c.Errors
+	}
+	pol, err := ireval.Plan(ctx, c, store, planQuery)
+	if err != nil {
+		return nil, fmt.Errorf("planning: %w", err)
+	}
+	prog, err := ireval.Compile(pol)
+	if err != nil {
+		return nil, err
+	}
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	data, err := store.Read(ctx, txn, storage.RootPath)
+	store.Abort(ctx, txn)
+	if err != nil {
+		return nil, err
+	}
+	dv, ok := data.(ast.Value)
+	if !ok {
+		return nil, fmt.Errorf("the store read %T, want an ast.Value", data)
+	}
+	ps := &plannedStages{prog: prog, data: ast.NewTerm(dv)}
+	for s, want := range [nStages]struct {
+		name  string
+		arity int
+	}{{plannedIdentity, 1}, {plannedFast, 2}, {plannedAccess, 1}} {
+		f, ok := prog.Func(want.name)
+		switch {
+		case !ok:
+			ps.why[s] = want.name + " is not in the plan"
+		case f.Arity() != want.arity:
+			ps.why[s] = fmt.Sprintf("%s takes %d arguments, want %d", want.name, f.Arity(), want.arity)
+		case prog.Reads(f, "stage"):
+			ps.why[s] = want.name + " reads a document named stage, which the engine answers only on topdown"
+		default:
+			ps.funcs[s] = f
+		}
+	}
+	return ps, nil
+}
+
+// evalStage evaluates a stage: f on its plan when the revision has one for it, and
+// otherwise q on topdown, with the same input, stage values and instant. When the plan
+// errs, topdown decides: the plan does not stop at the first failing element of an every
+// or at a complete rule's first solution, so it can meet a built-in error (in an
+// operator's rule) that topdown, and `opa eval -b`, never reach. Only topdown's own error
+// becomes a policy-error denial.
+func (e *Engine) evalStage(ctx context.Context, p *prepared, f ireval.Func, q *query, st *stage, input ast.Value, now time.Time, args ...*ast.Term) (ast.Value, error) {
+	if p.planned != nil && f.Valid() {
+		v, err := p.planned.prog.Call(ctx, f, now, ast.NewTerm(input), p.planned.data, args...)
+		switch {
+		case err == nil && v != nil:
+			return v.Value, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		}
+		e.stats.retried.Add(1)
+	}
+	return q.eval(ctx, st, input, now)
+}

@@ -1,0 +1,76 @@
+package policy
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestPlannedErrorTopdownNeverMeetsIsTopdownsToDecide: the plan checks every element of
+// an every, where topdown stops at the first that fails. An operator deny whose every
+// fails on its first element and would raise a type error on its second is not a policy
+// error for topdown or `opa eval -b`; the engine must not make it one (nor an allow where
+// topdown denies): topdown decides whenever the plan errs.
+func TestPlannedErrorTopdownNeverMeetsIsTopdownsToDecide(t *testing.T) {
+	f := newFixture(t)
+	e := operatorEngine(t, f, `package tether.custom
+
+deny contains "only zz logins" if {
+	every v in [input.login, 5] { regex.match("^zz", v) }
+}
+
+deny contains "no stage" if input.node.labels.env == "stage"
+`)
+	for stage, ev := range e.Evaluators() {
+		if ev != EvaluatorPlanned {
+			t.Fatalf("stage %s: %s, want it planned", stage, ev)
+		}
+	}
+	ctx := context.Background()
+	in := sessionAt(f, fixtureNow)
+	d, err := e.Decide(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd, err := e.DecidePlain(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allow || pd.Allow || !equalStrings(d.Reasons, pd.Reasons) || containsSubstring(d.Reasons, "policy error") {
+		t.Fatalf("Decide %+v\nDecidePlain %+v\nwant the same denial, for the stage label, no policy error", d, pd)
+	}
+	if !containsSubstring(d.Reasons, "no stage") {
+		t.Fatalf("reasons %q do not name the operator's deny", d.Reasons)
+	}
+	if st := e.Stats(); st.Retried != 1 {
+		t.Fatalf("Retried = %d, want 1 (the plan met the type error, topdown decided)", st.Retried)
+	}
+}
+
+// TestEvaluatorsSayWhyAStageStaysOnTopdown: a stage whose rules read a document named
+// stage stays on topdown (the engine answers data.tether.stage.* only there), and
+// Evaluators says so; the other stages are still planned.
+func TestEvaluatorsSayWhyAStageStaysOnTopdown(t *testing.T) {
+	f := newFixture(t)
+	e := operatorEngine(t, f, `package tether.custom
+
+deny contains "staged" if data.tether.stage.now_ns < 0
+`)
+	ev := e.Evaluators()
+	if !strings.HasPrefix(ev["fast"], EvaluatorTopdown+": ") || !strings.Contains(ev["fast"], "stage") {
+		t.Fatalf("fast: %q, want topdown and why", ev["fast"])
+	}
+	if ev["identity"] != EvaluatorPlanned {
+		t.Fatalf("identity: %q, want planned (grants do not reach the denies)", ev["identity"])
+	}
+	d, err := e.Decide(context.Background(), sessionAt(f, fixtureNow))
+	if err != nil || !d.Allow {
+		t.Fatalf("Decide = %+v, %v; want the fixture's allow", d, err)
+	}
+}
+
+func TestUnknownEvaluatorIsRefused(t *testing.T) {
+	if _, err := New(Options{Evaluator: "wasm"}); err == nil || !strings.Contains(err.Error(), "wasm") {
+		t.Fatalf("New = %v, want an error naming the evaluator", err)
+	}
+}
