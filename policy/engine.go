@@ -237,9 +237,7 @@ func (e *Engine) Load(ctx context.Context, b *bundles.Bundle) error {
 
 func prepare(ctx context.Context, b *bundles.Bundle, evaluator string) (*prepared, error) {
 	modules := make(map[string]*ast.Module, len(b.Modules))
-	raw := make(map[string]string, len(b.Modules))
 	for _, m := range b.Modules {
-		raw[m.Path] = string(m.Raw)
 		parsed, err := ast.ParseModuleWithOpts(m.Path, string(m.Raw), ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			return nil, fmt.Errorf("loading bundle %s: %w", b.Revision, err)
@@ -288,7 +286,7 @@ func prepare(ctx context.Context, b *bundles.Bundle, evaluator string) (*prepare
 	}
 	if evaluator == EvaluatorTopdown {
 		p.planWhy = "the engine's options ask for topdown"
-	} else if p.planned, err = planStages(ctx, raw, store); err != nil {
+	} else if p.planned, err = planStages(ctx, compiler, store); err != nil {
 		p.planWhy = err.Error()
 	}
 	return p, nil

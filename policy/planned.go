@@ -69,21 +69,16 @@ func (p *prepared) plannedFunc(s plannedStage) ireval.Func {
 	return p.planned.funcs[s]
 }
 
-// planStages plans the bundle's modules for the engine's stages. An error means nothing
-// is planned (every stage stays on topdown), never that the bundle is refused.
-func planStages(ctx context.Context, raw map[string]string, store storage.Store) (*plannedStages, error) {
-	modules := make(map[string]*ast.Module, len(raw))
-	for path, text := range raw {
-		m, err := ast.ParseModuleWithOpts(path, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			return nil, err
-		}
-		modules[path] = m
-	}
-	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1).WithEvalMode(ast.EvalModeIR)
-	if c.Compile(modules); c.Failed() {
-		return nil, c.Errors
-	}
+// planStages plans the modules c compiled for the engine's stages. An error means
+// nothing is planned (every stage stays on topdown), never that the bundle is refused.
+//
+// The planner plans from the bundle's own compiler: compiling for the IR differs from
+// compiling for topdown only in two stages that build topdown's rule and comprehension
+// indices beside the modules, which the planner does not read. Planning sets the
+// compiler's evaluation mode to the IR's (the rego package does, for a target plugin);
+// it is set back, so that queries compiled later get topdown's comprehension indices.
+func planStages(ctx context.Context, c *ast.Compiler, store storage.Store) (*plannedStages, error) {
+	defer c.WithEvalMode(ast.EvalModeTopdown)
 	pol, err := ireval.Plan(ctx, c, store, planQuery)
 	if err != nil {
 		return nil, fmt.Errorf("planning: %w", err)
