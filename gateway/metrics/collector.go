@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"strings"
 
 	"github.com/tetherproject/tether/policy"
 	"github.com/tetherproject/tether/policy/decisionlog"
@@ -37,6 +38,11 @@ var (
 		"Cacheable decisions that had to be evaluated (hit ratio = hits / (hits + misses)).", nil, nil)
 	descDecisionErrors = prometheus.NewDesc("tether_decision_errors_total",
 		"Decision requests answered with an error instead of a decision (bad input, no bundle).", nil, nil)
+	descEvaluator = prometheus.NewDesc("tether_policy_stage_evaluator",
+		"1 for the evaluator that decides each policy stage (identity, fast, access) with the loaded bundle: planned (OPA's plan, evaluated in Go) or topdown.",
+		[]string{"stage", "evaluator"}, nil)
+	descRetried = prometheus.NewDesc("tether_policy_plan_retries_total",
+		"Planned evaluations that erred or were undefined and were decided again by topdown (an operator rule's built-in error on a path topdown does not take).", nil, nil)
 	descLatency = prometheus.NewDesc("tether_decision_duration_seconds",
 		"Time to decide, cache hits included.", nil, nil)
 	descDropped = prometheus.NewDesc("tether_decision_log_dropped_total",
@@ -65,7 +71,7 @@ var (
 
 // Describe sends every descriptor.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDecisions, descCacheHits, descCacheMisses, descDecisionErrors, descLatency,
+	for _, d := range []*prometheus.Desc{descDecisions, descCacheHits, descCacheMisses, descDecisionErrors, descEvaluator, descRetried, descLatency,
 		descDropped, descLeaves, descTunnelConnects, descTunnelReconnects, descSessions, descSessionsTotal,
 		descSessionBytes, descLogins, descCerts, descTrust} {
 		ch <- d
@@ -96,6 +102,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCacheHits, m.CacheHits)
 		counter(descCacheMisses, m.CacheMisses)
 		counter(descDecisionErrors, m.Errors)
+		for stage, ev := range e.Evaluators() {
+			name, _, _ := strings.Cut(ev, ":")
+			gauge(descEvaluator, 1, stage, name)
+		}
+		counter(descRetried, uint64(e.Stats().Retried))
 		buckets := make(map[float64]uint64, len(policy.LatencyBuckets))
 		var cum uint64
 		for i, ub := range policy.LatencyBuckets {

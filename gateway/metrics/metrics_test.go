@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tetherproject/tether/bundles"
 	"github.com/tetherproject/tether/gateway/audit"
 	"github.com/tetherproject/tether/policy"
 )
@@ -218,6 +220,39 @@ func TestLongWriteCoversTheProfile(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/profile"+q, nil))
 		if seen != want {
 			t.Errorf("%q: write timeout %v, want %v", q, seen, want)
+		}
+	}
+}
+
+// TestEvaluatorsAreExported: with a bundle loaded, each policy stage says which evaluator
+// decides it, and the plan's retries are counted from zero.
+func TestEvaluatorsAreExported(t *testing.T) {
+	t.Parallel()
+	for _, ev := range []string{policy.EvaluatorPlanned, policy.EvaluatorTopdown} {
+		e, err := policy.New(policy.Options{Evaluator: ev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := bundles.ForCluster(bundles.ClusterOptions{ShapeOptions: bundles.ShapeOptions{ClusterName: "leaf.example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Load(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		c := NewCollector(Sources{Engine: e})
+		want := fmt.Sprintf(`
+# HELP tether_policy_stage_evaluator 1 for the evaluator that decides each policy stage (identity, fast, access) with the loaded bundle: planned (OPA's plan, evaluated in Go) or topdown.
+# TYPE tether_policy_stage_evaluator gauge
+tether_policy_stage_evaluator{evaluator="%[1]s",stage="access"} 1
+tether_policy_stage_evaluator{evaluator="%[1]s",stage="fast"} 1
+tether_policy_stage_evaluator{evaluator="%[1]s",stage="identity"} 1
+# HELP tether_policy_plan_retries_total Planned evaluations that erred or were undefined and were decided again by topdown (an operator rule's built-in error on a path topdown does not take).
+# TYPE tether_policy_plan_retries_total counter
+tether_policy_plan_retries_total 0
+`, ev)
+		if err := testutil.CollectAndCompare(c, strings.NewReader(want), "tether_policy_stage_evaluator", "tether_policy_plan_retries_total"); err != nil {
+			t.Errorf("%s: %v", ev, err)
 		}
 	}
 }
