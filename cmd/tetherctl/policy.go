@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -460,7 +462,32 @@ func explain(ctx context.Context, w io.Writer, e *policy.Engine, in *policy.Inpu
 	if !d.ExpiresAt.IsZero() {
 		fmt.Fprintf(w, "  holds until %s\n", d.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return nil
+	return explainEngine(ctx, w, e, in, d)
+}
+
+// explainEngine decides the input again as tetherd does (the engine's stages, on the
+// evaluators it picks for this bundle) and says whether that is the decision above, which
+// is the public query's (data.tether.authz.decision on topdown, what opa eval -b gives).
+func explainEngine(ctx context.Context, w io.Writer, e *policy.Engine, in *policy.Input, d policy.Decision) error {
+	ev := e.Evaluators()
+	stages := make([]string, 0, len(ev))
+	for _, s := range []string{"identity", "fast", "access"} {
+		stages = append(stages, s+" "+ev[s])
+	}
+	fmt.Fprintf(w, "\nEngine (as tetherd decides: %s)\n", strings.Join(stages, ", "))
+	staged, err := e.Decide(ctx, in)
+	if err == nil {
+		staged, err = staged.Explained(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("deciding on the engine's path: %w", err)
+	}
+	if staged.Allow == d.Allow && slices.Equal(staged.Reasons, d.Reasons) && slices.Equal(staged.Roles, d.Roles) && staged.ExpiresAt.Equal(d.ExpiresAt) {
+		fmt.Fprintf(w, "  ✓ the same decision, roles, reasons and expiry as data.tether.authz.decision\n")
+		return nil
+	}
+	fmt.Fprintf(w, "  ✗ a different decision: allow %v, roles %s, reasons %q (please report this: the two must agree)\n", staged.Allow, list(staged.Roles), staged.Reasons)
+	return errors.New("the engine's decision differs from data.tether.authz.decision")
 }
 
 func fmtTime(t time.Time) string {
