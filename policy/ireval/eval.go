@@ -215,19 +215,13 @@ func (e *eval) stmt(s any, l []*ast.Term) (int, error) {
 		if s.relation {
 			var all []*ast.Term
 			if err := s.builtin(e.bctx, args, func(t *ast.Term) error { all = append(all, t); return nil }); err != nil {
-				if h, ok := err.(topdown.Halt); ok {
-					err = h.Err
-				}
-				return 0, err
+				return 0, builtinError(err)
 			}
 			l[s.result] = ast.ArrayTerm(all...)
 			return cont, nil
 		}
 		if err := s.builtin(e.bctx, args, e.onOut); err != nil {
-			if h, ok := err.(topdown.Halt); ok {
-				err = h.Err
-			}
-			return 0, err // topdown's registry makes it a *topdown.Error naming the built-in
+			return 0, builtinError(err)
 		}
 		v := e.out
 		e.out = nil
@@ -605,6 +599,15 @@ func equal(a, b *ast.Term) bool {
 		return ok && x == y
 	}
 	return ast.Compare(a.Value, b.Value) == 0
+}
+
+// builtinError is what a built-in's error ends the evaluation with: topdown's registry
+// makes it a *topdown.Error naming the built-in and its location; a Halt gives its own.
+func builtinError(err error) error {
+	if h, ok := err.(topdown.Halt); ok {
+		return h.Err
+	}
+	return err
 }
 
 // conflict is topdown's error for two values where one is allowed.
