@@ -32,7 +32,7 @@ const (
 	// The engine's fast form of ssh.session and the reasons of its allows.
 	fastQuery    = "data.tether.access.session_fast(data.tether.stage.identity, data.tether.stage.now_ns)"
 	reasonsQuery = "data.tether.access.allow_reasons(data.tether.stage.identity)"
-	nodesQuery   = "data.tether.access.node_logins(data.tether.stage.identity, data.tether.stage.nodes)"
+	nodesQuery   = "data.tether.access.node_logins(data.tether.stage.identity, data.tether.stage.nodes, data.tether.stage.now_ns, data.tether.stage.deny_ignores_node_name)"
 )
 
 // Decision is the result of data.tether.authz.decision.
@@ -295,7 +295,7 @@ func prepare(ctx context.Context, b *bundles.Bundle, evaluator string) (*prepare
 // EvaluatorAsked is Options.Evaluator as the engine was made with.
 func (e *Engine) EvaluatorAsked() string { return e.evaluator }
 
-// Evaluators says, for each stage the engine can plan (identity, fast, access), which
+// Evaluators says, for each stage the engine can plan (identity, fast, access, nodes), which
 // evaluator decides with the loaded bundle: EvaluatorPlanned, or EvaluatorTopdown and why.
 func (e *Engine) Evaluators() map[string]string {
 	p := e.cur.Load()

@@ -46,7 +46,8 @@ func (e *Engine) NodeList(ctx context.Context, in *Input, nodes []Node) ([]NodeA
 	}
 	st := &stage{identity: id.value, now: ast.Number(strconv.FormatInt(req.Now.UnixNano(), 10)), nodes: ast.NewArray(terms...),
 		nameFree: ast.Boolean(p.denyIgnoresNodeName)}
-	v, err := p.nodes.eval(ctx, st, req.valueWithCert(id.cert), req.Now)
+	v, err := e.evalStage(ctx, p, p.plannedFunc(stageNodes), p.nodes, st, req.valueWithCert(id.cert), req.Now,
+		ast.NewTerm(st.identity), ast.NewTerm(st.nodes), ast.NewTerm(st.now), ast.NewTerm(st.nameFree))
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", nodesQuery, err)
 	}

@@ -33,12 +33,14 @@ const (
 	plannedIdentity = "g0.data.tether.identity.of"
 	plannedFast     = "g0.data.tether.access.session_fast"
 	plannedAccess   = "g0.data.tether.access.request_decision"
+	plannedNodes    = "g0.data.tether.access.node_logins"
 )
 
 // planQuery names every function the engine calls, so that the planner plans each.
 const planQuery = "data.tether.identity.of(input); " +
 	"data.tether.access.session_fast(input.identity, input.now_ns); " +
-	"data.tether.access.request_decision(input.identity)"
+	"data.tether.access.request_decision(input.identity); " +
+	"data.tether.access.node_logins(input.identity, input.nodes, input.now_ns, input.name_free)"
 
 // The stages the engine can plan.
 type plannedStage int
@@ -47,10 +49,11 @@ const (
 	stageIdentity plannedStage = iota // identity.of(input): once per certificate
 	stageFast                         // access.session_fast(identity, now): an ssh.session
 	stageAccess                       // access.request_decision(identity): any other request
+	stageNodes                        // access.node_logins(identity, nodes, now, name_free): a node list
 	nStages
 )
 
-var stageNames = [nStages]string{"identity", "fast", "access"}
+var stageNames = [nStages]string{"identity", "fast", "access", "nodes"}
 
 // plannedStages holds one bundle revision's program and the function of each stage it
 // serves; a stage's function is the zero Func (and why says why) when it stays on topdown.
@@ -104,7 +107,7 @@ func planStages(ctx context.Context, c *ast.Compiler, store storage.Store) (*pla
 	for s, want := range [nStages]struct {
 		name  string
 		arity int
-	}{{plannedIdentity, 1}, {plannedFast, 2}, {plannedAccess, 1}} {
+	}{{plannedIdentity, 1}, {plannedFast, 2}, {plannedAccess, 1}, {plannedNodes, 4}} {
 		f, ok := prog.Func(want.name)
 		switch {
 		case !ok:

@@ -159,20 +159,20 @@ login_node_selected(id, login, node_labels) if {
 # node_logins: for one identity and many nodes, in one evaluation, the logins the identity
 # may use on each node: exactly the logins for which session_fast allows an ssh.session with
 # the request in input and that node (tether ls, the web node list). Entry i is for nodes[i];
-# every node is {"name", "labels"}, as the engine builds it.
+# every node is {"name", "labels"}, as the engine builds it; now is the clock as integer
+# nanoseconds (data.tether.stage.now_ns).
 # The grant and deny selectors see only labels, so they are evaluated once per distinct
 # label set; so are the operator denies when the engine proved they cannot read the node's
-# name (data.tether.stage.deny_ignores_node_name, bundles.CheckOperatorRules). Locks and the
-# other operator denies are checked per node.
-node_logins(id, nodes) := [by_labels[n.labels] | some n in nodes] if {
-	identity_open(id, data.tether.stage.now_ns)
-	count(id.locks) == 0
-	data.tether.stage.deny_ignores_node_name == true
-	by_labels := {node_labels: labels_logins(id, node_labels) | some node_labels in {n.labels | some n in nodes}}
-} else := [node_open_logins(id, node, by_labels[node.labels], now) | some node in nodes] if {
-	now := data.tether.stage.now_ns
+# name (name_free: data.tether.stage.deny_ignores_node_name, bundles.CheckOperatorRules).
+# Locks and the other operator denies are checked per node.
+node_logins(id, nodes, now, name_free) := [by_labels[n.labels] | some n in nodes] if {
 	identity_open(id, now)
-	by_labels := {node_labels: labels_logins(id, node_labels) | some node_labels in {n.labels | some n in nodes}}
+	count(id.locks) == 0
+	name_free == true
+	by_labels := {node_labels: labels_logins(id, node_labels, name_free) | some node_labels in {n.labels | some n in nodes}}
+} else := [node_open_logins(id, node, by_labels[node.labels], now) | some node in nodes] if {
+	identity_open(id, now)
+	by_labels := {node_labels: labels_logins(id, node_labels, name_free) | some node_labels in {n.labels | some n in nodes}}
 } else := [[] | some _ in nodes]
 
 # identity_open: nothing about the certificate itself stands in the way at now.
@@ -183,15 +183,15 @@ identity_open(id, now) if {
 
 # labels_logins: the logins granted, and not denied by a deny selector, on a node with
 # these labels (and not denied by an operator when the denies cannot read the node's name).
-labels_logins(id, node_labels) := [login |
+labels_logins(id, node_labels, name_free) := [login |
 	some login in sort(object.keys(id.login_grants))
 	session_granted(id, login, node_labels)
 	not session_node_denied(id, node_labels)
-	not name_free_denied(login, node_labels)
+	not name_free_denied(login, node_labels, name_free)
 ]
 
-name_free_denied(login, node_labels) if {
-	data.tether.stage.deny_ignores_node_name == true
+name_free_denied(login, node_labels, name_free) if {
+	name_free == true
 	count(custom_denies(object.union(input, {"action": "ssh.session", "login": login, "node": {"name": "", "labels": node_labels}}))) > 0
 }
 

@@ -418,18 +418,17 @@ allow_reasons(world, inp) := r if {
 
 # node_logins_name_free is node_logins when the engine proved the operator denies cannot
 # read the node's name.
-node_logins_name_free(world, inp, nodes) := r if {
-	r := node_logins(world, inp, nodes) with data.tether.stage.deny_ignores_node_name as true
-}
+node_logins_name_free(world, inp, nodes) := node_logins_with(world, inp, nodes, true)
 
 # node_logins evaluates access.node_logins for the certificate of inp and nodes in world.
-node_logins(world, inp, nodes) := r if {
+node_logins(world, inp, nodes) := node_logins_with(world, inp, nodes, false)
+
+# node_logins_with evaluates access.node_logins with name_free as the engine's proof.
+node_logins_with(world, inp, nodes, name_free) := r if {
 	w := object.union(empty_world, world)
 	id := identity_of(world, inp)
 	now := time.parse_rfc3339_ns(inp.now)
-	r := access.node_logins(id, nodes) with input as inp
-		with data.tether.stage.now_ns as now
-		with data.tether.stage.deny_ignores_node_name as false
+	r := access.node_logins(id, nodes, now, name_free) with input as inp
 		with data.tether.cluster as w.cluster
 		with data.tether.cas as w.cas
 		with data.tether.trusted_clusters as w.trusted_clusters

@@ -471,7 +471,7 @@ func explain(ctx context.Context, w io.Writer, e *policy.Engine, in *policy.Inpu
 func explainEngine(ctx context.Context, w io.Writer, e *policy.Engine, in *policy.Input, d policy.Decision) error {
 	ev := e.Evaluators()
 	stages := make([]string, 0, len(ev))
-	for _, s := range []string{"identity", "fast", "access"} {
+	for _, s := range []string{"identity", "fast", "access", "nodes"} {
 		stages = append(stages, s+" "+ev[s])
 	}
 	fmt.Fprintf(w, "\nEngine (as tetherd decides: %s)\n", strings.Join(stages, ", "))

@@ -138,7 +138,7 @@ func TestPolicyExplainSeedGuide(t *testing.T) {
 		`"full-access" → ["stage-access"]`,
 		`no role's node_labels match node "mongodb-prod"`,
 		"signed by a certificate authority this cluster trusts",
-		"Engine (as tetherd decides: identity planned, fast planned, access planned)",
+		"Engine (as tetherd decides: identity planned, fast planned, access planned, nodes planned)",
 		"✓ the same decision, roles, reasons and expiry as data.tether.authz.decision",
 	} {
 		if !strings.Contains(out, want) {

@@ -39,7 +39,7 @@ var (
 	descDecisionErrors = prometheus.NewDesc("tether_decision_errors_total",
 		"Decision requests answered with an error instead of a decision (bad input, no bundle).", nil, nil)
 	descEvaluator = prometheus.NewDesc("tether_policy_stage_evaluator",
-		"1 for the evaluator that decides each policy stage (identity, fast, access) with the loaded bundle: planned (OPA's plan, evaluated in Go) or topdown.",
+		"1 for the evaluator that decides each policy stage (identity, fast, access, nodes) with the loaded bundle: planned (OPA's plan, evaluated in Go) or topdown.",
 		[]string{"stage", "evaluator"}, nil)
 	descRetried = prometheus.NewDesc("tether_policy_plan_retries_total",
 		"Planned evaluations that erred or were undefined and were decided again by topdown (an operator rule's built-in error on a path topdown does not take).", nil, nil)

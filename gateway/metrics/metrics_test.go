@@ -242,11 +242,12 @@ func TestEvaluatorsAreExported(t *testing.T) {
 		}
 		c := NewCollector(Sources{Engine: e})
 		want := fmt.Sprintf(`
-# HELP tether_policy_stage_evaluator 1 for the evaluator that decides each policy stage (identity, fast, access) with the loaded bundle: planned (OPA's plan, evaluated in Go) or topdown.
+# HELP tether_policy_stage_evaluator 1 for the evaluator that decides each policy stage (identity, fast, access, nodes) with the loaded bundle: planned (OPA's plan, evaluated in Go) or topdown.
 # TYPE tether_policy_stage_evaluator gauge
 tether_policy_stage_evaluator{evaluator="%[1]s",stage="access"} 1
 tether_policy_stage_evaluator{evaluator="%[1]s",stage="fast"} 1
 tether_policy_stage_evaluator{evaluator="%[1]s",stage="identity"} 1
+tether_policy_stage_evaluator{evaluator="%[1]s",stage="nodes"} 1
 # HELP tether_policy_plan_retries_total Planned evaluations that erred or were undefined and were decided again by topdown (an operator rule's built-in error on a path topdown does not take).
 # TYPE tether_policy_plan_retries_total counter
 tether_policy_plan_retries_total 0
