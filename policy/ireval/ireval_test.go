@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,8 +123,8 @@ func TestPlannedEqualsTopdownOnRandomInputs(t *testing.T) {
 			b, _ := json.Marshal(map[string]any{"x": randomValue(r, 3)})
 			h.check(t, ctx, string(b))
 		}
-		if h.irOnlyErrors > 0 {
-			t.Logf("%s: ireval alone erred on %d of 200 inputs", tc.name, h.irOnlyErrors)
+		if n := h.irOnlyErrors.Load(); n > 0 {
+			t.Logf("%s: ireval alone erred on %d of 200 inputs", tc.name, n)
 		}
 	}
 }
@@ -188,7 +190,7 @@ type harness struct {
 	fn     Func
 	data   *ast.Term
 	// irOnlyErrors counts the inputs on which ireval erred and topdown did not.
-	irOnlyErrors int
+	irOnlyErrors atomic.Int64
 }
 
 func compile(t testing.TB, module string, mode ast.CompilerEvalMode, more ...string) *ast.Compiler {
@@ -271,7 +273,7 @@ func (h *harness) check(t *testing.T, ctx context.Context, in string) {
 		t.Errorf("%s\ninput %s: topdown error %v, ireval %v", h.module, in, tdErr, got)
 	case irErr != nil:
 		if tdErr == nil {
-			h.irOnlyErrors++
+			h.irOnlyErrors.Add(1)
 		}
 	case want == nil && got != nil:
 		t.Errorf("%s\ninput %s: topdown undefined, ireval %v", h.module, in, got)
@@ -310,4 +312,29 @@ func randomValue(r *rand.Rand, depth int) any {
 		}
 		return obj
 	}
+}
+
+// TestConcurrentCallsShareOneProgram: evaluations on many goroutines share a program, its
+// data and its constants, each with pooled state of its own (run with -race).
+func TestConcurrentCallsShareOneProgram(t *testing.T) {
+	// Comprehensions build new collections on every call; walk gives many outputs; every's
+	// regex.match errs on some inputs where topdown stops first.
+	h := newHarness(t, `
+f(x) := [{v | some v in x}, {v: i | some i, v in x}, [p | walk(x, [p, _])], g(x)]
+g(x) if every _, v in x { regex.match("^a", v) }
+g(x) := false if not x
+`)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 50 {
+				b, _ := json.Marshal(map[string]any{"x": randomValue(r, 3)})
+				h.check(t, context.Background(), string(b))
+			}
+		}()
+	}
+	wg.Wait()
 }
