@@ -7,6 +7,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/tetherproject/tether/policy/ireval"
 )
@@ -81,6 +82,18 @@ func (p *prepared) plannedFunc(s plannedStage) ireval.Func {
 // compiler's evaluation mode to the IR's (the rego package does, for a target plugin);
 // it is set back, so that queries compiled later get topdown's comprehension indices.
 func planStages(ctx context.Context, c *ast.Compiler, store storage.Store) (*plannedStages, error) {
+	// A rule whose head is a reference below its package's rule (p.a := ..., p[k] contains
+	// ...) is planned into one function with its siblings, where a single-value rule can
+	// insert a set another rule built and a multi-value one then add to it in place, and
+	// where topdown's conflicts go unseen (an allow where topdown denies or errs). The
+	// library has none; a bundle with one stays on topdown.
+	for _, name := range util.KeysSorted(c.Modules) {
+		for _, r := range c.Modules[name].Rules {
+			if len(r.Head.Ref()) > 1 {
+				return nil, fmt.Errorf("%s:%d: rule %v has a reference head, which ireval does not evaluate", name, r.Location.Row, r.Head.Ref())
+			}
+		}
+	}
 	defer c.WithEvalMode(ast.EvalModeTopdown)
 	pol, err := ireval.Plan(ctx, c, store, planQuery)
 	if err != nil {

@@ -74,3 +74,43 @@ func TestUnknownEvaluatorIsRefused(t *testing.T) {
 		t.Fatalf("New = %v, want an error naming the evaluator", err)
 	}
 }
+
+// TestReferenceHeadsStayOnTopdown: the planner puts rules with reference heads into one
+// function with their siblings, where a single-value rule can hand a multi-value one a set
+// that it then adds to in place, and where topdown's conflicts go unseen (an ireval review
+// found both). The bundle's own checks refuse sets named by a variable; a bundle with any
+// reference head stays on topdown.
+func TestReferenceHeadsStayOnTopdown(t *testing.T) {
+	f := newFixture(t)
+	e := operatorEngine(t, f, `package tether.custom
+
+admins contains "alice"
+
+groups.admins := admins
+
+groups.viewers contains "bob"
+
+deny contains "not an admin" if {
+	groups.viewers
+	not input.login in groups.admins
+}
+`)
+	for stage, ev := range e.Evaluators() {
+		if !strings.HasPrefix(ev, EvaluatorTopdown+": ") || !strings.Contains(ev, "reference head") {
+			t.Fatalf("stage %s: %q, want topdown because of the reference head", stage, ev)
+		}
+	}
+	ctx := context.Background()
+	in := sessionAt(f, fixtureNow)
+	d, err := e.Decide(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd, err := e.DecidePlain(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allow != pd.Allow || !equalStrings(d.Reasons, pd.Reasons) {
+		t.Fatalf("Decide %+v\nDecidePlain %+v", d, pd)
+	}
+}

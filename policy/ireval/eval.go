@@ -308,6 +308,9 @@ func (e *eval) stmt(s any, l []*ast.Term) (int, error) {
 	case *scan:
 		return e.scan(s, l)
 	case *not:
+		if s.reset >= 0 {
+			l[s.reset] = nil
+		}
 		r, err := e.block(s.body, l)
 		if err != nil {
 			return 0, err

@@ -91,6 +91,18 @@ f(x) := [p | walk(x, [p, v]); is_number(v)]
 f(x) := [a | some a in x; not any_neg(a); every b in a { b != 0 }]
 any_neg(a) if { some b in a; b < 0 }
 `, []string{`{"x": [[1, 2], [0, 3], [-1], [], [4]]}`}},
+	{"not { body } does not keep a success of an earlier iteration", `
+import future.keywords.not
+deny contains u.name if { some u in input.x; not { some g in u.groups; g == "approved" } }
+f(x) := [count(deny), [v | some v in x; not { some w in v.groups; w == "x" }]]
+`, []string{`{"x": [{"name": "a", "groups": ["approved"]}, {"name": "m", "groups": ["x"]}]}`,
+		`{"x": [{"name": "m", "groups": ["x"]}, {"name": "a", "groups": ["approved"]}]}`}},
+	{"not { body } in a second rule body", `
+import future.keywords.not
+g(v) := 1 if { v > 5; not { some w in [v]; w > 6 } }
+g(v) := 2 if { v <= 5; not { some w in [v]; w > 1 } }
+f(x) := [g(y) | some y in x]
+`, []string{`{"x": [7, 1, 6, 3]}`}},
 	{"time.now_ns reads the instant of the evaluation", `
 f(x) := time.now_ns() > x
 `, []string{`{"x": 0}`, `{"x": 9000000000000000000}`}},

@@ -75,7 +75,14 @@ type scan struct {
 	body               *block
 }
 
-type not struct{ body *block }
+// not is a NotStmt. reset is the condition local of a `not { ... }` body (the planner
+// sets it true at each success and ends the block with is_defined on it, but never clears
+// it): cleared on entry, so a success of an earlier iteration or rule body is not taken
+// for one of this body. -1 when there is none.
+type not struct {
+	body  *block
+	reset ir.Local
+}
 
 type blockStmt struct{ blocks []*block }
 
@@ -272,7 +279,13 @@ func (c *compiler) stmt(s ir.Stmt) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &not{body: body}, nil
+		n := &not{body: body, reset: -1}
+		if k := len(s.Block.Stmts); k > 0 {
+			if d, ok := s.Block.Stmts[k-1].(*ir.IsDefinedStmt); ok && assignsTrue(s.Block, d.Source) {
+				n.reset = d.Source
+			}
+		}
+		return n, nil
 	case *ir.WithStmt:
 		c.local(s.Local)
 		if err := c.operand(s.Value); err != nil {
@@ -369,3 +382,23 @@ func (c *compiler) stmt(s ir.Stmt) (any, error) {
 	}
 	return s, nil
 }
+
+// assignsTrue reports whether b, or a block inside it, assigns true to l: the success
+// marker of a body the planner plans as a scope (planBodyAsScope).
+func assignsTrue(b *ir.Block, l ir.Local) bool {
+	found := false
+	_ = ir.Walk(visitor(func(x any) {
+		if a, ok := x.(*ir.AssignVarStmt); ok && a.Target == l {
+			if v, ok := a.Source.Value.(ir.Bool); ok && bool(v) {
+				found = true
+			}
+		}
+	}), b)
+	return found
+}
+
+type visitor func(any)
+
+func (v visitor) Before(x any)                    { v(x) }
+func (v visitor) Visit(x any) (ir.Visitor, error) { return v, nil }
+func (v visitor) After(any)                       {}
