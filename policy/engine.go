@@ -284,19 +284,17 @@ func prepare(ctx context.Context, b *bundles.Bundle, evaluator string) (*prepare
 		}
 		*q.dst = pq
 	}
-	if evaluator == EvaluatorTopdown {
-		p.planWhy = "the engine's options ask for topdown"
-	} else if p.planned, err = planStages(ctx, compiler, store); err != nil {
-		p.planWhy = err.Error()
+	if evaluator != EvaluatorTopdown {
+		if p.planned, err = planStages(ctx, compiler, store); err != nil {
+			p.planWhy = err.Error()
+		}
 	}
 	return p, nil
 }
 
-// EvaluatorAsked is Options.Evaluator as the engine was made with.
-func (e *Engine) EvaluatorAsked() string { return e.evaluator }
-
 // Evaluators says, for each stage the engine can plan (identity, fast, access, nodes), which
-// evaluator decides with the loaded bundle: EvaluatorPlanned, or EvaluatorTopdown and why.
+// evaluator decides with the loaded bundle: EvaluatorPlanned; EvaluatorTopdown when the
+// options ask for it; or "topdown: " and why, for a stage that could not be planned.
 func (e *Engine) Evaluators() map[string]string {
 	p := e.cur.Load()
 	if p == nil {
@@ -305,6 +303,8 @@ func (e *Engine) Evaluators() map[string]string {
 	out := map[string]string{}
 	for s, name := range stageNames {
 		switch {
+		case p.planned == nil && p.planWhy == "":
+			out[name] = EvaluatorTopdown // asked for
 		case p.planned == nil:
 			out[name] = EvaluatorTopdown + ": " + p.planWhy
 		case !p.planned.funcs[s].Valid():

@@ -26,16 +26,7 @@ deny contains "no stage" if input.node.labels.env == "stage"
 			t.Fatalf("stage %s: %s, want it planned", stage, ev)
 		}
 	}
-	ctx := context.Background()
-	in := sessionAt(f, fixtureNow)
-	d, err := e.Decide(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pd, err := e.DecidePlain(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, pd := decideBoth(t, e, sessionAt(f, fixtureNow))
 	if d.Allow || pd.Allow || !equalStrings(d.Reasons, pd.Reasons) || containsSubstring(d.Reasons, "policy error") {
 		t.Fatalf("Decide %+v\nDecidePlain %+v\nwant the same denial, for the stage label, no policy error", d, pd)
 	}
@@ -100,17 +91,22 @@ deny contains "not an admin" if {
 			t.Fatalf("stage %s: %q, want topdown because of the reference head", stage, ev)
 		}
 	}
-	ctx := context.Background()
-	in := sessionAt(f, fixtureNow)
-	d, err := e.Decide(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pd, err := e.DecidePlain(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, pd := decideBoth(t, e, sessionAt(f, fixtureNow))
 	if d.Allow != pd.Allow || !equalStrings(d.Reasons, pd.Reasons) {
 		t.Fatalf("Decide %+v\nDecidePlain %+v", d, pd)
 	}
+}
+
+// decideBoth decides in on the engine's path and on the public query.
+func decideBoth(t *testing.T, e *Engine, in *Input) (staged, plain Decision) {
+	t.Helper()
+	ctx := context.Background()
+	staged, err := e.Decide(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err = e.DecidePlain(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	return staged, plain
 }

@@ -252,7 +252,7 @@ func (s *Service) load(ctx context.Context, items []state.Item) error {
 	s.loaded.Store(b)
 	s.log.Debug("policy bundle loaded", "revision", b.Revision)
 	for stage, ev := range s.cfg.Engine.Evaluators() {
-		if ev != policy.EvaluatorPlanned && s.cfg.Engine.EvaluatorAsked() != policy.EvaluatorTopdown {
+		if strings.HasPrefix(ev, policy.EvaluatorTopdown+": ") { // fell back, not asked for
 			s.log.Warn("a policy stage is evaluated by topdown, not its plan (decisions are the same, slower)", "stage", stage, "why", ev, "revision", b.Revision)
 		}
 	}
